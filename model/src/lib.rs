@@ -1,0 +1,23 @@
+//! The Squall topology model.
+//!
+//! One type, [`TopologySpec`], describes a topology. The CLI reads it from a manifest
+//! ([`TopologyManifest`]), [`validate`] checks it against a [`Catalog`] of component kinds
+//! and produces the [`Plan`] that the engine executes, and the operator turns the same type
+//! into the CRD.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod manifest;
+mod plan;
+mod spec;
+mod validate;
+
+pub use manifest::{
+    ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION,
+};
+pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
+pub use spec::{
+    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, ShellSpec,
+    StreamSpec, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
+};
+pub use validate::{validate, Catalog, KindInfo, Problem, ValidationErrors};

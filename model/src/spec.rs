@@ -1,0 +1,230 @@
+//! The `spec` of a `Topology` manifest.
+//!
+//! Counts are signed on purpose: a manifest with `parallelism: 0` or `-1` must parse so
+//! that validation can report it with every other problem, instead of stopping at the
+//! first type error.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Free-form configuration: a map of keys to any JSON/YAML value.
+pub type Config = BTreeMap<String, serde_json::Value>;
+
+/// The name of the stream a component emits on when it names none (Storm's `default`).
+pub const DEFAULT_STREAM: &str = "default";
+
+/// Default message timeout (Storm's `topology.message.timeout.secs`).
+pub const DEFAULT_MESSAGE_TIMEOUT_SECONDS: i64 = 30;
+
+/// A stream topology: spouts that read data, bolts that transform it, and the
+/// streams and groupings that connect them.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Number of worker processes (pods) the topology runs on. Local mode runs all tasks in one process.
+    #[serde(default = "one")]
+    pub workers: i32,
+    /// Number of acker tasks; 0 turns acking off (at-most-once). Defaults to one per worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ackers: Option<i32>,
+    /// Seconds a spout tuple's tree may take before it is failed and replayed.
+    #[serde(default = "default_timeout")]
+    pub message_timeout_seconds: i64,
+    /// At most this many un-acked tuples per spout task; unset means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_spout_pending: Option<i64>,
+    /// Send a tick tuple to every bolt task this often, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_tuple_frequency_seconds: Option<i64>,
+    /// Whether spouts are asked for tuples: `Active` (default) or `Inactive`.
+    #[serde(default)]
+    pub desired_state: DesiredState,
+    /// Free-form topology configuration, visible to every component.
+    #[serde(default, skip_serializing_if = "Config::is_empty")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub config: Config,
+    /// The sources of the topology.
+    pub spouts: Vec<ComponentSpec>,
+    /// The processing steps of the topology.
+    #[serde(default)]
+    pub bolts: Vec<ComponentSpec>,
+}
+
+/// Whether the topology's spouts run.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DesiredState {
+    /// Spouts are asked for tuples.
+    #[default]
+    Active,
+    /// Spouts are deactivated; in-flight trees still complete.
+    Inactive,
+}
+
+/// A spout or a bolt.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentSpec {
+    /// Unique component name within the topology.
+    pub name: String,
+    /// The component kind: a built-in name (`squall kinds` lists them) or `shell`.
+    pub component: String,
+    /// The subprocess to run when `component` is `shell` (Storm's multilang protocol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<ShellSpec>,
+    /// Number of executors (threads) running this component.
+    #[serde(default = "one")]
+    pub parallelism: i32,
+    /// Number of tasks (instances); at least `parallelism`. Defaults to `parallelism`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<i32>,
+    /// Component configuration, passed to the component when it starts.
+    #[serde(default, skip_serializing_if = "Config::is_empty")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub config: Config,
+    /// Declared output streams. Built-in components have defaults; shell components must declare theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<StreamSpec>,
+    /// Bolts only: the streams this bolt subscribes to, each with its grouping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputSpec>,
+    /// Overrides the topology's tick tuple frequency for this component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_tuple_frequency_seconds: Option<i64>,
+}
+
+impl ComponentSpec {
+    /// Number of tasks this component runs.
+    pub fn task_count(&self) -> i32 {
+        self.tasks.unwrap_or(self.parallelism)
+    }
+}
+
+/// A subprocess speaking Storm's multilang protocol.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShellSpec {
+    /// The program to run, e.g. `python3`.
+    pub command: String,
+    /// Its arguments, e.g. the path of the component's script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory; defaults to the directory of the topology file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+}
+
+/// An output stream a component declares.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Stream name; `default` when omitted.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Field names of the stream's tuples, in order.
+    pub fields: Vec<String>,
+    /// A direct stream can only be consumed with `direct` grouping.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub direct: bool,
+}
+
+impl StreamSpec {
+    /// A non-direct stream with the given name and fields.
+    pub fn new(stream: &str, fields: &[&str]) -> Self {
+        StreamSpec {
+            stream: stream.to_owned(),
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            direct: false,
+        }
+    }
+}
+
+/// A bolt's subscription to one stream of another component.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InputSpec {
+    /// The component (spout or bolt) whose stream is consumed.
+    pub from: String,
+    /// The stream consumed; `default` when omitted.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// How tuples are spread over this bolt's tasks; shuffle when omitted.
+    #[serde(default)]
+    pub grouping: GroupingSpec,
+}
+
+/// A stream grouping.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupingSpec {
+    /// The grouping kind.
+    #[serde(rename = "type")]
+    pub kind: GroupingKind,
+    /// Grouping fields, for `fields` and `partialKey` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// Storm's stream groupings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupingKind {
+    /// Round-robin over the consumer's tasks: each gets an equal share.
+    #[default]
+    Shuffle,
+    /// Tuples with equal values of the grouping fields go to the same task.
+    Fields,
+    /// Like `fields`, but each key is balanced over two candidate tasks for skewed keys.
+    PartialKey,
+    /// Every task receives every tuple.
+    All,
+    /// The whole stream goes to the consumer's task with the lowest id.
+    Global,
+    /// No preference; currently a uniformly random task.
+    None,
+    /// The producer chooses the task (`emit_direct`); the stream must be declared direct.
+    Direct,
+    /// Tasks in the same worker process if there are any, else shuffle.
+    LocalOrShuffle,
+}
+
+impl GroupingKind {
+    /// The name used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupingKind::Shuffle => "shuffle",
+            GroupingKind::Fields => "fields",
+            GroupingKind::PartialKey => "partialKey",
+            GroupingKind::All => "all",
+            GroupingKind::Global => "global",
+            GroupingKind::None => "none",
+            GroupingKind::Direct => "direct",
+            GroupingKind::LocalOrShuffle => "localOrShuffle",
+        }
+    }
+
+    /// Whether the grouping selects tasks by field values.
+    pub fn uses_fields(self) -> bool {
+        matches!(self, GroupingKind::Fields | GroupingKind::PartialKey)
+    }
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn default_timeout() -> i64 {
+    DEFAULT_MESSAGE_TIMEOUT_SECONDS
+}
+
+fn default_stream() -> String {
+    DEFAULT_STREAM.to_owned()
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,378 @@
+//! Validation: every problem of a topology at once, each with the path of the field at fault.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use crate::manifest::TopologyManifest;
+use crate::plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
+use crate::spec::{ComponentSpec, Config, GroupingKind, StreamSpec};
+
+/// What a component kind is, as far as validation needs to know.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KindInfo {
+    /// The role the kind plays; `None` when it can be either (e.g. `shell`).
+    pub role: Option<Role>,
+    /// Output streams the kind declares by itself (used when the manifest declares none).
+    pub outputs: Vec<StreamSpec>,
+}
+
+/// The component kinds a runtime knows how to build.
+pub trait Catalog {
+    /// Describes `kind` with this configuration: `None` when the kind is unknown,
+    /// `Some(Err(..))` when the configuration is invalid.
+    fn describe(&self, kind: &str, config: &Config) -> Option<Result<KindInfo, String>>;
+    /// Every known kind, for error messages.
+    fn kinds(&self) -> Vec<String>;
+}
+
+/// One problem, with the path of the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// e.g. `spec.bolts[2].inputs[0].grouping.fields[0]`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a topology.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<Problem>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in the topology:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks a manifest against a catalog and resolves it into a [`Plan`].
+pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Plan, ValidationErrors> {
+    let mut c = Checker { problems: Vec::new() };
+    let spec = &manifest.spec;
+    check_name(&mut c, "metadata.name", &manifest.metadata.name, 63);
+
+    if spec.workers < 1 {
+        c.add("spec.workers", format!("must be at least 1, got {}", spec.workers));
+    }
+    if let Some(a) = spec.ackers {
+        if a < 0 {
+            c.add("spec.ackers", format!("must be 0 (acking off) or more, got {a}"));
+        }
+    }
+    if spec.message_timeout_seconds < 1 {
+        c.add(
+            "spec.messageTimeoutSeconds",
+            format!("must be at least 1, got {}", spec.message_timeout_seconds),
+        );
+    }
+    if let Some(p) = spec.max_spout_pending {
+        if p < 1 || p > i64::from(u32::MAX) {
+            c.add("spec.maxSpoutPending", format!("must be between 1 and {}, got {p}", u32::MAX));
+        }
+    }
+    if let Some(t) = spec.tick_tuple_frequency_seconds {
+        if t < 1 {
+            c.add("spec.tickTupleFrequencySeconds", format!("must be at least 1, got {t}"));
+        }
+    }
+    if spec.spouts.is_empty() {
+        c.add("spec.spouts", "a topology needs at least one spout");
+    }
+
+    // Names first, so inputs can be checked against them.
+    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+    let all = spec
+        .spouts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("spec.spouts[{i}]"), Role::Spout, s))
+        .chain(spec.bolts.iter().enumerate().map(|(i, b)| (format!("spec.bolts[{i}]"), Role::Bolt, b)))
+        .collect::<Vec<_>>();
+    for (path, _, comp) in &all {
+        check_name(&mut c, &format!("{path}.name"), &comp.name, 63);
+        if comp.name.starts_with("__") {
+            c.add(format!("{path}.name"), format!("{:?}: names starting with \"__\" are reserved for system components", comp.name));
+        }
+        if let Some(first) = seen.get(comp.name.as_str()) {
+            c.add(format!("{path}.name"), format!("duplicate component name {:?} (first used at {first})", comp.name));
+        } else {
+            seen.insert(&comp.name, path.clone());
+        }
+    }
+
+    // Resolve each component's kind and outputs.
+    let mut outputs: BTreeMap<&str, Vec<StreamSpec>> = BTreeMap::new();
+    for (path, role, comp) in &all {
+        let resolved = check_component(&mut c, catalog, path, *role, comp);
+        outputs.entry(&comp.name).or_insert(resolved);
+    }
+
+    for (path, role, comp) in &all {
+        match role {
+            Role::Spout if !comp.inputs.is_empty() => {
+                c.add(format!("{path}.inputs"), "a spout cannot have inputs; make it a bolt")
+            }
+            Role::Bolt if comp.inputs.is_empty() => {
+                c.add(format!("{path}.inputs"), "a bolt needs at least one input")
+            }
+            _ => {}
+        }
+        check_inputs(&mut c, path, comp, &outputs);
+    }
+
+    if !c.problems.is_empty() {
+        return Err(ValidationErrors(c.problems));
+    }
+    Ok(build_plan(manifest, &all, &outputs))
+}
+
+fn check_name(c: &mut Checker, path: &str, name: &str, max: usize) {
+    if name.is_empty() {
+        c.add(path, "must not be empty");
+        return;
+    }
+    if name.len() > max {
+        c.add(path, format!("{name:?} is longer than {max} characters"));
+    }
+    let ok = name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+        && name.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !name.ends_with('-');
+    if !ok {
+        c.add(
+            path,
+            format!("{name:?} must consist of lower-case letters, digits, '-' and '_', starting with a letter or digit and not ending with '-'"),
+        );
+    }
+}
+
+fn check_component(
+    c: &mut Checker,
+    catalog: &dyn Catalog,
+    path: &str,
+    role: Role,
+    comp: &ComponentSpec,
+) -> Vec<StreamSpec> {
+    if comp.parallelism < 1 {
+        c.add(format!("{path}.parallelism"), format!("must be at least 1, got {}", comp.parallelism));
+    }
+    if let Some(t) = comp.tasks {
+        if t < comp.parallelism.max(1) {
+            c.add(
+                format!("{path}.tasks"),
+                format!("must be at least parallelism ({}), got {t}", comp.parallelism),
+            );
+        }
+    }
+    if let Some(t) = comp.tick_tuple_frequency_seconds {
+        if t < 1 {
+            c.add(format!("{path}.tickTupleFrequencySeconds"), format!("must be at least 1, got {t}"));
+        }
+    }
+    match (comp.component.as_str(), &comp.shell) {
+        ("shell", None) => c.add(
+            format!("{path}.shell"),
+            "component \"shell\" needs a shell block with the command to run",
+        ),
+        (kind, Some(_)) if kind != "shell" => c.add(
+            format!("{path}.shell"),
+            format!("only components of kind \"shell\" take a shell block; this one is {kind:?}"),
+        ),
+        _ => {}
+    }
+    let mut resolved = comp.outputs.clone();
+    match catalog.describe(&comp.component, &comp.config) {
+        None => {
+            let kinds = catalog.kinds().join(", ");
+            c.add(
+                format!("{path}.component"),
+                format!("unknown component kind {:?}; known kinds: {kinds}", comp.component),
+            );
+        }
+        Some(Err(msg)) => c.add(format!("{path}.config"), msg),
+        Some(Ok(info)) => {
+            if let Some(kind_role) = info.role {
+                if kind_role != role {
+                    c.add(
+                        format!("{path}.component"),
+                        format!("{:?} is a {} kind and cannot be used as a {}", comp.component, kind_role.as_str(), role.as_str()),
+                    );
+                }
+            }
+            if resolved.is_empty() {
+                resolved = info.outputs;
+            }
+        }
+    }
+    let mut streams = BTreeSet::new();
+    for (i, s) in comp.outputs.iter().enumerate() {
+        let spath = format!("{path}.outputs[{i}]");
+        if s.stream.is_empty() {
+            c.add(format!("{spath}.stream"), "must not be empty");
+        } else if s.stream.starts_with("__") {
+            c.add(format!("{spath}.stream"), format!("{:?}: stream names starting with \"__\" are reserved", s.stream));
+        }
+        if !streams.insert(s.stream.as_str()) {
+            c.add(format!("{spath}.stream"), format!("stream {:?} is declared twice", s.stream));
+        }
+        let mut fields = BTreeSet::new();
+        for (j, f) in s.fields.iter().enumerate() {
+            if f.is_empty() {
+                c.add(format!("{spath}.fields[{j}]"), "must not be empty");
+            }
+            if !fields.insert(f.as_str()) {
+                c.add(format!("{spath}.fields[{j}]"), format!("field {f:?} is declared twice"));
+            }
+        }
+    }
+    resolved
+}
+
+fn check_inputs(c: &mut Checker, path: &str, comp: &ComponentSpec, outputs: &BTreeMap<&str, Vec<StreamSpec>>) {
+    let mut subscribed = BTreeSet::new();
+    for (i, input) in comp.inputs.iter().enumerate() {
+        let ipath = format!("{path}.inputs[{i}]");
+        if !subscribed.insert((input.from.as_str(), input.stream.as_str())) {
+            c.add(
+                ipath.clone(),
+                format!("subscribes to {}/{} twice", input.from, input.stream),
+            );
+        }
+        let Some(streams) = outputs.get(input.from.as_str()) else {
+            let known: Vec<&str> = outputs.keys().copied().collect();
+            c.add(
+                format!("{ipath}.from"),
+                format!("unknown component {:?}; components: {}", input.from, known.join(", ")),
+            );
+            continue;
+        };
+        let Some(stream) = streams.iter().find(|s| s.stream == input.stream) else {
+            let known: Vec<&str> = streams.iter().map(|s| s.stream.as_str()).collect();
+            let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            c.add(
+                format!("{ipath}.stream"),
+                format!("component {:?} declares no stream {:?}; declared: {known}", input.from, input.stream),
+            );
+            continue;
+        };
+        let g = &input.grouping;
+        let gpath = format!("{ipath}.grouping");
+        if g.kind.uses_fields() {
+            if g.fields.is_empty() {
+                c.add(format!("{gpath}.fields"), format!("{} grouping needs at least one field", g.kind.as_str()));
+            }
+            for (j, f) in g.fields.iter().enumerate() {
+                if !stream.fields.contains(f) {
+                    c.add(
+                        format!("{gpath}.fields[{j}]"),
+                        format!(
+                            "field {f:?} is not declared on stream {}/{}; declared: {}",
+                            input.from,
+                            input.stream,
+                            stream.fields.join(", ")
+                        ),
+                    );
+                }
+            }
+        } else if !g.fields.is_empty() {
+            c.add(
+                format!("{gpath}.fields"),
+                format!("only fields and partialKey groupings take fields, not {}", g.kind.as_str()),
+            );
+        }
+        match (g.kind == GroupingKind::Direct, stream.direct) {
+            (true, false) => c.add(
+                format!("{gpath}.type"),
+                format!("direct grouping needs a direct stream, and {}/{} is not declared direct", input.from, input.stream),
+            ),
+            (false, true) => c.add(
+                format!("{gpath}.type"),
+                format!("{}/{} is a direct stream and can only be consumed with direct grouping", input.from, input.stream),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn build_plan(
+    manifest: &TopologyManifest,
+    all: &[(String, Role, &ComponentSpec)],
+    outputs: &BTreeMap<&str, Vec<StreamSpec>>,
+) -> Plan {
+    let spec = &manifest.spec;
+    // Validation has rejected negative values; the casts below cannot wrap.
+    let ackers = spec.ackers.unwrap_or(spec.workers).max(0) as u32;
+    let topo_tick = spec.tick_tuple_frequency_seconds;
+    let mut components: Vec<ComponentPlan> = all
+        .iter()
+        .map(|(_, role, comp)| ComponentPlan {
+            name: comp.name.clone(),
+            role: *role,
+            kind: comp.component.clone(),
+            parallelism: comp.parallelism.max(1) as u32,
+            tasks: vec![0; comp.task_count().max(1) as usize],
+            config: comp.config.clone(),
+            outputs: outputs.get(comp.name.as_str()).cloned().unwrap_or_default(),
+            inputs: comp.inputs.clone(),
+            tick: comp
+                .tick_tuple_frequency_seconds
+                .or(if *role == Role::Bolt { topo_tick } else { None })
+                .map(|s| Duration::from_secs(s.max(1) as u64)),
+            shell: comp.shell.clone(),
+        })
+        .collect();
+    if ackers > 0 {
+        components.push(ComponentPlan {
+            name: ACKER_COMPONENT.to_owned(),
+            role: Role::Acker,
+            kind: ACKER_COMPONENT.to_owned(),
+            parallelism: ackers,
+            tasks: vec![0; ackers as usize],
+            config: Config::new(),
+            outputs: Vec::new(),
+            inputs: Vec::new(),
+            tick: None,
+            shell: None,
+        });
+    }
+    // Storm numbers tasks from 1, contiguously per component in name order.
+    components.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut next = 1u32;
+    for comp in &mut components {
+        for t in comp.tasks.iter_mut() {
+            *t = next;
+            next += 1;
+        }
+    }
+    Plan {
+        name: manifest.metadata.name.clone(),
+        spec: spec.clone(),
+        components,
+        message_timeout: Duration::from_secs(spec.message_timeout_seconds.max(1) as u64),
+        ackers,
+        max_spout_pending: spec.max_spout_pending.map(|p| p.clamp(1, i64::from(u32::MAX)) as u32),
+    }
+}
