@@ -1,1 +1,35 @@
-//! placeholder
+//! Squall's stream engine: executors, stream groupings, XOR acking, back pressure,
+//! tick tuples and metrics, in one process.
+//!
+//! The engine knows nothing about Kubernetes or the network. `squall run` wires it in
+//! one process; workers wire remote tasks to it through the same queues.
+//!
+//! # Guarantees
+//! - With ackers > 0, every spout tuple emitted with a message id is eventually either
+//!   acked (its whole tree was acked) or failed (a tuple failed, a task panicked while
+//!   holding it, or the tree timed out between T and 1.25 T): at-least-once with a
+//!   replaying spout.
+//! - With ackers = 0, spouts are acked right after emit: at-most-once.
+//! - Queues are bounded in tuples; a full queue stops its producers, up to the spouts.
+//!   Nothing is dropped for lack of room.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod acker;
+mod collector;
+mod component;
+pub mod fabric;
+pub mod grouping;
+pub mod metrics;
+pub mod queue;
+mod executor;
+mod runtime;
+mod tuple;
+mod value;
+
+pub use collector::{BoltOutput, SpoutOutput};
+pub use component::{Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Spout, TaskContext};
+pub use metrics::{ComponentSnapshot, Percentiles, Snapshot, Stats};
+pub use runtime::{EngineError, EngineOptions, Topology};
+pub use tuple::{MessageIds, Schema, Tuple, SYSTEM_COMPONENT, SYSTEM_TASK_ID, TICK_STREAM};
+pub use value::{fields_hash, Value, Values};

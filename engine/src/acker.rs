@@ -1,0 +1,256 @@
+//! The XOR ledger of an acker task (Storm's `Acker`).
+//!
+//! For every spout tuple (root id) the acker keeps one 64-bit value: the XOR of every
+//! edge id that was created (init, and the children a bolt adds when it acks) and every
+//! edge id that was acked. Each edge enters the value twice, so the value is zero exactly
+//! when every tuple of the tree has been acked. Entries that see no traffic for two to
+//! three message timeouts are dropped: by then the spout has failed the tuple itself.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Root ids are random, so they are their own hash.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map keyed by random ids.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    val: u64,
+    /// The spout task to notify; unknown until the init arrives.
+    spout_task: Option<u32>,
+    failed: bool,
+    generation: u64,
+}
+
+/// What the acker tells a spout task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The tree of `root` is fully processed.
+    Complete {
+        /// Spout task to tell.
+        spout_task: u32,
+        /// Root id.
+        root: u64,
+    },
+    /// The tree of `root` failed.
+    Failed {
+        /// Spout task to tell.
+        spout_task: u32,
+        /// Root id.
+        root: u64,
+    },
+}
+
+/// The ledger itself, free of threads and queues so it can be tested alone.
+#[derive(Default)]
+pub struct Ledger {
+    entries: IdMap<Entry>,
+    generation: u64,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Ledger::default()
+    }
+
+    /// Trees being tracked.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no tree is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn entry(&mut self, root: u64) -> &mut Entry {
+        let generation = self.generation;
+        self.entries.entry(root).or_insert(Entry {
+            val: 0,
+            spout_task: None,
+            failed: false,
+            generation,
+        })
+    }
+
+    /// The spout emitted `root` to targets whose edges XOR to `xor`.
+    pub fn init(&mut self, root: u64, xor: u64, spout_task: u32) -> Option<Outcome> {
+        let e = self.entry(root);
+        e.val ^= xor;
+        e.spout_task = Some(spout_task);
+        self.settle(root)
+    }
+
+    /// A bolt acked an edge of `root` (its edge XOR the edges of its anchored children).
+    pub fn ack(&mut self, root: u64, val: u64) -> Option<Outcome> {
+        self.entry(root).val ^= val;
+        self.settle(root)
+    }
+
+    /// A bolt failed a tuple of `root`.
+    pub fn fail(&mut self, root: u64) -> Option<Outcome> {
+        self.entry(root).failed = true;
+        self.settle(root)
+    }
+
+    /// A bolt asked for more time: keeps the entry alive and returns the spout task to tell.
+    pub fn reset_timeout(&mut self, root: u64) -> Option<u32> {
+        let generation = self.generation;
+        let e = self.entries.get_mut(&root)?;
+        e.generation = generation;
+        e.spout_task
+    }
+
+    fn settle(&mut self, root: u64) -> Option<Outcome> {
+        let e = self.entries.get(&root)?;
+        let spout_task = e.spout_task?;
+        let outcome = if e.failed {
+            Outcome::Failed { spout_task, root }
+        } else if e.val == 0 {
+            Outcome::Complete { spout_task, root }
+        } else {
+            return None;
+        };
+        self.entries.remove(&root);
+        Some(outcome)
+    }
+
+    /// Called once per message timeout: forgets trees untouched for two rotations.
+    /// Returns how many were dropped.
+    pub fn rotate(&mut self) -> usize {
+        self.generation += 1;
+        let keep_from = self.generation.saturating_sub(2);
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.generation >= keep_from);
+        before - self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grouping::Rng;
+
+    #[test]
+    fn linear_tree_completes_only_at_the_end() {
+        let mut l = Ledger::new();
+        let (root, e1, e2) = (42, 0xaaaa, 0x5555_1234);
+        assert_eq!(l.init(root, e1, 7), None);
+        // Bolt 1 acks e1 and anchors a child e2.
+        assert_eq!(l.ack(root, e1 ^ e2), None);
+        // Bolt 2 acks e2.
+        assert_eq!(l.ack(root, e2), Some(Outcome::Complete { spout_task: 7, root }));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn acks_before_init_are_kept() {
+        let mut l = Ledger::new();
+        assert_eq!(l.ack(1, 0xf0), None);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.init(1, 0xf0, 3), Some(Outcome::Complete { spout_task: 3, root: 1 }));
+    }
+
+    #[test]
+    fn ack_value_zero_before_init_does_not_complete() {
+        let mut l = Ledger::new();
+        assert_eq!(l.ack(1, 0), None, "no spout task known yet");
+        assert_eq!(l.init(1, 0x10, 2), None);
+        assert_eq!(l.ack(1, 0x10), Some(Outcome::Complete { spout_task: 2, root: 1 }));
+    }
+
+    #[test]
+    fn fail_wins_and_waits_for_init() {
+        let mut l = Ledger::new();
+        assert_eq!(l.fail(9), None);
+        assert_eq!(l.init(9, 0x1, 4), Some(Outcome::Failed { spout_task: 4, root: 9 }));
+        assert!(l.is_empty());
+    }
+
+    /// A tuple anchored to two trees (multi-anchoring): each tree needs its ack.
+    #[test]
+    fn multi_anchored_child_holds_both_trees() {
+        let mut l = Ledger::new();
+        let (r1, a) = (100, 0x11);
+        let (r2, b) = (200, 0x22);
+        l.init(r1, a, 1);
+        l.init(r2, b, 1);
+        // A bolt joins A (r1) and B (r2) into C with edge c, anchored to both.
+        let c = 0x4400;
+        assert_eq!(l.ack(r1, a ^ c), None);
+        assert_eq!(l.ack(r2, b ^ c), None);
+        // C carries {r1: c, r2: c}; acking it completes both.
+        assert_eq!(l.ack(r1, c), Some(Outcome::Complete { spout_task: 1, root: r1 }));
+        assert_eq!(l.ack(r2, c), Some(Outcome::Complete { spout_task: 1, root: r2 }));
+    }
+
+    /// Random trees with fan-out: acked in a random order, each
+    /// completes exactly when its last tuple is acked, never before.
+    #[test]
+    fn random_trees_with_fanout() {
+        let mut rng = Rng::seeded(2024);
+        for _ in 0..300 {
+            let mut l = Ledger::new();
+            let root = rng.next_id();
+            // Live tuples: (edge id, ack value accumulated from children).
+            let fanout = 1 + rng.below(4);
+            let mut live: Vec<(u64, u64)> = Vec::new();
+            let mut init = 0;
+            for _ in 0..fanout {
+                let e = rng.next_id();
+                init ^= e;
+                live.push((e, 0));
+            }
+            let mut outcome = l.init(root, init, 1);
+            let mut created = fanout;
+            while !live.is_empty() {
+                assert_eq!(outcome, None, "completed while {} tuples are live", live.len());
+                let i = rng.below(live.len());
+                let (edge, mut ack_val) = live.swap_remove(i);
+                // The acked tuple may emit children anchored to it (bounded tree size).
+                if created < 40 {
+                    for _ in 0..rng.below(3) {
+                        let child = rng.next_id();
+                        ack_val ^= child;
+                        live.push((child, 0));
+                        created += 1;
+                    }
+                }
+                outcome = l.ack(root, edge ^ ack_val);
+            }
+            assert_eq!(outcome, Some(Outcome::Complete { spout_task: 1, root }));
+        }
+    }
+
+    #[test]
+    fn untouched_entries_expire_after_two_to_three_rotations() {
+        let mut l = Ledger::new();
+        l.init(1, 5, 1);
+        assert_eq!(l.rotate(), 0);
+        assert_eq!(l.rotate(), 0);
+        assert_eq!(l.rotate(), 1);
+        l.init(2, 5, 1);
+        l.rotate();
+        l.rotate();
+        assert_eq!(l.reset_timeout(2), Some(1));
+        assert_eq!(l.rotate(), 0, "reset_timeout keeps it alive");
+    }
+}

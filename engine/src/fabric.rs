@@ -1,0 +1,214 @@
+//! The fabric: every executor's receive queue, which queue serves which task, and the
+//! per-executor outbox that batches messages per destination queue.
+//!
+//! The engine knows nothing about the network: a remote task is served by a queue like
+//! any other, drained by whatever transport the host process wires to it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::queue::BatchQueue;
+use crate::tuple::Tuple;
+
+/// Everything that travels between tasks.
+#[derive(Debug)]
+pub enum Msg {
+    /// A tuple for `task`.
+    Tuple {
+        /// Destination task.
+        task: u32,
+        /// The tuple.
+        tuple: Tuple,
+    },
+    /// To an acker: a spout emitted `root` with edges XORing to `xor`.
+    AckInit {
+        /// Acker task.
+        task: u32,
+        /// Root id.
+        root: u64,
+        /// XOR of the edges.
+        xor: u64,
+        /// Emitting spout task.
+        spout_task: u32,
+    },
+    /// To an acker: a tuple of `root` was acked.
+    Ack {
+        /// Acker task.
+        task: u32,
+        /// Root id.
+        root: u64,
+        /// Its edge XOR its children's edges.
+        val: u64,
+    },
+    /// To an acker: a tuple of `root` failed.
+    Fail {
+        /// Acker task.
+        task: u32,
+        /// Root id.
+        root: u64,
+    },
+    /// To an acker: restart `root`'s timeout.
+    Reset {
+        /// Acker task.
+        task: u32,
+        /// Root id.
+        root: u64,
+    },
+    /// To a spout: the tree of `root` completed or failed.
+    Done {
+        /// Spout task.
+        task: u32,
+        /// Root id.
+        root: u64,
+        /// Whether it failed.
+        failed: bool,
+    },
+    /// To a spout: restart `root`'s timeout.
+    SpoutReset {
+        /// Spout task.
+        task: u32,
+        /// Root id.
+        root: u64,
+    },
+}
+
+impl Msg {
+    /// The destination task.
+    pub fn task(&self) -> u32 {
+        match self {
+            Msg::Tuple { task, .. }
+            | Msg::AckInit { task, .. }
+            | Msg::Ack { task, .. }
+            | Msg::Fail { task, .. }
+            | Msg::Reset { task, .. }
+            | Msg::Done { task, .. }
+            | Msg::SpoutReset { task, .. } => *task,
+        }
+    }
+}
+
+/// No queue serves this task.
+pub const NO_QUEUE: u32 = u32::MAX;
+
+/// The queues of a topology and the task → queue map.
+pub struct Fabric {
+    /// Receive queues, by index.
+    pub queues: Vec<Arc<BatchQueue<Msg>>>,
+    /// Task id → queue index (`NO_QUEUE` when none).
+    pub task_queue: Vec<u32>,
+    /// Acker task ids; empty when acking is off.
+    pub ackers: Vec<u32>,
+}
+
+impl Fabric {
+    /// The acker that owns `root` (the same on every worker).
+    #[inline]
+    pub fn acker_for(&self, root: u64) -> u32 {
+        // Callers only ask when ackers exist.
+        let n = self.ackers.len().max(1) as u64;
+        self.ackers.get((root % n) as usize).copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn queue_of(&self, task: u32) -> Option<usize> {
+        match self.task_queue.get(task as usize) {
+            Some(&q) if q != NO_QUEUE => Some(q as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Per-executor output buffers, one per destination queue.
+pub struct Outbox {
+    fabric: Arc<Fabric>,
+    bufs: Vec<Vec<Msg>>,
+    dirty: Vec<usize>,
+    batch: usize,
+    blocked_since: Option<Instant>,
+    /// Messages for tasks no queue serves (counted, then dropped; the tree times out).
+    pub unroutable: u64,
+    /// Total time spent blocked, drained by the executor into its metrics.
+    pub blocked: Duration,
+}
+
+impl Outbox {
+    /// An outbox over `fabric` flushing a queue's buffer at `batch` messages.
+    pub fn new(fabric: Arc<Fabric>, batch: usize) -> Self {
+        let n = fabric.queues.len();
+        Outbox {
+            fabric,
+            bufs: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
+            dirty: Vec::new(),
+            batch: batch.max(1),
+            blocked_since: None,
+            unroutable: 0,
+            blocked: Duration::ZERO,
+        }
+    }
+
+    /// Queues a message for its task.
+    #[inline]
+    pub fn send(&mut self, task: u32, msg: Msg) {
+        let Some(q) = self.fabric.queue_of(task) else {
+            self.unroutable += 1;
+            return;
+        };
+        let buf = &mut self.bufs[q];
+        if buf.is_empty() {
+            self.dirty.push(q);
+        }
+        buf.push(msg);
+        if buf.len() >= self.batch && self.fabric.queues[q].try_push(buf) {
+            self.dirty.retain(|d| *d != q);
+        }
+    }
+
+    /// Hands every buffer to its queue. Returns true when nothing is left behind.
+    pub fn flush(&mut self) -> bool {
+        let fabric = &self.fabric;
+        let bufs = &mut self.bufs;
+        self.dirty.retain(|&q| {
+            let buf = &mut bufs[q];
+            !buf.is_empty() && !fabric.queues[q].try_push(buf)
+        });
+        let now_blocked = !self.dirty.is_empty();
+        match (now_blocked, self.blocked_since) {
+            (true, None) => self.blocked_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                self.blocked += since.elapsed();
+                self.blocked_since = None;
+            }
+            _ => {}
+        }
+        !now_blocked
+    }
+
+    /// Whether some messages wait for room downstream.
+    pub fn is_blocked(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Messages held.
+    pub fn len(&self) -> usize {
+        self.dirty.iter().map(|&q| self.bufs[q].len()).sum()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.dirty.is_empty()
+    }
+
+    /// Asks every full destination queue to wake this thread when it has room.
+    pub fn wait_for_room(&self) {
+        for &q in &self.dirty {
+            self.fabric.queues[q].wait_for_room();
+        }
+    }
+
+    /// Whether every held buffer would now be accepted.
+    pub fn has_room(&self) -> bool {
+        self.dirty
+            .iter()
+            .all(|&q| self.fabric.queues[q].has_room_for(self.bufs[q].len()))
+    }
+}

@@ -1,0 +1,460 @@
+//! Starting a topology in this process and controlling it: activate, deactivate,
+//! metrics, drain detection and kill with wait.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use squall_model::{ComponentPlan, DesiredState, Plan, Role};
+use tracing::info;
+
+use crate::acker::{IdMap, Ledger};
+use crate::collector::{Routing, SpoutState, StreamRoute};
+use crate::component::{ComponentError, ComponentFactory, TaskContext};
+use crate::executor::{
+    AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges, SpoutExecutor, SpoutTask,
+};
+use crate::fabric::{Fabric, Outbox, NO_QUEUE};
+use crate::grouping::{Grouper, Rng};
+use crate::metrics::{stats_of, sum_stats, ComponentSnapshot, LocalCounts, Snapshot, TaskLatencies, TaskMetrics};
+use crate::queue::BatchQueue;
+use crate::tuple::Schema;
+
+/// Engine settings that are not part of the topology's semantics.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Bound of each executor's receive queue, in tuples.
+    pub queue_capacity: usize,
+    /// Messages per batch handed to a queue.
+    pub batch_size: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            queue_capacity: 16_384,
+            batch_size: 256,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Reads overrides from the topology config (`squall.queue.capacity`, `squall.batch.size`).
+    pub fn from_plan(plan: &Plan) -> Self {
+        let mut o = EngineOptions::default();
+        let get = |k: &str| plan.spec.config.get(k).and_then(|v| v.as_u64()).filter(|v| *v > 0);
+        if let Some(v) = get("squall.queue.capacity") {
+            o.queue_capacity = v as usize;
+        }
+        if let Some(v) = get("squall.batch.size") {
+            o.batch_size = v as usize;
+        }
+        o
+    }
+}
+
+/// Why a topology could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A component could not be built or failed to open/prepare.
+    #[error("component {component:?} task {task}: {error}")]
+    Component {
+        /// Component name.
+        component: String,
+        /// Task id.
+        task: u32,
+        /// What went wrong.
+        error: ComponentError,
+    },
+    /// A thread could not be started.
+    #[error("starting executor thread {name}: {source}")]
+    Thread {
+        /// Thread name.
+        name: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+struct ExecutorInfo {
+    component: usize,
+    queue: Arc<BatchQueue<crate::fabric::Msg>>,
+    gauges: Arc<ExecutorGauges>,
+    role: Role,
+}
+
+/// A running topology.
+pub struct Topology {
+    plan: Plan,
+    control: Arc<Control>,
+    executors: Vec<ExecutorInfo>,
+    metrics: Vec<Vec<Arc<TaskMetrics>>>,
+    threads: Vec<JoinHandle<()>>,
+    started: Instant,
+    stopped: AtomicBool,
+}
+
+impl Topology {
+    /// Starts every task of `plan` in this process.
+    pub fn start(plan: &Plan, factory: Arc<dyn ComponentFactory>, opts: EngineOptions) -> Result<Topology, EngineError> {
+        let plan = plan.clone();
+        let control = Arc::new(Control {
+            active: AtomicBool::new(plan.spec.desired_state == DesiredState::Active),
+            stop: AtomicBool::new(false),
+            epoch: Instant::now(),
+        });
+        // One queue per executor; map every task to its executor's queue.
+        let max_task = plan.components.iter().flat_map(|c| c.tasks.iter().copied()).max().unwrap_or(0);
+        let mut task_queue = vec![NO_QUEUE; max_task as usize + 1];
+        let mut layout: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (ci, comp) in plan.components.iter().enumerate() {
+            for tasks in comp.executor_tasks() {
+                for t in &tasks {
+                    task_queue[*t as usize] = layout.len() as u32;
+                }
+                layout.push((ci, tasks));
+            }
+        }
+        let queues: Vec<Arc<BatchQueue<_>>> =
+            layout.iter().map(|_| Arc::new(BatchQueue::new(opts.queue_capacity))).collect();
+        let ackers = plan
+            .components
+            .iter()
+            .find(|c| c.role == Role::Acker)
+            .map(|c| c.tasks.clone())
+            .unwrap_or_default();
+        let fabric = Arc::new(Fabric {
+            queues: queues.clone(),
+            task_queue,
+            ackers,
+        });
+        let metrics: Vec<Vec<Arc<TaskMetrics>>> = plan
+            .components
+            .iter()
+            .map(|c| c.tasks.iter().map(|t| Arc::new(TaskMetrics::new(&c.name, *t))).collect())
+            .collect();
+        let tasks_by_component: Vec<(String, Vec<u32>)> =
+            plan.components.iter().map(|c| (c.name.clone(), c.tasks.clone())).collect();
+        let all_tasks: Vec<u32> = plan.components.iter().flat_map(|c| c.tasks.iter().copied()).collect();
+
+        let mut executors = Vec::new();
+        let mut runners: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
+        let mut rng = Rng::new(0x5ca1_ab1e);
+        for (ei, (ci, tasks)) in layout.iter().enumerate() {
+            let comp = Arc::new(plan.components[*ci].clone());
+            let gauges = Arc::new(ExecutorGauges::default());
+            executors.push(ExecutorInfo {
+                component: *ci,
+                queue: Arc::clone(&queues[ei]),
+                gauges: Arc::clone(&gauges),
+                role: comp.role,
+            });
+            let base = ExecutorBase {
+                plan: Arc::clone(&comp),
+                queue: Arc::clone(&queues[ei]),
+                fabric: Arc::clone(&fabric),
+                outbox: Outbox::new(Arc::clone(&fabric), opts.batch_size),
+                control: Arc::clone(&control),
+                gauges,
+                factory: Arc::clone(&factory),
+                first_task: tasks.first().copied().unwrap_or(0),
+            };
+            let task_metrics = |t: u32| {
+                let idx = comp.tasks.iter().position(|x| *x == t).unwrap_or(0);
+                Arc::clone(&metrics[*ci][idx])
+            };
+            let ctx_of = |t: u32| TaskContext {
+                topology: plan.name.clone(),
+                component: comp.name.clone(),
+                task_id: t,
+                task_index: comp.tasks.iter().position(|x| *x == t).unwrap_or(0),
+                component_tasks: comp.tasks.clone(),
+                config: comp.config.clone(),
+                topology_config: plan.spec.config.clone(),
+                outputs: comp.outputs.clone(),
+                message_timeout: plan.message_timeout,
+                acking: plan.ackers > 0,
+                tasks_by_component: tasks_by_component.clone(),
+            };
+            let name = format!("{}-{}", comp.name, ei);
+            match comp.role {
+                Role::Spout => {
+                    let mut ts = Vec::new();
+                    for &t in tasks {
+                        let ctx = ctx_of(t);
+                        let mut instance = factory.spout(&comp).map_err(|error| component_error(&comp, t, error))?;
+                        instance.open(&ctx).map_err(|error| component_error(&comp, t, error))?;
+                        ts.push(SpoutTask {
+                            id: t,
+                            instance,
+                            ctx,
+                            routing: routing_for(&plan, &comp, t, &all_tasks, &mut rng),
+                            state: SpoutState {
+                                pending: IdMap::default(),
+                                immediate_acks: Vec::new(),
+                            },
+                            metrics: task_metrics(t),
+                            counts: LocalCounts::default(),
+                            latencies: TaskLatencies::default(),
+                            finished: false,
+                        });
+                    }
+                    let ex = SpoutExecutor {
+                        base,
+                        tasks: ts,
+                        max_pending: plan.max_spout_pending.filter(|_| plan.ackers > 0).map(|p| p as usize),
+                        timeout: plan.message_timeout,
+                    };
+                    runners.push((name, Box::new(move || ex.run())));
+                }
+                Role::Bolt => {
+                    let mut ts = Vec::new();
+                    for &t in tasks {
+                        let ctx = ctx_of(t);
+                        let mut instance = factory.bolt(&comp).map_err(|error| component_error(&comp, t, error))?;
+                        instance.prepare(&ctx).map_err(|error| component_error(&comp, t, error))?;
+                        ts.push(BoltTask {
+                            id: t,
+                            instance: Some(instance),
+                            ctx,
+                            routing: routing_for(&plan, &comp, t, &all_tasks, &mut rng),
+                            metrics: task_metrics(t),
+                            counts: LocalCounts::default(),
+                            latencies: TaskLatencies::default(),
+                            errors: Vec::new(),
+                            seq: 0,
+                            retry_at: None,
+                        });
+                    }
+                    let ex = BoltExecutor {
+                        base,
+                        tasks: ts,
+                        tick: comp.tick,
+                    };
+                    runners.push((name, Box::new(move || ex.run())));
+                }
+                Role::Acker => {
+                    let ts = tasks
+                        .iter()
+                        .map(|&t| AckerTask {
+                            id: t,
+                            ledger: Ledger::new(),
+                            metrics: task_metrics(t),
+                            counts: LocalCounts::default(),
+                        })
+                        .collect();
+                    let ex = AckerExecutor {
+                        base,
+                        tasks: ts,
+                        timeout: plan.message_timeout,
+                    };
+                    runners.push((name, Box::new(move || ex.run())));
+                }
+            }
+        }
+        let mut threads = Vec::new();
+        for (i, (name, run)) in runners.into_iter().enumerate() {
+            let queue = Arc::clone(&queues[i]);
+            let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
+                queue.set_consumer(std::thread::current());
+                run()
+            });
+            match spawned {
+                Ok(h) => threads.push(h),
+                Err(source) => {
+                    control.stop.store(true, Ordering::Release);
+                    return Err(EngineError::Thread { name, source });
+                }
+            }
+        }
+        info!(topology = %plan.name, executors = threads.len(), tasks = plan.task_count(), "topology started");
+        Ok(Topology {
+            plan,
+            control,
+            executors,
+            metrics,
+            threads,
+            started: Instant::now(),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// The plan this topology runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Lets spouts emit.
+    pub fn activate(&self) {
+        self.control.active.store(true, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// Stops asking spouts for tuples; in-flight trees still complete.
+    pub fn deactivate(&self) {
+        self.control.active.store(false, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// Whether spouts are active.
+    pub fn is_active(&self) -> bool {
+        self.control.active.load(Ordering::Acquire)
+    }
+
+    fn wake_all(&self) {
+        for h in &self.threads {
+            h.thread().unpark();
+        }
+    }
+
+    /// Spout trees in flight across the topology.
+    pub fn pending(&self) -> u64 {
+        self.metrics
+            .iter()
+            .zip(&self.plan.components)
+            .filter(|(_, c)| c.role == Role::Spout)
+            .flat_map(|(m, _)| m.iter())
+            .map(|m| m.counters.pending.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn quiet_once(&self) -> bool {
+        self.executors.iter().all(|e| {
+            e.queue.is_empty()
+                && e.gauges.held.load(Ordering::Relaxed) == 0
+                && (e.role != Role::Spout || e.gauges.finished.load(Ordering::Acquire))
+        }) && self.pending() == 0
+    }
+
+    /// True once every spout is finished (finite spouts only) and every tuple has been
+    /// processed: no pending trees, empty queues, nothing held. Checked twice, apart.
+    pub fn is_drained(&self) -> bool {
+        if !self.quiet_once() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        self.quiet_once()
+    }
+
+    /// A metrics snapshot.
+    pub fn metrics(&self) -> Snapshot {
+        let mut components = Vec::new();
+        for (ci, comp) in self.plan.components.iter().enumerate() {
+            let mut tasks = Vec::new();
+            let mut merged = TaskLatencies::default();
+            let mut last_error = None;
+            for m in &self.metrics[ci] {
+                let (s, lat) = stats_of(m);
+                merged.merge(&lat);
+                if let Some(e) = m.last_error.lock().clone() {
+                    last_error = Some(e);
+                }
+                tasks.push((m.task, s));
+            }
+            let (depth, cap) = self
+                .executors
+                .iter()
+                .filter(|e| e.component == ci)
+                .fold((0u64, 0u64), |(d, c), e| (d + e.queue.len() as u64, c + e.queue.capacity() as u64));
+            components.push(ComponentSnapshot {
+                name: comp.name.clone(),
+                role: comp.role.as_str(),
+                executors: comp.parallelism,
+                total: sum_stats(&tasks, &merged),
+                tasks,
+                queue_depth: depth,
+                queue_capacity: cap,
+                last_error,
+            });
+        }
+        Snapshot {
+            uptime: self.started.elapsed(),
+            components,
+        }
+    }
+
+    /// Storm's kill with wait: deactivates, waits up to `wait` for in-flight trees to
+    /// finish, then stops every executor. Returns the final metrics.
+    pub fn kill(mut self, wait: Duration) -> Snapshot {
+        self.deactivate();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline && self.pending() > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop_and_join();
+        self.metrics()
+    }
+
+    /// Stops every executor now and waits for the threads.
+    pub fn shutdown(mut self) -> Snapshot {
+        self.stop_and_join();
+        self.metrics()
+    }
+
+    fn stop_and_join(&mut self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.control.stop.store(true, Ordering::Release);
+        self.wake_all();
+        for h in self.threads.drain(..) {
+            let name = h.thread().name().unwrap_or("executor").to_owned();
+            if h.join().is_err() {
+                tracing::error!(thread = %name, "executor thread panicked outside a component");
+            }
+        }
+        info!(topology = %self.plan.name, "topology stopped");
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn component_error(comp: &ComponentPlan, task: u32, error: ComponentError) -> EngineError {
+    EngineError::Component {
+        component: comp.name.clone(),
+        task,
+        error,
+    }
+}
+
+/// Routing of one task: for each declared stream, a grouper per subscribing bolt.
+fn routing_for(plan: &Plan, comp: &ComponentPlan, task: u32, local: &[u32], rng: &mut Rng) -> Routing {
+    let streams = comp
+        .outputs
+        .iter()
+        .map(|s| {
+            let subs = plan
+                .components
+                .iter()
+                .flat_map(|c| c.inputs.iter().map(move |i| (c, i)))
+                .filter(|(_, i)| i.from == comp.name && i.stream == s.stream)
+                .map(|(consumer, i)| {
+                    let idx = i
+                        .grouping
+                        .fields
+                        .iter()
+                        .filter_map(|f| s.fields.iter().position(|x| x == f))
+                        .collect();
+                    Grouper::new(i.grouping.kind, &consumer.tasks, idx, local, rng)
+                })
+                .collect();
+            StreamRoute {
+                name: s.stream.clone(),
+                schema: Schema::intern(&comp.name, &s.stream, &s.fields),
+                direct: s.direct,
+                subs,
+            }
+        })
+        .collect();
+    Routing {
+        task,
+        streams,
+        rng: Rng::new(u64::from(task).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ rng.next_u64()),
+        targets: Default::default(),
+    }
+}
