@@ -157,7 +157,13 @@ mod tests {
         // Bolt 1 acks e1 and anchors a child e2.
         assert_eq!(l.ack(root, e1 ^ e2), None);
         // Bolt 2 acks e2.
-        assert_eq!(l.ack(root, e2), Some(Outcome::Complete { spout_task: 7, root }));
+        assert_eq!(
+            l.ack(root, e2),
+            Some(Outcome::Complete {
+                spout_task: 7,
+                root
+            })
+        );
         assert!(l.is_empty());
     }
 
@@ -166,7 +172,13 @@ mod tests {
         let mut l = Ledger::new();
         assert_eq!(l.ack(1, 0xf0), None);
         assert_eq!(l.len(), 1);
-        assert_eq!(l.init(1, 0xf0, 3), Some(Outcome::Complete { spout_task: 3, root: 1 }));
+        assert_eq!(
+            l.init(1, 0xf0, 3),
+            Some(Outcome::Complete {
+                spout_task: 3,
+                root: 1
+            })
+        );
     }
 
     #[test]
@@ -174,14 +186,26 @@ mod tests {
         let mut l = Ledger::new();
         assert_eq!(l.ack(1, 0), None, "no spout task known yet");
         assert_eq!(l.init(1, 0x10, 2), None);
-        assert_eq!(l.ack(1, 0x10), Some(Outcome::Complete { spout_task: 2, root: 1 }));
+        assert_eq!(
+            l.ack(1, 0x10),
+            Some(Outcome::Complete {
+                spout_task: 2,
+                root: 1
+            })
+        );
     }
 
     #[test]
     fn fail_wins_and_waits_for_init() {
         let mut l = Ledger::new();
         assert_eq!(l.fail(9), None);
-        assert_eq!(l.init(9, 0x1, 4), Some(Outcome::Failed { spout_task: 4, root: 9 }));
+        assert_eq!(
+            l.init(9, 0x1, 4),
+            Some(Outcome::Failed {
+                spout_task: 4,
+                root: 9
+            })
+        );
         assert!(l.is_empty());
     }
 
@@ -198,8 +222,20 @@ mod tests {
         assert_eq!(l.ack(r1, a ^ c), None);
         assert_eq!(l.ack(r2, b ^ c), None);
         // C carries {r1: c, r2: c}; acking it completes both.
-        assert_eq!(l.ack(r1, c), Some(Outcome::Complete { spout_task: 1, root: r1 }));
-        assert_eq!(l.ack(r2, c), Some(Outcome::Complete { spout_task: 1, root: r2 }));
+        assert_eq!(
+            l.ack(r1, c),
+            Some(Outcome::Complete {
+                spout_task: 1,
+                root: r1
+            })
+        );
+        assert_eq!(
+            l.ack(r2, c),
+            Some(Outcome::Complete {
+                spout_task: 1,
+                root: r2
+            })
+        );
     }
 
     /// Random trees with fan-out: acked in a random order, each
@@ -222,7 +258,12 @@ mod tests {
             let mut outcome = l.init(root, init, 1);
             let mut created = fanout;
             while !live.is_empty() {
-                assert_eq!(outcome, None, "completed while {} tuples are live", live.len());
+                assert_eq!(
+                    outcome,
+                    None,
+                    "completed while {} tuples are live",
+                    live.len()
+                );
                 let i = rng.below(live.len());
                 let (edge, mut ack_val) = live.swap_remove(i);
                 // The acked tuple may emit children anchored to it (bounded tree size).
@@ -236,7 +277,13 @@ mod tests {
                 }
                 outcome = l.ack(root, edge ^ ack_val);
             }
-            assert_eq!(outcome, Some(Outcome::Complete { spout_task: 1, root }));
+            assert_eq!(
+                outcome,
+                Some(Outcome::Complete {
+                    spout_task: 1,
+                    root
+                })
+            );
         }
     }
 

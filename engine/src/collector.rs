@@ -30,18 +30,30 @@ pub(crate) struct Routing {
 impl Routing {
     #[inline]
     fn stream_index(&self, name: &str) -> Result<usize, ComponentError> {
-        self.streams.iter().position(|s| s.name == name).ok_or_else(|| {
-            let declared: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
-            ComponentError(format!(
-                "emit on undeclared stream {name:?}; declared: {}",
-                if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
-            ))
-        })
+        self.streams
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                let declared: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
+                ComponentError(format!(
+                    "emit on undeclared stream {name:?}; declared: {}",
+                    if declared.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        declared.join(", ")
+                    }
+                ))
+            })
     }
 
     /// Fills `self.targets` for an emit and returns the stream index.
     #[inline]
-    fn choose(&mut self, stream: &str, values: &Values, direct: Option<u32>) -> Result<usize, ComponentError> {
+    fn choose(
+        &mut self,
+        stream: &str,
+        values: &Values,
+        direct: Option<u32>,
+    ) -> Result<usize, ComponentError> {
         let idx = self.stream_index(stream)?;
         self.targets.clear();
         let route = &mut self.streams[idx];
@@ -116,12 +128,21 @@ pub struct SpoutOutput<'a> {
 impl SpoutOutput<'_> {
     /// Emits on the `default` stream. With a message id the tuple is tracked: `ack` or
     /// `fail` is called with that id later. Returns the receiving task ids.
-    pub fn emit(&mut self, values: Values, msg_id: Option<Value>) -> Result<&[u32], ComponentError> {
+    pub fn emit(
+        &mut self,
+        values: Values,
+        msg_id: Option<Value>,
+    ) -> Result<&[u32], ComponentError> {
         self.send(squall_model::DEFAULT_STREAM, values, msg_id, None)
     }
 
     /// Emits on a named stream.
-    pub fn emit_on(&mut self, stream: &str, values: Values, msg_id: Option<Value>) -> Result<&[u32], ComponentError> {
+    pub fn emit_on(
+        &mut self,
+        stream: &str,
+        values: Values,
+        msg_id: Option<Value>,
+    ) -> Result<&[u32], ComponentError> {
         self.send(stream, values, msg_id, None)
     }
 
@@ -161,20 +182,45 @@ impl SpoutOutput<'_> {
         let root = if track { self.routing.rng.next_id() } else { 0 };
         for i in 0..n {
             let target = self.routing.targets[i];
-            let v = if i + 1 == n { values.take().unwrap_or_default() } else { values.clone().unwrap_or_default() };
+            let v = if i + 1 == n {
+                values.take().unwrap_or_default()
+            } else {
+                values.clone().unwrap_or_default()
+            };
             let mut ids = MessageIds::new();
             if track {
                 let edge = self.routing.rng.next_id();
                 xor ^= edge;
                 ids.push((root, edge));
             }
-            self.outbox.send(target, Msg::Tuple { task: target, tuple: Tuple::new(v, schema, task, ids) });
+            self.outbox.send(
+                target,
+                Msg::Tuple {
+                    task: target,
+                    tuple: Tuple::new(v, schema, task, ids),
+                },
+            );
         }
         match msg_id {
             Some(id) if track => {
                 let acker = self.fabric.acker_for(root);
-                self.outbox.send(acker, Msg::AckInit { task: acker, root, xor, spout_task: self.routing.task });
-                self.state.pending.insert(root, PendingTuple { msg_id: id, emitted: self.now, since: self.now });
+                self.outbox.send(
+                    acker,
+                    Msg::AckInit {
+                        task: acker,
+                        root,
+                        xor,
+                        spout_task: self.routing.task,
+                    },
+                );
+                self.state.pending.insert(
+                    root,
+                    PendingTuple {
+                        msg_id: id,
+                        emitted: self.now,
+                        since: self.now,
+                    },
+                );
             }
             Some(id) => self.state.immediate_acks.push(id),
             None => {}
@@ -204,7 +250,12 @@ impl BoltOutput<'_> {
     }
 
     /// Emits on a named stream.
-    pub fn emit_on(&mut self, stream: &str, anchors: &[&Tuple], values: Values) -> Result<&[u32], ComponentError> {
+    pub fn emit_on(
+        &mut self,
+        stream: &str,
+        anchors: &[&Tuple],
+        values: Values,
+    ) -> Result<&[u32], ComponentError> {
         self.send(stream, anchors, values, None)
     }
 
@@ -238,7 +289,10 @@ impl BoltOutput<'_> {
             let target = self.routing.targets[i];
             let mut ids = MessageIds::new();
             if acking {
-                let anchored = self.implicit.as_ref().is_some_and(|(ids, _)| !ids.is_empty())
+                let anchored = self
+                    .implicit
+                    .as_ref()
+                    .is_some_and(|(ids, _)| !ids.is_empty())
                     || anchors.iter().any(|a| a.is_anchored());
                 if anchored {
                     let edge = self.routing.rng.next_id();
@@ -260,8 +314,18 @@ impl BoltOutput<'_> {
                     }
                 }
             }
-            let v = if i + 1 == n { values.take().unwrap_or_default() } else { values.clone().unwrap_or_default() };
-            self.outbox.send(target, Msg::Tuple { task: target, tuple: Tuple::new(v, schema, task, ids) });
+            let v = if i + 1 == n {
+                values.take().unwrap_or_default()
+            } else {
+                values.clone().unwrap_or_default()
+            };
+            self.outbox.send(
+                target,
+                Msg::Tuple {
+                    task: target,
+                    tuple: Tuple::new(v, schema, task, ids),
+                },
+            );
         }
         Ok(&self.routing.targets)
     }
@@ -282,7 +346,14 @@ impl BoltOutput<'_> {
         let val = input.ack_val.get();
         for (root, edge) in input.ids.iter() {
             let acker = self.fabric.acker_for(*root);
-            self.outbox.send(acker, Msg::Ack { task: acker, root: *root, val: edge ^ val });
+            self.outbox.send(
+                acker,
+                Msg::Ack {
+                    task: acker,
+                    root: *root,
+                    val: edge ^ val,
+                },
+            );
         }
     }
 
@@ -291,7 +362,13 @@ impl BoltOutput<'_> {
         self.counts.failed += 1;
         for (root, _) in input.ids.iter() {
             let acker = self.fabric.acker_for(*root);
-            self.outbox.send(acker, Msg::Fail { task: acker, root: *root });
+            self.outbox.send(
+                acker,
+                Msg::Fail {
+                    task: acker,
+                    root: *root,
+                },
+            );
         }
     }
 
@@ -299,7 +376,13 @@ impl BoltOutput<'_> {
     pub fn reset_timeout(&mut self, input: &Tuple) {
         for (root, _) in input.ids.iter() {
             let acker = self.fabric.acker_for(*root);
-            self.outbox.send(acker, Msg::Reset { task: acker, root: *root });
+            self.outbox.send(
+                acker,
+                Msg::Reset {
+                    task: acker,
+                    root: *root,
+                },
+            );
         }
     }
 

@@ -143,7 +143,13 @@ impl SpoutExecutor {
                         }
                     }));
                     if let Err(p) = r {
-                        record_error(&t.metrics, &t.ctx.component, t.id, "spout panicked in activate/deactivate", &panic_message(&*p));
+                        record_error(
+                            &t.metrics,
+                            &t.ctx.component,
+                            t.id,
+                            "spout panicked in activate/deactivate",
+                            &panic_message(&*p),
+                        );
                     }
                 }
                 was_active = active;
@@ -184,7 +190,10 @@ impl SpoutExecutor {
                 if skipped {
                     let slept = t0.elapsed().as_nanos() as u64;
                     for t in &self.tasks {
-                        t.metrics.counters.skipped_max_pending_ns.fetch_add(slept, Ordering::Relaxed);
+                        t.metrics
+                            .counters
+                            .skipped_max_pending_ns
+                            .fetch_add(slept, Ordering::Relaxed);
                     }
                 }
             }
@@ -204,21 +213,34 @@ impl SpoutExecutor {
             any = true;
             let now = Instant::now();
             for msg in batch.drain(..) {
-                let Some(i) = self.base.slot(msg.task(), self.tasks.len()) else { continue };
+                let Some(i) = self.base.slot(msg.task(), self.tasks.len()) else {
+                    continue;
+                };
                 let t = &mut self.tasks[i];
                 match msg {
                     Msg::Done { root, failed, .. } => {
-                        let Some(p) = t.state.pending.remove(&root) else { continue };
+                        let Some(p) = t.state.pending.remove(&root) else {
+                            continue;
+                        };
                         let r = if failed {
                             t.counts.failed += 1;
                             catch_unwind(AssertUnwindSafe(|| t.instance.fail(p.msg_id)))
                         } else {
                             t.counts.acked += 1;
-                            TaskLatencies::record(&mut t.latencies.complete, now.saturating_duration_since(p.emitted));
+                            TaskLatencies::record(
+                                &mut t.latencies.complete,
+                                now.saturating_duration_since(p.emitted),
+                            );
                             catch_unwind(AssertUnwindSafe(|| t.instance.ack(p.msg_id)))
                         };
                         if let Err(p) = r {
-                            record_error(&t.metrics, &t.ctx.component, t.id, "spout panicked in ack/fail", &panic_message(&*p));
+                            record_error(
+                                &t.metrics,
+                                &t.ctx.component,
+                                t.id,
+                                "spout panicked in ack/fail",
+                                &panic_message(&*p),
+                            );
                             self.restart(i);
                         }
                     }
@@ -227,7 +249,9 @@ impl SpoutExecutor {
                             p.since = now;
                         }
                     }
-                    other => warn!(component = %t.ctx.component, task = t.id, msg = ?other, "spout received an unexpected message"),
+                    other => {
+                        warn!(component = %t.ctx.component, task = t.id, msg = ?other, "spout received an unexpected message")
+                    }
                 }
             }
             self.base.queue.recycle(batch);
@@ -249,7 +273,13 @@ impl SpoutExecutor {
                 }
             }));
             if let Err(p) = r {
-                record_error(&t.metrics, &t.ctx.component, t.id, "spout panicked in ack", &panic_message(&*p));
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "spout panicked in ack",
+                    &panic_message(&*p),
+                );
                 self.restart(i);
             }
         }
@@ -284,7 +314,13 @@ impl SpoutExecutor {
                 }
             }));
             if let Err(p) = r {
-                record_error(&t.metrics, &t.ctx.component, t.id, "spout panicked in fail", &panic_message(&*p));
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "spout panicked in fail",
+                    &panic_message(&*p),
+                );
                 self.restart(i);
             }
         }
@@ -329,9 +365,21 @@ impl SpoutExecutor {
                 calls += 1;
                 match r {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => record_error(&t.metrics, &t.ctx.component, t.id, "spout next_tuple failed", &e.0),
+                    Ok(Err(e)) => record_error(
+                        &t.metrics,
+                        &t.ctx.component,
+                        t.id,
+                        "spout next_tuple failed",
+                        &e.0,
+                    ),
                     Err(p) => {
-                        record_error(&t.metrics, &t.ctx.component, t.id, "spout panicked in next_tuple", &panic_message(&*p));
+                        record_error(
+                            &t.metrics,
+                            &t.ctx.component,
+                            t.id,
+                            "spout panicked in next_tuple",
+                            &panic_message(&*p),
+                        );
                         self.restart(i);
                         break;
                     }
@@ -348,7 +396,10 @@ impl SpoutExecutor {
         }
         *rr = (*rr + 1) % n.max(1);
         let all_finished = self.tasks.iter().all(|t| t.finished);
-        self.base.gauges.finished.store(all_finished, Ordering::Release);
+        self.base
+            .gauges
+            .finished
+            .store(all_finished, Ordering::Release);
         (progress, skipped)
     }
 
@@ -381,7 +432,13 @@ impl SpoutExecutor {
                 warn!(component = %t.ctx.component, task = t.id, "spout task restarted");
             }
             Err(e) => {
-                record_error(&t.metrics, &t.ctx.component, t.id, "spout restart failed; task stopped", &e.0);
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "spout restart failed; task stopped",
+                    &e.0,
+                );
                 t.finished = true;
             }
         }
@@ -391,7 +448,10 @@ impl SpoutExecutor {
         self.base.publish_held();
         for t in &mut self.tasks {
             t.counts.publish(&t.metrics.counters);
-            t.metrics.counters.pending.store(t.state.pending.len() as u64, Ordering::Relaxed);
+            t.metrics
+                .counters
+                .pending
+                .store(t.state.pending.len() as u64, Ordering::Relaxed);
             if !t.latencies.complete.is_empty() || !t.latencies.execute.is_empty() {
                 let mut shared = t.metrics.latencies.lock();
                 shared.merge(&t.latencies);
@@ -456,11 +516,17 @@ impl BoltExecutor {
                 Some(mut batch) => {
                     for msg in batch.drain(..) {
                         match msg {
-                            Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
-                                Some(i) => self.execute(i, tuple),
-                                None => warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run"),
-                            },
-                            other => warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message"),
+                            Msg::Tuple { task, tuple } => {
+                                match self.base.slot(task, self.tasks.len()) {
+                                    Some(i) => self.execute(i, tuple),
+                                    None => {
+                                        warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
+                                    }
+                                }
+                            }
+                            other => {
+                                warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
+                            }
                         }
                     }
                     self.base.queue.recycle(batch);
@@ -512,7 +578,9 @@ impl BoltExecutor {
             out.fail(tuple);
             return;
         }
-        let Some(instance) = t.instance.as_mut() else { return };
+        let Some(instance) = t.instance.as_mut() else {
+            return;
+        };
         t.seq += 1;
         let sample = t.seq % SAMPLE_EVERY == 0;
         let t0 = if sample {
@@ -544,18 +612,42 @@ impl BoltExecutor {
             t.counts.busy_ns += d.as_nanos() as u64 * SAMPLE_EVERY;
         }
         for e in t.errors.drain(..) {
-            record_error(&t.metrics, &t.ctx.component, t.id, "bolt reported an error", &e);
+            record_error(
+                &t.metrics,
+                &t.ctx.component,
+                t.id,
+                "bolt reported an error",
+                &e,
+            );
         }
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => record_error(&t.metrics, &t.ctx.component, t.id, "bolt execute failed", &e.0),
+            Ok(Err(e)) => record_error(
+                &t.metrics,
+                &t.ctx.component,
+                t.id,
+                "bolt execute failed",
+                &e.0,
+            ),
             Err(p) => {
-                record_error(&t.metrics, &t.ctx.component, t.id, "bolt panicked; restarting the task", &panic_message(&*p));
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "bolt panicked; restarting the task",
+                    &panic_message(&*p),
+                );
                 // The input in hand fails now; inputs the old instance held time out.
                 for (root, _) in roots.iter() {
                     let acker = self.base.fabric.acker_for(*root);
                     if !self.base.fabric.ackers.is_empty() {
-                        self.base.outbox.send(acker, Msg::Fail { task: acker, root: *root });
+                        self.base.outbox.send(
+                            acker,
+                            Msg::Fail {
+                                task: acker,
+                                root: *root,
+                            },
+                        );
                     }
                 }
                 t.counts.failed += 1;
@@ -586,7 +678,13 @@ impl BoltExecutor {
                 true
             }
             Err(e) => {
-                record_error(&t.metrics, &t.ctx.component, t.id, "bolt restart failed; retrying in 1s", &e.0);
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "bolt restart failed; retrying in 1s",
+                    &e.0,
+                );
                 t.retry_at = Some(now + Duration::from_secs(1));
                 false
             }
@@ -636,7 +734,10 @@ impl AckerExecutor {
                 for t in &mut self.tasks {
                     let dropped = t.ledger.rotate();
                     if dropped > 0 {
-                        warn!(task = t.id, dropped, "acker forgot trees untouched for two message timeouts");
+                        warn!(
+                            task = t.id,
+                            dropped, "acker forgot trees untouched for two message timeouts"
+                        );
                     }
                 }
                 next_rotate = now + self.timeout;
@@ -660,27 +761,41 @@ impl AckerExecutor {
                 self.base.publish_held();
                 for t in &mut self.tasks {
                     t.counts.publish(&t.metrics.counters);
-                    t.metrics.counters.pending.store(t.ledger.len() as u64, Ordering::Relaxed);
+                    t.metrics
+                        .counters
+                        .pending
+                        .store(t.ledger.len() as u64, Ordering::Relaxed);
                 }
                 next_publish = now + Duration::from_millis(50);
             }
             if !progress {
-                self.base.queue.park_consumer(MAX_PARK.min(next_rotate.saturating_duration_since(Instant::now())));
+                self.base.queue.park_consumer(
+                    MAX_PARK.min(next_rotate.saturating_duration_since(Instant::now())),
+                );
             }
         }
     }
 
     fn handle(&mut self, msg: Msg) {
-        let Some(i) = self.base.slot(msg.task(), self.tasks.len()) else { return };
+        let Some(i) = self.base.slot(msg.task(), self.tasks.len()) else {
+            return;
+        };
         let t = &mut self.tasks[i];
         t.counts.executed += 1;
         let outcome = match msg {
-            Msg::AckInit { root, xor, spout_task, .. } => t.ledger.init(root, xor, spout_task),
+            Msg::AckInit {
+                root,
+                xor,
+                spout_task,
+                ..
+            } => t.ledger.init(root, xor, spout_task),
             Msg::Ack { root, val, .. } => t.ledger.ack(root, val),
             Msg::Fail { root, .. } => t.ledger.fail(root),
             Msg::Reset { root, .. } => {
                 if let Some(spout) = t.ledger.reset_timeout(root) {
-                    self.base.outbox.send(spout, Msg::SpoutReset { task: spout, root });
+                    self.base
+                        .outbox
+                        .send(spout, Msg::SpoutReset { task: spout, root });
                 }
                 None
             }
@@ -689,11 +804,25 @@ impl AckerExecutor {
         match outcome {
             Some(Outcome::Complete { spout_task, root }) => {
                 t.counts.acked += 1;
-                self.base.outbox.send(spout_task, Msg::Done { task: spout_task, root, failed: false });
+                self.base.outbox.send(
+                    spout_task,
+                    Msg::Done {
+                        task: spout_task,
+                        root,
+                        failed: false,
+                    },
+                );
             }
             Some(Outcome::Failed { spout_task, root }) => {
                 t.counts.failed += 1;
-                self.base.outbox.send(spout_task, Msg::Done { task: spout_task, root, failed: true });
+                self.base.outbox.send(
+                    spout_task,
+                    Msg::Done {
+                        task: spout_task,
+                        root,
+                        failed: true,
+                    },
+                );
             }
             None => {}
         }

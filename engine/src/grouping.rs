@@ -2,8 +2,8 @@
 //!
 //! Each emitting task owns its own groupers, so choosing needs no lock and no atomic.
 
-use squall_model::GroupingKind;
 use smallvec::SmallVec;
+use squall_model::GroupingKind;
 
 use crate::value::{fields_hash, Value};
 
@@ -112,16 +112,29 @@ pub enum Grouper {
 impl Grouper {
     /// Builds the grouper for `kind` over `tasks` (any order). `local` lists the tasks in
     /// the emitter's own process, for local-or-shuffle; `indices` are the grouping fields.
-    pub fn new(kind: GroupingKind, tasks: &[u32], indices: Vec<usize>, local: &[u32], rng: &mut Rng) -> Self {
+    pub fn new(
+        kind: GroupingKind,
+        tasks: &[u32],
+        indices: Vec<usize>,
+        local: &[u32],
+        rng: &mut Rng,
+    ) -> Self {
         let mut sorted = tasks.to_vec();
         sorted.sort_unstable();
         match kind {
             GroupingKind::Shuffle => Grouper::shuffle(sorted, rng),
             GroupingKind::LocalOrShuffle => {
-                let near: Vec<u32> = sorted.iter().copied().filter(|t| local.contains(t)).collect();
+                let near: Vec<u32> = sorted
+                    .iter()
+                    .copied()
+                    .filter(|t| local.contains(t))
+                    .collect();
                 Grouper::shuffle(if near.is_empty() { sorted } else { near }, rng)
             }
-            GroupingKind::Fields => Grouper::Fields { tasks: sorted, indices },
+            GroupingKind::Fields => Grouper::Fields {
+                tasks: sorted,
+                indices,
+            },
             GroupingKind::PartialKey => {
                 let n = sorted.len();
                 Grouper::PartialKey {
@@ -148,7 +161,11 @@ impl Grouper {
             tasks.swap(i, j);
         }
         // Start each sender at a different offset so that many senders spread at once.
-        let next = if tasks.is_empty() { 0 } else { rng.below(tasks.len()) };
+        let next = if tasks.is_empty() {
+            0
+        } else {
+            rng.below(tasks.len())
+        };
         Grouper::Shuffle { tasks, next }
     }
 
@@ -189,7 +206,11 @@ impl Grouper {
                     out.push(tasks[(h % tasks.len() as u64) as usize]);
                 }
             }
-            Grouper::PartialKey { tasks, indices, counts } => {
+            Grouper::PartialKey {
+                tasks,
+                indices,
+                counts,
+            } => {
                 let n = tasks.len();
                 if n == 0 {
                     return;
@@ -203,7 +224,11 @@ impl Grouper {
                     let h2 = h.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                     (first + 1 + (h2 % (n as u64 - 1)) as usize) % n
                 };
-                let pick = if counts[second] < counts[first] { second } else { first };
+                let pick = if counts[second] < counts[first] {
+                    second
+                } else {
+                    first
+                };
                 counts[pick] += 1;
                 out.push(tasks[pick]);
             }
@@ -225,7 +250,11 @@ mod tests {
     use crate::values;
     use std::collections::HashMap;
 
-    fn counts(g: &mut Grouper, n: usize, mk: impl Fn(usize) -> crate::Values) -> HashMap<u32, usize> {
+    fn counts(
+        g: &mut Grouper,
+        n: usize,
+        mk: impl Fn(usize) -> crate::Values,
+    ) -> HashMap<u32, usize> {
         let mut m = HashMap::new();
         for i in 0..n {
             let mut out = Targets::new();
@@ -248,8 +277,20 @@ mod tests {
 
     #[test]
     fn fields_grouping_is_deterministic_and_spreads_keys() {
-        let mut a = Grouper::new(GroupingKind::Fields, &[3, 1, 2], vec![0], &[], &mut Rng::seeded(1));
-        let mut b = Grouper::new(GroupingKind::Fields, &[1, 2, 3], vec![0], &[], &mut Rng::seeded(99));
+        let mut a = Grouper::new(
+            GroupingKind::Fields,
+            &[3, 1, 2],
+            vec![0],
+            &[],
+            &mut Rng::seeded(1),
+        );
+        let mut b = Grouper::new(
+            GroupingKind::Fields,
+            &[1, 2, 3],
+            vec![0],
+            &[],
+            &mut Rng::seeded(99),
+        );
         let mut per_task: HashMap<u32, usize> = HashMap::new();
         for i in 0..3000 {
             let v = values![format!("key-{i}"), i as i64];
@@ -260,7 +301,10 @@ mod tests {
             *per_task.entry(x[0]).or_default() += 1;
         }
         // Balanced within 15% of the mean.
-        assert!(per_task.values().all(|&n| (850..=1150).contains(&n)), "{per_task:?}");
+        assert!(
+            per_task.values().all(|&n| (850..=1150).contains(&n)),
+            "{per_task:?}"
+        );
         // Pinned: the key "wikipedia" goes to the same task in every release, so that a
         // new worker build and an old one agree during a rolling update.
         let mut out = Targets::new();
@@ -275,7 +319,13 @@ mod tests {
 
     #[test]
     fn partial_key_uses_two_tasks_for_a_hot_key() {
-        let mut g = Grouper::new(GroupingKind::PartialKey, &[1, 2, 3, 4], vec![0], &[], &mut Rng::seeded(3));
+        let mut g = Grouper::new(
+            GroupingKind::PartialKey,
+            &[1, 2, 3, 4],
+            vec![0],
+            &[],
+            &mut Rng::seeded(3),
+        );
         let c = counts(&mut g, 1000, |_| values!["hot"]);
         assert_eq!(c.len(), 2, "{c:?}");
         assert!(c.values().all(|&n| n == 500));
@@ -306,10 +356,25 @@ mod tests {
     #[test]
     fn local_or_shuffle_prefers_local_tasks() {
         let mut rng = Rng::seeded(5);
-        let mut g = Grouper::new(GroupingKind::LocalOrShuffle, &[1, 2, 3, 4], vec![], &[2, 4], &mut rng);
+        let mut g = Grouper::new(
+            GroupingKind::LocalOrShuffle,
+            &[1, 2, 3, 4],
+            vec![],
+            &[2, 4],
+            &mut rng,
+        );
         let c = counts(&mut g, 100, |_| values![1i64]);
-        assert_eq!(c.keys().copied().collect::<std::collections::BTreeSet<_>>(), [2, 4].into());
-        let mut g = Grouper::new(GroupingKind::LocalOrShuffle, &[1, 2], vec![], &[7], &mut rng);
+        assert_eq!(
+            c.keys().copied().collect::<std::collections::BTreeSet<_>>(),
+            [2, 4].into()
+        );
+        let mut g = Grouper::new(
+            GroupingKind::LocalOrShuffle,
+            &[1, 2],
+            vec![],
+            &[7],
+            &mut rng,
+        );
         let c = counts(&mut g, 100, |_| values![1i64]);
         assert_eq!(c.len(), 2);
     }

@@ -18,11 +18,11 @@
 pub mod acker;
 mod collector;
 mod component;
+mod executor;
 pub mod fabric;
 pub mod grouping;
 pub mod metrics;
 pub mod queue;
-mod executor;
 mod runtime;
 mod tuple;
 mod value;

@@ -81,7 +81,9 @@ impl<T> BatchQueue<T> {
                 return false;
             }
             let replacement = inner.spare.pop().unwrap_or_default();
-            inner.batches.push_back(std::mem::replace(batch, replacement));
+            inner
+                .batches
+                .push_back(std::mem::replace(batch, replacement));
             self.len.store(len + n, Ordering::Release);
         }
         if self.consumer_sleeping.load(Ordering::SeqCst) {

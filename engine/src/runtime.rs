@@ -13,11 +13,14 @@ use crate::acker::{IdMap, Ledger};
 use crate::collector::{Routing, SpoutState, StreamRoute};
 use crate::component::{ComponentError, ComponentFactory, TaskContext};
 use crate::executor::{
-    AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges, SpoutExecutor, SpoutTask,
+    AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges,
+    SpoutExecutor, SpoutTask,
 };
 use crate::fabric::{Fabric, Outbox, NO_QUEUE};
 use crate::grouping::{Grouper, Rng};
-use crate::metrics::{stats_of, sum_stats, ComponentSnapshot, LocalCounts, Snapshot, TaskLatencies, TaskMetrics};
+use crate::metrics::{
+    stats_of, sum_stats, ComponentSnapshot, LocalCounts, Snapshot, TaskLatencies, TaskMetrics,
+};
 use crate::queue::BatchQueue;
 use crate::tuple::Schema;
 
@@ -43,7 +46,13 @@ impl EngineOptions {
     /// Reads overrides from the topology config (`squall.queue.capacity`, `squall.batch.size`).
     pub fn from_plan(plan: &Plan) -> Self {
         let mut o = EngineOptions::default();
-        let get = |k: &str| plan.spec.config.get(k).and_then(|v| v.as_u64()).filter(|v| *v > 0);
+        let get = |k: &str| {
+            plan.spec
+                .config
+                .get(k)
+                .and_then(|v| v.as_u64())
+                .filter(|v| *v > 0)
+        };
         if let Some(v) = get("squall.queue.capacity") {
             o.queue_capacity = v as usize;
         }
@@ -97,7 +106,11 @@ pub struct Topology {
 
 impl Topology {
     /// Starts every task of `plan` in this process.
-    pub fn start(plan: &Plan, factory: Arc<dyn ComponentFactory>, opts: EngineOptions) -> Result<Topology, EngineError> {
+    pub fn start(
+        plan: &Plan,
+        factory: Arc<dyn ComponentFactory>,
+        opts: EngineOptions,
+    ) -> Result<Topology, EngineError> {
         let plan = plan.clone();
         let control = Arc::new(Control {
             active: AtomicBool::new(plan.spec.desired_state == DesiredState::Active),
@@ -105,7 +118,12 @@ impl Topology {
             epoch: Instant::now(),
         });
         // One queue per executor; map every task to its executor's queue.
-        let max_task = plan.components.iter().flat_map(|c| c.tasks.iter().copied()).max().unwrap_or(0);
+        let max_task = plan
+            .components
+            .iter()
+            .flat_map(|c| c.tasks.iter().copied())
+            .max()
+            .unwrap_or(0);
         let mut task_queue = vec![NO_QUEUE; max_task as usize + 1];
         let mut layout: Vec<(usize, Vec<u32>)> = Vec::new();
         for (ci, comp) in plan.components.iter().enumerate() {
@@ -116,8 +134,10 @@ impl Topology {
                 layout.push((ci, tasks));
             }
         }
-        let queues: Vec<Arc<BatchQueue<_>>> =
-            layout.iter().map(|_| Arc::new(BatchQueue::new(opts.queue_capacity))).collect();
+        let queues: Vec<Arc<BatchQueue<_>>> = layout
+            .iter()
+            .map(|_| Arc::new(BatchQueue::new(opts.queue_capacity)))
+            .collect();
         let ackers = plan
             .components
             .iter()
@@ -132,11 +152,23 @@ impl Topology {
         let metrics: Vec<Vec<Arc<TaskMetrics>>> = plan
             .components
             .iter()
-            .map(|c| c.tasks.iter().map(|t| Arc::new(TaskMetrics::new(&c.name, *t))).collect())
+            .map(|c| {
+                c.tasks
+                    .iter()
+                    .map(|t| Arc::new(TaskMetrics::new(&c.name, *t)))
+                    .collect()
+            })
             .collect();
-        let tasks_by_component: Vec<(String, Vec<u32>)> =
-            plan.components.iter().map(|c| (c.name.clone(), c.tasks.clone())).collect();
-        let all_tasks: Vec<u32> = plan.components.iter().flat_map(|c| c.tasks.iter().copied()).collect();
+        let tasks_by_component: Vec<(String, Vec<u32>)> = plan
+            .components
+            .iter()
+            .map(|c| (c.name.clone(), c.tasks.clone()))
+            .collect();
+        let all_tasks: Vec<u32> = plan
+            .components
+            .iter()
+            .flat_map(|c| c.tasks.iter().copied())
+            .collect();
 
         let mut executors = Vec::new();
         let mut runners: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
@@ -183,8 +215,12 @@ impl Topology {
                     let mut ts = Vec::new();
                     for &t in tasks {
                         let ctx = ctx_of(t);
-                        let mut instance = factory.spout(&comp).map_err(|error| component_error(&comp, t, error))?;
-                        instance.open(&ctx).map_err(|error| component_error(&comp, t, error))?;
+                        let mut instance = factory
+                            .spout(&comp)
+                            .map_err(|error| component_error(&comp, t, error))?;
+                        instance
+                            .open(&ctx)
+                            .map_err(|error| component_error(&comp, t, error))?;
                         ts.push(SpoutTask {
                             id: t,
                             instance,
@@ -203,7 +239,10 @@ impl Topology {
                     let ex = SpoutExecutor {
                         base,
                         tasks: ts,
-                        max_pending: plan.max_spout_pending.filter(|_| plan.ackers > 0).map(|p| p as usize),
+                        max_pending: plan
+                            .max_spout_pending
+                            .filter(|_| plan.ackers > 0)
+                            .map(|p| p as usize),
                         timeout: plan.message_timeout,
                     };
                     runners.push((name, Box::new(move || ex.run())));
@@ -212,8 +251,12 @@ impl Topology {
                     let mut ts = Vec::new();
                     for &t in tasks {
                         let ctx = ctx_of(t);
-                        let mut instance = factory.bolt(&comp).map_err(|error| component_error(&comp, t, error))?;
-                        instance.prepare(&ctx).map_err(|error| component_error(&comp, t, error))?;
+                        let mut instance = factory
+                            .bolt(&comp)
+                            .map_err(|error| component_error(&comp, t, error))?;
+                        instance
+                            .prepare(&ctx)
+                            .map_err(|error| component_error(&comp, t, error))?;
                         ts.push(BoltTask {
                             id: t,
                             instance: Some(instance),
@@ -256,10 +299,12 @@ impl Topology {
         let mut threads = Vec::new();
         for (i, (name, run)) in runners.into_iter().enumerate() {
             let queue = Arc::clone(&queues[i]);
-            let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
-                queue.set_consumer(std::thread::current());
-                run()
-            });
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    queue.set_consumer(std::thread::current());
+                    run()
+                });
             match spawned {
                 Ok(h) => threads.push(h),
                 Err(source) => {
@@ -356,7 +401,9 @@ impl Topology {
                 .executors
                 .iter()
                 .filter(|e| e.component == ci)
-                .fold((0u64, 0u64), |(d, c), e| (d + e.queue.len() as u64, c + e.queue.capacity() as u64));
+                .fold((0u64, 0u64), |(d, c), e| {
+                    (d + e.queue.len() as u64, c + e.queue.capacity() as u64)
+                });
             components.push(ComponentSnapshot {
                 name: comp.name.clone(),
                 role: comp.role.as_str(),
@@ -423,7 +470,13 @@ fn component_error(comp: &ComponentPlan, task: u32, error: ComponentError) -> En
 }
 
 /// Routing of one task: for each declared stream, a grouper per subscribing bolt.
-fn routing_for(plan: &Plan, comp: &ComponentPlan, task: u32, local: &[u32], rng: &mut Rng) -> Routing {
+fn routing_for(
+    plan: &Plan,
+    comp: &ComponentPlan,
+    task: u32,
+    local: &[u32],
+    rng: &mut Rng,
+) -> Routing {
     let streams = comp
         .outputs
         .iter()

@@ -32,7 +32,8 @@ pub struct Schema {
 impl Schema {
     /// The interned schema for these names.
     pub fn intern(component: &str, stream: &str, fields: &[String]) -> &'static Schema {
-        static TABLE: OnceLock<Mutex<HashMap<(String, String, Vec<String>), &'static Schema>>> = OnceLock::new();
+        static TABLE: OnceLock<Mutex<HashMap<(String, String, Vec<String>), &'static Schema>>> =
+            OnceLock::new();
         let table = TABLE.get_or_init(Default::default);
         let key = (component.to_owned(), stream.to_owned(), fields.to_vec());
         // A poisoned lock only means another thread panicked while inserting; the map is still valid.
@@ -56,7 +57,9 @@ impl Schema {
 
     pub(crate) fn tick() -> &'static Schema {
         static TICK: OnceLock<&'static Schema> = OnceLock::new();
-        TICK.get_or_init(|| Schema::intern(SYSTEM_COMPONENT, TICK_STREAM, &["freq_secs".to_owned()]))
+        TICK.get_or_init(|| {
+            Schema::intern(SYSTEM_COMPONENT, TICK_STREAM, &["freq_secs".to_owned()])
+        })
     }
 }
 
@@ -90,7 +93,12 @@ impl Clone for Tuple {
 }
 
 impl Tuple {
-    pub(crate) fn new(values: Values, schema: &'static Schema, source_task: i32, ids: MessageIds) -> Self {
+    pub(crate) fn new(
+        values: Values,
+        schema: &'static Schema,
+        source_task: i32,
+        ids: MessageIds,
+    ) -> Self {
         Tuple {
             values,
             schema,
@@ -104,7 +112,12 @@ impl Tuple {
     /// A tuple built by hand, e.g. for unit tests of bolts.
     pub fn detached(component: &str, stream: &str, fields: &[&str], values: Values) -> Self {
         let fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
-        Tuple::new(values, Schema::intern(component, stream, &fields), 0, MessageIds::new())
+        Tuple::new(
+            values,
+            Schema::intern(component, stream, &fields),
+            0,
+            MessageIds::new(),
+        )
     }
 
     pub(crate) fn tick(freq_secs: u64) -> Self {

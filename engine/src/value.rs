@@ -89,9 +89,13 @@ impl Value {
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             serde_json::Value::String(s) => Value::Str(ByteString::from(s.as_str())),
-            serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(Value::from_json).collect())),
+            serde_json::Value::Array(a) => {
+                Value::List(Arc::new(a.iter().map(Value::from_json).collect()))
+            }
             serde_json::Value::Object(o) => Value::Map(Arc::new(
-                o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
             )),
         }
     }
@@ -106,9 +110,13 @@ impl Value {
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
             Value::Str(s) => serde_json::Value::String(s.to_string()),
-            Value::Bytes(b) => serde_json::Value::Array(b.iter().map(|x| serde_json::Value::from(*x)).collect()),
+            Value::Bytes(b) => {
+                serde_json::Value::Array(b.iter().map(|x| serde_json::Value::from(*x)).collect())
+            }
             Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect()),
-            Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Map(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -125,9 +133,9 @@ impl Value {
             Value::Str(s) => h(s.as_bytes(), seed ^ 4),
             Value::Bytes(b) => h(b, seed ^ 5),
             Value::List(l) => l.iter().fold(h(&[6], seed), |acc, v| v.stable_hash(acc)),
-            Value::Map(m) => m
-                .iter()
-                .fold(h(&[7], seed), |acc, (k, v)| v.stable_hash(h(k.as_bytes(), acc))),
+            Value::Map(m) => m.iter().fold(h(&[7], seed), |acc, (k, v)| {
+                v.stable_hash(h(k.as_bytes(), acc))
+            }),
         }
     }
 }
@@ -201,10 +209,12 @@ macro_rules! values {
 
 /// Hash of the selected fields of a tuple; the same on every worker.
 pub fn fields_hash(values: &[Value], indices: &[usize]) -> u64 {
-    indices.iter().fold(0x5eed_5eed_u64, |acc, &i| match values.get(i) {
-        Some(v) => v.stable_hash(acc),
-        None => Value::Null.stable_hash(acc),
-    })
+    indices
+        .iter()
+        .fold(0x5eed_5eed_u64, |acc, &i| match values.get(i) {
+            Some(v) => v.stable_hash(acc),
+            None => Value::Null.stable_hash(acc),
+        })
 }
 
 #[cfg(test)]
@@ -214,8 +224,14 @@ mod tests {
     #[test]
     fn hash_is_stable_across_runs_and_types() {
         // Pinned values: a change here breaks fields grouping between versions of workers.
-        assert_eq!(fields_hash(&[Value::from("wikipedia")], &[0]), fields_hash(&[Value::from("wikipedia")], &[0]));
-        assert_ne!(fields_hash(&[Value::from("1")], &[0]), fields_hash(&[Value::Int(1)], &[0]));
+        assert_eq!(
+            fields_hash(&[Value::from("wikipedia")], &[0]),
+            fields_hash(&[Value::from("wikipedia")], &[0])
+        );
+        assert_ne!(
+            fields_hash(&[Value::from("1")], &[0]),
+            fields_hash(&[Value::Int(1)], &[0])
+        );
         let a = fields_hash(&[Value::from("a"), Value::Int(1)], &[0, 1]);
         let b = fields_hash(&[Value::from("a"), Value::Int(2)], &[0, 1]);
         assert_ne!(a, b);
@@ -228,7 +244,8 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let j: serde_json::Value = serde_json::json!({"a": [1, 2.5, "x", null, true], "b": {"c": "d"}});
+        let j: serde_json::Value =
+            serde_json::json!({"a": [1, 2.5, "x", null, true], "b": {"c": "d"}});
         assert_eq!(Value::from_json(&j).to_json(), j);
     }
 

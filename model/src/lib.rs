@@ -12,9 +12,7 @@ mod plan;
 mod spec;
 mod validate;
 
-pub use manifest::{
-    ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION,
-};
+pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
     ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, ShellSpec,

@@ -48,7 +48,11 @@ pub struct ValidationErrors(pub Vec<Problem>);
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the topology:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the topology:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             writeln!(f, "  {p}")?;
         }
@@ -70,17 +74,28 @@ impl Checker {
 }
 
 /// Checks a manifest against a catalog and resolves it into a [`Plan`].
-pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Plan, ValidationErrors> {
-    let mut c = Checker { problems: Vec::new() };
+pub fn validate(
+    manifest: &TopologyManifest,
+    catalog: &dyn Catalog,
+) -> Result<Plan, ValidationErrors> {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
     let spec = &manifest.spec;
     check_name(&mut c, "metadata.name", &manifest.metadata.name, 63);
 
     if spec.workers < 1 {
-        c.add("spec.workers", format!("must be at least 1, got {}", spec.workers));
+        c.add(
+            "spec.workers",
+            format!("must be at least 1, got {}", spec.workers),
+        );
     }
     if let Some(a) = spec.ackers {
         if a < 0 {
-            c.add("spec.ackers", format!("must be 0 (acking off) or more, got {a}"));
+            c.add(
+                "spec.ackers",
+                format!("must be 0 (acking off) or more, got {a}"),
+            );
         }
     }
     if spec.message_timeout_seconds < 1 {
@@ -91,12 +106,18 @@ pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Pl
     }
     if let Some(p) = spec.max_spout_pending {
         if p < 1 || p > i64::from(u32::MAX) {
-            c.add("spec.maxSpoutPending", format!("must be between 1 and {}, got {p}", u32::MAX));
+            c.add(
+                "spec.maxSpoutPending",
+                format!("must be between 1 and {}, got {p}", u32::MAX),
+            );
         }
     }
     if let Some(t) = spec.tick_tuple_frequency_seconds {
         if t < 1 {
-            c.add("spec.tickTupleFrequencySeconds", format!("must be at least 1, got {t}"));
+            c.add(
+                "spec.tickTupleFrequencySeconds",
+                format!("must be at least 1, got {t}"),
+            );
         }
     }
     if spec.spouts.is_empty() {
@@ -110,15 +131,32 @@ pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Pl
         .iter()
         .enumerate()
         .map(|(i, s)| (format!("spec.spouts[{i}]"), Role::Spout, s))
-        .chain(spec.bolts.iter().enumerate().map(|(i, b)| (format!("spec.bolts[{i}]"), Role::Bolt, b)))
+        .chain(
+            spec.bolts
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("spec.bolts[{i}]"), Role::Bolt, b)),
+        )
         .collect::<Vec<_>>();
     for (path, _, comp) in &all {
         check_name(&mut c, &format!("{path}.name"), &comp.name, 63);
         if comp.name.starts_with("__") {
-            c.add(format!("{path}.name"), format!("{:?}: names starting with \"__\" are reserved for system components", comp.name));
+            c.add(
+                format!("{path}.name"),
+                format!(
+                    "{:?}: names starting with \"__\" are reserved for system components",
+                    comp.name
+                ),
+            );
         }
         if let Some(first) = seen.get(comp.name.as_str()) {
-            c.add(format!("{path}.name"), format!("duplicate component name {:?} (first used at {first})", comp.name));
+            c.add(
+                format!("{path}.name"),
+                format!(
+                    "duplicate component name {:?} (first used at {first})",
+                    comp.name
+                ),
+            );
         } else {
             seen.insert(&comp.name, path.clone());
         }
@@ -133,9 +171,10 @@ pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Pl
 
     for (path, role, comp) in &all {
         match role {
-            Role::Spout if !comp.inputs.is_empty() => {
-                c.add(format!("{path}.inputs"), "a spout cannot have inputs; make it a bolt")
-            }
+            Role::Spout if !comp.inputs.is_empty() => c.add(
+                format!("{path}.inputs"),
+                "a spout cannot have inputs; make it a bolt",
+            ),
             Role::Bolt if comp.inputs.is_empty() => {
                 c.add(format!("{path}.inputs"), "a bolt needs at least one input")
             }
@@ -158,8 +197,13 @@ fn check_name(c: &mut Checker, path: &str, name: &str, max: usize) {
     if name.len() > max {
         c.add(path, format!("{name:?} is longer than {max} characters"));
     }
-    let ok = name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
-        && name.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    let ok = name
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_')
         && !name.ends_with('-');
     if !ok {
         c.add(
@@ -177,19 +221,28 @@ fn check_component(
     comp: &ComponentSpec,
 ) -> Vec<StreamSpec> {
     if comp.parallelism < 1 {
-        c.add(format!("{path}.parallelism"), format!("must be at least 1, got {}", comp.parallelism));
+        c.add(
+            format!("{path}.parallelism"),
+            format!("must be at least 1, got {}", comp.parallelism),
+        );
     }
     if let Some(t) = comp.tasks {
         if t < comp.parallelism.max(1) {
             c.add(
                 format!("{path}.tasks"),
-                format!("must be at least parallelism ({}), got {t}", comp.parallelism),
+                format!(
+                    "must be at least parallelism ({}), got {t}",
+                    comp.parallelism
+                ),
             );
         }
     }
     if let Some(t) = comp.tick_tuple_frequency_seconds {
         if t < 1 {
-            c.add(format!("{path}.tickTupleFrequencySeconds"), format!("must be at least 1, got {t}"));
+            c.add(
+                format!("{path}.tickTupleFrequencySeconds"),
+                format!("must be at least 1, got {t}"),
+            );
         }
     }
     match (comp.component.as_str(), &comp.shell) {
@@ -209,7 +262,10 @@ fn check_component(
             let kinds = catalog.kinds().join(", ");
             c.add(
                 format!("{path}.component"),
-                format!("unknown component kind {:?}; known kinds: {kinds}", comp.component),
+                format!(
+                    "unknown component kind {:?}; known kinds: {kinds}",
+                    comp.component
+                ),
             );
         }
         Some(Err(msg)) => c.add(format!("{path}.config"), msg),
@@ -218,7 +274,12 @@ fn check_component(
                 if kind_role != role {
                     c.add(
                         format!("{path}.component"),
-                        format!("{:?} is a {} kind and cannot be used as a {}", comp.component, kind_role.as_str(), role.as_str()),
+                        format!(
+                            "{:?} is a {} kind and cannot be used as a {}",
+                            comp.component,
+                            kind_role.as_str(),
+                            role.as_str()
+                        ),
                     );
                 }
             }
@@ -233,10 +294,19 @@ fn check_component(
         if s.stream.is_empty() {
             c.add(format!("{spath}.stream"), "must not be empty");
         } else if s.stream.starts_with("__") {
-            c.add(format!("{spath}.stream"), format!("{:?}: stream names starting with \"__\" are reserved", s.stream));
+            c.add(
+                format!("{spath}.stream"),
+                format!(
+                    "{:?}: stream names starting with \"__\" are reserved",
+                    s.stream
+                ),
+            );
         }
         if !streams.insert(s.stream.as_str()) {
-            c.add(format!("{spath}.stream"), format!("stream {:?} is declared twice", s.stream));
+            c.add(
+                format!("{spath}.stream"),
+                format!("stream {:?} is declared twice", s.stream),
+            );
         }
         let mut fields = BTreeSet::new();
         for (j, f) in s.fields.iter().enumerate() {
@@ -244,14 +314,22 @@ fn check_component(
                 c.add(format!("{spath}.fields[{j}]"), "must not be empty");
             }
             if !fields.insert(f.as_str()) {
-                c.add(format!("{spath}.fields[{j}]"), format!("field {f:?} is declared twice"));
+                c.add(
+                    format!("{spath}.fields[{j}]"),
+                    format!("field {f:?} is declared twice"),
+                );
             }
         }
     }
     resolved
 }
 
-fn check_inputs(c: &mut Checker, path: &str, comp: &ComponentSpec, outputs: &BTreeMap<&str, Vec<StreamSpec>>) {
+fn check_inputs(
+    c: &mut Checker,
+    path: &str,
+    comp: &ComponentSpec,
+    outputs: &BTreeMap<&str, Vec<StreamSpec>>,
+) {
     let mut subscribed = BTreeSet::new();
     for (i, input) in comp.inputs.iter().enumerate() {
         let ipath = format!("{path}.inputs[{i}]");
@@ -265,16 +343,27 @@ fn check_inputs(c: &mut Checker, path: &str, comp: &ComponentSpec, outputs: &BTr
             let known: Vec<&str> = outputs.keys().copied().collect();
             c.add(
                 format!("{ipath}.from"),
-                format!("unknown component {:?}; components: {}", input.from, known.join(", ")),
+                format!(
+                    "unknown component {:?}; components: {}",
+                    input.from,
+                    known.join(", ")
+                ),
             );
             continue;
         };
         let Some(stream) = streams.iter().find(|s| s.stream == input.stream) else {
             let known: Vec<&str> = streams.iter().map(|s| s.stream.as_str()).collect();
-            let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            let known = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
             c.add(
                 format!("{ipath}.stream"),
-                format!("component {:?} declares no stream {:?}; declared: {known}", input.from, input.stream),
+                format!(
+                    "component {:?} declares no stream {:?}; declared: {known}",
+                    input.from, input.stream
+                ),
             );
             continue;
         };
@@ -282,7 +371,10 @@ fn check_inputs(c: &mut Checker, path: &str, comp: &ComponentSpec, outputs: &BTr
         let gpath = format!("{ipath}.grouping");
         if g.kind.uses_fields() {
             if g.fields.is_empty() {
-                c.add(format!("{gpath}.fields"), format!("{} grouping needs at least one field", g.kind.as_str()));
+                c.add(
+                    format!("{gpath}.fields"),
+                    format!("{} grouping needs at least one field", g.kind.as_str()),
+                );
             }
             for (j, f) in g.fields.iter().enumerate() {
                 if !stream.fields.contains(f) {
@@ -300,17 +392,26 @@ fn check_inputs(c: &mut Checker, path: &str, comp: &ComponentSpec, outputs: &BTr
         } else if !g.fields.is_empty() {
             c.add(
                 format!("{gpath}.fields"),
-                format!("only fields and partialKey groupings take fields, not {}", g.kind.as_str()),
+                format!(
+                    "only fields and partialKey groupings take fields, not {}",
+                    g.kind.as_str()
+                ),
             );
         }
         match (g.kind == GroupingKind::Direct, stream.direct) {
             (true, false) => c.add(
                 format!("{gpath}.type"),
-                format!("direct grouping needs a direct stream, and {}/{} is not declared direct", input.from, input.stream),
+                format!(
+                    "direct grouping needs a direct stream, and {}/{} is not declared direct",
+                    input.from, input.stream
+                ),
             ),
             (false, true) => c.add(
                 format!("{gpath}.type"),
-                format!("{}/{} is a direct stream and can only be consumed with direct grouping", input.from, input.stream),
+                format!(
+                    "{}/{} is a direct stream and can only be consumed with direct grouping",
+                    input.from, input.stream
+                ),
             ),
             _ => {}
         }
@@ -373,6 +474,8 @@ fn build_plan(
         components,
         message_timeout: Duration::from_secs(spec.message_timeout_seconds.max(1) as u64),
         ackers,
-        max_spout_pending: spec.max_spout_pending.map(|p| p.clamp(1, i64::from(u32::MAX)) as u32),
+        max_spout_pending: spec
+            .max_spout_pending
+            .map(|p| p.clamp(1, i64::from(u32::MAX)) as u32),
     }
 }

@@ -1,0 +1,234 @@
+//! Test components and a tiny catalog for whole-topology tests of the engine.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use squall_engine::{
+    values, Basic, BasicBolt, Bolt, BoltOutput, ComponentError, ComponentFactory, Spout,
+    SpoutOutput, TaskContext, Topology, Tuple, Value,
+};
+use squall_model::{
+    validate, Catalog, ComponentPlan, Config, KindInfo, Plan, Role, TopologyManifest,
+};
+
+/// What the spouts saw: per message id, how often it was acked and failed.
+#[derive(Default)]
+pub struct Ledger {
+    pub acks: Mutex<BTreeMap<i64, u32>>,
+    pub fails: Mutex<BTreeMap<i64, u32>>,
+    pub fail_times: Mutex<Vec<Duration>>,
+    pub received: AtomicU64,
+    pub ticks: AtomicU64,
+    pub seen: Mutex<BTreeMap<i64, u32>>,
+}
+
+impl Ledger {
+    pub fn acked_ids(&self) -> usize {
+        self.acks.lock().unwrap().len()
+    }
+    pub fn total_fails(&self) -> u32 {
+        self.fails.lock().unwrap().values().sum()
+    }
+}
+
+/// Emits ids 0..count once each, replays failed ids, finished when all are acked.
+pub struct ReplaySpout {
+    next: i64,
+    count: i64,
+    replay: VecDeque<i64>,
+    outstanding: BTreeMap<i64, Instant>,
+    ledger: Arc<Ledger>,
+    reliable: bool,
+}
+
+impl Spout for ReplaySpout {
+    fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
+        let id = match self.replay.pop_front() {
+            Some(id) => id,
+            None if self.next < self.count => {
+                self.next += 1;
+                self.next - 1
+            }
+            None => return Ok(()),
+        };
+        self.outstanding.insert(id, Instant::now());
+        let msg = self.reliable.then_some(Value::Int(id));
+        out.emit(values![id], msg)?;
+        Ok(())
+    }
+    fn ack(&mut self, msg_id: Value) {
+        let id = msg_id.as_i64().unwrap();
+        self.outstanding.remove(&id);
+        *self.ledger.acks.lock().unwrap().entry(id).or_default() += 1;
+    }
+    fn fail(&mut self, msg_id: Value) {
+        let id = msg_id.as_i64().unwrap();
+        if let Some(t) = self.outstanding.remove(&id) {
+            self.ledger.fail_times.lock().unwrap().push(t.elapsed());
+        }
+        *self.ledger.fails.lock().unwrap().entry(id).or_default() += 1;
+        self.replay.push_back(id);
+    }
+    fn is_finished(&self) -> bool {
+        self.next >= self.count && self.replay.is_empty() && self.outstanding.is_empty()
+    }
+}
+
+/// Re-emits its input; fails or panics on the inputs whose id hashes into the given shares,
+/// but only the first time it sees them (so replays succeed eventually).
+pub struct Flaky {
+    fail_pct: u64,
+    panic_pct: u64,
+    ledger: Arc<Ledger>,
+}
+
+impl BasicBolt for Flaky {
+    fn execute(&mut self, input: &Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let id = input.get(0).and_then(Value::as_i64).ok_or("no id")?;
+        let times = {
+            let mut seen = self.ledger.seen.lock().unwrap();
+            let n = seen.entry(id).or_default();
+            *n += 1;
+            *n
+        };
+        let h = (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+        if times == 1 && h % 100 < self.panic_pct {
+            panic!("injected panic on id {id}");
+        }
+        if times == 1 && h % 100 < self.panic_pct + self.fail_pct {
+            return Err(ComponentError::new(format!("injected failure on id {id}")));
+        }
+        out.emit(&[], values![id])?;
+        Ok(())
+    }
+}
+
+/// Counts what it receives, acks everything.
+pub struct Sink {
+    ledger: Arc<Ledger>,
+    delay: Duration,
+    ack: bool,
+}
+
+impl Bolt for Sink {
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        if input.is_tick() {
+            self.ledger.ticks.fetch_add(1, Ordering::Relaxed);
+            out.ack(input);
+            return Ok(());
+        }
+        self.ledger.received.fetch_add(1, Ordering::Relaxed);
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        if self.ack {
+            out.ack(input);
+        }
+        Ok(())
+    }
+}
+
+/// Identity bolt that acks with Basic semantics.
+pub struct Pass;
+
+impl BasicBolt for Pass {
+    fn execute(&mut self, input: &Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        out.emit(&[], input.values().iter().cloned().collect())?;
+        Ok(())
+    }
+}
+
+pub struct Kinds {
+    pub ledger: Arc<Ledger>,
+}
+
+fn num(c: &Config, k: &str, d: u64) -> u64 {
+    c.get(k).and_then(|v| v.as_u64()).unwrap_or(d)
+}
+
+impl Catalog for Kinds {
+    fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
+        let role = match kind {
+            "replay" => Role::Spout,
+            "flaky" | "sink" | "pass" => Role::Bolt,
+            _ => return None,
+        };
+        Some(Ok(KindInfo {
+            role: Some(role),
+            outputs: vec![],
+        }))
+    }
+    fn kinds(&self) -> Vec<String> {
+        ["replay", "flaky", "sink", "pass"]
+            .map(String::from)
+            .to_vec()
+    }
+}
+
+impl ComponentFactory for Kinds {
+    fn spout(&self, c: &ComponentPlan) -> Result<Box<dyn Spout>, ComponentError> {
+        Ok(Box::new(ReplaySpout {
+            next: 0,
+            count: num(&c.config, "count", 1000) as i64,
+            replay: VecDeque::new(),
+            outstanding: BTreeMap::new(),
+            ledger: Arc::clone(&self.ledger),
+            reliable: c
+                .config
+                .get("reliable")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true),
+        }))
+    }
+    fn bolt(&self, c: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError> {
+        let ledger = Arc::clone(&self.ledger);
+        Ok(match c.kind.as_str() {
+            "flaky" => Box::new(Basic(Flaky {
+                fail_pct: num(&c.config, "fail", 0),
+                panic_pct: num(&c.config, "panic", 0),
+                ledger,
+            })),
+            "pass" => Box::new(Basic(Pass)),
+            _ => Box::new(Sink {
+                ledger,
+                delay: Duration::from_micros(num(&c.config, "delay_us", 0)),
+                ack: c
+                    .config
+                    .get("ack")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true),
+            }),
+        })
+    }
+}
+
+pub fn plan(yaml: &str, kinds: &Kinds) -> Plan {
+    let m = TopologyManifest::from_yaml(yaml, "test").unwrap();
+    validate(&m, kinds).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn start(yaml: &str) -> (Topology, Arc<Ledger>) {
+    let ledger = Arc::new(Ledger::default());
+    let kinds = Kinds {
+        ledger: Arc::clone(&ledger),
+    };
+    let p = plan(yaml, &kinds);
+    let opts = squall_engine::EngineOptions::from_plan(&p);
+    let topo = Topology::start(&p, Arc::new(kinds), opts).unwrap();
+    (topo, ledger)
+}
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
