@@ -1,0 +1,227 @@
+//! Validation messages: what a user sees for each kind of mistake, with the path of the
+//! field at fault. The wording is part of the user interface, so it is pinned here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use squall_model::{
+    validate, Catalog, Config, KindInfo, Problem, Role, StreamSpec, TopologyManifest,
+    ValidationErrors,
+};
+
+/// A small catalog of its own, so these tests do not depend on the built-in components.
+struct TestCatalog;
+
+impl Catalog for TestCatalog {
+    fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
+        let info = |role, outputs| Some(Ok(KindInfo { role, outputs }));
+        match kind {
+            "lines" => info(
+                Some(Role::Spout),
+                vec![StreamSpec::new("default", &["line"])],
+            ),
+            "split" => info(
+                Some(Role::Bolt),
+                vec![StreamSpec::new("default", &["word"])],
+            ),
+            "sink" => info(Some(Role::Bolt), vec![]),
+            "picky" => Some(Err("config key \"x\" is required".to_owned())),
+            "shell" => info(None, vec![]),
+            _ => None,
+        }
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        ["lines", "picky", "shell", "sink", "split"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    }
+}
+
+const HEADER: &str = "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata:\n  name: t\n";
+
+fn problems(spec: &str) -> Vec<Problem> {
+    let text = format!("{HEADER}spec:\n{spec}");
+    let manifest = TopologyManifest::from_yaml(&text, "test.yaml").expect("manifest parses");
+    match validate(&manifest, &TestCatalog) {
+        Ok(_) => panic!("expected validation problems for:\n{spec}"),
+        Err(ValidationErrors(p)) => p,
+    }
+}
+
+fn lines(spec: &str) -> Vec<String> {
+    problems(spec).iter().map(|p| p.to_string()).collect()
+}
+
+fn assert_has(spec: &str, expected: &str) {
+    let got = lines(spec);
+    assert!(
+        got.iter().any(|l| l == expected),
+        "expected problem\n  {expected}\ngot\n  {}",
+        got.join("\n  ")
+    );
+}
+
+#[test]
+fn a_good_topology_validates() {
+    let text = format!(
+        "{HEADER}spec:\n  spouts:\n    - {{name: src, component: lines}}\n  bolts:\n    - name: words\n      component: split\n      parallelism: 2\n      inputs: [{{from: src}}]\n"
+    );
+    let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
+    let plan = validate(&manifest, &TestCatalog).unwrap();
+    assert_eq!(plan.component("words").unwrap().tasks.len(), 2);
+}
+
+#[test]
+fn unknown_kind_lists_the_known_kinds() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lnes}\n",
+        "spec.spouts[0].component: unknown component kind \"lnes\"; known kinds: lines, picky, shell, sink, split",
+    );
+}
+
+#[test]
+fn unknown_input_component_lists_the_components() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: w, component: split, inputs: [{from: sorce}]}\n",
+        "spec.bolts[0].inputs[0].from: unknown component \"sorce\"; components: src, w",
+    );
+}
+
+#[test]
+fn unknown_stream_lists_the_declared_streams() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: w, component: split, inputs: [{from: src, stream: edits}]}\n",
+        "spec.bolts[0].inputs[0].stream: component \"src\" declares no stream \"edits\"; declared: default",
+    );
+}
+
+#[test]
+fn undeclared_grouping_field_names_stream_and_declared_fields() {
+    // The documented example, word for word: `edits` declares a `word` field and `counts`
+    // mistypes it.
+    let spec = "  spouts:\n    - name: edits\n      component: lines\n      outputs: [{fields: [word]}]\n  bolts:\n    - name: words\n      component: split\n      inputs: [{from: edits}]\n    - name: counts\n      component: sink\n      inputs:\n        - from: edits\n          grouping: {type: fields, fields: [wrd]}\n";
+    assert_eq!(
+        lines(spec),
+        vec![
+            "spec.bolts[1].inputs[0].grouping.fields[0]: field \"wrd\" is not declared on stream edits/default; declared: word"
+        ]
+    );
+}
+
+#[test]
+fn fields_grouping_without_fields() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: w, component: split, inputs: [{from: src, grouping: {type: fields}}]}\n",
+        "spec.bolts[0].inputs[0].grouping.fields: fields grouping needs at least one field",
+    );
+}
+
+#[test]
+fn duplicate_names_point_at_the_first_use() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: src, component: split, inputs: [{from: src}]}\n",
+        "spec.bolts[0].name: duplicate component name \"src\" (first used at spec.spouts[0])",
+    );
+}
+
+#[test]
+fn parallelism_below_one() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines, parallelism: 0}\n",
+        "spec.spouts[0].parallelism: must be at least 1, got 0",
+    );
+}
+
+#[test]
+fn tasks_below_parallelism() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines, parallelism: 4, tasks: 2}\n",
+        "spec.spouts[0].tasks: must be at least parallelism (4), got 2",
+    );
+}
+
+#[test]
+fn direct_grouping_needs_a_direct_stream() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: w, component: split, inputs: [{from: src, grouping: {type: direct}}]}\n",
+        "spec.bolts[0].inputs[0].grouping.type: direct grouping needs a direct stream, and src/default is not declared direct",
+    );
+}
+
+#[test]
+fn direct_stream_needs_direct_grouping() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines, outputs: [{fields: [line], direct: true}]}\n  bolts:\n    - {name: w, component: split, inputs: [{from: src}]}\n",
+        "spec.bolts[0].inputs[0].grouping.type: src/default is a direct stream and can only be consumed with direct grouping",
+    );
+}
+
+#[test]
+fn kind_used_in_the_wrong_role() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: split}\n",
+        "spec.spouts[0].component: \"split\" is a bolt kind and cannot be used as a spout",
+    );
+}
+
+#[test]
+fn config_errors_from_the_catalog_point_at_config() {
+    assert_has(
+        "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: p, component: picky, inputs: [{from: src}]}\n",
+        "spec.bolts[0].config: config key \"x\" is required",
+    );
+}
+
+#[test]
+fn bad_names_and_reserved_names() {
+    let got = lines(
+        "  spouts:\n    - {name: Src, component: lines}\n    - {name: __sys, component: lines}\n",
+    );
+    assert!(
+        got.iter()
+            .any(|l| l
+                .starts_with("spec.spouts[0].name: \"Src\" must consist of lower-case letters")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|l| l.starts_with(
+            "spec.spouts[1].name: \"__sys\": names starting with \"__\" are reserved"
+        )),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn topology_level_settings() {
+    let got = lines("  workers: 0\n  ackers: -1\n  messageTimeoutSeconds: 0\n  maxSpoutPending: 0\n  spouts: []\n");
+    assert_eq!(
+        got,
+        vec![
+            "spec.workers: must be at least 1, got 0",
+            "spec.ackers: must be 0 (acking off) or more, got -1",
+            "spec.messageTimeoutSeconds: must be at least 1, got 0",
+            "spec.maxSpoutPending: must be between 1 and 4294967295, got 0",
+            "spec.spouts: a topology needs at least one spout",
+        ]
+    );
+}
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let spec = "  spouts:\n    - {name: src, component: lines, parallelism: 0}\n  bolts:\n    - {name: w, component: splt, inputs: [{from: nowhere}]}\n    - {name: s, component: sink}\n";
+    let got = problems(spec);
+    let paths: Vec<&str> = got.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "spec.spouts[0].parallelism",
+            "spec.bolts[0].component",
+            "spec.bolts[0].inputs[0].from",
+            "spec.bolts[1].inputs",
+        ]
+    );
+    // The Display form counts them and lists one per line, as `squall validate` prints.
+    let text = ValidationErrors(got).to_string();
+    assert!(text.starts_with("4 problems in the topology:\n"), "{text}");
+    assert_eq!(text.lines().count(), 5);
+}
