@@ -346,7 +346,7 @@ impl SpoutExecutor {
                         break;
                     }
                 }
-                let sample = t.counts.emitted % SAMPLE_EVERY == 0;
+                let sample = t.counts.emitted.is_multiple_of(SAMPLE_EVERY);
                 let mut out = SpoutOutput {
                     routing: &mut t.routing,
                     outbox: &mut self.base.outbox,
@@ -582,7 +582,7 @@ impl BoltExecutor {
             return;
         };
         t.seq += 1;
-        let sample = t.seq % SAMPLE_EVERY == 0;
+        let sample = t.seq.is_multiple_of(SAMPLE_EVERY);
         let t0 = if sample {
             let now = Instant::now();
             tuple.stamp_ns = now.duration_since(self.base.control.epoch).as_nanos() as u64;

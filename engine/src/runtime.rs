@@ -382,6 +382,13 @@ impl Topology {
         self.quiet_once()
     }
 
+    /// Forgets the latency samples gathered so far (e.g. after a warm-up).
+    pub fn reset_latencies(&self) {
+        for m in self.metrics.iter().flatten() {
+            m.latencies.lock().reset();
+        }
+    }
+
     /// A metrics snapshot.
     pub fn metrics(&self) -> Snapshot {
         let mut components = Vec::new();

@@ -32,8 +32,7 @@ pub struct Schema {
 impl Schema {
     /// The interned schema for these names.
     pub fn intern(component: &str, stream: &str, fields: &[String]) -> &'static Schema {
-        static TABLE: OnceLock<Mutex<HashMap<(String, String, Vec<String>), &'static Schema>>> =
-            OnceLock::new();
+        static TABLE: OnceLock<Mutex<SchemaTable>> = OnceLock::new();
         let table = TABLE.get_or_init(Default::default);
         let key = (component.to_owned(), stream.to_owned(), fields.to_vec());
         // A poisoned lock only means another thread panicked while inserting; the map is still valid.
@@ -62,6 +61,8 @@ impl Schema {
         })
     }
 }
+
+type SchemaTable = HashMap<(String, String, Vec<String>), &'static Schema>;
 
 /// Root id → edge id pairs: which tuple trees a tuple belongs to.
 pub type MessageIds = SmallVec<[(u64, u64); 1]>;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use squall_engine::{
     values, Basic, BasicBolt, Bolt, BoltOutput, ComponentError, ComponentFactory, Spout,
-    SpoutOutput, TaskContext, Topology, Tuple, Value,
+    SpoutOutput, Topology, Tuple, Value,
 };
 use squall_model::{
     validate, Catalog, ComponentPlan, Config, KindInfo, Plan, Role, TopologyManifest,

@@ -1,0 +1,114 @@
+//! The floor under every topology figure: how fast a 100-byte item crosses from one
+//! thread to another through a bounded queue, batched (as the engine does) and not.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use squall_engine::queue::BatchQueue;
+
+#[derive(Clone, Copy)]
+struct Item([u8; 100]);
+
+/// Items per second for each channel.
+#[derive(Serialize, Deserialize)]
+pub struct Floor {
+    pub batch_queue: f64,
+    pub crossbeam: f64,
+    pub std_sync: f64,
+}
+
+pub fn measure(window: Duration) -> Floor {
+    Floor {
+        batch_queue: batch_queue(window),
+        crossbeam: crossbeam(window),
+        std_sync: std_sync(window),
+    }
+}
+
+fn batch_queue(window: Duration) -> f64 {
+    let q = Arc::new(BatchQueue::<Item>::new(16_384));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (qc, sc) = (Arc::clone(&q), Arc::clone(&stop));
+    let consumer = std::thread::spawn(move || {
+        qc.set_consumer(std::thread::current());
+        let mut n = 0u64;
+        let mut sum = 0u64;
+        while !sc.load(Ordering::Relaxed) {
+            match qc.try_pop() {
+                Some(b) => {
+                    n += b.len() as u64;
+                    sum += b.iter().map(|i| u64::from(i.0[7])).sum::<u64>();
+                    qc.recycle(b);
+                }
+                None => qc.park_consumer(Duration::from_millis(1)),
+            }
+        }
+        (n, sum)
+    });
+    let start = Instant::now();
+    let mut batch = Vec::with_capacity(256);
+    let item = Item([7; 100]);
+    while start.elapsed() < window {
+        for _ in 0..256 {
+            batch.push(item);
+        }
+        while !q.try_push(&mut batch) {
+            q.wait_for_room();
+            if !q.has_room_for(batch.len()) {
+                std::thread::park_timeout(Duration::from_micros(100));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    let (n, _) = consumer.join().unwrap_or((0, 0));
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn crossbeam(window: Duration) -> f64 {
+    let (tx, rx) = crossbeam_channel::bounded::<Item>(1024);
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while let Ok(i) = rx.recv() {
+            n += u64::from(i.0[3] == 7);
+        }
+        n
+    });
+    let start = Instant::now();
+    let item = Item([7; 100]);
+    'outer: while start.elapsed() < window {
+        for _ in 0..1024 {
+            if tx.send(item).is_err() {
+                break 'outer;
+            }
+        }
+    }
+    drop(tx);
+    let n = consumer.join().unwrap_or(0);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn std_sync(window: Duration) -> f64 {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(1024);
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while let Ok(i) = rx.recv() {
+            n += u64::from(i.0[3] == 7);
+        }
+        n
+    });
+    let start = Instant::now();
+    let item = Item([7; 100]);
+    'outer: while start.elapsed() < window {
+        for _ in 0..1024 {
+            if tx.send(item).is_err() {
+                break 'outer;
+            }
+        }
+    }
+    drop(tx);
+    let n = consumer.join().unwrap_or(0);
+    n as f64 / start.elapsed().as_secs_f64()
+}

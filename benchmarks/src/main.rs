@@ -1,0 +1,181 @@
+//! `make bench`: Storm's perf topologies on Squall's in-process engine, each in its own
+//! process (so peak RSS is its own), plus the queue floor they are built on, measured in
+//! the same run. Writes BENCHMARKS.md.
+#![forbid(unsafe_code)]
+
+mod floor;
+mod proc_stats;
+mod topologies;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use topologies::{RunResult, CASES};
+
+struct Args {
+    seconds: u64,
+    warmup: u64,
+    out: Option<PathBuf>,
+}
+
+fn parse(mut it: impl Iterator<Item = String>) -> Result<(String, Option<String>, Args)> {
+    let verb = it.next().unwrap_or_else(|| "all".to_owned());
+    let mut name = None;
+    let mut args = Args {
+        seconds: 10,
+        warmup: 3,
+        out: None,
+    };
+    while let Some(a) = it.next() {
+        let mut value = |flag: &str| it.next().with_context(|| format!("{flag} needs a value"));
+        match a.as_str() {
+            "--seconds" => args.seconds = value("--seconds")?.parse().context("--seconds")?,
+            "--warmup" => args.warmup = value("--warmup")?.parse().context("--warmup")?,
+            "--out" => args.out = Some(PathBuf::from(value("--out")?)),
+            other if !other.starts_with('-') && name.is_none() => name = Some(other.to_owned()),
+            other => bail!("unknown argument {other:?}; usage: squall-bench [all|one NAME|floor] [--seconds N] [--warmup N] [--out FILE]"),
+        }
+    }
+    Ok((verb, name, args))
+}
+
+fn main() -> Result<()> {
+    let (verb, name, args) = parse(std::env::args().skip(1))?;
+    match verb.as_str() {
+        "one" => {
+            let name = name.context("one: which case? one of the names in `squall-bench list`")?;
+            let result = topologies::run_case(&name, Duration::from_secs(args.warmup), Duration::from_secs(args.seconds), None)?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        "rate" => {
+            let name = name.context("rate: which case?")?;
+            let rate: u64 = std::env::var("SQUALL_BENCH_RATE").context("SQUALL_BENCH_RATE")?.parse()?;
+            let result =
+                topologies::run_case(&name, Duration::from_secs(args.warmup), Duration::from_secs(args.seconds), Some(rate))?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        "floor" => println!("{}", serde_json::to_string(&floor::measure(Duration::from_secs(2)))?),
+        "list" => {
+            for c in CASES {
+                println!("{}\t{}", c.name, c.title);
+            }
+        }
+        "all" => all(&args)?,
+        other => bail!("unknown verb {other:?}: all, one NAME, floor, list"),
+    }
+    Ok(())
+}
+
+fn child(args: &[&str], env: Option<(&str, String)>) -> Result<String> {
+    let exe = std::env::current_exe().context("locating squall-bench")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().context("running a benchmark child")?;
+    if !out.status.success() {
+        bail!("benchmark {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn all(args: &Args) -> Result<()> {
+    let secs = args.seconds.to_string();
+    let warm = args.warmup.to_string();
+    eprintln!("floor: queue hops between two threads");
+    let floor: floor::Floor = serde_json::from_str(&child(&["floor"], None)?)?;
+    let mut results: Vec<RunResult> = Vec::new();
+    for c in CASES {
+        eprintln!("{}: {}", c.name, c.title);
+        let r: RunResult = serde_json::from_str(&child(&["one", c.name, "--seconds", &secs, "--warmup", &warm], None)?)?;
+        eprintln!("  {:.0} tuples/s", r.throughput);
+        results.push(r);
+    }
+    // Latency at half load: the acked linear topology at half its measured maximum.
+    let max = results
+        .iter()
+        .find(|r| r.name == "const-id-null-ack")
+        .map(|r| r.throughput)
+        .unwrap_or(0.0);
+    let half = (max / 2.0).max(1.0) as u64;
+    eprintln!("const-id-null-ack at half load: {half} tuples/s");
+    let mut half_run: RunResult = serde_json::from_str(&child(
+        &["rate", "const-id-null-ack", "--seconds", &secs, "--warmup", &warm],
+        Some(("SQUALL_BENCH_RATE", half.to_string())),
+    )?)?;
+    half_run.name = "const-id-null-ack@half".to_owned();
+    half_run.title = format!("ConstSpout → IdBolt → NullBolt, acking, fixed rate {half}/s (half of max)");
+    results.push(half_run);
+    let md = report::render(&floor, &results, args);
+    match &args.out {
+        Some(p) => std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?,
+        None => print!("{md}"),
+    }
+    Ok(())
+}
+
+mod report {
+    use super::{floor::Floor, proc_stats, topologies::RunResult, Args};
+
+    fn fmt_rate(v: f64) -> String {
+        if v >= 1e6 {
+            format!("{:.2} M", v / 1e6)
+        } else if v >= 1e3 {
+            format!("{:.1} k", v / 1e3)
+        } else {
+            format!("{v:.0}")
+        }
+    }
+
+    fn target(r: &RunResult) -> String {
+        let ok = |b: bool| if b { "met" } else { "**missed**" };
+        match r.name.as_str() {
+            "const-null-noack" => format!("≥ 10 M/s: {}", ok(r.throughput >= 10e6)),
+            "const-id-null-ack" => format!("≥ 2 M trees/s: {}", ok(r.throughput >= 2e6)),
+            "const-id-null-ack@half" => format!("p99 < 1 ms: {}", ok(r.complete_p99_us > 0 && r.complete_p99_us < 1000)),
+            _ => String::new(),
+        }
+    }
+
+    pub fn render(floor: &Floor, results: &[RunResult], args: &Args) -> String {
+        let mut s = String::new();
+        s.push_str("# Benchmarks\n\n");
+        s.push_str("Generated by `make bench` (`squall-bench all --out BENCHMARKS.md`); every figure below comes from one run.\n\n");
+        s.push_str(&format!(
+            "- Date: {}\n- Machine: {}\n- Each case runs in its own process: {} s warm-up, then {} s measured. Parallelism 1 per component, 100-byte payloads, maxSpoutPending 10,000 where acking is on.\n\n",
+            proc_stats::date(),
+            proc_stats::machine(),
+            args.warmup,
+            args.seconds
+        ));
+        s.push_str("## Floor: one queue hop between two threads, 100-byte items, same run\n\n");
+        s.push_str("| channel | items/s |\n|---|---|\n");
+        s.push_str(&format!("| Squall BatchQueue, batches of 256 | {} |\n", fmt_rate(floor.batch_queue)));
+        s.push_str(&format!("| crossbeam bounded(1024), one item per send | {} |\n", fmt_rate(floor.crossbeam)));
+        s.push_str(&format!("| std sync_channel(1024), one item per send | {} |\n\n", fmt_rate(floor.std_sync)));
+        s.push_str("## Storm's perf topologies on the in-process engine\n\n");
+        s.push_str("Throughput counts completed trees at the spout when acking is on, tuples executed by the last bolt when it is off. Latencies are complete latencies (spout emit → tree acked), sampled over the measured window. CPU is user + system time of the whole process per million tuples.\n\n");
+        s.push_str("| case | throughput /s | vs batched-queue floor | complete p50 | complete p99 | CPU s / M tuples | peak RSS | target |\n|---|---|---|---|---|---|---|---|\n");
+        for r in results {
+            let lat = |v: u64| if v == 0 { "–".to_owned() } else { format!("{v} µs") };
+            s.push_str(&format!(
+                "| {} — {} | {} | {:.1}% | {} | {} | {:.2} | {:.1} MiB | {} |\n",
+                r.name,
+                r.title,
+                fmt_rate(r.throughput),
+                100.0 * r.throughput / floor.batch_queue.max(1.0),
+                lat(r.complete_p50_us),
+                lat(r.complete_p99_us),
+                r.cpu_s_per_million,
+                r.peak_rss_kib as f64 / 1024.0,
+                target(r)
+            ));
+        }
+        s.push_str("\nPeak RSS target: under 64 MiB with maxSpoutPending 10,000 (all acking cases above use it).\n");
+        s
+    }
+}
