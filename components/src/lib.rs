@@ -1,1 +1,245 @@
-//! placeholder
+//! Squall's built-in spouts and bolts, and [`Builtins`], the catalog that names them.
+//!
+//! [`Builtins`] is both the [`Catalog`] validation asks about kinds (role, default output
+//! streams, config errors) and the [`ComponentFactory`] the engine builds tasks with.
+//! Both read a component's config through the same parser, so a config that validates
+//! builds.
+//!
+//! | kind | role | default outputs |
+//! |---|---|---|
+//! | [`const`](const_spout) | spout | `default: [payload]` |
+//! | [`sequence`](sequence) | spout | `default: [n]` |
+//! | [`random-sentence`](random_sentence) | spout | `default: [sentence]` |
+//! | [`json-lines`](json_lines) | spout | `default: [line]` or `fields`; `errors: [line, error]` |
+//! | [`split-words`](split_words) | bolt | `default: [word]` |
+//! | [`count`](count) | bolt | `default: [<key>, count]` |
+//! | [`identity`](identity) | bolt | `default: fields` |
+//! | [`null`](null) | bolt | none |
+//! | [`log`](log) | bolt | none |
+//! | [`fail-some`](fail_some) | bolt (test helper) | `default: fields` |
+//! | `shell` | either | none (declared in the manifest) |
+//!
+//! Each module's documentation is the component's specification.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod config;
+mod fields;
+mod ids;
+
+pub mod const_spout;
+pub mod count;
+pub mod fail_some;
+pub mod identity;
+pub mod json_lines;
+pub mod log;
+pub mod null;
+pub mod random_sentence;
+pub mod sequence;
+pub mod split_words;
+
+pub use config::ConfigError;
+
+use squall_engine::{Bolt, ComponentError, ComponentFactory, Spout};
+use squall_model::{Catalog, ComponentPlan, Config, KindInfo, Role, StreamSpec};
+
+/// Kind name of components run as a subprocess (Storm's multilang).
+pub const SHELL: &str = "shell";
+
+/// Every kind, in the order `kinds()` lists them.
+pub const KINDS: &[&str] = &[
+    const_spout::KIND,
+    sequence::KIND,
+    random_sentence::KIND,
+    json_lines::KIND,
+    split_words::KIND,
+    count::KIND,
+    identity::KIND,
+    null::KIND,
+    log::KIND,
+    fail_some::KIND,
+    SHELL,
+];
+
+/// The built-in component kinds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Builtins;
+
+/// A built kind: a spout or a bolt instance.
+enum Instance {
+    Spout(Box<dyn Spout>),
+    Bolt(Box<dyn Bolt>),
+}
+
+/// Role and default outputs of a known kind, or `None` for an unknown one.
+fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>> {
+    let spout = |r: Result<Vec<StreamSpec>, ConfigError>| {
+        Some(r.map(|outputs| KindInfo {
+            role: Some(Role::Spout),
+            outputs,
+        }))
+    };
+    let bolt = |r: Result<Vec<StreamSpec>, ConfigError>| {
+        Some(r.map(|outputs| KindInfo {
+            role: Some(Role::Bolt),
+            outputs,
+        }))
+    };
+    match kind {
+        const_spout::KIND => {
+            spout(const_spout::ConstConfig::parse(config).map(|_| const_spout::outputs(config)))
+        }
+        sequence::KIND => {
+            spout(sequence::SequenceConfig::parse(config).map(|_| sequence::outputs(config)))
+        }
+        random_sentence::KIND => spout(
+            random_sentence::RandomSentenceConfig::parse(config)
+                .map(|_| random_sentence::outputs(config)),
+        ),
+        json_lines::KIND => {
+            spout(json_lines::JsonLinesConfig::parse(config).map(|c| json_lines::outputs(&c)))
+        }
+        split_words::KIND => {
+            bolt(split_words::SplitWordsConfig::parse(config).map(|_| split_words::outputs(config)))
+        }
+        count::KIND => bolt(count::CountConfig::parse(config).map(|c| count::outputs(&c))),
+        identity::KIND => {
+            bolt(identity::IdentityConfig::parse(config).map(|c| identity::outputs_for(&c.fields)))
+        }
+        null::KIND => bolt(null::check(config).map(|_| null::outputs())),
+        log::KIND => bolt(log::LogConfig::parse(config).map(|_| log::outputs())),
+        fail_some::KIND => {
+            bolt(fail_some::FailSomeConfig::parse(config).map(|c| identity::outputs_for(&c.fields)))
+        }
+        // The shell block, not `config`, describes a shell component; its outputs are
+        // declared in the manifest.
+        SHELL => Some(Ok(KindInfo {
+            role: None,
+            outputs: Vec::new(),
+        })),
+        _ => None,
+    }
+}
+
+/// A fresh instance of `kind`.
+fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
+    let invalid = |e: ConfigError| ComponentError(format!("{kind}: invalid config: {e}"));
+    Ok(match kind {
+        const_spout::KIND => Instance::Spout(Box::new(const_spout::ConstSpout::new(
+            &const_spout::ConstConfig::parse(config).map_err(invalid)?,
+        ))),
+        sequence::KIND => Instance::Spout(Box::new(sequence::SequenceSpout::new(
+            &sequence::SequenceConfig::parse(config).map_err(invalid)?,
+        ))),
+        random_sentence::KIND => {
+            Instance::Spout(Box::new(random_sentence::RandomSentenceSpout::new(
+                &random_sentence::RandomSentenceConfig::parse(config).map_err(invalid)?,
+            )))
+        }
+        json_lines::KIND => Instance::Spout(Box::new(json_lines::JsonLinesSpout::new(
+            &json_lines::JsonLinesConfig::parse(config).map_err(invalid)?,
+        ))),
+        split_words::KIND => Instance::Bolt(
+            split_words::SplitWords::new(
+                &split_words::SplitWordsConfig::parse(config).map_err(invalid)?,
+            )
+            .boxed(),
+        ),
+        count::KIND => Instance::Bolt(
+            count::CountBolt::new(&count::CountConfig::parse(config).map_err(invalid)?).boxed(),
+        ),
+        identity::KIND => {
+            identity::IdentityConfig::parse(config).map_err(invalid)?;
+            Instance::Bolt(Box::new(identity::IdentityBolt))
+        }
+        null::KIND => {
+            null::check(config).map_err(invalid)?;
+            Instance::Bolt(Box::new(null::NullBolt))
+        }
+        log::KIND => Instance::Bolt(
+            log::LogBolt::new(&log::LogConfig::parse(config).map_err(invalid)?).boxed(),
+        ),
+        fail_some::KIND => Instance::Bolt(Box::new(fail_some::FailSomeBolt::new(
+            &fail_some::FailSomeConfig::parse(config).map_err(invalid)?,
+        ))),
+        SHELL => {
+            return Err(ComponentError::new(
+                "shell components need the multilang runtime (not built yet)",
+            ))
+        }
+        other => {
+            return Err(ComponentError(format!(
+                "unknown component kind {other:?}; known kinds: {}",
+                KINDS.join(", ")
+            )))
+        }
+    })
+}
+
+impl Catalog for Builtins {
+    fn describe(&self, kind: &str, config: &Config) -> Option<Result<KindInfo, String>> {
+        describe(kind, config).map(|r| r.map_err(|e| e.to_string()))
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        KINDS.iter().map(|k| (*k).to_owned()).collect()
+    }
+}
+
+impl ComponentFactory for Builtins {
+    fn spout(&self, component: &ComponentPlan) -> Result<Box<dyn Spout>, ComponentError> {
+        match build(&component.kind, &component.config)? {
+            Instance::Spout(s) => Ok(s),
+            Instance::Bolt(_) => Err(ComponentError(format!(
+                "{:?} is a bolt kind and cannot run as spout {:?}",
+                component.kind, component.name
+            ))),
+        }
+    }
+
+    fn bolt(&self, component: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError> {
+        match build(&component.kind, &component.config)? {
+            Instance::Bolt(b) => Ok(b),
+            Instance::Spout(_) => Err(ComponentError(format!(
+                "{:?} is a spout kind and cannot run as bolt {:?}",
+                component.kind, component.name
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_kind_is_described_with_an_empty_config_except_json_lines() {
+        for kind in Builtins.kinds() {
+            let got = Builtins.describe(&kind, &Config::new());
+            match kind.as_str() {
+                json_lines::KIND => {
+                    assert!(matches!(got, Some(Err(ref e)) if e.contains("\"path\"")))
+                }
+                SHELL => assert_eq!(
+                    got,
+                    Some(Ok(KindInfo {
+                        role: None,
+                        outputs: Vec::new()
+                    }))
+                ),
+                _ => assert!(matches!(got, Some(Ok(_))), "{kind}: {got:?}"),
+            }
+        }
+        assert_eq!(Builtins.describe("nope", &Config::new()), None);
+    }
+
+    #[test]
+    fn shell_cannot_be_built_yet() {
+        let err = build(SHELL, &Config::new()).err().map(|e| e.0);
+        assert_eq!(
+            err.as_deref(),
+            Some("shell components need the multilang runtime (not built yet)")
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! `const`: emits the same payload over and over, as fast as the engine asks.
+//!
+//! # Emits
+//! - `default` stream, fields `[payload]`: the configured text, once per `next_tuple`.
+//!
+//! # Config
+//! - `payload` (string, default 100 × `x`): the text of every tuple.
+//! - `count` (non-negative integer, optional): total tuples for the component, split
+//!   over its tasks; unset means forever.
+//! - `reliable` (bool, default `true`): emit with a message id (an increasing integer).
+//!
+//! # Guarantees
+//! - MUST emit exactly one tuple per `next_tuple` call while it has ids left.
+//! - MUST re-emit a failed id (before new ones) when `reliable`.
+//! - With `count`, MUST report finished only once every id was emitted and, when
+//!   `reliable`, every tree was acked.
+//! - SHOULD cost no allocation and no shared reference count per tuple: the payload is
+//!   static text, leaked once per distinct payload for the life of the process.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
+use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+use crate::config::{Conf, ConfigError};
+use crate::ids::IdSource;
+
+/// Kind name.
+pub const KIND: &str = "const";
+const KEYS: &[&str] = &["payload", "count", "reliable"];
+const DEFAULT_PAYLOAD_LEN: usize = 100;
+
+/// Parsed configuration of a `const` spout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstConfig {
+    /// The text of every tuple.
+    pub payload: String,
+    /// Total tuples, if finite.
+    pub count: Option<u64>,
+    /// Emit with message ids.
+    pub reliable: bool,
+}
+
+impl ConstConfig {
+    /// Reads and checks the configuration.
+    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
+        let c = Conf::new(KIND, config, KEYS)?;
+        Ok(ConstConfig {
+            payload: c
+                .str_opt("payload")?
+                .map(str::to_owned)
+                .unwrap_or_else(|| "x".repeat(DEFAULT_PAYLOAD_LEN)),
+            count: c.u64_opt("count")?,
+            reliable: c.bool_or("reliable", true)?,
+        })
+    }
+}
+
+pub(crate) fn outputs(_config: &Config) -> Vec<StreamSpec> {
+    vec![StreamSpec::new(DEFAULT_STREAM, &["payload"])]
+}
+
+/// Static text for a payload. Interned so that restarts and many tasks leak each distinct
+/// payload once, not once per instance.
+fn intern(payload: &str) -> &'static str {
+    static TABLE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let table = TABLE.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
+    let mut map = table.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = map.get(payload) {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(payload.to_owned().into_boxed_str());
+    map.insert(payload.to_owned(), leaked);
+    leaked
+}
+
+/// The `const` spout.
+pub struct ConstSpout {
+    payload: Value,
+    ids: IdSource,
+}
+
+impl ConstSpout {
+    /// A spout with this configuration.
+    pub fn new(config: &ConstConfig) -> Self {
+        ConstSpout {
+            payload: Value::from_static(intern(&config.payload)),
+            ids: IdSource::new(config.count, config.reliable),
+        }
+    }
+
+    #[inline]
+    fn next_values(&mut self) -> Option<(Values, Option<Value>)> {
+        let (_, msg_id) = self.ids.next()?;
+        let mut v = Values::new();
+        v.push(self.payload.clone());
+        Some((v, msg_id))
+    }
+}
+
+impl Spout for ConstSpout {
+    fn open(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
+        self.ids.partition(ctx);
+        Ok(())
+    }
+
+    #[inline]
+    fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
+        if let Some((values, msg_id)) = self.next_values() {
+            out.emit(values, msg_id)?;
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, msg_id: Value) {
+        self.ids.ack(&msg_id);
+    }
+
+    fn fail(&mut self, msg_id: Value) {
+        self.ids.fail(&msg_id);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.ids.is_finished()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spout(json: serde_json::Value) -> ConstSpout {
+        let config: Config = serde_json::from_value(json).unwrap();
+        ConstSpout::new(&ConstConfig::parse(&config).unwrap())
+    }
+
+    #[test]
+    fn default_payload_is_100_x_and_static() {
+        let mut s = spout(serde_json::json!({}));
+        let (v, id) = s.next_values().unwrap();
+        assert_eq!(v[0].as_str(), Some("x".repeat(100).as_str()));
+        assert_eq!(id, Some(Value::Int(0)));
+        let (_, id) = s.next_values().unwrap();
+        assert_eq!(id, Some(Value::Int(1)));
+        // Repeated payloads share one leaked string.
+        assert!(std::ptr::eq(intern("abc"), intern("abc")));
+    }
+
+    #[test]
+    fn finite_count_replays_failures_then_finishes() {
+        let mut s = spout(serde_json::json!({"payload": "p", "count": 2}));
+        assert_eq!(s.next_values().map(|x| x.1), Some(Some(Value::Int(0))));
+        assert_eq!(s.next_values().map(|x| x.1), Some(Some(Value::Int(1))));
+        assert!(s.next_values().is_none());
+        s.fail(Value::Int(1));
+        s.ack(Value::Int(0));
+        assert!(!s.is_finished());
+        let (v, id) = s.next_values().unwrap();
+        assert_eq!((v[0].as_str(), id), (Some("p"), Some(Value::Int(1))));
+        s.ack(Value::Int(1));
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn unreliable_emits_without_ids() {
+        let mut s = spout(serde_json::json!({"reliable": false, "count": 1}));
+        assert_eq!(s.next_values().map(|x| x.1), Some(None));
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn bad_config_names_the_key() {
+        let config: Config = serde_json::from_value(serde_json::json!({"payload": 3})).unwrap();
+        let err = ConstConfig::parse(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("\"payload\"") && err.contains("a string"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! `count`: counts tuples by key (Storm's word-count `WordCount` bolt).
+//!
+//! # Emits
+//! - `default` stream, fields `[<key>, count]`: for each input, its key and the number of
+//!   inputs with that key this task has seen so far (itself included), anchored to it.
+//!
+//! # Config
+//! - `key` (string, default `word`): the input field counted by, and the name of the
+//!   first output field. When `key` is not set and the input has no `word` field, the
+//!   input's first field is used.
+//!
+//! # Guarantees
+//! - MUST emit the updated count once per input and ack it; MUST fail an input without
+//!   the key field, with an error naming the field.
+//! - Counts are per task and in memory (one entry per distinct key, never evicted): use
+//!   a `fields` grouping on the key so each key is counted by one task. A replayed input
+//!   is counted again (at-least-once), and a restarted task starts from zero.
+//! - MUST ignore tick tuples.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Tuple, Value, Values};
+use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+use crate::config::{Conf, ConfigError};
+use crate::fields;
+
+/// Kind name.
+pub const KIND: &str = "count";
+const KEYS: &[&str] = &["key"];
+const DEFAULT_KEY: &str = "word";
+
+/// Parsed configuration of a `count` bolt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountConfig {
+    /// The key field, if configured.
+    pub key: Option<String>,
+}
+
+impl CountConfig {
+    /// Reads and checks the configuration.
+    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
+        let c = Conf::new(KIND, config, KEYS)?;
+        Ok(CountConfig {
+            key: c.field_opt("key")?,
+        })
+    }
+
+    /// Name of the key field in the output.
+    pub fn key_name(&self) -> &str {
+        self.key.as_deref().unwrap_or(DEFAULT_KEY)
+    }
+}
+
+pub(crate) fn outputs(config: &CountConfig) -> Vec<StreamSpec> {
+    vec![StreamSpec::new(
+        DEFAULT_STREAM,
+        &[config.key_name(), "count"],
+    )]
+}
+
+/// A value usable as a map key: hashed with the engine's stable hash.
+#[derive(Debug, Clone, PartialEq)]
+struct Key(Value);
+
+// Values compare structurally; a float NaN key never equals itself and so is counted
+// under a fresh entry each time, which is harmless for counting.
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.stable_hash(0));
+    }
+}
+
+/// The `count` bolt.
+pub struct CountBolt {
+    config: CountConfig,
+    counts: HashMap<Key, i64>,
+}
+
+impl CountBolt {
+    /// A bolt with this configuration.
+    pub fn new(config: &CountConfig) -> Self {
+        CountBolt {
+            config: config.clone(),
+            counts: HashMap::new(),
+        }
+    }
+
+    /// As a [`Bolt`].
+    pub fn boxed(self) -> Box<dyn Bolt> {
+        Box::new(Basic(self))
+    }
+
+    /// Counts `input`; returns its key and the new count.
+    fn count(&mut self, input: &Tuple) -> Result<(Value, i64), ComponentError> {
+        let key = match &self.config.key {
+            Some(name) => fields::named(KIND, "key", input, name)?,
+            None => match input.field(DEFAULT_KEY) {
+                Some(v) => v,
+                None => fields::first(KIND, input)?,
+            },
+        };
+        let n = self.counts.entry(Key(key.clone())).or_insert(0);
+        *n += 1;
+        Ok((key.clone(), *n))
+    }
+}
+
+impl BasicBolt for CountBolt {
+    fn execute(&mut self, input: &Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        if input.is_tick() {
+            return Ok(());
+        }
+        let (key, n) = self.count(input)?;
+        let mut v = Values::new();
+        v.push(key);
+        v.push(Value::Int(n));
+        out.emit(&[], v)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use squall_engine::values;
+
+    fn bolt(config: serde_json::Value) -> CountBolt {
+        let config: Config = serde_json::from_value(config).unwrap();
+        CountBolt::new(&CountConfig::parse(&config).unwrap())
+    }
+
+    #[test]
+    fn counts_by_word_and_emits_running_totals() {
+        let mut b = bolt(serde_json::json!({}));
+        let t = |w: &str| Tuple::detached("split", "default", &["word"], values![w]);
+        let got: Vec<(Value, i64)> = ["a", "b", "a", "a"]
+            .iter()
+            .map(|w| b.count(&t(w)).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Value::from("a"), 1),
+                (Value::from("b"), 1),
+                (Value::from("a"), 2),
+                (Value::from("a"), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn configured_key_is_required_on_input_and_named_in_outputs() {
+        let mut b = bolt(serde_json::json!({"key": "user"}));
+        assert_eq!(
+            outputs(&b.config),
+            vec![StreamSpec::new("default", &["user", "count"])]
+        );
+        let ok = Tuple::detached("s", "default", &["n", "user"], values![1i64, 42i64]);
+        assert_eq!(b.count(&ok).unwrap(), (Value::Int(42), 1));
+        let bad = Tuple::detached("s", "default", &["word"], values!["x"]);
+        assert!(b.count(&bad).unwrap_err().0.contains("no field \"user\""));
+    }
+
+    #[test]
+    fn without_key_or_word_field_the_first_field_counts() {
+        let mut b = bolt(serde_json::json!({}));
+        let t = Tuple::detached("s", "default", &["n", "x"], values![7i64, "y"]);
+        assert_eq!(b.count(&t).unwrap(), (Value::Int(7), 1));
+        assert_eq!(b.count(&t).unwrap(), (Value::Int(7), 2));
+    }
+}

@@ -1,0 +1,129 @@
+//! `sequence`: emits the integers `0, 1, 2, ...`.
+//!
+//! # Emits
+//! - `default` stream, fields `[n]`: an integer, one per `next_tuple`.
+//!
+//! # Config
+//! - `count` (non-negative integer, optional): emit `0..count`, split over the
+//!   component's tasks (task *i* of *k* emits the numbers ≡ *i* mod *k*); unset means forever.
+//! - `reliable` (bool, default `true`): emit with the number as message id.
+//!
+//! # Guarantees
+//! - MUST emit every number of `0..count` at least once (exactly once without failures).
+//! - MUST re-emit a failed number (before new ones) when `reliable`.
+//! - MUST report finished only once every number was emitted and, when `reliable`,
+//!   every tree was acked.
+//! - After a restart of the task the numbers start again from the beginning (at-least-once).
+
+use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
+use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+use crate::config::{Conf, ConfigError};
+use crate::ids::IdSource;
+
+/// Kind name.
+pub const KIND: &str = "sequence";
+const KEYS: &[&str] = &["count", "reliable"];
+
+/// Parsed configuration of a `sequence` spout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceConfig {
+    /// Numbers to emit, if finite.
+    pub count: Option<u64>,
+    /// Emit with message ids.
+    pub reliable: bool,
+}
+
+impl SequenceConfig {
+    /// Reads and checks the configuration.
+    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
+        let c = Conf::new(KIND, config, KEYS)?;
+        Ok(SequenceConfig {
+            count: c.u64_opt("count")?,
+            reliable: c.bool_or("reliable", true)?,
+        })
+    }
+}
+
+pub(crate) fn outputs(_config: &Config) -> Vec<StreamSpec> {
+    vec![StreamSpec::new(DEFAULT_STREAM, &["n"])]
+}
+
+/// The `sequence` spout.
+pub struct SequenceSpout {
+    ids: IdSource,
+}
+
+impl SequenceSpout {
+    /// A spout with this configuration.
+    pub fn new(config: &SequenceConfig) -> Self {
+        SequenceSpout {
+            ids: IdSource::new(config.count, config.reliable),
+        }
+    }
+
+    fn next_values(&mut self) -> Option<(Values, Option<Value>)> {
+        let (n, msg_id) = self.ids.next()?;
+        let mut v = Values::new();
+        v.push(Value::from(n));
+        Some((v, msg_id))
+    }
+}
+
+impl Spout for SequenceSpout {
+    fn open(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
+        self.ids.partition(ctx);
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
+        if let Some((values, msg_id)) = self.next_values() {
+            out.emit(values, msg_id)?;
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, msg_id: Value) {
+        self.ids.ack(&msg_id);
+    }
+
+    fn fail(&mut self, msg_id: Value) {
+        self.ids.fail(&msg_id);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.ids.is_finished()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emits_numbers_and_replays_failures() {
+        let config: Config = serde_json::from_value(serde_json::json!({"count": 3})).unwrap();
+        let mut s = SequenceSpout::new(&SequenceConfig::parse(&config).unwrap());
+        let got: Vec<i64> =
+            std::iter::from_fn(|| s.next_values().map(|(v, _)| v[0].as_i64().unwrap())).collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        s.ack(Value::Int(0));
+        s.ack(Value::Int(2));
+        s.fail(Value::Int(1));
+        let (v, id) = s.next_values().unwrap();
+        assert_eq!((v[0].as_i64(), id), (Some(1), Some(Value::Int(1))));
+        assert!(!s.is_finished(), "1 is in flight again");
+        s.ack(Value::Int(1));
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn count_must_be_an_integer() {
+        let config: Config = serde_json::from_value(serde_json::json!({"count": "x"})).unwrap();
+        let err = SequenceConfig::parse(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config key \"count\": expected a non-negative integer, got \"x\""
+        );
+    }
+}
