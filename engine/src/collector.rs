@@ -112,6 +112,8 @@ pub(crate) struct SpoutState {
     pub pending: IdMap<PendingTuple>,
     /// Message ids to ack right away (acking off, or no consumer).
     pub immediate_acks: Vec<Value>,
+    /// Errors reported during the last call.
+    pub errors: Vec<String>,
 }
 
 /// What a spout emits through.
@@ -155,6 +157,11 @@ impl SpoutOutput<'_> {
         msg_id: Option<Value>,
     ) -> Result<&[u32], ComponentError> {
         self.send(stream, values, msg_id, Some(task))
+    }
+
+    /// Reports an error: logged with the component and task, counted, shown in metrics.
+    pub fn report_error(&mut self, error: impl std::fmt::Display) {
+        self.state.errors.push(error.to_string());
     }
 
     /// Tuples emitted during this call of `next_tuple` so far.

@@ -363,6 +363,15 @@ impl SpoutExecutor {
                     t.counts.busy_ns += t0.elapsed().as_nanos() as u64 * SAMPLE_EVERY;
                 }
                 calls += 1;
+                for e in t.state.errors.drain(..) {
+                    record_error(
+                        &t.metrics,
+                        &t.ctx.component,
+                        t.id,
+                        "spout reported an error",
+                        &e,
+                    );
+                }
                 match r {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => record_error(

@@ -229,6 +229,7 @@ impl Topology {
                             state: SpoutState {
                                 pending: IdMap::default(),
                                 immediate_acks: Vec::new(),
+                                errors: Vec::new(),
                             },
                             metrics: task_metrics(t),
                             counts: LocalCounts::default(),

@@ -300,3 +300,75 @@ spec:
     let m = topo.kill(Duration::from_secs(5));
     assert_eq!(m.component("ids").unwrap().total.pending, 0);
 }
+
+#[test]
+fn direct_grouping_delivers_to_the_chosen_task() {
+    let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  spouts:
+    - {name: ids, component: replay, config: {count: 3000}, outputs: [{fields: [id]}]}
+  bolts:
+    - name: router
+      component: router
+      inputs: [{from: ids}]
+      outputs: [{stream: routed, fields: [id, task], direct: true}]
+    - name: direct-sink
+      component: direct-sink
+      parallelism: 3
+      inputs: [{from: router, stream: routed, grouping: {type: direct}}]
+"#;
+    let (topo, ledger) = start(yaml);
+    assert!(
+        wait_until(Duration::from_secs(20), || topo.is_drained()),
+        "not drained: {:?}",
+        topo.metrics()
+    );
+    let m = topo.shutdown();
+    assert_eq!(
+        ledger.received.load(Ordering::Relaxed),
+        3000,
+        "every tuple reached the task it was sent to"
+    );
+    assert_eq!(ledger.acked_ids(), 3000);
+    let per_task: Vec<u64> = m
+        .component("direct-sink")
+        .unwrap()
+        .tasks
+        .iter()
+        .map(|(_, s)| s.executed)
+        .collect();
+    assert_eq!(per_task, vec![1000, 1000, 1000]);
+    assert_eq!(m.component("router").unwrap().total.errors, 0);
+}
+
+#[test]
+fn reset_timeout_keeps_a_slow_tree_alive() {
+    let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  messageTimeoutSeconds: 2
+  spouts:
+    - {name: ids, component: replay, config: {count: 20}, outputs: [{fields: [id]}]}
+  bolts:
+    - {name: holder, component: holder, tickTupleFrequencySeconds: 1, config: {hold_ms: 4500}, inputs: [{from: ids}]}
+"#;
+    // The holder runs on each 1 s tick: it resets the timeout of everything it holds,
+    // and acks once a tuple has been held 4.5 s, more than twice the 2 s timeout.
+    let (topo, ledger) = start(yaml);
+    assert!(
+        wait_until(Duration::from_secs(15), || ledger.acked_ids() == 20),
+        "acked {}",
+        ledger.acked_ids()
+    );
+    topo.shutdown();
+    assert_eq!(
+        ledger.total_fails(),
+        0,
+        "held 4.5 s with a 2 s timeout, yet never timed out"
+    );
+}

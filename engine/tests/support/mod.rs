@@ -141,6 +141,89 @@ impl BasicBolt for Pass {
     }
 }
 
+/// Routes each id to consumer task `tasks[id % n]` over a direct stream, checking that
+/// `emit_direct` reports exactly that task.
+pub struct Router {
+    targets: Vec<u32>,
+}
+
+impl Bolt for Router {
+    fn prepare(&mut self, ctx: &squall_engine::TaskContext) -> Result<(), ComponentError> {
+        self.targets = ctx.tasks_of("direct-sink").to_vec();
+        if self.targets.is_empty() {
+            return Err("no direct-sink tasks".into());
+        }
+        Ok(())
+    }
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let id = input.get(0).and_then(Value::as_i64).ok_or("no id")?;
+        let task = self.targets[id as usize % self.targets.len()];
+        let sent = out
+            .emit_direct(task, "routed", &[&input], values![id, i64::from(task)])?
+            .to_vec();
+        assert_eq!(sent, vec![task]);
+        // Emitting direct to a task that does not subscribe is an error, not a silent drop.
+        assert!(out
+            .emit_direct(9999, "routed", &[&input], values![id, 0i64])
+            .is_err());
+        out.ack(input);
+        Ok(())
+    }
+}
+
+/// Checks that each tuple arrived at the task it was sent to.
+pub struct DirectSink {
+    me: u32,
+    ledger: Arc<Ledger>,
+}
+
+impl Bolt for DirectSink {
+    fn prepare(&mut self, ctx: &squall_engine::TaskContext) -> Result<(), ComponentError> {
+        self.me = ctx.task_id;
+        Ok(())
+    }
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let meant = input
+            .field("task")
+            .and_then(Value::as_i64)
+            .ok_or("no task")?;
+        if meant == i64::from(self.me) {
+            self.ledger.received.fetch_add(1, Ordering::Relaxed);
+        }
+        out.ack(input);
+        Ok(())
+    }
+}
+
+/// Holds every tuple for `hold_ms`, resetting its timeout every 200 ms, then acks it.
+pub struct Holder {
+    held: Vec<(Instant, Instant, Tuple)>,
+    hold: Duration,
+}
+
+impl Bolt for Holder {
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let now = Instant::now();
+        if !input.is_tick() {
+            self.held.push((now, now, input));
+        }
+        let mut keep = Vec::new();
+        for (since, mut last_reset, t) in self.held.drain(..) {
+            if now.duration_since(since) >= self.hold {
+                out.ack(t);
+            } else {
+                if now.duration_since(last_reset) >= Duration::from_millis(200) {
+                    out.reset_timeout(&t);
+                    last_reset = now;
+                }
+                keep.push((since, last_reset, t));
+            }
+        }
+        self.held = keep;
+        Ok(())
+    }
+}
+
 pub struct Kinds {
     pub ledger: Arc<Ledger>,
 }
@@ -153,7 +236,7 @@ impl Catalog for Kinds {
     fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
         let role = match kind {
             "replay" => Role::Spout,
-            "flaky" | "sink" | "pass" => Role::Bolt,
+            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" => Role::Bolt,
             _ => return None,
         };
         Some(Ok(KindInfo {
@@ -162,9 +245,17 @@ impl Catalog for Kinds {
         }))
     }
     fn kinds(&self) -> Vec<String> {
-        ["replay", "flaky", "sink", "pass"]
-            .map(String::from)
-            .to_vec()
+        [
+            "replay",
+            "flaky",
+            "sink",
+            "pass",
+            "router",
+            "direct-sink",
+            "holder",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 }
 
@@ -192,6 +283,12 @@ impl ComponentFactory for Kinds {
                 ledger,
             })),
             "pass" => Box::new(Basic(Pass)),
+            "router" => Box::new(Router { targets: vec![] }),
+            "direct-sink" => Box::new(DirectSink { me: 0, ledger }),
+            "holder" => Box::new(Holder {
+                held: Vec::new(),
+                hold: Duration::from_millis(num(&c.config, "hold_ms", 0)),
+            }),
             _ => Box::new(Sink {
                 ledger,
                 delay: Duration::from_micros(num(&c.config, "delay_us", 0)),
