@@ -1,0 +1,455 @@
+//! Starting, watching and tearing down the control-plane processes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use squall_node_agent::{AgentConfig, AgentHandle, ImageSpec, NodeAgent};
+
+use crate::{bin_dir, certs, Error, Result, BINARIES};
+
+static CLUSTER_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Knobs for [`TestCluster::start_with`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// kube-controller-manager `--node-monitor-grace-period`: how long a node
+    /// may miss heartbeats before it is marked NotReady.
+    pub node_monitor_grace_period: Duration,
+    /// Upper bound for the whole start-up.
+    pub start_timeout: Duration,
+    /// Keep the directory (logs, data, certificates) even on success.
+    pub keep_dir: bool,
+    /// Extra kube-apiserver flags, e.g. `--feature-gates=...`.
+    pub extra_apiserver_args: Vec<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            node_monitor_grace_period: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(120),
+            keep_dir: std::env::var_os("K8S_KEEP_LOGS").is_some_and(|v| !v.is_empty() && v != "0"),
+            extra_apiserver_args: Vec::new(),
+        }
+    }
+}
+
+struct Managed {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// A running control plane. Dropping it kills every process group it
+/// started and removes its directory, unless the thread is panicking (a
+/// failed test) or the directory is to be kept: then the path and the tail
+/// of each log are printed.
+pub struct TestCluster {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    client: Option<Client>,
+    procs: Vec<Managed>,
+    api_port: u16,
+    keep: bool,
+    agent_seq: AtomicU8,
+}
+
+/// Reserves distinct free loopback ports. They are released before the
+/// servers bind them; the window is tiny and ports come from the ephemeral
+/// range, so collisions between sequential clusters are unlikely.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+fn tail(path: &Path, max: u64) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s);
+    s
+}
+
+/// Polls `check` every 200 ms until it yields a value or `timeout` passes.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    dir: &Path,
+    mut check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: what.into(),
+                secs: timeout.as_secs(),
+                dir: dir.to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl TestCluster {
+    /// Starts a cluster with default options.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(ClusterOptions::default()).await
+    }
+
+    pub async fn start_with(opts: ClusterOptions) -> Result<Self> {
+        let bins = bin_dir();
+        for name in BINARIES {
+            let path = bins.join(name);
+            if !path.is_file() {
+                return Err(Error::MissingBinary {
+                    name: (*name).into(),
+                    path,
+                });
+            }
+        }
+        let seq = CLUSTER_SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("squall-testenv-{}-{seq}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let mut cluster = Self {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            client: None,
+            procs: Vec::new(),
+            api_port: 0,
+            keep: opts.keep_dir,
+            agent_seq: AtomicU8::new(0),
+        };
+        let timeout = opts.start_timeout;
+        match tokio::time::timeout(timeout, cluster.boot(&bins, &opts)).await {
+            Ok(Ok(())) => Ok(cluster),
+            Ok(Err(e)) => {
+                cluster.keep = true;
+                Err(e)
+            }
+            Err(_) => {
+                cluster.keep = true;
+                Err(Error::Timeout {
+                    what: "cluster start".into(),
+                    secs: timeout.as_secs(),
+                    dir: cluster.dir.clone(),
+                })
+            }
+        }
+    }
+
+    fn spawn(&mut self, name: &'static str, program: &Path, args: &[String]) -> Result<()> {
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let out = File::create(&log)?;
+        let err = out.try_clone()?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Own group, so teardown reaches anything the server forks.
+            .process_group(0)
+            .spawn()?;
+        tracing::debug!(name, pid = child.id(), "started");
+        self.procs.push(Managed { name, child, log });
+        Ok(())
+    }
+
+    /// Fails fast with the log tail when a server died.
+    fn check_alive(&mut self) -> Result<()> {
+        for p in &mut self.procs {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Err(Error::ProcessExited {
+                    what: p.name.into(),
+                    status: status.to_string(),
+                    log: p.log.clone(),
+                    tail: tail(&p.log, 3000),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn boot(&mut self, bins: &Path, opts: &ClusterOptions) -> Result<()> {
+        let d = self.dir.clone();
+        let p = |x: &Path| x.display().to_string();
+        let certs = certs::generate(&d.join("pki"))?;
+        let ports = free_ports(5)?;
+        let (etcd_client, etcd_peer, api, kcm, sched) =
+            (ports[0], ports[1], ports[2], ports[3], ports[4]);
+        self.api_port = api;
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer}");
+        self.spawn(
+            "etcd",
+            &bins.join("etcd"),
+            &[
+                "--name=default".into(),
+                format!("--data-dir={}", p(&d.join("etcd"))),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=default={peer_url}"),
+                // Test data is throw-away: skip fsync, it dominates latency on CI disks.
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=warn".into(),
+            ],
+        )?;
+
+        let server = format!("https://127.0.0.1:{api}");
+        let mut args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            // Without it the apiserver looks for a default route and exits offline.
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api}"),
+            format!("--cert-dir={}", p(&d.join("apiserver"))),
+            format!("--tls-cert-file={}", p(&certs.serving_crt)),
+            format!("--tls-private-key-file={}", p(&certs.serving_key)),
+            format!("--client-ca-file={}", p(&certs.ca_crt)),
+            "--authorization-mode=RBAC".into(),
+            "--allow-privileged=true".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            format!("--service-account-issuer={server}"),
+            format!("--service-account-key-file={}", p(&certs.sa_pub)),
+            format!("--service-account-signing-key-file={}", p(&certs.sa_key)),
+            // The "kubernetes" Endpoints would point at 127.0.0.1, which
+            // endpoint validation rejects; nothing here routes service IPs.
+            "--endpoint-reconciler-type=none".into(),
+            "--profiling=false".into(),
+        ];
+        args.extend(opts.extra_apiserver_args.iter().cloned());
+        // etcd first: the apiserver retries, but a dead etcd should name itself.
+        let dir = d.clone();
+        eventually("etcd to listen", Duration::from_secs(30), &dir, || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", etcd_client))
+                .await
+                .ok()
+        })
+        .await?;
+        self.check_alive()?;
+        self.spawn("kube-apiserver", &bins.join("kube-apiserver"), &args)?;
+
+        std::fs::write(&self.kubeconfig, certs::kubeconfig(&server, &certs))?;
+        let client = client_for(&self.kubeconfig).await?;
+        self.client = Some(client.clone());
+        let deadline = Instant::now() + opts.start_timeout;
+        loop {
+            self.check_alive()?;
+            let req = http::Request::get("/readyz").body(Vec::new());
+            if let Ok(req) = req {
+                if client
+                    .request_text(req)
+                    .await
+                    .is_ok_and(|t| t.trim() == "ok")
+                {
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "kube-apiserver /readyz".into(),
+                    secs: opts.start_timeout.as_secs(),
+                    dir: d,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+
+        let kc = p(&self.kubeconfig);
+        let common = |port: u16, name: &str| {
+            vec![
+                format!("--kubeconfig={kc}"),
+                format!("--authentication-kubeconfig={kc}"),
+                format!("--authorization-kubeconfig={kc}"),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={port}"),
+                format!("--cert-dir={}", p(&d.join(name))),
+                "--leader-elect=false".into(),
+            ]
+        };
+        let mut kcm_args = common(kcm, "kube-controller-manager");
+        kcm_args.extend([
+            format!("--service-account-private-key-file={}", p(&certs.sa_key)),
+            format!("--root-ca-file={}", p(&certs.ca_crt)),
+            format!("--cluster-signing-cert-file={}", p(&certs.ca_crt)),
+            format!("--cluster-signing-key-file={}", p(&certs.ca_key)),
+            "--controllers=*".into(),
+            format!(
+                "--node-monitor-grace-period={}s",
+                opts.node_monitor_grace_period.as_secs().max(2)
+            ),
+            "--node-monitor-period=1s".into(),
+        ]);
+        self.spawn(
+            "kube-controller-manager",
+            &bins.join("kube-controller-manager"),
+            &kcm_args,
+        )?;
+        self.spawn(
+            "kube-scheduler",
+            &bins.join("kube-scheduler"),
+            &common(sched, "kube-scheduler"),
+        )?;
+
+        // Pods are only admitted once the service-account controller made
+        // the "default" ServiceAccount, so wait for it before handing out.
+        let sas: Api<ServiceAccount> = Api::namespaced(client, "default");
+        let deadline = Instant::now() + opts.start_timeout;
+        loop {
+            self.check_alive()?;
+            if sas.get_opt("default").await.ok().flatten().is_some() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "default ServiceAccount".into(),
+                    secs: opts.start_timeout.as_secs(),
+                    dir: d,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A client authenticated as cluster admin (group system:masters).
+    pub fn client(&self) -> Client {
+        match &self.client {
+            Some(c) => c.clone(),
+            None => unreachable!("a started cluster always has a client"),
+        }
+    }
+
+    /// Path of the admin kubeconfig (usable with kubectl, helm, or KUBECONFIG).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The cluster's directory: logs/, pki/, etcd data, agent work dirs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `https://127.0.0.1:<port>` of the apiserver.
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    /// `kubectl --kubeconfig <this cluster>`, ready for more arguments.
+    pub fn kubectl(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("kubectl"));
+        c.arg("--kubeconfig").arg(&self.kubeconfig);
+        c
+    }
+
+    /// Keeps the directory after the cluster is dropped.
+    pub fn keep_dir(&mut self) {
+        self.keep = true;
+    }
+
+    /// Starts a node agent for one Node, mapping images to binaries. Each
+    /// agent gets its own pod address range 127.<n>.0.0/16 (n from 1).
+    pub async fn start_node_agent<I, K, B>(&self, node: &str, images: I) -> Result<AgentHandle>
+    where
+        I: IntoIterator<Item = (K, B)>,
+        K: Into<String>,
+        B: Into<PathBuf>,
+    {
+        let mut config = AgentConfig::new(node, self.dir.join("agents").join(node));
+        config.images = images
+            .into_iter()
+            .map(|(k, b)| (k.into(), ImageSpec::new(b)))
+            .collect::<BTreeMap<_, _>>();
+        self.start_node_agent_with(config).await
+    }
+
+    /// Starts a node agent with a full configuration. Its pod IP base is
+    /// replaced by a fresh range unless it is already outside 127.0.x.x.
+    pub async fn start_node_agent_with(&self, mut config: AgentConfig) -> Result<AgentHandle> {
+        if config.pod_ip_base.octets()[1] == 0 {
+            let n = self
+                .agent_seq
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            config.pod_ip_base = Ipv4Addr::new(127, n, 0, 0);
+        }
+        Ok(NodeAgent::start(self.client(), config).await?)
+    }
+
+    fn teardown(&mut self) {
+        for p in self.procs.iter().rev() {
+            if let Ok(pid) = i32::try_from(p.child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in self.procs.iter_mut().rev() {
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Ok(pid) = i32::try_from(p.child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = p.child.wait();
+        }
+    }
+}
+
+async fn client_for(path: &Path) -> Result<Client> {
+    let kc = Kubeconfig::read_from(path)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.teardown();
+        if self.keep || std::thread::panicking() {
+            eprintln!(
+                "kube-testenv: cluster files and logs kept in {}",
+                self.dir.display()
+            );
+            for p in &self.procs {
+                eprintln!(
+                    "---- tail of {} ----\n{}",
+                    p.log.display(),
+                    tail(&p.log, 2000)
+                );
+            }
+        } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("kube-testenv: cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}
