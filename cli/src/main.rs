@@ -1,1 +1,65 @@
-fn main() {}
+//! `squall`: run, validate and draw Storm-style topologies described by a Topology manifest.
+#![forbid(unsafe_code)]
+
+mod graph;
+mod kinds;
+mod overrides;
+mod run;
+mod table;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Stream topologies in the style of Apache Storm.
+#[derive(Parser)]
+#[command(name = "squall", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a topology in this process (local mode) and show live metrics.
+    Run(run::RunArgs),
+    /// Check a manifest and report every problem with the path of the field at fault.
+    Validate(validate::ValidateArgs),
+    /// Print the topology as a Graphviz DOT graph.
+    Graph(graph::GraphArgs),
+    /// List the built-in component kinds.
+    Kinds,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Default to warn so that log lines do not tear up the live table.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Kinds => kinds::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A bad manifest is the user's to fix and gets its own exit code, like clap's
+            // usage errors; anything else is a failure of the run itself.
+            if let Some(invalid) = err.downcast_ref::<validate::Invalid>() {
+                eprintln!("{invalid}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
