@@ -67,12 +67,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("installing the Ctrl-C handler")?;
     }
 
-    let topology = Topology::start(
-        &plan,
-        Arc::new(Builtins),
-        EngineOptions::from_plan(&plan),
-    )
-    .with_context(|| format!("starting topology {:?}", plan.name))?;
+    let topology = Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan))
+        .with_context(|| format!("starting topology {:?}", plan.name))?;
 
     let live = !args.quiet && std::io::stdout().is_terminal();
     let progress = !args.quiet && !live;

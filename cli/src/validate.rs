@@ -57,7 +57,8 @@ pub fn load(file: &Path, sets: &[Override]) -> anyhow::Result<Plan> {
     let manifest = match TopologyManifest::from_file(file) {
         Ok(m) => m,
         // A missing file is not a problem *in* the manifest: plain error, exit 1.
-        Err(err @ ManifestError::Io { .. }) => return Err(err.into()),
+        // Its message already includes the OS error, so it goes without the error chain.
+        Err(err @ ManifestError::Io { .. }) => return Err(anyhow::anyhow!("{err}")),
         Err(err) => return Err(Invalid(err.to_string()).into()),
     };
     let manifest = overrides::apply(manifest, sets)?;
