@@ -143,7 +143,12 @@ fn row(c: &ComponentSnapshot, prev: Option<&Stats>, span: Duration) -> Vec<Strin
         rate(t.emitted, p.emitted),
         rate(t.acked, p.acked),
         latency,
-        format!("{:.3}", per_executor(t.busy_ns, p.busy_ns)),
+        // Ackers do not measure busy time; 0.000 would read as idle.
+        if c.role == "acker" && t.busy_ns == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", per_executor(t.busy_ns, p.busy_ns))
+        },
         format!(
             "{:.1}%",
             100.0 * per_executor(t.backpressure_ns, p.backpressure_ns).min(1.0)

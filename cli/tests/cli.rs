@@ -344,3 +344,51 @@ fn version_flag() {
     assert_eq!(code, 0);
     assert!(out.starts_with("squall "), "{out}");
 }
+
+#[test]
+fn a_topology_that_fails_to_start_names_component_and_task() {
+    let dir = Dir::new();
+    // Shell components validate but cannot be built yet: a start-up failure.
+    let path = dir.file(
+        "shell.yaml",
+        &SEQUENCE.replace(
+            "component: \"null\"",
+            "component: shell\n      shell: {command: python3}",
+        ),
+    );
+    let (code, _, err) = squall(&["run", path.to_str().unwrap(), "--for", "2s"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with("error: starting topology \"seq\": component \"sink\" task "),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_run_with_a_summary() {
+    let dir = Dir::new();
+    // Endless: no count.
+    let path = dir.file(
+        "forever.yaml",
+        &SEQUENCE.replace("config: {count: 1000}", ""),
+    );
+    let child = Command::new(BIN)
+        .args(["run", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("interrupted (Ctrl-C)"), "{stdout}");
+    let acked: u64 = row(&stdout, "numbers")[4].parse().unwrap();
+    assert!(acked > 0, "{stdout}");
+}
