@@ -164,8 +164,18 @@ pub fn validate(
 
     // Resolve each component's kind and outputs.
     let mut outputs: BTreeMap<&str, Vec<StreamSpec>> = BTreeMap::new();
+    let mut unresolved: BTreeSet<&str> = BTreeSet::new();
     for (path, role, comp) in &all {
+        let before = c.problems.len();
         let resolved = check_component(&mut c, catalog, path, *role, comp);
+        // A component whose kind or config is wrong has unknown default outputs: do not
+        // pile "declares no stream" errors onto its consumers as well.
+        let kind_failed = c.problems[before..]
+            .iter()
+            .any(|p| p.path == format!("{path}.component") || p.path == format!("{path}.config"));
+        if kind_failed && comp.outputs.is_empty() {
+            unresolved.insert(comp.name.as_str());
+        }
         outputs.entry(&comp.name).or_insert(resolved);
     }
 
@@ -180,7 +190,7 @@ pub fn validate(
             }
             _ => {}
         }
-        check_inputs(&mut c, path, comp, &outputs);
+        check_inputs(&mut c, path, comp, &outputs, &unresolved);
     }
 
     if !c.problems.is_empty() {
@@ -329,6 +339,7 @@ fn check_inputs(
     path: &str,
     comp: &ComponentSpec,
     outputs: &BTreeMap<&str, Vec<StreamSpec>>,
+    unresolved: &BTreeSet<&str>,
 ) {
     let mut subscribed = BTreeSet::new();
     for (i, input) in comp.inputs.iter().enumerate() {
@@ -351,6 +362,9 @@ fn check_inputs(
             );
             continue;
         };
+        if unresolved.contains(input.from.as_str()) {
+            continue;
+        }
         let Some(stream) = streams.iter().find(|s| s.stream == input.stream) else {
             let known: Vec<&str> = streams.iter().map(|s| s.stream.as_str()).collect();
             let known = if known.is_empty() {

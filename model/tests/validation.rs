@@ -225,3 +225,12 @@ fn several_problems_are_reported_at_once() {
     assert!(text.starts_with("4 problems in the topology:\n"), "{text}");
     assert_eq!(text.lines().count(), 5);
 }
+
+#[test]
+fn a_broken_kind_is_reported_once_not_again_at_its_consumers() {
+    let got = lines(
+        "  spouts:\n    - {name: src, component: lnes}\n  bolts:\n    - {name: words, component: split, inputs: [{from: src}]}\n",
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("spec.spouts[0].component: unknown component kind"));
+}
