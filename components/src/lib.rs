@@ -8,14 +8,14 @@
 //! | kind | role | default outputs |
 //! |---|---|---|
 //! | [`const`](const_spout) | spout | `default: [payload]` |
-//! | [`sequence`](sequence) | spout | `default: [n]` |
+//! | [`sequence`] | spout | `default: [n]` |
 //! | [`random-sentence`](random_sentence) | spout | `default: [sentence]` |
 //! | [`json-lines`](json_lines) | spout | `default: [line]` or `fields`; `errors: [line, error]` |
 //! | [`split-words`](split_words) | bolt | `default: [word]` |
-//! | [`count`](count) | bolt | `default: [<key>, count]` |
-//! | [`identity`](identity) | bolt | `default: fields` |
-//! | [`null`](null) | bolt | none |
-//! | [`log`](log) | bolt | none |
+//! | [`count`] | bolt | `default: [<key>, count]` |
+//! | [`identity`] | bolt | `default: fields` |
+//! | [`null`] | bolt | none |
+//! | [`log`] | bolt | none |
 //! | [`fail-some`](fail_some) | bolt (test helper) | `default: fields` |
 //! | `shell` | either | none (declared in the manifest) |
 //!
