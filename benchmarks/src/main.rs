@@ -47,17 +47,31 @@ fn main() -> Result<()> {
     match verb.as_str() {
         "one" => {
             let name = name.context("one: which case? one of the names in `squall-bench list`")?;
-            let result = topologies::run_case(&name, Duration::from_secs(args.warmup), Duration::from_secs(args.seconds), None)?;
+            let result = topologies::run_case(
+                &name,
+                Duration::from_secs(args.warmup),
+                Duration::from_secs(args.seconds),
+                None,
+            )?;
             println!("{}", serde_json::to_string(&result)?);
         }
         "rate" => {
             let name = name.context("rate: which case?")?;
-            let rate: u64 = std::env::var("SQUALL_BENCH_RATE").context("SQUALL_BENCH_RATE")?.parse()?;
-            let result =
-                topologies::run_case(&name, Duration::from_secs(args.warmup), Duration::from_secs(args.seconds), Some(rate))?;
+            let rate: u64 = std::env::var("SQUALL_BENCH_RATE")
+                .context("SQUALL_BENCH_RATE")?
+                .parse()?;
+            let result = topologies::run_case(
+                &name,
+                Duration::from_secs(args.warmup),
+                Duration::from_secs(args.seconds),
+                Some(rate),
+            )?;
             println!("{}", serde_json::to_string(&result)?);
         }
-        "floor" => println!("{}", serde_json::to_string(&floor::measure(Duration::from_secs(2)))?),
+        "floor" => println!(
+            "{}",
+            serde_json::to_string(&floor::measure(Duration::from_secs(2)))?
+        ),
         "list" => {
             for c in CASES {
                 println!("{}\t{}", c.name, c.title);
@@ -78,7 +92,11 @@ fn child(args: &[&str], env: Option<(&str, String)>) -> Result<String> {
     }
     let out = cmd.output().context("running a benchmark child")?;
     if !out.status.success() {
-        bail!("benchmark {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "benchmark {:?} failed: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
@@ -91,7 +109,10 @@ fn all(args: &Args) -> Result<()> {
     let mut results: Vec<RunResult> = Vec::new();
     for c in CASES {
         eprintln!("{}: {}", c.name, c.title);
-        let r: RunResult = serde_json::from_str(&child(&["one", c.name, "--seconds", &secs, "--warmup", &warm], None)?)?;
+        let r: RunResult = serde_json::from_str(&child(
+            &["one", c.name, "--seconds", &secs, "--warmup", &warm],
+            None,
+        )?)?;
         eprintln!("  {:.0} tuples/s", r.throughput);
         results.push(r);
     }
@@ -136,7 +157,10 @@ mod report {
         match r.name.as_str() {
             "const-null-noack" => format!("≥ 10 M/s: {}", ok(r.throughput >= 10e6)),
             "const-id-null-ack" => format!("≥ 2 M trees/s: {}", ok(r.throughput >= 2e6)),
-            "const-id-null-ack@half" => format!("p99 < 1 ms: {}", ok(r.complete_p99_us > 0 && r.complete_p99_us < 1000)),
+            "const-id-null-ack@half" => format!(
+                "p99 < 1 ms: {}",
+                ok(r.complete_p99_us > 0 && r.complete_p99_us < 1000)
+            ),
             _ => String::new(),
         }
     }
@@ -154,14 +178,29 @@ mod report {
         ));
         s.push_str("## Floor: one queue hop between two threads, 100-byte items, same run\n\n");
         s.push_str("| channel | items/s |\n|---|---|\n");
-        s.push_str(&format!("| Squall BatchQueue, batches of 256 | {} |\n", fmt_rate(floor.batch_queue)));
-        s.push_str(&format!("| crossbeam bounded(1024), one item per send | {} |\n", fmt_rate(floor.crossbeam)));
-        s.push_str(&format!("| std sync_channel(1024), one item per send | {} |\n\n", fmt_rate(floor.std_sync)));
+        s.push_str(&format!(
+            "| Squall BatchQueue, batches of 256 | {} |\n",
+            fmt_rate(floor.batch_queue)
+        ));
+        s.push_str(&format!(
+            "| crossbeam bounded(1024), one item per send | {} |\n",
+            fmt_rate(floor.crossbeam)
+        ));
+        s.push_str(&format!(
+            "| std sync_channel(1024), one item per send | {} |\n\n",
+            fmt_rate(floor.std_sync)
+        ));
         s.push_str("## Storm's perf topologies on the in-process engine\n\n");
         s.push_str("Throughput counts completed trees at the spout when acking is on, tuples executed by the last bolt when it is off. Latencies are complete latencies (spout emit → tree acked), sampled over the measured window. CPU is user + system time of the whole process per million tuples.\n\n");
         s.push_str("| case | throughput /s | vs batched-queue floor | complete p50 | complete p99 | CPU s / M tuples | peak RSS | target |\n|---|---|---|---|---|---|---|---|\n");
         for r in results {
-            let lat = |v: u64| if v == 0 { "–".to_owned() } else { format!("{v} µs") };
+            let lat = |v: u64| {
+                if v == 0 {
+                    "–".to_owned()
+                } else {
+                    format!("{v} µs")
+                }
+            };
             s.push_str(&format!(
                 "| {} — {} | {} | {:.1}% | {} | {} | {:.2} | {:.1} MiB | {} |\n",
                 r.name,
@@ -175,7 +214,9 @@ mod report {
                 target(r)
             ));
         }
-        s.push_str("\nPeak RSS target: under 64 MiB with maxSpoutPending 10,000 (all acking cases above use it).\n");
+        s.push_str(
+            "\nPeak RSS target: under 64 MiB with maxSpoutPending 10,000 (all acking cases above use it).\n",
+        );
         s
     }
 }

@@ -128,7 +128,8 @@ pub fn run_case(name: &str, warmup: Duration, window: Duration, rate: Option<u64
     let yaml = manifest(case, rate);
     let m = TopologyManifest::from_yaml(&yaml, name)?;
     let plan = validate(&m, &Builtins).map_err(|e| anyhow!("{e}"))?;
-    let topo = Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).context("starting")?;
+    let topo =
+        Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).context("starting")?;
     std::thread::sleep(warmup);
     topo.reset_latencies();
     let s0 = topo.metrics();

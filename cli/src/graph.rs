@@ -25,7 +25,9 @@ pub fn dot(plan: &Plan) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail; the results are ignored deliberately.
     let _ = writeln!(out, "digraph {} {{", quote(&plan.name));
-    out.push_str("  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n");
+    out.push_str(
+        "  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
+    );
     let components = plan.spec.spouts.iter().chain(&plan.spec.bolts);
     for spec in components {
         let Some(c) = plan.component(&spec.name) else {
@@ -41,12 +43,7 @@ pub fn dot(plan: &Plan) -> String {
             format!(", {} tasks", c.tasks.len())
         };
         let label = format!("{}\n{} ×{}{tasks}", c.name, c.kind, c.parallelism);
-        let _ = writeln!(
-            out,
-            "  {} [{shape}, label={}];",
-            quote(&c.name),
-            quote(&label)
-        );
+        let _ = writeln!(out, "  {} [{shape}, label={}];", quote(&c.name), quote(&label));
     }
     for bolt in &plan.spec.bolts {
         for input in &bolt.inputs {

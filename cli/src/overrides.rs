@@ -71,11 +71,7 @@ pub fn apply(manifest: TopologyManifest, sets: &[Override]) -> Result<TopologyMa
         let segs: Vec<&str> = o.key.split('.').collect();
         match segs.first() {
             Some(&"spec") | Some(&"metadata") => {}
-            _ => {
-                return Err(fail(
-                    "only keys under spec. and metadata. can be set".into(),
-                ))
-            }
+            _ => return Err(fail("only keys under spec. and metadata. can be set".into())),
         }
         set_in(&mut tree, &segs, None, &o.value).map_err(fail)?;
         result = serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
@@ -91,12 +87,7 @@ fn is_free_form(field: Option<&str>) -> bool {
     matches!(field, Some("config" | "labels" | "annotations" | "env"))
 }
 
-fn set_in(
-    node: &mut Value,
-    segs: &[&str],
-    field: Option<&str>,
-    value: &Value,
-) -> Result<(), String> {
+fn set_in(node: &mut Value, segs: &[&str], field: Option<&str>, value: &Value) -> Result<(), String> {
     let Some((&seg, rest)) = segs.split_first() else {
         *node = value.clone();
         return Ok(());
@@ -145,10 +136,7 @@ fn set_in(
 /// Finds a spout or bolt by name, or by position when no component has that name.
 fn component_index(items: &[Value], seg: &str, role: &str) -> Result<usize, String> {
     let name_of = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_owned);
-    if let Some(i) = items
-        .iter()
-        .position(|c| name_of(c).as_deref() == Some(seg))
-    {
+    if let Some(i) = items.iter().position(|c| name_of(c).as_deref() == Some(seg)) {
         return Ok(i);
     }
     if let Some(i) = seg.parse::<usize>().ok().filter(|i| *i < items.len()) {

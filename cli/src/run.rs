@@ -128,9 +128,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let final_snapshot = match end {
         End::Drained => topology.shutdown(),
-        End::Elapsed(_) | End::Interrupted => {
-            topology.kill(plan.message_timeout.min(MAX_KILL_WAIT))
-        }
+        End::Elapsed(_) | End::Interrupted => topology.kill(plan.message_timeout.min(MAX_KILL_WAIT)),
     };
     println!(
         "\n{} after {}: {end}",
@@ -189,9 +187,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(bad)?;
         let (num, tail) = rest.split_at(digits);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let n: f64 = num.parse().map_err(|_| bad())?;
         let secs = match unit {

@@ -85,12 +85,7 @@ pub fn metrics(now: &Snapshot, before: Option<&Snapshot>, order: &[String]) -> S
         .saturating_sub(before.map(|b| b.uptime).unwrap_or_default());
     let mut grid = Grid::new(&HEADER, 2);
     let mut components: Vec<&ComponentSnapshot> = now.components.iter().collect();
-    components.sort_by_key(|c| {
-        order
-            .iter()
-            .position(|n| *n == c.name)
-            .unwrap_or(order.len())
-    });
+    components.sort_by_key(|c| order.iter().position(|n| *n == c.name).unwrap_or(order.len()));
     for c in &components {
         let prev = before.and_then(|b| b.component(&c.name)).map(|p| &p.total);
         grid.row(row(c, prev, span));
@@ -213,10 +208,7 @@ mod tests {
         let mut g = Grid::new(&["NAME", "N"], 1);
         g.row(vec!["a".into(), "100".into()]);
         g.row(vec!["long-name".into(), "2".into()]);
-        assert_eq!(
-            g.render(),
-            "NAME         N\na          100\nlong-name    2\n"
-        );
+        assert_eq!(g.render(), "NAME         N\na          100\nlong-name    2\n");
     }
 
     #[test]

@@ -62,6 +62,5 @@ pub fn load(file: &Path, sets: &[Override]) -> anyhow::Result<Plan> {
         Err(err) => return Err(Invalid(err.to_string()).into()),
     };
     let manifest = overrides::apply(manifest, sets)?;
-    validate(&manifest, &Builtins)
-        .map_err(|errors| Invalid(format!("{}: {errors}", file.display())).into())
+    validate(&manifest, &Builtins).map_err(|errors| Invalid(format!("{}: {errors}", file.display())).into())
 }

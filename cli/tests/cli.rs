@@ -156,10 +156,7 @@ fn wrong_field_types_name_the_field_and_position() {
 fn a_missing_file_is_a_plain_error() {
     let (code, _, err) = squall(&["validate", "/nonexistent/topology.yaml"]);
     assert_eq!(code, 1);
-    assert!(
-        err.starts_with("error: /nonexistent/topology.yaml: "),
-        "{err}"
-    );
+    assert!(err.starts_with("error: /nonexistent/topology.yaml: "), "{err}");
 }
 
 #[test]
@@ -268,11 +265,7 @@ fn graph_prints_nodes_and_labelled_edges_in_manifest_order() {
     let (code, out, err) = squall(&["graph", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("digraph \"words\" {\n"), "{out}");
-    let edges: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("->"))
-        .map(str::trim)
-        .collect();
+    let edges: Vec<&str> = out.lines().filter(|l| l.contains("->")).map(str::trim).collect();
     assert_eq!(
         edges,
         [
@@ -369,10 +362,7 @@ fn a_topology_that_fails_to_start_names_component_and_task() {
 fn ctrl_c_stops_the_run_with_a_summary() {
     let dir = Dir::new();
     // Endless: no count.
-    let path = dir.file(
-        "forever.yaml",
-        &SEQUENCE.replace("config: {count: 1000}", ""),
-    );
+    let path = dir.file("forever.yaml", &SEQUENCE.replace("config: {count: 1000}", ""));
     let child = Command::new(BIN)
         .args(["run", path.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

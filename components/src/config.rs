@@ -62,11 +62,7 @@ impl<'a> Conf<'a> {
     }
 
     fn invalid(&self, key: &str, expected: &str) -> ConfigError {
-        let mut got = self
-            .config
-            .get(key)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let mut got = self.config.get(key).map(|v| v.to_string()).unwrap_or_default();
         if got.len() > 60 {
             let mut cut = 57;
             while !got.is_char_boundary(cut) {
@@ -102,9 +98,7 @@ impl<'a> Conf<'a> {
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.config.get(key) {
             None | Some(serde_json::Value::Null) => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| self.invalid(key, "true or false")),
+            Some(v) => v.as_bool().ok_or_else(|| self.invalid(key, "true or false")),
         }
     }
 
@@ -112,10 +106,7 @@ impl<'a> Conf<'a> {
     pub fn str_opt(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
         match self.config.get(key) {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| self.invalid(key, "a string")),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| self.invalid(key, "a string")),
         }
     }
 

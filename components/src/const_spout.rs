@@ -174,9 +174,6 @@ mod tests {
     fn bad_config_names_the_key() {
         let config: Config = serde_json::from_value(serde_json::json!({"payload": 3})).unwrap();
         let err = ConstConfig::parse(&config).unwrap_err().to_string();
-        assert!(
-            err.contains("\"payload\"") && err.contains("a string"),
-            "{err}"
-        );
+        assert!(err.contains("\"payload\"") && err.contains("a string"), "{err}");
     }
 }

@@ -54,10 +54,7 @@ impl CountConfig {
 }
 
 pub(crate) fn outputs(config: &CountConfig) -> Vec<StreamSpec> {
-    vec![StreamSpec::new(
-        DEFAULT_STREAM,
-        &[config.key_name(), "count"],
-    )]
+    vec![StreamSpec::new(DEFAULT_STREAM, &[config.key_name(), "count"])]
 }
 
 /// A value usable as a map key: hashed with the engine's stable hash.

@@ -157,8 +157,7 @@ mod tests {
         let mut b = bolt(serde_json::json!({"fail_percent": 0}));
         assert!((0..10_000).all(|_| b.fate() == Fate::Pass));
         let config: Config =
-            serde_json::from_value(serde_json::json!({"fail_percent": 60, "panic_percent": 50}))
-                .unwrap();
+            serde_json::from_value(serde_json::json!({"fail_percent": 60, "panic_percent": 50})).unwrap();
         let err = FailSomeConfig::parse(&config).unwrap_err().to_string();
         assert!(err.contains("\"panic_percent\""), "{err}");
     }

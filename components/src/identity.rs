@@ -62,10 +62,7 @@ impl IdentityConfig {
 pub struct IdentityBolt;
 
 /// Re-emits `input` anchored to itself and acks it; fails it if the emit is refused.
-pub(crate) fn pass_through(
-    mut input: Tuple,
-    out: &mut BoltOutput<'_>,
-) -> Result<(), ComponentError> {
+pub(crate) fn pass_through(mut input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
     if input.is_tick() {
         out.ack(input);
         return Ok(());
@@ -100,8 +97,7 @@ mod tests {
             IdentityConfig::parse(&Config::new()).unwrap().fields,
             vec!["payload"]
         );
-        let config: Config =
-            serde_json::from_value(serde_json::json!({"fields": ["a", "b"]})).unwrap();
+        let config: Config = serde_json::from_value(serde_json::json!({"fields": ["a", "b"]})).unwrap();
         assert_eq!(
             outputs_for(&IdentityConfig::parse(&config).unwrap().fields),
             vec![StreamSpec::new("default", &["a", "b"])]

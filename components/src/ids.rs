@@ -117,11 +117,7 @@ mod tests {
         assert_eq!(a, Some((0, Some(Value::Int(0)))));
         assert_eq!(b, Some((1, Some(Value::Int(1)))));
         s.fail(&Value::Int(0));
-        assert_eq!(
-            s.next(),
-            Some((0, Some(Value::Int(0)))),
-            "replay comes first"
-        );
+        assert_eq!(s.next(), Some((0, Some(Value::Int(0)))), "replay comes first");
         assert_eq!(s.next(), Some((2, Some(Value::Int(2)))));
         assert_eq!(s.next(), None);
         assert!(!s.is_finished(), "three trees still in flight");

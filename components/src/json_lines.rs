@@ -73,9 +73,7 @@ impl JsonLinesConfig {
             });
         }
         Ok(JsonLinesConfig {
-            path: c
-                .str_required("path", "the path of the file to read")?
-                .to_owned(),
+            path: c.str_required("path", "the path of the file to read")?.to_owned(),
             fields: c.fields_opt("fields")?,
             max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
         })
@@ -178,8 +176,7 @@ impl JsonLinesSpout {
             v.push(Value::Str(text.clone()));
             return Ok(v);
         };
-        let json: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         let serde_json::Value::Object(obj) = json else {
             return Err(format!("expected a JSON object, got {}", json_type(&json)));
         };
@@ -192,9 +189,7 @@ impl JsonLinesSpout {
     /// Reads up to this task's next non-empty line; `None` at end of file.
     fn read_line(&mut self) -> Result<Option<RawLine>, ComponentError> {
         let Some(reader) = self.reader.as_mut() else {
-            return Err(ComponentError::new(
-                "json-lines: next_tuple called before open",
-            ));
+            return Err(ComponentError::new("json-lines: next_tuple called before open"));
         };
         loop {
             self.buf.clear();
@@ -352,8 +347,7 @@ mod tests {
     use std::io::Write;
 
     pub(crate) fn temp_file(name: &str, content: &[u8]) -> PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("squall-json-lines-{}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("squall-json-lines-{}-{name}", std::process::id()));
         let mut f = File::create(&path).unwrap();
         f.write_all(content).unwrap();
         path
@@ -407,10 +401,7 @@ mod tests {
         s.fail(Value::Int(3));
         s.ack(Value::Int(1));
         s.ack(Value::Int(4));
-        assert_eq!(
-            drain(&mut s),
-            vec![Record::Line(squall_engine::values!["b"], 3)]
-        );
+        assert_eq!(drain(&mut s), vec![Record::Line(squall_engine::values!["b"], 3)]);
         s.ack(Value::Int(3));
         assert!(s.is_finished());
     }
@@ -427,10 +418,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         assert_eq!(got.len(), 5);
         assert_eq!(got[0], Record::Line(squall_engine::values![1i64, "x"], 1));
-        assert_eq!(
-            got[3],
-            Record::Line(squall_engine::values![Value::Null, true], 4)
-        );
+        assert_eq!(got[3], Record::Line(squall_engine::values![Value::Null, true], 4));
         for (i, what) in [
             (1, "invalid JSON"),
             (2, "expected a JSON object, got an array"),
@@ -463,19 +451,13 @@ mod tests {
             "bounded at one in flight"
         );
         b.ack(Value::Int(2));
-        assert_eq!(
-            drain(&mut b),
-            vec![Record::Line(squall_engine::values!["4"], 4)]
-        );
+        assert_eq!(drain(&mut b), vec![Record::Line(squall_engine::values!["4"], 4)]);
         let _ = std::fs::remove_file(&path);
     }
 
     #[test]
     fn missing_file_names_the_path() {
-        let mut s = spout(
-            std::path::Path::new("no/such/file.jsonl"),
-            serde_json::json!({}),
-        );
+        let mut s = spout(std::path::Path::new("no/such/file.jsonl"), serde_json::json!({}));
         let err = s.open(&ctx(0, 1)).unwrap_err().0;
         assert!(
             err.contains("\"no/such/file.jsonl\"") && err.contains("relative paths"),
@@ -485,9 +467,7 @@ mod tests {
 
     #[test]
     fn path_is_required() {
-        let err = JsonLinesConfig::parse(&Config::new())
-            .unwrap_err()
-            .to_string();
+        let err = JsonLinesConfig::parse(&Config::new()).unwrap_err().to_string();
         assert_eq!(
             err,
             "config key \"path\" is required: the path of the file to read"

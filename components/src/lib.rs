@@ -90,12 +90,9 @@ fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>
         const_spout::KIND => {
             spout(const_spout::ConstConfig::parse(config).map(|_| const_spout::outputs(config)))
         }
-        sequence::KIND => {
-            spout(sequence::SequenceConfig::parse(config).map(|_| sequence::outputs(config)))
-        }
+        sequence::KIND => spout(sequence::SequenceConfig::parse(config).map(|_| sequence::outputs(config))),
         random_sentence::KIND => spout(
-            random_sentence::RandomSentenceConfig::parse(config)
-                .map(|_| random_sentence::outputs(config)),
+            random_sentence::RandomSentenceConfig::parse(config).map(|_| random_sentence::outputs(config)),
         ),
         json_lines::KIND => {
             spout(json_lines::JsonLinesConfig::parse(config).map(|c| json_lines::outputs(&c)))
@@ -132,19 +129,15 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
         sequence::KIND => Instance::Spout(Box::new(sequence::SequenceSpout::new(
             &sequence::SequenceConfig::parse(config).map_err(invalid)?,
         ))),
-        random_sentence::KIND => {
-            Instance::Spout(Box::new(random_sentence::RandomSentenceSpout::new(
-                &random_sentence::RandomSentenceConfig::parse(config).map_err(invalid)?,
-            )))
-        }
+        random_sentence::KIND => Instance::Spout(Box::new(random_sentence::RandomSentenceSpout::new(
+            &random_sentence::RandomSentenceConfig::parse(config).map_err(invalid)?,
+        ))),
         json_lines::KIND => Instance::Spout(Box::new(json_lines::JsonLinesSpout::new(
             &json_lines::JsonLinesConfig::parse(config).map_err(invalid)?,
         ))),
         split_words::KIND => Instance::Bolt(
-            split_words::SplitWords::new(
-                &split_words::SplitWordsConfig::parse(config).map_err(invalid)?,
-            )
-            .boxed(),
+            split_words::SplitWords::new(&split_words::SplitWordsConfig::parse(config).map_err(invalid)?)
+                .boxed(),
         ),
         count::KIND => Instance::Bolt(
             count::CountBolt::new(&count::CountConfig::parse(config).map_err(invalid)?).boxed(),
@@ -157,9 +150,9 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
             null::check(config).map_err(invalid)?;
             Instance::Bolt(Box::new(null::NullBolt))
         }
-        log::KIND => Instance::Bolt(
-            log::LogBolt::new(&log::LogConfig::parse(config).map_err(invalid)?).boxed(),
-        ),
+        log::KIND => {
+            Instance::Bolt(log::LogBolt::new(&log::LogConfig::parse(config).map_err(invalid)?).boxed())
+        }
         fail_some::KIND => Instance::Bolt(Box::new(fail_some::FailSomeBolt::new(
             &fail_some::FailSomeConfig::parse(config).map_err(invalid)?,
         ))),

@@ -126,11 +126,7 @@ mod tests {
     }
 
     fn drain(s: &mut RandomSentenceSpout) -> Vec<String> {
-        std::iter::from_fn(|| {
-            s.next_values()
-                .map(|(v, _)| v[0].as_str().unwrap().to_owned())
-        })
-        .collect()
+        std::iter::from_fn(|| s.next_values().map(|(v, _)| v[0].as_str().unwrap().to_owned())).collect()
     }
 
     #[test]

@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 use squall_components::random_sentence::sentence_for;
 use squall_components::Builtins;
 use squall_engine::{
-    BasicBolt, Bolt, BoltOutput, ComponentError, ComponentFactory, EngineOptions, Snapshot, Spout,
-    Topology, Tuple, Value,
+    BasicBolt, Bolt, BoltOutput, ComponentError, ComponentFactory, EngineOptions, Snapshot, Spout, Topology,
+    Tuple, Value,
 };
-use squall_model::{
-    validate, Catalog, ComponentPlan, Config, KindInfo, Plan, Role, TopologyManifest,
-};
+use squall_model::{validate, Catalog, ComponentPlan, Config, KindInfo, Plan, Role, TopologyManifest};
 
 fn plan_with(yaml: &str, catalog: &dyn Catalog) -> Plan {
     let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
@@ -146,18 +144,12 @@ spec:
     let spout = m.component("lines").unwrap();
     let good = 3000 - malformed as u64;
     assert_eq!(spout.total.acked, good, "every well-formed line acked once");
-    assert!(
-        spout.total.failed > 0,
-        "fail-some failed nothing: {spout:?}"
-    );
+    assert!(spout.total.failed > 0, "fail-some failed nothing: {spout:?}");
     assert_eq!(spout.total.timed_out, 0);
     let flaky = m.component("flaky").unwrap();
     assert_eq!(flaky.total.failed, spout.total.failed);
     assert_eq!(m.component("sink").unwrap().total.executed, good);
-    assert_eq!(
-        m.component("errs").unwrap().total.executed,
-        malformed as u64
-    );
+    assert_eq!(m.component("errs").unwrap().total.executed, malformed as u64);
 }
 
 #[test]
@@ -201,14 +193,8 @@ struct Collect(Arc<Mutex<HashMap<String, i64>>>);
 
 impl BasicBolt for Collect {
     fn execute(&mut self, input: &Tuple, _out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
-        let word = input
-            .field("word")
-            .and_then(Value::as_str)
-            .ok_or("no word")?;
-        let n = input
-            .field("count")
-            .and_then(Value::as_i64)
-            .ok_or("no count")?;
+        let word = input.field("word").and_then(Value::as_str).ok_or("no word")?;
+        let n = input.field("count").and_then(Value::as_i64).ok_or("no count")?;
         let mut last = self.0.lock().unwrap();
         let e = last.entry(word.to_owned()).or_insert(0);
         *e = (*e).max(n);
@@ -239,9 +225,7 @@ impl ComponentFactory for WithCollector {
     }
     fn bolt(&self, c: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError> {
         match c.kind.as_str() {
-            "collect" => Ok(Box::new(squall_engine::Basic(Collect(Arc::clone(
-                &self.last,
-            ))))),
+            "collect" => Ok(Box::new(squall_engine::Basic(Collect(Arc::clone(&self.last))))),
             _ => Builtins.bolt(c),
         }
     }
@@ -281,14 +265,8 @@ spec:
     let m = run_to_drain(&plan, Arc::new(catalog.clone()));
     assert_eq!(m.component("sentences").unwrap().total.acked, 1000);
     assert_eq!(m.component("sentences").unwrap().total.failed, 0);
-    assert_eq!(
-        m.component("split").unwrap().total.emitted,
-        total_words as u64
-    );
-    assert_eq!(
-        m.component("count").unwrap().total.executed,
-        total_words as u64
-    );
+    assert_eq!(m.component("split").unwrap().total.emitted, total_words as u64);
+    assert_eq!(m.component("count").unwrap().total.executed, total_words as u64);
     // Fields grouping: each word is counted by one task, so its last count is its total.
     assert_eq!(*catalog.last.lock().unwrap(), expected);
 }
@@ -327,11 +305,7 @@ spec:
         "fail-some",
         "shell",
     ] {
-        assert!(
-            p.message.contains(kind),
-            "{kind} missing from {}",
-            p.message
-        );
+        assert!(p.message.contains(kind), "{kind} missing from {}", p.message);
     }
 }
 
@@ -405,8 +379,7 @@ spec:
     );
     assert!(
         msgs.iter()
-            .any(|m| m.contains("field \"user\" is not declared")
-                && m.contains("declared: word, count")),
+            .any(|m| m.contains("field \"user\" is not declared") && m.contains("declared: word, count")),
         "{msgs:?}"
     );
 }

@@ -157,13 +157,7 @@ mod tests {
         // Bolt 1 acks e1 and anchors a child e2.
         assert_eq!(l.ack(root, e1 ^ e2), None);
         // Bolt 2 acks e2.
-        assert_eq!(
-            l.ack(root, e2),
-            Some(Outcome::Complete {
-                spout_task: 7,
-                root
-            })
-        );
+        assert_eq!(l.ack(root, e2), Some(Outcome::Complete { spout_task: 7, root }));
         assert!(l.is_empty());
     }
 
@@ -258,12 +252,7 @@ mod tests {
             let mut outcome = l.init(root, init, 1);
             let mut created = fanout;
             while !live.is_empty() {
-                assert_eq!(
-                    outcome,
-                    None,
-                    "completed while {} tuples are live",
-                    live.len()
-                );
+                assert_eq!(outcome, None, "completed while {} tuples are live", live.len());
                 let i = rng.below(live.len());
                 let (edge, mut ack_val) = live.swap_remove(i);
                 // The acked tuple may emit children anchored to it (bounded tree size).
@@ -277,13 +266,7 @@ mod tests {
                 }
                 outcome = l.ack(root, edge ^ ack_val);
             }
-            assert_eq!(
-                outcome,
-                Some(Outcome::Complete {
-                    spout_task: 1,
-                    root
-                })
-            );
+            assert_eq!(outcome, Some(Outcome::Complete { spout_task: 1, root }));
         }
     }
 

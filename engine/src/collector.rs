@@ -30,20 +30,17 @@ pub(crate) struct Routing {
 impl Routing {
     #[inline]
     fn stream_index(&self, name: &str) -> Result<usize, ComponentError> {
-        self.streams
-            .iter()
-            .position(|s| s.name == name)
-            .ok_or_else(|| {
-                let declared: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
-                ComponentError(format!(
-                    "emit on undeclared stream {name:?}; declared: {}",
-                    if declared.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        declared.join(", ")
-                    }
-                ))
-            })
+        self.streams.iter().position(|s| s.name == name).ok_or_else(|| {
+            let declared: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
+            ComponentError(format!(
+                "emit on undeclared stream {name:?}; declared: {}",
+                if declared.is_empty() {
+                    "none".to_owned()
+                } else {
+                    declared.join(", ")
+                }
+            ))
+        })
     }
 
     /// Fills `self.targets` for an emit and returns the stream index.
@@ -130,11 +127,7 @@ pub struct SpoutOutput<'a> {
 impl SpoutOutput<'_> {
     /// Emits on the `default` stream. With a message id the tuple is tracked: `ack` or
     /// `fail` is called with that id later. Returns the receiving task ids.
-    pub fn emit(
-        &mut self,
-        values: Values,
-        msg_id: Option<Value>,
-    ) -> Result<&[u32], ComponentError> {
+    pub fn emit(&mut self, values: Values, msg_id: Option<Value>) -> Result<&[u32], ComponentError> {
         self.send(squall_model::DEFAULT_STREAM, values, msg_id, None)
     }
 
@@ -247,6 +240,8 @@ pub struct BoltOutput<'a> {
     /// Implicit anchor of a [`crate::BasicBolt`]: the input's ids and the XOR of new edges.
     pub(crate) implicit: Option<(MessageIds, u64)>,
     pub(crate) errors: &'a mut Vec<String>,
+    /// Ids of the input being executed, and whether it has been acked or failed since.
+    pub(crate) current: Option<(MessageIds, bool)>,
 }
 
 impl BoltOutput<'_> {
@@ -296,10 +291,7 @@ impl BoltOutput<'_> {
             let target = self.routing.targets[i];
             let mut ids = MessageIds::new();
             if acking {
-                let anchored = self
-                    .implicit
-                    .as_ref()
-                    .is_some_and(|(ids, _)| !ids.is_empty())
+                let anchored = self.implicit.as_ref().is_some_and(|(ids, _)| !ids.is_empty())
                     || anchors.iter().any(|a| a.is_anchored());
                 if anchored {
                     let edge = self.routing.rng.next_id();
@@ -339,6 +331,7 @@ impl BoltOutput<'_> {
 
     /// The input is done: its tree(s) no longer wait for it.
     pub fn ack(&mut self, input: Tuple) {
+        self.settle(&input);
         self.counts.acked += 1;
         if input.stamp_ns != 0 {
             let now = self.epoch.elapsed().as_nanos() as u64;
@@ -366,6 +359,7 @@ impl BoltOutput<'_> {
 
     /// The input failed: its tree(s) fail now and the spout replays.
     pub fn fail(&mut self, input: Tuple) {
+        self.settle(&input);
         self.counts.failed += 1;
         for (root, _) in input.ids.iter() {
             let acker = self.fabric.acker_for(*root);
@@ -396,6 +390,19 @@ impl BoltOutput<'_> {
     /// Reports an error: logged with the component and task, counted, shown in metrics.
     pub fn report_error(&mut self, error: impl std::fmt::Display) {
         self.errors.push(error.to_string());
+    }
+
+    fn settle(&mut self, input: &Tuple) {
+        if let Some((ids, settled)) = self.current.as_mut() {
+            if *ids == input.ids {
+                *settled = true;
+            }
+        }
+    }
+
+    /// Whether the input in hand is still neither acked nor failed.
+    pub(crate) fn input_unsettled(&self) -> bool {
+        self.current.as_ref().is_some_and(|(_, settled)| !settled)
     }
 
     pub(crate) fn anchor_to(&mut self, input: &Tuple) {

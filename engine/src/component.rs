@@ -105,8 +105,9 @@ pub trait Bolt: Send {
     fn prepare(&mut self, _ctx: &TaskContext) -> Result<(), ComponentError> {
         Ok(())
     }
-    /// Process one input. Returning an error reports it and fails the input if it is
-    /// still un-acked; panicking additionally restarts the task.
+    /// Process one input. Returning an error reports it and fails the input if it was
+    /// neither acked nor failed during this call; panicking does the same and also
+    /// restarts the task. An input the bolt keeps for later stays its responsibility.
     fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError>;
     /// Called once when the topology stops.
     fn cleanup(&mut self) {}

@@ -364,13 +364,7 @@ impl SpoutExecutor {
                 }
                 calls += 1;
                 for e in t.state.errors.drain(..) {
-                    record_error(
-                        &t.metrics,
-                        &t.ctx.component,
-                        t.id,
-                        "spout reported an error",
-                        &e,
-                    );
+                    record_error(&t.metrics, &t.ctx.component, t.id, "spout reported an error", &e);
                 }
                 match r {
                     Ok(Ok(())) => {}
@@ -405,10 +399,7 @@ impl SpoutExecutor {
         }
         *rr = (*rr + 1) % n.max(1);
         let all_finished = self.tasks.iter().all(|t| t.finished);
-        self.base
-            .gauges
-            .finished
-            .store(all_finished, Ordering::Release);
+        self.base.gauges.finished.store(all_finished, Ordering::Release);
         (progress, skipped)
     }
 
@@ -525,14 +516,12 @@ impl BoltExecutor {
                 Some(mut batch) => {
                     for msg in batch.drain(..) {
                         match msg {
-                            Msg::Tuple { task, tuple } => {
-                                match self.base.slot(task, self.tasks.len()) {
-                                    Some(i) => self.execute(i, tuple),
-                                    None => {
-                                        warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
-                                    }
+                            Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
+                                Some(i) => self.execute(i, tuple),
+                                None => {
+                                    warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
                                 }
-                            }
+                            },
                             other => {
                                 warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
                             }
@@ -583,6 +572,7 @@ impl BoltExecutor {
                 epoch: self.base.control.epoch,
                 implicit: None,
                 errors: &mut t.errors,
+                current: None,
             };
             out.fail(tuple);
             return;
@@ -610,8 +600,10 @@ impl BoltExecutor {
             epoch: self.base.control.epoch,
             implicit: None,
             errors: &mut t.errors,
+            current: Some((roots.clone(), false)),
         };
         let r = catch_unwind(AssertUnwindSafe(|| instance.execute(tuple, &mut out)));
+        let unsettled = out.input_unsettled();
         if !is_tick {
             t.counts.executed += 1;
         }
@@ -621,23 +613,19 @@ impl BoltExecutor {
             t.counts.busy_ns += d.as_nanos() as u64 * SAMPLE_EVERY;
         }
         for e in t.errors.drain(..) {
-            record_error(
-                &t.metrics,
-                &t.ctx.component,
-                t.id,
-                "bolt reported an error",
-                &e,
-            );
+            record_error(&t.metrics, &t.ctx.component, t.id, "bolt reported an error", &e);
         }
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => record_error(
-                &t.metrics,
-                &t.ctx.component,
-                t.id,
-                "bolt execute failed",
-                &e.0,
-            ),
+            Ok(Err(e)) => {
+                record_error(&t.metrics, &t.ctx.component, t.id, "bolt execute failed", &e.0);
+                // An error with the input neither acked nor failed fails it now, rather
+                // than leaving its tree to time out.
+                if unsettled && !is_tick {
+                    t.counts.failed += 1;
+                    Self::fail_roots(&self.base.fabric, &mut self.base.outbox, &roots);
+                }
+            }
             Err(p) => {
                 record_error(
                     &t.metrics,
@@ -646,25 +634,33 @@ impl BoltExecutor {
                     "bolt panicked; restarting the task",
                     &panic_message(&*p),
                 );
-                // The input in hand fails now; inputs the old instance held time out.
-                for (root, _) in roots.iter() {
-                    let acker = self.base.fabric.acker_for(*root);
-                    if !self.base.fabric.ackers.is_empty() {
-                        self.base.outbox.send(
-                            acker,
-                            Msg::Fail {
-                                task: acker,
-                                root: *root,
-                            },
-                        );
-                    }
+                // The input in hand fails now (unless it was settled); inputs the old
+                // instance held time out.
+                if unsettled && !is_tick {
+                    t.counts.failed += 1;
+                    Self::fail_roots(&self.base.fabric, &mut self.base.outbox, &roots);
                 }
-                t.counts.failed += 1;
                 t.metrics.counters.restarts.fetch_add(1, Ordering::Relaxed);
                 t.instance = None;
                 t.retry_at = None;
                 Self::try_revive(&self.base, t);
             }
+        }
+    }
+
+    fn fail_roots(fabric: &Fabric, outbox: &mut Outbox, roots: &crate::MessageIds) {
+        if fabric.ackers.is_empty() {
+            return;
+        }
+        for (root, _) in roots.iter() {
+            let acker = fabric.acker_for(*root);
+            outbox.send(
+                acker,
+                Msg::Fail {
+                    task: acker,
+                    root: *root,
+                },
+            );
         }
     }
 
@@ -778,9 +774,9 @@ impl AckerExecutor {
                 next_publish = now + Duration::from_millis(50);
             }
             if !progress {
-                self.base.queue.park_consumer(
-                    MAX_PARK.min(next_rotate.saturating_duration_since(Instant::now())),
-                );
+                self.base
+                    .queue
+                    .park_consumer(MAX_PARK.min(next_rotate.saturating_duration_since(Instant::now())));
             }
         }
     }

@@ -112,23 +112,13 @@ pub enum Grouper {
 impl Grouper {
     /// Builds the grouper for `kind` over `tasks` (any order). `local` lists the tasks in
     /// the emitter's own process, for local-or-shuffle; `indices` are the grouping fields.
-    pub fn new(
-        kind: GroupingKind,
-        tasks: &[u32],
-        indices: Vec<usize>,
-        local: &[u32],
-        rng: &mut Rng,
-    ) -> Self {
+    pub fn new(kind: GroupingKind, tasks: &[u32], indices: Vec<usize>, local: &[u32], rng: &mut Rng) -> Self {
         let mut sorted = tasks.to_vec();
         sorted.sort_unstable();
         match kind {
             GroupingKind::Shuffle => Grouper::shuffle(sorted, rng),
             GroupingKind::LocalOrShuffle => {
-                let near: Vec<u32> = sorted
-                    .iter()
-                    .copied()
-                    .filter(|t| local.contains(t))
-                    .collect();
+                let near: Vec<u32> = sorted.iter().copied().filter(|t| local.contains(t)).collect();
                 Grouper::shuffle(if near.is_empty() { sorted } else { near }, rng)
             }
             GroupingKind::Fields => Grouper::Fields {
@@ -250,11 +240,7 @@ mod tests {
     use crate::values;
     use std::collections::HashMap;
 
-    fn counts(
-        g: &mut Grouper,
-        n: usize,
-        mk: impl Fn(usize) -> crate::Values,
-    ) -> HashMap<u32, usize> {
+    fn counts(g: &mut Grouper, n: usize, mk: impl Fn(usize) -> crate::Values) -> HashMap<u32, usize> {
         let mut m = HashMap::new();
         for i in 0..n {
             let mut out = Targets::new();
@@ -368,13 +354,7 @@ mod tests {
             c.keys().copied().collect::<std::collections::BTreeSet<_>>(),
             [2, 4].into()
         );
-        let mut g = Grouper::new(
-            GroupingKind::LocalOrShuffle,
-            &[1, 2],
-            vec![],
-            &[7],
-            &mut rng,
-        );
+        let mut g = Grouper::new(GroupingKind::LocalOrShuffle, &[1, 2], vec![], &[7], &mut rng);
         let c = counts(&mut g, 100, |_| values![1i64]);
         assert_eq!(c.len(), 2);
     }

@@ -80,10 +80,8 @@ impl<T> BatchQueue<T> {
             if len > 0 && len + n > self.capacity {
                 return false;
             }
-            let replacement = inner.spare.pop().unwrap_or_default();
-            inner
-                .batches
-                .push_back(std::mem::replace(batch, replacement));
+            let replacement = inner.spare.pop().unwrap_or_else(|| Vec::with_capacity(n));
+            inner.batches.push_back(std::mem::replace(batch, replacement));
             self.len.store(len + n, Ordering::Release);
         }
         if self.consumer_sleeping.load(Ordering::SeqCst) {
@@ -112,6 +110,10 @@ impl<T> BatchQueue<T> {
 
     /// Pops the oldest batch.
     pub fn try_pop(&self) -> Option<Vec<T>> {
+        // Polling an empty queue is the common idle case: no lock for it.
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let (batch, waiters) = {
             let mut inner = self.inner.lock();
             let batch = inner.batches.pop_front()?;
@@ -133,7 +135,8 @@ impl<T> BatchQueue<T> {
     pub fn recycle(&self, mut batch: Vec<T>) {
         batch.clear();
         let mut inner = self.inner.lock();
-        if inner.spare.len() < 16 {
+        // Enough spares for a full queue of batches; beyond that, give memory back.
+        if inner.spare.len() < 64 {
             inner.spare.push(batch);
         }
     }

@@ -13,8 +13,8 @@ use crate::acker::{IdMap, Ledger};
 use crate::collector::{Routing, SpoutState, StreamRoute};
 use crate::component::{ComponentError, ComponentFactory, TaskContext};
 use crate::executor::{
-    AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges,
-    SpoutExecutor, SpoutTask,
+    AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges, SpoutExecutor,
+    SpoutTask,
 };
 use crate::fabric::{Fabric, Outbox, NO_QUEUE};
 use crate::grouping::{Grouper, Rng};
@@ -300,12 +300,10 @@ impl Topology {
         let mut threads = Vec::new();
         for (i, (name, run)) in runners.into_iter().enumerate() {
             let queue = Arc::clone(&queues[i]);
-            let spawned = std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    queue.set_consumer(std::thread::current());
-                    run()
-                });
+            let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
+                queue.set_consumer(std::thread::current());
+                run()
+            });
             match spawned {
                 Ok(h) => threads.push(h),
                 Err(source) => {
@@ -478,13 +476,7 @@ fn component_error(comp: &ComponentPlan, task: u32, error: ComponentError) -> En
 }
 
 /// Routing of one task: for each declared stream, a grouper per subscribing bolt.
-fn routing_for(
-    plan: &Plan,
-    comp: &ComponentPlan,
-    task: u32,
-    local: &[u32],
-    rng: &mut Rng,
-) -> Routing {
+fn routing_for(plan: &Plan, comp: &ComponentPlan, task: u32, local: &[u32], rng: &mut Rng) -> Routing {
     let streams = comp
         .outputs
         .iter()

@@ -56,9 +56,7 @@ impl Schema {
 
     pub(crate) fn tick() -> &'static Schema {
         static TICK: OnceLock<&'static Schema> = OnceLock::new();
-        TICK.get_or_init(|| {
-            Schema::intern(SYSTEM_COMPONENT, TICK_STREAM, &["freq_secs".to_owned()])
-        })
+        TICK.get_or_init(|| Schema::intern(SYSTEM_COMPONENT, TICK_STREAM, &["freq_secs".to_owned()]))
     }
 }
 
@@ -94,12 +92,7 @@ impl Clone for Tuple {
 }
 
 impl Tuple {
-    pub(crate) fn new(
-        values: Values,
-        schema: &'static Schema,
-        source_task: i32,
-        ids: MessageIds,
-    ) -> Self {
+    pub(crate) fn new(values: Values, schema: &'static Schema, source_task: i32, ids: MessageIds) -> Self {
         Tuple {
             values,
             schema,

@@ -89,13 +89,9 @@ impl Value {
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             serde_json::Value::String(s) => Value::Str(ByteString::from(s.as_str())),
-            serde_json::Value::Array(a) => {
-                Value::List(Arc::new(a.iter().map(Value::from_json).collect()))
-            }
+            serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(Value::from_json).collect())),
             serde_json::Value::Object(o) => Value::Map(Arc::new(
-                o.iter()
-                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
-                    .collect(),
+                o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
             )),
         }
     }
@@ -133,9 +129,9 @@ impl Value {
             Value::Str(s) => h(s.as_bytes(), seed ^ 4),
             Value::Bytes(b) => h(b, seed ^ 5),
             Value::List(l) => l.iter().fold(h(&[6], seed), |acc, v| v.stable_hash(acc)),
-            Value::Map(m) => m.iter().fold(h(&[7], seed), |acc, (k, v)| {
-                v.stable_hash(h(k.as_bytes(), acc))
-            }),
+            Value::Map(m) => m
+                .iter()
+                .fold(h(&[7], seed), |acc, (k, v)| v.stable_hash(h(k.as_bytes(), acc))),
         }
     }
 }
@@ -253,8 +249,7 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let j: serde_json::Value =
-            serde_json::json!({"a": [1, 2.5, "x", null, true], "b": {"c": "d"}});
+        let j: serde_json::Value = serde_json::json!({"a": [1, 2.5, "x", null, true], "b": {"c": "d"}});
         assert_eq!(Value::from_json(&j).to_json(), j);
     }
 

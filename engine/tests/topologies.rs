@@ -55,10 +55,7 @@ fn every_spout_tuple_is_acked_exactly_once_without_failures() {
     assert_eq!(spout.total.acked, 40_000);
     assert_eq!(spout.total.failed, 0);
     assert_eq!(spout.total.pending, 0);
-    assert!(
-        spout.total.complete_us.count > 0,
-        "complete latency recorded"
-    );
+    assert!(spout.total.complete_us.count > 0, "complete latency recorded");
     let pass = m.component("pass").unwrap();
     assert_eq!(pass.total.executed, 40_000);
     assert_eq!(pass.total.acked, 40_000);
@@ -109,11 +106,7 @@ spec:
         flaky.total.restarts
     );
     assert!(flaky.total.errors >= u64::from(fails));
-    assert!(flaky
-        .last_error
-        .as_deref()
-        .unwrap_or("")
-        .contains("injected"));
+    assert!(flaky.last_error.as_deref().unwrap_or("").contains("injected"));
     // The sink saw every id at least once (replays of failures never reached it twice).
     assert_eq!(ledger.received.load(Ordering::Relaxed), 5000);
 }
@@ -140,11 +133,7 @@ spec:
     );
     let m = topo.shutdown();
     assert_eq!(ledger.acked_ids(), 3000, "every emit is acked at once");
-    assert_eq!(
-        ledger.total_fails(),
-        0,
-        "nothing is failed back to the spout"
-    );
+    assert_eq!(ledger.total_fails(), 0, "nothing is failed back to the spout");
     let failed_in_bolt = m.component("flaky").unwrap().total.failed;
     assert!(failed_in_bolt > 150, "{failed_in_bolt}");
     assert_eq!(
@@ -235,10 +224,7 @@ spec:
     // Queue (1000) + one batch held by the spout + one batch in the bolt's hands, plus
     // the lag of metrics publication (one spout round of 256 calls).
     assert!(max_depth <= 1000, "queue depth {max_depth}");
-    assert!(
-        max_gap <= 1000 + 100 + 100 + 256 + 256,
-        "in flight {max_gap}"
-    );
+    assert!(max_gap <= 1000 + 100 + 100 + 256 + 256, "in flight {max_gap}");
     let spout = m.component("ids").unwrap();
     assert!(
         spout.total.backpressure_ns > 500_000_000,
@@ -371,4 +357,30 @@ spec:
         0,
         "held 4.5 s with a 2 s timeout, yet never timed out"
     );
+}
+
+#[test]
+fn a_bolt_error_fails_an_unsettled_input_at_once() {
+    let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  messageTimeoutSeconds: 30
+  spouts:
+    - {name: ids, component: replay, config: {count: 10}, outputs: [{fields: [id]}]}
+  bolts:
+    - {name: erring, component: erring, inputs: [{from: ids}]}
+"#;
+    let (topo, ledger) = start(yaml);
+    // Odd ids fail on every attempt; far sooner than the 30 s timeout.
+    assert!(
+        wait_until(Duration::from_secs(5), || ledger.total_fails() >= 10),
+        "fails {}",
+        ledger.total_fails()
+    );
+    let m = topo.shutdown();
+    assert_eq!(ledger.acked_ids(), 5, "even ids complete");
+    assert_eq!(m.component("ids").unwrap().total.timed_out, 0);
+    assert!(ledger.fails.lock().unwrap().keys().all(|id| id % 2 == 1));
 }

@@ -15,7 +15,7 @@ mod validate;
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
-    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, ShellSpec,
-    StreamSpec, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
+    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, ShellSpec, StreamSpec,
+    TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
 };
 pub use validate::{validate, Catalog, KindInfo, Problem, ValidationErrors};

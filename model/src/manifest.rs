@@ -119,16 +119,10 @@ impl TopologyManifest {
     }
 }
 
-fn syntax_error(
-    err: serde_path_to_error::Error<serde_yaml_ng::Error>,
-    origin: &str,
-) -> ManifestError {
+fn syntax_error(err: serde_path_to_error::Error<serde_yaml_ng::Error>, origin: &str) -> ManifestError {
     let path = err.path().to_string();
     let inner = err.into_inner();
-    let (line, column) = inner
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
+    let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     let mut message = inner.to_string();
     // serde_yaml appends " at line L column C"; we print the location up front instead.
     if let Some(idx) = message.find(" at line ") {

@@ -108,8 +108,7 @@ impl Plan {
     /// The component owning a task id.
     pub fn component_of_task(&self, task: u32) -> Option<&ComponentPlan> {
         self.components.iter().find(|c| {
-            c.tasks.first().is_some_and(|f| *f <= task)
-                && c.tasks.last().is_some_and(|l| *l >= task)
+            c.tasks.first().is_some_and(|f| *f <= task) && c.tasks.last().is_some_and(|l| *l >= task)
         })
     }
 }

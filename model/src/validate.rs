@@ -48,11 +48,7 @@ pub struct ValidationErrors(pub Vec<Problem>);
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "{n} problem{} in the topology:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{n} problem{} in the topology:", if n == 1 { "" } else { "s" })?;
         for p in &self.0 {
             writeln!(f, "  {p}")?;
         }
@@ -74,13 +70,8 @@ impl Checker {
 }
 
 /// Checks a manifest against a catalog and resolves it into a [`Plan`].
-pub fn validate(
-    manifest: &TopologyManifest,
-    catalog: &dyn Catalog,
-) -> Result<Plan, ValidationErrors> {
-    let mut c = Checker {
-        problems: Vec::new(),
-    };
+pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Plan, ValidationErrors> {
+    let mut c = Checker { problems: Vec::new() };
     let spec = &manifest.spec;
     check_name(&mut c, "metadata.name", &manifest.metadata.name, 63);
 
@@ -92,10 +83,7 @@ pub fn validate(
     }
     if let Some(a) = spec.ackers {
         if a < 0 {
-            c.add(
-                "spec.ackers",
-                format!("must be 0 (acking off) or more, got {a}"),
-            );
+            c.add("spec.ackers", format!("must be 0 (acking off) or more, got {a}"));
         }
     }
     if spec.message_timeout_seconds < 1 {
@@ -152,10 +140,7 @@ pub fn validate(
         if let Some(first) = seen.get(comp.name.as_str()) {
             c.add(
                 format!("{path}.name"),
-                format!(
-                    "duplicate component name {:?} (first used at {first})",
-                    comp.name
-                ),
+                format!("duplicate component name {:?} (first used at {first})", comp.name),
             );
         } else {
             seen.insert(&comp.name, path.clone());
@@ -240,10 +225,7 @@ fn check_component(
         if t < comp.parallelism.max(1) {
             c.add(
                 format!("{path}.tasks"),
-                format!(
-                    "must be at least parallelism ({}), got {t}",
-                    comp.parallelism
-                ),
+                format!("must be at least parallelism ({}), got {t}", comp.parallelism),
             );
         }
     }
@@ -306,10 +288,7 @@ fn check_component(
         } else if s.stream.starts_with("__") {
             c.add(
                 format!("{spath}.stream"),
-                format!(
-                    "{:?}: stream names starting with \"__\" are reserved",
-                    s.stream
-                ),
+                format!("{:?}: stream names starting with \"__\" are reserved", s.stream),
             );
         }
         if !streams.insert(s.stream.as_str()) {

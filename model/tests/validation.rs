@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use squall_model::{
-    validate, Catalog, Config, KindInfo, Problem, Role, StreamSpec, TopologyManifest,
-    ValidationErrors,
+    validate, Catalog, Config, KindInfo, Problem, Role, StreamSpec, TopologyManifest, ValidationErrors,
 };
 
 /// A small catalog of its own, so these tests do not depend on the built-in components.
@@ -14,14 +13,8 @@ impl Catalog for TestCatalog {
     fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
         let info = |role, outputs| Some(Ok(KindInfo { role, outputs }));
         match kind {
-            "lines" => info(
-                Some(Role::Spout),
-                vec![StreamSpec::new("default", &["line"])],
-            ),
-            "split" => info(
-                Some(Role::Bolt),
-                vec![StreamSpec::new("default", &["word"])],
-            ),
+            "lines" => info(Some(Role::Spout), vec![StreamSpec::new("default", &["line"])]),
+            "split" => info(Some(Role::Bolt), vec![StreamSpec::new("default", &["word"])]),
             "sink" => info(Some(Role::Bolt), vec![]),
             "picky" => Some(Err("config key \"x\" is required".to_owned())),
             "shell" => info(None, vec![]),
@@ -174,13 +167,11 @@ fn config_errors_from_the_catalog_point_at_config() {
 
 #[test]
 fn bad_names_and_reserved_names() {
-    let got = lines(
-        "  spouts:\n    - {name: Src, component: lines}\n    - {name: __sys, component: lines}\n",
-    );
+    let got =
+        lines("  spouts:\n    - {name: Src, component: lines}\n    - {name: __sys, component: lines}\n");
     assert!(
         got.iter()
-            .any(|l| l
-                .starts_with("spec.spouts[0].name: \"Src\" must consist of lower-case letters")),
+            .any(|l| l.starts_with("spec.spouts[0].name: \"Src\" must consist of lower-case letters")),
         "{got:?}"
     );
     assert!(
@@ -193,7 +184,8 @@ fn bad_names_and_reserved_names() {
 
 #[test]
 fn topology_level_settings() {
-    let got = lines("  workers: 0\n  ackers: -1\n  messageTimeoutSeconds: 0\n  maxSpoutPending: 0\n  spouts: []\n");
+    let got =
+        lines("  workers: 0\n  ackers: -1\n  messageTimeoutSeconds: 0\n  maxSpoutPending: 0\n  spouts: []\n");
     assert_eq!(
         got,
         vec![

@@ -7,12 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use squall_engine::{
-    values, Basic, BasicBolt, Bolt, BoltOutput, ComponentError, ComponentFactory, Spout,
-    SpoutOutput, Topology, Tuple, Value,
+    values, Basic, BasicBolt, Bolt, BoltOutput, ComponentError, ComponentFactory, Spout, SpoutOutput,
+    Topology, Tuple, Value,
 };
-use squall_model::{
-    validate, Catalog, ComponentPlan, Config, KindInfo, Plan, Role, TopologyManifest,
-};
+use squall_model::{validate, Catalog, ComponentPlan, Config, KindInfo, Plan, Role, TopologyManifest};
 
 /// What the spouts saw: per message id, how often it was acked and failed.
 #[derive(Default)]
@@ -183,10 +181,7 @@ impl Bolt for DirectSink {
         Ok(())
     }
     fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
-        let meant = input
-            .field("task")
-            .and_then(Value::as_i64)
-            .ok_or("no task")?;
+        let meant = input.field("task").and_then(Value::as_i64).ok_or("no task")?;
         if meant == i64::from(self.me) {
             self.ledger.received.fetch_add(1, Ordering::Relaxed);
         }
@@ -224,6 +219,20 @@ impl Bolt for Holder {
     }
 }
 
+/// A plain bolt that returns an error for odd ids without acking or failing them.
+pub struct Erring;
+
+impl Bolt for Erring {
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let id = input.get(0).and_then(Value::as_i64).ok_or("no id")?;
+        if id % 2 == 1 {
+            return Err(ComponentError::new(format!("odd id {id}")));
+        }
+        out.ack(input);
+        Ok(())
+    }
+}
+
 pub struct Kinds {
     pub ledger: Arc<Ledger>,
 }
@@ -236,7 +245,7 @@ impl Catalog for Kinds {
     fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
         let role = match kind {
             "replay" => Role::Spout,
-            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" => Role::Bolt,
+            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" | "erring" => Role::Bolt,
             _ => return None,
         };
         Some(Ok(KindInfo {
@@ -267,11 +276,7 @@ impl ComponentFactory for Kinds {
             replay: VecDeque::new(),
             outstanding: BTreeMap::new(),
             ledger: Arc::clone(&self.ledger),
-            reliable: c
-                .config
-                .get("reliable")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(true),
+            reliable: c.config.get("reliable").and_then(|v| v.as_bool()).unwrap_or(true),
         }))
     }
     fn bolt(&self, c: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError> {
@@ -284,6 +289,7 @@ impl ComponentFactory for Kinds {
             })),
             "pass" => Box::new(Basic(Pass)),
             "router" => Box::new(Router { targets: vec![] }),
+            "erring" => Box::new(Erring),
             "direct-sink" => Box::new(DirectSink { me: 0, ledger }),
             "holder" => Box::new(Holder {
                 held: Vec::new(),
@@ -292,11 +298,7 @@ impl ComponentFactory for Kinds {
             _ => Box::new(Sink {
                 ledger,
                 delay: Duration::from_micros(num(&c.config, "delay_us", 0)),
-                ack: c
-                    .config
-                    .get("ack")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true),
+                ack: c.config.get("ack").and_then(|v| v.as_bool()).unwrap_or(true),
             }),
         })
     }
