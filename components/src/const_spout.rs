@@ -8,12 +8,17 @@
 //! - `count` (non-negative integer, optional): total tuples for the component, split
 //!   over its tasks; unset means forever.
 //! - `reliable` (bool, default `true`): emit with a message id (an increasing integer).
+//! - `rate` (positive integer, optional): at most this many tuples per second for the
+//!   component, split over its tasks; unset means as fast as the engine asks. Used for
+//!   latency measurements at a fixed load.
 //!
 //! # Guarantees
 //! - MUST emit exactly one tuple per `next_tuple` call while it has ids left.
 //! - MUST re-emit a failed id (before new ones) when `reliable`.
 //! - With `count`, MUST report finished only once every id was emitted and, when
 //!   `reliable`, every tree was acked.
+//! - With `rate`, MUST NOT emit more than `rate × elapsed` tuples (replays included)
+//!   since `open`; it emits in bursts of at most a millisecond's worth.
 //! - SHOULD cost no allocation and no shared reference count per tuple: the payload is
 //!   static text, leaked once per distinct payload for the life of the process.
 
@@ -28,7 +33,7 @@ use crate::ids::IdSource;
 
 /// Kind name.
 pub const KIND: &str = "const";
-const KEYS: &[&str] = &["payload", "count", "reliable"];
+const KEYS: &[&str] = &["payload", "count", "reliable", "rate"];
 const DEFAULT_PAYLOAD_LEN: usize = 100;
 
 /// Parsed configuration of a `const` spout.
@@ -40,6 +45,8 @@ pub struct ConstConfig {
     pub count: Option<u64>,
     /// Emit with message ids.
     pub reliable: bool,
+    /// Tuples per second for the component, if limited.
+    pub rate: Option<u64>,
 }
 
 impl ConstConfig {
@@ -53,6 +60,7 @@ impl ConstConfig {
                 .unwrap_or_else(|| "x".repeat(DEFAULT_PAYLOAD_LEN)),
             count: c.u64_opt("count")?,
             reliable: c.bool_or("reliable", true)?,
+            rate: c.u64_opt("rate")?.filter(|r| *r > 0),
         })
     }
 }
@@ -80,6 +88,27 @@ fn intern(payload: &str) -> &'static str {
 pub struct ConstSpout {
     payload: Value,
     ids: IdSource,
+    rate: Option<Pacer>,
+}
+
+/// Paces emits to a fixed rate: a tuple may go once `sent < rate × elapsed`.
+struct Pacer {
+    per_second: f64,
+    start: std::time::Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    #[inline]
+    fn allow(&mut self) -> bool {
+        let budget = self.start.elapsed().as_secs_f64() * self.per_second;
+        if (self.sent as f64) < budget {
+            self.sent += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl ConstSpout {
@@ -88,6 +117,11 @@ impl ConstSpout {
         ConstSpout {
             payload: Value::from_static(intern(&config.payload)),
             ids: IdSource::new(config.count, config.reliable),
+            rate: config.rate.map(|r| Pacer {
+                per_second: r as f64,
+                start: std::time::Instant::now(),
+                sent: 0,
+            }),
         }
     }
 
@@ -103,11 +137,18 @@ impl ConstSpout {
 impl Spout for ConstSpout {
     fn open(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
         self.ids.partition(ctx);
+        if let Some(p) = self.rate.as_mut() {
+            p.per_second /= ctx.component_tasks.len().max(1) as f64;
+            p.start = std::time::Instant::now();
+        }
         Ok(())
     }
 
     #[inline]
     fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
+        if self.rate.as_mut().is_some_and(|p| !p.allow()) {
+            return Ok(());
+        }
         if let Some((values, msg_id)) = self.next_values() {
             out.emit(values, msg_id)?;
         }
@@ -161,6 +202,16 @@ mod tests {
         assert_eq!((v[0].as_str(), id), (Some("p"), Some(Value::Int(1))));
         s.ack(Value::Int(1));
         assert!(s.is_finished());
+    }
+
+    #[test]
+    fn rate_limits_emits() {
+        let mut s = spout(serde_json::json!({"rate": 1000}));
+        let p = s.rate.as_mut().unwrap();
+        p.start = std::time::Instant::now() - std::time::Duration::from_millis(50);
+        let allowed = (0..1000).filter(|_| p.allow()).count();
+        // 50 ms at 1000/s: 50 tuples, give or take the clock moving during the loop.
+        assert!((50..=52).contains(&allowed), "{allowed}");
     }
 
     #[test]
