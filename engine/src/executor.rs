@@ -55,6 +55,8 @@ pub(crate) struct ExecutorBase {
     pub factory: Arc<dyn ComponentFactory>,
     /// Index of each local task in `tasks`, by task id offset from the first task.
     pub first_task: u32,
+    /// The batch being processed; its storage goes back to the queue on the next pop.
+    pub inbox: Vec<Msg>,
 }
 
 impl ExecutorBase {
@@ -161,24 +163,26 @@ impl SpoutExecutor {
                 next_sweep = now + sweep_period(self.timeout);
             }
             self.immediate_acks();
-            self.base.outbox.flush();
+            self.base.outbox.flush_ready();
             let mut skipped = false;
             if active && !self.base.outbox.is_blocked() {
                 let (p, s) = self.produce(&mut rr, now);
                 progress |= p;
                 skipped = s;
-                self.base.outbox.flush();
+                self.base.outbox.flush_ready();
             }
             self.immediate_acks();
+            if !progress {
+                // About to wait: nothing may stay behind in the outbox.
+                self.base.outbox.flush();
+            }
             if now >= next_publish || !progress {
                 self.publish(now);
                 next_publish = now + Duration::from_millis(50);
             }
             if !progress {
                 let wait = if self.base.outbox.is_blocked() {
-                    let t0 = Instant::now();
                     self.base.wait_downstream(Duration::from_millis(1));
-                    let _ = t0;
                     continue;
                 } else {
                     // Idle spouts and spouts at max pending sleep until an ack arrives
@@ -209,7 +213,8 @@ impl SpoutExecutor {
 
     fn drain_input(&mut self) -> bool {
         let mut any = false;
-        while let Some(mut batch) = self.base.queue.try_pop() {
+        let mut batch = std::mem::take(&mut self.base.inbox);
+        while self.base.queue.pop_into(&mut batch) {
             any = true;
             let now = Instant::now();
             for msg in batch.drain(..) {
@@ -254,8 +259,8 @@ impl SpoutExecutor {
                     }
                 }
             }
-            self.base.queue.recycle(batch);
         }
+        self.base.inbox = batch;
         any
     }
 
@@ -512,30 +517,28 @@ impl BoltExecutor {
                 self.base.wait_downstream(Duration::from_millis(1));
                 continue;
             }
-            let progress = match self.base.queue.try_pop() {
-                Some(mut batch) => {
-                    for msg in batch.drain(..) {
-                        match msg {
-                            Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
-                                Some(i) => self.execute(i, tuple),
-                                None => {
-                                    warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
-                                }
-                            },
-                            other => {
-                                warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
+            let mut batch = std::mem::take(&mut self.base.inbox);
+            let progress = if self.base.queue.pop_into(&mut batch) {
+                for msg in batch.drain(..) {
+                    match msg {
+                        Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
+                            Some(i) => self.execute(i, tuple),
+                            None => {
+                                warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
                             }
+                        },
+                        other => {
+                            warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
                         }
                     }
-                    self.base.queue.recycle(batch);
-                    self.base.outbox.flush();
-                    true
                 }
-                None => {
-                    self.base.outbox.flush();
-                    false
-                }
+                self.base.outbox.flush_ready();
+                true
+            } else {
+                self.base.outbox.flush();
+                false
             };
+            self.base.inbox = batch;
             if now >= next_publish || !progress {
                 self.publish();
                 next_publish = now + Duration::from_millis(50);
@@ -751,17 +754,18 @@ impl AckerExecutor {
                 self.base.wait_downstream(Duration::from_millis(1));
                 continue;
             }
-            let progress = match self.base.queue.try_pop() {
-                Some(mut batch) => {
-                    for msg in batch.drain(..) {
-                        self.handle(msg);
-                    }
-                    self.base.queue.recycle(batch);
-                    self.base.outbox.flush();
-                    true
+            let mut batch = std::mem::take(&mut self.base.inbox);
+            let progress = if self.base.queue.pop_into(&mut batch) {
+                for msg in batch.drain(..) {
+                    self.handle(msg);
                 }
-                None => false,
+                self.base.outbox.flush_ready();
+                true
+            } else {
+                self.base.outbox.flush();
+                false
             };
+            self.base.inbox = batch;
             if now >= next_publish || !progress {
                 self.base.publish_held();
                 for t in &mut self.tasks {

@@ -125,6 +125,8 @@ pub struct Outbox {
     dirty: Vec<usize>,
     batch: usize,
     blocked_since: Option<Instant>,
+    /// Whether the last push attempt to some queue was refused for lack of room.
+    refused: bool,
     /// Messages for tasks no queue serves (counted, then dropped; the tree times out).
     pub unroutable: u64,
     /// Total time spent blocked, drained by the executor into its metrics.
@@ -141,6 +143,7 @@ impl Outbox {
             dirty: Vec::new(),
             batch: batch.max(1),
             blocked_since: None,
+            refused: false,
             unroutable: 0,
             blocked: Duration::ZERO,
         }
@@ -158,20 +161,51 @@ impl Outbox {
             self.dirty.push(q);
         }
         buf.push(msg);
-        if buf.len() >= self.batch && self.fabric.queues[q].try_push(buf) {
-            self.dirty.retain(|d| *d != q);
+        if buf.len() >= self.batch {
+            if self.fabric.queues[q].try_push(buf) {
+                self.dirty.retain(|d| *d != q);
+            } else {
+                self.refused = true;
+            }
         }
     }
 
     /// Hands every buffer to its queue. Returns true when nothing is left behind.
+    /// Executors call this before they park, so nothing waits on an idle executor.
     pub fn flush(&mut self) -> bool {
+        self.push_out(true)
+    }
+
+    /// Hands over full buffers, and any buffer whose queue is empty (its consumer may be
+    /// idle, so holding back would only add latency). A small buffer for a busy consumer
+    /// waits to grow: batches stay large under load without a timer.
+    pub fn flush_ready(&mut self) -> bool {
+        self.push_out(false)
+    }
+
+    fn push_out(&mut self, force: bool) -> bool {
         let fabric = &self.fabric;
         let bufs = &mut self.bufs;
+        let batch = self.batch;
+        let mut refused = false;
         self.dirty.retain(|&q| {
             let buf = &mut bufs[q];
-            !buf.is_empty() && !fabric.queues[q].try_push(buf)
+            if buf.is_empty() {
+                return false;
+            }
+            let queue = &fabric.queues[q];
+            if !force && buf.len() < batch && !queue.is_empty() {
+                return true;
+            }
+            if queue.try_push(buf) {
+                false
+            } else {
+                refused = true;
+                true
+            }
         });
-        let now_blocked = !self.dirty.is_empty();
+        self.refused = refused;
+        let now_blocked = refused;
         match (now_blocked, self.blocked_since) {
             (true, None) => self.blocked_since = Some(Instant::now()),
             (false, Some(since)) => {
@@ -185,7 +219,7 @@ impl Outbox {
 
     /// Whether some messages wait for room downstream.
     pub fn is_blocked(&self) -> bool {
-        !self.dirty.is_empty()
+        self.refused
     }
 
     /// Messages held.
@@ -201,7 +235,9 @@ impl Outbox {
     /// Asks every full destination queue to wake this thread when it has room.
     pub fn wait_for_room(&self) {
         for &q in &self.dirty {
-            self.fabric.queues[q].wait_for_room();
+            if !self.fabric.queues[q].has_room_for(self.bufs[q].len()) {
+                self.fabric.queues[q].wait_for_room();
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ pub struct BatchQueue<T> {
     inner: Mutex<Inner<T>>,
     len: AtomicUsize,
     capacity: usize,
-    consumer: Mutex<Option<Thread>>,
+    consumer: OnceLock<Thread>,
     consumer_sleeping: AtomicBool,
     producers_waiting: AtomicBool,
 }
@@ -41,7 +42,7 @@ impl<T> BatchQueue<T> {
             }),
             len: AtomicUsize::new(0),
             capacity: capacity.max(1),
-            consumer: Mutex::new(None),
+            consumer: OnceLock::new(),
             consumer_sleeping: AtomicBool::new(false),
             producers_waiting: AtomicBool::new(false),
         }
@@ -62,9 +63,9 @@ impl<T> BatchQueue<T> {
         self.len() == 0
     }
 
-    /// Registers the thread that pops, so producers can wake it.
+    /// Registers the thread that pops, so producers can wake it. Only the first call counts.
     pub fn set_consumer(&self, thread: Thread) {
-        *self.consumer.lock() = Some(thread);
+        let _ = self.consumer.set(thread);
     }
 
     /// Tries to append a batch. On success `batch` is replaced by an empty (recycled)
@@ -85,7 +86,7 @@ impl<T> BatchQueue<T> {
             self.len.store(len + n, Ordering::Release);
         }
         if self.consumer_sleeping.load(Ordering::SeqCst) {
-            if let Some(t) = self.consumer.lock().as_ref() {
+            if let Some(t) = self.consumer.get() {
                 t.unpark();
             }
         }
@@ -129,6 +130,35 @@ impl<T> BatchQueue<T> {
             t.unpark();
         }
         Some(batch)
+    }
+
+    /// Pops the oldest batch into `buf`, handing `buf`'s storage back for reuse in the
+    /// same lock acquisition. `buf` must be drained by the caller; returns false when empty.
+    pub fn pop_into(&self, buf: &mut Vec<T>) -> bool {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let waiters = {
+            let mut inner = self.inner.lock();
+            let Some(batch) = inner.batches.pop_front() else {
+                return false;
+            };
+            self.len.fetch_sub(batch.len(), Ordering::AcqRel);
+            let mut old = std::mem::replace(buf, batch);
+            old.clear();
+            if inner.spare.len() < 64 && old.capacity() > 0 {
+                inner.spare.push(old);
+            }
+            if self.producers_waiting.swap(false, Ordering::SeqCst) {
+                std::mem::take(&mut inner.waiters)
+            } else {
+                Vec::new()
+            }
+        };
+        for t in waiters {
+            t.unpark();
+        }
+        true
     }
 
     /// Gives an emptied batch vector back for reuse.

@@ -191,6 +191,7 @@ impl Topology {
                 gauges,
                 factory: Arc::clone(&factory),
                 first_task: tasks.first().copied().unwrap_or(0),
+                inbox: Vec::new(),
             };
             let task_metrics = |t: u32| {
                 let idx = comp.tasks.iter().position(|x| *x == t).unwrap_or(0);
