@@ -132,6 +132,7 @@ impl SpoutExecutor {
         let mut next_sweep = Instant::now() + sweep_period(self.timeout);
         let mut next_publish = Instant::now();
         let mut rr = 0usize;
+        let mut idle_streak = 0u32;
         while !self.base.control.stop.load(Ordering::Acquire) {
             self.base.gauges.loops.fetch_add(1, Ordering::Relaxed);
             let active = self.base.control.active.load(Ordering::Acquire);
@@ -157,6 +158,9 @@ impl SpoutExecutor {
                 was_active = active;
             }
             let mut progress = self.drain_input();
+            if progress {
+                idle_streak = 0;
+            }
             let now = Instant::now();
             if now >= next_sweep {
                 self.expire(now);
@@ -167,6 +171,9 @@ impl SpoutExecutor {
             let mut skipped = false;
             if active && !self.base.outbox.is_blocked() {
                 let (p, s) = self.produce(&mut rr, now);
+                if p {
+                    idle_streak = 0;
+                }
                 progress |= p;
                 skipped = s;
                 self.base.outbox.flush_ready();
@@ -185,9 +192,11 @@ impl SpoutExecutor {
                     self.base.wait_downstream(Duration::from_millis(1));
                     continue;
                 } else {
-                    // Idle spouts and spouts at max pending sleep until an ack arrives
-                    // (the queue wakes us) or a millisecond passes (Storm's default wait).
-                    Duration::from_millis(1)
+                    // Idle spouts and spouts at max pending sleep until an ack arrives (the
+                    // queue wakes us) or a while passes: 50 µs after work, growing to 1 ms
+                    // (Storm's default) while idle, so paced spouts emit in small bursts.
+                    idle_streak = idle_streak.saturating_add(1);
+                    Duration::from_micros((25u64 << idle_streak.min(6)).min(1000))
                 };
                 let t0 = Instant::now();
                 self.base.queue.park_consumer(wait);
