@@ -17,6 +17,7 @@ pub struct Floor {
     pub batch_queue: f64,
     pub crossbeam: f64,
     pub std_sync: f64,
+    pub tokio_mpsc: f64,
 }
 
 pub fn measure(window: Duration) -> Floor {
@@ -24,6 +25,7 @@ pub fn measure(window: Duration) -> Floor {
         batch_queue: batch_queue(window),
         crossbeam: crossbeam(window),
         std_sync: std_sync(window),
+        tokio_mpsc: tokio_mpsc(window),
     }
 }
 
@@ -107,6 +109,40 @@ fn std_sync(window: Duration) -> f64 {
                 break 'outer;
             }
         }
+    }
+    drop(tx);
+    let n = consumer.join().unwrap_or(0);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A tokio bounded mpsc channel between two single-threaded runtimes on two threads, one
+/// item per send, as an async data plane would use it.
+fn tokio_mpsc(window: Duration) -> f64 {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
+    let consumer = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+            return 0;
+        };
+        rt.block_on(async move {
+            let mut n = 0u64;
+            while let Some(i) = rx.recv().await {
+                n += u64::from(i.0[3] == 7);
+            }
+            n
+        })
+    });
+    let start = Instant::now();
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
+        rt.block_on(async {
+            let item = Item([7; 100]);
+            'outer: while start.elapsed() < window {
+                for _ in 0..1024 {
+                    if tx.send(item).await.is_err() {
+                        break 'outer;
+                    }
+                }
+            }
+        });
     }
     drop(tx);
     let n = consumer.join().unwrap_or(0);

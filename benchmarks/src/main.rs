@@ -187,8 +187,12 @@ mod report {
             fmt_rate(floor.crossbeam)
         ));
         s.push_str(&format!(
-            "| std sync_channel(1024), one item per send | {} |\n\n",
+            "| std sync_channel(1024), one item per send | {} |\n",
             fmt_rate(floor.std_sync)
+        ));
+        s.push_str(&format!(
+            "| tokio mpsc(1024), one item per send | {} |\n\n",
+            fmt_rate(floor.tokio_mpsc)
         ));
         s.push_str("## Storm's perf topologies on the in-process engine\n\n");
         s.push_str("Throughput counts completed trees at the spout when acking is on, tuples executed by the last bolt when it is off. Latencies are complete latencies (spout emit → tree acked), sampled over the measured window. CPU is user + system time of the whole process per million tuples.\n\n");
