@@ -62,5 +62,16 @@ pub fn load(file: &Path, sets: &[Override]) -> anyhow::Result<Plan> {
         Err(err) => return Err(Invalid(err.to_string()).into()),
     };
     let manifest = overrides::apply(manifest, sets)?;
-    validate(&manifest, &Builtins).map_err(|errors| Invalid(format!("{}: {errors}", file.display())).into())
+    let mut plan =
+        validate(&manifest, &Builtins).map_err(|errors| Invalid(format!("{}: {errors}", file.display())))?;
+    // Relative paths in component configs are relative to the manifest, wherever it is run from.
+    plan.base_dir = file.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+        .to_path_buf()
+    });
+    Ok(plan)
 }

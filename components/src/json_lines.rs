@@ -12,7 +12,8 @@
 //!
 //! # Config
 //! - `path` (string, required): the file. A relative path is resolved against the
-//!   current directory of the process running the task (not the manifest's directory).
+//!   directory of the topology manifest (`squall run`), or the current directory when
+//!   the topology did not come from a file.
 //! - `fields` (list of field names, optional): extract these top-level JSON keys.
 //! - `max_in_flight` (positive integer, default 10000): at most this many un-acked lines
 //!   per task; their text is kept for replay, so this bounds the spout's memory.
@@ -124,6 +125,8 @@ pub struct JsonLinesSpout {
     replay: VecDeque<u64>,
     malformed: u64,
     component: String,
+    /// The file, resolved against the topology's base directory at `open`.
+    path: PathBuf,
 }
 
 impl JsonLinesSpout {
@@ -141,6 +144,7 @@ impl JsonLinesSpout {
             replay: VecDeque::new(),
             malformed: 0,
             component: String::new(),
+            path: PathBuf::new(),
         }
     }
 
@@ -150,20 +154,21 @@ impl JsonLinesSpout {
     }
 
     fn open_file(&mut self) -> Result<(), ComponentError> {
-        let path = PathBuf::from(&self.config.path);
+        let path = if self.path.as_os_str().is_empty() {
+            PathBuf::from(&self.config.path)
+        } else {
+            self.path.clone()
+        };
         let file = File::open(&path).map_err(|e| {
             let cwd = std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|_| "<unknown>".to_owned());
             let note = if path.is_relative() {
-                format!(" (relative paths are resolved against the current directory {cwd})")
+                format!(" (relative to the current directory {cwd})")
             } else {
                 String::new()
             };
-            ComponentError(format!(
-                "json-lines: cannot open {:?}{note}: {e}",
-                self.config.path
-            ))
+            ComponentError(format!("json-lines: cannot open {}{note}: {e}", path.display()))
         })?;
         self.reader = Some(BufReader::with_capacity(64 * 1024, file));
         Ok(())
@@ -302,6 +307,7 @@ impl Spout for JsonLinesSpout {
         self.index = ctx.task_index as u64;
         self.step = ctx.component_tasks.len().max(1) as u64;
         self.component = ctx.component.clone();
+        self.path = ctx.resolve_path(&self.config.path);
         self.open_file()
     }
 
@@ -354,19 +360,7 @@ mod tests {
     }
 
     fn ctx(index: usize, tasks: usize) -> TaskContext {
-        TaskContext {
-            topology: "t".into(),
-            component: "lines".into(),
-            task_id: index as u32 + 1,
-            task_index: index,
-            component_tasks: (1..=tasks as u32).collect(),
-            config: Config::new(),
-            topology_config: Config::new(),
-            outputs: Vec::new(),
-            message_timeout: std::time::Duration::from_secs(30),
-            acking: true,
-            tasks_by_component: Vec::new(),
-        }
+        TaskContext::for_test("lines", index, tasks, Config::new())
     }
 
     fn spout(path: &std::path::Path, extra: serde_json::Value) -> JsonLinesSpout {
@@ -460,7 +454,7 @@ mod tests {
         let mut s = spout(std::path::Path::new("no/such/file.jsonl"), serde_json::json!({}));
         let err = s.open(&ctx(0, 1)).unwrap_err().0;
         assert!(
-            err.contains("\"no/such/file.jsonl\"") && err.contains("relative paths"),
+            err.contains("no/such/file.jsonl") && err.contains("relative to the current directory"),
             "{err}"
         );
     }

@@ -400,7 +400,7 @@ spec:
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("\"/nonexistent/squall/input.jsonl\""), "{err}");
+    assert!(err.contains("/nonexistent/squall/input.jsonl"), "{err}");
 
     let plan = plan_with(
         r#"

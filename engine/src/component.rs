@@ -1,6 +1,11 @@
 //! The component API: spouts, bolts, and the context they are started with.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use squall_model::{ComponentPlan, Config, StreamSpec};
 
@@ -58,9 +63,44 @@ pub struct TaskContext {
     pub acking: bool,
     /// Task ids of every component, for components that emit direct.
     pub tasks_by_component: Vec<(String, Vec<u32>)>,
+    /// Directory relative paths in the config are resolved against.
+    pub base_dir: Option<PathBuf>,
+    /// Wakes this task's executor, e.g. from a thread that received data for it.
+    pub waker: Waker,
+    /// The task's own named counters, reported with its metrics.
+    pub counters: Counters,
 }
 
 impl TaskContext {
+    /// A context for unit tests of a component, outside any topology.
+    pub fn for_test(component: &str, task_index: usize, tasks: usize, config: Config) -> Self {
+        TaskContext {
+            topology: "test".into(),
+            component: component.into(),
+            task_id: task_index as u32 + 1,
+            task_index,
+            component_tasks: (1..=tasks as u32).collect(),
+            config,
+            topology_config: Config::new(),
+            outputs: Vec::new(),
+            message_timeout: Duration::from_secs(30),
+            acking: true,
+            tasks_by_component: vec![(component.into(), (1..=tasks as u32).collect())],
+            base_dir: None,
+            waker: Waker::noop(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Resolves a path from the config against [`TaskContext::base_dir`].
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        match &self.base_dir {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
     /// Task ids of a component.
     pub fn tasks_of(&self, component: &str) -> &[u32] {
         self.tasks_by_component
@@ -68,6 +108,62 @@ impl TaskContext {
             .find(|(c, _)| c == component)
             .map(|(_, t)| t.as_slice())
             .unwrap_or(&[])
+    }
+}
+
+/// Wakes an executor that may be parked waiting for input.
+#[derive(Clone)]
+pub struct Waker(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl Waker {
+    pub(crate) fn new(f: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Waker(Some(f))
+    }
+
+    /// A waker that does nothing (tests).
+    pub fn noop() -> Self {
+        Waker(None)
+    }
+
+    /// Wakes the executor; cheap, callable from any thread, any number of times.
+    pub fn wake(&self) {
+        if let Some(f) = &self.0 {
+            f()
+        }
+    }
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
+}
+
+/// Named counters a component keeps for itself (reconnects, malformed input, ...).
+/// Meant for events, not for every tuple: each update takes a lock.
+#[derive(Clone, Default, Debug)]
+pub struct Counters(pub(crate) Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Counters {
+    /// Adds `n` to the counter `name`.
+    pub fn add(&self, name: &str, n: u64) {
+        let mut m = self.0.lock();
+        match m.get_mut(name) {
+            Some(v) => *v += n,
+            None => {
+                m.insert(name.to_owned(), n);
+            }
+        }
+    }
+
+    /// The current value of `name`.
+    pub fn get(&self, name: &str) -> u64 {
+        self.0.lock().get(name).copied().unwrap_or(0)
+    }
+
+    /// All counters.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().clone()
     }
 }
 
@@ -109,6 +205,13 @@ pub trait Bolt: Send {
     /// neither acked nor failed during this call; panicking does the same and also
     /// restarts the task. An input the bolt keeps for later stays its responsibility.
     fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError>;
+    /// Called after every batch of input and before the executor waits for more: the
+    /// place for work that is not driven by a tuple, such as flushing a buffer of writes
+    /// or handling replies from a subprocess (wake the executor with the context's
+    /// [`Waker`] when such work arrives).
+    fn poll(&mut self, _out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        Ok(())
+    }
     /// Called once when the topology stops.
     fn cleanup(&mut self) {}
 }

@@ -541,9 +541,11 @@ impl BoltExecutor {
                         }
                     }
                 }
+                self.poll_all();
                 self.base.outbox.flush_ready();
                 true
             } else {
+                self.poll_all();
                 self.base.outbox.flush();
                 false
             };
@@ -656,6 +658,48 @@ impl BoltExecutor {
                 t.instance = None;
                 t.retry_at = None;
                 Self::try_revive(&self.base, t);
+            }
+        }
+    }
+
+    /// Gives every task its chance to do work not driven by a tuple.
+    fn poll_all(&mut self) {
+        for i in 0..self.tasks.len() {
+            let t = &mut self.tasks[i];
+            let Some(instance) = t.instance.as_mut() else {
+                continue;
+            };
+            let mut out = BoltOutput {
+                routing: &mut t.routing,
+                outbox: &mut self.base.outbox,
+                counts: &mut t.counts,
+                latencies: &mut t.latencies,
+                fabric: &self.base.fabric,
+                epoch: self.base.control.epoch,
+                implicit: None,
+                errors: &mut t.errors,
+                current: None,
+            };
+            let r = catch_unwind(AssertUnwindSafe(|| instance.poll(&mut out)));
+            for e in t.errors.drain(..) {
+                record_error(&t.metrics, &t.ctx.component, t.id, "bolt reported an error", &e);
+            }
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => record_error(&t.metrics, &t.ctx.component, t.id, "bolt poll failed", &e.0),
+                Err(p) => {
+                    record_error(
+                        &t.metrics,
+                        &t.ctx.component,
+                        t.id,
+                        "bolt panicked in poll; restarting the task",
+                        &panic_message(&*p),
+                    );
+                    t.metrics.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    t.instance = None;
+                    t.retry_at = None;
+                    Self::try_revive(&self.base, t);
+                }
             }
         }
     }

@@ -28,7 +28,9 @@ mod tuple;
 mod value;
 
 pub use collector::{BoltOutput, SpoutOutput};
-pub use component::{Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Spout, TaskContext};
+pub use component::{
+    Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Counters, Spout, TaskContext, Waker,
+};
 pub use metrics::{ComponentSnapshot, Percentiles, Snapshot, Stats};
 pub use runtime::{EngineError, EngineOptions, Topology};
 pub use tuple::{MessageIds, Schema, Tuple, SYSTEM_COMPONENT, SYSTEM_TASK_ID, TICK_STREAM};

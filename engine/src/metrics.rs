@@ -96,6 +96,8 @@ pub struct TaskMetrics {
     pub latencies: Mutex<TaskLatencies>,
     /// The last error reported, with its message.
     pub last_error: Mutex<Option<String>>,
+    /// The component's own counters.
+    pub custom: crate::component::Counters,
 }
 
 impl TaskMetrics {
@@ -106,6 +108,7 @@ impl TaskMetrics {
             counters: TaskCounters::default(),
             latencies: Mutex::new(TaskLatencies::default()),
             last_error: Mutex::new(None),
+            custom: Default::default(),
         }
     }
 }
@@ -194,6 +197,8 @@ pub struct ComponentSnapshot {
     pub queue_capacity: u64,
     /// The last error reported by any task.
     pub last_error: Option<String>,
+    /// The component's own counters, summed over tasks.
+    pub custom: std::collections::BTreeMap<String, u64>,
 }
 
 /// Metrics of a whole topology at one instant.

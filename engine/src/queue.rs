@@ -93,6 +93,13 @@ impl<T> BatchQueue<T> {
         true
     }
 
+    /// Wakes the consumer if it is parked (or makes its next park return at once).
+    pub fn wake_consumer(&self) {
+        if let Some(t) = self.consumer.get() {
+            t.unpark();
+        }
+    }
+
     /// Records that the calling thread waits for room; it is unparked when the consumer pops.
     pub fn wait_for_room(&self) {
         let mut inner = self.inner.lock();

@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::acker::{IdMap, Ledger};
 use crate::collector::{Routing, SpoutState, StreamRoute};
-use crate::component::{ComponentError, ComponentFactory, TaskContext};
+use crate::component::{ComponentError, ComponentFactory, TaskContext, Waker};
 use crate::executor::{
     AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges, SpoutExecutor,
     SpoutTask,
@@ -209,6 +209,12 @@ impl Topology {
                 message_timeout: plan.message_timeout,
                 acking: plan.ackers > 0,
                 tasks_by_component: tasks_by_component.clone(),
+                base_dir: plan.base_dir.clone(),
+                waker: {
+                    let q = Arc::clone(&queues[ei]);
+                    Waker::new(Arc::new(move || q.wake_consumer()))
+                },
+                counters: task_metrics(t).custom.clone(),
             };
             let name = format!("{}-{}", comp.name, ei);
             match comp.role {
@@ -396,7 +402,11 @@ impl Topology {
             let mut tasks = Vec::new();
             let mut merged = TaskLatencies::default();
             let mut last_error = None;
+            let mut custom = std::collections::BTreeMap::new();
             for m in &self.metrics[ci] {
+                for (k, v) in m.custom.snapshot() {
+                    *custom.entry(k).or_insert(0) += v;
+                }
                 let (s, lat) = stats_of(m);
                 merged.merge(&lat);
                 if let Some(e) = m.last_error.lock().clone() {
@@ -420,6 +430,7 @@ impl Topology {
                 queue_depth: depth,
                 queue_capacity: cap,
                 last_error,
+                custom,
             });
         }
         Snapshot {

@@ -384,3 +384,29 @@ spec:
     assert_eq!(m.component("ids").unwrap().total.timed_out, 0);
     assert!(ledger.fails.lock().unwrap().keys().all(|id| id % 2 == 1));
 }
+
+#[test]
+fn poll_lets_a_bolt_ack_buffered_input_and_counters_show_up() {
+    let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  spouts:
+    - {name: ids, component: replay, config: {count: 5000}, outputs: [{fields: [id]}]}
+  bolts:
+    - {name: buf, component: buffering, inputs: [{from: ids}]}
+"#;
+    let (topo, ledger) = start(yaml);
+    assert!(
+        wait_until(Duration::from_secs(20), || topo.is_drained()),
+        "not drained: {:?}",
+        topo.metrics()
+    );
+    let m = topo.shutdown();
+    assert_eq!(ledger.acked_ids(), 5000);
+    let buf = m.component("buf").unwrap();
+    assert_eq!(buf.custom.get("flushed"), Some(&5000));
+    let flushes = buf.custom.get("flushes").copied().unwrap_or(0);
+    assert!(flushes > 0 && flushes < 5000, "batched flushes: {flushes}");
+}

@@ -1,5 +1,6 @@
 //! The validated, resolved form of a topology: what the engine executes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::spec::{Config, InputSpec, ShellSpec, StreamSpec, TopologySpec};
@@ -92,6 +93,9 @@ pub struct Plan {
     pub ackers: u32,
     /// Max un-acked tuples per spout task.
     pub max_spout_pending: Option<u32>,
+    /// Directory that relative paths in component configs are resolved against (the
+    /// manifest's directory when it came from a file); `None` means the current directory.
+    pub base_dir: Option<PathBuf>,
 }
 
 impl Plan {

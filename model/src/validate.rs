@@ -470,5 +470,6 @@ fn build_plan(
         max_spout_pending: spec
             .max_spout_pending
             .map(|p| p.clamp(1, i64::from(u32::MAX)) as u32),
+        base_dir: None,
     }
 }

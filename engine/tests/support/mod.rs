@@ -233,6 +233,36 @@ impl Bolt for Erring {
     }
 }
 
+/// Buffers inputs and acks them all from `poll`, counting flushes in its own counter.
+pub struct Buffering {
+    held: Vec<Tuple>,
+    counters: Option<squall_engine::Counters>,
+}
+
+impl Bolt for Buffering {
+    fn prepare(&mut self, ctx: &squall_engine::TaskContext) -> Result<(), ComponentError> {
+        self.counters = Some(ctx.counters.clone());
+        Ok(())
+    }
+    fn execute(&mut self, input: Tuple, _out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        self.held.push(input);
+        Ok(())
+    }
+    fn poll(&mut self, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        if let Some(c) = &self.counters {
+            c.add("flushes", 1);
+            c.add("flushed", self.held.len() as u64);
+        }
+        for t in self.held.drain(..) {
+            out.ack(t);
+        }
+        Ok(())
+    }
+}
+
 pub struct Kinds {
     pub ledger: Arc<Ledger>,
 }
@@ -245,7 +275,9 @@ impl Catalog for Kinds {
     fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
         let role = match kind {
             "replay" => Role::Spout,
-            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" | "erring" => Role::Bolt,
+            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" | "erring" | "buffering" => {
+                Role::Bolt
+            }
             _ => return None,
         };
         Some(Ok(KindInfo {
@@ -290,6 +322,10 @@ impl ComponentFactory for Kinds {
             "pass" => Box::new(Basic(Pass)),
             "router" => Box::new(Router { targets: vec![] }),
             "erring" => Box::new(Erring),
+            "buffering" => Box::new(Buffering {
+                held: Vec::new(),
+                counters: None,
+            }),
             "direct-sink" => Box::new(DirectSink { me: 0, ledger }),
             "holder" => Box::new(Holder {
                 held: Vec::new(),
