@@ -13,8 +13,8 @@ use crate::acker::{IdMap, Ledger};
 use crate::collector::{Routing, SpoutState, StreamRoute};
 use crate::component::{ComponentError, ComponentFactory, TaskContext, Waker};
 use crate::executor::{
-    AckerExecutor, AckerTask, BoltExecutor, BoltTask, Control, ExecutorBase, ExecutorGauges, SpoutExecutor,
-    SpoutTask,
+    AckerExecutor, AckerTask, BoltExecutor, BoltIo, BoltTask, Control, ExecutorBase, ExecutorGauges,
+    SpoutExecutor, SpoutTask,
 };
 use crate::fabric::{Fabric, Outbox, NO_QUEUE};
 use crate::grouping::{Grouper, Rng};
@@ -269,11 +269,13 @@ impl Topology {
                             id: t,
                             instance: Some(instance),
                             ctx,
-                            routing: routing_for(&plan, &comp, t, &all_tasks, &mut rng),
+                            io: BoltIo {
+                                routing: routing_for(&plan, &comp, t, &all_tasks, &mut rng),
+                                counts: LocalCounts::default(),
+                                latencies: TaskLatencies::default(),
+                                errors: Vec::new(),
+                            },
                             metrics: task_metrics(t),
-                            counts: LocalCounts::default(),
-                            latencies: TaskLatencies::default(),
-                            errors: Vec::new(),
                             seq: 0,
                             retry_at: None,
                         });

@@ -1,0 +1,293 @@
+//! Bolt executors: feed tuples and ticks to bolts, restart a task that panics.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::{panic_message, record_error, ExecutorBase, MAX_PARK, SAMPLE_EVERY};
+use crate::collector::{BoltOutput, Routing};
+use crate::component::{Bolt, TaskContext};
+use crate::fabric::{Fabric, Msg, Outbox};
+use crate::metrics::{LocalCounts, TaskLatencies, TaskMetrics};
+use crate::tuple::{MessageIds, Tuple};
+
+/// What a bolt task emits, acks and counts through; kept apart from the instance so
+/// both can be borrowed at once.
+pub(crate) struct BoltIo {
+    pub routing: Routing,
+    pub counts: LocalCounts,
+    pub latencies: TaskLatencies,
+    pub errors: Vec<String>,
+}
+
+impl BoltIo {
+    fn output<'a>(
+        &'a mut self,
+        base: &'a mut ExecutorBase,
+        current: Option<(MessageIds, bool)>,
+    ) -> BoltOutput<'a> {
+        BoltOutput {
+            routing: &mut self.routing,
+            outbox: &mut base.outbox,
+            counts: &mut self.counts,
+            latencies: &mut self.latencies,
+            fabric: &base.fabric,
+            epoch: base.control.epoch,
+            implicit: None,
+            errors: &mut self.errors,
+            current,
+        }
+    }
+}
+
+pub(crate) struct BoltTask {
+    pub id: u32,
+    pub instance: Option<Box<dyn Bolt>>,
+    pub ctx: TaskContext,
+    pub io: BoltIo,
+    pub metrics: Arc<TaskMetrics>,
+    pub seq: u64,
+    pub retry_at: Option<Instant>,
+}
+
+pub(crate) struct BoltExecutor {
+    pub base: ExecutorBase,
+    pub tasks: Vec<BoltTask>,
+    pub tick: Option<Duration>,
+}
+
+impl BoltExecutor {
+    pub fn run(mut self) {
+        let mut next_tick = self.tick.map(|t| Instant::now() + t);
+        let mut next_publish = Instant::now();
+        while !self.base.control.stop.load(Ordering::Acquire) {
+            self.base.gauges.loops.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            if let (Some(at), Some(period)) = (next_tick, self.tick) {
+                if now >= at && !self.base.outbox.is_blocked() {
+                    for i in 0..self.tasks.len() {
+                        self.execute(i, Tuple::tick(period.as_secs()));
+                    }
+                    next_tick = Some(at + period);
+                    self.base.outbox.flush();
+                }
+            }
+            if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
+                self.publish();
+                self.base.wait_downstream(Duration::from_millis(1));
+                continue;
+            }
+            let mut batch = std::mem::take(&mut self.base.inbox);
+            let progress = if self.base.queue.pop_into(&mut batch) {
+                for msg in batch.drain(..) {
+                    match msg {
+                        Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
+                            Some(i) => self.execute(i, tuple),
+                            None => {
+                                warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
+                            }
+                        },
+                        other => {
+                            warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
+                        }
+                    }
+                }
+                self.poll_all();
+                self.base.outbox.flush_ready();
+                true
+            } else {
+                self.poll_all();
+                self.base.outbox.flush();
+                false
+            };
+            self.base.inbox = batch;
+            if now >= next_publish || !progress {
+                self.publish();
+                next_publish = now + Duration::from_millis(50);
+            }
+            if !progress && !self.base.outbox.is_blocked() {
+                let mut wait = MAX_PARK;
+                if let Some(at) = next_tick {
+                    wait = wait.min(at.saturating_duration_since(Instant::now()));
+                }
+                self.base.queue.park_consumer(wait);
+            }
+        }
+        self.base.outbox.flush();
+        for t in &mut self.tasks {
+            if let Some(b) = t.instance.as_mut() {
+                if catch_unwind(AssertUnwindSafe(|| b.cleanup())).is_err() {
+                    warn!(component = %t.ctx.component, task = t.id, "bolt panicked in cleanup");
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn execute(&mut self, i: usize, mut tuple: Tuple) {
+        let t = &mut self.tasks[i];
+        if t.instance.is_none() && !Self::try_revive(&self.base, t) {
+            // The task cannot run: fail its input so the spout replays it later.
+            let mut out = t.io.output(&mut self.base, None);
+            out.fail(tuple);
+            return;
+        }
+        let Some(instance) = t.instance.as_mut() else {
+            return;
+        };
+        t.seq += 1;
+        let sample = t.seq.is_multiple_of(SAMPLE_EVERY);
+        let t0 = if sample {
+            let now = Instant::now();
+            tuple.stamp_ns = now.duration_since(self.base.control.epoch).as_nanos() as u64;
+            Some(now)
+        } else {
+            None
+        };
+        let roots = tuple.ids.clone();
+        let is_tick = tuple.is_tick();
+        let mut out = t.io.output(&mut self.base, Some((roots.clone(), false)));
+        let r = catch_unwind(AssertUnwindSafe(|| instance.execute(tuple, &mut out)));
+        let unsettled = out.input_unsettled();
+        if !is_tick {
+            t.io.counts.executed += 1;
+        }
+        if let Some(t0) = t0 {
+            let d = t0.elapsed();
+            TaskLatencies::record(&mut t.io.latencies.execute, d);
+            t.io.counts.busy_ns += d.as_nanos() as u64 * SAMPLE_EVERY;
+        }
+        for e in t.io.errors.drain(..) {
+            record_error(&t.metrics, &t.ctx.component, t.id, "bolt reported an error", &e);
+        }
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                record_error(&t.metrics, &t.ctx.component, t.id, "bolt execute failed", &e.0);
+                // An error with the input neither acked nor failed fails it now, rather
+                // than leaving its tree to time out.
+                if unsettled && !is_tick {
+                    t.io.counts.failed += 1;
+                    Self::fail_roots(&self.base.fabric, &mut self.base.outbox, &roots);
+                }
+            }
+            Err(p) => {
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "bolt panicked; restarting the task",
+                    &panic_message(&*p),
+                );
+                // The input in hand fails now (unless it was settled); inputs the old
+                // instance held time out.
+                if unsettled && !is_tick {
+                    t.io.counts.failed += 1;
+                    Self::fail_roots(&self.base.fabric, &mut self.base.outbox, &roots);
+                }
+                t.metrics.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                t.instance = None;
+                t.retry_at = None;
+                Self::try_revive(&self.base, t);
+            }
+        }
+    }
+
+    /// Gives every task its chance to do work not driven by a tuple.
+    fn poll_all(&mut self) {
+        for i in 0..self.tasks.len() {
+            let t = &mut self.tasks[i];
+            let Some(instance) = t.instance.as_mut() else {
+                continue;
+            };
+            let mut out = t.io.output(&mut self.base, None);
+            let r = catch_unwind(AssertUnwindSafe(|| instance.poll(&mut out)));
+            for e in t.io.errors.drain(..) {
+                record_error(&t.metrics, &t.ctx.component, t.id, "bolt reported an error", &e);
+            }
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => record_error(&t.metrics, &t.ctx.component, t.id, "bolt poll failed", &e.0),
+                Err(p) => {
+                    record_error(
+                        &t.metrics,
+                        &t.ctx.component,
+                        t.id,
+                        "bolt panicked in poll; restarting the task",
+                        &panic_message(&*p),
+                    );
+                    t.metrics.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    t.instance = None;
+                    t.retry_at = None;
+                    Self::try_revive(&self.base, t);
+                }
+            }
+        }
+    }
+
+    fn fail_roots(fabric: &Fabric, outbox: &mut Outbox, roots: &crate::MessageIds) {
+        if fabric.ackers.is_empty() {
+            return;
+        }
+        for (root, _) in roots.iter() {
+            let acker = fabric.acker_for(*root);
+            outbox.send(
+                acker,
+                Msg::Fail {
+                    task: acker,
+                    root: *root,
+                },
+            );
+        }
+    }
+
+    /// Builds and prepares a new instance; on failure retries no more than once a second.
+    fn try_revive(base: &ExecutorBase, t: &mut BoltTask) -> bool {
+        let now = Instant::now();
+        if t.retry_at.is_some_and(|at| now < at) {
+            return false;
+        }
+        let fresh = base.factory.bolt(&base.plan).and_then(|mut b| {
+            catch_unwind(AssertUnwindSafe(|| b.prepare(&t.ctx)))
+                .map_err(|p| crate::ComponentError(panic_message(&*p)))?
+                .map(|_| b)
+        });
+        match fresh {
+            Ok(b) => {
+                t.instance = Some(b);
+                t.retry_at = None;
+                warn!(component = %t.ctx.component, task = t.id, "bolt task restarted");
+                true
+            }
+            Err(e) => {
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "bolt restart failed; retrying in 1s",
+                    &e.0,
+                );
+                t.retry_at = Some(now + Duration::from_secs(1));
+                false
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        self.base.publish_held();
+        for t in &mut self.tasks {
+            t.io.counts.publish(&t.metrics.counters);
+            if !t.io.latencies.execute.is_empty() || !t.io.latencies.process.is_empty() {
+                t.metrics.latencies.lock().merge(&t.io.latencies);
+                t.io.latencies.reset();
+            }
+        }
+        if let Some(t) = self.tasks.first() {
+            let m = Arc::clone(&t.metrics);
+            self.base.drain_blocked_time(&m);
+        }
+    }
+}
