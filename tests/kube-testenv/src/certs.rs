@@ -71,16 +71,7 @@ fn sign(
     std::fs::write(&extfile, ext)?;
     openssl(
         name,
-        &[
-            "req",
-            "-new",
-            "-key",
-            s(&key),
-            "-subj",
-            subject,
-            "-out",
-            s(&csr),
-        ],
+        &["req", "-new", "-key", s(&key), "-subj", subject, "-out", s(&csr)],
     )?;
     openssl(
         name,
@@ -157,10 +148,7 @@ pub fn generate(dir: &Path) -> Result<Certs> {
     let sa_key = dir.join("sa.key");
     let sa_pub = dir.join("sa.pub");
     genkey("sa", &sa_key)?;
-    openssl(
-        "sa",
-        &["pkey", "-in", s(&sa_key), "-pubout", "-out", s(&sa_pub)],
-    )?;
+    openssl("sa", &["pkey", "-in", s(&sa_key), "-pubout", "-out", s(&sa_pub)])?;
     Ok(Certs {
         ca_crt,
         ca_key,

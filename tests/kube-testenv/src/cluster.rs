@@ -74,10 +74,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 fn tail(path: &Path, max: u64) -> String {
@@ -92,12 +89,7 @@ fn tail(path: &Path, max: u64) -> String {
 }
 
 /// Polls `check` every 200 ms until it yields a value or `timeout` passes.
-pub async fn eventually<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    dir: &Path,
-    mut check: F,
-) -> Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, dir: &Path, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -205,8 +197,7 @@ impl TestCluster {
         let p = |x: &Path| x.display().to_string();
         let certs = certs::generate(&d.join("pki"))?;
         let ports = free_ports(5)?;
-        let (etcd_client, etcd_peer, api, kcm, sched) =
-            (ports[0], ports[1], ports[2], ports[3], ports[4]);
+        let (etcd_client, etcd_peer, api, kcm, sched) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
         self.api_port = api;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
@@ -270,11 +261,7 @@ impl TestCluster {
             self.check_alive()?;
             let req = http::Request::get("/readyz").body(Vec::new());
             if let Ok(req) = req {
-                if client
-                    .request_text(req)
-                    .await
-                    .is_ok_and(|t| t.trim() == "ok")
-                {
+                if client.request_text(req).await.is_ok_and(|t| t.trim() == "ok") {
                     break;
                 }
             }
@@ -399,10 +386,7 @@ impl TestCluster {
     /// replaced by a fresh range unless it is already outside 127.0.x.x.
     pub async fn start_node_agent_with(&self, mut config: AgentConfig) -> Result<AgentHandle> {
         if config.pod_ip_base.octets()[1] == 0 {
-            let n = self
-                .agent_seq
-                .fetch_add(1, Ordering::Relaxed)
-                .saturating_add(1);
+            let n = self.agent_seq.fetch_add(1, Ordering::Relaxed).saturating_add(1);
             config.pod_ip_base = Ipv4Addr::new(127, n, 0, 0);
         }
         Ok(NodeAgent::start(self.client(), config).await?)
@@ -442,11 +426,7 @@ impl Drop for TestCluster {
                 self.dir.display()
             );
             for p in &self.procs {
-                eprintln!(
-                    "---- tail of {} ----\n{}",
-                    p.log.display(),
-                    tail(&p.log, 2000)
-                );
+                eprintln!("---- tail of {} ----\n{}", p.log.display(), tail(&p.log, 2000));
             }
         } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("kube-testenv: cannot remove {}: {e}", self.dir.display());

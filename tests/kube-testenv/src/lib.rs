@@ -46,11 +46,7 @@ pub enum Error {
         tail: String,
     },
     #[error("timed out after {secs}s waiting for {what}; logs in {dir}")]
-    Timeout {
-        what: String,
-        secs: u64,
-        dir: PathBuf,
-    },
+    Timeout { what: String, secs: u64, dir: PathBuf },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("kubeconfig: {0}")]

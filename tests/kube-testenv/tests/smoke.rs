@@ -9,9 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
-};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::{Api, Client};
 use kube_testenv::{eventually, TestCluster, KUBERNETES_VERSION};
 use serde_json::json;
@@ -74,34 +72,20 @@ fn pod_ready(p: &Pod) -> bool {
 
 async fn wait_node_ready(cluster: &TestCluster, name: &str) -> Result<()> {
     let nodes: Api<Node> = Api::all(cluster.client());
-    eventually(
-        "node Ready",
-        Duration::from_secs(60),
-        cluster.dir(),
-        || async {
-            let n = nodes.get_opt(name).await.ok().flatten()?;
-            let untainted = n
-                .spec
-                .as_ref()
-                .and_then(|s| s.taints.as_ref())
-                .is_none_or(|t| {
-                    t.iter()
-                        .all(|t| !t.key.starts_with("node.kubernetes.io/not-ready"))
-                });
-            (node_ready(&n).as_deref() == Some("True") && untainted).then_some(())
-        },
-    )
+    eventually("node Ready", Duration::from_secs(60), cluster.dir(), || async {
+        let n = nodes.get_opt(name).await.ok().flatten()?;
+        let untainted = n.spec.as_ref().and_then(|s| s.taints.as_ref()).is_none_or(|t| {
+            t.iter()
+                .all(|t| !t.key.starts_with("node.kubernetes.io/not-ready"))
+        });
+        (node_ready(&n).as_deref() == Some("True") && untainted).then_some(())
+    })
     .await?;
     Ok(())
 }
 
 fn kubectl_apply(cluster: &TestCluster, file: &Path) -> Result<()> {
-    let out = cluster
-        .kubectl()
-        .arg("apply")
-        .arg("-f")
-        .arg(file)
-        .output()?;
+    let out = cluster.kubectl().arg("apply").arg("-f").arg(file).output()?;
     ensure!(
         out.status.success(),
         "kubectl apply failed: {}",
@@ -195,12 +179,7 @@ async fn cluster_starts_and_crd_schema_validation_rejects_bad_fields() -> Result
         };
         rejected("wrong-type", json!({"replicas": "lots"}), "spec.replicas").await?;
         rejected("too-small", json!({"replicas": 0}), "spec.replicas").await?;
-        rejected(
-            "bad-enum",
-            json!({"replicas": 1, "size": "huge"}),
-            "spec.size",
-        )
-        .await?;
+        rejected("bad-enum", json!({"replicas": 1, "size": "huge"}), "spec.size").await?;
         rejected("missing", json!({"size": "small"}), "spec.replicas").await?;
         rejected(
             "cel",
@@ -302,20 +281,12 @@ async fn deployment_runs_on_node_agent_and_is_garbage_collected() -> Result<()> 
 
         // Deleting the owner: GC removes ReplicaSet and pods, the agent
         // stops the processes and finalizes the pods.
-        deployments
-            .delete("echo", &DeleteParams::background())
-            .await?;
+        deployments.delete("echo", &DeleteParams::background()).await?;
         eventually(
             "echo pods garbage-collected",
             Duration::from_secs(60),
             cluster.dir(),
-            || async {
-                running_pods(&client, "echo")
-                    .await
-                    .ok()?
-                    .is_empty()
-                    .then_some(())
-            },
+            || async { running_pods(&client, "echo").await.ok()?.is_empty().then_some(()) },
         )
         .await?;
         for ip in ips {
@@ -356,10 +327,7 @@ async fn lost_node_goes_not_ready_and_its_processes_die() -> Result<()> {
         )
         .await?;
         let addr = SocketAddr::new(ip.into(), 8080);
-        ensure!(
-            http_get(addr).await.is_ok(),
-            "pod not serving before the loss"
-        );
+        ensure!(http_get(addr).await.is_ok(), "pod not serving before the loss");
 
         agent.lose().await;
         ensure!(

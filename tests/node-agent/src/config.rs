@@ -145,13 +145,10 @@ mod tests {
             .image("reg:5000/squall/worker", ImageSpec::new("/bin/worker"))
             .image("echo:1", ImageSpec::new("/bin/echo1"));
         assert_eq!(
-            cfg.lookup_image("reg:5000/squall/worker:0.1")
-                .map(|s| &s.binary),
+            cfg.lookup_image("reg:5000/squall/worker:0.1").map(|s| &s.binary),
             Some(&PathBuf::from("/bin/worker"))
         );
-        assert!(cfg
-            .lookup_image("reg:5000/squall/worker@sha256:ab")
-            .is_some());
+        assert!(cfg.lookup_image("reg:5000/squall/worker@sha256:ab").is_some());
         assert!(cfg.lookup_image("echo:1").is_some());
         assert!(cfg.lookup_image("echo:2").is_none());
         assert!(cfg.lookup_image("reg/squall/worker").is_none());
@@ -170,9 +167,6 @@ mod tests {
             serde_json::from_str(r#"{"nodes":["a"],"workDir":"/x","podIpBase":"10.0.0.1"}"#)
                 .unwrap_or_else(|e| panic!("{e}"));
         assert!(bad.validate().is_err());
-        assert!(
-            serde_json::from_str::<AgentConfig>(r#"{"nodes":[],"workDir":"/x","bogus":1}"#)
-                .is_err()
-        );
+        assert!(serde_json::from_str::<AgentConfig>(r#"{"nodes":[],"workDir":"/x","bogus":1}"#).is_err());
     }
 }

@@ -44,12 +44,7 @@ pub async fn resolve(
     fields: &PodFields<'_>,
     container: &Container,
 ) -> Result<Vec<(String, String)>> {
-    let ns = fields
-        .pod
-        .metadata
-        .namespace
-        .as_deref()
-        .unwrap_or("default");
+    let ns = fields.pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut out: Vec<(String, String)> = Vec::new();
     for var in container.env.iter().flatten() {
         let value = if let Some(v) = &var.value {

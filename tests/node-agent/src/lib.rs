@@ -20,10 +20,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading agent config {path}: {source}")]
-    ConfigRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ConfigRead { path: PathBuf, source: std::io::Error },
     #[error("parsing agent config {path}: {source}")]
     ConfigParse {
         path: PathBuf,

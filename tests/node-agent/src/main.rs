@@ -34,8 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let config = AgentConfig::from_file(&config_path)?;
     let client_config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let kc = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
         }
         None => kube::Config::infer().await?,

@@ -19,11 +19,7 @@ const LEASE_SECONDS: i32 = 40;
 const MANAGER: &str = "squall-node-agent";
 
 /// Creates the Node if needed and reports it Ready. Returns its uid.
-pub async fn register(
-    client: &Client,
-    name: &str,
-    labels: &BTreeMap<String, String>,
-) -> Result<String> {
+pub async fn register(client: &Client, name: &str, labels: &BTreeMap<String, String>) -> Result<String> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut all_labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), name.to_string()),
@@ -62,23 +58,13 @@ pub async fn register(
     };
     let now = Timestamp::now();
     nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Strategic(full_status(now)),
-        )
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(full_status(now)))
         .await?;
     heartbeat(client, name, uid.as_deref()).await?;
     Ok(uid.unwrap_or_default())
 }
 
-fn condition(
-    kind: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: Timestamp,
-) -> serde_json::Value {
+fn condition(kind: &str, status: &str, reason: &str, message: &str, now: Timestamp) -> serde_json::Value {
     json!({
         "type": kind, "status": status, "reason": reason, "message": message,
         "lastHeartbeatTime": Time(now), "lastTransitionTime": Time(now),
@@ -86,8 +72,7 @@ fn condition(
 }
 
 fn full_status(now: Timestamp) -> serde_json::Value {
-    let resources =
-        json!({"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    let resources = json!({"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"});
     json!({"status": {
         "capacity": resources,
         "allocatable": resources,
@@ -115,8 +100,7 @@ fn full_status(now: Timestamp) -> serde_json::Value {
 pub async fn heartbeat(client: &Client, name: &str, uid: Option<&str>) -> Result<()> {
     let now = Timestamp::now();
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NS);
-    let owner =
-        uid.map(|uid| json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]));
+    let owner = uid.map(|uid| json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]));
     let mut lease = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": name, "namespace": LEASE_NS},
@@ -126,11 +110,7 @@ pub async fn heartbeat(client: &Client, name: &str, uid: Option<&str>) -> Result
         meta["ownerReferences"] = owner;
     }
     leases
-        .patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(lease),
-        )
+        .patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(lease))
         .await?;
 
     let nodes: Api<Node> = Api::all(client.clone());

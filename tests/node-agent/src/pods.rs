@@ -8,8 +8,8 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -174,11 +174,7 @@ impl PodManager {
             let grace = pod
                 .metadata
                 .deletion_grace_period_seconds
-                .or_else(|| {
-                    pod.spec
-                        .as_ref()
-                        .and_then(|s| s.termination_grace_period_seconds)
-                })
+                .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
                 .unwrap_or(30);
             rt.pod = pod;
             if deleting && rt.terminating.is_none() {
@@ -235,10 +231,7 @@ impl PodManager {
 
     async fn start_pod(&mut self, pod: Pod, k: Key, uid: String) -> crate::Result<()> {
         let ip = self.pool.allocate().ok_or(Error::NoFreeIp)?;
-        let dir = self
-            .config
-            .work_dir
-            .join(format!("{}_{}_{}", k.0, k.1, uid));
+        let dir = self.config.work_dir.join(format!("{}_{}_{}", k.0, k.1, uid));
         if let Err(e) = std::fs::create_dir_all(&dir) {
             self.pool.release(ip);
             return Err(e.into());
@@ -275,14 +268,9 @@ impl PodManager {
                 env::resolve(&self.client, &fields, c).await,
             ) {
                 (None, _) => {
-                    rt.blocked = Some((
-                        "ErrImageNeverPull".into(),
-                        Error::UnknownImage(image).to_string(),
-                    ));
+                    rt.blocked = Some(("ErrImageNeverPull".into(), Error::UnknownImage(image).to_string()));
                 }
-                (_, Err(e)) => {
-                    rt.blocked = Some(("CreateContainerConfigError".into(), e.to_string()))
-                }
+                (_, Err(e)) => rt.blocked = Some(("CreateContainerConfigError".into(), e.to_string())),
                 (Some(img), Ok(vars)) => {
                     // The mapped binary plays the image entrypoint: command[0]
                     // is replaced by it, the rest are leading arguments.
@@ -339,10 +327,7 @@ impl PodManager {
                 if let Some(p) = &mut c.proc {
                     match p.child.try_wait() {
                         Ok(Some(status)) => {
-                            let exit = Exit::from_status(
-                                status,
-                                c.started_at.unwrap_or_else(Timestamp::now),
-                            );
+                            let exit = Exit::from_status(status, c.started_at.unwrap_or_else(Timestamp::now));
                             // Reap leftovers of the group: the container is over.
                             process::signal_group(p.pgid, Signal::SIGKILL);
                             self.registry.remove(p.pgid);
@@ -375,8 +360,7 @@ impl PodManager {
                     c.next_start = None;
                     continue;
                 }
-                if c.proc.is_none() && c.blocked.is_none() && c.next_start.is_some_and(|t| t <= now)
-                {
+                if c.proc.is_none() && c.blocked.is_none() && c.next_start.is_some_and(|t| t <= now) {
                     let Some(program) = c.program.clone() else {
                         continue;
                     };
@@ -407,11 +391,7 @@ impl PodManager {
                             c.probe_failures = 0;
                             c.next_probe = c.spec.readiness_probe.as_ref().map(|p| {
                                 now + Duration::from_secs(
-                                    p.initial_delay_seconds
-                                        .unwrap_or(0)
-                                        .max(0)
-                                        .unsigned_abs()
-                                        .into(),
+                                    p.initial_delay_seconds.unwrap_or(0).max(0).unsigned_abs().into(),
                                 )
                             });
                             c.ready = c.spec.readiness_probe.is_none();
@@ -588,8 +568,7 @@ fn build_status(rt: &mut PodRt) -> PodStatus {
             }
         })
         .collect();
-    let all_ready =
-        !statuses.is_empty() && statuses.iter().all(|s| s.ready) && rt.terminating.is_none();
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && rt.terminating.is_none();
     if all_ready != rt.ready_since.0 {
         rt.ready_since = (all_ready, Timestamp::now());
     }

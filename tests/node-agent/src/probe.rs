@@ -23,38 +23,23 @@ fn resolve_port(port: &IntOrString, container: &Container) -> Option<u16> {
 /// Runs one probe attempt. Exec and gRPC probes are not supported and count
 /// as success so such pods still become Ready.
 pub async fn run(probe: &Probe, container: &Container, pod_ip: IpAddr) -> bool {
-    let timeout = Duration::from_secs(
-        probe
-            .timeout_seconds
-            .unwrap_or(1)
-            .max(1)
-            .unsigned_abs()
-            .into(),
-    );
+    let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1).unsigned_abs().into());
     let attempt = async {
         if let Some(h) = &probe.http_get {
             let Some(port) = resolve_port(&h.port, container) else {
                 return false;
             };
-            http_get(
-                SocketAddr::new(pod_ip, port),
-                h.path.as_deref().unwrap_or("/"),
-            )
-            .await
+            http_get(SocketAddr::new(pod_ip, port), h.path.as_deref().unwrap_or("/")).await
         } else if let Some(t) = &probe.tcp_socket {
             let Some(port) = resolve_port(&t.port, container) else {
                 return false;
             };
-            TcpStream::connect(SocketAddr::new(pod_ip, port))
-                .await
-                .is_ok()
+            TcpStream::connect(SocketAddr::new(pod_ip, port)).await.is_ok()
         } else {
             true
         }
     };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .unwrap_or(false)
+    tokio::time::timeout(timeout, attempt).await.unwrap_or(false)
 }
 
 /// Minimal HTTP/1.0 GET; success is a 2xx or 3xx status, as for the kubelet.
@@ -62,8 +47,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> bool {
     let Ok(mut s) = TcpStream::connect(addr).await else {
         return false;
     };
-    let req =
-        format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: squall-node-agent\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: squall-node-agent\r\n\r\n");
     if s.write_all(req.as_bytes()).await.is_err() {
         return false;
     }
@@ -76,9 +60,6 @@ async fn http_get(addr: SocketAddr, path: &str) -> bool {
         }
     }
     let head = String::from_utf8_lossy(&buf[..n]);
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok());
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
     matches!(code, Some(200..=399))
 }
