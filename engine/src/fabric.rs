@@ -109,6 +109,11 @@ impl Fabric {
         self.ackers.get((root % n) as usize).copied().unwrap_or(0)
     }
 
+    /// Whether some queue serves `task`.
+    pub fn routes(&self, task: u32) -> bool {
+        self.queue_of(task).is_some()
+    }
+
     #[inline]
     fn queue_of(&self, task: u32) -> Option<usize> {
         match self.task_queue.get(task as usize) {

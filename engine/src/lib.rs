@@ -22,6 +22,7 @@ mod executor;
 pub mod fabric;
 pub mod grouping;
 pub mod metrics;
+mod placement;
 pub mod queue;
 mod runtime;
 mod tuple;
@@ -32,6 +33,7 @@ pub use component::{
     Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Counters, Spout, TaskContext, Waker,
 };
 pub use metrics::{ComponentSnapshot, Percentiles, Snapshot, Stats};
+pub use placement::{Inbound, Links, Placement, WireSchemas};
 pub use runtime::{EngineError, EngineOptions, Topology};
 pub use tuple::{MessageIds, Schema, Tuple, SYSTEM_COMPONENT, SYSTEM_TASK_ID, TICK_STREAM};
 pub use value::{fields_hash, Value, Values};

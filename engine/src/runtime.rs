@@ -21,6 +21,7 @@ use crate::grouping::{Grouper, Rng};
 use crate::metrics::{
     stats_of, sum_stats, ComponentSnapshot, LocalCounts, Snapshot, TaskLatencies, TaskMetrics,
 };
+use crate::placement::{Inbound, Links, Placement, WireSchemas};
 use crate::queue::BatchQueue;
 use crate::tuple::Schema;
 
@@ -76,6 +77,9 @@ pub enum EngineError {
         /// What went wrong.
         error: ComponentError,
     },
+    /// The placement does not fit the plan.
+    #[error("placement: {0}")]
+    Placement(String),
     /// A thread could not be started.
     #[error("starting executor thread {name}: {source}")]
     Thread {
@@ -102,6 +106,7 @@ pub struct Topology {
     threads: Vec<JoinHandle<()>>,
     started: Instant,
     stopped: AtomicBool,
+    local: std::collections::BTreeSet<u32>,
 }
 
 impl Topology {
@@ -111,6 +116,17 @@ impl Topology {
         factory: Arc<dyn ComponentFactory>,
         opts: EngineOptions,
     ) -> Result<Topology, EngineError> {
+        Topology::start_placed(plan, factory, opts, &Placement::all_local(plan)).map(|(t, _)| t)
+    }
+
+    /// Starts the tasks `placement` gives this process; messages for the others go to
+    /// the returned links' outbound queues.
+    pub fn start_placed(
+        plan: &Plan,
+        factory: Arc<dyn ComponentFactory>,
+        opts: EngineOptions,
+        placement: &Placement,
+    ) -> Result<(Topology, Links), EngineError> {
         let plan = plan.clone();
         let control = Arc::new(Control {
             active: AtomicBool::new(plan.spec.desired_state == DesiredState::Active),
@@ -128,16 +144,44 @@ impl Topology {
         let mut layout: Vec<(usize, Vec<u32>)> = Vec::new();
         for (ci, comp) in plan.components.iter().enumerate() {
             for tasks in comp.executor_tasks() {
+                let here = tasks.iter().filter(|t| placement.is_local(**t)).count();
+                if here == 0 {
+                    continue;
+                }
+                if here != tasks.len() {
+                    return Err(EngineError::Placement(format!(
+                        "executor of {:?} with tasks {tasks:?} is split between processes; place executors whole",
+                        comp.name
+                    )));
+                }
                 for t in &tasks {
                     task_queue[*t as usize] = layout.len() as u32;
                 }
                 layout.push((ci, tasks));
             }
         }
-        let queues: Vec<Arc<BatchQueue<_>>> = layout
+        let mut queues: Vec<Arc<BatchQueue<_>>> = layout
             .iter()
             .map(|_| Arc::new(BatchQueue::new(opts.queue_capacity)))
             .collect();
+        // One outbound queue per peer, after the executors' queues.
+        let mut outbound = Vec::new();
+        for tasks in &placement.remote {
+            let q = Arc::new(BatchQueue::new(opts.queue_capacity));
+            for t in tasks {
+                match task_queue.get_mut(*t as usize) {
+                    Some(slot) if *slot == NO_QUEUE => *slot = queues.len() as u32,
+                    Some(_) => {
+                        return Err(EngineError::Placement(format!(
+                            "task {t} is placed in two processes"
+                        )))
+                    }
+                    None => return Err(EngineError::Placement(format!("task {t} is not in the plan"))),
+                }
+            }
+            queues.push(Arc::clone(&q));
+            outbound.push(q);
+        }
         let ackers = plan
             .components
             .iter()
@@ -164,11 +208,8 @@ impl Topology {
             .iter()
             .map(|c| (c.name.clone(), c.tasks.clone()))
             .collect();
-        let all_tasks: Vec<u32> = plan
-            .components
-            .iter()
-            .flat_map(|c| c.tasks.iter().copied())
-            .collect();
+        // Local-or-shuffle prefers the tasks of this process.
+        let all_tasks: Vec<u32> = placement.local.iter().copied().collect();
 
         let mut executors = Vec::new();
         let mut runners: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
@@ -321,8 +362,16 @@ impl Topology {
                 }
             }
         }
-        info!(topology = %plan.name, executors = threads.len(), tasks = plan.task_count(), "topology started");
-        Ok(Topology {
+        info!(topology = %plan.name, executors = threads.len(), tasks = placement.local.len(), peers = outbound.len(), "topology started");
+        let links = Links {
+            outbound,
+            inbound: Inbound {
+                fabric: Arc::clone(&fabric),
+                batch: opts.batch_size,
+            },
+            schemas: Arc::new(WireSchemas::new(&plan)),
+        };
+        let topology = Topology {
             plan,
             control,
             executors,
@@ -330,7 +379,9 @@ impl Topology {
             threads,
             started: Instant::now(),
             stopped: AtomicBool::new(false),
-        })
+            local: placement.local.clone(),
+        };
+        Ok((topology, links))
     }
 
     /// The plan this topology runs.
@@ -405,7 +456,13 @@ impl Topology {
             let mut merged = TaskLatencies::default();
             let mut last_error = None;
             let mut custom = std::collections::BTreeMap::new();
-            for m in &self.metrics[ci] {
+            // A process reports the tasks it runs; its peers report theirs.
+            let here = self.metrics[ci].iter().filter(|m| self.local.contains(&m.task));
+            let executors = self.executors.iter().filter(|e| e.component == ci).count() as u32;
+            if executors == 0 {
+                continue;
+            }
+            for m in here {
                 for (k, v) in m.custom.snapshot() {
                     *custom.entry(k).or_insert(0) += v;
                 }
@@ -426,7 +483,7 @@ impl Topology {
             components.push(ComponentSnapshot {
                 name: comp.name.clone(),
                 role: comp.role.as_str(),
-                executors: comp.parallelism,
+                executors,
                 total: sum_stats(&tasks, &merged),
                 tasks,
                 queue_depth: depth,

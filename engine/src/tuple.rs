@@ -103,6 +103,17 @@ impl Tuple {
         }
     }
 
+    /// A tuple as it arrives from another process: values, its interned schema, the
+    /// emitting task and its tree ids.
+    pub fn from_parts(values: Values, schema: &'static Schema, source_task: i32, ids: MessageIds) -> Self {
+        Tuple::new(values, schema, source_task, ids)
+    }
+
+    /// The interned schema (source component, stream, fields).
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
+    }
+
     /// A tuple built by hand, e.g. for unit tests of bolts.
     pub fn detached(component: &str, stream: &str, fields: &[&str], values: Values) -> Self {
         let fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
