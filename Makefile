@@ -27,7 +27,7 @@ lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: toolchain
+unit: toolchain multilang-venv
 	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent
 
 test: lint unit test-k8s
@@ -38,3 +38,4 @@ bench: toolchain
 	@cat BENCHMARKS.md
 
 -include tests/k8s.mk
+-include multilang/python.mk

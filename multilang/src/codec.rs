@@ -1,0 +1,484 @@
+//! The multilang wire format: JSON messages, each followed by a line `end`.
+//!
+//! Everything here is pure (no I/O), so it can be unit-tested and fuzzed: [`Framer`]
+//! turns lines into message texts, [`parse_child_message`] turns one text into a
+//! [`ChildMsg`], and [`parse_stream`] does both for a whole byte buffer. None of them
+//! panics on any input.
+
+use serde_json::{Map, Value as Json};
+
+/// Default bound of one child message, in bytes (the lines before `end`, joined).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A protocol violation by the child.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The message is larger than the configured bound.
+    #[error("message exceeds {max} bytes")]
+    TooLarge {
+        /// The bound.
+        max: usize,
+    },
+    /// The text before `end` is not JSON.
+    #[error("invalid JSON: {error}; message starts with {start:?}")]
+    InvalidJson {
+        /// The parser's error.
+        error: String,
+        /// The first characters of the message.
+        start: String,
+    },
+    /// Valid JSON that is not a message the host understands.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// A `command` this host does not know.
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    /// Bytes that are not UTF-8.
+    #[error("output is not UTF-8")]
+    NotUtf8,
+}
+
+/// An `emit` command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emit {
+    /// Spouts: the message id (any JSON); `None` for an unreliable emit.
+    pub id: Option<Json>,
+    /// Bolts: ids of the inputs to anchor to.
+    pub anchors: Vec<String>,
+    /// Stream; `None` means `default`.
+    pub stream: Option<String>,
+    /// Direct emit to this task; `None` (or 0 on the wire) means a grouped emit.
+    pub task: Option<u32>,
+    /// The values.
+    pub tuple: Vec<Json>,
+    /// Whether the child waits for the list of target tasks (default true; never for
+    /// direct emits).
+    pub need_task_ids: bool,
+}
+
+/// A message from the child.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildMsg {
+    /// Handshake reply.
+    Pid(u32),
+    /// Emit a tuple.
+    Emit(Emit),
+    /// Ack an input (bolts), by the id the host gave it.
+    Ack(String),
+    /// Fail an input (bolts).
+    Fail(String),
+    /// A log line; levels 0 trace … 4 error (5 and above are treated as error).
+    Log {
+        /// The text.
+        msg: String,
+        /// The level.
+        level: u8,
+    },
+    /// An error to report as the component's.
+    Error(String),
+    /// A metric update.
+    Metrics {
+        /// Metric name.
+        name: String,
+        /// Its parameters.
+        params: Json,
+    },
+    /// End of a spout's reply, or a bolt's heartbeat reply.
+    Sync,
+}
+
+/// Collects lines into messages: a message is complete at a line equal to `end`.
+#[derive(Debug)]
+pub struct Framer {
+    buf: String,
+    max: usize,
+    /// Set after an oversized message until its `end`, so one bad message is reported once.
+    overflowed: bool,
+}
+
+impl Framer {
+    /// A framer that rejects messages over `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Framer {
+            buf: String::new(),
+            max,
+            overflowed: false,
+        }
+    }
+
+    /// Adds one line (without its newline; a trailing `\r` is ignored). Returns the
+    /// message text when `line` is `end`.
+    pub fn push_line(&mut self, line: &str) -> Result<Option<String>, ProtocolError> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line == "end" {
+            if std::mem::take(&mut self.overflowed) {
+                self.buf.clear();
+                return Ok(None);
+            }
+            return Ok(Some(std::mem::take(&mut self.buf)));
+        }
+        if self.overflowed {
+            return Ok(None);
+        }
+        // Multi-line JSON is allowed; lines are joined with '\n' as Storm does.
+        let extra = line.len() + usize::from(!self.buf.is_empty());
+        if self.buf.len() + extra > self.max {
+            self.buf.clear();
+            self.overflowed = true;
+            return Err(ProtocolError::TooLarge { max: self.max });
+        }
+        if !self.buf.is_empty() {
+            self.buf.push('\n');
+        }
+        self.buf.push_str(line);
+        Ok(None)
+    }
+
+    /// Bytes buffered for the message in progress.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ProtocolError {
+    ProtocolError::Invalid(msg.into())
+}
+
+/// Parses one child message (the text before `end`).
+pub fn parse_child_message(text: &str) -> Result<ChildMsg, ProtocolError> {
+    let json: Json = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
+        error: e.to_string(),
+        start: text.chars().take(80).collect(),
+    })?;
+    let Json::Object(obj) = json else {
+        return Err(invalid(format!("expected a JSON object, got {}", kind_of(&json))));
+    };
+    let Some(command) = obj.get("command") else {
+        // The handshake reply is the only message without a command.
+        return match obj.get("pid") {
+            Some(pid) => pid
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .map(ChildMsg::Pid)
+                .ok_or_else(|| invalid(format!("\"pid\" must be a process id, got {pid}"))),
+            None => Err(invalid("object has neither \"command\" nor \"pid\"")),
+        };
+    };
+    let Some(command) = command.as_str() else {
+        return Err(invalid(format!("\"command\" must be a string, got {command}")));
+    };
+    match command {
+        "emit" => parse_emit(&obj).map(ChildMsg::Emit),
+        "ack" => input_id(&obj).map(ChildMsg::Ack),
+        "fail" => input_id(&obj).map(ChildMsg::Fail),
+        "sync" => Ok(ChildMsg::Sync),
+        "log" => Ok(ChildMsg::Log {
+            msg: text_field(&obj, "msg")?,
+            level: match obj.get("level") {
+                None | Some(Json::Null) => 2,
+                Some(l) => l
+                    .as_u64()
+                    .map(|l| l.min(5) as u8)
+                    .ok_or_else(|| invalid(format!("log \"level\" must be 0-5, got {l}")))?,
+            },
+        }),
+        "error" => text_field(&obj, "msg").map(ChildMsg::Error),
+        "metrics" => Ok(ChildMsg::Metrics {
+            name: obj
+                .get("name")
+                .and_then(Json::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| invalid("metrics needs a string \"name\""))?,
+            params: obj.get("params").cloned().unwrap_or(Json::Null),
+        }),
+        other => Err(ProtocolError::UnknownCommand(other.chars().take(80).collect())),
+    }
+}
+
+fn kind_of(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn text_field(obj: &Map<String, Json>, key: &str) -> Result<String, ProtocolError> {
+    match obj.get(key) {
+        Some(Json::String(s)) => Ok(s.clone()),
+        // Lenient: a number or other JSON is shown as its JSON text.
+        Some(Json::Null) | None => Ok(String::new()),
+        Some(other) => Ok(other.to_string()),
+    }
+}
+
+/// The id of a bolt input as the host sent it (a string); numbers are accepted as
+/// their decimal text for children that convert ids.
+fn id_text(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn input_id(obj: &Map<String, Json>) -> Result<String, ProtocolError> {
+    let id = obj.get("id").ok_or_else(|| invalid("ack/fail without \"id\""))?;
+    id_text(id).ok_or_else(|| invalid(format!("ack/fail \"id\" must be a string, got {id}")))
+}
+
+fn parse_emit(obj: &Map<String, Json>) -> Result<Emit, ProtocolError> {
+    let tuple = match obj.get("tuple") {
+        Some(Json::Array(a)) => a.clone(),
+        Some(other) => return Err(invalid(format!("emit \"tuple\" must be a list, got {other}"))),
+        None => return Err(invalid("emit without \"tuple\"")),
+    };
+    let anchors = match obj.get("anchors") {
+        None | Some(Json::Null) => Vec::new(),
+        // A single id is accepted as Storm does.
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|x| id_text(x).ok_or_else(|| invalid(format!("anchor must be a string id, got {x}"))))
+            .collect::<Result<_, _>>()?,
+        Some(one) => {
+            vec![id_text(one).ok_or_else(|| invalid(format!("anchor must be a string id, got {one}")))?]
+        }
+    };
+    let stream = match obj.get("stream") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        Some(other) => return Err(invalid(format!("emit \"stream\" must be a string, got {other}"))),
+    };
+    let task = match obj.get("task") {
+        None | Some(Json::Null) => None,
+        Some(t) => match t.as_i64() {
+            Some(0) => None,
+            Some(n) => {
+                Some(u32::try_from(n).map_err(|_| invalid(format!("emit \"task\" {n} is not a task id")))?)
+            }
+            None => return Err(invalid(format!("emit \"task\" must be an integer, got {t}"))),
+        },
+    };
+    let need_task_ids = match obj.get("need_task_ids") {
+        None | Some(Json::Null) => true,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            return Err(invalid(format!(
+                "\"need_task_ids\" must be a boolean, got {other}"
+            )))
+        }
+    };
+    Ok(Emit {
+        id: obj.get("id").filter(|v| !v.is_null()).cloned(),
+        anchors,
+        stream,
+        task,
+        tuple,
+        need_task_ids: need_task_ids && task.is_none(),
+    })
+}
+
+/// Frames and parses a whole buffer of child output: one result per complete message,
+/// in order; an unterminated tail is ignored. Never panics (the fuzz entry point).
+pub fn parse_stream(bytes: &[u8], max: usize) -> Vec<Result<ChildMsg, ProtocolError>> {
+    let mut framer = Framer::new(max);
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+        let (line, tail) = rest.split_at(nl);
+        rest = &tail[1..];
+        let Ok(line) = std::str::from_utf8(line) else {
+            out.push(Err(ProtocolError::NotUtf8));
+            continue;
+        };
+        match framer.push_line(line) {
+            Ok(Some(text)) => out.push(parse_child_message(&text)),
+            Ok(None) => {}
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out
+}
+
+/// Appends `json` framed as one host message.
+pub fn frame(json: &Json) -> String {
+    let mut s = json.to_string();
+    s.push_str("\nend\n");
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn one(text: &str) -> Result<ChildMsg, ProtocolError> {
+        parse_child_message(text)
+    }
+
+    #[test]
+    fn framing_joins_lines_until_end() {
+        let got = parse_stream(
+            b"{\"command\":\n\"sync\"}\nend\n{\"pid\": 42}\r\nend\r\n{\"comm",
+            1000,
+        );
+        assert_eq!(got, vec![Ok(ChildMsg::Sync), Ok(ChildMsg::Pid(42))]);
+    }
+
+    #[test]
+    fn emit_defaults_follow_storm() {
+        let Ok(ChildMsg::Emit(e)) = one(r#"{"command":"emit","tuple":[1,"a"]}"#) else {
+            panic!()
+        };
+        assert_eq!(e.stream, None);
+        assert_eq!(e.task, None);
+        assert!(e.need_task_ids, "need_task_ids defaults to true");
+        assert!(e.anchors.is_empty());
+        assert_eq!(e.id, None);
+        assert_eq!(e.tuple, vec![json!(1), json!("a")]);
+    }
+
+    #[test]
+    fn emit_fields() {
+        let Ok(ChildMsg::Emit(e)) = one(
+            r#"{"command":"emit","id":{"k":[1]},"anchors":"7","stream":"s","task":0,"tuple":[],"need_task_ids":false}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(e.id, Some(json!({"k": [1]})));
+        assert_eq!(e.anchors, vec!["7".to_owned()]);
+        assert_eq!(e.stream.as_deref(), Some("s"));
+        assert_eq!(e.task, None, "task 0 is a grouped emit");
+        assert!(!e.need_task_ids);
+        let Ok(ChildMsg::Emit(d)) = one(r#"{"command":"emit","task":9,"anchors":["1",2],"tuple":[null]}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(d.task, Some(9));
+        assert!(!d.need_task_ids, "direct emits never get task ids");
+        assert_eq!(d.anchors, vec!["1".to_owned(), "2".to_owned()]);
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(
+            one(r#"{"command":"ack","id":"5"}"#),
+            Ok(ChildMsg::Ack("5".into()))
+        );
+        assert_eq!(
+            one(r#"{"command":"fail","id":6}"#),
+            Ok(ChildMsg::Fail("6".into()))
+        );
+        assert_eq!(
+            one(r#"{"command":"log","msg":"hi"}"#),
+            Ok(ChildMsg::Log {
+                msg: "hi".into(),
+                level: 2
+            })
+        );
+        assert_eq!(
+            one(r#"{"command":"log","msg":"x","level":9}"#),
+            Ok(ChildMsg::Log {
+                msg: "x".into(),
+                level: 5
+            })
+        );
+        assert_eq!(
+            one(r#"{"command":"error","msg":"boom"}"#),
+            Ok(ChildMsg::Error("boom".into()))
+        );
+        assert_eq!(
+            one(r#"{"command":"metrics","name":"m","params":3}"#),
+            Ok(ChildMsg::Metrics {
+                name: "m".into(),
+                params: json!(3)
+            })
+        );
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        assert!(matches!(one("{nope"), Err(ProtocolError::InvalidJson { .. })));
+        assert_eq!(
+            one(r#"{"command":"dance"}"#),
+            Err(ProtocolError::UnknownCommand("dance".into()))
+        );
+        assert!(matches!(one("[1,2]"), Err(ProtocolError::Invalid(m)) if m.contains("an array")));
+        assert!(matches!(
+            one(r#"{"command":"emit"}"#),
+            Err(ProtocolError::Invalid(_))
+        ));
+        assert!(matches!(
+            one(r#"{"command":"emit","tuple":[],"task":-1}"#),
+            Err(ProtocolError::Invalid(_))
+        ));
+        assert!(matches!(
+            one(r#"{"command":"ack"}"#),
+            Err(ProtocolError::Invalid(_))
+        ));
+        assert!(matches!(one(r#"{"pid":-3}"#), Err(ProtocolError::Invalid(_))));
+        assert!(matches!(
+            one(r#"{"command":"emit","tuple":[],"need_task_ids":"yes"}"#),
+            Err(ProtocolError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_messages_are_reported_once_and_framing_recovers() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"{\"command\":\"sync\"}\nend\n");
+        input.extend_from_slice(format!("\"{}\"\n", "x".repeat(100)).as_bytes());
+        input.extend_from_slice(format!("\"{}\"\n", "y".repeat(100)).as_bytes());
+        input.extend_from_slice(b"end\n{\"command\":\"sync\"}\nend\n");
+        let got = parse_stream(&input, 64);
+        assert_eq!(
+            got,
+            vec![
+                Ok(ChildMsg::Sync),
+                Err(ProtocolError::TooLarge { max: 64 }),
+                Ok(ChildMsg::Sync)
+            ]
+        );
+    }
+
+    #[test]
+    fn not_utf8_is_an_error() {
+        assert_eq!(
+            parse_stream(b"\xff\xfe\n", 100),
+            vec![Err(ProtocolError::NotUtf8)]
+        );
+    }
+
+    #[test]
+    fn frame_appends_end() {
+        assert_eq!(frame(&json!([1, 2])), "[1,2]\nend\n");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_stream_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_stream(&bytes, 128);
+        }
+
+        #[test]
+        fn parse_stream_never_panics_on_json_like_text(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("{".to_owned()), Just("}".to_owned()), Just("\"command\":".to_owned()),
+                    Just("\"emit\"".to_owned()), Just("\"tuple\":[1]".to_owned()), Just(",".to_owned()),
+                    Just("\nend\n".to_owned()), Just("\"task\":".to_owned()), Just("-1".to_owned()),
+                    Just("\"anchors\":".to_owned()), Just("null".to_owned()), Just("\"pid\":".to_owned()),
+                    Just("99999999999".to_owned()),
+                ],
+                0..40,
+            )
+        ) {
+            let _ = parse_stream(parts.concat().as_bytes(), 256);
+        }
+    }
+}
