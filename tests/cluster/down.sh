@@ -11,9 +11,12 @@ K8S_STATE="${K8S_STATE:-$ROOT/.cache/cluster.env}"
 PIDS=(${K8S_PIDS:-})
 # Reverse start order: agent and controllers before the apiserver and etcd.
 for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM -- "-${PIDS[i]}" 2>/dev/null || true; done
+# A group counts as alive while it has a non-zombie member (orphans may sit
+# unreaped as zombies under some init processes).
+alive_group() { ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'; }
 for _ in $(seq 1 50); do
   alive=0
-  for pid in "${PIDS[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+  for pid in "${PIDS[@]}"; do alive_group "$pid" && alive=1; done
   [ "$alive" = 0 ] && break
   sleep 0.1
 done

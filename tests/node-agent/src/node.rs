@@ -24,12 +24,7 @@ pub async fn register(client: &Client, name: &str, labels: &BTreeMap<String, Str
     let mut all_labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), name.to_string()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
-        (
-            "kubernetes.io/arch".to_string(),
-            std::env::consts::ARCH
-                .replace("x86_64", "amd64")
-                .replace("aarch64", "arm64"),
-        ),
+        ("kubernetes.io/arch".to_string(), go_arch().to_string()),
         ("squall.dev/node-agent".to_string(), "true".to_string()),
     ]);
     all_labels.extend(labels.clone());
@@ -64,6 +59,15 @@ pub async fn register(client: &Client, name: &str, labels: &BTreeMap<String, Str
     Ok(uid.unwrap_or_default())
 }
 
+/// Architecture in Go's naming, as Kubernetes labels and node info use it.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 fn condition(kind: &str, status: &str, reason: &str, message: &str, now: Timestamp) -> serde_json::Value {
     json!({
         "type": kind, "status": status, "reason": reason, "message": message,
@@ -89,7 +93,7 @@ fn full_status(now: Timestamp) -> serde_json::Value {
             "kernelVersion": "", "osImage": "squall-node-agent",
             "containerRuntimeVersion": "process://0",
             "kubeletVersion": "v1.37.2", "kubeProxyVersion": "",
-            "operatingSystem": "linux", "architecture": std::env::consts::ARCH,
+            "operatingSystem": "linux", "architecture": go_arch(),
         },
     }})
 }
