@@ -156,9 +156,10 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
         fail_some::KIND => Instance::Bolt(Box::new(fail_some::FailSomeBolt::new(
             &fail_some::FailSomeConfig::parse(config).map_err(invalid)?,
         ))),
+        // Built from the plan's `shell` block by the factory methods, never from a config.
         SHELL => {
             return Err(ComponentError::new(
-                "shell components need the multilang runtime (not built yet)",
+                "shell components are built from their `shell` block, not from a config",
             ))
         }
         other => {
@@ -182,6 +183,9 @@ impl Catalog for Builtins {
 
 impl ComponentFactory for Builtins {
     fn spout(&self, component: &ComponentPlan) -> Result<Box<dyn Spout>, ComponentError> {
+        if component.kind == SHELL {
+            return squall_multilang::spout_for(component);
+        }
         match build(&component.kind, &component.config)? {
             Instance::Spout(s) => Ok(s),
             Instance::Bolt(_) => Err(ComponentError(format!(
@@ -192,6 +196,9 @@ impl ComponentFactory for Builtins {
     }
 
     fn bolt(&self, component: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError> {
+        if component.kind == SHELL {
+            return squall_multilang::bolt_for(component);
+        }
         match build(&component.kind, &component.config)? {
             Instance::Bolt(b) => Ok(b),
             Instance::Spout(_) => Err(ComponentError(format!(
@@ -228,11 +235,31 @@ mod tests {
     }
 
     #[test]
-    fn shell_cannot_be_built_yet() {
-        let err = build(SHELL, &Config::new()).err().map(|e| e.0);
+    fn shell_is_built_from_the_plan_shell_block() {
+        let plan = |shell: Option<squall_model::ShellSpec>| ComponentPlan {
+            name: "py".into(),
+            role: Role::Bolt,
+            kind: SHELL.into(),
+            parallelism: 1,
+            tasks: vec![1],
+            config: Config::new(),
+            outputs: Vec::new(),
+            inputs: Vec::new(),
+            tick: None,
+            shell,
+        };
+        let err = Builtins.bolt(&plan(None)).err().map(|e| e.0);
         assert_eq!(
             err.as_deref(),
-            Some("shell components need the multilang runtime (not built yet)")
+            Some("shell component \"py\" has no `shell` block (command, args, env, workingDir)")
         );
+        let spec = squall_model::ShellSpec {
+            command: "python3".into(),
+            args: vec!["x.py".into()],
+            env: Default::default(),
+            working_dir: None,
+        };
+        assert!(Builtins.bolt(&plan(Some(spec.clone()))).is_ok());
+        assert!(Builtins.spout(&plan(Some(spec))).is_ok());
     }
 }
