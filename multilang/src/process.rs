@@ -437,7 +437,7 @@ fn stderr_loop(stderr: impl Read, component: &str, task: u32, pid: u32) {
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim_end();
                 if !text.is_empty() {
-                    info!(component, task, pid, line = %text, "child stderr");
+                    info!(component = %component, task, pid, line = %text, "child stderr");
                 }
             }
         }

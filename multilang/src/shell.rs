@@ -168,11 +168,11 @@ impl Shell {
         let task = self.ctx.task_id;
         if let ChildMsg::Log { msg, level } = m {
             match level {
-                0 => trace!(component, task, pid, msg = %msg, "child log"),
-                1 => debug!(component, task, pid, msg = %msg, "child log"),
-                2 => info!(component, task, pid, msg = %msg, "child log"),
-                3 => warn!(component, task, pid, msg = %msg, "child log"),
-                _ => error!(component, task, pid, msg = %msg, "child log"),
+                0 => trace!(component = %component, task, pid, msg = %msg, "child log"),
+                1 => debug!(component = %component, task, pid, msg = %msg, "child log"),
+                2 => info!(component = %component, task, pid, msg = %msg, "child log"),
+                3 => warn!(component = %component, task, pid, msg = %msg, "child log"),
+                _ => error!(component = %component, task, pid, msg = %msg, "child log"),
             }
         }
     }
