@@ -64,6 +64,7 @@ impl ShellBolt {
             }
         }
         if let Some(shell) = self.shell.as_mut() {
+            out.report_error(shell.restart_message(reason));
             shell.kill_for_restart(reason, failed);
             shell.ensure();
         }

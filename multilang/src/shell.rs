@@ -137,6 +137,14 @@ impl Shell {
         }
     }
 
+    /// The error reported when the child is restarted.
+    pub fn restart_message(&self, reason: &str) -> String {
+        format!(
+            "shell child of {:?} task {} restarted: {reason}",
+            self.ctx.component, self.ctx.task_id
+        )
+    }
+
     /// Kills the child (its whole process group) and counts a restart.
     pub fn kill_for_restart(&mut self, reason: &str, failed: usize) {
         let pid = self.child.as_ref().map(|c| c.os_pid);

@@ -69,9 +69,10 @@ impl ShellSpout {
         self.command(command, id);
     }
 
-    fn restart(&mut self, reason: &str) {
+    fn restart(&mut self, reason: &str, out: &mut SpoutOutput<'_>) {
         self.awaiting_sync = 0;
         if let Some(shell) = self.shell.as_mut() {
+            out.report_error(shell.restart_message(reason));
             shell.kill_for_restart(reason, 0);
             shell.ensure();
         }
@@ -182,7 +183,7 @@ impl Spout for ShellSpout {
         // spout re-emits on fail).
         while self.awaiting_sync > 0 {
             if let Err(reason) = self.read_until_sync(out) {
-                self.restart(&reason);
+                self.restart(&reason, out);
                 return Ok(());
             }
             self.awaiting_sync -= 1;
@@ -192,7 +193,7 @@ impl Spout for ShellSpout {
         };
         child.send_priority(frame(&json!({"command": "next", "id": ""})));
         if let Err(reason) = self.read_until_sync(out) {
-            self.restart(&reason);
+            self.restart(&reason, out);
         }
         Ok(())
     }

@@ -1,0 +1,173 @@
+//! The host against a hand-written child that breaks the protocol on purpose
+//! (`multilang/python/fake_child.py`): each fault restarts the child with an error that
+//! names the component and task, and the replayed tuples still complete.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use squall_components::Builtins;
+use squall_engine::{EngineOptions, Snapshot, Topology};
+use squall_model::{validate, TopologyManifest};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let p = repo().join(".cache/venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make multilang-venv` (part of `make test`)",
+        p.display()
+    );
+    p
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("squall-multilang-proto-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fake(mode: &str, marker: &Path) -> String {
+    format!(
+        r#"{{command: "{}", args: ["{}", "{mode}", "{}"]}}"#,
+        python().display(),
+        repo().join("multilang/python/fake_child.py").display(),
+        marker.display()
+    )
+}
+
+fn start(yaml: &str) -> Topology {
+    let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
+    let plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).unwrap()
+}
+
+fn drain(topo: Topology, within: Duration) -> Snapshot {
+    let deadline = Instant::now() + within;
+    while !topo.is_drained() {
+        assert!(Instant::now() < deadline, "not drained: {:#?}", topo.metrics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    topo.shutdown()
+}
+
+/// sequence(count 20) → a fake bolt in `mode`; returns the final metrics.
+fn faulty_bolt(mode: &str, extra_config: &str) -> Snapshot {
+    let dir = scratch(mode);
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: {mode}}}
+spec:
+  ackers: 1
+  config: {{"squall.multilang.pid.dir": "{}"}}
+  spouts:
+    - {{name: numbers, component: sequence, config: {{count: 20}}}}
+  bolts:
+    - name: bad
+      component: shell
+      shell: {}
+      config: {{{extra_config}}}
+      inputs: [{{from: numbers}}]
+"#,
+        dir.join("pids").display(),
+        fake(mode, &dir.join("marker")),
+    );
+    let m = drain(start(&yaml), Duration::from_secs(30));
+    let spout = m.component("numbers").unwrap();
+    assert_eq!(
+        spout.total.acked, 20,
+        "{mode}: every number completed after the restart"
+    );
+    assert!(
+        spout.total.failed >= 1,
+        "{mode}: the first child's inputs were failed"
+    );
+    let bad = m.component("bad").unwrap();
+    assert_eq!(bad.custom.get("child_restarts"), Some(&1), "{mode}: {bad:?}");
+    m
+}
+
+fn last_error(m: &Snapshot) -> String {
+    m.component("bad").unwrap().last_error.clone().unwrap_or_default()
+}
+
+#[test]
+fn invalid_json_restarts_the_child_with_a_clear_error() {
+    let m = faulty_bolt("invalid-json", "");
+    let e = last_error(&m);
+    assert!(
+        e.contains("shell child of \"bad\" task ") && e.contains("restarted: protocol error: invalid JSON"),
+        "{e}"
+    );
+    assert!(
+        e.contains("this is not json"),
+        "the error quotes the message: {e}"
+    );
+}
+
+#[test]
+fn an_unknown_command_restarts_the_child() {
+    let m = faulty_bolt("unknown-command", "");
+    let e = last_error(&m);
+    assert!(e.contains("protocol error: unknown command \"dance\""), "{e}");
+}
+
+#[test]
+fn an_oversized_message_restarts_the_child() {
+    let m = faulty_bolt("oversized", r#""squall.multilang.max.message.bytes": 1024"#);
+    let e = last_error(&m);
+    assert!(e.contains("protocol error: message exceeds 1024 bytes"), "{e}");
+}
+
+#[test]
+fn a_hanging_spout_child_is_restarted_after_the_subprocess_timeout() {
+    let dir = scratch("spout-hang");
+    let marker = dir.join("marker");
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: spout-hang}}
+spec:
+  ackers: 1
+  config: {{"squall.multilang.pid.dir": "{}", "squall.multilang.timeout.secs": 2}}
+  spouts:
+    - name: src
+      component: shell
+      shell: {}
+      outputs: [{{fields: [n]}}]
+  bolts:
+    - {{name: sink, component: "null", inputs: [{{from: src}}]}}
+"#,
+        dir.join("pids").display(),
+        fake("spout-hang", &marker),
+    );
+    let topo = start(&yaml);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = topo.metrics();
+        let src = m.component("src").unwrap();
+        if src.custom.get("child_restarts") == Some(&1) && src.total.acked >= 20 && topo.pending() == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{m:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = topo.shutdown();
+    assert!(marker.exists());
+    let src = m.component("src").unwrap();
+    assert_eq!(src.total.emitted, 20, "ten from each child");
+    assert_eq!(src.total.acked, 20);
+    let e = src.last_error.clone().unwrap_or_default();
+    assert!(
+        e.contains("shell child of \"src\" task ") && e.contains("subprocess timeout"),
+        "{e}"
+    );
+}
