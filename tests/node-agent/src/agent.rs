@@ -97,6 +97,7 @@ async fn pod_loop(
     let mut events = watcher(pods, watcher::Config::default()).boxed();
     let mut tick = tokio::time::interval(Duration::from_millis(300));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listed = std::collections::HashSet::new();
     loop {
         tokio::select! {
             changed = mode.changed() => {
@@ -110,9 +111,16 @@ async fn pod_loop(
                 return;
             }
             ev = events.next() => match ev {
-                Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => manager.applied(p).await,
+                Some(Ok(watcher::Event::Apply(p))) => manager.applied(p).await,
+                Some(Ok(watcher::Event::InitApply(p))) => {
+                    listed.insert((p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default()));
+                    manager.applied(p).await;
+                }
                 Some(Ok(watcher::Event::Delete(p))) => manager.deleted(&p),
-                Some(Ok(_)) => {}
+                Some(Ok(watcher::Event::Init)) => listed.clear(),
+                // A relist after a watch gap: pods deleted meanwhile never
+                // got a Delete event, so drop what the list did not contain.
+                Some(Ok(watcher::Event::InitDone)) => manager.retain_listed(&listed),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "pod watch error");
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -217,6 +217,20 @@ impl PodManager {
         }
     }
 
+    /// Forgets (and kills) pods missing from a complete relist.
+    pub fn retain_listed(&mut self, listed: &std::collections::HashSet<Key>) {
+        let gone: Vec<Key> = self
+            .pods
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            tracing::info!(ns = %k.0, pod = %k.1, "pod vanished while not watching; killing");
+            self.forget(&k);
+        }
+    }
+
     fn forget(&mut self, k: &Key) {
         if let Some(rt) = self.pods.remove(k) {
             for c in rt.containers {
