@@ -17,6 +17,10 @@
 //! | [`null`] | bolt | none |
 //! | [`log`] | bolt | none |
 //! | [`fail-some`](fail_some) | bolt (test helper) | `default: fields` |
+//! | [`json-keys`](json_keys) | bolt | `default: [key]`; `errors: [event, error]` |
+//! | [`websocket`](squall_connectors::websocket) | spout | `default: [event]`; `errors: [event, error]` |
+//! | [`sse`](squall_connectors::sse) | spout | `default: [event]`; `errors: [event, error]` |
+//! | [`redis-counter`](squall_connectors::redis_counter) | bolt | none |
 //! | `shell` | either | none (declared in the manifest) |
 //!
 //! Each module's documentation is the component's specification.
@@ -32,6 +36,7 @@ pub mod const_spout;
 pub mod count;
 pub mod fail_some;
 pub mod identity;
+pub mod json_keys;
 pub mod json_lines;
 pub mod log;
 pub mod null;
@@ -59,6 +64,10 @@ pub const KINDS: &[&str] = &[
     null::KIND,
     log::KIND,
     fail_some::KIND,
+    json_keys::KIND,
+    squall_connectors::websocket::KIND,
+    squall_connectors::sse::KIND,
+    squall_connectors::redis_counter::KIND,
     SHELL,
 ];
 
@@ -109,13 +118,30 @@ fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>
         fail_some::KIND => {
             bolt(fail_some::FailSomeConfig::parse(config).map(|c| identity::outputs_for(&c.fields)))
         }
+        json_keys::KIND => bolt(json_keys::JsonKeysConfig::parse(config).map(|_| json_keys::outputs())),
         // The shell block, not `config`, describes a shell component; its outputs are
         // declared in the manifest.
         SHELL => Some(Ok(KindInfo {
             role: None,
             outputs: Vec::new(),
         })),
-        _ => None,
+        other => squall_connectors::describe(other, config).map(|r| {
+            r.map(|(role, outputs)| KindInfo {
+                role: Some(role),
+                outputs,
+            })
+            .map_err(connector_config_error)
+        }),
+    }
+}
+
+/// The connectors' config errors, as this crate's (same three cases).
+fn connector_config_error(e: squall_connectors::ConfigError) -> ConfigError {
+    use squall_connectors::ConfigError as C;
+    match e {
+        C::Invalid { key, expected, got } => ConfigError::Invalid { key, expected, got },
+        C::Missing { key, expected } => ConfigError::Missing { key, expected },
+        C::Unknown { key, kind, known } => ConfigError::Unknown { key, kind, known },
     }
 }
 
@@ -156,18 +182,27 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
         fail_some::KIND => Instance::Bolt(Box::new(fail_some::FailSomeBolt::new(
             &fail_some::FailSomeConfig::parse(config).map_err(invalid)?,
         ))),
+        json_keys::KIND => Instance::Bolt(
+            json_keys::JsonKeys::new(&json_keys::JsonKeysConfig::parse(config).map_err(invalid)?).boxed(),
+        ),
         // Built from the plan's `shell` block by the factory methods, never from a config.
         SHELL => {
             return Err(ComponentError::new(
                 "shell components are built from their `shell` block, not from a config",
             ))
         }
-        other => {
-            return Err(ComponentError(format!(
-                "unknown component kind {other:?}; known kinds: {}",
-                KINDS.join(", ")
-            )))
-        }
+        other => match squall_connectors::build(other, config) {
+            Some(built) => match built? {
+                squall_connectors::Built::Spout(s) => Instance::Spout(s),
+                squall_connectors::Built::Bolt(b) => Instance::Bolt(b),
+            },
+            None => {
+                return Err(ComponentError(format!(
+                    "unknown component kind {other:?}; known kinds: {}",
+                    KINDS.join(", ")
+                )))
+            }
+        },
     })
 }
 
@@ -220,6 +255,15 @@ mod tests {
             match kind.as_str() {
                 json_lines::KIND => {
                     assert!(matches!(got, Some(Err(ref e)) if e.contains("\"path\"")))
+                }
+                json_keys::KIND => {
+                    assert!(matches!(got, Some(Err(ref e)) if e.contains("\"keys\"")))
+                }
+                "websocket" | "sse" => {
+                    assert!(
+                        matches!(got, Some(Err(ref e)) if e.contains("\"url\"")),
+                        "{kind}: {got:?}"
+                    )
                 }
                 SHELL => assert_eq!(
                     got,
