@@ -1,0 +1,299 @@
+//! `ToPeer` bytes → a Hello or engine messages, validated against the plan.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use prost::Message as _;
+use squall_engine::fabric::Msg;
+use squall_engine::{MessageIds, Tuple, Value, Values, WireSchemas};
+use squall_proto::wire::Hello;
+
+use super::reader::{zigzag32, zigzag64, Reader, FIXED64, LEN, VARINT};
+use super::{WireError, MAX_DEPTH};
+
+/// What one frame carried.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The dialer's greeting.
+    Hello(Hello),
+    /// This many messages were appended to the output.
+    Batch(usize),
+}
+
+/// Decodes a `ToPeer` message. Batch messages are appended to `out`; on error, `out` may
+/// hold part of the batch, which the caller discards along with the link.
+pub fn decode_to_peer(frame: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<Incoming, WireError> {
+    let mut r = Reader::new(frame);
+    let mut result = None;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                Reader::expect("ToPeer", field, wt, LEN)?;
+                let hello = Hello::decode(r.bytes()?).map_err(|e| WireError::Hello(e.to_string()))?;
+                result = Some(Incoming::Hello(hello));
+            }
+            2 => {
+                Reader::expect("ToPeer", field, wt, LEN)?;
+                let n = decode_batch(r.bytes()?, schemas, out)?;
+                result = Some(Incoming::Batch(n));
+            }
+            _ => r.skip("ToPeer", field, wt)?,
+        }
+    }
+    result.ok_or(WireError::Empty("frame"))
+}
+
+fn decode_batch(buf: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<usize, WireError> {
+    let mut r = Reader::new(buf);
+    let mut n = 0;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        if field == 1 {
+            Reader::expect("Batch", field, wt, LEN)?;
+            out.push(decode_envelope(r.bytes()?, schemas)?);
+            n += 1;
+        } else {
+            r.skip("Batch", field, wt)?;
+        }
+    }
+    Ok(n)
+}
+
+fn decode_envelope(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
+    let mut r = Reader::new(buf);
+    let mut msg = None;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        if !(1..=7).contains(&field) {
+            r.skip("Envelope", field, wt)?;
+            continue;
+        }
+        Reader::expect("Envelope", field, wt, LEN)?;
+        let body = r.bytes()?;
+        msg = Some(if field == 1 {
+            decode_tuple(body, schemas)?
+        } else {
+            decode_control(field, body)?
+        });
+    }
+    msg.ok_or(WireError::Empty("envelope"))
+}
+
+/// Acker and spout traffic: a task, a root and at most one more number.
+fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
+    let name = "acker message";
+    let mut r = Reader::new(buf);
+    let (mut task, mut root, mut third, mut fourth) = (0u32, 0u64, 0u64, 0u32);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                Reader::expect(name, field, wt, VARINT)?;
+                task = r.varint()? as u32;
+            }
+            2 => {
+                Reader::expect(name, field, wt, FIXED64)?;
+                root = r.fixed64()?;
+            }
+            // AckInit.xor and Ack.val are fixed64; Done.failed is a bool.
+            3 if kind == 6 => {
+                Reader::expect(name, field, wt, VARINT)?;
+                third = r.varint()?;
+            }
+            3 if kind == 2 || kind == 3 => {
+                Reader::expect(name, field, wt, FIXED64)?;
+                third = r.fixed64()?;
+            }
+            4 if kind == 2 => {
+                Reader::expect(name, field, wt, VARINT)?;
+                fourth = r.varint()? as u32;
+            }
+            _ => r.skip(name, field, wt)?,
+        }
+    }
+    Ok(match kind {
+        2 => Msg::AckInit {
+            task,
+            root,
+            xor: third,
+            spout_task: fourth,
+        },
+        3 => Msg::Ack { task, root, val: third },
+        4 => Msg::Fail { task, root },
+        5 => Msg::Reset { task, root },
+        6 => Msg::Done {
+            task,
+            root,
+            failed: third != 0,
+        },
+        _ => Msg::SpoutReset { task, root },
+    })
+}
+
+fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
+    let name = "TupleMsg";
+    let mut r = Reader::new(buf);
+    let (mut task, mut source, mut component, mut stream) = (0u32, 0i32, 0u32, 0u32);
+    let mut values = Values::new();
+    let mut ids = MessageIds::new();
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1..=4 => {
+                Reader::expect(name, field, wt, VARINT)?;
+                let v = r.varint()?;
+                match field {
+                    1 => task = v as u32,
+                    2 => source = zigzag32(v),
+                    3 => component = v as u32,
+                    _ => stream = v as u32,
+                }
+            }
+            5 => {
+                Reader::expect(name, field, wt, LEN)?;
+                values.push(decode_value(r.bytes()?, 0)?);
+            }
+            6 => {
+                Reader::expect(name, field, wt, LEN)?;
+                ids.push(decode_id(r.bytes()?)?);
+            }
+            _ => r.skip(name, field, wt)?,
+        }
+    }
+    let schema = schemas
+        .schema(component, stream)
+        .ok_or(WireError::UnknownStream { component, stream })?;
+    if values.len() != schema.fields.len() {
+        return Err(WireError::Arity {
+            stream: format!("{}/{}", schema.component, schema.stream),
+            got: values.len(),
+            want: schema.fields.len(),
+        });
+    }
+    Ok(Msg::Tuple {
+        task,
+        tuple: Tuple::from_parts(values, schema, source, ids),
+    })
+}
+
+fn decode_id(buf: Bytes) -> Result<(u64, u64), WireError> {
+    let mut r = Reader::new(buf);
+    let (mut root, mut edge) = (0, 0);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 | 2 => {
+                Reader::expect("MessageId", field, wt, FIXED64)?;
+                let v = r.fixed64()?;
+                if field == 1 {
+                    root = v;
+                } else {
+                    edge = v;
+                }
+            }
+            _ => r.skip("MessageId", field, wt)?,
+        }
+    }
+    Ok((root, edge))
+}
+
+fn text(b: Bytes) -> Result<ByteString, WireError> {
+    ByteString::try_from(b).map_err(|_| WireError::Utf8)
+}
+
+fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
+    if depth >= MAX_DEPTH {
+        return Err(WireError::TooDeep(MAX_DEPTH));
+    }
+    let name = "Value";
+    let mut r = Reader::new(buf);
+    let mut value = None;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        value = Some(match field {
+            1 | 2 | 3 => {
+                Reader::expect(name, field, wt, VARINT)?;
+                let v = r.varint()?;
+                match field {
+                    1 => Value::Null,
+                    2 => Value::Bool(v != 0),
+                    _ => Value::Int(zigzag64(v)),
+                }
+            }
+            4 => {
+                Reader::expect(name, field, wt, FIXED64)?;
+                Value::Float(f64::from_bits(r.fixed64()?))
+            }
+            5 => {
+                Reader::expect(name, field, wt, LEN)?;
+                Value::Str(text(r.bytes()?)?)
+            }
+            6 => {
+                Reader::expect(name, field, wt, LEN)?;
+                Value::Bytes(r.bytes()?)
+            }
+            7 => {
+                Reader::expect(name, field, wt, LEN)?;
+                Value::List(Arc::new(decode_list(r.bytes()?, depth + 1)?))
+            }
+            8 => {
+                Reader::expect(name, field, wt, LEN)?;
+                Value::Map(Arc::new(decode_map(r.bytes()?, depth + 1)?))
+            }
+            _ => {
+                r.skip(name, field, wt)?;
+                continue;
+            }
+        });
+    }
+    value.ok_or(WireError::Empty("value"))
+}
+
+fn decode_list(buf: Bytes, depth: usize) -> Result<Vec<Value>, WireError> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        if field == 1 {
+            Reader::expect("ValueList", field, wt, LEN)?;
+            out.push(decode_value(r.bytes()?, depth)?);
+        } else {
+            r.skip("ValueList", field, wt)?;
+        }
+    }
+    Ok(out)
+}
+
+fn decode_map(buf: Bytes, depth: usize) -> Result<BTreeMap<String, Value>, WireError> {
+    let mut r = Reader::new(buf);
+    let mut out = BTreeMap::new();
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        if field != 1 {
+            r.skip("ValueMap", field, wt)?;
+            continue;
+        }
+        Reader::expect("ValueMap", field, wt, LEN)?;
+        let mut e = Reader::new(r.bytes()?);
+        let (mut key, mut value) = (String::new(), Value::Null);
+        while !e.is_empty() {
+            let (f, wt) = e.key()?;
+            match f {
+                1 => {
+                    Reader::expect("MapEntry", f, wt, LEN)?;
+                    key = text(e.bytes()?)?.to_string();
+                }
+                2 => {
+                    Reader::expect("MapEntry", f, wt, LEN)?;
+                    value = decode_value(e.bytes()?, depth)?;
+                }
+                _ => e.skip("MapEntry", f, wt)?,
+            }
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}

@@ -1,0 +1,264 @@
+//! Engine messages → `Batch.messages` entries, and the frame headers around them.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+use squall_engine::fabric::Msg;
+use squall_engine::{Tuple, Value, WireSchemas};
+use squall_proto::wire::{to_peer, Hello, ToPeer};
+
+use super::reader::{FIXED64, LEN, VARINT};
+
+fn key(field: u32, wire_type: u8) -> u64 {
+    u64::from(field << 3) | u64::from(wire_type)
+}
+
+fn varint_len(v: u64) -> usize {
+    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+}
+
+fn put_varint(out: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        out.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+fn zigzag64(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+fn zigzag32(i: i32) -> u64 {
+    u64::from(((i << 1) ^ (i >> 31)) as u32)
+}
+
+/// Size of a length-delimited field holding `len` bytes (key of one byte: fields < 16).
+fn nested(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn put_nested(out: &mut BytesMut, field: u32, len: usize) {
+    put_varint(out, key(field, LEN));
+    put_varint(out, len as u64);
+}
+
+/// A uint32/int field as prost writes it: omitted when zero.
+fn uint_len(v: u64) -> usize {
+    if v == 0 {
+        0
+    } else {
+        1 + varint_len(v)
+    }
+}
+
+fn put_uint(out: &mut BytesMut, field: u32, v: u64) {
+    if v != 0 {
+        put_varint(out, key(field, VARINT));
+        put_varint(out, v);
+    }
+}
+
+fn fixed_len(v: u64) -> usize {
+    if v == 0 {
+        0
+    } else {
+        9
+    }
+}
+
+fn put_fixed(out: &mut BytesMut, field: u32, v: u64) {
+    if v != 0 {
+        put_varint(out, key(field, FIXED64));
+        out.put_u64_le(v);
+    }
+}
+
+/// Encoded size of a `Value` message's content.
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(zigzag64(*i)),
+        Value::Float(_) => 9,
+        Value::Str(s) => nested(s.len()),
+        Value::Bytes(b) => nested(b.len()),
+        Value::List(l) => nested(l.iter().map(|v| nested(value_len(v))).sum()),
+        Value::Map(m) => nested(m.iter().map(|(k, v)| nested(entry_len(k, v))).sum()),
+    }
+}
+
+fn entry_len(k: &str, v: &Value) -> usize {
+    let key = if k.is_empty() { 0 } else { nested(k.len()) };
+    key + nested(value_len(v))
+}
+
+fn put_value(out: &mut BytesMut, v: &Value) {
+    match v {
+        Value::Null => {
+            put_varint(out, key(1, VARINT));
+            out.put_u8(1);
+        }
+        Value::Bool(b) => {
+            put_varint(out, key(2, VARINT));
+            out.put_u8(u8::from(*b));
+        }
+        Value::Int(i) => {
+            put_varint(out, key(3, VARINT));
+            put_varint(out, zigzag64(*i));
+        }
+        Value::Float(f) => {
+            put_varint(out, key(4, FIXED64));
+            out.put_f64_le(*f);
+        }
+        Value::Str(s) => {
+            put_nested(out, 5, s.len());
+            out.put_slice(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            put_nested(out, 6, b.len());
+            out.put_slice(b);
+        }
+        Value::List(l) => {
+            put_nested(out, 7, l.iter().map(|v| nested(value_len(v))).sum());
+            for v in l.iter() {
+                put_nested(out, 1, value_len(v));
+                put_value(out, v);
+            }
+        }
+        Value::Map(m) => {
+            put_nested(out, 8, m.iter().map(|(k, v)| nested(entry_len(k, v))).sum());
+            for (k, v) in m.iter() {
+                put_nested(out, 1, entry_len(k, v));
+                if !k.is_empty() {
+                    put_nested(out, 1, k.len());
+                    out.put_slice(k.as_bytes());
+                }
+                put_nested(out, 2, value_len(v));
+                put_value(out, v);
+            }
+        }
+    }
+}
+
+fn ids_len(root: u64, edge: u64) -> usize {
+    fixed_len(root) + fixed_len(edge)
+}
+
+fn tuple_len(task: u32, t: &Tuple, (component, stream): (u32, u32)) -> usize {
+    uint_len(u64::from(task))
+        + uint_len(zigzag32(t.source_task()))
+        + uint_len(u64::from(component))
+        + uint_len(u64::from(stream))
+        + t.values().iter().map(|v| nested(value_len(v))).sum::<usize>()
+        + t
+            .message_ids()
+            .iter()
+            .map(|(r, e)| nested(ids_len(*r, *e)))
+            .sum::<usize>()
+}
+
+fn put_tuple(out: &mut BytesMut, task: u32, t: &Tuple, (component, stream): (u32, u32)) {
+    put_uint(out, 1, u64::from(task));
+    put_uint(out, 2, zigzag32(t.source_task()));
+    put_uint(out, 3, u64::from(component));
+    put_uint(out, 4, u64::from(stream));
+    for v in t.values() {
+        put_nested(out, 5, value_len(v));
+        put_value(out, v);
+    }
+    for (r, e) in t.message_ids() {
+        put_nested(out, 6, ids_len(*r, *e));
+        put_fixed(out, 1, *r);
+        put_fixed(out, 2, *e);
+    }
+}
+
+/// Appends one `Batch.messages` entry for `msg`. Returns false (and writes nothing) for a
+/// tuple whose stream is not in the plan's wire table, which no peer could decode.
+pub fn encode_msg(msg: &Msg, schemas: &WireSchemas, out: &mut BytesMut) -> bool {
+    // (oneof field of Envelope, content length)
+    let (field, len) = match msg {
+        Msg::Tuple { task, tuple } => {
+            let Some(ids) = schemas.id_of(tuple.schema()) else {
+                return false;
+            };
+            (1, tuple_len(*task, tuple, ids))
+        }
+        Msg::AckInit {
+            task,
+            root,
+            xor,
+            spout_task,
+        } => (
+            2,
+            uint_len(u64::from(*task))
+                + fixed_len(*root)
+                + fixed_len(*xor)
+                + uint_len(u64::from(*spout_task)),
+        ),
+        Msg::Ack { task, root, val } => (3, uint_len(u64::from(*task)) + fixed_len(*root) + fixed_len(*val)),
+        Msg::Fail { task, root } => (4, uint_len(u64::from(*task)) + fixed_len(*root)),
+        Msg::Reset { task, root } => (5, uint_len(u64::from(*task)) + fixed_len(*root)),
+        Msg::Done { task, root, failed } => (
+            6,
+            uint_len(u64::from(*task)) + fixed_len(*root) + uint_len(u64::from(*failed)),
+        ),
+        Msg::SpoutReset { task, root } => (7, uint_len(u64::from(*task)) + fixed_len(*root)),
+    };
+    let envelope = nested(len);
+    out.reserve(nested(envelope));
+    put_nested(out, 1, envelope);
+    put_nested(out, field, len);
+    match msg {
+        Msg::Tuple { task, tuple } => {
+            if let Some(ids) = schemas.id_of(tuple.schema()) {
+                put_tuple(out, *task, tuple, ids);
+            }
+        }
+        Msg::AckInit {
+            task,
+            root,
+            xor,
+            spout_task,
+        } => {
+            put_uint(out, 1, u64::from(*task));
+            put_fixed(out, 2, *root);
+            put_fixed(out, 3, *xor);
+            put_uint(out, 4, u64::from(*spout_task));
+        }
+        Msg::Ack { task, root, val } => {
+            put_uint(out, 1, u64::from(*task));
+            put_fixed(out, 2, *root);
+            put_fixed(out, 3, *val);
+        }
+        Msg::Fail { task, root } | Msg::Reset { task, root } | Msg::SpoutReset { task, root } => {
+            put_uint(out, 1, u64::from(*task));
+            put_fixed(out, 2, *root);
+        }
+        Msg::Done { task, root, failed } => {
+            put_uint(out, 1, u64::from(*task));
+            put_fixed(out, 2, *root);
+            put_uint(out, 3, u64::from(*failed));
+        }
+    }
+    true
+}
+
+/// The bytes that turn a run of `Batch.messages` entries of `body_len` bytes into a
+/// `ToPeer { batch }` message.
+pub fn batch_header(body_len: usize) -> ([u8; 11], usize) {
+    let mut b = BytesMut::with_capacity(11);
+    put_varint(&mut b, key(2, LEN));
+    put_varint(&mut b, body_len as u64);
+    let mut out = [0u8; 11];
+    out[..b.len()].copy_from_slice(&b);
+    (out, b.len())
+}
+
+/// A complete `ToPeer { hello }` message.
+pub fn hello_frame(hello: Hello) -> Bytes {
+    ToPeer {
+        kind: Some(to_peer::Kind::Hello(hello)),
+    }
+    .encode_to_vec()
+    .into()
+}
