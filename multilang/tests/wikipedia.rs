@@ -1,0 +1,250 @@
+//! The talk's pipeline with its Python bolts (`examples/wikipedia-edits/python/bolts.py`)
+//! run unmodified: edit events → jsonParser → RedisBolt → a real redis-server. The counts
+//! in Redis are checked against counts computed directly from the data set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use squall_components::Builtins;
+use squall_engine::{EngineOptions, Snapshot, Topology};
+use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
+use squall_model::{validate, TopologyManifest};
+
+type Counts = BTreeMap<String, BTreeMap<String, u64>>;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn venv(bin: &str) -> PathBuf {
+    let p = repo().join(".cache/venv/bin").join(bin);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make multilang-venv`",
+        p.display()
+    );
+    p
+}
+
+/// A redis-server on a free loopback port, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server could not start ({e}): run `make multilang-venv`, which installs it")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    /// Every sorted set under `prefix`, read with redis-py from the venv.
+    fn sorted_sets(&self, prefix: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let script = format!(
+            "import json, redis\n\
+             r = redis.Redis(port={}, decode_responses=True)\n\
+             print(json.dumps({{k[len('{prefix}'):]: dict(r.zrange(k, 0, -1, withscores=True)) for k in r.keys('{prefix}*')}}))",
+            self.port
+        );
+        let out = Command::new(venv("python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes messages `0..n` of the data set (every `malformed_every`-th one malformed) as
+/// JSON lines; returns the file and the counts the
+/// talk's bolts must leave in Redis.
+fn events(dir: &Path, n: u64, malformed_every: u64) -> (PathBuf, Counts) {
+    let data = DataSet::new(DEFAULT_SEED).with_malformed_every(malformed_every);
+    let path = dir.join("events.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut keys = Vec::new();
+    for i in 0..n {
+        writeln!(f, "{}", data.text(i)).unwrap();
+        if !data.is_malformed(i) {
+            keys.extend(talk_keys(&data.edit(i)));
+        }
+    }
+    f.flush().unwrap();
+    (path, expected_counts(keys.iter().map(String::as_str)))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("squall-multilang-wiki-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn topology(name: &str, dir: &Path, events: &Path, redis_port: u16, small_window: bool) -> Topology {
+    let run = venv("streamparse_run");
+    let pydir = repo().join("examples/wikipedia-edits/python");
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: {name}}}
+spec:
+  ackers: 1
+  maxSpoutPending: {pending}
+  config: {{"squall.multilang.pid.dir": "{pids}"}}
+  spouts:
+    - {{name: edits, component: json-lines, config: {{path: "{events}"}}}}
+  bolts:
+    - name: parser
+      component: shell
+      shell: {{command: "{run}", args: ["bolts.jsonParser"], workingDir: "{pydir}"}}
+      outputs:
+        - {{fields: [word]}}
+        - {{stream: errors, fields: [event, error]}}
+      inputs: [{{from: edits}}]
+    - name: redis
+      component: shell
+      parallelism: 2
+      shell: {{command: "{run}", args: ["bolts.RedisBolt"], workingDir: "{pydir}"}}
+      config: {{url: "redis://127.0.0.1:{redis_port}", prefix: "{name}:"}}
+      inputs: [{{from: parser}}]
+    - {{name: parse-errors, component: "null", inputs: [{{from: parser, stream: errors}}]}}
+"#,
+        pids = dir.join("pids").display(),
+        events = events.display(),
+        run = run.display(),
+        pydir = pydir.display(),
+        // A small window keeps the run long enough to kill a child in the middle of it.
+        pending = if small_window { 20 } else { 1000 },
+    );
+    let manifest = TopologyManifest::from_yaml(&yaml, "test").unwrap();
+    let plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).unwrap()
+}
+
+fn drain(topo: Topology, within: Duration) -> Snapshot {
+    let deadline = Instant::now() + within;
+    while !topo.is_drained() {
+        assert!(Instant::now() < deadline, "not drained: {:#?}", topo.metrics());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    topo.shutdown()
+}
+
+fn as_counts(sets: &BTreeMap<String, BTreeMap<String, f64>>) -> Counts {
+    sets.iter()
+        .filter(|(k, _)| k.as_str() != "action")
+        .map(|(k, m)| (k.clone(), m.iter().map(|(w, s)| (w.clone(), *s as u64)).collect()))
+        .collect()
+}
+
+#[test]
+fn python_parser_and_redis_bolt_count_exactly_what_the_data_set_holds() {
+    let dir = scratch("exact");
+    let redis = Redis::start();
+    let (path, expected) = events(&dir, 1000, 50);
+    let m = drain(
+        topology("exact", &dir, &path, redis.port, false),
+        Duration::from_secs(90),
+    );
+    let edits = m.component("edits").unwrap();
+    assert_eq!(edits.total.acked, 1000);
+    assert_eq!(edits.total.failed, 0);
+    // The 20 malformed messages went to the parser's errors stream, counted, not replayed.
+    let parser = m.component("parser").unwrap();
+    assert_eq!(parser.custom.get("metric.malformed"), Some(&20));
+    assert_eq!(m.component("parse-errors").unwrap().total.executed, 20);
+    let sets = redis.sorted_sets("exact:");
+    assert_eq!(
+        as_counts(&sets),
+        expected,
+        "Redis holds exactly the data set's counts"
+    );
+    // The `action` set holds, per action, when it was last seen.
+    let actions: Vec<&String> = expected["actions"].keys().collect();
+    assert_eq!(sets["action"].keys().collect::<Vec<_>>(), actions);
+    assert!(sets["action"].values().all(|t| *t > 1.0e9));
+}
+
+#[test]
+fn killing_the_python_parser_mid_run_loses_nothing() {
+    let dir = scratch("kill");
+    let redis = Redis::start();
+    let (path, expected) = events(&dir, 3000, 0);
+    let topo = topology("kill", &dir, &path, redis.port, true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while topo.metrics().component("edits").unwrap().total.acked < 500 {
+        assert!(Instant::now() < deadline, "no progress: {:#?}", topo.metrics());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let task = topo.plan().component("parser").unwrap().tasks[0];
+    let pid_dir = dir.join("pids").join(format!("kill-parser-{task}"));
+    let pid: i32 = std::fs::read_dir(&pid_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let m = drain(topo, Duration::from_secs(120));
+    let edits = m.component("edits").unwrap();
+    assert_eq!(edits.total.acked, 3000, "every event completed");
+    assert_eq!(
+        m.component("parser").unwrap().custom.get("child_restarts"),
+        Some(&1)
+    );
+    let got = as_counts(&redis.sorted_sets("kill:"));
+    // At-least-once: every count is there, some possibly more than once.
+    for (set, members) in &expected {
+        for (member, n) in members {
+            let have = got.get(set).and_then(|m| m.get(member)).copied().unwrap_or(0);
+            assert!(have >= *n, "{set}/{member}: {have} < {n}");
+        }
+    }
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "no other sets"
+    );
+}
