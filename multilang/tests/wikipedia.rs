@@ -248,3 +248,55 @@ fn killing_the_python_parser_mid_run_loses_nothing() {
         "no other sets"
     );
 }
+
+/// `examples/wikipedia-edits/topology-python.yaml` itself, as `squall run` loads it (paths
+/// relative to its directory), against the feed server and a Redis on free ports.
+#[test]
+fn the_python_example_topology_counts_the_feed_into_redis() {
+    let redis = Redis::start();
+    let n = 2000;
+    let feed = squall_feed::FeedServer::start(squall_feed::FeedOptions {
+        ws: Some("127.0.0.1:0".parse().unwrap()),
+        sse: None,
+        rate: 0,
+        count: Some(n),
+        data: DataSet::new(DEFAULT_SEED),
+    })
+    .unwrap();
+    let file = repo().join("examples/wikipedia-edits/topology-python.yaml");
+    let mut manifest = TopologyManifest::from_file(&file).unwrap();
+    let spec = &mut manifest.spec;
+    let edits = spec.spouts.iter_mut().find(|s| s.name == "edits").unwrap();
+    edits.config.insert("url".into(), feed.ws_url().unwrap().into());
+    let counts = spec.bolts.iter_mut().find(|b| b.name == "counts").unwrap();
+    counts
+        .config
+        .insert("url".into(), format!("redis://127.0.0.1:{}", redis.port).into());
+    counts.config.insert("prefix".into(), "example:".into());
+    let dir = scratch("example");
+    spec.config.insert(
+        "squall.multilang.pid.dir".into(),
+        dir.join("pids").display().to_string().into(),
+    );
+    let mut plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    plan.base_dir = file.parent().map(Path::to_path_buf);
+    let topo = Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let m = topo.metrics();
+        if m.component("edits").unwrap().total.acked >= n && topo.pending() == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{m:#?}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let m = topo.shutdown();
+    feed.stop();
+    let edits = m.component("edits").unwrap();
+    assert_eq!(edits.total.acked, n);
+    assert_eq!(edits.total.failed, 0);
+    let data = DataSet::new(DEFAULT_SEED);
+    let keys: Vec<String> = (0..n).flat_map(|i| talk_keys(&data.edit(i))).collect();
+    let expected = expected_counts(keys.iter().map(String::as_str));
+    assert_eq!(as_counts(&redis.sorted_sets("example:")), expected);
+}
