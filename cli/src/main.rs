@@ -1,6 +1,7 @@
 //! `squall`: run, validate and draw Storm-style topologies described by a Topology manifest.
 #![forbid(unsafe_code)]
 
+mod feed;
 mod graph;
 mod kinds;
 mod overrides;
@@ -31,6 +32,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// List the built-in component kinds.
     Kinds,
+    /// The local edit feed: serve or dump the bundled Wikipedia-style edit events.
+    Feed(feed::FeedArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Kinds => kinds::run(),
+        Command::Feed(args) => feed::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
