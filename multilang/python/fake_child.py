@@ -7,6 +7,9 @@ Modes (each does the handshake properly first):
 - ``unknown-command``: answers the first tuple with ``{"command": "dance"}``.
 - ``oversized``: answers the first tuple with a 4 KiB message.
 - ``stderr``: writes a line to stderr, then behaves: acks every tuple.
+- ``deaf``: stops reading its stdin (while MARKER does not exist), so the host's
+  queue to it fills up.
+- ``grandchild``: starts ``sleep 1000`` and writes its pid to MARKER, then acks.
 - ``spout-hang``: a spout that emits ``[0]`` .. ``[9]`` with ids, then never answers
   ``next`` again, unless MARKER exists (it creates it when it hangs).
 
@@ -66,10 +69,20 @@ def main():
                 else:
                     time.sleep(0.001)
             send({"command": "sync"})
+    if mode == "deaf" and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(10**6)
+    if mode == "grandchild":
+        import subprocess
+
+        sleeper = subprocess.Popen(["sleep", "1000"])
+        with open(marker + ".tmp", "w") as f:
+            f.write(str(sleeper.pid))
+        os.rename(marker + ".tmp", marker)
     if mode == "stderr":
         sys.stderr.write("hello from the child's stderr\n")
         sys.stderr.flush()
-    misbehave = mode != "stderr" and not (marker and os.path.exists(marker))
+    misbehave = mode in ("invalid-json", "unknown-command", "oversized") and not os.path.exists(marker)
     while True:
         msg = read_msg()
         if isinstance(msg, list) or msg.get("stream") == "__heartbeat":

@@ -171,3 +171,112 @@ spec:
         "{e}"
     );
 }
+
+/// Whether a process exists and is not a zombie waiting to be reaped.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        // The state follows the command name in parentheses.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_child_that_stops_reading_stops_the_bolt_taking_input_then_is_restarted() {
+    let dir = scratch("deaf");
+    let marker = dir.join("marker");
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: deaf}}
+spec:
+  ackers: 1
+  config: {{"squall.multilang.pid.dir": "{}"}}
+  spouts:
+    - {{name: numbers, component: sequence, config: {{count: 5000}}}}
+  bolts:
+    - name: bad
+      component: shell
+      shell: {}
+      config: {{"squall.multilang.max.pending": 5, "squall.multilang.timeout.secs": 3}}
+      inputs: [{{from: numbers}}]
+"#,
+        dir.join("pids").display(),
+        fake("deaf", &marker),
+    );
+    let topo = start(&yaml);
+    std::thread::sleep(Duration::from_millis(1500));
+    // The child reads nothing: the pipe and the writer's buffer (64 KiB each, about 1700
+    // tuples) fill, then the 5-tuple queue, then `execute` waits instead of taking more.
+    let m = topo.metrics();
+    let bad = m.component("bad").unwrap();
+    assert!(marker.exists());
+    assert!(
+        bad.total.executed < 2500,
+        "execute took {} tuples from a deaf child's queue",
+        bad.total.executed
+    );
+    assert_eq!(
+        bad.custom.get("child_restarts"),
+        None,
+        "not restarted before the timeout"
+    );
+    let m = drain(topo, Duration::from_secs(60));
+    let bad = m.component("bad").unwrap();
+    assert_eq!(bad.custom.get("child_restarts"), Some(&1));
+    assert!(
+        last_error(&m).contains("subprocess heartbeat timeout"),
+        "{}",
+        last_error(&m)
+    );
+    assert_eq!(m.component("numbers").unwrap().total.acked, 5000);
+}
+
+#[test]
+fn shutdown_kills_the_childs_whole_process_group() {
+    let dir = scratch("group");
+    let marker = dir.join("grandchild-pid");
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: group}}
+spec:
+  ackers: 1
+  config: {{"squall.multilang.pid.dir": "{}"}}
+  spouts:
+    - {{name: numbers, component: sequence, config: {{count: 10}}}}
+  bolts:
+    - name: parent
+      component: shell
+      shell: {}
+      inputs: [{{from: numbers}}]
+"#,
+        dir.join("pids").display(),
+        fake("grandchild", &marker),
+    );
+    let topo = start(&yaml);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the child did not start its grandchild"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let grandchild: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    assert!(alive(grandchild));
+    let m = drain(topo, Duration::from_secs(30));
+    assert_eq!(m.component("numbers").unwrap().total.acked, 10);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(grandchild) {
+        assert!(
+            Instant::now() < deadline,
+            "grandchild {grandchild} outlived the topology"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

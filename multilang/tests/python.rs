@@ -396,3 +396,23 @@ fn a_hanging_python_bolt_is_detected_by_the_heartbeat_timeout_and_restarted() {
     );
     assert_eq!(numbers(&records(&dir)), (0..200).collect());
 }
+
+#[test]
+fn idle_python_bolts_answer_heartbeats_and_are_not_restarted() {
+    let dir = scratch("idle");
+    let config = r#"{"squall.multilang.timeout.secs": 1.5, "squall.multilang.heartbeat.secs": 0.25}"#;
+    let yaml = pipeline("idle", &dir, 10, config).replace(
+        "      inputs: [{from: flaky}]",
+        &format!("      config: {config}\n      inputs: [{{from: flaky}}]"),
+    );
+    let topo = start(&yaml);
+    wait_acked(&topo, "numbers", 10, Duration::from_secs(30));
+    // Idle for more than twice the timeout: only heartbeat replies show the bolts alive.
+    std::thread::sleep(Duration::from_secs(4));
+    let m = topo.shutdown();
+    for c in ["flaky", "record"] {
+        let comp = m.component(c).unwrap();
+        assert_eq!(comp.custom.get("child_restarts"), None, "{c}: {comp:?}");
+    }
+    assert_eq!(numbers(&records(&dir)), (0..10).collect());
+}
