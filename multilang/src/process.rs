@@ -242,10 +242,9 @@ impl ChildProcess {
     pub fn shutdown(&mut self, grace: Duration) {
         self.close_writer();
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
+        // Wait without reaping: while the child is an unreaped zombie its pid, and so the
+        // group id, cannot be reused, so the group kill below cannot hit a stranger.
+        while Instant::now() < deadline && !exited_unreaped(self.os_pid) {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.kill();
@@ -289,6 +288,15 @@ impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether `pid` has exited and waits to be reaped (Linux `/proc`; false elsewhere).
+fn exited_unreaped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state letter follows the command name, which is in parentheses.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 fn kill_group(pgid: u32) {

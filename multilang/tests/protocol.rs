@@ -280,3 +280,33 @@ spec:
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_child_that_cannot_start_fails_the_topology_start_naming_component_and_task() {
+    let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: missing}
+spec:
+  spouts:
+    - {name: numbers, component: sequence, config: {count: 1}}
+  bolts:
+    - name: ghost
+      component: shell
+      shell: {command: /nonexistent/python3, args: [x.py]}
+      inputs: [{from: numbers}]
+"#;
+    let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
+    let plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    let task = plan.component("ghost").unwrap().tasks[0];
+    let err = match Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()) {
+        Ok(_) => panic!("started without its child"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains(&format!(
+            "shell bolt \"ghost\" task {task}: starting /nonexistent/python3"
+        )),
+        "{err}"
+    );
+}
