@@ -127,8 +127,9 @@ impl TestCluster {
                 });
             }
         }
+        reap_stale_clusters();
         let seq = CLUSTER_SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("squall-testenv-{}-{seq}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{seq}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -173,6 +174,7 @@ impl TestCluster {
             .process_group(0)
             .spawn()?;
         tracing::debug!(name, pid = child.id(), "started");
+        record_pgid(&self.dir.join("pgids"), child.id());
         self.procs.push(Managed { name, child, log });
         Ok(())
     }
@@ -411,6 +413,73 @@ impl TestCluster {
     }
 }
 
+const DIR_PREFIX: &str = "squall-testenv-";
+const KEPT_MARKER: &str = "KEPT";
+
+fn record_pgid(path: &Path, pid: u32) {
+    use std::io::Write;
+    let res = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{pid}"));
+    if let Err(e) = res {
+        tracing::warn!(path = %path.display(), error = %e, "cannot record process group");
+    }
+}
+
+/// True when `pid` still runs something of the cluster in `dir`: its
+/// command line or working directory mentions the directory. This guards
+/// against signalling an unrelated process that reused the id.
+fn belongs_to(pid: i32, dir: &Path) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let in_cmdline = !needle.is_empty() && cmdline.windows(needle.len()).any(|w| w == needle);
+    in_cmdline || std::fs::read_link(proc_dir.join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+}
+
+/// Cleans up after test processes that died without dropping their
+/// clusters (SIGKILL, timeout): kills their leftover process groups (control
+/// plane and pod processes, which would otherwise hold ports and pod IPs)
+/// and removes their directories unless they were kept for inspection.
+fn reap_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+            continue; // owner still running
+        }
+        let dir = entry.path();
+        let mut records = vec![dir.join("pgids")];
+        if let Ok(agents) = std::fs::read_dir(dir.join("agents")) {
+            records.extend(agents.flatten().map(|a| a.path().join("pgids")));
+        }
+        for record in records {
+            let text = std::fs::read_to_string(&record).unwrap_or_default();
+            for pgid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                if pgid > 1 && belongs_to(pgid, &dir) {
+                    tracing::info!(pgid, dir = %dir.display(), "killing leftover process group");
+                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                }
+            }
+        }
+        if !dir.join(KEPT_MARKER).exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 async fn client_for(path: &Path) -> Result<Client> {
     let kc = Kubeconfig::read_from(path)?;
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
@@ -421,6 +490,7 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         self.teardown();
         if self.keep || std::thread::panicking() {
+            let _ = std::fs::write(self.dir.join(KEPT_MARKER), "");
             eprintln!(
                 "kube-testenv: cluster files and logs kept in {}",
                 self.dir.display()

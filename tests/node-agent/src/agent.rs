@@ -39,7 +39,7 @@ impl NodeAgent {
             tracing::info!(node = %name, "node registered");
         }
         let (mode_tx, mode_rx) = watch::channel(Mode::Running);
-        let registry = Registry::default();
+        let registry = Registry::recording(config.work_dir.join("pgids"));
         let mut tasks = Vec::new();
         for (name, uid) in config.nodes.iter().zip(uids) {
             tasks.push(tokio::spawn(heartbeat_loop(

@@ -13,17 +13,39 @@ use tokio::process::{Child, Command};
 use crate::{Error, Result};
 
 /// Process groups the agent started and has not reaped yet; shared with the
-/// handle so a dropped handle can kill them synchronously.
+/// handle so a dropped handle can kill them synchronously. Each group is
+/// also appended to a record file, so a test harness can clean up after a
+/// process that died without running its destructors.
 #[derive(Clone, Default)]
-pub struct Registry(Arc<Mutex<HashSet<i32>>>);
+pub struct Registry {
+    live: Arc<Mutex<HashSet<i32>>>,
+    record: Option<Arc<PathBuf>>,
+}
 
 impl Registry {
+    pub fn recording(record: PathBuf) -> Self {
+        Self {
+            live: Arc::default(),
+            record: Some(Arc::new(record)),
+        }
+    }
     fn with<R>(&self, f: impl FnOnce(&mut HashSet<i32>) -> R) -> R {
-        let mut g = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut g = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut g)
     }
     pub fn add(&self, pgid: i32) {
         self.with(|s| s.insert(pgid));
+        if let Some(path) = &self.record {
+            let line = format!("{pgid}\n");
+            let res = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path.as_path())
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+            if let Err(e) = res {
+                tracing::warn!(path = %path.display(), error = %e, "cannot record process group");
+            }
+        }
     }
     pub fn remove(&self, pgid: i32) {
         self.with(|s| s.remove(&pgid));
