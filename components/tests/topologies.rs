@@ -420,8 +420,8 @@ spec:
         .err()
         .unwrap()
         .to_string();
-    assert!(
-        err.contains("shell components need the multilang runtime (not built yet)"),
-        "{err}"
-    );
+    // The child (python3 on a script that does not exist) exits before the handshake.
+    assert!(err.contains("component \"py\" task "), "{err}");
+    assert!(err.contains("shell child: exited during the handshake"), "{err}");
+    assert!(err.contains("spout.py"), "stderr explains why: {err}");
 }

@@ -239,12 +239,10 @@ fn tuple_message(id: &str, input: &Tuple) -> Json {
 impl Bolt for ShellBolt {
     fn prepare(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
         let mut shell = Shell::new(&self.spec, Kind::Bolt, self.tick_secs, ctx)?;
-        shell.start().map_err(|e| {
-            ComponentError(format!(
-                "shell bolt {:?} task {}: {e}",
-                ctx.component, ctx.task_id
-            ))
-        })?;
+        // The engine's error names the component and task.
+        shell
+            .start()
+            .map_err(|e| ComponentError(format!("shell child: {e}")))?;
         self.shell = Some(shell);
         Ok(())
     }

@@ -23,6 +23,8 @@ use crate::codec::{frame, parse_child_message, ChildMsg, Framer, ProtocolError};
 
 /// Longest stderr line logged as is; longer ones are cut.
 const MAX_STDERR_LINE: usize = 16 * 1024;
+/// Last stderr lines kept to explain a failed start.
+const STDERR_TAIL: usize = 5;
 
 /// What the reader thread reports.
 #[derive(Debug)]
@@ -79,6 +81,7 @@ pub(crate) struct ChildProcess {
     epoch: Instant,
     threads: Vec<JoinHandle<()>>,
     killed: bool,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl ChildProcess {
@@ -118,6 +121,7 @@ impl ChildProcess {
             cv: Condvar::new(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let mut threads = Vec::new();
         let name = |what: &str| format!("{}-{}-{what}", l.component, l.task);
         let spawn_thread = |n: String, f: Box<dyn FnOnce() + Send>| {
@@ -142,9 +146,10 @@ impl ChildProcess {
             )?);
             let component = l.component.to_owned();
             let task = l.task;
+            let tail = Arc::clone(&stderr_tail);
             threads.push(spawn_thread(
                 name("stderr"),
-                Box::new(move || stderr_loop(stderr, &component, task, os_pid)),
+                Box::new(move || stderr_loop(stderr, &component, task, os_pid, &tail)),
             )?);
             Ok(())
         })();
@@ -159,6 +164,7 @@ impl ChildProcess {
             epoch,
             threads,
             killed: false,
+            stderr_tail,
         };
         started.inspect_err(|_| me.kill())?;
         Ok(me)
@@ -171,6 +177,24 @@ impl ChildProcess {
         msg: &Json,
         timeout: Duration,
         mut on_log: impl FnMut(ChildMsg),
+    ) -> Result<u32, String> {
+        self.handshake_inner(msg, timeout, &mut on_log).map_err(|e| {
+            // The reason is usually on stderr (a missing module, a bad path): show it.
+            std::thread::sleep(Duration::from_millis(50));
+            let tail: Vec<String> = self.stderr_tail.lock().iter().cloned().collect();
+            if tail.is_empty() {
+                e
+            } else {
+                format!("{e}; its stderr ends with: {}", tail.join(" | "))
+            }
+        })
+    }
+
+    fn handshake_inner(
+        &mut self,
+        msg: &Json,
+        timeout: Duration,
+        on_log: &mut impl FnMut(ChildMsg),
     ) -> Result<u32, String> {
         self.send_priority(frame(msg));
         let deadline = Instant::now() + timeout;
@@ -430,7 +454,7 @@ fn read_loop(
     }
 }
 
-fn stderr_loop(stderr: impl Read, component: &str, task: u32, pid: u32) {
+fn stderr_loop(stderr: impl Read, component: &str, task: u32, pid: u32, tail: &Mutex<VecDeque<String>>) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -446,6 +470,11 @@ fn stderr_loop(stderr: impl Read, component: &str, task: u32, pid: u32) {
                 let text = text.trim_end();
                 if !text.is_empty() {
                     info!(component = %component, task, pid, line = %text, "child stderr");
+                    let mut t = tail.lock();
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(text.to_owned());
                 }
             }
         }

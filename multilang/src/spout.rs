@@ -162,12 +162,10 @@ impl ShellSpout {
 impl Spout for ShellSpout {
     fn open(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
         let mut shell = Shell::new(&self.spec, Kind::Spout, None, ctx)?;
-        shell.start().map_err(|e| {
-            ComponentError(format!(
-                "shell spout {:?} task {}: {e}",
-                ctx.component, ctx.task_id
-            ))
-        })?;
+        // The engine's error names the component and task.
+        shell
+            .start()
+            .map_err(|e| ComponentError(format!("shell child: {e}")))?;
         self.shell = Some(shell);
         Ok(())
     }

@@ -304,8 +304,8 @@ spec:
         Err(e) => e.to_string(),
     };
     assert!(
-        err.contains(&format!(
-            "shell bolt \"ghost\" task {task}: starting /nonexistent/python3"
+        err.starts_with(&format!(
+            "component \"ghost\" task {task}: shell child: starting /nonexistent/python3"
         )),
         "{err}"
     );
