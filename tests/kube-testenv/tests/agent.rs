@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;
@@ -42,7 +43,12 @@ fn container_status(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStat
 
 #[tokio::test]
 async fn restart_policies_env_and_grace_periods() -> Result<()> {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube_client=off".into()),
+        ))
+        .with_test_writer()
+        .try_init();
     tokio::time::timeout(Duration::from_secs(240), async {
         let cluster = TestCluster::start().await?;
         let client = cluster.client();
@@ -112,6 +118,45 @@ async fn restart_policies_env_and_grace_periods() -> Result<()> {
             })
             .await?;
         }
+        // A StatefulSet rolls out in order, which needs correct readiness.
+        let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+        sts.create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": "sts"},
+                "spec": {
+                    "replicas": 2,
+                    "serviceName": "sts",
+                    "selector": {"matchLabels": {"app": "sts"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "sts"}},
+                        "spec": {"containers": [{
+                            "name": "main", "image": SHELL_IMAGE,
+                            "command": ["sh", "-c", "while true; do sleep 0.2; done"],
+                        }]},
+                    },
+                },
+            }))?,
+        )
+        .await?;
+        eventually(
+            "StatefulSet 2/2 ready",
+            Duration::from_secs(60),
+            cluster.dir(),
+            || async {
+                let s = sts.get("sts").await.ok()?;
+                (s.status?.ready_replicas == Some(2)).then_some(())
+            },
+        )
+        .await?;
+        for name in ["sts-0", "sts-1"] {
+            let p = pods.get(name).await?;
+            ensure!(
+                p.status.and_then(|s| s.phase).as_deref() == Some("Running"),
+                "{name} not running"
+            );
+        }
+
         // SIGTERM is honoured: the trap runs and the pod goes quickly.
         let t = Instant::now();
         pods.delete("graceful", &DeleteParams::default().grace_period(10))
