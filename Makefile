@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 RUN_FOR ?= 60s
-RUN_FILE ?= examples/word-count/topology.yaml
+RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run test lint unit bench toolchain proto proto-check
+.PHONY: help run run-word-count redis-server test lint unit bench toolchain proto proto-check
 
 help:
-	@echo "make run    build and run $(RUN_FILE) locally for $(RUN_FOR) (RUN_FOR=, RUN_FILE= to change)"
+	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
+	@echo "make run-word-count   the word-count example for $(RUN_FOR)"
 	@echo "make test   lints and every test, Kubernetes tier included (builds the control plane once into .cache/)"
 	@echo "make bench  benchmarks; rewrites BENCHMARKS.md"
 
@@ -19,20 +20,33 @@ toolchain:
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 
-run: toolchain
+# Starts Redis and the local edit feed on free loopback ports, runs the topology with the
+# live table, prints the top keys of each sorted set, and stops what it started.
+run: toolchain redis-server
 	$(CARGO) build --release -p squall-cli
-	./target/release/squall run $(RUN_FILE) --for $(RUN_FOR)
+	SQUALL=./target/release/squall RUN_FOR=$(RUN_FOR) RUN_FILE=$(RUN_FILE) bash examples/wikipedia-edits/run.sh
+
+run-word-count: toolchain
+	$(CARGO) build --release -p squall-cli
+	./target/release/squall run examples/word-count/topology.yaml --for $(RUN_FOR)
+
+# Debian's redis-server (with redis-cli), for `make run`, the pipeline tests and the
+# benchmark; installed only when missing.
+redis-server:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y redis-server; }
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: toolchain multilang-venv
+unit: toolchain multilang-venv redis-server
 	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent
 
 test: proto-check lint unit test-k8s
 
-bench: toolchain
+bench: toolchain redis-server
 	$(CARGO) build --release -p squall-bench
 	./target/release/squall-bench all --seconds $(BENCH_SECONDS) --out BENCHMARKS.md
 	@cat BENCHMARKS.md
