@@ -1,0 +1,254 @@
+//! Throughput of one shell bolt, for the benchmark harness: a Rust spout emits `tuples`
+//! one-field tuples, the shell bolt under test passes each on, a Rust sink acks them.
+//! [`python_baseline`] times the same Python work without Squall, so the difference is
+//! the protocol's own cost (pipes, framing, the host's JSON).
+//!
+//! The bolt MUST take `[payload]` and emit one field on `default` (e.g.
+//! `streamparse_run squall_bench.PassBolt` from `multilang/python`).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use squall_engine::{
+    Bolt, BoltOutput, ComponentError, ComponentFactory, EngineOptions, Spout, SpoutOutput, Topology, Tuple,
+    Value, Values,
+};
+use squall_model::{
+    validate, Catalog, ComponentPlan, Config, KindInfo, Role, ShellSpec, StreamSpec, TopologyManifest,
+    DEFAULT_STREAM,
+};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BoltBench {
+    /// The bolt's subprocess.
+    pub shell: ShellSpec,
+    /// Tuples to send through it.
+    pub tuples: u64,
+    /// The text each tuple carries.
+    pub payload: String,
+    /// Acking on (one acker) or off.
+    pub acking: bool,
+    /// Executors (and child processes) of the bolt.
+    pub parallelism: u32,
+    /// Topology config (e.g. `squall.multilang.max.pending`).
+    pub config: Config,
+    /// Longest the run may take.
+    pub limit: Duration,
+}
+
+/// A measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchReport {
+    /// Tuples that went through.
+    pub tuples: u64,
+    /// Wall time from the topology's start (children started) to the last ack.
+    pub elapsed: Duration,
+}
+
+impl BenchReport {
+    /// Tuples per second.
+    pub fn per_second(&self) -> f64 {
+        self.tuples as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Why a measurement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The generated topology did not validate or start.
+    #[error("bench topology: {0}")]
+    Setup(String),
+    /// Not every tuple went through in time.
+    #[error("only {done} of {tuples} tuples were acked within {limit:?}")]
+    TooSlow {
+        /// Acked so far.
+        done: u64,
+        /// Wanted.
+        tuples: u64,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The baseline script failed.
+    #[error("python baseline: {0}")]
+    Baseline(String),
+}
+
+const SOURCE: &str = "bench-source";
+const SINK: &str = "bench-sink";
+
+struct Kinds;
+
+impl Catalog for Kinds {
+    fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
+        let (role, outputs) = match kind {
+            SOURCE => (
+                Some(Role::Spout),
+                vec![StreamSpec::new(DEFAULT_STREAM, &["payload"])],
+            ),
+            SINK => (Some(Role::Bolt), Vec::new()),
+            "shell" => (None, Vec::new()),
+            _ => return None,
+        };
+        Some(Ok(KindInfo { role, outputs }))
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        vec![SOURCE.into(), SINK.into(), "shell".into()]
+    }
+}
+
+struct Factory {
+    tuples: u64,
+    payload: Value,
+}
+
+impl ComponentFactory for Factory {
+    fn spout(&self, c: &ComponentPlan) -> Result<Box<dyn Spout>, ComponentError> {
+        match c.kind.as_str() {
+            SOURCE => Ok(Box::new(Source {
+                left: self.tuples,
+                pending: 0,
+                payload: self.payload.clone(),
+            })),
+            _ => crate::spout_for(c),
+        }
+    }
+
+    fn bolt(&self, c: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError> {
+        match c.kind.as_str() {
+            SINK => Ok(Box::new(Sink)),
+            _ => crate::bolt_for(c),
+        }
+    }
+}
+
+/// Emits `left` tuples; finished when all were acked (failures are replayed).
+struct Source {
+    left: u64,
+    pending: u64,
+    payload: Value,
+}
+
+impl Spout for Source {
+    fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
+        if self.left == 0 {
+            return Ok(());
+        }
+        let mut v = Values::new();
+        v.push(self.payload.clone());
+        out.emit(v, Some(Value::Int(0)))?;
+        self.left -= 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn ack(&mut self, _msg_id: Value) {
+        self.pending = self.pending.saturating_sub(1);
+    }
+
+    fn fail(&mut self, _msg_id: Value) {
+        self.pending = self.pending.saturating_sub(1);
+        self.left += 1;
+    }
+
+    fn is_finished(&self) -> bool {
+        self.left == 0 && self.pending == 0
+    }
+}
+
+struct Sink;
+
+impl Bolt for Sink {
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        out.ack(input);
+        Ok(())
+    }
+}
+
+/// Runs the measurement.
+pub fn bench_bolt(b: &BoltBench) -> Result<BenchReport, BenchError> {
+    let setup = |e: String| BenchError::Setup(e);
+    let json = |v: serde_json::Value| v.to_string();
+    // JSON is valid YAML, which spares any quoting concerns.
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: multilang-bench}}
+spec:
+  ackers: {ackers}
+  maxSpoutPending: 2000
+  config: {config}
+  spouts:
+    - {{name: source, component: {SOURCE}}}
+  bolts:
+    - name: shell
+      component: shell
+      parallelism: {par}
+      shell: {shell}
+      outputs: [{{fields: [value]}}]
+      inputs: [{{from: source}}]
+    - {{name: sink, component: {SINK}, inputs: [{{from: shell}}]}}
+"#,
+        ackers = u32::from(b.acking),
+        config = json(serde_json::to_value(&b.config).map_err(|e| setup(e.to_string()))?),
+        par = b.parallelism.max(1),
+        shell = json(serde_json::to_value(&b.shell).map_err(|e| setup(e.to_string()))?),
+    );
+    let manifest = TopologyManifest::from_yaml(&yaml, "bench").map_err(|e| setup(e.to_string()))?;
+    let plan = validate(&manifest, &Kinds).map_err(|e| setup(e.to_string()))?;
+    let factory = Arc::new(Factory {
+        tuples: b.tuples,
+        payload: Value::from(b.payload.as_str()),
+    });
+    let topo = Topology::start(&plan, factory, EngineOptions::default()).map_err(|e| setup(e.to_string()))?;
+    let started = Instant::now();
+    while !topo.is_drained() {
+        if started.elapsed() > b.limit {
+            let done = topo.metrics().component("sink").map_or(0, |c| c.total.acked);
+            topo.shutdown();
+            return Err(BenchError::TooSlow {
+                done,
+                tuples: b.tuples,
+                limit: b.limit,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // `is_drained` confirms quiet twice, 60 ms apart; that wait is not the bolt's.
+    let elapsed = started.elapsed().saturating_sub(Duration::from_millis(60));
+    topo.shutdown();
+    Ok(BenchReport {
+        tuples: b.tuples,
+        elapsed,
+    })
+}
+
+/// Times `python squall_bench.py baseline N` in `python_dir`: the bolt's work per tuple
+/// without Squall.
+pub fn python_baseline(python: &Path, python_dir: &Path, tuples: u64) -> Result<BenchReport, BenchError> {
+    let out = Command::new(python)
+        .args(["squall_bench.py", "baseline", &tuples.to_string()])
+        .current_dir(python_dir)
+        .output()
+        .map_err(|e| BenchError::Baseline(format!("running {}: {e}", python.display())))?;
+    if !out.status.success() {
+        return Err(BenchError::Baseline(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| BenchError::Baseline(format!("unexpected output: {e}")))?;
+    let secs = v
+        .get("seconds")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| BenchError::Baseline(format!("no seconds in {v}")))?;
+    Ok(BenchReport {
+        tuples,
+        elapsed: Duration::from_secs_f64(secs),
+    })
+}

@@ -1,0 +1,46 @@
+//! The bench API end to end on a small run (numbers are printed, not asserted).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use squall_model::{Config, ShellSpec};
+use squall_multilang::bench::{bench_bolt, python_baseline, BoltBench};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn a_python_pass_bolt_is_measured_against_its_baseline() {
+    let venv = repo().join(".cache/venv/bin");
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make multilang-venv`",
+        venv.display()
+    );
+    let python_dir = repo().join("multilang/python");
+    let b = BoltBench {
+        shell: ShellSpec {
+            command: venv.join("streamparse_run").display().to_string(),
+            args: vec!["squall_bench.PassBolt".into()],
+            env: Default::default(),
+            working_dir: Some(python_dir.display().to_string()),
+        },
+        tuples: 3000,
+        payload: "x".repeat(100),
+        acking: true,
+        parallelism: 1,
+        config: Config::new(),
+        limit: Duration::from_secs(60),
+    };
+    let r = bench_bolt(&b).unwrap();
+    assert_eq!(r.tuples, 3000);
+    let base = python_baseline(&venv.join("python"), &python_dir, 3000).unwrap();
+    println!(
+        "python pass bolt over multilang: {:.0} tuples/s; same work without Squall: {:.0} tuples/s",
+        r.per_second(),
+        base.per_second()
+    );
+    assert!(r.per_second() > 0.0 && base.per_second() > 0.0);
+}
