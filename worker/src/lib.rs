@@ -1,5 +1,22 @@
 //! `squall-worker`: runs the tasks an assignment gives this process and exchanges tuples
 //! and acker traffic with the workers running the rest, over long-lived gRPC streams.
+//!
+//! - [`assignment`]: the document that says which worker runs which tasks.
+//! - [`wire`]: engine messages in the protobuf format of `proto/`.
+//! - [`pump`] and [`link`]: the outbound and inbound halves of the data plane.
+//! - [`host`]: the worker process itself.
+//! - [`supervisor`]: several workers on loopback, for `squall run --workers N` and tests.
 #![forbid(unsafe_code)]
 
+pub mod assignment;
+pub mod codec;
+pub mod engine_slot;
+pub mod host;
+pub mod http;
+pub mod link;
+pub mod prom;
+pub mod pump;
+pub mod stats;
+pub mod supervisor;
+pub mod tls;
 pub mod wire;

@@ -1,1 +1,82 @@
-fn main() {}
+//! `squall-worker`: one worker process of a Squall topology.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use squall_worker::host::{self, WorkerConfig};
+use squall_worker::tls::TlsFiles;
+use tracing_subscriber::EnvFilter;
+
+/// Runs the tasks an assignment gives this worker and links it to its peers.
+#[derive(Parser)]
+#[command(name = "squall-worker", version, about)]
+struct Args {
+    /// Assignment file (YAML or JSON): manifest, generation, workers with addresses and
+    /// tasks. Re-read when it changes and on SIGHUP.
+    #[arg(long, env = "SQUALL_ASSIGNMENT")]
+    assignment: PathBuf,
+    /// This worker's id in the assignment.
+    #[arg(long, env = "SQUALL_WORKER_ID")]
+    id: String,
+    /// Address for the data plane; the worker's own address in the assignment by default.
+    #[arg(long, env = "SQUALL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long = "http", env = "SQUALL_HTTP", default_value = "127.0.0.1:9464")]
+    http: SocketAddr,
+    /// TLS certificate (PEM) of this worker; with --tls-key and --tls-ca, turns TLS on.
+    #[arg(long, env = "SQUALL_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "SQUALL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs every worker's certificate.
+    #[arg(long, env = "SQUALL_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Name peers' certificates must carry.
+    #[arg(long, env = "SQUALL_TLS_SERVER_NAME", default_value = "squall-worker")]
+    tls_server_name: String,
+    /// Shed a peer that takes no data for this many milliseconds (default: a third of the
+    /// message timeout, 1 to 10 s).
+    #[arg(long)]
+    stall_ms: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let tls = match (args.tls_cert, args.tls_key, args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+            cert,
+            key,
+            ca,
+            server_name: args.tls_server_name,
+        }),
+        _ => None,
+    };
+    let cfg = WorkerConfig {
+        id: args.id,
+        assignment: args.assignment,
+        listen: args.listen,
+        http: args.http,
+        tls,
+        stall: args.stall_ms.map(Duration::from_millis),
+        reload_every: Duration::from_millis(250),
+    };
+    match host::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -24,7 +24,11 @@ pub enum Incoming {
 
 /// Decodes a `ToPeer` message. Batch messages are appended to `out`; on error, `out` may
 /// hold part of the batch, which the caller discards along with the link.
-pub fn decode_to_peer(frame: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<Incoming, WireError> {
+pub fn decode_to_peer(
+    frame: Bytes,
+    schemas: &WireSchemas,
+    out: &mut Vec<Msg>,
+) -> Result<Incoming, WireError> {
     let mut r = Reader::new(frame);
     let mut result = None;
     while !r.is_empty() {
@@ -121,7 +125,11 @@ fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
             xor: third,
             spout_task: fourth,
         },
-        3 => Msg::Ack { task, root, val: third },
+        3 => Msg::Ack {
+            task,
+            root,
+            val: third,
+        },
         4 => Msg::Fail { task, root },
         5 => Msg::Reset { task, root },
         6 => Msg::Done {
@@ -214,7 +222,7 @@ fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         value = Some(match field {
-            1 | 2 | 3 => {
+            1..=3 => {
                 Reader::expect(name, field, wt, VARINT)?;
                 let v = r.varint()?;
                 match field {

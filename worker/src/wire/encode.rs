@@ -13,7 +13,7 @@ fn key(field: u32, wire_type: u8) -> u64 {
 }
 
 fn varint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(out: &mut BytesMut, mut v: u64) {
@@ -149,8 +149,7 @@ fn tuple_len(task: u32, t: &Tuple, (component, stream): (u32, u32)) -> usize {
         + uint_len(u64::from(component))
         + uint_len(u64::from(stream))
         + t.values().iter().map(|v| nested(value_len(v))).sum::<usize>()
-        + t
-            .message_ids()
+        + t.message_ids()
             .iter()
             .map(|(r, e)| nested(ids_len(*r, *e)))
             .sum::<usize>()

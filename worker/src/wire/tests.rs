@@ -33,7 +33,10 @@ fn schemas() -> (WireSchemas, &'static Schema) {
 
 fn sample_values() -> Values {
     let mut map = BTreeMap::new();
-    map.insert("k".to_owned(), Value::List(Arc::new(vec![Value::Int(-3), Value::Null])));
+    map.insert(
+        "k".to_owned(),
+        Value::List(Arc::new(vec![Value::Int(-3), Value::Null])),
+    );
     map.insert(String::new(), Value::Bool(false));
     let mut v = Values::new();
     v.push(Value::from("héllo"));

@@ -1,0 +1,477 @@
+//! The worker itself: loads the assignment, runs the engine on its tasks, keeps links to
+//! its peers, follows assignment changes, and shuts down gracefully.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+use squall_components::Builtins;
+use squall_engine::{EngineError, EngineOptions, Topology};
+use squall_proto::wire::Hello;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::assignment::{Assignment, AssignmentError, Loaded, View};
+use crate::engine_slot::EngineSlot;
+use crate::link::client::{self, DialSettings, HelloSource};
+use crate::link::server::{LinkService, ServerCtx};
+use crate::pump::{self, PeerPort, RouteTable, Routes};
+use crate::stats::{InboundStats, LinkStats};
+use crate::tls::{TlsError, TlsFiles};
+
+/// Frames queued per peer between the pump and its link: with 64 KiB frames, the most a
+/// slow peer can hold of this worker's memory besides the engine's bounded queues.
+pub const PEER_FRAMES: usize = 8;
+/// HTTP/2 flow-control windows of worker links.
+pub const WINDOW: u32 = 2 << 20;
+
+/// How to run a worker.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// This worker's id in the assignment.
+    pub id: String,
+    /// The assignment file, re-read when it changes and on SIGHUP.
+    pub assignment: PathBuf,
+    /// Where to serve the data plane; the worker's address in the assignment by default.
+    pub listen: Option<SocketAddr>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    pub http: SocketAddr,
+    /// TLS on links, when set.
+    pub tls: Option<TlsFiles>,
+    /// Shed a peer that takes no frame for this long; a third of the message timeout
+    /// (1 to 10 s) by default.
+    pub stall: Option<Duration>,
+    /// How often to look at the assignment file.
+    pub reload_every: Duration,
+}
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Bad assignment or manifest.
+    #[error(transparent)]
+    Assignment(#[from] AssignmentError),
+    /// The engine refused to start.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// TLS files.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A socket or thread.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The gRPC server.
+    #[error("gRPC server: {0}")]
+    Transport(String),
+    /// The address in the assignment is not an IP address and no --listen was given.
+    #[error("cannot listen on {0:?}; give --listen")]
+    Address(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> WorkerError {
+    let what = what.into();
+    move |source| WorkerError::Io { what, source }
+}
+
+/// State the HTTP endpoints read.
+struct Shared {
+    id: String,
+    topology_name: String,
+    generation: AtomicU64,
+    engine: Mutex<Option<Topology>>,
+    links: Mutex<Vec<(String, Arc<LinkStats>)>>,
+    inbound: Arc<InboundStats>,
+    ready: AtomicBool,
+}
+
+impl crate::http::Endpoints for Shared {
+    fn metrics(&self) -> String {
+        let snap = self.engine.lock().as_ref().map(Topology::metrics);
+        let links = self.links.lock().clone();
+        let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
+        crate::prom::render(
+            &crate::prom::Identity {
+                topology: &self.topology_name,
+                worker: &self.id,
+                generation: self.generation.load(Ordering::Relaxed),
+            },
+            snap.as_ref(),
+            &refs,
+            &self.inbound,
+        )
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+struct PeerLink {
+    port: PeerPort,
+    address: watch::Sender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct EngineRun {
+    pump: std::thread::JoinHandle<()>,
+    pump_stop: Arc<AtomicBool>,
+    view: View,
+    plan_hash: String,
+}
+
+struct Host {
+    id: String,
+    shared: Arc<Shared>,
+    slot: Arc<EngineSlot>,
+    server: Arc<ServerCtx>,
+    table: Arc<RouteTable>,
+    hello: HelloSource,
+    dial: DialSettings,
+    peers: BTreeMap<String, PeerLink>,
+    engine: Option<EngineRun>,
+    loaded: Loaded,
+}
+
+impl Host {
+    fn apply(&mut self, loaded: Loaded) -> Result<(), WorkerError> {
+        let view = View::of(&loaded.plan, &loaded.assignment, &self.id)?;
+        let generation = loaded.assignment.generation;
+        {
+            let mut h = self.hello.write();
+            h.generation = generation;
+            h.plan_hash = loaded.plan_hash.clone();
+        }
+        *self.server.plan_hash.write() = loaded.plan_hash.clone();
+        self.server.generation.store(generation, Ordering::Relaxed);
+        self.shared.generation.store(generation, Ordering::Relaxed);
+
+        let wanted: BTreeMap<&str, &str> = loaded
+            .assignment
+            .workers
+            .iter()
+            .filter(|w| w.id != self.id)
+            .map(|w| (w.id.as_str(), w.address.as_str()))
+            .collect();
+        self.peers.retain(|id, _| wanted.contains_key(id.as_str()));
+        for (id, addr) in &wanted {
+            match self.peers.get(*id) {
+                Some(p) => {
+                    if *p.address.borrow() != *addr {
+                        info!(peer = %id, address = %addr, "peer moved");
+                        let _ = p.address.send((*addr).to_owned());
+                    }
+                }
+                None => {
+                    let (tx, rx) = mpsc::channel(PEER_FRAMES);
+                    let (atx, arx) = watch::channel((*addr).to_owned());
+                    let stats = Arc::new(LinkStats::default());
+                    let task = tokio::spawn(client::run(
+                        (*id).to_owned(),
+                        rx,
+                        arx,
+                        Arc::clone(&self.hello),
+                        self.dial.clone(),
+                        Arc::clone(&stats),
+                    ));
+                    let port = PeerPort {
+                        id: (*id).to_owned(),
+                        tx,
+                        stats,
+                    };
+                    self.peers.insert(
+                        (*id).to_owned(),
+                        PeerLink {
+                            port,
+                            address: atx,
+                            task,
+                        },
+                    );
+                }
+            }
+        }
+        *self.shared.links.lock() = self
+            .peers
+            .values()
+            .map(|p| (p.port.id.clone(), Arc::clone(&p.port.stats)))
+            .collect();
+
+        let restart = match &self.engine {
+            None => true,
+            Some(e) => e.plan_hash != loaded.plan_hash || e.view.placement != view.placement,
+        };
+        let routes = self.routes(&view);
+        if restart {
+            if self.engine.is_some() {
+                info!(generation, "this worker's tasks changed; restarting its engine");
+                self.stop_engine(Duration::ZERO);
+            }
+            self.table.set(routes);
+            self.start_engine(&loaded, view)?;
+        } else {
+            info!(
+                generation,
+                "assignment changed elsewhere; rerouting without a restart"
+            );
+            self.table.set(routes);
+            if let Some(e) = &mut self.engine {
+                e.view = view;
+            }
+        }
+        self.loaded = loaded;
+        Ok(())
+    }
+
+    fn routes(&self, view: &View) -> Routes {
+        let peers: Vec<PeerPort> = self.peers.values().map(|p| p.port.clone()).collect();
+        let by_queue = view
+            .owners
+            .iter()
+            .map(|o| peers.iter().position(|p| &p.id == o))
+            .collect();
+        Routes { by_queue, peers }
+    }
+
+    fn start_engine(&mut self, loaded: &Loaded, view: View) -> Result<(), WorkerError> {
+        let opts = EngineOptions::from_plan(&loaded.plan);
+        let (topology, links) =
+            Topology::start_placed(&loaded.plan, Arc::new(Builtins), opts, &view.placement)?;
+        self.slot.set(links.inbound, Arc::clone(&links.schemas));
+        let stop = Arc::new(AtomicBool::new(false));
+        let pump = {
+            let (table, schemas, stop) = (
+                Arc::clone(&self.table),
+                Arc::clone(&links.schemas),
+                Arc::clone(&stop),
+            );
+            let queues = links.outbound;
+            std::thread::Builder::new()
+                .name("pump".into())
+                .spawn(move || pump::run(queues, table, schemas, stop, Duration::from_secs(1)))
+                .map_err(io("starting the pump thread"))?
+        };
+        *self.shared.engine.lock() = Some(topology);
+        info!(worker = %self.id, tasks = view.placement.local.len(), generation = loaded.assignment.generation, "engine running");
+        self.engine = Some(EngineRun {
+            pump,
+            pump_stop: stop,
+            view,
+            plan_hash: loaded.plan_hash.clone(),
+        });
+        Ok(())
+    }
+
+    /// Stops the engine. With a `drain` time, first deactivates the spouts and waits for
+    /// in-flight trees and local queues to empty, at most that long.
+    fn stop_engine(&mut self, drain: Duration) {
+        let Some(run) = self.engine.take() else { return };
+        if !drain.is_zero() {
+            if let Some(t) = self.shared.engine.lock().as_ref() {
+                t.deactivate();
+            }
+            let deadline = Instant::now() + drain;
+            let mut quiet = 0;
+            while Instant::now() < deadline && quiet < 3 {
+                let busy = self.shared.engine.lock().as_ref().is_some_and(|t| {
+                    let s = t.metrics();
+                    s.components
+                        .iter()
+                        .any(|c| c.queue_depth > 0 || (c.role == "spout" && c.total.pending > 0))
+                });
+                quiet = if busy { 0 } else { quiet + 1 };
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let topology = self.shared.engine.lock().take();
+        if let Some(t) = topology {
+            t.shutdown();
+        }
+        run.pump_stop.store(true, Ordering::Relaxed);
+        if run.pump.join().is_err() {
+            error!("the pump thread panicked");
+        }
+        self.slot.clear();
+    }
+}
+
+/// Runs a worker until SIGTERM or Ctrl-C.
+pub fn run(cfg: WorkerConfig) -> Result<(), WorkerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("squall-io")
+        .enable_all()
+        .build()
+        .map_err(io("starting the runtime"))?;
+    rt.block_on(serve(cfg))
+}
+
+fn modified(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
+    let loaded = Assignment::load(&cfg.assignment)?;
+    let me = loaded.assignment.worker(&cfg.id)?.clone();
+    let listen = match cfg.listen {
+        Some(a) => a,
+        None => me
+            .address
+            .parse()
+            .map_err(|_| WorkerError::Address(me.address.clone()))?,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(EngineSlot::default());
+    let inbound = Arc::new(InboundStats::default());
+    let shared = Arc::new(Shared {
+        id: cfg.id.clone(),
+        topology_name: loaded.plan.name.clone(),
+        generation: AtomicU64::new(loaded.assignment.generation),
+        engine: Mutex::new(None),
+        links: Mutex::new(Vec::new()),
+        inbound: Arc::clone(&inbound),
+        ready: AtomicBool::new(false),
+    });
+    let server = Arc::new(ServerCtx {
+        worker_id: cfg.id.clone(),
+        topology: loaded.plan.name.clone(),
+        plan_hash: parking_lot::RwLock::new(loaded.plan_hash.clone()),
+        slot: Arc::clone(&slot),
+        stats: Arc::clone(&inbound),
+        stop: Arc::clone(&stop),
+        generation: AtomicU64::new(loaded.assignment.generation),
+    });
+    let (server_tls, client_tls) = match &cfg.tls {
+        Some(files) => {
+            let (s, c) = files.configs()?;
+            (Some(s), Some(c))
+        }
+        None => (None, None),
+    };
+
+    let grpc_listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(io(format!("listening on {listen}")))?;
+    let http_listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .map_err(io(format!("listening on {}", cfg.http)))?;
+    info!(worker = %cfg.id, grpc = %listen, http = %cfg.http, tls = cfg.tls.is_some(), "worker listening");
+    tokio::spawn(crate::http::serve(http_listener, shared.clone()));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder()
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(2)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(4)));
+    if let Some(tls) = server_tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| WorkerError::Transport(e.to_string()))?;
+    }
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc = tokio::spawn(builder.serve_with_incoming_shutdown(
+        LinkService::new(Arc::clone(&server)),
+        incoming,
+        async {
+            let _ = shutdown_rx.await;
+        },
+    ));
+
+    let timeout = loaded.plan.message_timeout;
+    let stall = cfg
+        .stall
+        .unwrap_or_else(|| (timeout / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)));
+    let hello = Arc::new(parking_lot::RwLock::new(Hello {
+        protocol: squall_proto::PROTOCOL,
+        topology: loaded.plan.name.clone(),
+        plan_hash: loaded.plan_hash.clone(),
+        generation: loaded.assignment.generation,
+        worker_id: cfg.id.clone(),
+    }));
+    let mut host = Host {
+        id: cfg.id.clone(),
+        shared: Arc::clone(&shared),
+        slot,
+        server,
+        table: Arc::new(RouteTable::default()),
+        hello,
+        dial: DialSettings {
+            tls: client_tls,
+            stall,
+            window: WINDOW,
+        },
+        peers: BTreeMap::new(),
+        engine: None,
+        loaded: loaded.clone(),
+    };
+    host.apply(loaded)?;
+    shared.ready.store(true, Ordering::Relaxed);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io("installing the SIGTERM handler"))?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(io("installing the SIGHUP handler"))?;
+    let mut seen = modified(&cfg.assignment);
+    loop {
+        let why = tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => "SIGHUP",
+            _ = tokio::time::sleep(cfg.reload_every) => {
+                let now = modified(&cfg.assignment);
+                if now == seen { continue }
+                seen = now;
+                "file changed"
+            }
+        };
+        match Assignment::load(&cfg.assignment) {
+            Ok(l) if l.assignment == host.loaded.assignment && l.plan_hash == host.loaded.plan_hash => {}
+            Ok(l) => {
+                info!(
+                    reason = why,
+                    generation = l.assignment.generation,
+                    "applying a new assignment"
+                );
+                if let Err(e) = host.apply(l) {
+                    error!(error = %e, "cannot apply the new assignment; keeping what runs");
+                }
+            }
+            Err(e) => warn!(error = %e, reason = why, "cannot read the assignment; keeping the current one"),
+        }
+    }
+
+    info!(worker = %cfg.id, drain_s = timeout.as_secs(), "stopping: deactivating spouts and draining");
+    shared.ready.store(false, Ordering::Relaxed);
+    host.stop_engine(timeout);
+    // Give the links a moment to hand over what the pump flushed.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline
+        && host
+            .peers
+            .values()
+            .any(|p| p.port.tx.capacity() < p.port.tx.max_capacity())
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    host.peers.clear();
+    let _ = shutdown_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(1), grpc).await;
+    info!(worker = %cfg.id, "stopped");
+    Ok(())
+}

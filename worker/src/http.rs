@@ -1,0 +1,86 @@
+//! `/metrics`, `/healthz` and `/readyz` on their own port: a few lines of HTTP/1.1 are
+//! all a scraper and a kubelet probe need.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::debug;
+
+/// What the endpoints report.
+pub trait Endpoints: Send + Sync + 'static {
+    /// The Prometheus page.
+    fn metrics(&self) -> String;
+    /// Whether the worker runs its tasks and can take traffic.
+    fn ready(&self) -> bool;
+}
+
+/// Serves until the listener fails.
+pub async fn serve(listener: TcpListener, endpoints: Arc<dyn Endpoints>) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let e = Arc::clone(&endpoints);
+        tokio::spawn(async move {
+            if let Err(err) = tokio::time::timeout(Duration::from_secs(5), answer(sock, e)).await {
+                debug!(error = %err, "http request timed out");
+            }
+        });
+    }
+}
+
+async fn answer(mut sock: TcpStream, e: Arc<dyn Endpoints>) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    // Requests are tiny; read until the end of the headers, at most 8 KiB.
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, ctype, body) = match (method, path) {
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", e.metrics()),
+        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
+        ("GET", "/readyz") if e.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
+        ("GET", "/readyz") => ("503 Service Unavailable", "text/plain", "not ready\n".to_owned()),
+        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_owned()),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(reply.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+/// A blocking GET for tests and the supervisor: the body of a 200 answer.
+pub fn get(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(
+            head.lines().next().unwrap_or("").to_owned(),
+        ));
+    }
+    Ok(body.to_owned())
+}

@@ -1,0 +1,219 @@
+//! The dialing end of `Link.Exchange`: one task per peer keeps a connection up, sends
+//! the frames the pump gives it, and follows the peer's address when it changes.
+//!
+//! The pump hands frames over a bounded channel, so a slow peer holds at most that many
+//! frames here, plus HTTP/2's window. A peer that cannot take frames for the stall
+//! timeout (down, or accepting connections but not reading) is *shed*: frames for it are
+//! discarded as they come, so the pump and every executor keep moving; the discarded
+//! trees time out at their spouts and are replayed.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use squall_proto::wire::{from_peer, Hello};
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{ClientTlsConfig, Endpoint};
+use tracing::{debug, info, warn};
+
+use crate::codec::{DialerCodec, Frame};
+use crate::stats::{add, LinkStats};
+
+/// Settings shared by every outgoing link.
+#[derive(Clone)]
+pub struct DialSettings {
+    /// TLS, when on.
+    pub tls: Option<ClientTlsConfig>,
+    /// After this long without being able to hand a frame over, shed the peer.
+    pub stall: Duration,
+    /// HTTP/2 windows, bytes.
+    pub window: u32,
+}
+
+/// What the dialer says about itself; read at every (re)connect.
+pub type HelloSource = Arc<parking_lot::RwLock<Hello>>;
+
+/// Runs the link to one peer until `frames` closes (the peer left the assignment).
+pub async fn run(
+    peer: String,
+    mut frames: mpsc::Receiver<Frame>,
+    mut address: watch::Receiver<String>,
+    hello: HelloSource,
+    settings: DialSettings,
+    stats: Arc<LinkStats>,
+) {
+    // Since when no frame could be handed to a connection; `None` while one works.
+    let mut stuck_since: Option<Instant> = Some(Instant::now());
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let addr = address.borrow_and_update().clone();
+        let connecting = connect(&addr, &hello, &settings);
+        tokio::pin!(connecting);
+        let session = loop {
+            tokio::select! {
+                r = &mut connecting => break Some(r),
+                _ = address.changed() => break None,
+                f = frames.recv(), if shedding(stuck_since, settings.stall) => match f {
+                    Some(f) => add(&stats.dropped, u64::from(f.messages)),
+                    None => return,
+                },
+                _ = tokio::time::sleep(settings.stall) => {},
+            }
+        };
+        let (tx, mut replies) = match session {
+            None => continue,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                add(&stats.failures, 1);
+                debug!(peer = %peer, address = %addr, error = %e, "cannot reach peer; retrying");
+                if !wait(
+                    &mut frames,
+                    &mut address,
+                    &mut stuck_since,
+                    &settings,
+                    &stats,
+                    backoff,
+                )
+                .await
+                {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
+        };
+        add(&stats.connects, 1);
+        stats.connected.store(true, Ordering::Relaxed);
+        info!(peer = %peer, address = %addr, "outgoing link open");
+        backoff = Duration::from_millis(50);
+        let closed = loop {
+            tokio::select! {
+                f = frames.recv() => {
+                    let Some(f) = f else { return };
+                    let (n, bytes) = (u64::from(f.messages), f.len() as u64);
+                    match tokio::time::timeout(settings.stall, tx.send(f)).await {
+                        Ok(Ok(())) => {
+                            stuck_since = None;
+                            add(&stats.frames, 1);
+                            add(&stats.messages, n);
+                            add(&stats.bytes, bytes);
+                        }
+                        Ok(Err(_)) => {
+                            add(&stats.dropped, n);
+                            break "connection closed".to_owned();
+                        }
+                        Err(_) => {
+                            add(&stats.dropped, n);
+                            warn!(peer = %peer, stall_ms = settings.stall.as_millis() as u64, "peer is not reading; shedding its traffic and reconnecting");
+                            // Shed at once from here on, until a new connection takes a frame.
+                            stuck_since = Some(Instant::now() - settings.stall);
+                            break "peer stalled".to_owned();
+                        }
+                    }
+                }
+                r = replies.message() => match r {
+                    Ok(Some(m)) => {
+                        if let Some(from_peer::Kind::Status(s)) = m.kind {
+                            stats.peer_blocked.store(s.blocked, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(None) => break "peer ended the stream".to_owned(),
+                    Err(status) => {
+                        warn!(peer = %peer, code = ?status.code(), error = %status.message(), "peer closed the link with an error; reconnecting");
+                        break status.message().to_owned();
+                    }
+                },
+                _ = address.changed() => break "peer moved".to_owned(),
+            }
+        };
+        stats.connected.store(false, Ordering::Relaxed);
+        add(&stats.failures, 1);
+        stuck_since.get_or_insert_with(Instant::now);
+        debug!(peer = %peer, reason = %closed, "outgoing link closed");
+    }
+}
+
+fn shedding(stuck_since: Option<Instant>, stall: Duration) -> bool {
+    stuck_since.is_some_and(|t| t.elapsed() >= stall)
+}
+
+/// Sleeps `pause` while shedding frames if due. False when the link should end.
+async fn wait(
+    frames: &mut mpsc::Receiver<Frame>,
+    address: &mut watch::Receiver<String>,
+    stuck_since: &mut Option<Instant>,
+    settings: &DialSettings,
+    stats: &LinkStats,
+    pause: Duration,
+) -> bool {
+    let until = tokio::time::Instant::now() + pause;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return true,
+            _ = address.changed() => return true,
+            f = frames.recv(), if shedding(*stuck_since, settings.stall) => match f {
+                Some(f) => add(&stats.dropped, u64::from(f.messages)),
+                None => return false,
+            },
+            _ = tokio::time::sleep(settings.stall / 4), if !shedding(*stuck_since, settings.stall) => {},
+        }
+    }
+}
+
+type Session = (
+    mpsc::Sender<Frame>,
+    tonic::Streaming<squall_proto::wire::FromPeer>,
+);
+
+/// Why a connection attempt failed (logged, then retried).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DialError(String);
+
+fn dial_err(e: impl std::fmt::Display) -> DialError {
+    DialError(e.to_string())
+}
+
+async fn connect(addr: &str, hello: &HelloSource, settings: &DialSettings) -> Result<Session, DialError> {
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .map_err(dial_err)?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(settings.window)
+        .initial_connection_window_size(settings.window)
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(4))
+        .keep_alive_while_idle(true);
+    if let Some(tls) = &settings.tls {
+        endpoint = endpoint.tls_config(tls.clone()).map_err(dial_err)?;
+    }
+    let channel = endpoint.connect().await.map_err(dial_err)?;
+    let (tx, rx) = mpsc::channel::<Frame>(2);
+    let first = Frame::whole(crate::wire::hello_frame(hello.read().clone()));
+    tx.send(first).await.map_err(dial_err)?;
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(dial_err)?;
+    let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
+    let call = grpc.streaming(tonic::Request::new(body), path, DialerCodec);
+    // A peer that accepts connections but never answers must not hold us here forever.
+    let mut replies = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .map_err(|_| DialError("no answer to the link request within 2 s".into()))?
+        .map_err(dial_err)?
+        .into_inner();
+    match tokio::time::timeout(Duration::from_secs(2), replies.message()).await {
+        Ok(Ok(Some(m))) if matches!(m.kind, Some(from_peer::Kind::Welcome(_))) => Ok((tx, replies)),
+        Ok(Ok(_)) => Err(DialError(
+            "peer answered the hello with something else than a welcome".into(),
+        )),
+        Ok(Err(status)) => {
+            if status.code() == tonic::Code::FailedPrecondition {
+                warn!(address = %addr, reason = %status.message(), "peer refused this worker");
+            }
+            Err(dial_err(status))
+        }
+        Err(_) => Err(DialError("no welcome within 2 s".into())),
+    }
+}

@@ -1,0 +1,212 @@
+//! The outbound pump: one thread drains the engine's outbound queues (one per remote
+//! executor), encodes their messages into frames per peer, and hands the frames to the
+//! peers' link tasks.
+//!
+//! Frames are sealed at `FRAME_BYTES`, when the oldest message in them is older than
+//! `MAX_HOLD`, or as soon as the queues run dry, so light traffic goes out at once and
+//! heavy traffic in large frames. A peer whose link cannot take a frame keeps it here and
+//! its queues are not drained: they fill, and the executors sending to them wait.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use parking_lot::RwLock;
+use squall_engine::fabric::Msg;
+use squall_engine::queue::BatchQueue;
+use squall_engine::WireSchemas;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::codec::Frame;
+use crate::stats::{add, LinkStats};
+
+/// Seal a frame at this many bytes.
+pub const FRAME_BYTES: usize = 64 * 1024;
+/// Never hold a message longer than this before sealing its frame.
+pub const MAX_HOLD: Duration = Duration::from_millis(1);
+
+/// Where a peer's frames go.
+#[derive(Clone)]
+pub struct PeerPort {
+    /// Peer id.
+    pub id: String,
+    /// Its link task.
+    pub tx: mpsc::Sender<Frame>,
+    /// Its counters.
+    pub stats: Arc<LinkStats>,
+}
+
+/// Which peer serves each outbound queue now; replaced whole when the assignment changes.
+#[derive(Clone, Default)]
+pub struct Routes {
+    /// By outbound queue index: index into `peers`, or `None` when no peer runs it.
+    pub by_queue: Vec<Option<usize>>,
+    /// The peers.
+    pub peers: Vec<PeerPort>,
+}
+
+/// Shared between the pump and the worker that updates routes.
+#[derive(Default)]
+pub struct RouteTable {
+    routes: RwLock<Arc<Routes>>,
+    version: AtomicU64,
+}
+
+impl RouteTable {
+    /// Replaces the routes.
+    pub fn set(&self, routes: Routes) {
+        *self.routes.write() = Arc::new(routes);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn get(&self) -> (u64, Arc<Routes>) {
+        let v = self.version.load(Ordering::Acquire);
+        (v, Arc::clone(&self.routes.read()))
+    }
+}
+
+struct Pending {
+    body: BytesMut,
+    messages: u32,
+    since: Option<Instant>,
+    held: Option<Frame>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            body: BytesMut::with_capacity(FRAME_BYTES + 4096),
+            messages: 0,
+            since: None,
+            held: None,
+        }
+    }
+
+    fn seal(&mut self) {
+        if self.messages == 0 || self.held.is_some() {
+            return;
+        }
+        let body = self.body.split().freeze();
+        self.body.reserve(FRAME_BYTES + 4096);
+        self.held = Some(Frame::batch(body, self.messages));
+        self.messages = 0;
+        self.since = None;
+    }
+
+    /// Tries to hand the sealed frame over; true when nothing is held afterwards.
+    fn offer(&mut self, port: &PeerPort) -> bool {
+        let Some(frame) = self.held.take() else {
+            return true;
+        };
+        match port.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(f)) => {
+                self.held = Some(f);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(f)) => {
+                add(&port.stats.dropped, u64::from(f.messages));
+                true
+            }
+        }
+    }
+}
+
+/// Runs until `stop`; then tries for at most `drain` to send what is left.
+pub fn run(
+    queues: Vec<Arc<BatchQueue<Msg>>>,
+    table: Arc<RouteTable>,
+    schemas: Arc<WireSchemas>,
+    stop: Arc<AtomicBool>,
+    drain: Duration,
+) {
+    for q in &queues {
+        q.set_consumer(std::thread::current());
+    }
+    let (mut version, mut routes) = table.get();
+    let mut pending: Vec<Pending> = routes.peers.iter().map(|_| Pending::new()).collect();
+    let mut buf: Vec<Msg> = Vec::new();
+    let mut idle = Duration::from_micros(20);
+    let mut unroutable = 0u64;
+    let mut stop_at: Option<Instant> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let deadline = *stop_at.get_or_insert_with(|| Instant::now() + drain);
+            let empty = queues.iter().all(|q| q.is_empty())
+                && pending.iter().all(|p| p.held.is_none() && p.messages == 0);
+            if empty || Instant::now() >= deadline {
+                break;
+            }
+        }
+        let (v, _) = (table.version.load(Ordering::Acquire), ());
+        if v != version {
+            // New routes: what is encoded for a peer still goes to that peer id if it stays.
+            let (nv, nr) = table.get();
+            let mut next: Vec<Pending> = nr.peers.iter().map(|_| Pending::new()).collect();
+            for (i, old) in pending.drain(..).enumerate() {
+                let id = &routes.peers[i].id;
+                if let Some(j) = nr.peers.iter().position(|p| &p.id == id) {
+                    next[j] = old;
+                }
+            }
+            pending = next;
+            version = nv;
+            routes = nr;
+        }
+        let mut moved = false;
+        for (qi, q) in queues.iter().enumerate() {
+            let Some(Some(pi)) = routes.by_queue.get(qi).copied() else {
+                // No peer runs these tasks now: drop (their trees time out and replay).
+                if q.pop_into(&mut buf) {
+                    unroutable += buf.len() as u64;
+                    buf.clear();
+                    moved = true;
+                }
+                continue;
+            };
+            let p = &mut pending[pi];
+            if p.held.is_some() {
+                continue;
+            }
+            if !q.pop_into(&mut buf) {
+                continue;
+            }
+            moved = true;
+            for m in buf.drain(..) {
+                if crate::wire::encode_msg(&m, &schemas, &mut p.body) {
+                    p.messages += 1;
+                } else {
+                    unroutable += 1;
+                }
+            }
+            p.since.get_or_insert_with(Instant::now);
+            if p.body.len() >= FRAME_BYTES {
+                p.seal();
+                p.offer(&routes.peers[pi]);
+            }
+        }
+        let mut waiting = false;
+        for (pi, p) in pending.iter_mut().enumerate() {
+            if p.messages > 0 && (!moved || p.since.is_some_and(|s| s.elapsed() >= MAX_HOLD)) {
+                p.seal();
+            }
+            if !p.offer(&routes.peers[pi]) {
+                waiting = true;
+            }
+        }
+        if unroutable > 0 {
+            warn!(messages = unroutable, "dropped messages with no route to a peer");
+            unroutable = 0;
+        }
+        if moved {
+            idle = Duration::from_micros(20);
+        } else {
+            // Producers wake a parked consumer only per queue; with many queues a short,
+            // growing nap is simpler and costs little.
+            std::thread::park_timeout(if waiting { Duration::from_micros(100) } else { idle });
+            idle = (idle * 2).min(Duration::from_micros(500));
+        }
+    }
+}

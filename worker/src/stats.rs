@@ -1,0 +1,48 @@
+//! Counters of the data plane, exported on `/metrics` beside the engine's.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// One outgoing link (this worker → a peer).
+#[derive(Default, Debug)]
+pub struct LinkStats {
+    /// Frames handed to the connection.
+    pub frames: AtomicU64,
+    /// Engine messages in those frames.
+    pub messages: AtomicU64,
+    /// Bytes in those frames.
+    pub bytes: AtomicU64,
+    /// Messages discarded because the peer was unreachable or not reading past the
+    /// stall timeout; their trees time out and the spouts replay them.
+    pub dropped: AtomicU64,
+    /// Connections made.
+    pub connects: AtomicU64,
+    /// Connections lost or refused.
+    pub failures: AtomicU64,
+    /// Whether a connection is up now.
+    pub connected: AtomicBool,
+    /// Whether the peer last reported itself blocked.
+    pub peer_blocked: AtomicBool,
+}
+
+/// Everything this worker received.
+#[derive(Default, Debug)]
+pub struct InboundStats {
+    /// Messages delivered to local executors (or forwarded).
+    pub messages: AtomicU64,
+    /// Frames refused as malformed.
+    pub malformed: AtomicU64,
+    /// Peers refused at hello (other topology, plan or protocol).
+    pub refused: AtomicU64,
+    /// Incoming links open now.
+    pub open: AtomicU64,
+}
+
+/// Adds to a counter.
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+pub fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
