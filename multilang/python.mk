@@ -12,15 +12,15 @@ MULTILANG_STAMP := $(MULTILANG_VENV)/.squall-multilang-stamp
 multilang-venv: $(MULTILANG_STAMP) multilang-redis-server
 
 multilang-redis-server:
-	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+	@command -v redis-server >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }
 
 $(MULTILANG_STAMP): $(MULTILANG_REQS)
-	@command -v python3 >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
+	@command -v python3 >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv; }
 	@# `python3 -m venv` exists on Debian without ensurepip; try it, install python3-venv if it fails.
 	@rm -rf $(MULTILANG_VENV)
 	@python3 -m venv $(MULTILANG_VENV) 2>/dev/null || { \
 		rm -rf $(MULTILANG_VENV); \
-		apt-get update && apt-get install -y python3-venv && python3 -m venv $(MULTILANG_VENV); }
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv && python3 -m venv $(MULTILANG_VENV); }
 	$(MULTILANG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r multilang/python/requirements.txt
 	$(MULTILANG_VENV)/bin/python -c "import pystorm, streamparse, redis; print('multilang venv: pystorm', pystorm.__version__, 'streamparse', streamparse.__version__, 'redis', redis.__version__)"
 	@touch $@

@@ -400,7 +400,7 @@ fn a_hanging_python_bolt_is_detected_by_the_heartbeat_timeout_and_restarted() {
 #[test]
 fn idle_python_bolts_answer_heartbeats_and_are_not_restarted() {
     let dir = scratch("idle");
-    let config = r#"{"squall.multilang.timeout.secs": 1.5, "squall.multilang.heartbeat.secs": 0.25}"#;
+    let config = r#"{"squall.multilang.timeout.secs": 2.5, "squall.multilang.heartbeat.secs": 0.25}"#;
     let yaml = pipeline("idle", &dir, 10, config).replace(
         "      inputs: [{from: flaky}]",
         &format!("      config: {config}\n      inputs: [{{from: flaky}}]"),
@@ -408,7 +408,7 @@ fn idle_python_bolts_answer_heartbeats_and_are_not_restarted() {
     let topo = start(&yaml);
     wait_acked(&topo, "numbers", 10, Duration::from_secs(30));
     // Idle for more than twice the timeout: only heartbeat replies show the bolts alive.
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(6));
     let m = topo.shutdown();
     for c in ["flaky", "record"] {
         let comp = m.component(c).unwrap();
