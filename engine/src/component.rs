@@ -63,6 +63,8 @@ pub struct TaskContext {
     pub acking: bool,
     /// Task ids of every component, for components that emit direct.
     pub tasks_by_component: Vec<(String, Vec<u32>)>,
+    /// The streams this component consumes: (source component, stream, fields).
+    pub inputs: Vec<(String, String, Vec<String>)>,
     /// Directory relative paths in the config are resolved against.
     pub base_dir: Option<PathBuf>,
     /// Wakes this task's executor, e.g. from a thread that received data for it.
@@ -86,6 +88,7 @@ impl TaskContext {
             message_timeout: Duration::from_secs(30),
             acking: true,
             tasks_by_component: vec![(component.into(), (1..=tasks as u32).collect())],
+            inputs: Vec::new(),
             base_dir: None,
             waker: Waker::noop(),
             counters: Counters::default(),

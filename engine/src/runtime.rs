@@ -250,6 +250,18 @@ impl Topology {
                 message_timeout: plan.message_timeout,
                 acking: plan.ackers > 0,
                 tasks_by_component: tasks_by_component.clone(),
+                inputs: comp
+                    .inputs
+                    .iter()
+                    .map(|i| {
+                        let fields = plan
+                            .component(&i.from)
+                            .and_then(|c| c.output(&i.stream))
+                            .map(|s| s.fields.clone())
+                            .unwrap_or_default();
+                        (i.from.clone(), i.stream.clone(), fields)
+                    })
+                    .collect(),
                 base_dir: plan.base_dir.clone(),
                 waker: {
                     let q = Arc::clone(&queues[ei]);
