@@ -8,7 +8,7 @@ K8S_STATE="${K8S_STATE:-$ROOT/.cache/cluster.env}"
 [ -f "$K8S_STATE" ] || { echo "down.sh: no cluster recorded in $K8S_STATE"; exit 0; }
 # shellcheck disable=SC1090
 . "$K8S_STATE"
-PIDS=(${K8S_PIDS:-})
+read -r -a PIDS <<<"${K8S_PIDS:-}"
 # Reverse start order: agent and controllers before the apiserver and etcd.
 for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM -- "-${PIDS[i]}" 2>/dev/null || true; done
 # A group counts as alive while it has a non-zombie member (orphans may sit

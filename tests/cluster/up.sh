@@ -121,7 +121,7 @@ if [ -x "$AGENT_BIN" ]; then
   CFG="${K8S_AGENT_CONFIG:-}"
   if [ -z "$CFG" ]; then
     CFG="$D/agent.json"
-    echo "{\"nodes\": [\"node-1\"], \"workDir\": \"$D/agent\"}" >"$CFG"
+    echo "{\"nodes\": [\"node-1\"], \"workDir\": \"$D/agent\", \"podKubeconfig\": \"$KC\"}" >"$CFG"
   fi
   start node-agent "$AGENT_BIN" --config "$CFG" --kubeconfig "$KC"
   for i in $(seq 1 120); do

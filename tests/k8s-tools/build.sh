@@ -22,7 +22,7 @@ export GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="-mod=mod -buildvcs=false"
 GO="${GO:-go}"
 if ! command -v "$GO" >/dev/null; then
-  [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go || { echo "build.sh: go not found" >&2; exit 1; }
+  if [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; else echo "build.sh: go not found" >&2; exit 1; fi
 fi
 
 check_pin() { # module dir, module path, version
@@ -36,14 +36,20 @@ check_pin helm helm.sh/helm/v3 "$HELM_VERSION"
 mkdir -p "$K8S_BIN_DIR"
 BUILD_DATE=1970-01-01T00:00:00Z # fixed so rebuilds are reproducible
 
-# stamped <bin> <expected version substring>: true when the binary exists and
-# carries the stamp (a fresh go build without ldflags would say v0.0.0-master).
-stamped() { [ -x "$K8S_BIN_DIR/$1" ] && grep -aq "$2" "$K8S_BIN_DIR/$1"; }
+# stamped <bin> <expected version> <version args...>: true when the binary
+# exists and reports the version (an unstamped k8s build says v0.0.0-master).
+stamped() {
+  local bin="$K8S_BIN_DIR/$1" want=$2
+  shift 2
+  local out
+  [ -x "$bin" ] && out="$("$bin" "$@" 2>/dev/null)" && [[ "$out" == *"$want"* ]]
+}
 
 need_k8s=0
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  stamped "$b" "v$K8S_VERSION" || need_k8s=1
+for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  stamped "$b" "Kubernetes v$K8S_VERSION" --version || need_k8s=1
 done
+stamped kubectl "Client Version: v$K8S_VERSION" version --client || need_k8s=1
 if [ "$need_k8s" = 1 ]; then
   maj=${K8S_VERSION%%.*}; rest=${K8S_VERSION#*.}; min=${rest%%.*}
   ldf="-s -w"
@@ -58,12 +64,12 @@ if [ "$need_k8s" = 1 ]; then
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
 fi
 
-if ! stamped etcd "$ETCD_VERSION"; then
+if ! stamped etcd "etcd Version: $ETCD_VERSION" --version; then
   echo "build.sh: building etcd v$ETCD_VERSION"
   (cd "$HERE/etcd" && "$GO" build -trimpath -ldflags "-s -w" -o "$K8S_BIN_DIR/etcd" go.etcd.io/etcd/server/v3)
 fi
 
-if ! stamped helm "v$HELM_VERSION"; then
+if ! stamped helm "v$HELM_VERSION" version --short; then
   echo "build.sh: building helm v$HELM_VERSION"
   (cd "$HERE/helm" && "$GO" build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
     -o "$K8S_BIN_DIR/helm" helm.sh/helm/v3/cmd/helm)

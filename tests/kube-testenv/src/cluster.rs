@@ -369,7 +369,8 @@ impl TestCluster {
     }
 
     /// Starts a node agent for one Node, mapping images to binaries. Each
-    /// agent gets its own pod address range 127.<n>.0.0/16 (n from 1).
+    /// agent gets its own pod address range 127.<n>.0.0/16 (n from 1), and
+    /// its containers get KUBECONFIG pointing at the admin kubeconfig.
     pub async fn start_node_agent<I, K, B>(&self, node: &str, images: I) -> Result<AgentHandle>
     where
         I: IntoIterator<Item = (K, B)>,
@@ -377,6 +378,7 @@ impl TestCluster {
         B: Into<PathBuf>,
     {
         let mut config = AgentConfig::new(node, self.dir.join("agents").join(node));
+        config.pod_kubeconfig = Some(self.kubeconfig.clone());
         config.images = images
             .into_iter()
             .map(|(k, b)| (k.into(), ImageSpec::new(b)))

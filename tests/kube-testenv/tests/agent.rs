@@ -71,7 +71,12 @@ async fn restart_policies_env_and_grace_periods() -> Result<()> {
         .await?;
         pods.create(
             &pp,
-            &shell_pod("done", "Never", "echo \"$BOTH\" > \"$OUT\"", &out("done"))?,
+            &shell_pod(
+                "done",
+                "Never",
+                "echo \"$BOTH\" > \"$OUT\" && test -f \"$KUBECONFIG\"",
+                &out("done"),
+            )?,
         )
         .await?;
         let graceful = "trap 'echo term > \"$OUT\"; exit 0' TERM; while true; do sleep 0.1; done";
@@ -98,7 +103,8 @@ async fn restart_policies_env_and_grace_periods() -> Result<()> {
             .context("no last terminated state")?;
         assert_eq!(last.exit_code, 3);
 
-        // Never + exit 0: Succeeded, and the env was resolved and expanded.
+        // Never + exit 0: Succeeded, and the env was resolved and expanded
+        // (exit 0 also proves KUBECONFIG was injected and exists).
         eventually(
             "done Succeeded",
             Duration::from_secs(60),

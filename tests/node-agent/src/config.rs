@@ -56,6 +56,11 @@ pub struct AgentConfig {
     /// Seconds to wait for processes after SIGTERM when the agent stops.
     #[serde(default = "default_stop_grace_seconds")]
     pub stop_grace_seconds: u64,
+    /// Passed to every container as KUBECONFIG (unless the pod sets it), so
+    /// controllers run as pods reach the API server: there is no in-cluster
+    /// service-account mount here.
+    #[serde(default)]
+    pub pod_kubeconfig: Option<PathBuf>,
 }
 
 fn default_pod_ip_base() -> Ipv4Addr {
@@ -79,6 +84,7 @@ impl AgentConfig {
             heartbeat_seconds: default_heartbeat_seconds(),
             node_labels: BTreeMap::new(),
             stop_grace_seconds: default_stop_grace_seconds(),
+            pod_kubeconfig: None,
         }
     }
 

@@ -285,7 +285,12 @@ impl PodManager {
                     rt.blocked = Some(("ErrImageNeverPull".into(), Error::UnknownImage(image).to_string()));
                 }
                 (_, Err(e)) => rt.blocked = Some(("CreateContainerConfigError".into(), e.to_string())),
-                (Some(img), Ok(vars)) => {
+                (Some(img), Ok(mut vars)) => {
+                    if let Some(kc) = &self.config.pod_kubeconfig {
+                        if !vars.iter().any(|(k, _)| k == "KUBECONFIG") {
+                            vars.push(("KUBECONFIG".into(), kc.display().to_string()));
+                        }
+                    }
                     // The mapped binary plays the image entrypoint: command[0]
                     // is replaced by it, the rest are leading arguments.
                     let mut args: Vec<String> = match &c.command {
