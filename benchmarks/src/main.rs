@@ -6,6 +6,7 @@
 mod floor;
 mod proc_stats;
 mod topologies;
+mod wikipedia;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -157,6 +158,7 @@ mod report {
         match r.name.as_str() {
             "const-null-noack" => format!("≥ 10 M/s: {}", ok(r.throughput >= 10e6)),
             "const-id-null-ack" => format!("≥ 2 M trees/s: {}", ok(r.throughput >= 2e6)),
+            "wikipedia-edits" => format!("≥ 200 k events/s: {}", ok(r.throughput >= 200e3)),
             "const-id-null-ack@half" => format!(
                 "p99 < 1 ms: {}",
                 ok(r.complete_p99_us > 0 && r.complete_p99_us < 1000)

@@ -82,6 +82,13 @@ pub const CASES: &[Case] = &[
         sink: "sink",
         body: WORD_COUNT,
     },
+    Case {
+        name: "wikipedia-edits",
+        title: "edit feed (websocket, unpaced, 20k pre-rendered events cycled) → json-keys ×2 → redis-counter → local Redis, acking on",
+        acking: true,
+        sink: "sink",
+        body: crate::wikipedia::BODY,
+    },
 ];
 
 /// One measured run.
@@ -125,7 +132,16 @@ pub fn run_case(name: &str, warmup: Duration, window: Duration, rate: Option<u64
         .iter()
         .find(|c| c.name == name)
         .ok_or_else(|| anyhow!("unknown case {name:?}"))?;
-    let yaml = manifest(case, rate);
+    // Cases that talk to the outside get their Redis and feed here, for this run only.
+    let env = if case.name == "wikipedia-edits" {
+        Some(crate::wikipedia::Env::start()?)
+    } else {
+        None
+    };
+    let mut yaml = manifest(case, rate);
+    if let Some(env) = &env {
+        yaml = yaml.replace(case.body, &env.body());
+    }
     let m = TopologyManifest::from_yaml(&yaml, name)?;
     let plan = validate(&m, &Builtins).map_err(|e| anyhow!("{e}"))?;
     let topo =

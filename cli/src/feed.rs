@@ -45,6 +45,9 @@ struct ServeArgs {
     /// Events per connection, then the connection idles (default: no end).
     #[arg(long)]
     count: Option<u64>,
+    /// Load tests: send the first K messages over and over, rendered once up front.
+    #[arg(long, value_name = "K")]
+    repeat: Option<u64>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -86,6 +89,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate: args.rate,
         count: args.count,
         data: args.data.data_set(),
+        repeat: args.repeat,
     })?;
     let rate = if args.rate == 0 {
         "unpaced".to_owned()

@@ -42,7 +42,10 @@
 //! - MUST fail an input whose `field` is missing or not text (a wiring error, reported).
 //! - MUST ignore tick tuples.
 
+use std::borrow::Cow;
+
 use bytestring::ByteString;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 use squall_engine::{
     Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Counters, TaskContext, Tuple, Value, Values,
@@ -77,6 +80,8 @@ pub enum Rule {
     Value {
         /// Dotted path, split.
         path: Vec<String>,
+        /// Where the value at `path` is collected.
+        slot: usize,
         /// Text before the value.
         prefix: String,
         /// No key (rather than a malformed event) when the value is missing or null.
@@ -86,6 +91,8 @@ pub enum Rule {
     Truthy {
         /// Dotted path, split.
         path: Vec<String>,
+        /// Where the value at `path` is collected.
+        slot: usize,
         /// Key when truthy.
         then: String,
         /// Key otherwise.
@@ -102,6 +109,10 @@ pub struct JsonKeysConfig {
     pub format: Format,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// Every path the rules read.
+    tree: PathTree,
+    /// Distinct paths.
+    slots: usize,
 }
 
 fn rule_error(i: usize, expected: &str, got: &Json) -> ConfigError {
@@ -145,6 +156,8 @@ impl JsonKeysConfig {
             }
         };
         let mut rules = Vec::with_capacity(list.len());
+        let mut tree = PathTree::default();
+        let mut slots = 0;
         for (i, item) in list.iter().enumerate() {
             let Some(o) = item.as_object() else {
                 return Err(rule_error(i, RULE, item));
@@ -164,14 +177,20 @@ impl JsonKeysConfig {
             if o.keys().any(|k| !known.contains(&k.as_str())) {
                 return Err(rule_error(i, RULE, item));
             }
+            let slot = tree.insert(&path, slots);
+            if slot == slots {
+                slots += 1;
+            }
             let rule = match (text("then"), text("else"), o.get("prefix")) {
                 (Some(then), Some(otherwise), None) => Rule::Truthy {
                     path,
+                    slot,
                     then: then.to_owned(),
                     otherwise: otherwise.to_owned(),
                 },
                 (None, None, Some(Json::String(prefix))) => Rule::Value {
                     path,
+                    slot,
                     prefix: prefix.clone(),
                     optional: match o.get("optional") {
                         None | Some(Json::Null) => false,
@@ -187,6 +206,8 @@ impl JsonKeysConfig {
             field: c.field_opt("field")?,
             format,
             rules,
+            tree,
+            slots,
         })
     }
 }
@@ -198,66 +219,234 @@ pub(crate) fn outputs() -> Vec<StreamSpec> {
     ]
 }
 
-/// The value at a dotted path, `None` when any step is missing or not an object.
-fn lookup<'j>(root: &'j Json, path: &[String]) -> Option<&'j Json> {
-    path.iter().try_fold(root, |v, step| v.as_object()?.get(step))
+/// The paths the rules read, as a tree, so one pass over an event finds them all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PathTree {
+    /// Slot of the value at this node, when a rule reads it.
+    slot: Option<usize>,
+    children: Vec<(String, PathTree)>,
 }
 
-/// Python's truthiness of a JSON value.
-fn truthy(v: Option<&Json>) -> bool {
-    match v {
-        None | Some(Json::Null) => false,
-        Some(Json::Bool(b)) => *b,
-        Some(Json::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Json::String(s)) => !s.is_empty(),
-        Some(Json::Array(a)) => !a.is_empty(),
-        Some(Json::Object(o)) => !o.is_empty(),
+impl PathTree {
+    fn insert(&mut self, path: &[String], slot: usize) -> usize {
+        let Some((first, rest)) = path.split_first() else {
+            return *self.slot.get_or_insert(slot);
+        };
+        let i = match self.children.iter().position(|(k, _)| k == first) {
+            Some(i) => i,
+            None => {
+                self.children.push((first.clone(), PathTree::default()));
+                self.children.len() - 1
+            }
+        };
+        self.children[i].1.insert(rest, slot)
+    }
+}
+
+/// What an event holds at one path.
+#[derive(Debug, PartialEq)]
+enum Found<'a> {
+    Missing,
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An array or object; whether it is empty.
+    Composite(bool),
+}
+
+impl Found<'_> {
+    /// Python's truthiness.
+    fn truthy(&self) -> bool {
+        match self {
+            Found::Missing | Found::Null => false,
+            Found::Bool(b) => *b,
+            Found::Int(i) => *i != 0,
+            Found::UInt(u) => *u != 0,
+            Found::Float(f) => *f != 0.0,
+            Found::Str(s) => !s.is_empty(),
+            Found::Composite(empty) => !empty,
+        }
+    }
+}
+
+/// Deserializes one value, keeping what the tree asks for and skipping the rest without
+/// building it (most of an event is never looked at).
+struct Extract<'t, 'o, 'de> {
+    tree: &'t PathTree,
+    out: &'o mut [Found<'de>],
+}
+
+impl<'de> Extract<'_, '_, 'de> {
+    fn set(self, f: Found<'de>) {
+        if let Some(slot) = self.tree.slot {
+            self.out[slot] = f;
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Extract<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.set(Found::Bool(v));
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.set(Found::Int(v));
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.set(Found::UInt(v));
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.set(Found::Float(v));
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.set(Found::Str(Cow::Borrowed(v)));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.set(Found::Str(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.set(Found::Str(Cow::Owned(v)));
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.set(Found::Null);
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        self.set(Found::Null);
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut empty = true;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            empty = false;
+        }
+        self.set(Found::Composite(empty));
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Extract { tree, out } = self;
+        let mut empty = true;
+        while let Some(child) = map.next_key_seed(KeySeed(&tree.children))? {
+            empty = false;
+            match child {
+                Some(i) => map.next_value_seed(Extract {
+                    tree: &tree.children[i].1,
+                    out: &mut *out,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Extract { tree, out }.set(Found::Composite(empty));
+        Ok(())
+    }
+}
+
+/// Reads an object key: the index of the child of that name, if the tree has one.
+struct KeySeed<'t>(&'t [(String, PathTree)]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(k, _)| k == v))
     }
 }
 
 /// The keys of one event, or why it is malformed.
 pub fn keys_of(config: &JsonKeysConfig, text: &str) -> Result<Vec<String>, String> {
-    let json: Json = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    if !json.is_object() {
+    // The one shape check serde would not make for us here: the event is an object.
+    if !text.trim_start().starts_with('{') {
         return Err("not a JSON object".to_owned());
     }
+    let mut found: Vec<Found<'_>> = (0..config.slots).map(|_| Found::Missing).collect();
+    let mut de = serde_json::Deserializer::from_str(text);
+    Extract {
+        tree: &config.tree,
+        out: &mut found,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| format!("invalid JSON: {e}"))?;
     let mut keys = Vec::with_capacity(config.rules.len());
     for rule in &config.rules {
         match rule {
             Rule::Truthy {
-                path,
+                slot,
                 then,
                 otherwise,
-            } => keys.push(if truthy(lookup(&json, path)) {
+                ..
+            } => keys.push(if found[*slot].truthy() {
                 then.clone()
             } else {
                 otherwise.clone()
             }),
             Rule::Value {
                 path,
+                slot,
                 prefix,
                 optional,
             } => {
-                let v = lookup(&json, path);
-                if *optional && matches!(v, None | Some(Json::Null)) {
+                let v = &found[*slot];
+                if *optional && matches!(v, Found::Missing | Found::Null) {
                     continue;
                 }
                 let mut key = prefix.clone();
                 match v {
-                    None => return Err(format!("no {:?} in the event", path.join("."))),
-                    Some(Json::String(s)) => key.push_str(s),
-                    Some(Json::Bool(b)) => key.push_str(match (config.format, b) {
+                    Found::Missing => return Err(format!("no {:?} in the event", path.join("."))),
+                    Found::Str(s) => key.push_str(s),
+                    Found::Bool(b) => key.push_str(match (config.format, b) {
                         (Format::Json, true) => "true",
                         (Format::Json, false) => "false",
                         (Format::Python, true) => "True",
                         (Format::Python, false) => "False",
                     }),
-                    Some(Json::Null) => key.push_str(match config.format {
+                    Found::Null => key.push_str(match config.format {
                         Format::Json => "null",
                         Format::Python => "None",
                     }),
-                    Some(Json::Number(n)) => key.push_str(&n.to_string()),
-                    Some(_) => {
+                    Found::Int(i) => key.push_str(&i.to_string()),
+                    Found::UInt(u) => key.push_str(&u.to_string()),
+                    // JSON's own spelling of the number, as serde_json writes it.
+                    Found::Float(f) => key.push_str(
+                        &serde_json::Number::from_f64(*f)
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    Found::Composite(_) => {
                         return Err(format!(
                             "{:?} is an array or object, not a value for a key",
                             path.join(".")
@@ -434,6 +623,32 @@ mod tests {
             keys_of(&c, r#"{"a": true, "n": 1.5, "z": null, "s": ""}"#).unwrap(),
             ["a_true", "n_1.5", "z_null", "s_no", "m_no"]
         );
+    }
+
+    #[test]
+    fn shared_paths_escapes_and_odd_shapes() {
+        let c = talk();
+        // Escaped text comes out decoded; the same path serves two rules.
+        let event = r#"{"is_bot": 0, "action": "ed\u0069t", "is_anon": true,
+            "geo_ip": {"country_name": "C\u00f4te d'Ivoire", "extra": [1, {"a": null}]}, "z": {}}"#;
+        assert_eq!(
+            keys_of(&c, event).unwrap(),
+            [
+                "isanon_True",
+                "anon_anon",
+                "bot_human",
+                "action_edit",
+                "country_Côte d'Ivoire"
+            ]
+        );
+        // geo_ip that is not an object: no country (optional), not an error.
+        let event = r#"{"is_anon": true, "is_bot": false, "action": "edit", "geo_ip": "n/a"}"#;
+        assert_eq!(keys_of(&c, event).unwrap().len(), 4);
+        // Duplicate keys: the last one counts, as in serde_json's maps.
+        let event = r#"{"is_anon": true, "is_bot": false, "action": "edit", "action": "create"}"#;
+        assert_eq!(keys_of(&c, event).unwrap()[3], "action_create");
+        assert!(keys_of(&c, r#"{"is_anon": true, "action": "x"} trailing"#).is_err());
+        assert!(keys_of(&c, "").is_err());
     }
 
     #[test]

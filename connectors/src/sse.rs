@@ -5,8 +5,8 @@
 //! - `default` stream, fields `[event]`: the `data` of each `message` event (several
 //!   `data:` lines joined with newlines). With `reliable` (default) it carries a message
 //!   id and is replayed when its tree fails.
-//! - `errors` stream, fields `[event, error]`: events whose data is not a JSON object
-//!   (with `validate`), unreliably; counted as `malformed`.
+//! - `errors` stream, fields `[event, error]`: events whose data does not have the shape
+//!   of a JSON object (with `validate`), unreliably; counted as `malformed`.
 //!
 //! # Config
 //! - `url` (string, required): `http://host:port/path` (plain HTTP/1.1; no TLS).

@@ -4,8 +4,8 @@
 //! # Emits
 //! - `default` stream, fields `[event]`: the message text, unchanged. With `reliable`
 //!   (default) it carries a message id and is replayed when its tree fails.
-//! - `errors` stream, fields `[event, error]`: messages that are not a JSON object (with
-//!   `validate`, the default), unreliably; counted as `malformed`.
+//! - `errors` stream, fields `[event, error]`: messages that do not have the shape of a
+//!   JSON object (with `validate`, the default), unreliably; counted as `malformed`.
 //!
 //! # Config
 //! - `url` (string, required): `ws://host:port/path`.
@@ -16,7 +16,8 @@
 //!   this, so an outage downstream does not become a busy loop.
 //! - `channel_capacity` (positive integer, default 10000): messages read but not yet
 //!   emitted; when full the reader stops reading the socket (TCP back pressure).
-//! - `validate` (bool, default `true`): check each message is a JSON object.
+//! - `validate` (bool, default `true`): check each message has the shape of one JSON
+//!   object (`{` … `}`); the full parse is left to the parser, which has its own `errors`.
 //! - `backoff_initial_ms` (default 100), `backoff_max_ms` (default 10000): reconnection
 //!   delays, doubling from the first to the cap, each jittered over its upper half.
 //!

@@ -367,6 +367,10 @@ impl DataSet {
                     cut -= 1;
                 }
                 full.truncate(cut);
+                // Never ends like a whole object, so even a shape check catches it.
+                while full.ends_with('}') {
+                    full.pop();
+                }
                 full
             }
             MalformedKind::NotJson => format!("<html><body>502 Bad Gateway (message {index})</body></html>"),

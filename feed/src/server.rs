@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use tracing::{debug, info, warn};
 
 use crate::data::DataSet;
@@ -50,6 +50,9 @@ pub struct FeedOptions {
     pub count: Option<u64>,
     /// The data set, with its malformed messages.
     pub data: DataSet,
+    /// Load tests: message `i` is message `i % repeat`, rendered once at start, so the
+    /// server spends its time sending rather than generating. Ids stay `i`.
+    pub repeat: Option<u64>,
 }
 
 /// A running feed server. Dropping it stops it.
@@ -74,6 +77,8 @@ struct Shared {
     rate: u64,
     count: Option<u64>,
     data: DataSet,
+    /// Pre-rendered messages when `repeat` is set.
+    cache: Vec<Utf8Bytes>,
     stats: Arc<Stats>,
     stop: watch::Receiver<bool>,
 }
@@ -106,10 +111,15 @@ impl FeedServer {
             .map_err(FeedError::Runtime)?;
         let (stop, stop_rx) = watch::channel(false);
         let stats = Arc::new(Stats::default());
+        let cache = match opts.repeat {
+            Some(k) if k > 0 => (0..k).map(|i| Utf8Bytes::from(opts.data.text(i))).collect(),
+            _ => Vec::new(),
+        };
         let shared = Arc::new(Shared {
             rate: opts.rate,
             count: opts.count,
             data: opts.data,
+            cache,
             stats: Arc::clone(&stats),
             stop: stop_rx,
         });
@@ -230,6 +240,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, endpoint: Endpo
     }
 }
 
+impl Shared {
+    /// The text of message `i`.
+    fn text(&self, i: u64) -> Utf8Bytes {
+        match self.cache.len() as u64 {
+            0 => Utf8Bytes::from(self.data.text(i)),
+            k => self.cache[(i % k) as usize].clone(),
+        }
+    }
+}
+
 /// `from=N` in a request target's query, if present and numeric.
 fn query_from(target: &str) -> Option<u64> {
     let (_, query) = target.split_once('?')?;
@@ -316,7 +336,7 @@ async fn serve_ws(stream: TcpStream, shared: &Shared) -> Result<u64, String> {
         let before = next;
         let mut failed = None;
         while next < upto {
-            if let Err(e) = tx.feed(WsMessage::text(shared.data.text(next))).await {
+            if let Err(e) = tx.feed(WsMessage::Text(shared.text(next))).await {
                 failed = Some(e);
                 break;
             }
@@ -458,7 +478,7 @@ async fn serve_sse(mut stream: TcpStream, shared: &Shared) -> Result<u64, String
         };
         let upto = next.saturating_add(n).min(end);
         for i in next..upto {
-            sse_event(i, &shared.data.text(i), &mut out);
+            sse_event(i, &shared.text(i), &mut out);
         }
         shared.stats.sent.fetch_add(upto - next, Ordering::Relaxed);
         next = upto;
@@ -504,6 +524,7 @@ mod tests {
             rate: 0,
             count: None,
             data: DataSet::new(1),
+            repeat: None,
         };
         assert!(matches!(FeedServer::start(opts), Err(FeedError::NotLoopback(_))));
     }
