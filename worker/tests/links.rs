@@ -1,0 +1,259 @@
+//! The data plane under abuse: malformed and truncated frames, a peer that accepts
+//! connections but never reads, and TLS on the links.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Read as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use squall_proto::wire::{from_peer, Hello};
+use squall_worker::assignment::Assignment;
+use squall_worker::codec::{DialerCodec, Frame};
+use squall_worker::supervisor::Cluster;
+use squall_worker::tls::TlsFiles;
+use support::{cluster, dump_logs, logs, total, wait_for};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const STEADY: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: steady}
+spec:
+  ackers: 1
+  messageTimeoutSeconds: 3
+  maxSpoutPending: 1000
+  spouts:
+    - {name: ids, component: const, config: {rate: 5000, payload: "abc"}}
+  bolts:
+    - {name: pass, component: identity, parallelism: 2, config: {fields: [payload]}, inputs: [{from: ids, grouping: {type: shuffle}}]}
+    - {name: sink, component: null, inputs: [{from: pass}]}
+"#;
+
+/// Opens a link to worker `i` as a fake peer and sends `frames` after a good hello.
+/// Returns what the worker answered: a welcome, then possibly an error status.
+async fn dial(c: &Cluster, i: usize, id: &str, frames: Vec<Frame>) -> (bool, Option<tonic::Status>) {
+    let loaded = Assignment::load(&c.assignment_path()).unwrap();
+    let addr = &loaded.assignment.workers[i].address;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let hello = Hello {
+        protocol: squall_proto::PROTOCOL,
+        topology: loaded.plan.name.clone(),
+        plan_hash: loaded.plan_hash.clone(),
+        generation: loaded.assignment.generation,
+        worker_id: id.to_owned(),
+    };
+    let mut all = vec![Frame::whole(squall_worker::wire::hello_frame(hello))];
+    all.extend(frames);
+    // Keep the request open after the frames, as a live peer would.
+    let body = futures_util::stream::iter(all).chain(futures_util::stream::pending());
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
+    let mut replies = grpc
+        .streaming(tonic::Request::new(body), path, DialerCodec)
+        .await
+        .unwrap()
+        .into_inner();
+    let welcomed = matches!(
+        replies.message().await,
+        Ok(Some(m)) if matches!(m.kind, Some(from_peer::Kind::Welcome(_)))
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, replies.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => return (welcomed, None),
+            Ok(Err(status)) => return (welcomed, Some(status)),
+            Err(_) => return (welcomed, None),
+        }
+    }
+}
+
+use futures_util::StreamExt as _;
+
+#[test]
+fn malformed_and_truncated_frames_are_refused_and_the_link_comes_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path(), STEADY, 2, None, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Garbage where a batch should be.
+    let garbage = Frame::whole(Bytes::from_static(b"\x12\x05\xff\xff\xff\xff\xff"));
+    let (welcomed, status) = rt.block_on(dial(&c, 1, "intruder", vec![garbage]));
+    assert!(welcomed);
+    let status = status.expect("the link is closed with an error");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("malformed frame"), "{status:?}");
+
+    // A real batch cut short: its header promises more bytes than follow.
+    let truncated = Frame::whole(Bytes::from_static(b"\x12\x20\x0a\x10\x0a\x0e\x08\x01"));
+    let (_, status) = rt.block_on(dial(&c, 1, "intruder", vec![truncated]));
+    assert_eq!(status.map(|s| s.code()), Some(tonic::Code::InvalidArgument));
+
+    // The same peer reconnects with a well-formed (empty) batch: accepted, link stays up.
+    let empty = Frame::batch(Bytes::new(), 0);
+    let (welcomed, status) = rt.block_on(dial(&c, 1, "intruder", vec![empty]));
+    assert!(welcomed && status.is_none(), "{status:?}");
+
+    let log = logs(&c, 1);
+    assert!(
+        log.contains("malformed frame from peer") && log.contains("intruder"),
+        "the error names the peer:\n{log}"
+    );
+    // The real links were untouched: the topology keeps completing trees.
+    let before = total(&c.scrape(), "ids").acked;
+    let s = wait_for(&mut c, Duration::from_secs(10), |s| {
+        total(s, "ids").acked > before + 1000
+    });
+    assert!(total(&s, "ids").acked > before + 1000);
+    c.stop(Duration::from_secs(5));
+}
+
+#[test]
+fn a_peer_that_never_reads_does_not_wedge_the_others() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    // __acker → w0, ids → w1, pass (2 executors) → w2 and w0, sink → w1.
+    let mut c = cluster(dir.path(), STEADY, 3, None, &[]);
+    c.auto_restart = false;
+    let addr = Assignment::read(&c.assignment_path()).unwrap().workers[2]
+        .address
+        .clone();
+    c.kill9(2);
+    // In w2's place: a listener that accepts and then never reads a byte.
+    let listener = std::net::TcpListener::bind(&addr).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut socks = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(25);
+        while Instant::now() < until {
+            if let Ok((s, _)) = listener.accept() {
+                socks.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Never read: check nobody made us.
+        let mut b = [0u8; 1];
+        let _ = socks.first().map(|mut s| s.read(&mut b));
+    });
+    // Past the stall timeout (1 s) and one message timeout (3 s), trees keep completing
+    // through the healthy pass executor on w0 in every window.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut last = total(&c.scrape(), "ids").acked;
+    for window in 0..3 {
+        std::thread::sleep(Duration::from_secs(4));
+        let now = total(&c.scrape(), "ids").acked;
+        if now <= last + 500 {
+            dump_logs(&c);
+        }
+        assert!(now > last + 500, "window {window}: acked {last} -> {now}");
+        last = now;
+    }
+    let page = c.scrape_one(1).unwrap();
+    let dropped: f64 = page
+        .iter()
+        .filter(|(n, l, _)| n == "squall_link_dropped_total" && l.get("peer").is_some_and(|p| p == "w2"))
+        .map(|s| s.2)
+        .sum();
+    assert!(dropped > 0.0, "traffic for the stuck peer is shed");
+    c.stop(Duration::from_secs(5));
+    drop(held);
+}
+
+fn certs(dir: &std::path::Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["squall-worker".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let files = TlsFiles {
+        cert: dir.join("worker.pem"),
+        key: dir.join("worker.key"),
+        ca: dir.join("ca.pem"),
+        server_name: "squall-worker".into(),
+    };
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    std::fs::write(&files.ca, ca.pem()).unwrap();
+    files
+}
+
+const ONCE: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: once}
+spec:
+  ackers: 2
+  spouts:
+    - {name: ids, component: sequence, config: {count: 20000}}
+  bolts:
+    - {name: pass, component: identity, parallelism: 2, config: {fields: [n]}, inputs: [{from: ids, grouping: {type: fields, fields: [n]}}]}
+"#;
+
+#[test]
+fn tls_links_carry_the_topology_and_refuse_plaintext() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let tls = certs(dir.path());
+    let mut c = cluster(dir.path(), ONCE, 2, Some(tls), &[]);
+    let s = wait_for(&mut c, Duration::from_secs(60), |s| {
+        total(s, "ids").acked >= 20_000
+    });
+    if total(&s, "ids").acked != 20_000 {
+        dump_logs(&c);
+    }
+    assert_eq!(total(&s, "ids").acked, 20_000);
+    assert_eq!(total(&s, "ids").failed, 0);
+    assert_eq!(total(&s, "pass").executed, 20_000);
+    // A plaintext dialer gets nowhere.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = Assignment::read(&c.assignment_path()).unwrap().workers[0]
+        .address
+        .clone();
+    let plain = rt.block_on(async {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(1))
+            .connect()
+            .await;
+        match ch {
+            Err(_) => false,
+            Ok(ch) => {
+                let mut grpc = tonic::client::Grpc::new(ch);
+                let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
+                let body = futures_util::stream::iter(Vec::<Frame>::new());
+                tokio::time::timeout(Duration::from_secs(2), async {
+                    grpc.ready().await.ok()?;
+                    grpc.streaming(tonic::Request::new(body), path, DialerCodec)
+                        .await
+                        .ok()
+                })
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            }
+        }
+    });
+    assert!(!plain, "a plaintext link to a TLS worker must fail");
+    c.stop(Duration::from_secs(5));
+}
