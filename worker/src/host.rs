@@ -295,6 +295,14 @@ impl Host {
                 quiet = if busy { 0 } else { quiet + 1 };
                 std::thread::sleep(Duration::from_millis(50));
             }
+            if quiet >= 3 {
+                info!("drained: no tree in flight, local queues empty");
+            } else {
+                warn!(
+                    waited_s = drain.as_secs(),
+                    "stopping with trees still in flight; their spouts will replay them"
+                );
+            }
         }
         let topology = self.shared.engine.lock().take();
         if let Some(t) = topology {

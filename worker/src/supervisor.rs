@@ -294,6 +294,26 @@ impl Cluster {
         }
     }
 
+    /// Gives worker `i` a new data-plane port (a new generation), as when a pod is
+    /// replaced and comes back at another address. Restart it to take effect.
+    pub fn move_worker(&mut self, i: usize) -> Result<String, SupervisorError> {
+        let id = self.slots[i].id.clone();
+        let mut a = self.assignment.clone();
+        let Some(w) = a.workers.iter_mut().find(|w| w.id == id) else {
+            return Err(SupervisorError::Assignment(format!("{id} is not assigned")));
+        };
+        let ip: IpAddr = w
+            .address
+            .parse::<SocketAddr>()
+            .map(|s| s.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        w.address = free_port(ip)?.to_string();
+        let addr = w.address.clone();
+        a.generation += 1;
+        self.set_assignment(a)?;
+        Ok(addr)
+    }
+
     /// Waits until every assigned worker answers `/readyz`.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), SupervisorError> {
         let deadline = Instant::now() + timeout;
@@ -331,6 +351,26 @@ impl Cluster {
         crate::http::get(self.slots[i].http, "/metrics", Duration::from_secs(1))
             .ok()
             .map(|t| crate::prom::parse(&t))
+    }
+
+    /// SIGTERM to worker `i`; waits up to `grace` for it to exit. Its exit status, or
+    /// `None` if it had to be killed.
+    pub fn terminate(&mut self, i: usize, grace: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.slots[i].child.take()?;
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        loop {
+            match c.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    return None;
+                }
+            }
+        }
     }
 
     /// SIGTERM to every worker, then SIGKILL to those still running after `grace`.

@@ -48,3 +48,44 @@ fn three_workers_ack_every_tuple_exactly_once() {
     }
     c.stop(Duration::from_secs(5));
 }
+
+const ENDLESS: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: endless}
+spec:
+  ackers: 1
+  messageTimeoutSeconds: 4
+  spouts:
+    - {name: ids, component: const, config: {rate: 5000, payload: "p"}}
+  bolts:
+    - {name: sink, component: null, inputs: [{from: ids}]}
+"#;
+
+#[test]
+fn sigterm_deactivates_drains_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    // __acker → w0, ids → w1, sink → w0.
+    let mut c = cluster(dir.path(), ENDLESS, 2, None, &[]);
+    c.auto_restart = false;
+    wait_for(&mut c, Duration::from_secs(20), |s| total(s, "ids").acked > 2_000);
+    let started = std::time::Instant::now();
+    let status = c.terminate(1, Duration::from_secs(10)).expect("exits by itself");
+    assert!(status.success(), "{status:?}");
+    // Drained well within the message timeout: in-flight trees were completed, not failed.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = support::logs(&c, 1);
+    assert!(
+        log.contains("deactivating spouts and draining")
+            && log.contains("drained:")
+            && log.contains("stopped"),
+        "{log}"
+    );
+    // The other worker keeps serving.
+    assert!(c.scrape_one(0).is_some());
+    c.stop(Duration::from_secs(5));
+}
