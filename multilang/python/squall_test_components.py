@@ -52,7 +52,9 @@ class FlakyBolt(Bolt):
         self.failed = set()
 
     def process(self, tup):
-        n = tup.values[0]
+        # Named access: pystorm builds namedtuples from the handshake's
+        # source->stream->fields, so this proves the host sends it.
+        n = tup.values.n
         if self.hang_at is not None and n == self.hang_at and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             time.sleep(10**6)

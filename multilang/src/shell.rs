@@ -229,6 +229,14 @@ impl Shell {
             .iter()
             .map(|s| (s.stream.clone(), json!(s.fields)))
             .collect();
+        // pystorm turns input tuples into namedtuples from this map.
+        let mut source_fields: Map<String, Json> = Map::new();
+        for (source, stream, fields) in &ctx.inputs {
+            let entry = source_fields.entry(source.clone()).or_insert_with(|| json!({}));
+            if let Some(m) = entry.as_object_mut() {
+                m.insert(stream.clone(), json!(fields));
+            }
+        }
         json!({
             "conf": conf,
             "context": {
@@ -238,6 +246,7 @@ impl Shell {
                 "task->component": task_to_component,
                 "streams": ctx.outputs.iter().map(|s| s.stream.clone()).collect::<Vec<_>>(),
                 "stream->outputfields": output_fields,
+                "source->stream->fields": source_fields,
             },
             "pidDir": self.pid_dir.to_string_lossy(),
         })
