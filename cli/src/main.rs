@@ -1,6 +1,7 @@
 //! `squall`: run, validate and draw Storm-style topologies described by a Topology manifest.
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod feed;
 mod graph;
 mod kinds;

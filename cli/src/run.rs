@@ -17,18 +17,22 @@ use crate::{table, validate};
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The Topology manifest (YAML).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Stop after this long, e.g. 30s, 5m, 1h30m, 500ms. Without it, the run lasts until
     /// Ctrl-C or until every (finite) spout is done and every tuple processed.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    run_for: Option<Duration>,
+    pub(crate) run_for: Option<Duration>,
     /// Override a manifest field, e.g. `spec.maxSpoutPending=100`,
     /// `spec.bolts.count.parallelism=4`, `spec.config.squall.queue.capacity=1024`.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = overrides::parse)]
-    set: Vec<Override>,
+    pub(crate) set: Vec<Override>,
     /// No live table or progress lines; only the final summary.
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
+    /// Run on N worker processes on loopback (127.0.0.2, .3, ...) linked by the gRPC data
+    /// plane, under a small supervisor, instead of in this process.
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
 }
 
 /// Why a run ended.
@@ -54,6 +58,9 @@ const POLL: Duration = Duration::from_millis(200);
 const MAX_KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.workers {
+        return crate::cluster::run(args, n);
+    }
     let plan = validate::load(&args.file, &args.set)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     {
