@@ -18,8 +18,9 @@ K8S_BIN_DIR="${K8S_BIN_DIR:-$K8S_CACHE_DIR/k8s-bin/v$K8S_VERSION}"
 export GOMODCACHE="${GOMODCACHE:-$K8S_CACHE_DIR/go/mod}"
 export GOCACHE="${GOCACHE:-$K8S_CACHE_DIR/go/build}"
 export GOTOOLCHAIN=local CGO_ENABLED=0
-# -mod=mod: go.sum is committed; let go fill module cache from the proxy.
-export GOFLAGS="-mod=mod -buildvcs=false"
+# go.mod/go.sum are committed and complete: readonly makes a drifted pin an
+# error instead of a silent rewrite. Modules come from GOPROXY (default).
+export GOFLAGS="-mod=readonly -buildvcs=false"
 GO="${GO:-go}"
 if ! command -v "$GO" >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; else echo "build.sh: go not found" >&2; exit 1; fi

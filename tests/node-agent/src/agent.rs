@@ -105,7 +105,7 @@ async fn pod_loop(
                 match m {
                     Mode::Running => continue,
                     Mode::Stopping => manager.shutdown(stop_grace).await,
-                    Mode::Lost => manager.kill_all(),
+                    Mode::Lost => manager.kill_all().await,
                 }
                 tracing::info!(?m, "pod worker stopped");
                 return;

@@ -528,12 +528,23 @@ impl PodManager {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.kill_all();
+        self.kill_all().await;
     }
 
-    /// SIGKILLs everything at once (node lost).
-    pub fn kill_all(&mut self) {
+    /// SIGKILLs everything at once (node lost) and reaps the processes, so
+    /// their sockets are closed when this returns.
+    pub async fn kill_all(&mut self) {
         self.registry.signal_all(Signal::SIGKILL);
+        for c in self.pods.values_mut().flat_map(|p| p.containers.iter_mut()) {
+            if let Some(p) = &mut c.proc {
+                if tokio::time::timeout(Duration::from_secs(2), p.child.wait())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(pgid = p.pgid, "process did not die after SIGKILL");
+                }
+            }
+        }
         let keys: Vec<Key> = self.pods.keys().cloned().collect();
         for k in keys {
             self.forget(&k);
