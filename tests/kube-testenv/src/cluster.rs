@@ -363,6 +363,19 @@ impl TestCluster {
         c
     }
 
+    /// `helm --kubeconfig <this cluster>` with its cache/config dirs inside
+    /// the cluster directory, ready for more arguments.
+    pub fn helm(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("helm"));
+        let home = self.dir.join("helm");
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"));
+        c
+    }
+
     /// Keeps the directory after the cluster is dropped.
     pub fn keep_dir(&mut self) {
         self.keep = true;

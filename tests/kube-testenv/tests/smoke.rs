@@ -95,7 +95,7 @@ fn kubectl_apply(cluster: &TestCluster, file: &Path) -> Result<()> {
 }
 
 #[tokio::test]
-async fn cluster_starts_and_crd_schema_validation_rejects_bad_fields() -> Result<()> {
+async fn cluster_starts_crd_schema_validation_rejects_bad_fields_and_helm_sees_version() -> Result<()> {
     bounded(async {
         let cluster = TestCluster::start().await?;
         let client = cluster.client();
@@ -187,6 +187,19 @@ async fn cluster_starts_and_crd_schema_validation_rejects_bad_fields() -> Result
             "limited to 10 replicas",
         )
         .await?;
+
+        // Helm accepts the chart's kubeVersion range and renders the server version.
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/smoke-chart");
+        let out = cluster.helm().args(["install", "smoke"]).arg(&chart).output()?;
+        ensure!(
+            out.status.success(),
+            "helm install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "default");
+        let cm = cms.get("smoke-capabilities").await?;
+        let seen = cm.data.and_then(|d| d.get("kubeVersion").cloned());
+        assert_eq!(seen, Some(format!("v{KUBERNETES_VERSION}")));
         Ok(())
     })
     .await
