@@ -75,6 +75,7 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
         dir: dir.clone(),
         tls: None,
         extra_args: Vec::new(),
+        tasks: None,
     })?;
     cluster.wait_ready(Duration::from_secs(30))?;
 

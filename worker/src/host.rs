@@ -113,6 +113,12 @@ impl crate::http::Endpoints for Shared {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+
+    fn reset_latencies(&self) {
+        if let Some(t) = self.engine.lock().as_ref() {
+            t.reset_latencies();
+        }
+    }
 }
 
 struct PeerLink {

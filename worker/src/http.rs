@@ -14,6 +14,8 @@ pub trait Endpoints: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// Whether the worker runs its tasks and can take traffic.
     fn ready(&self) -> bool;
+    /// Forgets latency samples so far (benchmarks call it after their warm-up).
+    fn reset_latencies(&self);
 }
 
 /// Serves until the listener fails.
@@ -51,6 +53,10 @@ async fn answer(mut sock: TcpStream, e: Arc<dyn Endpoints>) {
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
         ("GET", "/readyz") if e.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
         ("GET", "/readyz") => ("503 Service Unavailable", "text/plain", "not ready\n".to_owned()),
+        ("POST", "/reset-latencies") => {
+            e.reset_latencies();
+            ("200 OK", "text/plain", "reset\n".to_owned())
+        }
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_owned()),
     };
@@ -64,13 +70,23 @@ async fn answer(mut sock: TcpStream, e: Arc<dyn Endpoints>) {
 
 /// A blocking GET for tests and the supervisor: the body of a 200 answer.
 pub fn get(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> std::io::Result<String> {
+    request(addr, "GET", path, timeout)
+}
+
+/// A blocking request without a body: the body of a 200 answer.
+pub fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;

@@ -59,6 +59,9 @@ pub struct ClusterSpec {
     pub tls: Option<TlsFiles>,
     /// Extra arguments for every worker.
     pub extra_args: Vec<String>,
+    /// Tasks of each worker, when the caller places them itself (benchmarks); executors
+    /// are dealt round-robin otherwise.
+    pub tasks: Option<Vec<std::collections::BTreeSet<u32>>>,
 }
 
 /// One worker process and where it listens.
@@ -127,6 +130,14 @@ impl Cluster {
             .map_err(io("resolving the manifest"))?;
         let mut assignment = Assignment::round_robin(&spec.plan, manifest, &workers, 1);
         assignment.base_dir = spec.base_dir.clone();
+        if let Some(tasks) = &spec.tasks {
+            for (w, t) in assignment.workers.iter_mut().zip(tasks) {
+                w.tasks = t.clone();
+            }
+            assignment
+                .check(&spec.plan)
+                .map_err(|e| SupervisorError::Assignment(e.to_string()))?;
+        }
         let mut cluster = Cluster {
             spec,
             assignment,
@@ -169,6 +180,18 @@ impl Cluster {
     /// `/metrics` address of worker `i`.
     pub fn http_addr(&self, i: usize) -> SocketAddr {
         self.slots[i].http
+    }
+
+    /// Process id of worker `i`, if it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.slots[i].child.as_ref().map(Child::id)
+    }
+
+    /// Asks every worker to forget its latency samples (e.g. after a warm-up).
+    pub fn reset_latencies(&self) {
+        for s in &self.slots {
+            let _ = crate::http::request(s.http, "POST", "/reset-latencies", Duration::from_secs(1));
+        }
     }
 
     /// Times worker `i` was restarted.

@@ -32,6 +32,7 @@ pub fn cluster(dir: &Path, yaml: &str, workers: usize, tls: Option<TlsFiles>, ex
         dir: dir.join("run"),
         tls,
         extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+        tasks: None,
     };
     let mut c = Cluster::start(spec).unwrap();
     c.wait_ready(Duration::from_secs(20)).unwrap();

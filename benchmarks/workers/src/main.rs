@@ -1,0 +1,232 @@
+//! `make bench-workers`: two worker processes on loopback, ConstSpout (100-byte payload)
+//! on the first and NullBolt on the second, acking off and on, against the same bytes
+//! through a minimal raw TCP pipe measured in the same run. Writes its section of
+//! BENCHMARKS.md between markers, leaving the rest of the file alone.
+#![forbid(unsafe_code)]
+
+mod raw;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use squall_engine::Snapshot;
+use squall_model::{Plan, TopologyManifest};
+use squall_worker::supervisor::{Cluster, ClusterSpec};
+
+const BEGIN: &str = "<!-- squall-bench-workers:begin -->";
+const END: &str = "<!-- squall-bench-workers:end -->";
+
+struct Args {
+    seconds: u64,
+    warmup: u64,
+    out: Option<PathBuf>,
+}
+
+fn parse() -> Result<Args> {
+    let mut a = Args {
+        seconds: 10,
+        warmup: 3,
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seconds" => a.seconds = value()?.parse().context("--seconds")?,
+            "--warmup" => a.warmup = value()?.parse().context("--warmup")?,
+            "--out" => a.out = Some(PathBuf::from(value()?)),
+            other => bail!("unknown argument {other:?}; usage: squall-bench-workers [--seconds N] [--warmup N] [--out FILE]"),
+        }
+    }
+    Ok(a)
+}
+
+fn manifest(ack: bool, rate: Option<u64>) -> String {
+    let rate = rate.map(|r| format!(", rate: {r}")).unwrap_or_default();
+    format!(
+        "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {{name: bench-workers}}\nspec:\n  ackers: {}\n  maxSpoutPending: 10000\n  spouts:\n    - {{name: spout, component: const, config: {{reliable: {ack}{rate}}}}}\n  bolts:\n    - {{name: sink, component: \"null\", inputs: [{{from: spout}}]}}\n",
+        u8::from(ack)
+    )
+}
+
+fn plan_of(path: &Path) -> Result<Plan> {
+    let m = TopologyManifest::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    squall_model::validate(&m, &squall_components::Builtins).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    // utime and stime are fields 14 and 15; index 11 and 12 after the ')'.
+    (ticks(11) + ticks(12)) / hz
+}
+
+struct Measured {
+    throughput: f64,
+    p50_us: Option<u64>,
+    p99_us: Option<u64>,
+    cpu_per_m: f64,
+}
+
+fn count(s: &Snapshot, ack: bool) -> u64 {
+    if ack {
+        s.component("spout").map(|c| c.total.acked).unwrap_or(0)
+    } else {
+        s.component("sink").map(|c| c.total.executed).unwrap_or(0)
+    }
+}
+
+fn run_case(args: &Args, ack: bool, rate: Option<u64>) -> Result<Measured> {
+    let dir = std::env::temp_dir().join(format!("squall-bench-workers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("topology.yaml");
+    std::fs::write(&path, manifest(ack, rate))?;
+    let plan = plan_of(&path)?;
+    let tasks_of = |names: &[&str]| -> BTreeSet<u32> {
+        plan.components
+            .iter()
+            .filter(|c| names.contains(&c.name.as_str()))
+            .flat_map(|c| c.tasks.iter().copied())
+            .collect()
+    };
+    // Worker 1: the spout. Worker 2: the bolt and the acker, so tuples, acks and
+    // completions all cross the link.
+    let tasks = vec![tasks_of(&["spout"]), tasks_of(&["sink", "__acker"])];
+    let exe = std::env::current_exe()?;
+    let worker_bin = exe.with_file_name("squall-worker");
+    if !worker_bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p squall-worker)",
+            worker_bin.display()
+        );
+    }
+    let mut c = Cluster::start(ClusterSpec {
+        manifest: path,
+        base_dir: None,
+        plan,
+        workers: 2,
+        worker_bin,
+        dir: dir.join("run"),
+        tls: None,
+        extra_args: Vec::new(),
+        tasks: Some(tasks),
+    })?;
+    c.auto_restart = false;
+    c.wait_ready(Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_secs(args.warmup));
+    c.reset_latencies();
+    let pids: Vec<u32> = (0..2).filter_map(|i| c.pid(i)).collect();
+    let cpu0: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let (n0, t0) = (count(&c.scrape(), ack), Instant::now());
+    std::thread::sleep(Duration::from_secs(args.seconds));
+    let s = c.scrape();
+    let (n1, t1) = (count(&s, ack), Instant::now());
+    let cpu1: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    c.stop(Duration::from_secs(3));
+    let n = n1.saturating_sub(n0) as f64;
+    let lat = s
+        .component("spout")
+        .map(|c| c.total.complete_us)
+        .unwrap_or_default();
+    Ok(Measured {
+        throughput: n / (t1 - t0).as_secs_f64(),
+        p50_us: (ack && lat.count > 0).then_some(lat.p50),
+        p99_us: (ack && lat.count > 0).then_some(lat.p99),
+        cpu_per_m: if n > 0.0 { (cpu1 - cpu0) / (n / 1e6) } else { 0.0 },
+    })
+}
+
+fn si(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn us(v: Option<u64>) -> String {
+    v.map(|v| format!("{v} µs")).unwrap_or_else(|| "–".into())
+}
+
+fn main() -> Result<()> {
+    let args = parse()?;
+    let record = raw::record_len();
+    eprintln!("raw TCP pipe, {record}-byte records ...");
+    let raw = raw::measure(record, Duration::from_secs(args.seconds.min(5)))?;
+    eprintln!("  {:.0} records/s", raw.records_per_s);
+    eprintln!("two workers, acking off ...");
+    let off = run_case(&args, false, None)?;
+    eprintln!("  {:.0} tuples/s", off.throughput);
+    eprintln!("two workers, acking on ...");
+    let on = run_case(&args, true, None)?;
+    eprintln!("  {:.0} trees/s", on.throughput);
+    let half_rate = (on.throughput / 2.0).max(1000.0) as u64;
+    eprintln!("two workers, acking on, fixed rate {half_rate}/s ...");
+    let half = run_case(&args, true, Some(half_rate))?;
+
+    let met = |ok: bool| if ok { "met" } else { "**missed**" };
+    let pct = |x: f64| format!("{:.0}%", 100.0 * x / raw.records_per_s.max(1.0));
+    let mut md = String::new();
+    md.push_str(&format!("{BEGIN}\n## Two workers over the gRPC data plane\n\n"));
+    md.push_str(&format!(
+        "Generated by `make bench-workers` (`squall-bench-workers`). Two `squall-worker` processes on loopback: ConstSpout (100-byte payload) on worker 1, NullBolt (and the acker, when on) on worker 2, maxSpoutPending 10,000. {}s warm-up, {}s measured. CPU is user + system time of both worker processes per million tuples. The raw TCP pipe moves the same {record}-byte records (one encoded tuple each) from one thread to another over a loopback socket in the same run; its CPU is the bench process's.\n\n",
+        args.warmup, args.seconds
+    ));
+    md.push_str("| case | throughput /s | vs raw TCP | complete p50 | complete p99 | CPU s / M tuples | target |\n|---|---|---|---|---|---|---|\n");
+    md.push_str(&format!(
+        "| raw TCP pipe, {record}-byte records | {} | 100% | – | – | {:.2} | |\n",
+        si(raw.records_per_s),
+        raw.cpu_per_m
+    ));
+    md.push_str(&format!(
+        "| 2 workers, acking off | {} | {} | – | – | {:.2} | ≥ 1.5 M/s: {}; ≥ 70% of raw: {} |\n",
+        si(off.throughput),
+        pct(off.throughput),
+        off.cpu_per_m,
+        met(off.throughput >= 1.5e6),
+        met(off.throughput >= 0.7 * raw.records_per_s)
+    ));
+    md.push_str(&format!(
+        "| 2 workers, acking on (trees) | {} | {} | {} | {} | {:.2} | ≥ 500 k trees/s: {} |\n",
+        si(on.throughput),
+        pct(on.throughput),
+        us(on.p50_us),
+        us(on.p99_us),
+        on.cpu_per_m,
+        met(on.throughput >= 5e5)
+    ));
+    md.push_str(&format!(
+        "| 2 workers, acking on, fixed rate {half_rate}/s (half of max) | {} | {} | {} | {} | {:.2} | |\n",
+        si(half.throughput),
+        pct(half.throughput),
+        us(half.p50_us),
+        us(half.p99_us),
+        half.cpu_per_m
+    ));
+    md.push_str(&format!("\n{END}\n"));
+    print!("{md}");
+    if let Some(out) = &args.out {
+        let old = std::fs::read_to_string(out).unwrap_or_default();
+        let new = match (old.find(BEGIN), old.find(END)) {
+            (Some(b), Some(e)) if e > b => format!("{}{}{}", &old[..b], md.trim_end(), &old[e + END.len()..]),
+            _ => format!("{}\n{md}", old.trim_end()),
+        };
+        std::fs::write(out, new).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
