@@ -84,7 +84,7 @@ pub const CASES: &[Case] = &[
     },
     Case {
         name: "wikipedia-edits",
-        title: "edit feed (websocket, unpaced, 20k pre-rendered events cycled) → json-keys ×2 → redis-counter → local Redis, acking on",
+        title: "edit feed (websocket, unpaced, 5k pre-rendered events cycled) → json-keys ×2 → redis-counter → local Redis, acking on",
         acking: true,
         sink: "sink",
         body: crate::wikipedia::BODY,

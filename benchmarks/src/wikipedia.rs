@@ -39,7 +39,7 @@ pub const BODY: &str = r#"
 "#;
 
 /// Distinct events the feed cycles through.
-pub const REPEAT: u64 = 20_000;
+pub const REPEAT: u64 = 5_000;
 
 /// Redis and the feed for one run.
 pub struct Env {

@@ -115,7 +115,7 @@ impl Sink {
         }
         // Wake the executor only when the spout found the channel empty: one wake per
         // idle period, not one per message.
-        if self.idle.swap(false, Ordering::AcqRel) {
+        if self.idle.swap(false, Ordering::SeqCst) {
             self.waker.wake();
         }
         true
@@ -218,8 +218,8 @@ impl LiveSpout {
             return Some(m);
         }
         // Announce idleness first, then look again: a message sent in between is either
-        // seen now or wakes the executor.
-        self.idle.store(true, Ordering::Release);
+        // seen now or wakes the executor (SeqCst on both sides: a store-then-load handshake).
+        self.idle.store(true, Ordering::SeqCst);
         rx.try_recv().ok()
     }
 
