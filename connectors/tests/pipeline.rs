@@ -10,8 +10,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use squall_connectors::resp::Reply;
 use squall_feed::{expected_counts, talk_keys, DataSet, FeedOptions, FeedServer, MalformedKind, Message};
-use support::{custom, start_example, wait_for, RedisServer};
+use support::{custom, start_example, start_example_with, wait_for, RedisServer};
 
 /// What a run over messages `0..n` must leave behind.
 struct Expected {
@@ -52,8 +53,12 @@ fn expected(data: &DataSet, n: u64) -> Expected {
 const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
 
 fn redis_counts(redis: &RedisServer) -> BTreeMap<String, BTreeMap<String, f64>> {
+    prefixed_counts(redis, "")
+}
+
+fn prefixed_counts(redis: &RedisServer, prefix: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
     SETS.iter()
-        .map(|s| ((*s).to_owned(), redis.zset(s)))
+        .map(|s| ((*s).to_owned(), redis.zset(&format!("{prefix}{s}"))))
         .filter(|(_, m)| !m.is_empty())
         .collect()
 }
@@ -169,7 +174,7 @@ fn sse_pipeline_resumes_after_the_feed_restarts_without_loss_or_duplicates() {
     let want = expected(&data, n);
     let server = feed(false, 8_000, n, data);
     let addr = server.sse_addr().unwrap();
-    let topology = start_example("sse", &server.sse_url().unwrap(), &redis.url());
+    let topology = start_example_with("sse", &server.sse_url().unwrap(), &redis.url(), "wiki:");
     wait_for(&topology, Duration::from_secs(60), "some events acked", |s| {
         s.component("edits").unwrap().total.acked > n / 5
     });
@@ -197,5 +202,51 @@ fn sse_pipeline_resumes_after_the_feed_restarts_without_loss_or_duplicates() {
         want.reliable,
         "no duplicate"
     );
-    assert_eq!(redis_counts(&redis), as_f64(&want.counts), "counts in Redis");
+    assert_eq!(
+        prefixed_counts(&redis, "wiki:"),
+        as_f64(&want.counts),
+        "counts in Redis, prefixed"
+    );
+    assert!(redis_counts(&redis).is_empty(), "nothing outside the prefix");
+}
+
+#[test]
+fn error_replies_fail_the_tuples_until_redis_accepts_the_writes() {
+    let redis = RedisServer::start(false);
+    // `bot` as a plain string: every ZINCRBY bot … is refused with WRONGTYPE.
+    assert_eq!(
+        redis.command(&[b"SET", b"bot", b"oops"]),
+        Reply::Simple("OK".into())
+    );
+    let n = 2_000;
+    let data = DataSet::new(21);
+    let want = expected(&data, n);
+    let server = feed(true, 0, n, data);
+    let topology = start_example("websocket", &server.ws_url().unwrap(), &redis.url());
+    wait_for(&topology, Duration::from_secs(30), "refused writes", |s| {
+        custom(s, "counts", "command_errors") > 0 && s.component("edits").unwrap().total.failed > 0
+    });
+    assert!(
+        redis.zset("anon").values().sum::<f64>() > 0.0,
+        "other sets are written meanwhile"
+    );
+    assert!(matches!(redis.command(&[b"DEL", b"bot"]), Reply::Int(1)));
+    let s = wait_for(&topology, Duration::from_secs(60), "every event acked", |s| {
+        let e = s.component("edits").unwrap();
+        e.total.acked >= want.reliable && e.total.pending == 0
+    });
+    topology.shutdown();
+    assert!(custom(&s, "edits", "replayed") > 0);
+    // Replays count the other keys of a failed event again: at least once, not exactly.
+    assert_eq!(
+        redis.zset("bot"),
+        as_f64(&want.counts)["bot"],
+        "bot counted once per event"
+    );
+    for set in ["anon", "isanon", "actions"] {
+        let got = redis.zset(set);
+        for (member, n) in &want.counts[set] {
+            assert!(got[member] >= *n as f64, "{set}/{member}");
+        }
+    }
 }

@@ -112,6 +112,12 @@ impl RedisServer {
         self.dir.path()
     }
 
+    /// One command on a fresh connection.
+    pub fn command(&self, args: &[&[u8]]) -> Reply {
+        let mut c = Connection::open(&self.addr(), Duration::from_secs(2)).unwrap();
+        c.command(args).unwrap()
+    }
+
     /// Members and scores of a sorted set.
     pub fn zset(&self, key: &str) -> BTreeMap<String, f64> {
         let mut c = Connection::open(&self.addr(), Duration::from_secs(2)).unwrap();
@@ -145,6 +151,11 @@ pub fn example_path() -> PathBuf {
 /// The example topology with its spout reading `spout_url` (with kind `spout_kind`) and its
 /// sink writing to `redis_url`.
 pub fn start_example(spout_kind: &str, spout_url: &str, redis_url: &str) -> Topology {
+    start_example_with(spout_kind, spout_url, redis_url, "")
+}
+
+/// The same, with a key prefix for the sink.
+pub fn start_example_with(spout_kind: &str, spout_url: &str, redis_url: &str, prefix: &str) -> Topology {
     let mut m = TopologyManifest::from_file(&example_path()).unwrap();
     let spout = &mut m.spec.spouts[0];
     spout.component = spout_kind.to_owned();
@@ -153,6 +164,7 @@ pub fn start_example(spout_kind: &str, spout_url: &str, redis_url: &str) -> Topo
     spout.config.insert("replay_delay_ms".into(), 10.into());
     let counts = m.spec.bolts.iter_mut().find(|b| b.name == "counts").unwrap();
     counts.config.insert("url".into(), redis_url.into());
+    counts.config.insert("prefix".into(), prefix.into());
     counts.config.insert("backoff_initial_ms".into(), 20.into());
     counts.config.insert("backoff_max_ms".into(), 200.into());
     let plan = validate(&m, &Builtins).unwrap_or_else(|e| panic!("{e}"));
