@@ -90,15 +90,17 @@ impl Env {
             redis,
             redis_url: format!("redis://127.0.0.1:{port}"),
             _dir: dir,
-            feed: FeedServer::start(FeedOptions {
-                ws: Some("127.0.0.1:0".parse()?),
-                sse: None,
-                rate: 0,
-                count: None,
-                data: DataSet::new(DEFAULT_SEED),
-                // The public feed is generated elsewhere; here its cost would be ours.
-                repeat: Some(REPEAT),
-            })?,
+            // The public feed is generated elsewhere; here its cost would be ours.
+            feed: FeedServer::start_repeating(
+                FeedOptions {
+                    ws: Some("127.0.0.1:0".parse()?),
+                    sse: None,
+                    rate: 0,
+                    count: None,
+                    data: DataSet::new(DEFAULT_SEED),
+                },
+                REPEAT,
+            )?,
         };
         let addr = RedisAddr::parse(&format!("127.0.0.1:{port}")).map_err(anyhow::Error::msg)?;
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -83,14 +83,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tx.send(());
     })
     .context("installing the Ctrl-C handler")?;
-    let server = FeedServer::start(FeedOptions {
+    let opts = FeedOptions {
         ws: args.ws,
         sse: args.sse,
         rate: args.rate,
         count: args.count,
         data: args.data.data_set(),
-        repeat: args.repeat,
-    })?;
+    };
+    let server = match args.repeat {
+        Some(k) => FeedServer::start_repeating(opts, k)?,
+        None => FeedServer::start(opts)?,
+    };
     let rate = if args.rate == 0 {
         "unpaced".to_owned()
     } else {

@@ -78,7 +78,6 @@ fn feed(ws: bool, rate: u64, count: u64, data: DataSet) -> FeedServer {
         rate,
         count: Some(count),
         data,
-        repeat: None,
     })
     .unwrap()
 }
@@ -186,7 +185,6 @@ fn sse_pipeline_resumes_after_the_feed_restarts_without_loss_or_duplicates() {
         rate: 8_000,
         count: Some(n),
         data,
-        repeat: None,
     })
     .unwrap();
     let s = wait_for(&topology, Duration::from_secs(120), "every event acked", |s| {

@@ -44,7 +44,6 @@ fn serve(addr: &str, ws: bool, count: u64, data: DataSet) -> FeedServer {
         rate: 0,
         count: Some(count),
         data,
-        repeat: None,
     })
     .unwrap()
 }

@@ -50,9 +50,6 @@ pub struct FeedOptions {
     pub count: Option<u64>,
     /// The data set, with its malformed messages.
     pub data: DataSet,
-    /// Load tests: message `i` is message `i % repeat`, rendered once at start, so the
-    /// server spends its time sending rather than generating. Ids stay `i`.
-    pub repeat: Option<u64>,
 }
 
 /// A running feed server. Dropping it stops it.
@@ -95,6 +92,17 @@ const MAX_HEAD: usize = 16 * 1024;
 impl FeedServer {
     /// Binds the endpoints and starts serving on a background runtime (two threads).
     pub fn start(opts: FeedOptions) -> Result<Self, FeedError> {
+        Self::start_inner(opts, None)
+    }
+
+    /// For load tests: like [`FeedServer::start`], but message `i` is message
+    /// `i % repeat`, rendered once at start, so the server spends its time sending rather
+    /// than generating. Ids (SSE) stay `i`.
+    pub fn start_repeating(opts: FeedOptions, repeat: u64) -> Result<Self, FeedError> {
+        Self::start_inner(opts, Some(repeat))
+    }
+
+    fn start_inner(opts: FeedOptions, repeat: Option<u64>) -> Result<Self, FeedError> {
         if opts.ws.is_none() && opts.sse.is_none() {
             return Err(FeedError::NoEndpoint);
         }
@@ -111,7 +119,7 @@ impl FeedServer {
             .map_err(FeedError::Runtime)?;
         let (stop, stop_rx) = watch::channel(false);
         let stats = Arc::new(Stats::default());
-        let cache = match opts.repeat {
+        let cache = match repeat {
             Some(k) if k > 0 => (0..k).map(|i| Utf8Bytes::from(opts.data.text(i))).collect(),
             _ => Vec::new(),
         };
@@ -524,7 +532,6 @@ mod tests {
             rate: 0,
             count: None,
             data: DataSet::new(1),
-            repeat: None,
         };
         assert!(matches!(FeedServer::start(opts), Err(FeedError::NotLoopback(_))));
     }

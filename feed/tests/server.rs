@@ -17,7 +17,6 @@ fn server(ws: bool, rate: u64, count: u64, data: DataSet) -> FeedServer {
         rate,
         count: Some(count),
         data,
-        repeat: None,
     })
     .unwrap()
 }

@@ -212,6 +212,8 @@ fn main() -> Result<()> {
     let half_rate = (on.throughput / 2.0).max(1000.0) as u64;
     eprintln!("two workers, acking on, fixed rate {half_rate}/s ...");
     let half = run_case(&args, true, Some(half_rate))?;
+    eprintln!("two workers, acking on, light load 10000/s ...");
+    let light = run_case(&args, true, Some(10_000))?;
 
     let met = |ok: bool| if ok { "met" } else { "**missed**" };
     let pct = |x: f64| format!("{:.0}%", 100.0 * x / raw.records_per_s.max(1.0));
@@ -258,6 +260,14 @@ fn main() -> Result<()> {
         us(half.p99_us),
         half.cpu_per_m
     ));
+    md.push_str(&format!(
+        "| 2 workers, acking on, light load 10000/s (batching latency) | {} | {} | {} | {} | {:.2} | |\n",
+        si(light.throughput),
+        pct(light.throughput),
+        us(light.p50_us),
+        us(light.p99_us),
+        light.cpu_per_m
+    ));
     let split = |m: &Measured| {
         let total: f64 = m.threads.iter().map(|t| t.1).sum::<f64>().max(1e-9);
         m.threads
@@ -268,9 +278,10 @@ fn main() -> Result<()> {
             .join(", ")
     };
     md.push_str(&format!(
-        "\nWhere the CPU went (share of both workers' CPU time in the measured window, by thread; `spout-0`/`sink-0`/`__acker-0` are executors, `pump` encodes outgoing frames, `recv-<peer>` decodes incoming ones, `squall-io` is tokio: gRPC, HTTP/2 and the socket system calls):\n\n- acking off: {}\n- acking on: {}\n",
+        "\nWhere the CPU went (share of both workers' CPU time in the measured window, by thread; `spout-0`/`sink-0`/`__acker-0` are executors, `pump` encodes outgoing frames, `recv-<peer>` decodes incoming ones, `squall-io` is tokio: gRPC, HTTP/2 and the socket system calls):\n\n- acking off: {}\n- acking on: {}\n- light load: {}\n",
         split(&off),
-        split(&on)
+        split(&on),
+        split(&light)
     ));
     md.push_str(&format!("\n{END}\n"));
     print!("{md}");
