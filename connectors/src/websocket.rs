@@ -8,7 +8,7 @@
 //!   JSON object (with `validate`, the default), unreliably; counted as `malformed`.
 //!
 //! # Config
-//! - `url` (string, required): `ws://host:port/path`.
+//! - `url` (string, required): `ws://host:port/path` (no TLS: `wss://` is refused).
 //! - `reliable` (bool, default `true`): emit with message ids and keep events for replay.
 //! - `retry_buffer` (positive integer, default 100000): at most this many un-acked events
 //!   kept for replay; when full, the oldest is evicted (counted as `retry_buffer_evicted`).
