@@ -28,8 +28,8 @@ use std::sync::{Mutex, OnceLock};
 use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
-use crate::config::{Conf, ConfigError};
 use crate::ids::IdSource;
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "const";

@@ -23,8 +23,8 @@ use std::hash::{Hash, Hasher};
 use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Tuple, Value, Values};
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
-use crate::config::{Conf, ConfigError};
 use crate::fields;
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "count";

@@ -24,9 +24,9 @@
 use squall_engine::{Bolt, BoltOutput, ComponentError, TaskContext, Tuple};
 use squall_model::Config;
 
-use crate::config::{Conf, ConfigError};
 use crate::identity::{fields_config, pass_through};
 use crate::ids::{mix64, SplitMix};
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "fail-some";

@@ -19,7 +19,7 @@
 use squall_engine::{Bolt, BoltOutput, ComponentError, Tuple};
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
-use crate::config::{Conf, ConfigError};
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "identity";

@@ -53,8 +53,8 @@ use squall_engine::{
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 use tracing::{debug, warn};
 
-use crate::config::{Conf, ConfigError};
 use crate::fields;
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "json-keys";

@@ -42,7 +42,7 @@ use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Valu
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 use tracing::{debug, warn};
 
-use crate::config::{Conf, ConfigError};
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "json-lines";

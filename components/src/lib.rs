@@ -28,7 +28,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-mod config;
 mod fields;
 mod ids;
 
@@ -44,7 +43,7 @@ pub mod random_sentence;
 pub mod sequence;
 pub mod split_words;
 
-pub use config::ConfigError;
+pub use squall_component_config::ConfigError;
 
 use squall_engine::{Bolt, ComponentError, ComponentFactory, Spout};
 use squall_model::{Catalog, ComponentPlan, Config, KindInfo, Role, StreamSpec};
@@ -130,18 +129,7 @@ fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>
                 role: Some(role),
                 outputs,
             })
-            .map_err(connector_config_error)
         }),
-    }
-}
-
-/// The connectors' config errors, as this crate's (same three cases).
-fn connector_config_error(e: squall_connectors::ConfigError) -> ConfigError {
-    use squall_connectors::ConfigError as C;
-    match e {
-        C::Invalid { key, expected, got } => ConfigError::Invalid { key, expected, got },
-        C::Missing { key, expected } => ConfigError::Missing { key, expected },
-        C::Unknown { key, kind, known } => ConfigError::Unknown { key, kind, known },
     }
 }
 

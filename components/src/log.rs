@@ -17,7 +17,7 @@ use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, TaskCont
 use squall_model::{Config, StreamSpec};
 use tracing::info;
 
-use crate::config::{Conf, ConfigError};
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "log";

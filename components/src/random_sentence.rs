@@ -19,8 +19,8 @@
 use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
-use crate::config::{Conf, ConfigError};
 use crate::ids::{mix64, IdSource};
+use squall_component_config::{Conf, ConfigError};
 
 /// Kind name.
 pub const KIND: &str = "random-sentence";

@@ -2,6 +2,7 @@
 //!
 //! Every accessor names the key and what it expects, so a bad manifest is reported as
 //! `spec.spouts[0].config: config key "count": expected a non-negative integer, got "x"`.
+#![forbid(unsafe_code)]
 
 use squall_model::Config;
 
@@ -40,7 +41,7 @@ pub enum ConfigError {
 
 /// A view of one component's configuration, for one kind.
 #[derive(Debug)]
-pub(crate) struct Conf<'a> {
+pub struct Conf<'a> {
     config: &'a Config,
 }
 
@@ -61,7 +62,8 @@ impl<'a> Conf<'a> {
         Ok(Conf { config })
     }
 
-    fn invalid(&self, key: &str, expected: &str) -> ConfigError {
+    /// The error for a present but unacceptable value of `key`.
+    pub fn invalid(&self, key: &str, expected: &str) -> ConfigError {
         let mut got = self.config.get(key).map(|v| v.to_string()).unwrap_or_default();
         if got.len() > 60 {
             let mut cut = 57;
@@ -92,6 +94,15 @@ impl<'a> Conf<'a> {
     /// A non-negative integer with a default.
     pub fn u64_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
         Ok(self.u64_opt(key)?.unwrap_or(default))
+    }
+
+    /// A positive integer with a default.
+    pub fn positive_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
+        match self.u64_opt(key) {
+            Ok(None) => Ok(default),
+            Ok(Some(n)) if n > 0 => Ok(n),
+            _ => Err(self.invalid(key, "a positive integer")),
+        }
     }
 
     /// A boolean with a default.
