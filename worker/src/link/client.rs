@@ -86,33 +86,50 @@ pub async fn run(
         stats.connected.store(true, Ordering::Relaxed);
         info!(peer = %peer, address = %addr, "outgoing link open");
         backoff = Duration::from_millis(50);
+        // A frame waiting for room on the connection, and since when.
+        let mut pending: Option<(Frame, Instant)> = None;
+        // The peer sends a status every 500 ms: a peer that is alive but busy is waited
+        // for (back pressure); only one that neither reads nor answers is shed.
+        let mut heard = Instant::now();
         let closed = loop {
+            let stall_at = pending
+                .as_ref()
+                .map(|(_, since)| (*since).max(heard) + settings.stall)
+                .unwrap_or_else(|| Instant::now() + settings.stall);
             tokio::select! {
-                f = frames.recv() => {
+                f = frames.recv(), if pending.is_none() => {
                     let Some(f) = f else { return };
+                    pending = Some((f, Instant::now()));
+                }
+                permit = tx.reserve(), if pending.is_some() => {
+                    let Some((f, _)) = pending.take() else { continue };
                     let (n, bytes) = (u64::from(f.messages), f.len() as u64);
-                    match tokio::time::timeout(settings.stall, tx.send(f)).await {
-                        Ok(Ok(())) => {
+                    match permit {
+                        Ok(permit) => {
+                            permit.send(f);
                             stuck_since = None;
                             add(&stats.frames, 1);
                             add(&stats.messages, n);
                             add(&stats.bytes, bytes);
                         }
-                        Ok(Err(_)) => {
+                        Err(_) => {
                             add(&stats.dropped, n);
                             break "connection closed".to_owned();
                         }
-                        Err(_) => {
-                            add(&stats.dropped, n);
-                            warn!(peer = %peer, stall_ms = settings.stall.as_millis() as u64, "peer is not reading; shedding its traffic and reconnecting");
-                            // Shed at once from here on, until a new connection takes a frame.
-                            stuck_since = Some(Instant::now() - settings.stall);
-                            break "peer stalled".to_owned();
-                        }
                     }
+                }
+                _ = tokio::time::sleep_until(stall_at.into()), if pending.is_some() => {
+                    if let Some((f, _)) = pending.take() {
+                        add(&stats.dropped, u64::from(f.messages));
+                    }
+                    warn!(peer = %peer, stall_ms = settings.stall.as_millis() as u64, "peer neither reads nor answers; shedding its traffic and reconnecting");
+                    // Shed at once from here on, until a new connection takes a frame.
+                    stuck_since = Some(Instant::now() - settings.stall);
+                    break "peer stalled".to_owned();
                 }
                 r = replies.message() => match r {
                     Ok(Some(m)) => {
+                        heard = Instant::now();
                         if let Some(from_peer::Kind::Status(s)) = m.kind {
                             stats.peer_blocked.store(s.blocked, Ordering::Relaxed);
                         }
