@@ -96,6 +96,13 @@ pub fn metrics(now: &Snapshot, before: Option<&Snapshot>, order: &[String]) -> S
             out.push_str(&format!("last error in {}: {err}\n", c.name));
         }
     }
+    // Components' own counters (reconnects, malformed input, child restarts, ...).
+    for c in &components {
+        if !c.custom.is_empty() {
+            let counters: Vec<String> = c.custom.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("counters of {}: {}\n", c.name, counters.join(" ")));
+        }
+    }
     out.push_str(
         "latency: complete latency for spouts, execute latency for bolts; capacity: share of time busy per executor\n",
     );
