@@ -141,6 +141,11 @@ pub fn render(
         ("squall_link_messages_total", |s| get(&s.messages), "counter"),
         ("squall_link_bytes_total", |s| get(&s.bytes), "counter"),
         ("squall_link_dropped_total", |s| get(&s.dropped), "counter"),
+        (
+            "squall_link_shed_frames_total",
+            |s| get(&s.shed_frames),
+            "counter",
+        ),
         ("squall_link_connects_total", |s| get(&s.connects), "counter"),
         ("squall_link_failures_total", |s| get(&s.failures), "counter"),
         (

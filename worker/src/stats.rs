@@ -14,6 +14,8 @@ pub struct LinkStats {
     /// Messages discarded because the peer was unreachable or not reading past the
     /// stall timeout; their trees time out and the spouts replay them.
     pub dropped: AtomicU64,
+    /// Frames taken off the pump's channel into the backlog while the peer was shed.
+    pub shed_frames: AtomicU64,
     /// Connections made.
     pub connects: AtomicU64,
     /// Connections lost or refused.

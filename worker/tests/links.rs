@@ -162,12 +162,12 @@ fn a_peer_that_never_reads_does_not_wedge_the_others() {
         last = now;
     }
     let page = c.scrape_one(1).unwrap();
-    let dropped: f64 = page
+    let shed: f64 = page
         .iter()
-        .filter(|(n, l, _)| n == "squall_link_dropped_total" && l.get("peer").is_some_and(|p| p == "w2"))
+        .filter(|(n, l, _)| n == "squall_link_shed_frames_total" && l.get("peer").is_some_and(|p| p == "w2"))
         .map(|s| s.2)
         .sum();
-    assert!(dropped > 0.0, "traffic for the stuck peer is shed");
+    assert!(shed > 0.0, "traffic for the stuck peer is shed");
     c.stop(Duration::from_secs(5));
     drop(held);
 }

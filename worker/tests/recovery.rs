@@ -55,6 +55,7 @@ fn kill_and_recover(victim: usize, role: &str) {
     c.restart(victim).unwrap();
     let restarted = Instant::now();
     c.wait_ready(Duration::from_secs(10)).unwrap();
+    let ready = restarted.elapsed();
     // Resumed: trees complete again (for the spout side, the new spout's own count).
     let base = if victim == 1 { 0 } else { before };
     let s = wait_for(&mut c, Duration::from_secs(5), |s| {
@@ -78,7 +79,7 @@ fn kill_and_recover(victim: usize, role: &str) {
     );
     assert!(total(&s, "sink").executed > 0);
     eprintln!(
-        "{role} side: resumed {resumed:?} after the restart; replays: {}",
+        "{role} side: ready {ready:?}, resumed {resumed:?} after the restart; replays: {}",
         total(&s, "ids").failed
     );
     c.stop(Duration::from_secs(5));

@@ -3,9 +3,11 @@
 //!
 //! The pump hands frames over a bounded channel, so a slow peer holds at most that many
 //! frames here, plus HTTP/2's window. A peer that cannot take frames for the stall
-//! timeout (down, or accepting connections but not reading) is *shed*: frames for it are
-//! discarded as they come, so the pump and every executor keep moving; the discarded
-//! trees time out at their spouts and are replayed.
+//! timeout and sends no status either (down, or accepting connections but not reading)
+//! is *shed*: its frames are taken from the channel as they come into a backlog that
+//! keeps only the newest megabyte, so the pump and every executor keep moving. The
+//! backlog goes out first on the next connection; what it dropped times out at the
+//! spouts and is replayed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +20,49 @@ use tracing::{debug, info, warn};
 
 use crate::codec::{DialerCodec, Frame};
 use crate::stats::{add, LinkStats};
+
+/// While a peer is shed, the newest frames up to this many bytes wait for the next
+/// connection (older ones are dropped): after a peer restarts, the freshest traffic, such
+/// as completions for its new spouts' trees, still reaches it. Stale frames are harmless:
+/// acks for forgotten trees are ignored.
+const BACKLOG_BYTES: usize = 1 << 20;
+
+/// Frames kept for the next connection, newest last, bounded by `BACKLOG_BYTES`.
+#[derive(Default)]
+struct Backlog {
+    frames: std::collections::VecDeque<Frame>,
+    bytes: usize,
+}
+
+impl Backlog {
+    fn trim(&mut self, stats: &LinkStats) {
+        while self.bytes > BACKLOG_BYTES {
+            let Some(old) = self.frames.pop_front() else { break };
+            self.bytes -= old.len();
+            add(&stats.dropped, u64::from(old.messages));
+        }
+    }
+
+    fn push(&mut self, f: Frame, stats: &LinkStats) {
+        add(&stats.shed_frames, 1);
+        self.bytes += f.len();
+        self.frames.push_back(f);
+        self.trim(stats);
+    }
+
+    /// Puts back a frame that could not be sent, ahead of the rest.
+    fn unsend(&mut self, f: Frame, stats: &LinkStats) {
+        self.bytes += f.len();
+        self.frames.push_front(f);
+        self.trim(stats);
+    }
+
+    fn pop(&mut self) -> Option<Frame> {
+        let f = self.frames.pop_front()?;
+        self.bytes -= f.len();
+        Some(f)
+    }
+}
 
 /// Settings shared by every outgoing link.
 #[derive(Clone)]
@@ -45,6 +90,7 @@ pub async fn run(
     // Since when no frame could be handed to a connection; `None` while one works.
     let mut stuck_since: Option<Instant> = Some(Instant::now());
     let mut backoff = Duration::from_millis(50);
+    let mut backlog = Backlog::default();
     loop {
         let addr = address.borrow_and_update().clone();
         let connecting = connect(&addr, &hello, &settings);
@@ -54,7 +100,7 @@ pub async fn run(
                 r = &mut connecting => break Some(r),
                 _ = address.changed() => break None,
                 f = frames.recv(), if shedding(stuck_since, settings.stall) => match f {
-                    Some(f) => add(&stats.dropped, u64::from(f.messages)),
+                    Some(f) => backlog.push(f, &stats),
                     None => return,
                 },
                 _ = tokio::time::sleep(settings.stall) => {},
@@ -68,6 +114,7 @@ pub async fn run(
                 debug!(peer = %peer, address = %addr, error = %e, "cannot reach peer; retrying");
                 if !wait(
                     &mut frames,
+                    &mut backlog,
                     &mut address,
                     &mut stuck_since,
                     &settings,
@@ -96,6 +143,9 @@ pub async fn run(
                 .as_ref()
                 .map(|(_, since)| (*since).max(heard) + settings.stall)
                 .unwrap_or_else(|| Instant::now() + settings.stall);
+            if pending.is_none() {
+                pending = backlog.pop().map(|f| (f, Instant::now()));
+            }
             tokio::select! {
                 f = frames.recv(), if pending.is_none() => {
                     let Some(f) = f else { return };
@@ -112,15 +162,15 @@ pub async fn run(
                             add(&stats.messages, n);
                             add(&stats.bytes, bytes);
                         }
-                        Err(_) => {
-                            add(&stats.dropped, n);
+                        Err(mpsc::error::SendError(())) => {
+                            backlog.unsend(f, &stats);
                             break "connection closed".to_owned();
                         }
                     }
                 }
                 _ = tokio::time::sleep_until(stall_at.into()), if pending.is_some() => {
                     if let Some((f, _)) = pending.take() {
-                        add(&stats.dropped, u64::from(f.messages));
+                        backlog.unsend(f, &stats);
                     }
                     warn!(peer = %peer, stall_ms = settings.stall.as_millis() as u64, "peer neither reads nor answers; shedding its traffic and reconnecting");
                     // Shed at once from here on, until a new connection takes a frame.
@@ -143,6 +193,9 @@ pub async fn run(
                 _ = address.changed() => break "peer moved".to_owned(),
             }
         };
+        if let Some((f, _)) = pending.take() {
+            backlog.unsend(f, &stats);
+        }
         stats.connected.store(false, Ordering::Relaxed);
         add(&stats.failures, 1);
         stuck_since.get_or_insert_with(Instant::now);
@@ -154,9 +207,10 @@ fn shedding(stuck_since: Option<Instant>, stall: Duration) -> bool {
     stuck_since.is_some_and(|t| t.elapsed() >= stall)
 }
 
-/// Sleeps `pause` while shedding frames if due. False when the link should end.
+/// Sleeps `pause`, taking frames into the backlog if shedding. False when the link should end.
 async fn wait(
     frames: &mut mpsc::Receiver<Frame>,
+    backlog: &mut Backlog,
     address: &mut watch::Receiver<String>,
     stuck_since: &mut Option<Instant>,
     settings: &DialSettings,
@@ -169,7 +223,7 @@ async fn wait(
             _ = tokio::time::sleep_until(until) => return true,
             _ = address.changed() => return true,
             f = frames.recv(), if shedding(*stuck_since, settings.stall) => match f {
-                Some(f) => add(&stats.dropped, u64::from(f.messages)),
+                Some(f) => backlog.push(f, stats),
                 None => return false,
             },
             _ = tokio::time::sleep(settings.stall / 4), if !shedding(*stuck_since, settings.stall) => {},
