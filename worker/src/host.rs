@@ -390,6 +390,8 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)
         .tcp_nodelay(true)
+        // Each accepted stream gets a receiving thread; peers need one stream each.
+        .max_concurrent_streams(Some(16))
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(4)));
     if let Some(tls) = server_tls {
