@@ -32,6 +32,8 @@ pub struct TaskCounters {
     pub busy_ns: AtomicU64,
     /// Time the executor could not send because a queue downstream was full, nanoseconds.
     pub backpressure_ns: AtomicU64,
+    /// Messages dropped because no queue serves their task (a placement gap).
+    pub unroutable: AtomicU64,
     /// Time a spout was not asked for tuples because max spout pending was reached.
     pub skipped_max_pending_ns: AtomicU64,
     /// Errors reported (component errors and panics).
@@ -133,6 +135,8 @@ pub struct Stats {
     /// See [`TaskCounters`].
     pub backpressure_ns: u64,
     /// See [`TaskCounters`].
+    pub unroutable: u64,
+    /// See [`TaskCounters`].
     pub skipped_max_pending_ns: u64,
     /// See [`TaskCounters`].
     pub errors: u64,
@@ -199,6 +203,8 @@ pub struct ComponentSnapshot {
     pub last_error: Option<String>,
     /// The component's own counters, summed over tasks.
     pub custom: std::collections::BTreeMap<String, u64>,
+    /// Spouts: every local task is finished (finite spouts only) with nothing pending.
+    pub finished: bool,
 }
 
 /// Metrics of a whole topology at one instant.
@@ -233,6 +239,7 @@ pub(crate) fn stats_of(m: &TaskMetrics) -> (Stats, TaskLatencies) {
         timed_out: load(&c.timed_out),
         busy_ns: load(&c.busy_ns),
         backpressure_ns: load(&c.backpressure_ns),
+        unroutable: load(&c.unroutable),
         skipped_max_pending_ns: load(&c.skipped_max_pending_ns),
         errors: load(&c.errors),
         restarts: load(&c.restarts),
@@ -255,6 +262,7 @@ pub(crate) fn sum_stats(tasks: &[(u32, Stats)], merged: &TaskLatencies) -> Stats
         t.timed_out += s.timed_out;
         t.busy_ns += s.busy_ns;
         t.backpressure_ns += s.backpressure_ns;
+        t.unroutable += s.unroutable;
         t.skipped_max_pending_ns += s.skipped_max_pending_ns;
         t.errors += s.errors;
         t.restarts += s.restarts;

@@ -502,6 +502,12 @@ impl Topology {
                 queue_capacity: cap,
                 last_error,
                 custom,
+                finished: comp.role == Role::Spout
+                    && self
+                        .executors
+                        .iter()
+                        .filter(|e| e.component == ci)
+                        .all(|e| e.gauges.finished.load(Ordering::Acquire)),
             });
         }
         Snapshot {

@@ -55,6 +55,8 @@ fn every_spout_tuple_is_acked_exactly_once_without_failures() {
     assert_eq!(spout.total.acked, 40_000);
     assert_eq!(spout.total.failed, 0);
     assert_eq!(spout.total.pending, 0);
+    assert!(spout.finished, "a drained finite spout reports finished");
+    assert_eq!(spout.total.unroutable, 0);
     assert!(spout.total.complete_us.count > 0, "complete latency recorded");
     let pass = m.component("pass").unwrap();
     assert_eq!(pass.total.executed, 40_000);

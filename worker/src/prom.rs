@@ -62,6 +62,11 @@ const COUNTERS: &[(&str, Getter, &str)] = &[
         "Task restarts after a panic.",
     ),
     (
+        "squall_unroutable_total",
+        |s| s.unroutable,
+        "Messages dropped because no process serves their task.",
+    ),
+    (
         "squall_busy_nanoseconds_total",
         |s| s.busy_ns,
         "Time spent executing.",
@@ -109,6 +114,7 @@ pub fn render(
             ("squall_queue_depth", |c| c.queue_depth),
             ("squall_queue_capacity", |c| c.queue_capacity),
             ("squall_executors", |c| u64::from(c.executors)),
+            ("squall_spout_finished", |c| u64::from(c.finished)),
         ];
         for (name, get) in gauges {
             let _ = writeln!(out, "# TYPE {name} gauge");
@@ -269,6 +275,8 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                 queue_capacity: 0,
                 last_error: None,
                 custom: BTreeMap::new(),
+                // All of a spout's workers must say finished; see squall_spout_finished.
+                finished: labels.get("role").map(String::as_str) == Some("spout"),
             });
             let n = *v as u64;
             let t = &mut c.total;
@@ -281,6 +289,8 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                 "squall_timed_out_total" => t.timed_out += n,
                 "squall_errors_total" => t.errors += n,
                 "squall_restarts_total" => t.restarts += n,
+                "squall_unroutable_total" => t.unroutable += n,
+                "squall_spout_finished" => c.finished &= n == 1,
                 "squall_busy_nanoseconds_total" => t.busy_ns += n,
                 "squall_backpressure_nanoseconds_total" => t.backpressure_ns += n,
                 "squall_pending" => t.pending += n,
@@ -382,6 +392,7 @@ mod tests {
                 queue_capacity: 16,
                 last_error: None,
                 custom: BTreeMap::new(),
+                finished: false,
             }],
         };
         let id = Identity {

@@ -81,6 +81,14 @@ impl ExecutorBase {
                 .fetch_add(self.outbox.blocked.as_nanos() as u64, Ordering::Relaxed);
             self.outbox.blocked = Duration::ZERO;
         }
+        if self.outbox.unroutable > 0 {
+            tracing::warn!(component = %self.plan.name, dropped = self.outbox.unroutable, "messages for tasks no process serves; their trees time out and replay");
+            metrics
+                .counters
+                .unroutable
+                .fetch_add(self.outbox.unroutable, Ordering::Relaxed);
+            self.outbox.unroutable = 0;
+        }
     }
 
     /// Waits until held output can move, or `timeout`.
