@@ -46,7 +46,7 @@ unit: toolchain multilang-venv redis-server
 
 test: proto-check lint unit test-k8s
 
-bench: toolchain redis-server
+bench: toolchain redis-server multilang-venv
 	$(CARGO) build --release -p squall-bench
 	./target/release/squall-bench all --seconds $(BENCH_SECONDS) --out BENCHMARKS.md
 	$(MAKE) --no-print-directory bench-workers

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod floor;
+mod multilang;
 mod proc_stats;
 mod topologies;
 mod wikipedia;
@@ -73,6 +74,7 @@ fn main() -> Result<()> {
             "{}",
             serde_json::to_string(&floor::measure(Duration::from_secs(2)))?
         ),
+        "multilang" => println!("{}", serde_json::to_string(&multilang::measure(50_000)?)?),
         "list" => {
             for c in CASES {
                 println!("{}\t{}", c.name, c.title);
@@ -132,7 +134,11 @@ fn all(args: &Args) -> Result<()> {
     half_run.name = "const-id-null-ack@half".to_owned();
     half_run.title = format!("ConstSpout → IdBolt → NullBolt, acking, fixed rate {half}/s (half of max)");
     results.push(half_run);
-    let md = report::render(&floor, &results, args);
+    eprintln!("multilang: one Python bolt");
+    let ml: multilang::Multilang = serde_json::from_str(&child(&["multilang"], None)?)?;
+    let mut md = report::render(&floor, &results, args);
+    md.push('\n');
+    md.push_str(&multilang::render(&ml));
     match &args.out {
         Some(p) => std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?,
         None => print!("{md}"),
