@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "crd")]
+pub mod crd;
 mod manifest;
 mod plan;
 mod spec;
@@ -15,7 +17,7 @@ mod validate;
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
-    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, ShellSpec, StreamSpec,
-    TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
+    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, ShellSpec,
+    StreamSpec, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
 };
 pub use validate::{validate, Catalog, KindInfo, Problem, ValidationErrors};

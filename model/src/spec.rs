@@ -22,6 +22,38 @@ pub const DEFAULT_MESSAGE_TIMEOUT_SECONDS: i64 = 30;
 /// streams and groupings that connect them.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "crd", derive(kube::CustomResource))]
+// Several `printcolumn(...)` entries share keys such as `type_`; that is not a duplicate.
+#[cfg_attr(feature = "crd", allow(clippy::duplicated_attributes))]
+#[cfg_attr(
+    feature = "crd",
+    kube(
+        group = "squall.dev",
+        version = "v1alpha1",
+        kind = "Topology",
+        namespaced,
+        shortname = "topo",
+        status = "crate::crd::TopologyStatus",
+        doc = "A Squall stream topology run by the operator on worker pods.",
+        scale(
+            spec_replicas_path = ".spec.workers",
+            status_replicas_path = ".status.readyWorkers",
+            label_selector_path = ".status.selector"
+        ),
+        printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+        printcolumn(name = "Workers", type_ = "integer", json_path = ".spec.workers"),
+        printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyWorkers"),
+        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    )
+)]
+// Server-side checks; the operator runs the deeper ones (streams, fields, kinds).
+#[cfg_attr(feature = "crd", schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.workers >= 1", "message": "workers must be at least 1"},
+    {"rule": "!has(self.ackers) || self.ackers >= 0", "message": "ackers must not be negative"},
+    {"rule": "self.messageTimeoutSeconds >= 1", "message": "messageTimeoutSeconds must be at least 1"},
+    {"rule": "!has(self.bolts) || self.spouts.all(s, self.bolts.all(b, b.name != s.name))",
+     "message": "component names must be unique across spouts and bolts"}
+])))]
 pub struct TopologySpec {
     /// Number of worker processes (pods) the topology runs on. Local mode runs all tasks in one process.
     #[serde(default = "one")]
@@ -43,13 +75,48 @@ pub struct TopologySpec {
     pub desired_state: DesiredState,
     /// Free-form topology configuration, visible to every component.
     #[serde(default, skip_serializing_if = "Config::is_empty")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    #[schemars(schema_with = "free_form_object")]
     pub config: Config,
     /// The sources of the topology.
+    #[cfg_attr(feature = "crd", schemars(length(max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])))]
     pub spouts: Vec<ComponentSpec>,
     /// The processing steps of the topology.
     #[serde(default)]
+    #[cfg_attr(feature = "crd", schemars(length(max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])))]
     pub bolts: Vec<ComponentSpec>,
+    /// How worker pods run on Kubernetes; ignored outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodSettings>,
+}
+
+/// Settings of the worker pods on Kubernetes. Free-form parts are passed to the pod spec
+/// as they are, so they follow the cluster's own schema.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSettings {
+    /// Worker container image; the operator's configured default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image pull policy (`Always`, `IfNotPresent`, `Never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    /// Container resources (`requests`, `limits`), as in a pod spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub resources: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Node selector of the worker pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the worker pods, as in a pod spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_objects")]
+    pub tolerations: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Extra labels on the worker pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Service account of the worker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 /// Whether the topology's spouts run.
@@ -65,8 +132,13 @@ pub enum DesiredState {
 /// A spout or a bolt.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "crd", schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.parallelism >= 1", "message": "parallelism must be at least 1"},
+    {"rule": "!has(self.tasks) || self.tasks >= self.parallelism", "message": "tasks must be at least parallelism"}
+])))]
 pub struct ComponentSpec {
     /// Unique component name within the topology.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 128)))]
     pub name: String,
     /// The component kind: a built-in name (`squall kinds` lists them) or `shell`.
     pub component: String,
@@ -81,7 +153,7 @@ pub struct ComponentSpec {
     pub tasks: Option<i32>,
     /// Component configuration, passed to the component when it starts.
     #[serde(default, skip_serializing_if = "Config::is_empty")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    #[schemars(schema_with = "free_form_object")]
     pub config: Config,
     /// Declared output streams. Built-in components have defaults; shell components must declare theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -211,6 +283,21 @@ impl GroupingKind {
     pub fn uses_fields(self) -> bool {
         matches!(self, GroupingKind::Fields | GroupingKind::PartialKey)
     }
+}
+
+/// An object the API server keeps as it is, nested objects and lists included: with
+/// `additionalProperties` set, the server would prune fields of nested objects.
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+/// A list of objects whose fields the API server keeps as they are (structural schemas
+/// need a type on every item).
+fn free_form_objects(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    })
 }
 
 fn one() -> i32 {

@@ -5,11 +5,13 @@
 //! - [`wire`]: engine messages in the protobuf format of `proto/`.
 //! - [`pump`] and [`link`]: the outbound and inbound halves of the data plane.
 //! - [`host`]: the worker process itself.
+//! - [`configmap`]: the assignment read from the operator's ConfigMap, on Kubernetes.
 //! - [`supervisor`]: several workers on loopback, for `squall run --workers N` and tests.
 #![forbid(unsafe_code)]
 
 pub mod assignment;
 pub mod codec;
+pub mod configmap;
 pub mod engine_slot;
 pub mod host;
 pub mod http;

@@ -40,6 +40,13 @@ struct Args {
     /// Name peers' certificates must carry.
     #[arg(long, env = "SQUALL_TLS_SERVER_NAME", default_value = "squall-worker")]
     tls_server_name: String,
+    /// Read the assignment and manifest from this ConfigMap (keys `assignment.yaml` and
+    /// `topology.yaml`) and keep them in the `--assignment` file and its directory.
+    #[arg(long, env = "SQUALL_ASSIGNMENT_CONFIGMAP")]
+    assignment_configmap: Option<String>,
+    /// Namespace of that ConfigMap.
+    #[arg(long, env = "SQUALL_NAMESPACE", default_value = "default")]
+    namespace: String,
     /// Shed a peer that takes no data for this many milliseconds (default: a third of the
     /// message timeout, 1 to 10 s).
     #[arg(long)]
@@ -53,6 +60,20 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(name) = args.assignment_configmap.clone() {
+        let sync = squall_worker::configmap::SyncConfig {
+            namespace: args.namespace.clone(),
+            name,
+            worker_id: args.id.clone(),
+            assignment: args.assignment.clone(),
+            every: Duration::from_secs(1),
+        };
+        if let Err(e) = squall_worker::configmap::start(sync) {
+            tracing::error!(error = %e, "following the assignment ConfigMap failed");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let tls = match (args.tls_cert, args.tls_key, args.tls_ca) {
         (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
             cert,

@@ -1,0 +1,336 @@
+//! The kube-runtime Controller: observe the topology and its pods, decide, write the
+//! status, then act (children by server-side apply, the assignment ConfigMap, Events).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use squall_model::crd::{Phase, Topology, TopologyStatus};
+use squall_model::{DesiredState, Metadata, TopologyManifest, API_VERSION, KIND};
+use squall_worker::assignment::Assignment;
+use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
+
+use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
+use crate::resources::{self, BuildError};
+use crate::{FIELD_MANAGER, TOPOLOGY_LABEL};
+
+/// The finalizer that marks the topology as Killing before its children go.
+pub const FINALIZER: &str = "squall.dev/cleanup";
+
+/// Why a reconcile failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Children could not be built.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    /// YAML could not be written.
+    #[error("yaml: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The object has no namespace (the CRD is namespaced, so this is a bug).
+    #[error("topology has no namespace")]
+    NoNamespace,
+}
+
+/// Operator settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Worker image when a topology names none.
+    pub worker_image: String,
+    /// Only this namespace, or all.
+    pub namespace: Option<String>,
+    /// Name for Events (`reportingInstance`), usually the pod name.
+    pub instance: String,
+}
+
+struct Context {
+    client: Client,
+    recorder: Recorder,
+    config: Config,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn observe_pod(p: &Pod) -> ObservedPod {
+    let name = p.name_any();
+    let status = p.status.as_ref();
+    ObservedPod {
+        ordinal: ordinal(&name),
+        ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
+        ready: status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        terminating: p.metadata.deletion_timestamp.is_some(),
+        name,
+    }
+}
+
+fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignment> {
+    let data = cm?.data?;
+    let assignment: Assignment = serde_yaml_ng::from_str(data.get(ASSIGNMENT_KEY)?).ok()?;
+    Some(CurrentAssignment {
+        assignment,
+        manifest: data.get(MANIFEST_KEY)?.clone(),
+    })
+}
+
+/// The manifest workers run: the topology as a local manifest (no cluster metadata).
+fn manifest_of(t: &Topology) -> TopologyManifest {
+    TopologyManifest {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+        metadata: Metadata {
+            name: t.name_any(),
+            namespace: t.namespace(),
+            ..Metadata::default()
+        },
+        spec: t.spec.clone(),
+        status: None,
+    }
+}
+
+async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
+    let ev = KubeEvent {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &t.object_ref(&())).await {
+        tracing::warn!(topology = %t.name_any(), error = %e, "publishing an event failed");
+    }
+}
+
+async fn write_status(api: &Api<Topology>, name: &str, status: &TopologyStatus) -> Result<(), Error> {
+    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
+    let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    let name = t.name_any();
+    let client = ctx.client.clone();
+    let topologies: Api<Topology> = Api::namespaced(client.clone(), &ns);
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+
+    // Observe.
+    let manifest = manifest_of(&t);
+    let manifest_yaml = manifest.to_yaml()?;
+    let plan = squall_model::validate(&manifest, &squall_components::Builtins).map_err(|e| e.to_string());
+    let pods: Vec<ObservedPod> = Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))
+        .await?
+        .items
+        .iter()
+        .map(observe_pod)
+        .collect();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
+
+    // Decide.
+    let selector = resources::selector_string(&name);
+    let now = now();
+    let decision = decide(&Observed {
+        generation: t.metadata.generation,
+        plan: plan.as_ref().map_err(Clone::clone),
+        manifest: &manifest_yaml,
+        workers: t.spec.workers,
+        inactive: t.spec.desired_state == DesiredState::Inactive,
+        pods: &pods,
+        current: current.as_ref(),
+        previous: t.status.as_ref(),
+        selector: &selector,
+        now: &now,
+    });
+
+    // Status first, so a restarted operator sees what was decided.
+    if t.status.as_ref() != Some(&decision.status) {
+        write_status(&topologies, &name, &decision.status).await?;
+    }
+    for (reason, note, warning) in &decision.events {
+        publish(ctx, &t, reason, note.clone(), *warning).await;
+    }
+    if plan.is_err() {
+        // Keep what runs on the last valid spec; a fixed spec reconciles again.
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+
+    // Act.
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .patch(
+            &resources::service_name(&name),
+            &ssa,
+            &Patch::Apply(resources::service(&t)?),
+        )
+        .await?;
+    Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .patch(
+            &name,
+            &ssa,
+            &Patch::Apply(resources::statefulset(&t, &ctx.config.worker_image)?),
+        )
+        .await?;
+    if let Some(next) = &decision.write {
+        let cm = resources::configmap(&t, next)?;
+        cms.patch(&resources::configmap_name(&name), &ssa, &Patch::Apply(cm))
+            .await?;
+        tracing::info!(topology = %name, generation = next.assignment.generation, "assignment written");
+    }
+    let again = if decision.status.phase == Phase::Running {
+        60
+    } else {
+        5
+    };
+    Ok(Action::requeue(Duration::from_secs(again)))
+}
+
+async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
+    let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut status = t.status.clone().unwrap_or_default();
+    if status.phase != Phase::Killing {
+        status.phase = Phase::Killing;
+        // The object may already be gone from under us; nothing to record then.
+        if let Err(e) = write_status(&api, &t.name_any(), &status).await {
+            tracing::debug!(topology = %t.name_any(), error = %e, "status before deletion not written");
+        }
+        publish(
+            ctx,
+            &t,
+            "Killing",
+            "topology deleted; workers are removed with it".into(),
+            false,
+        )
+        .await;
+    }
+    // The children carry owner references, but the garbage collector learns about a new CRD
+    // only at its next discovery resync (30 s); deleting them here makes `kubectl delete`
+    // prompt. The StatefulSet's pods go with it (a built-in kind the collector knows).
+    let name = t.name_any();
+    let dp = DeleteParams::background();
+    ignore_missing(
+        Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
+            .delete(&name, &dp)
+            .await,
+    )?;
+    ignore_missing(
+        Api::<Service>::namespaced(ctx.client.clone(), &ns)
+            .delete(&resources::service_name(&name), &dp)
+            .await,
+    )?;
+    ignore_missing(
+        Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+            .delete(&resources::configmap_name(&name), &dp)
+            .await,
+    )?;
+    Ok(Action::await_change())
+}
+
+fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn reconcile(t: Arc<Topology>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
+    let started = std::time::Instant::now();
+    let result = finalizer(&api, FINALIZER, t.clone(), |event| async {
+        match event {
+            Finalizer::Apply(t) => apply(t, &ctx).await,
+            Finalizer::Cleanup(t) => cleanup(t, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    tracing::debug!(topology = %t.name_any(), ms = started.elapsed().as_millis() as u64, "reconciled");
+    result
+}
+
+fn error_policy(t: Arc<Topology>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(topology = %t.name_any(), error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until SIGTERM/Ctrl-C.
+pub async fn run(client: Client, config: Config) -> Result<(), Error> {
+    let (topologies, pods, sets, cms): (Api<Topology>, Api<Pod>, Api<StatefulSet>, Api<ConfigMap>) =
+        match &config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    // Fail early with a hint when the CRD is missing.
+    topologies.list(&ListParams::default().limit(1)).await?;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: Some(config.instance.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client,
+        recorder,
+        config,
+    });
+    let labelled = watcher::Config::default().labels(TOPOLOGY_LABEL);
+    Controller::new(topologies, watcher::Config::default())
+        .owns(sets, labelled.clone())
+        .owns(cms, labelled.clone())
+        // Pods belong to the StatefulSet, not to the topology: map them by label.
+        .watches(pods, labelled, |pod: Pod| {
+            let ns = pod.namespace()?;
+            let name = pod.labels().get(TOPOLOGY_LABEL)?.clone();
+            Some(ObjectRef::<Topology>::new(&name).within(&ns))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        })
+        .await;
+    Ok(())
+}

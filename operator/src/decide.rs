@@ -1,0 +1,423 @@
+//! Observe → decide → act: the decisions as pure functions of what was observed.
+
+use squall_model::crd::{Phase, TopologyCondition, TopologyStatus};
+use squall_model::Plan;
+use squall_worker::assignment::Assignment;
+use squall_worker::configmap::MANIFEST_KEY;
+
+/// A worker pod as the operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedPod {
+    /// Pod name; also the worker id.
+    pub name: String,
+    /// StatefulSet ordinal (the number after the last `-`).
+    pub ordinal: Option<i32>,
+    /// Pod IP once it has one.
+    pub ip: Option<String>,
+    /// Readiness condition.
+    pub ready: bool,
+    /// Being deleted.
+    pub terminating: bool,
+}
+
+/// The assignment in the ConfigMap now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CurrentAssignment {
+    /// The assignment document.
+    pub assignment: Assignment,
+    /// The manifest text next to it.
+    pub manifest: String,
+}
+
+/// Everything a decision depends on.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The validated plan, or why the spec was rejected.
+    pub plan: Result<&'a Plan, String>,
+    /// The manifest the workers should run (YAML).
+    pub manifest: &'a str,
+    /// `spec.workers`.
+    pub workers: i32,
+    /// `spec.desiredState` is Inactive.
+    pub inactive: bool,
+    /// The worker pods.
+    pub pods: &'a [ObservedPod],
+    /// The ConfigMap's assignment, if any.
+    pub current: Option<&'a CurrentAssignment>,
+    /// The status as last written.
+    pub previous: Option<&'a TopologyStatus>,
+    /// Label selector of the worker pods.
+    pub selector: &'a str,
+    /// Now, RFC 3339; used for condition transition times.
+    pub now: &'a str,
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The status to write.
+    pub status: TopologyStatus,
+    /// A new assignment to write into the ConfigMap, with its manifest.
+    pub write: Option<CurrentAssignment>,
+    /// Events to publish: (reason, note, is a warning).
+    pub events: Vec<(String, String, bool)>,
+}
+
+/// The worker ids and addresses an assignment needs: pods with ordinals below the worker
+/// count, all with an IP, or `None` while some are missing.
+pub fn worker_addresses(pods: &[ObservedPod], workers: i32, port: i32) -> Option<Vec<(String, String)>> {
+    let mut live: Vec<&ObservedPod> = pods
+        .iter()
+        .filter(|p| !p.terminating && p.ordinal.is_some_and(|o| o < workers) && p.ip.is_some())
+        .collect();
+    live.sort_by_key(|p| p.ordinal);
+    if live.len() != usize::try_from(workers).ok()? {
+        return None;
+    }
+    Some(
+        live.iter()
+            .filter_map(|p| Some((p.name.clone(), format!("{}:{port}", p.ip.as_ref()?))))
+            .collect(),
+    )
+}
+
+/// The assignment to write, if the current one does not fit the pods or the manifest.
+/// Executors deal round-robin over the workers in ordinal order, so a worker that only
+/// moved to a new address keeps its tasks and the others keep running.
+pub fn next_assignment(
+    plan: &Plan,
+    manifest: &str,
+    workers: &[(String, String)],
+    current: Option<&CurrentAssignment>,
+) -> Option<CurrentAssignment> {
+    let generation = current.map_or(0, |c| c.assignment.generation) + 1;
+    let fresh = Assignment::round_robin(plan, MANIFEST_KEY.into(), workers, generation);
+    if let Some(c) = current {
+        if c.manifest == manifest && c.assignment.workers == fresh.workers {
+            return None;
+        }
+    }
+    Some(CurrentAssignment {
+        assignment: fresh,
+        manifest: manifest.to_owned(),
+    })
+}
+
+fn condition(
+    previous: Option<&TopologyStatus>,
+    now: &str,
+    generation: Option<i64>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+) -> TopologyCondition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    // The transition time moves only when the condition's status does.
+    let since = previous
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.to_owned());
+    TopologyCondition {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+        last_transition_time: Some(since),
+        observed_generation: generation,
+    }
+}
+
+/// The decision for one reconcile.
+pub fn decide(o: &Observed<'_>) -> Decision {
+    let prev_phase = o.previous.map(|p| p.phase);
+    let mut events = Vec::new();
+    let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, o.now, o.generation, t, s, r, m);
+    let ready = o
+        .pods
+        .iter()
+        .filter(|p| p.ready && !p.terminating && p.ordinal.is_some_and(|i| i < o.workers))
+        .count();
+    let ready = i32::try_from(ready).unwrap_or(i32::MAX);
+    let mut status = TopologyStatus {
+        observed_generation: o.generation,
+        desired_workers: o.workers,
+        ready_workers: ready,
+        assignment_generation: o
+            .current
+            .and_then(|c| i64::try_from(c.assignment.generation).ok()),
+        selector: Some(o.selector.to_owned()),
+        ..TopologyStatus::default()
+    };
+    let plan = match &o.plan {
+        Ok(plan) => *plan,
+        Err(problem) => {
+            status.phase = Phase::Failed;
+            status.last_error = Some(problem.clone());
+            status.conditions = vec![
+                cond("Ready", false, "InvalidSpec", problem.clone()),
+                cond("Progressing", false, "InvalidSpec", "fix the spec".into()),
+                cond("Degraded", false, "InvalidSpec", String::new()),
+            ];
+            if prev_phase != Some(Phase::Failed)
+                || o.previous.and_then(|p| p.last_error.as_deref()) != Some(problem.as_str())
+            {
+                events.push(("InvalidSpec".into(), problem.clone(), true));
+            }
+            return Decision {
+                status,
+                write: None,
+                events,
+            };
+        }
+    };
+    let write = worker_addresses(o.pods, o.workers, crate::DATA_PORT)
+        .and_then(|workers| next_assignment(plan, o.manifest, &workers, o.current));
+    let assigned = match (&write, o.current) {
+        (Some(w), _) => Some(&w.assignment),
+        (None, Some(c)) if c.manifest == o.manifest => Some(&c.assignment),
+        _ => None,
+    };
+    if let Some(w) = &write {
+        status.assignment_generation = i64::try_from(w.assignment.generation).ok();
+        events.push((
+            "Assigned".into(),
+            format!(
+                "assignment generation {} over {} workers",
+                w.assignment.generation,
+                w.assignment.workers.len()
+            ),
+            false,
+        ));
+    }
+    let complete = assigned.is_some_and(|a| a.workers.len() == usize::try_from(o.workers).unwrap_or(0));
+    let all_ready = complete && ready == o.workers;
+    let was_up = matches!(
+        prev_phase,
+        Some(Phase::Running | Phase::Degraded | Phase::Inactive)
+    );
+    let progress = format!("{ready} of {} workers ready", o.workers);
+    status.phase = if all_ready && o.inactive {
+        Phase::Inactive
+    } else if all_ready {
+        Phase::Running
+    } else if was_up {
+        Phase::Degraded
+    } else {
+        Phase::Pending
+    };
+    status.conditions = vec![
+        cond(
+            "Ready",
+            all_ready,
+            if all_ready {
+                "AllWorkersReady"
+            } else {
+                "WorkersNotReady"
+            },
+            progress.clone(),
+        ),
+        cond(
+            "Progressing",
+            !all_ready,
+            if all_ready { "Stable" } else { "CreatingWorkers" },
+            progress.clone(),
+        ),
+        cond(
+            "Degraded",
+            status.phase == Phase::Degraded,
+            if status.phase == Phase::Degraded {
+                "WorkersNotReady"
+            } else {
+                "AsExpected"
+            },
+            if status.phase == Phase::Degraded {
+                progress.clone()
+            } else {
+                String::new()
+            },
+        ),
+    ];
+    if prev_phase != Some(status.phase) {
+        events.push((
+            status.phase.as_str().to_owned(),
+            progress,
+            status.phase == Phase::Degraded,
+        ));
+    }
+    Decision {
+        status,
+        write,
+        events,
+    }
+}
+
+/// The StatefulSet ordinal of a pod name (`NAME-3` → 3).
+pub fn ordinal(pod: &str) -> Option<i32> {
+    pod.rsplit_once('-')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use squall_model::TopologyManifest;
+
+    const MANIFEST: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  workers: 2
+  spouts: [{name: s, component: sequence, parallelism: 2}]
+  bolts: [{name: b, component: "null", parallelism: 2, inputs: [{from: s}]}]
+"#;
+
+    fn plan() -> Plan {
+        let m = TopologyManifest::from_yaml(MANIFEST, "t").ok();
+        m.and_then(|m| squall_model::validate(&m, &squall_components::Builtins).ok())
+            .unwrap_or_else(|| panic!("test manifest is invalid"))
+    }
+
+    fn pod(i: i32, ip: Option<&str>, ready: bool) -> ObservedPod {
+        ObservedPod {
+            name: format!("t-{i}"),
+            ordinal: Some(i),
+            ip: ip.map(str::to_owned),
+            ready,
+            terminating: false,
+        }
+    }
+
+    fn observed<'a>(
+        plan: &'a Plan,
+        pods: &'a [ObservedPod],
+        current: Option<&'a CurrentAssignment>,
+        previous: Option<&'a TopologyStatus>,
+    ) -> Observed<'a> {
+        Observed {
+            generation: Some(1),
+            plan: Ok(plan),
+            manifest: "m",
+            workers: 2,
+            inactive: false,
+            pods,
+            current,
+            previous,
+            selector: "squall.dev/topology=t",
+            now: "2026-01-01T00:00:00Z",
+        }
+    }
+
+    #[test]
+    fn no_assignment_until_every_worker_has_an_ip() {
+        let plan = plan();
+        let pods = [pod(0, Some("10.0.0.1"), false), pod(1, None, false)];
+        let d = decide(&observed(&plan, &pods, None, None));
+        assert_eq!(d.write, None);
+        assert_eq!(d.status.phase, Phase::Pending);
+        assert_eq!(d.status.desired_workers, 2);
+        assert!(d.events.iter().any(|e| e.0 == "Pending"));
+    }
+
+    #[test]
+    fn first_assignment_spreads_executors_then_running_when_ready() {
+        let plan = plan();
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let d = decide(&observed(&plan, &pods, None, None));
+        let w = d.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        assert_eq!(w.assignment.generation, 1);
+        assert_eq!(w.assignment.workers.len(), 2);
+        assert!(w.assignment.workers.iter().all(|w| !w.tasks.is_empty()));
+        assert_eq!(w.assignment.workers[0].address, "10.0.0.1:7000");
+        w.assignment.check(&plan).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.status.phase, Phase::Running);
+        assert_eq!(d.status.assignment_generation, Some(1));
+        // The same observation again changes nothing: no new generation, no events.
+        let again = decide(&observed(&plan, &pods, Some(&w), Some(&d.status)));
+        assert_eq!(again.write, None);
+        assert!(again.events.is_empty());
+        assert_eq!(again.status, d.status);
+    }
+
+    #[test]
+    fn a_replaced_pod_keeps_its_tasks_at_a_new_address() {
+        let plan = plan();
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let first = decide(&observed(&plan, &pods, None, None));
+        let cur = first.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        let moved = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.9"), false)];
+        let d = decide(&observed(&plan, &moved, Some(&cur), Some(&first.status)));
+        let next = d.write.unwrap_or_else(|| panic!("no new assignment"));
+        assert_eq!(next.assignment.generation, 2);
+        assert_eq!(next.assignment.workers[1].address, "10.0.0.9:7000");
+        assert_eq!(next.assignment.workers[1].tasks, cur.assignment.workers[1].tasks);
+        assert_eq!(d.status.phase, Phase::Degraded);
+        assert!(d
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.status == "True"));
+    }
+
+    #[test]
+    fn a_manifest_change_bumps_the_generation() {
+        let plan = plan();
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let first = decide(&observed(&plan, &pods, None, None));
+        let cur = first.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        let mut o = observed(&plan, &pods, Some(&cur), Some(&first.status));
+        o.manifest = "m2";
+        let d = decide(&o);
+        assert_eq!(d.write.map(|w| w.assignment.generation), Some(2));
+    }
+
+    #[test]
+    fn an_invalid_spec_fails_with_a_condition_and_one_warning() {
+        let plan = plan();
+        let mut o = observed(&plan, &[], None, None);
+        o.plan = Err("bolt b: unknown stream".to_owned());
+        let d = decide(&o);
+        assert_eq!(d.status.phase, Phase::Failed);
+        assert_eq!(d.status.last_error.as_deref(), Some("bolt b: unknown stream"));
+        assert!(d
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == "InvalidSpec"));
+        assert_eq!(
+            d.events,
+            vec![(
+                "InvalidSpec".to_owned(),
+                "bolt b: unknown stream".to_owned(),
+                true
+            )]
+        );
+        o.previous = Some(&d.status);
+        assert!(decide(&o).events.is_empty(), "the same problem is reported once");
+    }
+
+    #[test]
+    fn inactive_and_scaled_down() {
+        let plan = plan();
+        let pods = [
+            pod(0, Some("10.0.0.1"), true),
+            pod(1, Some("10.0.0.2"), true),
+            pod(2, Some("10.0.0.3"), true),
+        ];
+        let mut o = observed(&plan, &pods, None, None);
+        o.inactive = true;
+        let d = decide(&o);
+        assert_eq!(d.status.phase, Phase::Inactive);
+        assert_eq!(d.status.ready_workers, 2, "the third pod is beyond spec.workers");
+        assert_eq!(d.write.map(|w| w.assignment.workers.len()), Some(2));
+    }
+
+    #[test]
+    fn ordinals() {
+        assert_eq!(ordinal("my-topo-12"), Some(12));
+        assert_eq!(ordinal("nodash"), None);
+    }
+}

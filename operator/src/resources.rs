@@ -1,0 +1,263 @@
+//! The child objects of a Topology, built from its spec.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext, Service,
+    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use squall_model::crd::Topology;
+use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
+
+use crate::decide::CurrentAssignment;
+use crate::{DATA_PORT, HTTP_PORT, TOPOLOGY_LABEL};
+
+/// Names of a topology's children.
+pub fn service_name(topology: &str) -> String {
+    format!("{topology}-workers")
+}
+
+/// The ConfigMap carrying the assignment and manifest.
+pub fn configmap_name(topology: &str) -> String {
+    format!("{topology}-assignment")
+}
+
+/// Labels that select a topology's worker pods.
+pub fn selector_labels(topology: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (TOPOLOGY_LABEL.to_owned(), topology.to_owned()),
+        ("app.kubernetes.io/name".to_owned(), "squall-worker".to_owned()),
+    ])
+}
+
+/// `squall.dev/topology=NAME,...` for the scale subresource and pod lists.
+pub fn selector_string(topology: &str) -> String {
+    selector_labels(topology)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn meta(name: String, ns: Option<String>, owner: &OwnerReference, topology: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: ns,
+        labels: Some(selector_labels(topology)),
+        owner_references: Some(vec![owner.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Why children could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The topology has no name or uid yet.
+    #[error("topology has no name or uid")]
+    Unnamed,
+    /// A free-form pod setting does not fit its Kubernetes type.
+    #[error("spec.pod.{field}: {message}")]
+    PodSetting {
+        /// Which setting.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn owner(t: &Topology) -> Result<OwnerReference, BuildError> {
+    use kube::Resource;
+    t.controller_owner_ref(&()).ok_or(BuildError::Unnamed)
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..EnvVar::default()
+    }
+}
+
+/// The headless Service through which workers are discovered.
+pub fn service(t: &Topology) -> Result<Service, BuildError> {
+    let name = t.metadata.name.clone().ok_or(BuildError::Unnamed)?;
+    let port = |n: &str, p: i32| ServicePort {
+        name: Some(n.to_owned()),
+        port: p,
+        target_port: Some(IntOrString::Int(p)),
+        ..ServicePort::default()
+    };
+    Ok(Service {
+        metadata: meta(
+            service_name(&name),
+            t.metadata.namespace.clone(),
+            &owner(t)?,
+            &name,
+        ),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            selector: Some(selector_labels(&name)),
+            ports: Some(vec![port("grpc", DATA_PORT), port("http", HTTP_PORT)]),
+            publish_not_ready_addresses: Some(true),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// The ConfigMap with the assignment and manifest.
+pub fn configmap(t: &Topology, a: &CurrentAssignment) -> Result<ConfigMap, serde_yaml_ng::Error> {
+    let name = t.metadata.name.clone().unwrap_or_default();
+    let owner = t.controller_owner_ref(&());
+    let mut m = meta(
+        configmap_name(&name),
+        t.metadata.namespace.clone(),
+        &OwnerReference::default(),
+        &name,
+    );
+    m.owner_references = owner.map(|o| vec![o]);
+    Ok(ConfigMap {
+        metadata: m,
+        data: Some(BTreeMap::from([
+            (
+                ASSIGNMENT_KEY.to_owned(),
+                serde_yaml_ng::to_string(&a.assignment)?,
+            ),
+            (MANIFEST_KEY.to_owned(), a.manifest.clone()),
+        ])),
+        ..ConfigMap::default()
+    })
+}
+
+use kube::Resource as _;
+
+fn from_value<T: serde::de::DeserializeOwned>(
+    field: &'static str,
+    v: serde_json::Value,
+) -> Result<T, BuildError> {
+    serde_json::from_value(v).map_err(|e| BuildError::PodSetting {
+        field,
+        message: e.to_string(),
+    })
+}
+
+/// The StatefulSet of worker pods.
+pub fn statefulset(t: &Topology, default_image: &str) -> Result<StatefulSet, BuildError> {
+    let name = t.metadata.name.clone().ok_or(BuildError::Unnamed)?;
+    let pod = t.spec.pod.clone().unwrap_or_default();
+    let mut labels = pod.labels.clone();
+    labels.extend(selector_labels(&name));
+    let resources: Option<ResourceRequirements> = pod
+        .resources
+        .map(|r| from_value("resources", serde_json::Value::Object(r)))
+        .transpose()?;
+    let tolerations: Vec<Toleration> = pod
+        .tolerations
+        .into_iter()
+        .map(|v| from_value("tolerations", serde_json::Value::Object(v)))
+        .collect::<Result<_, _>>()?;
+    let container = Container {
+        name: "worker".to_owned(),
+        image: Some(pod.image.clone().unwrap_or_else(|| default_image.to_owned())),
+        image_pull_policy: pod.image_pull_policy.clone(),
+        env: Some(vec![
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_IP", "status.podIP"),
+            field_env("POD_UID", "metadata.uid"),
+            env("SQUALL_WORKER_ID", "$(POD_NAME)"),
+            env("SQUALL_NAMESPACE", "$(POD_NAMESPACE)"),
+            env("SQUALL_ASSIGNMENT_CONFIGMAP", &configmap_name(&name)),
+            // Per pod uid: on the test node agent pods share the host's /tmp.
+            env("SQUALL_ASSIGNMENT", "/tmp/squall-$(POD_UID)/assignment.yaml"),
+            env("SQUALL_HTTP", &format!("$(POD_IP):{HTTP_PORT}")),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("grpc".to_owned()),
+                container_port: DATA_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("http".to_owned()),
+                container_port: HTTP_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/readyz".to_owned()),
+                port: IntOrString::Int(HTTP_PORT),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(1),
+            ..Probe::default()
+        }),
+        resources,
+        security_context: Some(SecurityContext {
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            allow_privilege_escalation: Some(false),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let grace = t.spec.message_timeout_seconds.saturating_add(5);
+    Ok(StatefulSet {
+        metadata: meta(name.clone(), t.metadata.namespace.clone(), &owner(t)?, &name),
+        spec: StatefulSetSpec {
+            replicas: Some(t.spec.workers),
+            service_name: Some(service_name(&name)),
+            // Workers need no start order; replacing one must not wait for the others.
+            pod_management_policy: Some("Parallel".to_owned()),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    node_selector: (!pod.node_selector.is_empty()).then_some(pod.node_selector),
+                    tolerations: (!tolerations.is_empty()).then_some(tolerations),
+                    service_account_name: pod.service_account_name,
+                    termination_grace_period_seconds: Some(grace),
+                    volumes: Some(vec![Volume {
+                        name: "tmp".to_owned(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    })
+}

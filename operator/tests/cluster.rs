@@ -1,0 +1,379 @@
+//! The operator against a real control plane (kube-testenv) with worker pods run as local
+//! processes by the node agent. Needs `make k8s-bins` and a built `squall-worker`
+//! (`make test-operator` does both).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use kube_testenv::{eventually, TestCluster};
+use squall_model::crd::{Phase, Topology};
+use squall_model::TopologyManifest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WORKER_IMAGE: &str = "squall/worker:test";
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+const NS: &str = "default";
+
+/// Clusters are heavy on 2 cores: one test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn bounded<F: std::future::Future<Output = Result<()>>>(body: F) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
+        )
+        .with_test_writer()
+        .try_init();
+    let _guard = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .context("test timed out")?
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `squall-worker` from the same target directory as this test (deps/ is one level down).
+fn worker_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary has no target directory")?;
+    let bin = dir.join("squall-worker");
+    ensure!(
+        bin.exists(),
+        "{} missing: run `cargo build -p squall-worker` first (make test-operator does)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+async fn install_crd(cluster: &TestCluster) -> Result<()> {
+    let out = cluster
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(repo().join("crds/topology.yaml"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "CRD apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cluster
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/topologies.squall.dev",
+        ])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "CRD not established: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn topology(yaml: &str) -> Result<Topology> {
+    let m = TopologyManifest::from_yaml(yaml, "<test>")?;
+    let mut t = Topology::new(&m.metadata.name, m.spec);
+    t.meta_mut().namespace = Some(NS.to_owned());
+    Ok(t)
+}
+
+/// A change that makes a valid topology invalid.
+type Edit = fn(&mut Topology);
+
+const PIPELINE: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: numbers}
+spec:
+  workers: 2
+  messageTimeoutSeconds: 5
+  maxSpoutPending: 200
+  pod: {image: squall/worker:test}
+  spouts:
+    - {name: numbers, component: sequence, parallelism: 2}
+  bolts:
+    - name: sink
+      component: "null"
+      parallelism: 2
+      inputs: [{from: numbers}]
+"#;
+
+#[tokio::test]
+async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
+    bounded(async {
+        let cluster = TestCluster::start().await?;
+        install_crd(&cluster).await?;
+        // Every example manifest is a valid resource.
+        for ex in [
+            "examples/word-count/topology.yaml",
+            "examples/wikipedia-edits/topology.yaml",
+            "examples/wikipedia-edits/topology-python.yaml",
+        ] {
+            let out = cluster
+                .kubectl()
+                .args(["apply", "--dry-run=server", "-f"])
+                .arg(repo().join(ex))
+                .output()?;
+            ensure!(
+                out.status.success(),
+                "{ex}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let api: Api<Topology> = Api::namespaced(cluster.client(), NS);
+        let bad = |f: Edit| -> Result<Topology> {
+            let mut t = topology(PIPELINE)?;
+            f(&mut t);
+            Ok(t)
+        };
+        let cases: [(Edit, &str); 5] = [
+            (
+                |t| t.spec.spouts[0].parallelism = 0,
+                "parallelism must be at least 1",
+            ),
+            (|t| t.spec.workers = 0, "workers must be at least 1"),
+            (
+                |t| {
+                    t.spec.bolts[0].parallelism = 3;
+                    t.spec.bolts[0].tasks = Some(2);
+                },
+                "tasks must be at least parallelism",
+            ),
+            (
+                |t| t.spec.bolts[0].name = "numbers".into(),
+                "component names must be unique",
+            ),
+            (
+                |t| {
+                    let dup = t.spec.bolts[0].clone();
+                    t.spec.bolts.push(dup);
+                },
+                "Duplicate value",
+            ),
+        ];
+        for (make, want) in cases {
+            match api.create(&PostParams::default(), &bad(make)?).await {
+                Err(kube::Error::Api(e)) => {
+                    ensure!(e.code == 422, "want 422, got {}: {}", e.code, e.message);
+                    ensure!(e.message.contains(want), "want {want:?} in {:?}", e.message);
+                }
+                Ok(_) => bail!("accepted a topology that should fail with {want:?}"),
+                Err(e) => bail!("unexpected error {e}"),
+            }
+        }
+        // The scale subresource and printer columns exist.
+        api.create(&PostParams::default(), &topology(PIPELINE)?).await?;
+        let out = cluster
+            .kubectl()
+            .args(["scale", "topo/numbers", "--replicas=3"])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "scale: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            api.get("numbers").await?.spec.workers == 3,
+            "scale did not set spec.workers"
+        );
+        let out = cluster.kubectl().args(["get", "topo", "numbers"]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            text.contains("PHASE") && text.contains("WORKERS") && text.contains("READY"),
+            "{text}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+async fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+/// Trees acked at the `numbers` spout, summed over the running worker pods.
+async fn acked(pods: &Api<Pod>) -> Option<u64> {
+    let list = pods
+        .list(&ListParams::default().labels("squall.dev/topology=numbers"))
+        .await
+        .ok()?;
+    let mut total = 0;
+    for p in list.items {
+        let Some(ip) = p.status.and_then(|s| s.pod_ip) else {
+            continue;
+        };
+        let Some(text) = http_get(&format!("{ip}:9464"), "/metrics").await else {
+            continue;
+        };
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("squall_acked_total{") && l.contains("component=\"numbers\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
+async fn wait_acked_beyond(cluster: &TestCluster, pods: &Api<Pod>, floor: u64) -> Result<u64> {
+    eventually(
+        "tuples acked across workers",
+        Duration::from_secs(30),
+        cluster.dir(),
+        || async { acked(pods).await.filter(|n| *n > floor + 100) },
+    )
+    .await
+    .map_err(Into::into)
+}
+
+fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true) && o.kind == "Topology")
+}
+
+/// The pid of the process running a pod, found by the pod uid in its environment.
+fn pid_of_pod(uid: &str) -> Option<i32> {
+    let needle = format!("POD_UID={uid}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let env = std::fs::read(e.path().join("environ")).ok()?;
+        env.split(|b| *b == 0)
+            .any(|kv| kv == needle.as_bytes())
+            .then_some(pid)
+    })
+}
+
+#[tokio::test]
+async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
+    bounded(async {
+        let cluster = TestCluster::start().await?;
+        install_crd(&cluster).await?;
+        let _node = cluster
+            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
+            .await?;
+        let client = cluster.client();
+        let operator = tokio::spawn(squall_operator::controller::run(
+            client.clone(),
+            squall_operator::controller::Config {
+                worker_image: WORKER_IMAGE.to_owned(),
+                namespace: Some(NS.to_owned()),
+                instance: "test".to_owned(),
+            },
+        ));
+        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        let created = topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
+        let uid = created.uid().context("no uid")?;
+
+        let t = eventually(
+            "topology Running",
+            Duration::from_secs(40),
+            cluster.dir(),
+            || async {
+                let t = topos.get("numbers").await.ok()?;
+                (t.status.as_ref()?.phase == Phase::Running).then_some(t)
+            },
+        )
+        .await?;
+        let status = t.status.context("no status")?;
+        ensure!(status.ready_workers == 2 && status.observed_generation == t.metadata.generation);
+        ensure!(status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"));
+
+        let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+            .get("numbers")
+            .await?;
+        let svc = Api::<Service>::namespaced(client.clone(), NS)
+            .get("numbers-workers")
+            .await?;
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .get("numbers-assignment")
+            .await?;
+        ensure!(
+            owned_by(&sts.metadata, &uid) && owned_by(&svc.metadata, &uid) && owned_by(&cm.metadata, &uid)
+        );
+        ensure!(
+            svc.spec.and_then(|s| s.cluster_ip).as_deref() == Some("None"),
+            "service not headless"
+        );
+
+        // Tuples flow between the two worker pods.
+        let before = wait_acked_beyond(&cluster, &pods, 0).await?;
+
+        // kill -9 one worker process: the pod's container restarts and its tasks run again.
+        let victim = pods.get("numbers-0").await?;
+        let victim_uid = victim.uid().context("pod uid")?;
+        let pid = pid_of_pod(&victim_uid).context("worker process of numbers-0 not found")?;
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()?;
+        ensure!(killed.success(), "kill -9 {pid} failed");
+        eventually(
+            "numbers-0 restarted",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async {
+                let p = pods.get("numbers-0").await.ok()?;
+                let restarts = p.status?.container_statuses?.first()?.restart_count;
+                (restarts >= 1).then_some(())
+            },
+        )
+        .await?;
+        let _ = wait_acked_beyond(&cluster, &pods, before).await?;
+
+        // Delete the topology: the finalizer runs, then the garbage collector removes children.
+        topos.delete("numbers", &DeleteParams::default()).await?;
+        eventually(
+            "children garbage-collected",
+            Duration::from_secs(30),
+            cluster.dir(),
+            || async {
+                let gone_t = topos.get_opt("numbers").await.ok()?.is_none();
+                let gone_s = Api::<StatefulSet>::namespaced(client.clone(), NS)
+                    .get_opt("numbers")
+                    .await
+                    .ok()?
+                    .is_none();
+                let gone_c = Api::<ConfigMap>::namespaced(client.clone(), NS)
+                    .get_opt("numbers-assignment")
+                    .await
+                    .ok()?
+                    .is_none();
+                let gone_p = pods
+                    .list(&ListParams::default().labels("squall.dev/topology=numbers"))
+                    .await
+                    .ok()?
+                    .items
+                    .is_empty();
+                (gone_t && gone_s && gone_c && gone_p).then_some(())
+            },
+        )
+        .await?;
+        operator.abort();
+        Ok(())
+    })
+    .await
+}
