@@ -6,7 +6,7 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server test lint unit bench toolchain proto proto-check bench-workers
+.PHONY: help run run-word-count redis-server test lint unit bench toolchain proto proto-check bench-workers crds crds-check chart-check test-operator
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
@@ -42,9 +42,9 @@ lint: toolchain
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit: toolchain multilang-venv redis-server
-	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent
+	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
-test: proto-check lint unit test-k8s
+test: proto-check crds-check lint unit test-k8s test-operator
 
 bench: toolchain redis-server multilang-venv
 	$(CARGO) build --release -p squall-bench
@@ -65,6 +65,28 @@ proto: toolchain
 
 proto-check: toolchain
 	$(CARGO) run -q -p squall-protogen -- --check
+
+# The Topology CRD, generated from squall_model::TopologySpec by the operator binary;
+# committed (crds/ and the chart's copy) and checked for drift by `make test`.
+crds: toolchain
+	$(CARGO) run -q -p squall-operator -- crd > crds/topology.yaml
+	cp crds/topology.yaml charts/squall-operator/crds/topology.yaml
+
+crds-check: toolchain
+	@$(CARGO) run -q -p squall-operator -- crd | diff -u crds/topology.yaml - \
+		|| { echo "crds/topology.yaml is stale: run make crds" >&2; exit 1; }
+	@diff -u crds/topology.yaml charts/squall-operator/crds/topology.yaml \
+		|| { echo "charts/squall-operator/crds/topology.yaml differs from crds/: run make crds" >&2; exit 1; }
+
+# helm lint and helm template of the operator chart (helm comes with the k8s binaries).
+chart-check: k8s-bins
+	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator
+	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator --kube-version $(K8S_VERSION) >/dev/null
+
+# The operator on the real control plane; worker pods run the squall-worker binary.
+test-operator: k8s-bins chart-check
+	$(CARGO) build -p squall-worker
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
 
 -include tests/k8s.mk
 -include multilang/python.mk
