@@ -19,8 +19,8 @@ use crate::{overrides, table, validate};
 /// A worker restarted this often within `FLAPPING_WINDOW` has its tasks moved to the others.
 const MAX_RESTARTS: u32 = 3;
 const FLAPPING_WINDOW: Duration = Duration::from_secs(60);
-/// The run ends by itself once nothing was emitted and nothing is in flight this long.
-const IDLE_END: Duration = Duration::from_secs(3);
+/// How long "all finished, nothing in flight" must hold before the run ends.
+const IDLE_END: Duration = Duration::from_millis(500);
 
 /// The `squall-worker` binary: `SQUALL_WORKER_BIN`, else beside this executable, else PATH.
 fn worker_bin() -> PathBuf {
@@ -131,9 +131,13 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
         let snap = cluster.scrape();
         let (emitted, _, _, pending) = table::spout_totals(&snap);
         let queued: u64 = snap.components.iter().map(|c| c.queue_depth).sum();
-        if emitted == last_emitted && pending == 0 && queued == 0 && emitted > 0 {
+        // Done when every spout says finished on every worker that runs it (finite spouts
+        // only) and nothing is pending or queued, and that holds for a moment.
+        let spouts: Vec<_> = snap.components.iter().filter(|c| c.role == "spout").collect();
+        let all_finished = !spouts.is_empty() && spouts.iter().all(|c| c.finished);
+        if all_finished && emitted == last_emitted && pending == 0 && queued == 0 {
             if idle_since.get_or_insert_with(Instant::now).elapsed() >= IDLE_END {
-                break "nothing emitted or in flight for 3 s".to_owned();
+                break "every spout finished and every tuple processed".to_owned();
             }
         } else {
             idle_since = None;

@@ -7,16 +7,14 @@ use std::process::Command;
 #[test]
 fn run_on_two_workers_completes_every_tree() {
     let squall = PathBuf::from(env!("CARGO_BIN_EXE_squall"));
-    // `cargo test --workspace` builds squall-worker beside squall; alone, this crate's
-    // tests do not, and there is nothing to run.
+    // `cargo test --workspace` (make test) builds squall-worker beside squall; this
+    // crate's tests alone do not, and then this test must fail, not pass untested.
     let worker = squall.with_file_name("squall-worker");
-    if !worker.exists() {
-        eprintln!(
-            "skipped: {} not built (run the workspace's tests)",
-            worker.display()
-        );
-        return;
-    }
+    assert!(
+        worker.exists(),
+        "{} is not built: run `cargo build -p squall-worker` or the workspace's tests",
+        worker.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.yaml");
     std::fs::write(
@@ -48,6 +46,10 @@ spec:
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("on 2 workers"), "{stdout}");
+    assert!(
+        stdout.contains("every spout finished and every tuple processed"),
+        "the run ends when the finite spout is done, not at --for: {stdout}"
+    );
     assert!(
         stdout.contains("spouts: 20000 emitted, 20000 acked, 0 failed, 0 pending"),
         "{stdout}"

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -21,7 +22,7 @@ use squall_worker::assignment::Assignment;
 use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
-use crate::resources::{self, BuildError};
+use crate::resources::{self, BuildError, WorkerDefaults};
 use crate::{FIELD_MANAGER, TOPOLOGY_LABEL};
 
 /// The finalizer that marks the topology as Killing before its children go.
@@ -50,8 +51,8 @@ pub enum Error {
 /// Operator settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Worker image when a topology names none.
-    pub worker_image: String,
+    /// Worker image and Lease timing.
+    pub workers: WorkerDefaults,
     /// Only this namespace, or all.
     pub namespace: Option<String>,
     /// Name for Events (`reportingInstance`), usually the pod name.
@@ -68,10 +69,27 @@ fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
-fn observe_pod(p: &Pod) -> ObservedPod {
+/// Whether the Lease held by this pod (holder = pod uid) is past its duration. A pod with
+/// no Lease yet is not judged: it may still be starting.
+fn lease_expired(p: &Pod, leases: &[Lease], now: jiff::Timestamp) -> bool {
+    let Some(uid) = p.metadata.uid.as_deref() else {
+        return false;
+    };
+    leases
+        .iter()
+        .filter_map(|l| l.spec.as_ref())
+        .filter(|s| s.holder_identity.as_deref() == Some(uid))
+        .any(|s| match (&s.renew_time, s.lease_duration_seconds) {
+            (Some(renewed), Some(secs)) => renewed.0 + jiff::SignedDuration::from_secs(i64::from(secs)) < now,
+            _ => false,
+        })
+}
+
+fn observe_pod(p: &Pod, leases: &[Lease], now: jiff::Timestamp) -> ObservedPod {
     let name = p.name_any();
     let status = p.status.as_ref();
     ObservedPod {
+        lease_expired: lease_expired(p, leases, now),
         ordinal: ordinal(&name),
         ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
         ready: status
@@ -145,12 +163,19 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let manifest = manifest_of(&t);
     let manifest_yaml = manifest.to_yaml()?;
     let plan = squall_model::validate(&manifest, &squall_components::Builtins).map_err(|e| e.to_string());
-    let pods: Vec<ObservedPod> = Api::<Pod>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))
+    let mine = ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}"));
+    let leases = Api::<Lease>::namespaced(client.clone(), &ns)
+        .list(&mine)
+        .await?
+        .items;
+    let clock = jiff::Timestamp::now();
+    let pod_api = Api::<Pod>::namespaced(client.clone(), &ns);
+    let pods: Vec<ObservedPod> = pod_api
+        .list(&mine)
         .await?
         .items
         .iter()
-        .map(observe_pod)
+        .map(|p| observe_pod(p, &leases, clock))
         .collect();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
@@ -195,7 +220,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         .patch(
             &name,
             &ssa,
-            &Patch::Apply(resources::statefulset(&t, &ctx.config.worker_image)?),
+            &Patch::Apply(resources::statefulset(&t, &ctx.config.workers)?),
         )
         .await?;
     if let Some(next) = &decision.write {
@@ -204,11 +229,17 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
             .await?;
         tracing::info!(topology = %name, generation = next.assignment.generation, "assignment written");
     }
-    let again = if decision.status.phase == Phase::Running {
-        60
-    } else {
-        5
-    };
+    for pod in &decision.replace {
+        // At once: the process is hung or unreachable, a grace period only delays its tasks.
+        ignore_missing(
+            pod_api
+                .delete(pod, &DeleteParams::default().grace_period(0))
+                .await,
+        )?;
+        tracing::warn!(topology = %name, pod = %pod, "worker lease expired; pod replaced");
+    }
+    // Leases expire without any watch event: look again within a renewal period or so.
+    let again = ctx.config.workers.lease_renew_seconds.clamp(1, 5);
     Ok(Action::requeue(Duration::from_secs(again)))
 }
 

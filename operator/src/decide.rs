@@ -18,6 +18,8 @@ pub struct ObservedPod {
     pub ready: bool,
     /// Being deleted.
     pub terminating: bool,
+    /// Its worker's Lease (held by this pod) was not renewed within its duration.
+    pub lease_expired: bool,
 }
 
 /// The assignment in the ConfigMap now.
@@ -63,6 +65,8 @@ pub struct Decision {
     pub write: Option<CurrentAssignment>,
     /// Events to publish: (reason, note, is a warning).
     pub events: Vec<(String, String, bool)>,
+    /// Pods to delete at once (their worker's Lease expired); the StatefulSet recreates them.
+    pub replace: Vec<String>,
 }
 
 /// The worker ids and addresses an assignment needs: pods with ordinals below the worker
@@ -136,10 +140,23 @@ pub fn decide(o: &Observed<'_>) -> Decision {
     let prev_phase = o.previous.map(|p| p.phase);
     let mut events = Vec::new();
     let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, o.now, o.generation, t, s, r, m);
+    let replace: Vec<String> = o
+        .pods
+        .iter()
+        .filter(|p| p.lease_expired && !p.terminating)
+        .map(|p| p.name.clone())
+        .collect();
+    for name in &replace {
+        events.push((
+            "WorkerLeaseExpired".into(),
+            format!("worker {name} stopped renewing its lease; replacing its pod"),
+            true,
+        ));
+    }
     let ready = o
         .pods
         .iter()
-        .filter(|p| p.ready && !p.terminating && p.ordinal.is_some_and(|i| i < o.workers))
+        .filter(|p| p.ready && !p.terminating && !p.lease_expired && p.ordinal.is_some_and(|i| i < o.workers))
         .count();
     let ready = i32::try_from(ready).unwrap_or(i32::MAX);
     let mut status = TopologyStatus {
@@ -171,6 +188,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
                 status,
                 write: None,
                 events,
+                replace,
             };
         }
     };
@@ -252,6 +270,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         status,
         write,
         events,
+        replace,
     }
 }
 
@@ -288,6 +307,7 @@ spec:
             ip: ip.map(str::to_owned),
             ready,
             terminating: false,
+            lease_expired: false,
         }
     }
 
@@ -413,6 +433,21 @@ spec:
         assert_eq!(d.status.phase, Phase::Inactive);
         assert_eq!(d.status.ready_workers, 2, "the third pod is beyond spec.workers");
         assert_eq!(d.write.map(|w| w.assignment.workers.len()), Some(2));
+    }
+
+    #[test]
+    fn an_expired_lease_replaces_the_pod_and_degrades() {
+        let plan = plan();
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let first = decide(&observed(&plan, &pods, None, None));
+        let cur = first.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        let mut hung = pods.clone();
+        hung[1].lease_expired = true;
+        let d = decide(&observed(&plan, &hung, Some(&cur), Some(&first.status)));
+        assert_eq!(d.replace, vec!["t-1".to_owned()]);
+        assert_eq!(d.status.ready_workers, 1);
+        assert_eq!(d.status.phase, Phase::Degraded);
+        assert!(d.events.iter().any(|e| e.0 == "WorkerLeaseExpired" && e.2));
     }
 
     #[test]

@@ -18,6 +18,17 @@ struct Args {
         global = true
     )]
     worker_image: String,
+    /// Lease duration of the workers, seconds: a worker not renewing for this long is replaced.
+    #[arg(
+        long,
+        env = "SQUALL_LEASE_DURATION_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    lease_duration: u64,
+    /// How often workers renew their Lease, seconds.
+    #[arg(long, env = "SQUALL_LEASE_RENEW_SECONDS", default_value_t = 2, global = true)]
+    lease_renew: u64,
     /// Watch only this namespace (all when unset).
     #[arg(long, env = "SQUALL_WATCH_NAMESPACE", global = true)]
     namespace: Option<String>,
@@ -52,7 +63,11 @@ async fn main() -> anyhow::Result<()> {
     squall_operator::controller::run(
         client,
         squall_operator::controller::Config {
-            worker_image: args.worker_image,
+            workers: squall_operator::resources::WorkerDefaults {
+                image: args.worker_image,
+                lease_duration_seconds: args.lease_duration,
+                lease_renew_seconds: args.lease_renew,
+            },
             namespace: args.namespace,
             instance: args.instance,
         },

@@ -159,8 +159,20 @@ fn from_value<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// What the operator's configuration gives every worker pod.
+#[derive(Clone, Debug)]
+pub struct WorkerDefaults {
+    /// Image when the topology names none.
+    pub image: String,
+    /// Lease duration, seconds.
+    pub lease_duration_seconds: u64,
+    /// Lease renewal period, seconds.
+    pub lease_renew_seconds: u64,
+}
+
 /// The StatefulSet of worker pods.
-pub fn statefulset(t: &Topology, default_image: &str) -> Result<StatefulSet, BuildError> {
+pub fn statefulset(t: &Topology, defaults: &WorkerDefaults) -> Result<StatefulSet, BuildError> {
+    let default_image = defaults.image.as_str();
     let name = t.metadata.name.clone().ok_or(BuildError::Unnamed)?;
     let pod = t.spec.pod.clone().unwrap_or_default();
     let mut labels = pod.labels.clone();
@@ -189,6 +201,17 @@ pub fn statefulset(t: &Topology, default_image: &str) -> Result<StatefulSet, Bui
             // Per pod uid: on the test node agent pods share the host's /tmp.
             env("SQUALL_ASSIGNMENT", "/tmp/squall-$(POD_UID)/assignment.yaml"),
             env("SQUALL_HTTP", &format!("$(POD_IP):{HTTP_PORT}")),
+            // The Lease is named after the pod: topology and worker ordinal.
+            env("SQUALL_LEASE", "$(POD_NAME)"),
+            env("SQUALL_LEASE_LABELS", &format!("{TOPOLOGY_LABEL}={name}")),
+            env(
+                "SQUALL_LEASE_DURATION_SECONDS",
+                &defaults.lease_duration_seconds.to_string(),
+            ),
+            env(
+                "SQUALL_LEASE_RENEW_SECONDS",
+                &defaults.lease_renew_seconds.to_string(),
+            ),
         ]),
         ports: Some(vec![
             ContainerPort {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
@@ -276,7 +277,11 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         let operator = tokio::spawn(squall_operator::controller::run(
             client.clone(),
             squall_operator::controller::Config {
-                worker_image: WORKER_IMAGE.to_owned(),
+                workers: squall_operator::resources::WorkerDefaults {
+                    image: WORKER_IMAGE.to_owned(),
+                    lease_duration_seconds: 4,
+                    lease_renew_seconds: 1,
+                },
                 namespace: Some(NS.to_owned()),
                 instance: "test".to_owned(),
             },
@@ -343,6 +348,40 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         )
         .await?;
         let _ = wait_acked_beyond(&cluster, &pods, before).await?;
+
+        // A hung worker (SIGSTOP) stops renewing its Lease: the operator replaces its pod,
+        // and its tasks run again at the new pod's address.
+        let hung = pods.get("numbers-1").await?;
+        let hung_uid = hung.uid().context("pod uid")?;
+        let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+        let lease = leases.get("numbers-1").await?;
+        ensure!(lease.spec.and_then(|s| s.holder_identity).as_deref() == Some(hung_uid.as_str()));
+        let pid = pid_of_pod(&hung_uid).context("worker process of numbers-1 not found")?;
+        let stopped = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()?;
+        ensure!(stopped.success(), "kill -STOP {pid} failed");
+        let started = std::time::Instant::now();
+        eventually(
+            "numbers-1 replaced and ready",
+            Duration::from_secs(30),
+            cluster.dir(),
+            || async {
+                let p = pods.get("numbers-1").await.ok()?;
+                let ready = p
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                (p.uid().as_deref() != Some(hung_uid.as_str()) && ready).then_some(())
+            },
+        )
+        .await?;
+        tracing::info!(secs = started.elapsed().as_secs_f64(), "hung worker replaced");
+        let floor = acked(&pods).await.unwrap_or(0);
+        let _ = wait_acked_beyond(&cluster, &pods, floor).await?;
 
         // Delete the topology: the finalizer runs, then the garbage collector removes children.
         topos.delete("numbers", &DeleteParams::default()).await?;

@@ -6,6 +6,7 @@
 //! - [`pump`] and [`link`]: the outbound and inbound halves of the data plane.
 //! - [`host`]: the worker process itself.
 //! - [`configmap`]: the assignment read from the operator's ConfigMap, on Kubernetes.
+//! - [`lease`]: a Lease renewed for liveness, on Kubernetes.
 //! - [`supervisor`]: several workers on loopback, for `squall run --workers N` and tests.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod configmap;
 pub mod engine_slot;
 pub mod host;
 pub mod http;
+pub mod lease;
 pub mod link;
 pub mod prom;
 pub mod pump;

@@ -47,6 +47,24 @@ struct Args {
     /// Namespace of that ConfigMap.
     #[arg(long, env = "SQUALL_NAMESPACE", default_value = "default")]
     namespace: String,
+    /// Keep a coordination.k8s.io Lease of this name renewed (liveness for the operator).
+    #[arg(long, env = "SQUALL_LEASE")]
+    lease: Option<String>,
+    /// Lease duration in seconds.
+    #[arg(long, env = "SQUALL_LEASE_DURATION_SECONDS", default_value_t = 10)]
+    lease_duration: u64,
+    /// Lease renewal period in seconds.
+    #[arg(long, env = "SQUALL_LEASE_RENEW_SECONDS", default_value_t = 2)]
+    lease_renew: u64,
+    /// This pod's uid: the Lease's holder and owner.
+    #[arg(long, env = "POD_UID")]
+    pod_uid: Option<String>,
+    /// This pod's name, for the Lease's owner reference.
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// Labels of the Lease, `k=v,k=v`.
+    #[arg(long, env = "SQUALL_LEASE_LABELS", default_value = "")]
+    lease_labels: String,
     /// Shed a peer that takes no data for this many milliseconds (default: a third of the
     /// message timeout, 1 to 10 s).
     #[arg(long)]
@@ -60,6 +78,29 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // The lease first: a worker waiting for its assignment is alive too.
+    if let Some(name) = args.lease.clone() {
+        let labels = args
+            .lease_labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let lease = squall_worker::lease::LeaseConfig {
+            namespace: args.namespace.clone(),
+            name,
+            holder: args.pod_uid.clone().unwrap_or_else(|| args.id.clone()),
+            pod_name: args.pod_uid.as_ref().and(args.pod_name.clone()),
+            labels,
+            duration: Duration::from_secs(args.lease_duration.max(1)),
+            renew_every: Duration::from_secs(args.lease_renew.max(1)),
+        };
+        if let Err(e) = squall_worker::lease::start(lease) {
+            tracing::error!(error = %e, "starting the lease failed");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(name) = args.assignment_configmap.clone() {
         let sync = squall_worker::configmap::SyncConfig {
             namespace: args.namespace.clone(),
