@@ -1,0 +1,389 @@
+//! `make bench-compare`: the same perf topologies on Apache Storm's in-process LocalCluster
+//! (`benchmarks/storm`) and on Squall, each measurement in its own process, Storm and Squall
+//! alternately for several rounds. Writes its own marked section of BENCHMARKS.md.
+//!
+//! - `squall-bench-compare run [--rounds N] [--seconds S] [--warmup W] [--out FILE]`: the driver.
+//! - `squall-bench-compare squall-multilang [--seconds S] [--warmup W]`: Squall's side of the
+//!   multilang case (ConstSpout → pystorm PassBolt → NullBolt, windowed like the others),
+//!   one JSON line on stdout.
+#![forbid(unsafe_code)]
+
+mod multilang;
+mod report;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// One measurement, as both sides print it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Run {
+    pub throughput: f64,
+    #[serde(default)]
+    pub complete_p50_us: u64,
+    #[serde(default)]
+    pub complete_p99_us: u64,
+    #[serde(default)]
+    pub cpu_s_per_million: f64,
+    #[serde(default)]
+    pub peak_rss_kib: u64,
+    #[serde(default)]
+    pub failed: u64,
+    /// The machine's 1-minute load average when the run started (set by the driver).
+    #[serde(default)]
+    pub load: f64,
+}
+
+/// A case both sides implement.
+pub struct Case {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub acking: bool,
+}
+
+pub const CASES: &[Case] = &[
+    Case {
+        name: "const-null-noack",
+        title: "ConstSpout → NullBolt, acking off",
+        acking: false,
+    },
+    Case {
+        name: "const-null-ack",
+        title: "ConstSpout → NullBolt, acking on",
+        acking: true,
+    },
+    Case {
+        name: "const-id-null-noack",
+        title: "ConstSpout → IdBolt → NullBolt, acking off",
+        acking: false,
+    },
+    Case {
+        name: "const-id-null-ack",
+        title: "ConstSpout → IdBolt → NullBolt, acking on",
+        acking: true,
+    },
+    Case {
+        name: "wordcount-ack",
+        title: "word count: sentences → split → fields-grouped count, acking on",
+        acking: true,
+    },
+    Case {
+        name: "multilang-ack",
+        title: "ConstSpout → pystorm PassBolt (one Python child, JSON over pipes) → NullBolt, acking on",
+        acking: true,
+    },
+];
+
+pub struct Options {
+    pub rounds: usize,
+    pub seconds: u64,
+    pub warmup: u64,
+    pub out: Option<PathBuf>,
+    pub java: String,
+    pub jvm_opts: Vec<String>,
+    pub storm_dir: PathBuf,
+    pub profile: bool,
+}
+
+fn main() -> Result<()> {
+    let mut it = std::env::args().skip(1);
+    let verb = it.next().unwrap_or_default();
+    let mut o = Options {
+        rounds: 3,
+        seconds: 10,
+        warmup: 5,
+        out: None,
+        java: "java".into(),
+        jvm_opts: vec!["-Xmx1g".into()],
+        storm_dir: PathBuf::from("benchmarks/storm"),
+        profile: true,
+    };
+    while let Some(a) = it.next() {
+        let mut value = |flag: &str| it.next().with_context(|| format!("{flag} needs a value"));
+        match a.as_str() {
+            "--rounds" => o.rounds = value("--rounds")?.parse().context("--rounds")?,
+            "--seconds" => o.seconds = value("--seconds")?.parse().context("--seconds")?,
+            "--warmup" => o.warmup = value("--warmup")?.parse().context("--warmup")?,
+            "--out" => o.out = Some(PathBuf::from(value("--out")?)),
+            "--java" => o.java = value("--java")?,
+            "--jvm-opts" => {
+                o.jvm_opts = value("--jvm-opts")?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--storm-dir" => o.storm_dir = PathBuf::from(value("--storm-dir")?),
+            "--no-profile" => o.profile = false,
+            other => bail!(
+                "unknown argument {other:?}; usage: squall-bench-compare run|squall-multilang \
+                 [--rounds N] [--seconds S] [--warmup W] [--out FILE] [--jvm-opts '-Xmx1g'] [--no-profile]"
+            ),
+        }
+    }
+    match verb.as_str() {
+        "squall-multilang" => {
+            let r = multilang::run(Duration::from_secs(o.warmup), Duration::from_secs(o.seconds))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        "run" => run(&o),
+        other => bail!("unknown verb {other:?}: run, squall-multilang"),
+    }
+}
+
+/// All rounds of one case: Storm's and Squall's runs, in order.
+pub struct Pairs {
+    pub case: &'static Case,
+    pub storm: Vec<Run>,
+    pub squall: Vec<Run>,
+}
+
+fn run(o: &Options) -> Result<()> {
+    let started = Instant::now();
+    let logs = Path::new(".cache/bench-compare");
+    std::fs::create_dir_all(logs).context("creating .cache/bench-compare")?;
+    let mut pairs: Vec<Pairs> = CASES
+        .iter()
+        .map(|case| Pairs {
+            case,
+            storm: Vec::new(),
+            squall: Vec::new(),
+        })
+        .collect();
+    for round in 1..=o.rounds {
+        for p in &mut pairs {
+            let name = p.case.name;
+            eprintln!("round {round}/{}: {name}", o.rounds);
+            let storm = measure(
+                &storm_command(o, name),
+                o,
+                &logs.join(format!("storm-{name}-{round}")),
+            )?;
+            eprintln!(
+                "  storm  {:>12.0}/s  p99 {:>7} µs  rss {:>7} KiB",
+                storm.throughput, storm.complete_p99_us, storm.peak_rss_kib
+            );
+            let squall = measure(
+                &squall_command(o, name)?,
+                o,
+                &logs.join(format!("squall-{name}-{round}")),
+            )?;
+            eprintln!(
+                "  squall {:>12.0}/s  p99 {:>7} µs  rss {:>7} KiB",
+                squall.throughput, squall.complete_p99_us, squall.peak_rss_kib
+            );
+            p.storm.push(storm);
+            p.squall.push(squall);
+        }
+    }
+    let mut profiles = Vec::new();
+    if o.profile {
+        for p in &pairs {
+            if report::misses(p).is_empty() {
+                continue;
+            }
+            eprintln!("profiling Squall on {} (it misses a target)", p.case.name);
+            match profile(o, p.case.name, logs) {
+                Ok(top) => profiles.push((p.case.name, top)),
+                Err(e) => profiles.push((p.case.name, vec![format!("profiling failed: {e:#}")])),
+            }
+        }
+    }
+    let md = report::render(o, &pairs, &profiles, &java_version(&o.java), started.elapsed());
+    match &o.out {
+        Some(path) => {
+            report::splice(path, &md)?;
+            eprintln!("wrote the bench-compare section of {}", path.display());
+        }
+        None => print!("{md}"),
+    }
+    Ok(())
+}
+
+fn storm_command(o: &Options, case: &str) -> Vec<String> {
+    let cp = format!(
+        "{}:{}/*",
+        o.storm_dir.join("target/storm-bench.jar").display(),
+        o.storm_dir.join("target/lib").display()
+    );
+    let mut cmd = vec![o.java.clone()];
+    cmd.extend(o.jvm_opts.iter().cloned());
+    cmd.extend(
+        [
+            "-cp",
+            &cp,
+            "dev.squall.stormbench.StormBench",
+            case,
+            "--warmup",
+            &o.warmup.to_string(),
+            "--seconds",
+            &o.seconds.to_string(),
+        ]
+        .map(str::to_owned),
+    );
+    cmd
+}
+
+fn squall_command(o: &Options, case: &str) -> Result<Vec<String>> {
+    let secs = o.seconds.to_string();
+    let warm = o.warmup.to_string();
+    if case == "multilang-ack" {
+        let me = std::env::current_exe().context("locating squall-bench-compare")?;
+        return Ok([
+            me.display().to_string().as_str(),
+            "squall-multilang",
+            "--seconds",
+            &secs,
+            "--warmup",
+            &warm,
+        ]
+        .map(str::to_owned)
+        .to_vec());
+    }
+    Ok([
+        "target/release/squall-bench",
+        "one",
+        case,
+        "--seconds",
+        &secs,
+        "--warmup",
+        &warm,
+    ]
+    .map(str::to_owned)
+    .to_vec())
+}
+
+/// Runs one measurement process, bounded in time; its JSON is the last stdout line that
+/// starts with `{`. Output goes to `<log>.out` and `<log>.err`.
+fn measure(cmd: &[String], o: &Options, log: &Path) -> Result<Run> {
+    let out_path = log.with_extension("out");
+    let err_path = log.with_extension("err");
+    let limit = Duration::from_secs(o.warmup + o.seconds + 150);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
+    let (program, args) = cmd.split_first().context("empty command")?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).context("stdout log")?)
+        .stderr(File::create(&err_path).context("stderr log")?)
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{cmd:?} did not finish within {limit:?}; see {}",
+                err_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let line = out.lines().rev().find(|l| l.starts_with('{'));
+    match line {
+        Some(l) => {
+            let mut run: Run = serde_json::from_str(l).with_context(|| format!("parsing {l:?}"))?;
+            run.load = load;
+            Ok(run)
+        }
+        None => bail!(
+            "{cmd:?} exited with {status} and no result; see {}",
+            err_path.display()
+        ),
+    }
+}
+
+/// One more Squall run of `case` under `perf record -g` (after the warm-up), and the top
+/// of `perf report --no-children --sort comm,sym`.
+fn profile(o: &Options, case: &str, logs: &Path) -> Result<Vec<String>> {
+    let data = logs.join(format!("perf-{case}.data"));
+    let mut cmd = vec![
+        "perf".to_owned(),
+        "record".into(),
+        "-g".into(),
+        "-q".into(),
+        "-D".into(),
+        (o.warmup * 1000).to_string(),
+        "-o".into(),
+        data.display().to_string(),
+        "--".into(),
+    ];
+    cmd.extend(squall_command(o, case)?);
+    measure(&cmd, o, &logs.join(format!("perf-{case}")))?;
+    let report = |sort: &str, rows: usize| -> Result<Vec<String>> {
+        let out = Command::new("perf")
+            .args([
+                "report",
+                "--no-children",
+                "--sort",
+                sort,
+                "--stdio",
+                "-g",
+                "none",
+                "-i",
+            ])
+            .arg(&data)
+            .stderr(Stdio::null())
+            .output()
+            .context("running perf report")?;
+        let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#') && l.contains('%'))
+            .take(rows)
+            .map(|l| {
+                let l = l.split_whitespace().collect::<Vec<_>>().join(" ");
+                l.chars().take(120).collect()
+            })
+            .collect();
+        if rows.is_empty() {
+            bail!("perf report printed nothing (exit {})", out.status);
+        }
+        Ok(rows)
+    };
+    let threads = report("comm", 6)?;
+    let mut top = vec![format!("by thread: {}", threads.join(", "))];
+    top.extend(report("comm,sym", 8)?);
+    Ok(top)
+}
+
+fn java_version(java: &str) -> String {
+    Command::new(java)
+        .arg("-version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .find(|l| l.contains("Runtime Environment"))
+                .map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown JVM".to_owned())
+}
+
+/// Median of some values (the mean of the middle two for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

@@ -1,0 +1,113 @@
+//! Squall's side of the multilang case: `const` (reliable) → a shell bolt running
+//! `streamparse_run squall_bench.PassBolt` (the bolt of `make bench`'s multilang row) →
+//! `null`, one acker, maxSpoutPending 10,000, measured over a window after a warm-up like
+//! squall-bench's other cases. Peak RSS and CPU are this process's (not the Python child's).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use squall_components::Builtins;
+use squall_engine::{EngineOptions, Topology};
+use squall_model::{validate, ShellSpec, TopologyManifest};
+
+use crate::Run;
+
+pub fn run(warmup: Duration, window: Duration) -> Result<Run> {
+    let venv = Path::new(".cache/venv/bin/streamparse_run");
+    if !venv.exists() {
+        bail!("{} is missing: run `make multilang-venv` first", venv.display());
+    }
+    let shell = ShellSpec {
+        command: venv.canonicalize()?.display().to_string(),
+        args: vec!["squall_bench.PassBolt".into()],
+        env: Default::default(),
+        working_dir: Some(
+            Path::new("multilang/python")
+                .canonicalize()?
+                .display()
+                .to_string(),
+        ),
+    };
+    // JSON is valid YAML: no quoting concerns for the paths.
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: bench}}
+spec:
+  ackers: 1
+  maxSpoutPending: 10000
+  spouts:
+    - {{name: spout, component: const, config: {{reliable: true}}}}
+  bolts:
+    - name: shell
+      component: shell
+      shell: {shell}
+      outputs: [{{fields: [value]}}]
+      inputs: [{{from: spout}}]
+    - {{name: sink, component: "null", inputs: [{{from: shell}}]}}
+"#,
+        shell = serde_json::to_string(&shell)?
+    );
+    let m = TopologyManifest::from_yaml(&yaml, "multilang-ack")?;
+    let plan = validate(&m, &Builtins).map_err(|e| anyhow!("{e}"))?;
+    let topo =
+        Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).context("starting")?;
+    let acked = |t: &Topology| t.metrics().component("spout").map_or(0, |c| c.total.acked);
+    // Like the Storm side: the warm-up starts once tuples flow (the child has started).
+    let t = Instant::now();
+    while acked(&topo) == 0 {
+        if t.elapsed() > Duration::from_secs(120) {
+            topo.shutdown();
+            bail!("nothing acked within 120 s of starting");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(warmup);
+    topo.reset_latencies();
+    let s0 = topo.metrics();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    std::thread::sleep(window);
+    let s1 = topo.metrics();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let spout0 = s0.component("spout").context("no spout")?;
+    let spout = s1.component("spout").context("no spout")?;
+    let n = spout.total.acked.saturating_sub(spout0.total.acked);
+    let run = Run {
+        throughput: n as f64 / elapsed,
+        complete_p50_us: spout.total.complete_us.p50,
+        complete_p99_us: spout.total.complete_us.p99,
+        cpu_s_per_million: if n == 0 { 0.0 } else { cpu / (n as f64 / 1e6) },
+        peak_rss_kib: peak_rss_kib(),
+        failed: spout.total.failed.saturating_sub(spout0.total.failed),
+        load: 0.0,
+    };
+    topo.shutdown();
+    Ok(run)
+}
+
+/// User + system CPU seconds of this process (utime and stime of /proc/self/stat, at the
+/// usual 100 ticks a second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// VmHWM of this process, KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
