@@ -3,11 +3,13 @@
 //! - [`decide`]: pure functions from what was observed to what should be (assignment,
 //!   status, events); unit-tested without an API server.
 //! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap).
+//! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
 #![forbid(unsafe_code)]
 
 pub mod controller;
 pub mod decide;
+pub mod leader;
 pub mod resources;
 
 /// The one field manager of every server-side apply the operator makes.

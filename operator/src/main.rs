@@ -29,6 +29,28 @@ struct Args {
     /// How often workers renew their Lease, seconds.
     #[arg(long, env = "SQUALL_LEASE_RENEW_SECONDS", default_value_t = 2, global = true)]
     lease_renew: u64,
+    /// Run only while holding the leader Lease (for more than one replica).
+    #[arg(long, env = "SQUALL_LEADER_ELECTION", global = true)]
+    leader_election: bool,
+    /// Namespace of the leader Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default", global = true)]
+    leader_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "SQUALL_LEADER_LEASE",
+        default_value = "squall-operator-leader",
+        global = true
+    )]
+    leader_lease: String,
+    /// Leader Lease duration, seconds; a new leader takes over within this.
+    #[arg(
+        long,
+        env = "SQUALL_LEADER_LEASE_SECONDS",
+        default_value_t = 15,
+        global = true
+    )]
+    leader_lease_seconds: u64,
     /// Watch only this namespace (all when unset).
     #[arg(long, env = "SQUALL_WATCH_NAMESPACE", global = true)]
     namespace: Option<String>,
@@ -60,19 +82,37 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;
     tracing::info!(image = %args.worker_image, namespace = ?args.namespace, "operator starting");
-    squall_operator::controller::run(
-        client,
-        squall_operator::controller::Config {
-            workers: squall_operator::resources::WorkerDefaults {
-                image: args.worker_image,
-                lease_duration_seconds: args.lease_duration,
-                lease_renew_seconds: args.lease_renew,
-            },
-            namespace: args.namespace,
-            instance: args.instance,
+    let config = squall_operator::controller::Config {
+        workers: squall_operator::resources::WorkerDefaults {
+            image: args.worker_image,
+            lease_duration_seconds: args.lease_duration,
+            lease_renew_seconds: args.lease_renew,
         },
-    )
-    .await
-    .context("the controller stopped; is the Topology CRD installed (crds/topology.yaml)?")?;
-    Ok(())
+        namespace: args.namespace,
+        instance: args.instance.clone(),
+    };
+    let controller = squall_operator::controller::run(client.clone(), config);
+    if !args.leader_election {
+        return controller
+            .await
+            .context("the controller stopped; is the Topology CRD installed (crds/topology.yaml)?");
+    }
+    let duration = std::time::Duration::from_secs(args.leader_lease_seconds.max(2));
+    let mut elector = squall_operator::leader::Elector::new(
+        client,
+        &args.leader_namespace,
+        &args.leader_lease,
+        &args.instance,
+        duration,
+    );
+    tracing::info!(lease = %args.leader_lease, identity = %args.instance, "waiting for leadership");
+    elector.acquire(duration / 4).await;
+    tracing::info!(lease = %args.leader_lease, "leading");
+    tokio::select! {
+        r = controller => r.context("the controller stopped; is the Topology CRD installed?"),
+        () = elector.keep(duration / 3) => {
+            // Exit rather than risk acting without the lease; the pod restarts as a candidate.
+            anyhow::bail!("lost leadership of lease {}", args.leader_lease)
+        }
+    }
 }

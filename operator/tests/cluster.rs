@@ -416,3 +416,64 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn leader_election_is_exclusive_and_fails_over_within_the_lease_duration() -> Result<()> {
+    use squall_operator::leader::Elector;
+    bounded(async {
+        let cluster = TestCluster::start().await?;
+        let client = cluster.client();
+        let duration = Duration::from_secs(3);
+        let mut a = Elector::new(client.clone(), NS, "leader", "a", duration);
+        let mut b = Elector::new(client.clone(), NS, "leader", "b", duration);
+        // Both race for a Lease that does not exist yet: exactly one wins.
+        let (ra, rb) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
+        let (ra, rb) = (ra?, rb?);
+        ensure!(ra != rb, "both or neither became leader: {ra} {rb}");
+        let (mut leader, mut follower, follower_id) = if ra { (a, b, "b") } else { (b, a, "a") };
+        ensure!(leader.try_acquire_or_renew().await?, "the leader could not renew");
+        // The follower waits while the leader renews.
+        for _ in 0..4 {
+            ensure!(
+                !follower.try_acquire_or_renew().await?,
+                "took a lease that was being renewed"
+            );
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            ensure!(
+                leader.try_acquire_or_renew().await?,
+                "the leader lost a renewed lease"
+            );
+        }
+        // The leader stops renewing: the follower takes over after the duration, not before.
+        let stopped = std::time::Instant::now();
+        loop {
+            if follower.try_acquire_or_renew().await? {
+                break;
+            }
+            ensure!(
+                stopped.elapsed() < duration + Duration::from_secs(3),
+                "no takeover"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let took = stopped.elapsed();
+        ensure!(
+            took >= duration,
+            "took over after {took:?}, before the lease expired"
+        );
+        ensure!(
+            !leader.try_acquire_or_renew().await?,
+            "the old leader still thinks it leads"
+        );
+        let lease = Api::<Lease>::namespaced(client, NS).get("leader").await?;
+        let spec = lease.spec.context("lease without spec")?;
+        ensure!(spec.holder_identity.as_deref() == Some(follower_id));
+        ensure!(
+            spec.lease_transitions == Some(1),
+            "transitions {:?}",
+            spec.lease_transitions
+        );
+        Ok(())
+    })
+    .await
+}
