@@ -328,6 +328,55 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         // Tuples flow between the two worker pods.
         let before = wait_acked_beyond(&cluster, &pods, 0).await?;
 
+        // A spec the server accepts but the operator's deeper validation rejects.
+        let mut broken = topology(PIPELINE)?;
+        broken.metadata.name = Some("broken".into());
+        broken.spec.bolts[0].inputs[0].from = "nowhere".into();
+        topos.create(&PostParams::default(), &broken).await?;
+        let status = eventually(
+            "broken topology Failed",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async {
+                let s = topos.get("broken").await.ok()?.status?;
+                (s.phase == Phase::Failed).then_some(s)
+            },
+        )
+        .await?;
+        let error = status.last_error.unwrap_or_default();
+        ensure!(
+            error.contains("nowhere"),
+            "lastError does not name the problem: {error}"
+        );
+        ensure!(status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec"));
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+        eventually(
+            "InvalidSpec event",
+            Duration::from_secs(10),
+            cluster.dir(),
+            || async {
+                let list = events.list(&ListParams::default()).await.ok()?;
+                list.items
+                    .iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some("InvalidSpec")
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
+                    })
+                    .then_some(())
+            },
+        )
+        .await?;
+        ensure!(
+            Api::<StatefulSet>::namespaced(client.clone(), NS)
+                .get_opt("broken")
+                .await?
+                .is_none(),
+            "an invalid topology got workers"
+        );
+
         // kill -9 one worker process: the pod's container restarts and its tasks run again.
         let victim = pods.get("numbers-0").await?;
         let victim_uid = victim.uid().context("pod uid")?;
@@ -473,6 +522,154 @@ async fn leader_election_is_exclusive_and_fails_over_within_the_lease_duration()
             "transitions {:?}",
             spec.lease_transitions
         );
+        Ok(())
+    })
+    .await
+}
+
+/// Ready condition of a pod.
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn leader_of(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("squall-operator-leader")
+        .await
+        .ok()??
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test]
+async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Result<()> {
+    bounded(async {
+        let cluster = TestCluster::start().await?;
+        let _node = cluster
+            .start_node_agent(
+                "node-a",
+                [
+                    (WORKER_IMAGE, worker_binary()?),
+                    (
+                        "squall/operator:test",
+                        PathBuf::from(env!("CARGO_BIN_EXE_squall-operator")),
+                    ),
+                ],
+            )
+            .await?;
+        let out = cluster
+            .helm()
+            .args(["install", "squall"])
+            .arg(repo().join("charts/squall-operator"))
+            .args(["--namespace", "squall-system", "--create-namespace"])
+            .args(["--set", "image.repository=squall/operator,image.tag=test"])
+            .args(["--set", &format!("workerImage={WORKER_IMAGE}")])
+            .args(["--set", "leaderElection.leaseSeconds=4"])
+            .args([
+                "--set",
+                "workerLease.durationSeconds=4,workerLease.renewSeconds=1",
+            ])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "helm install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let client = cluster.client();
+        let leases: Api<Lease> = Api::namespaced(client.clone(), "squall-system");
+        let op_pods: Api<Pod> = Api::namespaced(client.clone(), "squall-system");
+        let first = eventually(
+            "an operator replica leads",
+            Duration::from_secs(30),
+            cluster.dir(),
+            || async { leader_of(&leases).await },
+        )
+        .await?;
+
+        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        // The CRD came from the chart's crds/; the API may need a moment to serve it.
+        eventually(
+            "topology created",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async {
+                topos
+                    .create(&PostParams::default(), &topology(PIPELINE).ok()?)
+                    .await
+                    .ok()
+            },
+        )
+        .await?;
+        eventually(
+            "topology Running",
+            Duration::from_secs(30),
+            cluster.dir(),
+            || async {
+                let t = topos.get("numbers").await.ok()?;
+                (t.status?.phase == Phase::Running).then_some(())
+            },
+        )
+        .await?;
+
+        // Kill the leading replica: the other one takes over within the lease duration.
+        op_pods
+            .delete(&first, &DeleteParams::default().grace_period(0))
+            .await?;
+        let killed = std::time::Instant::now();
+        let second = eventually(
+            "another replica leads",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async { leader_of(&leases).await.filter(|h| *h != first) },
+        )
+        .await?;
+        tracing::info!(from = %first, to = %second, secs = killed.elapsed().as_secs_f64(), "leader failover");
+
+        // Scale through the scale subresource: the new leader rebalances over 3 workers.
+        let out = cluster
+            .kubectl()
+            .args(["scale", "topo/numbers", "--replicas=3"])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "scale: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eventually(
+            "3 workers Running",
+            Duration::from_secs(30),
+            cluster.dir(),
+            || async {
+                let s = topos.get("numbers").await.ok()?.status?;
+                let ready = pods
+                    .list(&ListParams::default().labels("squall.dev/topology=numbers"))
+                    .await
+                    .ok()?
+                    .items
+                    .iter()
+                    .filter(|p| pod_ready(p))
+                    .count();
+                (s.phase == Phase::Running && s.ready_workers == 3 && ready == 3).then_some(())
+            },
+        )
+        .await?;
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .get("numbers-assignment")
+            .await?;
+        let doc = cm
+            .data
+            .and_then(|d| d.get("assignment.yaml").cloned())
+            .unwrap_or_default();
+        ensure!(
+            doc.contains("numbers-2"),
+            "assignment without the third worker:\n{doc}"
+        );
+        let floor = acked(&pods).await.unwrap_or(0);
+        wait_acked_beyond(&cluster, &pods, floor).await?;
         Ok(())
     })
     .await
