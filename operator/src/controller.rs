@@ -22,6 +22,7 @@ use squall_worker::assignment::Assignment;
 use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
+use crate::metrics::Metrics;
 use crate::resources::{self, BuildError, WorkerDefaults};
 use crate::{FIELD_MANAGER, TOPOLOGY_LABEL};
 
@@ -48,6 +49,19 @@ pub enum Error {
     NoNamespace,
 }
 
+impl Error {
+    /// The `reason` label of the failure metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_api",
+            Error::Build(_) => "build",
+            Error::Yaml(_) => "yaml",
+            Error::Finalizer(_) => "finalizer",
+            Error::NoNamespace => "no_namespace",
+        }
+    }
+}
+
 /// Operator settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -57,6 +71,8 @@ pub struct Config {
     pub namespace: Option<String>,
     /// Name for Events (`reportingInstance`), usually the pod name.
     pub instance: String,
+    /// Counters for /metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 struct Context {
@@ -196,6 +212,9 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         now: &now,
     });
 
+    ctx.config
+        .metrics
+        .phase(format!("{ns}/{name}"), Some(decision.status.phase));
     // Status first, so a restarted operator sees what was decided.
     if t.status.as_ref() != Some(&decision.status) {
         write_status(&topologies, &name, &decision.status).await?;
@@ -246,6 +265,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.config.metrics.phase(format!("{ns}/{}", t.name_any()), None);
     let mut status = t.status.clone().unwrap_or_default();
     if status.phase != Phase::Killing {
         status.phase = Phase::Killing;
@@ -305,11 +325,13 @@ async fn reconcile(t: Arc<Topology>, ctx: Arc<Context>) -> Result<Action, Error>
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.config.metrics.reconciled(started.elapsed());
     tracing::debug!(topology = %t.name_any(), ms = started.elapsed().as_millis() as u64, "reconciled");
     result
 }
 
-fn error_policy(t: Arc<Topology>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(t: Arc<Topology>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.config.metrics.failed(error.metric_label());
     tracing::warn!(topology = %t.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

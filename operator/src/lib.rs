@@ -4,12 +4,14 @@
 //!   status, events); unit-tested without an API server.
 //! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap).
 //! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
+//! - [`metrics`]: reconcile counters and topologies by phase; health endpoints.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
 #![forbid(unsafe_code)]
 
 pub mod controller;
 pub mod decide;
 pub mod leader;
+pub mod metrics;
 pub mod resources;
 
 /// The one field manager of every server-side apply the operator makes.

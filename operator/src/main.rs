@@ -51,6 +51,14 @@ struct Args {
         global = true
     )]
     leader_lease_seconds: u64,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(
+        long = "http",
+        env = "SQUALL_OPERATOR_HTTP",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    http: std::net::SocketAddr,
     /// Watch only this namespace (all when unset).
     #[arg(long, env = "SQUALL_WATCH_NAMESPACE", global = true)]
     namespace: Option<String>,
@@ -82,6 +90,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;
     tracing::info!(image = %args.worker_image, namespace = ?args.namespace, "operator starting");
+    let metrics = std::sync::Arc::new(squall_operator::metrics::Metrics::default());
+    let server = squall_operator::metrics::serve(args.http, std::sync::Arc::clone(&metrics));
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "metrics and health endpoints stopped");
+        }
+    });
     let config = squall_operator::controller::Config {
         workers: squall_operator::resources::WorkerDefaults {
             image: args.worker_image,
@@ -90,9 +105,11 @@ async fn main() -> anyhow::Result<()> {
         },
         namespace: args.namespace,
         instance: args.instance.clone(),
+        metrics: std::sync::Arc::clone(&metrics),
     };
     let controller = squall_operator::controller::run(client.clone(), config);
     if !args.leader_election {
+        metrics.set_leading(true);
         return controller
             .await
             .context("the controller stopped; is the Topology CRD installed (crds/topology.yaml)?");
@@ -108,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(lease = %args.leader_lease, identity = %args.instance, "waiting for leadership");
     elector.acquire(duration / 4).await;
     tracing::info!(lease = %args.leader_lease, "leading");
+    metrics.set_leading(true);
     tokio::select! {
         r = controller => r.context("the controller stopped; is the Topology CRD installed?"),
         () = elector.keep(duration / 3) => {

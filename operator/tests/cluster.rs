@@ -284,6 +284,7 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
                 },
                 namespace: Some(NS.to_owned()),
                 instance: "test".to_owned(),
+                metrics: Default::default(),
             },
         ));
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
@@ -628,6 +629,25 @@ async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Resu
         )
         .await?;
         tracing::info!(from = %first, to = %second, secs = killed.elapsed().as_secs_f64(), "leader failover");
+        // The leader's /metrics counts reconciles and shows the Running topology.
+        let ip = op_pods
+            .get(&second)
+            .await?
+            .status
+            .and_then(|s| s.pod_ip)
+            .context("no pod IP")?;
+        let text = eventually(
+            "operator metrics",
+            Duration::from_secs(15),
+            cluster.dir(),
+            || async {
+                http_get(&format!("{ip}:8080"), "/metrics")
+                    .await
+                    .filter(|t| t.contains("squall_operator_leading 1"))
+            },
+        )
+        .await?;
+        ensure!(text.contains("squall_operator_reconciles_total"), "{text}");
 
         // Scale through the scale subresource: the new leader rebalances over 3 workers.
         let out = cluster

@@ -1,0 +1,165 @@
+//! Operator metrics (Prometheus text) and health endpoints on a small HTTP/1 server:
+//! `/metrics`, `/healthz`, `/readyz`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use squall_model::crd::Phase;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Counters the controller updates.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    reconciles: AtomicU64,
+    duration_us: AtomicU64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+    phases: Mutex<BTreeMap<String, Phase>>,
+    leading: AtomicBool,
+}
+
+const PHASES: [Phase; 6] = [
+    Phase::Pending,
+    Phase::Running,
+    Phase::Degraded,
+    Phase::Inactive,
+    Phase::Killing,
+    Phase::Failed,
+];
+
+impl Metrics {
+    /// One reconcile took `took`.
+    pub fn reconciled(&self, took: Duration) {
+        self.reconciles.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.duration_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// One reconcile failed for `reason`.
+    pub fn failed(&self, reason: &'static str) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// The phase of topology `key` (`ns/name`); `None` when it is gone.
+    pub fn phase(&self, key: String, phase: Option<Phase>) {
+        if let Ok(mut p) = self.phases.lock() {
+            match phase {
+                Some(phase) => p.insert(key, phase),
+                None => p.remove(&key),
+            };
+        }
+    }
+
+    /// Whether this replica runs the controller.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Relaxed);
+    }
+
+    /// Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP squall_operator_reconciles_total Reconciles run.\n# TYPE squall_operator_reconciles_total counter");
+        let _ = writeln!(
+            out,
+            "squall_operator_reconciles_total {}",
+            self.reconciles.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP squall_operator_reconcile_seconds_total Time spent reconciling.\n# TYPE squall_operator_reconcile_seconds_total counter");
+        let secs = self.duration_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "squall_operator_reconcile_seconds_total {secs:.6}");
+        let _ = writeln!(out, "# HELP squall_operator_reconcile_failures_total Failed reconciles by reason.\n# TYPE squall_operator_reconcile_failures_total counter");
+        if let Ok(f) = self.failures.lock() {
+            for (reason, n) in f.iter() {
+                let _ = writeln!(
+                    out,
+                    "squall_operator_reconcile_failures_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP squall_operator_topologies Topologies by phase.\n# TYPE squall_operator_topologies gauge"
+        );
+        if let Ok(p) = self.phases.lock() {
+            for phase in PHASES {
+                let n = p.values().filter(|v| **v == phase).count();
+                let _ = writeln!(
+                    out,
+                    "squall_operator_topologies{{phase=\"{}\"}} {n}",
+                    phase.as_str()
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP squall_operator_leading Whether this replica runs the controller.\n# TYPE squall_operator_leading gauge");
+        let _ = writeln!(
+            out,
+            "squall_operator_leading {}",
+            u8::from(self.leading.load(Ordering::Relaxed))
+        );
+        out
+    }
+}
+
+async fn answer(mut stream: tokio::net::TcpStream, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let (status, body) = match path {
+        "/metrics" => ("200 OK", metrics.render()),
+        // Standby replicas are healthy and ready too: they only wait for the lease.
+        "/healthz" | "/readyz" => ("200 OK", "ok\n".to_owned()),
+        _ => ("404 Not Found", "not found\n".to_owned()),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Serves the endpoints until the process ends.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics and health endpoints listening");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let m = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, m).await {
+                tracing::debug!(error = %e, "http request failed");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_failures_and_phases() {
+        let m = Metrics::default();
+        m.reconciled(Duration::from_millis(3));
+        m.failed("kube_api");
+        m.failed("kube_api");
+        m.phase("ns/a".into(), Some(Phase::Running));
+        m.phase("ns/b".into(), Some(Phase::Running));
+        m.phase("ns/b".into(), None);
+        let text = m.render();
+        assert!(text.contains("squall_operator_reconciles_total 1\n"), "{text}");
+        assert!(text.contains("squall_operator_reconcile_failures_total{reason=\"kube_api\"} 2\n"));
+        assert!(text.contains("squall_operator_topologies{phase=\"Running\"} 1\n"));
+        assert!(text.contains("squall_operator_topologies{phase=\"Failed\"} 0\n"));
+        assert!(text.contains("squall_operator_leading 0\n"));
+    }
+}
