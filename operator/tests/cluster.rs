@@ -433,6 +433,41 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         let floor = acked(&pods).await.unwrap_or(0);
         let _ = wait_acked_beyond(&cluster, &pods, floor).await?;
 
+        // A parallelism change: a new assignment generation with the new plan, and the
+        // workers pick it up and process again.
+        let generation = topos
+            .get("numbers")
+            .await?
+            .status
+            .and_then(|s| s.assignment_generation)
+            .context("no assignment generation")?;
+        let mut t = topos.get("numbers").await?;
+        t.spec.bolts[0].parallelism = 3;
+        topos.replace("numbers", &PostParams::default(), &t).await?;
+        eventually(
+            "rebalanced and Running",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async {
+                let s = topos.get("numbers").await.ok()?.status?;
+                (s.phase == Phase::Running && s.assignment_generation > Some(generation)).then_some(())
+            },
+        )
+        .await?;
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .get("numbers-assignment")
+            .await?;
+        let manifest = cm
+            .data
+            .and_then(|d| d.get("topology.yaml").cloned())
+            .unwrap_or_default();
+        ensure!(
+            manifest.contains("parallelism: 3"),
+            "manifest not updated:\n{manifest}"
+        );
+        let floor = acked(&pods).await.unwrap_or(0);
+        let _ = wait_acked_beyond(&cluster, &pods, floor).await?;
+
         // Delete the topology: the finalizer runs, then the garbage collector removes children.
         topos.delete("numbers", &DeleteParams::default()).await?;
         eventually(
