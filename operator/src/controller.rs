@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -101,10 +101,19 @@ fn lease_expired(p: &Pod, leases: &[Lease], now: jiff::Timestamp) -> bool {
         })
 }
 
-fn observe_pod(p: &Pod, leases: &[Lease], now: jiff::Timestamp) -> ObservedPod {
+fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn observe_pod(p: &Pod, leases: &[Lease], lost_nodes: &[String], now: jiff::Timestamp) -> ObservedPod {
     let name = p.name_any();
     let status = p.status.as_ref();
+    let node = p.spec.as_ref().and_then(|s| s.node_name.as_ref());
     ObservedPod {
+        node_lost: node.is_some_and(|n| lost_nodes.contains(n)),
         lease_expired: lease_expired(p, leases, now),
         ordinal: ordinal(&name),
         ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
@@ -186,12 +195,24 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         .items;
     let clock = jiff::Timestamp::now();
     let pod_api = Api::<Pod>::namespaced(client.clone(), &ns);
-    let pods: Vec<ObservedPod> = pod_api
-        .list(&mine)
-        .await?
-        .items
+    let pod_list = pod_api.list(&mine).await?.items;
+    // The nodes the pods are bound to, once each; a node that is gone counts as lost.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut lost_nodes = Vec::new();
+    let mut names: Vec<&String> = pod_list
         .iter()
-        .map(|p| observe_pod(p, &leases, clock))
+        .filter_map(|p| p.spec.as_ref()?.node_name.as_ref())
+        .collect();
+    names.sort();
+    names.dedup();
+    for n in names {
+        if !nodes.get_opt(n).await?.as_ref().is_some_and(node_ready) {
+            lost_nodes.push(n.clone());
+        }
+    }
+    let pods: Vec<ObservedPod> = pod_list
+        .iter()
+        .map(|p| observe_pod(p, &leases, &lost_nodes, clock))
         .collect();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
@@ -255,7 +276,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
                 .delete(pod, &DeleteParams::default().grace_period(0))
                 .await,
         )?;
-        tracing::warn!(topology = %name, pod = %pod, "worker lease expired; pod replaced");
+        tracing::warn!(topology = %name, pod = %pod, "worker lease expired or node lost; pod replaced");
     }
     // Leases expire without any watch event: look again within a renewal period or so.
     let again = ctx.config.workers.lease_renew_seconds.clamp(1, 5);

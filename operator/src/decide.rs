@@ -20,6 +20,8 @@ pub struct ObservedPod {
     pub terminating: bool,
     /// Its worker's Lease (held by this pod) was not renewed within its duration.
     pub lease_expired: bool,
+    /// Bound to a node that is not Ready: no kubelet will run or finish it there.
+    pub node_lost: bool,
 }
 
 /// The assignment in the ConfigMap now.
@@ -140,23 +142,36 @@ pub fn decide(o: &Observed<'_>) -> Decision {
     let prev_phase = o.previous.map(|p| p.phase);
     let mut events = Vec::new();
     let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, o.now, o.generation, t, s, r, m);
+    // A pod on a lost node is removed even while terminating: without a kubelet its
+    // deletion never completes and the StatefulSet would never recreate it.
     let replace: Vec<String> = o
         .pods
         .iter()
-        .filter(|p| p.lease_expired && !p.terminating)
+        .filter(|p| p.node_lost || (p.lease_expired && !p.terminating))
         .map(|p| p.name.clone())
         .collect();
-    for name in &replace {
+    for p in o.pods.iter().filter(|p| replace.contains(&p.name)) {
+        let (reason, why) = if p.node_lost {
+            ("WorkerNodeLost", "is on a node that is not ready")
+        } else {
+            ("WorkerLeaseExpired", "stopped renewing its lease")
+        };
         events.push((
-            "WorkerLeaseExpired".into(),
-            format!("worker {name} stopped renewing its lease; replacing its pod"),
+            reason.into(),
+            format!("worker {} {why}; replacing its pod", p.name),
             true,
         ));
     }
     let ready = o
         .pods
         .iter()
-        .filter(|p| p.ready && !p.terminating && !p.lease_expired && p.ordinal.is_some_and(|i| i < o.workers))
+        .filter(|p| {
+            p.ready
+                && !p.terminating
+                && !p.lease_expired
+                && !p.node_lost
+                && p.ordinal.is_some_and(|i| i < o.workers)
+        })
         .count();
     let ready = i32::try_from(ready).unwrap_or(i32::MAX);
     let mut status = TopologyStatus {
@@ -308,6 +323,7 @@ spec:
             ready,
             terminating: false,
             lease_expired: false,
+            node_lost: false,
         }
     }
 
@@ -448,6 +464,18 @@ spec:
         assert_eq!(d.status.ready_workers, 1);
         assert_eq!(d.status.phase, Phase::Degraded);
         assert!(d.events.iter().any(|e| e.0 == "WorkerLeaseExpired" && e.2));
+    }
+
+    #[test]
+    fn pods_on_a_lost_node_are_replaced_even_while_terminating() {
+        let plan = plan();
+        let mut pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        pods[0].node_lost = true;
+        pods[0].terminating = true;
+        let d = decide(&observed(&plan, &pods, None, None));
+        assert_eq!(d.replace, vec!["t-0".to_owned()]);
+        assert_eq!(d.status.ready_workers, 1);
+        assert!(d.events.iter().any(|e| e.0 == "WorkerNodeLost"));
     }
 
     #[test]

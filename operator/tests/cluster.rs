@@ -2,6 +2,7 @@
 //! processes by the node agent. Needs `make k8s-bins` and a built `squall-worker`
 //! (`make test-operator` does both).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -725,6 +726,85 @@ async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Resu
         );
         let floor = acked(&pods).await.unwrap_or(0);
         wait_acked_beyond(&cluster, &pods, floor).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn workers_of_a_lost_node_move_to_another_node() -> Result<()> {
+    bounded(async {
+        let cluster = TestCluster::start().await?;
+        let mut agents = BTreeMap::new();
+        for node in ["node-a", "node-b"] {
+            agents.insert(
+                node.to_owned(),
+                cluster
+                    .start_node_agent(node, [(WORKER_IMAGE, worker_binary()?)])
+                    .await?,
+            );
+        }
+        install_crd(&cluster).await?;
+        let client = cluster.client();
+        let operator = tokio::spawn(squall_operator::controller::run(
+            client.clone(),
+            squall_operator::controller::Config {
+                workers: squall_operator::resources::WorkerDefaults {
+                    image: WORKER_IMAGE.to_owned(),
+                    lease_duration_seconds: 4,
+                    lease_renew_seconds: 1,
+                },
+                namespace: Some(NS.to_owned()),
+                instance: "test".to_owned(),
+                metrics: Default::default(),
+            },
+        ));
+        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
+        eventually(
+            "topology Running",
+            Duration::from_secs(40),
+            cluster.dir(),
+            || async { (topos.get("numbers").await.ok()?.status?.phase == Phase::Running).then_some(()) },
+        )
+        .await?;
+        let lost = pods
+            .get("numbers-0")
+            .await?
+            .spec
+            .and_then(|s| s.node_name)
+            .context("numbers-0 not bound")?;
+        let survivor = if lost == "node-a" { "node-b" } else { "node-a" };
+        let mut agent = agents.remove(&lost).context("no agent for the node")?;
+        agent.lose().await;
+        let started = std::time::Instant::now();
+        eventually(
+            "workers Running on the surviving node",
+            Duration::from_secs(50),
+            cluster.dir(),
+            || async {
+                let list = pods
+                    .list(&ListParams::default().labels("squall.dev/topology=numbers"))
+                    .await
+                    .ok()?
+                    .items;
+                let moved = list.len() == 2
+                    && list.iter().all(|p| {
+                        pod_ready(p) && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(survivor)
+                    });
+                let running = topos.get("numbers").await.ok()?.status?.phase == Phase::Running;
+                (moved && running).then_some(())
+            },
+        )
+        .await?;
+        tracing::info!(
+            secs = started.elapsed().as_secs_f64(),
+            "workers moved off the lost node"
+        );
+        let floor = acked(&pods).await.unwrap_or(0);
+        wait_acked_beyond(&cluster, &pods, floor).await?;
+        operator.abort();
         Ok(())
     })
     .await
