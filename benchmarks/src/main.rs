@@ -140,10 +140,61 @@ fn all(args: &Args) -> Result<()> {
     md.push('\n');
     md.push_str(&multilang::render(&ml));
     match &args.out {
-        Some(p) => std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?,
+        Some(p) => {
+            // Sections other tools write (`<!-- NAME:begin -->` … `<!-- NAME:end -->`) are
+            // kept: this run only owns the rest of the file.
+            if let Ok(old) = std::fs::read_to_string(p) {
+                for section in marked_sections(&old) {
+                    md.push('\n');
+                    md.push_str(section);
+                    md.push('\n');
+                }
+            }
+            std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?
+        }
         None => print!("{md}"),
     }
     Ok(())
+}
+
+/// The `<!-- NAME:begin -->` … `<!-- NAME:end -->` blocks of a file, markers included.
+fn marked_sections(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<!-- ") {
+        let after = &rest[start + 5..];
+        let Some(name_end) = after.find(":begin -->") else {
+            rest = after;
+            continue;
+        };
+        let end_marker = format!("<!-- {}:end -->", &after[..name_end]);
+        match rest[start..].find(&end_marker) {
+            Some(e) => {
+                let stop = start + e + end_marker.len();
+                out.push(&rest[start..stop]);
+                rest = &rest[stop..];
+            }
+            None => rest = after,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marked_sections;
+
+    #[test]
+    fn keeps_every_marked_section() {
+        let text = "# B\nx\n<!-- a:begin -->\nA\n<!-- a:end -->\ny\n<!-- b:begin -->B<!-- b:end -->\n<!-- c:begin -->open";
+        assert_eq!(
+            marked_sections(text),
+            vec![
+                "<!-- a:begin -->\nA\n<!-- a:end -->",
+                "<!-- b:begin -->B<!-- b:end -->"
+            ]
+        );
+    }
 }
 
 mod report {
