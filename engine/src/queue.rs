@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 /// Yields before a consumer parks (see `park_consumer`).
-const SPIN_YIELDS: u32 = 400;
+const SPIN_YIELDS: u32 = 50;
 
 /// A bounded multi-producer, single-consumer queue of batches.
 pub struct BatchQueue<T> {
