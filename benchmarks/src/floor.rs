@@ -71,32 +71,24 @@ fn batch_queue(window: Duration) -> f64 {
 
 fn crossbeam(window: Duration) -> f64 {
     let (tx, rx) = crossbeam_channel::bounded::<Item>(1024);
-    let consumer = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while let Ok(i) = rx.recv() {
-            n += u64::from(i.0[3] == 7);
-        }
-        n
-    });
-    let start = Instant::now();
-    let item = Item([7; 100]);
-    'outer: while start.elapsed() < window {
-        for _ in 0..1024 {
-            if tx.send(item).is_err() {
-                break 'outer;
-            }
-        }
-    }
-    drop(tx);
-    let n = consumer.join().unwrap_or(0);
-    n as f64 / start.elapsed().as_secs_f64()
+    unbatched(window, move |i| tx.send(i).is_ok(), move || rx.recv().ok())
 }
 
 fn std_sync(window: Duration) -> f64 {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(1024);
+    unbatched(window, move |i| tx.send(i).is_ok(), move || rx.recv().ok())
+}
+
+/// Items per second through a blocking channel, one item per send, for `window`.
+/// Dropping `send` (with the channel's sender) ends the consumer.
+fn unbatched(
+    window: Duration,
+    mut send: impl FnMut(Item) -> bool,
+    mut recv: impl FnMut() -> Option<Item> + Send + 'static,
+) -> f64 {
     let consumer = std::thread::spawn(move || {
         let mut n = 0u64;
-        while let Ok(i) = rx.recv() {
+        while let Some(i) = recv() {
             n += u64::from(i.0[3] == 7);
         }
         n
@@ -105,12 +97,12 @@ fn std_sync(window: Duration) -> f64 {
     let item = Item([7; 100]);
     'outer: while start.elapsed() < window {
         for _ in 0..1024 {
-            if tx.send(item).is_err() {
+            if !send(item) {
                 break 'outer;
             }
         }
     }
-    drop(tx);
+    drop(send);
     let n = consumer.join().unwrap_or(0);
     n as f64 / start.elapsed().as_secs_f64()
 }

@@ -94,13 +94,7 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let order: Vec<String> = plan
-        .spec
-        .spouts
-        .iter()
-        .chain(&plan.spec.bolts)
-        .map(|c| c.name.clone())
-        .collect();
+    let order = table::manifest_order(&plan);
     let started = Instant::now();
     let mut last: Option<Snapshot> = None;
     let mut next_report = started + every;

@@ -79,6 +79,16 @@ const HEADER: [&str; 13] = [
 /// data flows top to bottom; unlisted components such as ackers come last). Rates,
 /// capacity and back pressure are computed over the interval since `before`, or over the
 /// whole run when there is none.
+/// Component names in manifest order (spouts, then bolts), the order tables list them in.
+pub fn manifest_order(plan: &squall_model::Plan) -> Vec<String> {
+    plan.spec
+        .spouts
+        .iter()
+        .chain(&plan.spec.bolts)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 pub fn metrics(now: &Snapshot, before: Option<&Snapshot>, order: &[String]) -> String {
     let span = now
         .uptime

@@ -105,6 +105,45 @@ impl SplitMix {
     }
 }
 
+/// `Spout` for a type whose tuples are a pure function of their id: it has an `ids:
+/// IdSource` field and a `next_values(&mut self) -> Option<(Values, Option<Value>)>`.
+macro_rules! id_spout {
+    ($spout:ty) => {
+        impl squall_engine::Spout for $spout {
+            fn open(
+                &mut self,
+                ctx: &squall_engine::TaskContext,
+            ) -> Result<(), squall_engine::ComponentError> {
+                self.ids.partition(ctx);
+                Ok(())
+            }
+
+            fn next_tuple(
+                &mut self,
+                out: &mut squall_engine::SpoutOutput<'_>,
+            ) -> Result<(), squall_engine::ComponentError> {
+                if let Some((values, msg_id)) = self.next_values() {
+                    out.emit(values, msg_id)?;
+                }
+                Ok(())
+            }
+
+            fn ack(&mut self, msg_id: squall_engine::Value) {
+                self.ids.ack(&msg_id);
+            }
+
+            fn fail(&mut self, msg_id: squall_engine::Value) {
+                self.ids.fail(&msg_id);
+            }
+
+            fn is_finished(&self) -> bool {
+                self.ids.is_finished()
+            }
+        }
+    };
+}
+pub(crate) use id_spout;
+
 #[cfg(test)]
 mod tests {
     use super::*;

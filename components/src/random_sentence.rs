@@ -16,7 +16,7 @@
 //! - With `count`, MUST report finished only once everything was emitted and, when
 //!   `reliable`, acked.
 
-use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
+use squall_engine::{Value, Values};
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
 use crate::ids::{mix64, IdSource};
@@ -90,35 +90,12 @@ impl RandomSentenceSpout {
     }
 }
 
-impl Spout for RandomSentenceSpout {
-    fn open(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
-        self.ids.partition(ctx);
-        Ok(())
-    }
-
-    fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
-        if let Some((values, msg_id)) = self.next_values() {
-            out.emit(values, msg_id)?;
-        }
-        Ok(())
-    }
-
-    fn ack(&mut self, msg_id: Value) {
-        self.ids.ack(&msg_id);
-    }
-
-    fn fail(&mut self, msg_id: Value) {
-        self.ids.fail(&msg_id);
-    }
-
-    fn is_finished(&self) -> bool {
-        self.ids.is_finished()
-    }
-}
+crate::ids::id_spout!(RandomSentenceSpout);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_engine::Spout;
 
     fn spout(json: serde_json::Value) -> RandomSentenceSpout {
         let config: Config = serde_json::from_value(json).unwrap();

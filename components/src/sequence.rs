@@ -15,7 +15,7 @@
 //!   every tree was acked.
 //! - After a restart of the task the numbers start again from the beginning (at-least-once).
 
-use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
+use squall_engine::{Value, Values};
 use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
 use crate::ids::IdSource;
@@ -70,35 +70,12 @@ impl SequenceSpout {
     }
 }
 
-impl Spout for SequenceSpout {
-    fn open(&mut self, ctx: &TaskContext) -> Result<(), ComponentError> {
-        self.ids.partition(ctx);
-        Ok(())
-    }
-
-    fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
-        if let Some((values, msg_id)) = self.next_values() {
-            out.emit(values, msg_id)?;
-        }
-        Ok(())
-    }
-
-    fn ack(&mut self, msg_id: Value) {
-        self.ids.ack(&msg_id);
-    }
-
-    fn fail(&mut self, msg_id: Value) {
-        self.ids.fail(&msg_id);
-    }
-
-    fn is_finished(&self) -> bool {
-        self.ids.is_finished()
-    }
-}
+crate::ids::id_spout!(SequenceSpout);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_engine::Spout;
 
     #[test]
     fn emits_numbers_and_replays_failures() {

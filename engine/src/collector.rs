@@ -400,11 +400,6 @@ impl BoltOutput<'_> {
         }
     }
 
-    /// Whether the input in hand is still neither acked nor failed.
-    pub(crate) fn input_unsettled(&self) -> bool {
-        self.current.as_ref().is_some_and(|(_, settled)| !settled)
-    }
-
     pub(crate) fn anchor_to(&mut self, input: &Tuple) {
         self.implicit = Some((input.ids.clone(), 0));
     }

@@ -29,7 +29,6 @@ impl AckerExecutor {
         let mut next_rotate = Instant::now() + self.timeout;
         let mut next_publish = Instant::now();
         while !self.base.control.stop.load(Ordering::Acquire) {
-            self.base.gauges.loops.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             if now >= next_rotate {
                 for t in &mut self.tasks {

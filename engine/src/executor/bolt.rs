@@ -64,7 +64,6 @@ impl BoltExecutor {
         let mut next_tick = self.tick.map(|t| Instant::now() + t);
         let mut next_publish = Instant::now();
         while !self.base.control.stop.load(Ordering::Acquire) {
-            self.base.gauges.loops.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             if let (Some(at), Some(period)) = (next_tick, self.tick) {
                 if now >= at && !self.base.outbox.is_blocked() {
@@ -147,11 +146,12 @@ impl BoltExecutor {
         } else {
             None
         };
-        let roots = tuple.ids.clone();
         let is_tick = tuple.is_tick();
-        let mut out = t.io.output(&mut self.base, Some((roots.clone(), false)));
+        let mut out = t.io.output(&mut self.base, Some((tuple.ids.clone(), false)));
         let r = catch_unwind(AssertUnwindSafe(|| instance.execute(tuple, &mut out)));
-        let unsettled = out.input_unsettled();
+        // The input's ids come back with whether the bolt acked or failed it.
+        let (roots, settled) = out.current.take().unwrap_or_default();
+        let unsettled = !settled;
         if !is_tick {
             t.io.counts.executed += 1;
         }

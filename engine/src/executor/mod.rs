@@ -5,7 +5,7 @@
 //! park when there is nothing to do. A full downstream queue therefore stops a bolt from
 //! taking input and a spout from being asked for tuples, which is all back pressure is.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,6 @@ pub(crate) struct ExecutorGauges {
     pub held: AtomicUsize,
     /// Set by spout executors once every task is finished.
     pub finished: AtomicBool,
-    /// Iterations, so a watcher can tell an executor is alive.
-    pub loops: AtomicU64,
 }
 
 /// Common parts of every executor.

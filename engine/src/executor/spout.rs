@@ -41,7 +41,6 @@ impl SpoutExecutor {
         let mut rr = 0usize;
         let mut idle_streak = 0u32;
         while !self.base.control.stop.load(Ordering::Acquire) {
-            self.base.gauges.loops.fetch_add(1, Ordering::Relaxed);
             let active = self.base.control.active.load(Ordering::Acquire);
             if active != was_active {
                 for t in &mut self.tasks {
