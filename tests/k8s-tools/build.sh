@@ -47,6 +47,7 @@ stamped() {
 }
 
 need_k8s=0
+built=0
 for b in kube-apiserver kube-controller-manager kube-scheduler; do
   stamped "$b" "Kubernetes v$K8S_VERSION" --version || need_k8s=1
 done
@@ -60,6 +61,7 @@ if [ "$need_k8s" = 1 ]; then
     ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$BUILD_DATE"
   done
   echo "build.sh: building Kubernetes v$K8S_VERSION binaries into $K8S_BIN_DIR"
+  built=1
   (cd "$HERE/kubernetes" && "$GO" build -trimpath -tags selinux,notest -ldflags "$ldf" -o "$K8S_BIN_DIR/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
@@ -67,13 +69,22 @@ fi
 
 if ! stamped etcd "etcd Version: $ETCD_VERSION" --version; then
   echo "build.sh: building etcd v$ETCD_VERSION"
+  built=1
   (cd "$HERE/etcd" && "$GO" build -trimpath -ldflags "-s -w" -o "$K8S_BIN_DIR/etcd" go.etcd.io/etcd/server/v3)
 fi
 
 if ! stamped helm "v$HELM_VERSION" version --short; then
   echo "build.sh: building helm v$HELM_VERSION"
+  built=1
   (cd "$HERE/helm" && "$GO" build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
     -o "$K8S_BIN_DIR/helm" helm.sh/helm/v3/cmd/helm)
+fi
+
+# The binaries are the cache; Go's build and module caches (~6 GB for Kubernetes) are not
+# needed once they exist, and have filled CI disks. K8S_KEEP_GO_CACHE=1 keeps them.
+if [ "$built" = 1 ] && [ "${K8S_KEEP_GO_CACHE:-0}" != 1 ]; then
+  echo "build.sh: removing Go's build and module caches (set K8S_KEEP_GO_CACHE=1 to keep them)"
+  "$GO" clean -cache -modcache
 fi
 
 echo "build.sh: binaries ready in $K8S_BIN_DIR"
