@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use squall_engine::Placement;
-use squall_model::{Plan, TopologyManifest};
+use squall_model::{DesiredState, Plan, TopologyManifest};
 
 /// Why an assignment cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +85,23 @@ pub struct Loaded {
     pub assignment: Assignment,
     /// The validated plan.
     pub plan: Plan,
-    /// Hash of the effective manifest; peers with another hash are refused.
+    /// Hash of the effective manifest without `desiredState`; peers with another hash are
+    /// refused.
     pub plan_hash: String,
+}
+
+impl Loaded {
+    /// Whether the manifest wants the spouts active.
+    pub fn active(&self) -> bool {
+        self.plan.spec.desired_state == DesiredState::Active
+    }
+
+    /// Whether `other` runs the same thing: same assignment, plan and activation.
+    pub fn same_as(&self, other: &Loaded) -> bool {
+        self.assignment == other.assignment
+            && self.plan_hash == other.plan_hash
+            && self.active() == other.active()
+    }
 }
 
 impl Assignment {
@@ -118,7 +133,10 @@ impl Assignment {
             Some(b) => dir.join(b),
             None => manifest_path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         });
-        let canonical = manifest.to_yaml().map_err(|e| bad(e.to_string()))?;
+        // Activation is applied in place, so it is not part of what peers must agree on.
+        let mut hashed = manifest.clone();
+        hashed.spec.desired_state = DesiredState::Active;
+        let canonical = hashed.to_yaml().map_err(|e| bad(e.to_string()))?;
         let plan_hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()));
         assignment.check(&plan)?;
         Ok(Loaded {
@@ -343,6 +361,32 @@ spec:
         let all: usize =
             v.placement.remote.iter().map(BTreeSet::len).sum::<usize>() + v.placement.local.len();
         assert_eq!(all as u32, p.task_count());
+    }
+
+    #[test]
+    fn activation_is_not_part_of_the_plan_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |state: &str| {
+            let yaml = format!(
+                "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {{name: a}}\nspec:\n  \
+                 desiredState: {state}\n  spouts: [{{name: s, component: sequence}}]\n"
+            );
+            std::fs::write(dir.path().join("t.yaml"), yaml).unwrap();
+            let m = TopologyManifest::from_file(&dir.path().join("t.yaml")).unwrap();
+            let p = squall_model::validate(&m, &squall_components::Builtins).unwrap();
+            let a = Assignment::round_robin(&p, "t.yaml".into(), &workers(1), 1);
+            std::fs::write(dir.path().join("a.yaml"), serde_yaml_ng::to_string(&a).unwrap()).unwrap();
+            Assignment::load(&dir.path().join("a.yaml")).unwrap()
+        };
+        let on = load("Active");
+        let off = load("Inactive");
+        assert_eq!(
+            on.plan_hash, off.plan_hash,
+            "peers must keep talking across a deactivation"
+        );
+        assert!(on.active() && !off.active());
+        assert!(!on.same_as(&off), "a deactivation must still reach the engine");
+        assert!(on.same_as(&on.clone()));
     }
 
     #[test]

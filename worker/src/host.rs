@@ -2,6 +2,7 @@
 //! its peers, follows assignment changes, and shuts down gracefully.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,6 +92,8 @@ struct Shared {
     links: Mutex<Vec<(String, Arc<LinkStats>)>>,
     inbound: Arc<InboundStats>,
     ready: AtomicBool,
+    /// Engines started by this process; activation and reroutes must not add to it.
+    engine_starts: AtomicU64,
 }
 
 impl crate::http::Endpoints for Shared {
@@ -98,7 +101,7 @@ impl crate::http::Endpoints for Shared {
         let snap = self.engine.lock().as_ref().map(Topology::metrics);
         let links = self.links.lock().clone();
         let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
-        crate::prom::render(
+        let mut page = crate::prom::render(
             &crate::prom::Identity {
                 topology: &self.topology_name,
                 worker: &self.id,
@@ -107,7 +110,39 @@ impl crate::http::Endpoints for Shared {
             snap.as_ref(),
             &refs,
             &self.inbound,
-        )
+        );
+        let base = format!(
+            "topology=\"{}\",worker=\"{}\"",
+            label(&self.topology_name),
+            label(&self.id)
+        );
+        let _ = write!(
+            page,
+            "# HELP squall_worker_engine_starts_total Engines started by this worker process.\n\
+             # TYPE squall_worker_engine_starts_total counter\n\
+             squall_worker_engine_starts_total{{{base}}} {}\n",
+            self.engine_starts.load(Ordering::Relaxed)
+        );
+        // What the operator reads to drain before a kill or a rebalance; absent while no
+        // engine runs (between plans), so that gap never reads as "drained".
+        let active = self.engine.lock().as_ref().map(|t| u64::from(t.is_active()));
+        if let (Some(active), Some(snap)) = (active, snap.as_ref()) {
+            let in_flight: u64 = snap
+                .components
+                .iter()
+                .map(|c| c.queue_depth + if c.role == "spout" { c.total.pending } else { 0 })
+                .sum();
+            let _ = write!(
+                page,
+                "# HELP squall_worker_active Whether this worker's spouts are active.\n\
+                 # TYPE squall_worker_active gauge\n\
+                 squall_worker_active{{{base}}} {active}\n\
+                 # HELP squall_worker_in_flight Spout trees pending plus tuples queued on this worker.\n\
+                 # TYPE squall_worker_in_flight gauge\n\
+                 squall_worker_in_flight{{{base}}} {in_flight}\n"
+            );
+        }
+        page
     }
 
     fn ready(&self) -> bool {
@@ -119,6 +154,11 @@ impl crate::http::Endpoints for Shared {
             t.reset_latencies();
         }
     }
+}
+
+/// A Prometheus label value, escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 struct PeerLink {
@@ -216,6 +256,7 @@ impl Host {
             .map(|p| (p.port.id.clone(), Arc::clone(&p.port.stats)))
             .collect();
 
+        // Activation is not part of the plan hash: it is switched in the running engine.
         let restart = match &self.engine {
             None => true,
             Some(e) => e.plan_hash != loaded.plan_hash || e.view.placement != view.placement,
@@ -236,6 +277,22 @@ impl Host {
             self.table.set(routes);
             if let Some(e) = &mut self.engine {
                 e.view = view;
+            }
+            if let Some(t) = self.shared.engine.lock().as_ref() {
+                match (loaded.active(), t.is_active()) {
+                    (true, false) => {
+                        info!(generation, "activating spouts in place");
+                        t.activate();
+                    }
+                    (false, true) => {
+                        info!(
+                            generation,
+                            "deactivating spouts in place; in-flight trees complete"
+                        );
+                        t.deactivate();
+                    }
+                    _ => {}
+                }
             }
         }
         self.loaded = loaded;
@@ -271,6 +328,7 @@ impl Host {
                 .map_err(io("starting the pump thread"))?
         };
         *self.shared.engine.lock() = Some(topology);
+        self.shared.engine_starts.fetch_add(1, Ordering::Relaxed);
         info!(worker = %self.id, tasks = view.placement.local.len(), generation = loaded.assignment.generation, "engine running");
         self.engine = Some(EngineRun {
             pump,
@@ -358,6 +416,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         links: Mutex::new(Vec::new()),
         inbound: Arc::clone(&inbound),
         ready: AtomicBool::new(false),
+        engine_starts: AtomicU64::new(0),
     });
     let server = Arc::new(ServerCtx {
         worker_id: cfg.id.clone(),
@@ -456,7 +515,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
             }
         };
         match Assignment::load(&cfg.assignment) {
-            Ok(l) if l.assignment == host.loaded.assignment && l.plan_hash == host.loaded.plan_hash => {}
+            Ok(l) if l.same_as(&host.loaded) => {}
             Ok(l) => {
                 info!(
                     reason = why,
