@@ -86,6 +86,10 @@ pub struct TopologyStatus {
     /// The last error the operator met (validation or API), cleared when resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// While a rebalance drains (spouts deactivated, in-flight trees completing): RFC 3339
+    /// time after which the new plan is applied even if trees are still in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_deadline: Option<String>,
     /// Label selector of the worker pods, for the scale subresource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,

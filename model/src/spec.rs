@@ -51,6 +51,7 @@ pub const DEFAULT_MESSAGE_TIMEOUT_SECONDS: i64 = 30;
     {"rule": "self.workers >= 1", "message": "workers must be at least 1"},
     {"rule": "!has(self.ackers) || self.ackers >= 0", "message": "ackers must not be negative"},
     {"rule": "self.messageTimeoutSeconds >= 1", "message": "messageTimeoutSeconds must be at least 1"},
+    {"rule": "!has(self.killWaitSeconds) || self.killWaitSeconds >= 0", "message": "killWaitSeconds must not be negative"},
     {"rule": "!has(self.bolts) || self.spouts.all(s, self.bolts.all(b, b.name != s.name))",
      "message": "component names must be unique across spouts and bolts"}
 ])))]
@@ -64,6 +65,11 @@ pub struct TopologySpec {
     /// Seconds a spout tuple's tree may take before it is failed and replayed.
     #[serde(default = "default_timeout")]
     pub message_timeout_seconds: i64,
+    /// On deletion from a cluster, wait at most this many seconds after deactivating the
+    /// spouts for in-flight trees to complete (Storm's `kill -w`); the message timeout
+    /// when unset. Ignored in local mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_wait_seconds: Option<i64>,
     /// At most this many un-acked tuples per spout task; unset means unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_spout_pending: Option<i64>,
@@ -134,15 +140,24 @@ pub enum DesiredState {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "crd", schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.parallelism >= 1", "message": "parallelism must be at least 1"},
-    {"rule": "!has(self.tasks) || self.tasks >= self.parallelism", "message": "tasks must be at least parallelism"}
+    {"rule": "!has(self.tasks) || self.tasks >= self.parallelism", "message": "tasks must be at least parallelism"},
+    {"rule": "self.component == oldSelf.component",
+     "message": "component is immutable: give a component of another kind a new name"},
+    {"rule": "has(self.shell) == has(oldSelf.shell) && (!has(self.shell) || self.shell.command == oldSelf.shell.command)",
+     "message": "shell.command is immutable: give another program a new component name"}
 ])))]
 pub struct ComponentSpec {
     /// Unique component name within the topology.
     #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 128)))]
     pub name: String,
     /// The component kind: a built-in name (`squall kinds` lists them) or `shell`.
+    /// Immutable under the same name on a cluster: another kind under an old name would
+    /// inherit the old one's subscribers, metrics and in-flight tuples, whose fields it may
+    /// not declare; rename the component to replace it.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 128)))]
     pub component: String,
     /// The subprocess to run when `component` is `shell` (Storm's multilang protocol).
+    /// Its `command` is immutable under the same name, for the same reason as `component`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<ShellSpec>,
     /// Number of executors (threads) running this component.
@@ -178,6 +193,7 @@ impl ComponentSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShellSpec {
     /// The program to run, e.g. `python3`.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 1024)))]
     pub command: String,
     /// Its arguments, e.g. the path of the component's script.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
