@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -21,10 +22,11 @@ use squall_model::{DesiredState, Metadata, TopologyManifest, API_VERSION, KIND};
 use squall_worker::assignment::Assignment;
 use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
+use crate::change::{deactivated, is_active, kill_may_proceed};
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
 use crate::metrics::Metrics;
 use crate::resources::{self, BuildError, WorkerDefaults};
-use crate::{FIELD_MANAGER, TOPOLOGY_LABEL};
+use crate::{probe, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
 
 /// The finalizer that marks the topology as Killing before its children go.
 pub const FINALIZER: &str = "squall.dev/cleanup";
@@ -79,10 +81,6 @@ struct Context {
     client: Client,
     recorder: Recorder,
     config: Config,
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }
 
 /// Whether the Lease held by this pod (holder = pod uid) is past its duration. A pod with
@@ -217,9 +215,24 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
 
+    let draining = t.status.as_ref().is_some_and(|s| s.drain_deadline.is_some());
+    let drained = match &current {
+        Some(c) if draining => {
+            probe::drained(&worker_http(&pod_list, Some(c)), c.assignment.generation).await
+        }
+        _ => false,
+    };
+    // Asked only while spouts wait to be switched on (a new plan loading, or activation).
+    let activating = t.spec.desired_state == DesiredState::Active;
+    let workers_current = match &current {
+        Some(c) if activating && !is_active(&c.manifest) => {
+            probe::running(&worker_http(&pod_list, Some(c)), c.assignment.generation).await
+        }
+        _ => false,
+    };
+
     // Decide.
     let selector = resources::selector_string(&name);
-    let now = now();
     let decision = decide(&Observed {
         generation: t.metadata.generation,
         plan: plan.as_ref().map_err(Clone::clone),
@@ -230,7 +243,9 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         current: current.as_ref(),
         previous: t.status.as_ref(),
         selector: &selector,
-        now: &now,
+        now: clock,
+        drained,
+        workers_current,
     });
 
     ctx.config
@@ -249,6 +264,14 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     }
 
     // Act.
+    let in_effect = decision.write.as_ref().or(current.as_ref());
+    let replicas = match in_effect {
+        Some(a) if decision.status.drain_deadline.is_some() => t
+            .spec
+            .workers
+            .max(i32::try_from(a.assignment.workers.len()).unwrap_or(i32::MAX)),
+        _ => t.spec.workers,
+    };
     Api::<Service>::namespaced(client.clone(), &ns)
         .patch(
             &resources::service_name(&name),
@@ -256,11 +279,22 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
             &Patch::Apply(resources::service(&t)?),
         )
         .await?;
+    // The workers' identity before the pods that use it.
+    let account = crate::rbac::worker_account_name(&name);
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .patch(&account, &ssa, &Patch::Apply(crate::rbac::service_account(&t)?))
+        .await?;
+    Api::<Role>::namespaced(client.clone(), &ns)
+        .patch(&account, &ssa, &Patch::Apply(crate::rbac::role(&t, replicas)?))
+        .await?;
+    Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .patch(&account, &ssa, &Patch::Apply(crate::rbac::role_binding(&t)?))
+        .await?;
     Api::<StatefulSet>::namespaced(client.clone(), &ns)
         .patch(
             &name,
             &ssa,
-            &Patch::Apply(resources::statefulset(&t, &ctx.config.workers)?),
+            &Patch::Apply(resources::statefulset(&t, &ctx.config.workers, replicas)?),
         )
         .await?;
     if let Some(next) = &decision.write {
@@ -278,31 +312,110 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         )?;
         tracing::warn!(topology = %name, pod = %pod, "worker lease expired or node lost; pod replaced");
     }
+    if decision.waiting || decision.status.drain_deadline.is_some() || decision.write.is_some() {
+        // A step waits on the workers: ask them again soon.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     // Leases expire without any watch event: look again within a renewal period or so.
     let again = ctx.config.workers.lease_renew_seconds.clamp(1, 5);
     Ok(Action::requeue(Duration::from_secs(again)))
 }
 
-async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
+/// The HTTP endpoints of the workers of an assignment, or an empty list when one has no
+/// pod with an IP (then it cannot report, and the drain runs to its deadline).
+fn worker_http(pods: &[Pod], current: Option<&CurrentAssignment>) -> Vec<String> {
+    let Some(current) = current else {
+        return Vec::new();
+    };
+    let addresses: Option<Vec<String>> = current
+        .assignment
+        .workers
+        .iter()
+        .map(|w| {
+            let pod = pods.iter().find(|p| p.name_any() == w.id)?;
+            let ip = pod.status.as_ref()?.pod_ip.as_ref()?;
+            Some(format!("{ip}:{HTTP_PORT}"))
+        })
+        .collect();
+    // An unreachable address makes the probe answer "not drained".
+    addresses.unwrap_or_else(|| vec!["0.0.0.0:0".to_owned()])
+}
+
+/// Storm's `kill -w`, before the finalizer lets the children go: marks the topology
+/// Killing, deactivates its spouts through the assignment, and says how long to wait
+/// before asking again, or `None` once every tree has drained or the wait has passed.
+async fn kill_wait(t: &Topology, ctx: &Context) -> Result<Option<Duration>, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    let name = t.name_any();
     let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
-    ctx.config.metrics.phase(format!("{ns}/{}", t.name_any()), None);
+    let wait_s = t
+        .spec
+        .kill_wait_seconds
+        .unwrap_or(t.spec.message_timeout_seconds)
+        .max(0);
+    let wait = Duration::from_secs(u64::try_from(wait_s).unwrap_or(0));
     let mut status = t.status.clone().unwrap_or_default();
     if status.phase != Phase::Killing {
         status.phase = Phase::Killing;
+        status.drain_deadline = None;
         // The object may already be gone from under us; nothing to record then.
-        if let Err(e) = write_status(&api, &t.name_any(), &status).await {
-            tracing::debug!(topology = %t.name_any(), error = %e, "status before deletion not written");
+        if let Err(e) = write_status(&api, &name, &status).await {
+            tracing::debug!(topology = %name, error = %e, "status before deletion not written");
         }
         publish(
             ctx,
-            &t,
+            t,
             "Killing",
-            "topology deleted; workers are removed with it".into(),
+            format!("topology deleted; spouts deactivated, waiting up to {wait_s} s for in-flight trees"),
             false,
         )
         .await;
     }
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(current) = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?) else {
+        return Ok(None);
+    };
+    if is_active(&current.manifest) {
+        if let Some(manifest) = deactivated(&current.manifest) {
+            let mut assignment = current.assignment.clone();
+            assignment.generation += 1;
+            let off = CurrentAssignment { assignment, manifest };
+            let cm = resources::configmap(t, &off)?;
+            cms.patch(
+                &resources::configmap_name(&name),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(cm),
+            )
+            .await?;
+            tracing::info!(topology = %name, generation = off.assignment.generation, "spouts deactivated for the kill");
+            // Give the workers a moment to pick it up before asking them.
+            return Ok(Some(Duration::from_secs(1)));
+        }
+    }
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))
+        .await?
+        .items;
+    let drained = probe::drained(&worker_http(&pods, Some(&current)), current.assignment.generation).await;
+    let now = jiff::Timestamp::now();
+    let deleted_at = t.metadata.deletion_timestamp.as_ref().map_or(now, |d| d.0);
+    if kill_may_proceed(deleted_at, wait, drained, now) {
+        let how = if drained {
+            "in-flight trees drained"
+        } else {
+            "kill wait passed with trees in flight; their spouts are gone with them"
+        };
+        tracing::info!(topology = %name, drained, "killing the workers");
+        publish(ctx, t, "Killed", format!("{how}; removing the workers"), !drained).await;
+        Ok(None)
+    } else {
+        Ok(Some(Duration::from_secs(1)))
+    }
+}
+
+async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
+    let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    ctx.config.metrics.phase(format!("{ns}/{}", t.name_any()), None);
     // The children carry owner references, but the garbage collector learns about a new CRD
     // only at its next discovery resync (30 s); deleting them here makes `kubectl delete`
     // prompt. The StatefulSet's pods go with it (a built-in kind the collector knows).
@@ -323,6 +436,22 @@ async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
             .delete(&resources::configmap_name(&name), &dp)
             .await,
     )?;
+    let account = crate::rbac::worker_account_name(&name);
+    ignore_missing(
+        Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
+            .delete(&account, &dp)
+            .await,
+    )?;
+    ignore_missing(
+        Api::<Role>::namespaced(ctx.client.clone(), &ns)
+            .delete(&account, &dp)
+            .await,
+    )?;
+    ignore_missing(
+        Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns)
+            .delete(&account, &dp)
+            .await,
+    )?;
     Ok(Action::await_change())
 }
 
@@ -338,6 +467,12 @@ async fn reconcile(t: Arc<Topology>, ctx: Arc<Context>) -> Result<Action, Error>
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
     let started = std::time::Instant::now();
+    if t.metadata.deletion_timestamp.is_some() && t.finalizers().iter().any(|f| f == FINALIZER) {
+        if let Some(again) = kill_wait(&t, &ctx).await? {
+            ctx.config.metrics.reconciled(started.elapsed());
+            return Ok(Action::requeue(again));
+        }
+    }
     let result = finalizer(&api, FINALIZER, t.clone(), |event| async {
         match event {
             Finalizer::Apply(t) => apply(t, &ctx).await,

@@ -5,6 +5,8 @@ use squall_model::Plan;
 use squall_worker::assignment::Assignment;
 use squall_worker::configmap::MANIFEST_KEY;
 
+use crate::change::{next_step, same_plan, Progress, Step};
+
 /// A worker pod as the operator sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedPod {
@@ -54,8 +56,14 @@ pub struct Observed<'a> {
     pub previous: Option<&'a TopologyStatus>,
     /// Label selector of the worker pods.
     pub selector: &'a str,
-    /// Now, RFC 3339; used for condition transition times.
-    pub now: &'a str,
+    /// Now: condition transition times and the drain deadline.
+    pub now: jiff::Timestamp,
+    /// Every worker of the current assignment reported its spouts off and no tree in
+    /// flight (only looked at while a rebalance drains).
+    pub drained: bool,
+    /// Every worker runs an engine on the current assignment's generation (only looked at
+    /// before activating spouts).
+    pub workers_current: bool,
 }
 
 /// What to do.
@@ -69,6 +77,9 @@ pub struct Decision {
     pub events: Vec<(String, String, bool)>,
     /// Pods to delete at once (their worker's Lease expired); the StatefulSet recreates them.
     pub replace: Vec<String>,
+    /// A step waits on the workers (a drain, or loading a plan before activation): look
+    /// again soon.
+    pub waiting: bool,
 }
 
 /// The worker ids and addresses an assignment needs: pods with ordinals below the worker
@@ -141,7 +152,8 @@ fn condition(
 pub fn decide(o: &Observed<'_>) -> Decision {
     let prev_phase = o.previous.map(|p| p.phase);
     let mut events = Vec::new();
-    let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, o.now, o.generation, t, s, r, m);
+    let now = o.now.to_string();
+    let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, &now, o.generation, t, s, r, m);
     // A pod on a lost node is removed even while terminating: without a kubelet its
     // deletion never completes and the StatefulSet would never recreate it.
     let replace: Vec<String> = o
@@ -204,14 +216,69 @@ pub fn decide(o: &Observed<'_>) -> Decision {
                 write: None,
                 events,
                 replace,
+                waiting: false,
             };
         }
     };
-    let write = worker_addresses(o.pods, o.workers, crate::DATA_PORT)
-        .and_then(|workers| next_assignment(plan, o.manifest, &workers, o.current));
+    let addresses = worker_addresses(o.pods, o.workers, crate::DATA_PORT);
+    let wanted = addresses
+        .as_ref()
+        .and_then(|workers| next_assignment(plan, o.manifest, workers, o.current));
+    let draining_until: Option<jiff::Timestamp> = o
+        .previous
+        .and_then(|p| p.drain_deadline.as_deref())
+        .and_then(|d| d.parse().ok());
+    // A drain survives pods coming and going; it ends when the new plan is written.
+    let mut drain_deadline = if addresses.is_none() { draining_until } else { None };
+    let progress = Progress {
+        draining_until,
+        drained: o.drained,
+        workers_current: o.workers_current,
+        now: o.now,
+    };
+    let mut waiting = false;
+    let write = match wanted.map(|w| next_step(o.current, w, progress)) {
+        None => None,
+        Some(Step::Write(w)) => {
+            if draining_until.is_some() {
+                let how = if o.drained {
+                    "in-flight trees drained"
+                } else {
+                    "drain deadline passed"
+                };
+                events.push((
+                    "Rebalanced".into(),
+                    format!("{how}; loading the new plan, spouts off until every worker runs it"),
+                    false,
+                ));
+            }
+            Some(w)
+        }
+        Some(Step::Drain(off)) => {
+            let timeout = jiff::SignedDuration::try_from(plan.message_timeout).unwrap_or_default();
+            drain_deadline = o.now.checked_add(timeout).ok();
+            // Distinct reasons: the event recorder folds same-reason events into a series.
+            events.push((
+                "Draining".into(),
+                format!(
+                    "spouts deactivated; waiting up to {} s for in-flight trees before the new plan",
+                    plan.message_timeout.as_secs()
+                ),
+                false,
+            ));
+            Some(off)
+        }
+        Some(Step::Wait) => {
+            drain_deadline = draining_until;
+            waiting = true;
+            None
+        }
+    };
+    status.drain_deadline = drain_deadline.map(|d| d.to_string());
+    let draining = status.drain_deadline.is_some();
     let assigned = match (&write, o.current) {
         (Some(w), _) => Some(&w.assignment),
-        (None, Some(c)) if c.manifest == o.manifest => Some(&c.assignment),
+        (None, Some(c)) if same_plan(&c.manifest, o.manifest) || draining => Some(&c.assignment),
         _ => None,
     };
     if let Some(w) = &write {
@@ -253,12 +320,21 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             },
             progress.clone(),
         ),
-        cond(
-            "Progressing",
-            !all_ready,
-            if all_ready { "Stable" } else { "CreatingWorkers" },
-            progress.clone(),
-        ),
+        if draining {
+            cond(
+                "Progressing",
+                true,
+                "Rebalancing",
+                "spouts deactivated; in-flight trees draining before the new plan".into(),
+            )
+        } else {
+            cond(
+                "Progressing",
+                !all_ready,
+                if all_ready { "Stable" } else { "CreatingWorkers" },
+                progress.clone(),
+            )
+        },
         cond(
             "Degraded",
             status.phase == Phase::Degraded,
@@ -286,6 +362,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         write,
         events,
         replace,
+        waiting,
     }
 }
 
@@ -343,7 +420,9 @@ spec:
             current,
             previous,
             selector: "squall.dev/topology=t",
-            now: "2026-01-01T00:00:00Z",
+            now: jiff::Timestamp::UNIX_EPOCH,
+            drained: false,
+            workers_current: false,
         }
     }
 
@@ -476,6 +555,118 @@ spec:
         assert_eq!(d.replace, vec!["t-0".to_owned()]);
         assert_eq!(d.status.ready_workers, 1);
         assert!(d.events.iter().any(|e| e.0 == "WorkerNodeLost"));
+    }
+
+    fn manifest_with(edit: impl FnOnce(&mut TopologyManifest)) -> (String, Plan) {
+        let mut m = TopologyManifest::from_yaml(MANIFEST, "t").unwrap_or_else(|e| panic!("{e}"));
+        edit(&mut m);
+        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap_or_else(|e| panic!("{e}"));
+        (m.to_yaml().unwrap_or_else(|e| panic!("{e}")), plan)
+    }
+
+    #[test]
+    fn a_parallelism_change_deactivates_and_drains_before_the_new_plan() {
+        let (m1, p1) = manifest_with(|_| {});
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let mut o = observed(&p1, &pods, None, None);
+        o.manifest = &m1;
+        let first = decide(&o);
+        let mut cur = first.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        assert!(
+            !crate::change::is_active(&cur.manifest),
+            "a first plan starts inactive"
+        );
+        // Every worker runs it: the spouts are switched on.
+        let mut o = observed(&p1, &pods, Some(&cur), Some(&first.status));
+        o.manifest = &m1;
+        assert_eq!(
+            decide(&o).write,
+            None,
+            "activated before the workers run the plan"
+        );
+        o.workers_current = true;
+        let on = decide(&o).write.unwrap_or_else(|| panic!("not activated"));
+        assert_eq!(on.manifest, m1);
+        assert_eq!(on.assignment.workers, cur.assignment.workers);
+        cur = on;
+
+        let (m2, p2) = manifest_with(|m| m.spec.bolts[0].parallelism = 3);
+        let mut o = observed(&p2, &pods, Some(&cur), Some(&first.status));
+        o.manifest = &m2;
+        let d = decide(&o);
+        let off = d
+            .write
+            .clone()
+            .unwrap_or_else(|| panic!("no deactivation written"));
+        assert!(
+            !crate::change::is_active(&off.manifest),
+            "spouts not deactivated first"
+        );
+        assert_eq!(
+            off.assignment.workers, cur.assignment.workers,
+            "tasks moved before the drain"
+        );
+        assert!(d.status.drain_deadline.is_some());
+        assert_eq!(d.status.phase, Phase::Running);
+        assert!(d
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.reason == "Rebalancing"));
+
+        // Trees still in flight: nothing new is written, the deadline holds.
+        let mut o = observed(&p2, &pods, Some(&off), Some(&d.status));
+        o.manifest = &m2;
+        let waiting = decide(&o);
+        assert_eq!(waiting.write, None);
+        assert_eq!(waiting.status.drain_deadline, d.status.drain_deadline);
+
+        // Drained: the new plan with its spouts off, and the drain is over.
+        o.drained = true;
+        let done = decide(&o);
+        let new = done
+            .write
+            .clone()
+            .unwrap_or_else(|| panic!("new plan not written"));
+        assert!(crate::change::same_plan(&new.manifest, &m2));
+        assert!(!crate::change::is_active(&new.manifest));
+        assert_eq!(new.assignment.generation, off.assignment.generation + 1);
+        new.assignment.check(&p2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(done.status.drain_deadline, None);
+        assert!(done.events.iter().any(|e| e.0 == "Rebalanced"));
+
+        // Past the deadline without a drain: the new plan too.
+        let mut o = observed(&p2, &pods, Some(&off), Some(&d.status));
+        o.manifest = &m2;
+        o.now = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(31);
+        assert_eq!(decide(&o).write, Some(new.clone()));
+
+        // Then active, once every worker runs it.
+        let mut o = observed(&p2, &pods, Some(&new), Some(&done.status));
+        o.manifest = &m2;
+        o.workers_current = true;
+        assert_eq!(decide(&o).write.map(|w| w.manifest), Some(m2.clone()));
+    }
+
+    #[test]
+    fn deactivation_is_written_at_once_without_a_drain() {
+        let (m1, p1) = manifest_with(|_| {});
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let mut o = observed(&p1, &pods, None, None);
+        o.manifest = &m1;
+        let first = decide(&o);
+        let mut cur = first.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        cur.manifest = m1.clone();
+        let (m2, p2) = manifest_with(|m| m.spec.desired_state = squall_model::DesiredState::Inactive);
+        let mut o = observed(&p2, &pods, Some(&cur), Some(&first.status));
+        o.manifest = &m2;
+        o.inactive = true;
+        let d = decide(&o);
+        let w = d.write.unwrap_or_else(|| panic!("deactivation not written"));
+        assert_eq!(w.manifest, m2);
+        assert_eq!(w.assignment.workers, cur.assignment.workers);
+        assert_eq!(d.status.drain_deadline, None);
+        assert_eq!(d.status.phase, Phase::Inactive);
     }
 
     #[test]

@@ -1,17 +1,24 @@
 //! The Squall operator: runs `Topology` resources on worker pods.
 //!
+//! - [`change`]: how a wanted assignment differs from the running one (activation in
+//!   place, address move, rebalance) and the drain steps of a rebalance and a kill; pure.
+//! - [`probe`]: asks workers through `/metrics` whether their trees have drained.
 //! - [`decide`]: pure functions from what was observed to what should be (assignment,
 //!   status, events); unit-tested without an API server.
+//! - [`rbac`]: the workers' per-topology ServiceAccount, Role and RoleBinding.
 //! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap).
 //! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
 //! - [`metrics`]: reconcile counters and topologies by phase; health endpoints.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
 #![forbid(unsafe_code)]
 
+pub mod change;
 pub mod controller;
 pub mod decide;
 pub mod leader;
 pub mod metrics;
+pub mod probe;
+pub mod rbac;
 pub mod resources;
 
 /// The one field manager of every server-side apply the operator makes.

@@ -43,7 +43,7 @@ pub fn selector_string(topology: &str) -> String {
         .join(",")
 }
 
-fn meta(name: String, ns: Option<String>, owner: &OwnerReference, topology: &str) -> ObjectMeta {
+pub(crate) fn meta(name: String, ns: Option<String>, owner: &OwnerReference, topology: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: ns,
@@ -69,7 +69,7 @@ pub enum BuildError {
     },
 }
 
-fn owner(t: &Topology) -> Result<OwnerReference, BuildError> {
+pub(crate) fn owner(t: &Topology) -> Result<OwnerReference, BuildError> {
     use kube::Resource;
     t.controller_owner_ref(&()).ok_or(BuildError::Unnamed)
 }
@@ -171,7 +171,14 @@ pub struct WorkerDefaults {
 }
 
 /// The StatefulSet of worker pods.
-pub fn statefulset(t: &Topology, defaults: &WorkerDefaults) -> Result<StatefulSet, BuildError> {
+///
+/// `replicas` is `spec.workers` except while a scale-down drains: the workers leaving still
+/// run the old plan's tasks until the new one is written.
+pub fn statefulset(
+    t: &Topology,
+    defaults: &WorkerDefaults,
+    replicas: i32,
+) -> Result<StatefulSet, BuildError> {
     let default_image = defaults.image.as_str();
     let name = t.metadata.name.clone().ok_or(BuildError::Unnamed)?;
     let pod = t.spec.pod.clone().unwrap_or_default();
@@ -252,7 +259,7 @@ pub fn statefulset(t: &Topology, defaults: &WorkerDefaults) -> Result<StatefulSe
     Ok(StatefulSet {
         metadata: meta(name.clone(), t.metadata.namespace.clone(), &owner(t)?, &name),
         spec: StatefulSetSpec {
-            replicas: Some(t.spec.workers),
+            replicas: Some(replicas),
             service_name: Some(service_name(&name)),
             // Workers need no start order; replacing one must not wait for the others.
             pod_management_policy: Some("Parallel".to_owned()),
@@ -269,7 +276,11 @@ pub fn statefulset(t: &Topology, defaults: &WorkerDefaults) -> Result<StatefulSe
                     containers: vec![container],
                     node_selector: (!pod.node_selector.is_empty()).then_some(pod.node_selector),
                     tolerations: (!tolerations.is_empty()).then_some(tolerations),
-                    service_account_name: pod.service_account_name,
+                    // The topology's own account (see rbac.rs) unless the spec names one.
+                    service_account_name: Some(
+                        pod.service_account_name
+                            .unwrap_or_else(|| crate::rbac::worker_account_name(&name)),
+                    ),
                     termination_grace_period_seconds: Some(grace),
                     volumes: Some(vec![Volume {
                         name: "tmp".to_owned(),

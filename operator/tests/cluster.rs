@@ -3,7 +3,7 @@
 //! (`make test-operator` does both).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -11,108 +11,13 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use kube_testenv::{eventually, TestCluster};
 use squall_model::crd::{Phase, Topology};
-use squall_model::TopologyManifest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WORKER_IMAGE: &str = "squall/worker:test";
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-const NS: &str = "default";
+mod support;
 
-/// Clusters are heavy on 2 cores: one test at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn bounded<F: std::future::Future<Output = Result<()>>>(body: F) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
-        )
-        .with_test_writer()
-        .try_init();
-    let _guard = SERIAL.lock().await;
-    tokio::time::timeout(TEST_TIMEOUT, body)
-        .await
-        .context("test timed out")?
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `squall-worker` from the same target directory as this test (deps/ is one level down).
-fn worker_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary has no target directory")?;
-    let bin = dir.join("squall-worker");
-    ensure!(
-        bin.exists(),
-        "{} missing: run `cargo build -p squall-worker` first (make test-operator does)",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-async fn install_crd(cluster: &TestCluster) -> Result<()> {
-    let out = cluster
-        .kubectl()
-        .args(["apply", "-f"])
-        .arg(repo().join("crds/topology.yaml"))
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "CRD apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cluster
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/topologies.squall.dev",
-        ])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "CRD not established: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-fn topology(yaml: &str) -> Result<Topology> {
-    let m = TopologyManifest::from_yaml(yaml, "<test>")?;
-    let mut t = Topology::new(&m.metadata.name, m.spec);
-    t.meta_mut().namespace = Some(NS.to_owned());
-    Ok(t)
-}
-
-/// A change that makes a valid topology invalid.
-type Edit = fn(&mut Topology);
-
-const PIPELINE: &str = r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {name: numbers}
-spec:
-  workers: 2
-  messageTimeoutSeconds: 5
-  maxSpoutPending: 200
-  pod: {image: squall/worker:test}
-  spouts:
-    - {name: numbers, component: sequence, parallelism: 2}
-  bolts:
-    - name: sink
-      component: "null"
-      parallelism: 2
-      inputs: [{from: numbers}]
-"#;
+use support::*;
 
 #[tokio::test]
 async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
@@ -179,6 +84,40 @@ async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
         }
         // The scale subresource and printer columns exist.
         api.create(&PostParams::default(), &topology(PIPELINE)?).await?;
+        // Transition rules: a component keeps its kind and shell command under its name.
+        let immutable: [(Edit, &str); 2] = [
+            (
+                |t| t.spec.bolts[0].component = "log".into(),
+                "component is immutable",
+            ),
+            (
+                |t| {
+                    t.spec.bolts[0].shell = Some(squall_model::ShellSpec {
+                        command: "python3".into(),
+                        args: Vec::new(),
+                        env: BTreeMap::new(),
+                        working_dir: None,
+                    })
+                },
+                "shell.command is immutable",
+            ),
+        ];
+        for (make, want) in immutable {
+            let mut t = api.get("numbers").await?;
+            make(&mut t);
+            match api.replace("numbers", &PostParams::default(), &t).await {
+                Err(kube::Error::Api(e)) => {
+                    ensure!(e.code == 422, "want 422, got {}: {}", e.code, e.message);
+                    ensure!(e.message.contains(want), "want {want:?} in {:?}", e.message);
+                }
+                Ok(_) => bail!("an in-place change accepted that should fail with {want:?}"),
+                Err(e) => bail!("unexpected error {e}"),
+            }
+        }
+        // Other fields (parallelism) change in place.
+        let mut t = api.get("numbers").await?;
+        t.spec.bolts[0].parallelism = 3;
+        api.replace("numbers", &PostParams::default(), &t).await?;
         let out = cluster
             .kubectl()
             .args(["scale", "topo/numbers", "--replicas=3"])
@@ -203,67 +142,14 @@ async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
     .await
 }
 
-async fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
-}
-
-/// Trees acked at the `numbers` spout, summed over the running worker pods.
-async fn acked(pods: &Api<Pod>) -> Option<u64> {
-    let list = pods
-        .list(&ListParams::default().labels("squall.dev/topology=numbers"))
-        .await
-        .ok()?;
-    let mut total = 0;
-    for p in list.items {
-        let Some(ip) = p.status.and_then(|s| s.pod_ip) else {
-            continue;
-        };
-        let Some(text) = http_get(&format!("{ip}:9464"), "/metrics").await else {
-            continue;
-        };
-        total += text
-            .lines()
-            .filter(|l| l.starts_with("squall_acked_total{") && l.contains("component=\"numbers\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>();
-    }
-    Some(total)
-}
-
-async fn wait_acked_beyond(cluster: &TestCluster, pods: &Api<Pod>, floor: u64) -> Result<u64> {
-    eventually(
-        "tuples acked across workers",
-        Duration::from_secs(30),
-        cluster.dir(),
-        || async { acked(pods).await.filter(|n| *n > floor + 100) },
-    )
-    .await
-    .map_err(Into::into)
-}
-
-fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == uid && o.controller == Some(true) && o.kind == "Topology")
-}
-
-/// The pid of the process running a pod, found by the pod uid in its environment.
-fn pid_of_pod(uid: &str) -> Option<i32> {
-    let needle = format!("POD_UID={uid}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let env = std::fs::read(e.path().join("environ")).ok()?;
-        env.split(|b| *b == 0)
-            .any(|kv| kv == needle.as_bytes())
-            .then_some(pid)
-    })
+/// Worker Lease duration of the healing test: 4 s, or `SQUALL_TEST_LEASE_SECONDS` (e.g. 10,
+/// the default in production, to measure recovery with it).
+fn lease_seconds() -> u64 {
+    std::env::var("SQUALL_TEST_LEASE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s >= 2)
+        .unwrap_or(4)
 }
 
 #[tokio::test]
@@ -280,8 +166,8 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
             squall_operator::controller::Config {
                 workers: squall_operator::resources::WorkerDefaults {
                     image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: 4,
-                    lease_renew_seconds: 1,
+                    lease_duration_seconds: lease_seconds(),
+                    lease_renew_seconds: (lease_seconds() / 4).max(1),
                 },
                 namespace: Some(NS.to_owned()),
                 instance: "test".to_owned(),
@@ -383,10 +269,22 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         let victim = pods.get("numbers-0").await?;
         let victim_uid = victim.uid().context("pod uid")?;
         let pid = pid_of_pod(&victim_uid).context("worker process of numbers-0 not found")?;
+        let killed_at = std::time::Instant::now();
         let killed = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status()?;
         ensure!(killed.success(), "kill -9 {pid} failed");
+        // The recovery figure of operator/README.md: kill -9 → its tasks ack trees again.
+        let took = processing_again(&cluster, &pods, "numbers-0", killed_at).await?;
+        println!(
+            "RECOVERY kill -9 of a worker -> its tasks processing again: {:.1} s",
+            took.as_secs_f64()
+        );
+        // A target, not a timing assertion: only a generous bound (lease + 5 s, doubled).
+        ensure!(
+            took < Duration::from_secs(2 * (lease_seconds() + 5)),
+            "recovery took {took:?}"
+        );
         eventually(
             "numbers-0 restarted",
             Duration::from_secs(20),
@@ -431,6 +329,12 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         )
         .await?;
         tracing::info!(secs = started.elapsed().as_secs_f64(), "hung worker replaced");
+        let took = processing_again(&cluster, &pods, "numbers-1", started).await?;
+        println!(
+            "RECOVERY SIGSTOP of a worker (lease {} s) -> replaced and processing again: {:.1} s",
+            lease_seconds(),
+            took.as_secs_f64()
+        );
         let floor = acked(&pods).await.unwrap_or(0);
         let _ = wait_acked_beyond(&cluster, &pods, floor).await?;
 
@@ -447,25 +351,25 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         topos.replace("numbers", &PostParams::default(), &t).await?;
         eventually(
             "rebalanced and Running",
-            Duration::from_secs(20),
+            Duration::from_secs(30),
             cluster.dir(),
             || async {
                 let s = topos.get("numbers").await.ok()?.status?;
-                (s.phase == Phase::Running && s.assignment_generation > Some(generation)).then_some(())
+                let manifest = Api::<ConfigMap>::namespaced(client.clone(), NS)
+                    .get("numbers-assignment")
+                    .await
+                    .ok()?
+                    .data?
+                    .remove("topology.yaml")?;
+                // The new plan, loaded and activated (after the drain of the old one).
+                (s.phase == Phase::Running
+                    && s.assignment_generation > Some(generation)
+                    && manifest.contains("parallelism: 3")
+                    && !manifest.contains("Inactive"))
+                .then_some(())
             },
         )
         .await?;
-        let cm = Api::<ConfigMap>::namespaced(client.clone(), NS)
-            .get("numbers-assignment")
-            .await?;
-        let manifest = cm
-            .data
-            .and_then(|d| d.get("topology.yaml").cloned())
-            .unwrap_or_default();
-        ensure!(
-            manifest.contains("parallelism: 3"),
-            "manifest not updated:\n{manifest}"
-        );
         let floor = acked(&pods).await.unwrap_or(0);
         let _ = wait_acked_beyond(&cluster, &pods, floor).await?;
 
@@ -562,14 +466,6 @@ async fn leader_election_is_exclusive_and_fails_over_within_the_lease_duration()
         Ok(())
     })
     .await
-}
-
-/// Ready condition of a pod.
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 async fn leader_of(leases: &Api<Lease>) -> Option<String> {

@@ -1,0 +1,221 @@
+//! Shared by the cluster test files: one control plane per test, run one at a time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, Resource};
+use kube_testenv::{eventually, TestCluster};
+use squall_model::crd::Topology;
+use squall_model::TopologyManifest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const WORKER_IMAGE: &str = "squall/worker:test";
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+pub const NS: &str = "default";
+
+/// Clusters are heavy on 2 cores: one test at a time.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn bounded<F: std::future::Future<Output = Result<()>>>(body: F) -> Result<()> {
+    bounded_for(TEST_TIMEOUT, body).await
+}
+
+/// [`bounded`] with another limit, for the longer end-to-end runs.
+pub async fn bounded_for<F: std::future::Future<Output = Result<()>>>(
+    limit: Duration,
+    body: F,
+) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
+        )
+        .with_test_writer()
+        .try_init();
+    let _guard = SERIAL.lock().await;
+    tokio::time::timeout(limit, body)
+        .await
+        .context("test timed out")?
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `squall-worker` from the same target directory as this test (deps/ is one level down).
+pub fn worker_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary has no target directory")?;
+    let bin = dir.join("squall-worker");
+    ensure!(
+        bin.exists(),
+        "{} missing: run `cargo build -p squall-worker` first (make test-operator does)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+pub async fn install_crd(cluster: &TestCluster) -> Result<()> {
+    let out = cluster
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(repo().join("crds/topology.yaml"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "CRD apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cluster
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/topologies.squall.dev",
+        ])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "CRD not established: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+pub fn topology(yaml: &str) -> Result<Topology> {
+    let m = TopologyManifest::from_yaml(yaml, "<test>")?;
+    let mut t = Topology::new(&m.metadata.name, m.spec);
+    t.meta_mut().namespace = Some(NS.to_owned());
+    Ok(t)
+}
+
+/// A change that makes a valid topology invalid.
+pub type Edit = fn(&mut Topology);
+
+pub const PIPELINE: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: numbers}
+spec:
+  workers: 2
+  messageTimeoutSeconds: 5
+  maxSpoutPending: 200
+  pod: {image: squall/worker:test}
+  spouts:
+    - {name: numbers, component: sequence, parallelism: 2}
+  bolts:
+    - name: sink
+      component: "null"
+      parallelism: 2
+      inputs: [{from: numbers}]
+"#;
+
+pub async fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+/// Trees acked at the `numbers` spout, summed over the running worker pods.
+pub async fn acked(pods: &Api<Pod>) -> Option<u64> {
+    let list = pods
+        .list(&ListParams::default().labels("squall.dev/topology=numbers"))
+        .await
+        .ok()?;
+    let mut total = 0;
+    for p in list.items {
+        let Some(ip) = p.status.and_then(|s| s.pod_ip) else {
+            continue;
+        };
+        let Some(text) = http_get(&format!("{ip}:9464"), "/metrics").await else {
+            continue;
+        };
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("squall_acked_total{") && l.contains("component=\"numbers\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
+pub async fn wait_acked_beyond(cluster: &TestCluster, pods: &Api<Pod>, floor: u64) -> Result<u64> {
+    eventually(
+        "tuples acked across workers",
+        Duration::from_secs(30),
+        cluster.dir(),
+        || async { acked(pods).await.filter(|n| *n > floor + 100) },
+    )
+    .await
+    .map_err(Into::into)
+}
+
+pub fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true) && o.kind == "Topology")
+}
+
+/// The pid of the process running a pod, found by the pod uid in its environment.
+pub fn pid_of_pod(uid: &str) -> Option<i32> {
+    let needle = format!("POD_UID={uid}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let env = std::fs::read(e.path().join("environ")).ok()?;
+        env.split(|b| *b == 0)
+            .any(|kv| kv == needle.as_bytes())
+            .then_some(pid)
+    })
+}
+
+/// Ready condition of a pod.
+pub fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waits until pod `name` runs a worker process started after `since` whose spout tasks
+/// have had trees acked: the worker's tasks are processing again. Returns the time from
+/// `since`.
+pub async fn processing_again(
+    cluster: &TestCluster,
+    pods: &Api<Pod>,
+    name: &str,
+    since: std::time::Instant,
+) -> Result<Duration> {
+    eventually(
+        "worker processing again",
+        Duration::from_secs(40),
+        cluster.dir(),
+        || async {
+            let ip = pods.get(name).await.ok()?.status?.pod_ip?;
+            let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
+            let samples = squall_worker::prom::parse(&text);
+            let uptime = samples.iter().find(|s| s.0 == "squall_uptime_seconds")?.2;
+            let acked: f64 = samples
+                .iter()
+                .filter(|s| s.0 == "squall_acked_total")
+                .filter(|s| s.1.get("component").map(String::as_str) == Some("numbers"))
+                .map(|s| s.2)
+                .sum();
+            (uptime < since.elapsed().as_secs_f64() && acked > 0.0).then(|| since.elapsed())
+        },
+    )
+    .await
+    .map_err(Into::into)
+}
