@@ -6,7 +6,7 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server test lint unit bench toolchain proto proto-check bench-workers bench-compare crds crds-check chart-check test-operator
+.PHONY: help run run-word-count redis-server test lint unit bench toolchain proto proto-check bench-workers bench-compare crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
@@ -111,6 +111,25 @@ chart-check: k8s-bins
 test-operator: k8s-bins chart-check
 	$(CARGO) build -p squall-worker
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
+
+# For users with Docker, kind, kubectl and helm (none of them runs on the CI machine): a
+# kind cluster with both images loaded and the chart installed; then the word-count
+# example (built-in components only) until it is Running.
+KIND_CLUSTER ?= squall
+KIND_TAG ?= dev
+kind-up:
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)' --wait 120s
+	docker build -f docker/operator.Dockerfile -t squall/operator:$(KIND_TAG) .
+	docker build -f docker/worker.Dockerfile -t squall/worker:$(KIND_TAG) .
+	kind load docker-image --name '$(KIND_CLUSTER)' squall/operator:$(KIND_TAG) squall/worker:$(KIND_TAG)
+	helm upgrade --install squall charts/squall-operator --namespace squall-system --create-namespace \
+		--set image.tag=$(KIND_TAG) --set workerImage=squall/worker:$(KIND_TAG) --wait --timeout 180s
+
+kind-e2e: kind-up
+	kubectl apply -f examples/word-count/topology.yaml
+	kubectl wait --for=jsonpath='{.status.phase}'=Running topology/word-count --timeout=120s
+	kubectl get topology/word-count
+	kubectl delete -f examples/word-count/topology.yaml --wait --timeout=120s
 
 -include tests/k8s.mk
 -include multilang/python.mk

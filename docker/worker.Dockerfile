@@ -1,16 +1,19 @@
+# syntax=docker/dockerfile:1
 # The worker image. Build from the repository root:
-#   docker build -f worker/Dockerfile -t squall/worker:0.1.0 .
+#   docker build -f docker/worker.Dockerfile -t squall/worker:0.1.0 .
 # Built-in components only: topologies with `shell` components need an image that also
-# has their interpreter (e.g. FROM this one's build stage onto python:3-slim).
+# has their interpreter (e.g. this build stage's binary copied onto python:3-slim).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p squall-worker \
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p squall-worker \
     && cp target/release/squall-worker /squall-worker
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /squall-worker /usr/local/bin/squall-worker
 USER 65532:65532
-# The operator's pods set everything through SQUALL_* variables; /tmp is an emptyDir, so
-# the root file system can stay read-only.
+# The operator's pods set everything through SQUALL_* variables and give /tmp an emptyDir
+# (the assignment files), so the root file system can stay read-only.
 ENTRYPOINT ["/usr/local/bin/squall-worker"]
