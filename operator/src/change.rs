@@ -116,7 +116,13 @@ pub fn next_step(current: Option<&CurrentAssignment>, wanted: CurrentAssignment,
         // Same plan, same tasks: keep the current activation until it is switched.
         Change::Move if !is_active(&c.manifest) => Step::Write(inactive(wanted)),
         Change::Move => Step::Write(wanted),
-        Change::Activation if is_active(&wanted.manifest) && !p.workers_current => Step::Wait,
+        // Switching spouts on waits until every worker runs the plan; anything else (spouts
+        // off, or a manifest that only reads differently) goes at once.
+        Change::Activation
+            if is_active(&wanted.manifest) && !is_active(&c.manifest) && !p.workers_current =>
+        {
+            Step::Wait
+        }
         Change::Activation => Step::Write(wanted),
         Change::Rebalance => match p.draining_until {
             Some(deadline) if !p.drained && p.now < deadline => Step::Wait,
@@ -310,6 +316,13 @@ spec:
         assert_eq!(
             next_step(Some(&wanted), moved.clone(), progress(None, false, false)),
             Step::Write(moved.clone())
+        );
+        // Same plan, both active, only the text differs: nothing to wait for.
+        let mut reworded = wanted.clone();
+        reworded.manifest = format!("# reworded\n{}", wanted.manifest);
+        assert_eq!(
+            next_step(Some(&wanted), reworded.clone(), progress(None, false, false)),
+            Step::Write(reworded)
         );
         // A move while the activation is pending keeps the spouts off.
         let Step::Write(m) = next_step(Some(&first), moved, progress(None, false, false)) else {

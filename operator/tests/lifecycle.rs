@@ -278,3 +278,77 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
     })
     .await
 }
+
+#[tokio::test]
+async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<()> {
+    bounded(async {
+        let cluster = TestCluster::start().await?;
+        install_crd(&cluster).await?;
+        let _node = cluster
+            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
+            .await?;
+        let client = cluster.client();
+        let operator = tokio::spawn(squall_operator::controller::run(
+            client.clone(),
+            squall_operator::controller::Config {
+                workers: squall_operator::resources::WorkerDefaults {
+                    image: WORKER_IMAGE.to_owned(),
+                    lease_duration_seconds: 10,
+                    lease_renew_seconds: 2,
+                },
+                namespace: Some(NS.to_owned()),
+                instance: "test".to_owned(),
+                metrics: Default::default(),
+            },
+        ));
+        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        let mut t = topology(PIPELINE)?;
+        t.spec.kill_wait_seconds = Some(6);
+        topos.create(&PostParams::default(), &t).await?;
+        eventually(
+            "topology Running",
+            Duration::from_secs(40),
+            cluster.dir(),
+            || async { (topos.get("numbers").await.ok()?.status?.phase == Phase::Running).then_some(()) },
+        )
+        .await?;
+        let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
+        // A worker that answers nothing: it can never report drained.
+        let stuck = pods.get("numbers-1").await?;
+        let uid = kube::ResourceExt::uid(&stuck).context("pod uid")?;
+        let pid = pid_of_pod(&uid).context("worker process of numbers-1 not found")?;
+        let stopped = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()?;
+        ensure!(stopped.success(), "kill -STOP {pid} failed");
+        let deleted = Instant::now();
+        topos.delete("numbers", &DeleteParams::default()).await?;
+        eventually(
+            "finalizer released",
+            Duration::from_secs(30),
+            cluster.dir(),
+            || async { topos.get_opt("numbers").await.ok()?.is_none().then_some(()) },
+        )
+        .await?;
+        let waited = deleted.elapsed();
+        tracing::info!(secs = waited.as_secs_f64(), "kill wait with a stuck worker");
+        // The wait runs from the deletion timestamp (whole seconds), so allow a second less.
+        ensure!(
+            waited >= Duration::from_secs(5),
+            "the kill did not wait for the stuck worker: {waited:?}"
+        );
+        let killed = event_notes(&cluster, "Killed").await;
+        ensure!(
+            killed.iter().any(|n| n.contains("kill wait passed")),
+            "no kill-wait-expired event: {killed:?}"
+        );
+        // Let the stopped process go, so the node agent can finish it.
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status();
+        operator.abort();
+        Ok(())
+    })
+    .await
+}
