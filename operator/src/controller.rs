@@ -17,16 +17,16 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
-use squall_model::crd::{Phase, Topology, TopologyStatus};
+use squall_model::crd::{Topology, TopologyStatus};
 use squall_model::{DesiredState, Metadata, TopologyManifest, API_VERSION, KIND};
 use squall_worker::assignment::Assignment;
 use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
-use crate::change::{deactivated, is_active, kill_may_proceed};
+use crate::change::is_active;
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
 use crate::metrics::Metrics;
 use crate::resources::{self, BuildError, WorkerDefaults};
-use crate::{probe, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
+use crate::{kill, probe, FIELD_MANAGER, TOPOLOGY_LABEL};
 
 /// The finalizer that marks the topology as Killing before its children go.
 pub const FINALIZER: &str = "squall.dev/cleanup";
@@ -77,10 +77,10 @@ pub struct Config {
     pub metrics: Arc<Metrics>,
 }
 
-struct Context {
-    client: Client,
+pub(crate) struct Context {
+    pub(crate) client: Client,
     recorder: Recorder,
-    config: Config,
+    pub(crate) config: Config,
 }
 
 /// Whether the Lease held by this pod (holder = pod uid) is past its duration. A pod with
@@ -123,7 +123,7 @@ fn observe_pod(p: &Pod, leases: &[Lease], lost_nodes: &[String], now: jiff::Time
     }
 }
 
-fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignment> {
+pub(crate) fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignment> {
     let data = cm?.data?;
     let assignment: Assignment = serde_yaml_ng::from_str(data.get(ASSIGNMENT_KEY)?).ok()?;
     Some(CurrentAssignment {
@@ -147,7 +147,7 @@ fn manifest_of(t: &Topology) -> TopologyManifest {
     }
 }
 
-async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
+pub(crate) async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
     let ev = KubeEvent {
         type_: if warning {
             EventType::Warning
@@ -164,7 +164,11 @@ async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warnin
     }
 }
 
-async fn write_status(api: &Api<Topology>, name: &str, status: &TopologyStatus) -> Result<(), Error> {
+pub(crate) async fn write_status(
+    api: &Api<Topology>,
+    name: &str,
+    status: &TopologyStatus,
+) -> Result<(), Error> {
     let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
     api.patch_status(
         name,
@@ -218,7 +222,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let draining = t.status.as_ref().is_some_and(|s| s.drain_deadline.is_some());
     let drained = match &current {
         Some(c) if draining => {
-            probe::drained(&worker_http(&pod_list, Some(c)), c.assignment.generation).await
+            probe::drained(&kill::worker_http(&pod_list, Some(c)), c.assignment.generation).await
         }
         _ => false,
     };
@@ -226,7 +230,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let activating = t.spec.desired_state == DesiredState::Active;
     let workers_current = match &current {
         Some(c) if activating && !is_active(&c.manifest) => {
-            probe::running(&worker_http(&pod_list, Some(c)), c.assignment.generation).await
+            probe::running(&kill::worker_http(&pod_list, Some(c)), c.assignment.generation).await
         }
         _ => false,
     };
@@ -305,7 +309,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     }
     for pod in &decision.replace {
         // At once: the process is hung or unreachable, a grace period only delays its tasks.
-        ignore_missing(
+        kill::ignore_missing(
             pod_api
                 .delete(pod, &DeleteParams::default().grace_period(0))
                 .await,
@@ -321,154 +325,12 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(Duration::from_secs(again)))
 }
 
-/// The HTTP endpoints of the workers of an assignment, or an empty list when one has no
-/// pod with an IP (then it cannot report, and the drain runs to its deadline).
-fn worker_http(pods: &[Pod], current: Option<&CurrentAssignment>) -> Vec<String> {
-    let Some(current) = current else {
-        return Vec::new();
-    };
-    let addresses: Option<Vec<String>> = current
-        .assignment
-        .workers
-        .iter()
-        .map(|w| {
-            let pod = pods.iter().find(|p| p.name_any() == w.id)?;
-            let ip = pod.status.as_ref()?.pod_ip.as_ref()?;
-            Some(format!("{ip}:{HTTP_PORT}"))
-        })
-        .collect();
-    // An unreachable address makes the probe answer "not drained".
-    addresses.unwrap_or_else(|| vec!["0.0.0.0:0".to_owned()])
-}
-
-/// Storm's `kill -w`, before the finalizer lets the children go: marks the topology
-/// Killing, deactivates its spouts through the assignment, and says how long to wait
-/// before asking again, or `None` once every tree has drained or the wait has passed.
-async fn kill_wait(t: &Topology, ctx: &Context) -> Result<Option<Duration>, Error> {
-    let ns = t.namespace().ok_or(Error::NoNamespace)?;
-    let name = t.name_any();
-    let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
-    let wait_s = t
-        .spec
-        .kill_wait_seconds
-        .unwrap_or(t.spec.message_timeout_seconds)
-        .max(0);
-    let wait = Duration::from_secs(u64::try_from(wait_s).unwrap_or(0));
-    let mut status = t.status.clone().unwrap_or_default();
-    if status.phase != Phase::Killing {
-        status.phase = Phase::Killing;
-        status.drain_deadline = None;
-        // The object may already be gone from under us; nothing to record then.
-        if let Err(e) = write_status(&api, &name, &status).await {
-            tracing::debug!(topology = %name, error = %e, "status before deletion not written");
-        }
-        publish(
-            ctx,
-            t,
-            "Killing",
-            format!("topology deleted; spouts deactivated, waiting up to {wait_s} s for in-flight trees"),
-            false,
-        )
-        .await;
-    }
-    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(current) = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?) else {
-        return Ok(None);
-    };
-    if is_active(&current.manifest) {
-        if let Some(manifest) = deactivated(&current.manifest) {
-            let mut assignment = current.assignment.clone();
-            assignment.generation += 1;
-            let off = CurrentAssignment { assignment, manifest };
-            let cm = resources::configmap(t, &off)?;
-            cms.patch(
-                &resources::configmap_name(&name),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(cm),
-            )
-            .await?;
-            tracing::info!(topology = %name, generation = off.assignment.generation, "spouts deactivated for the kill");
-            // Give the workers a moment to pick it up before asking them.
-            return Ok(Some(Duration::from_secs(1)));
-        }
-    }
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))
-        .await?
-        .items;
-    let drained = probe::drained(&worker_http(&pods, Some(&current)), current.assignment.generation).await;
-    let now = jiff::Timestamp::now();
-    let deleted_at = t.metadata.deletion_timestamp.as_ref().map_or(now, |d| d.0);
-    if kill_may_proceed(deleted_at, wait, drained, now) {
-        let how = if drained {
-            "in-flight trees drained"
-        } else {
-            "kill wait passed with trees in flight; their spouts are gone with them"
-        };
-        tracing::info!(topology = %name, drained, "killing the workers");
-        publish(ctx, t, "Killed", format!("{how}; removing the workers"), !drained).await;
-        Ok(None)
-    } else {
-        Ok(Some(Duration::from_secs(1)))
-    }
-}
-
-async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
-    let ns = t.namespace().ok_or(Error::NoNamespace)?;
-    ctx.config.metrics.phase(format!("{ns}/{}", t.name_any()), None);
-    // The children carry owner references, but the garbage collector learns about a new CRD
-    // only at its next discovery resync (30 s); deleting them here makes `kubectl delete`
-    // prompt. The StatefulSet's pods go with it (a built-in kind the collector knows).
-    let name = t.name_any();
-    let dp = DeleteParams::background();
-    ignore_missing(
-        Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
-            .delete(&name, &dp)
-            .await,
-    )?;
-    ignore_missing(
-        Api::<Service>::namespaced(ctx.client.clone(), &ns)
-            .delete(&resources::service_name(&name), &dp)
-            .await,
-    )?;
-    ignore_missing(
-        Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-            .delete(&resources::configmap_name(&name), &dp)
-            .await,
-    )?;
-    let account = crate::rbac::worker_account_name(&name);
-    ignore_missing(
-        Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
-            .delete(&account, &dp)
-            .await,
-    )?;
-    ignore_missing(
-        Api::<Role>::namespaced(ctx.client.clone(), &ns)
-            .delete(&account, &dp)
-            .await,
-    )?;
-    ignore_missing(
-        Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns)
-            .delete(&account, &dp)
-            .await,
-    )?;
-    Ok(Action::await_change())
-}
-
-fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn reconcile(t: Arc<Topology>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Topology> = Api::namespaced(ctx.client.clone(), &ns);
     let started = std::time::Instant::now();
     if t.metadata.deletion_timestamp.is_some() && t.finalizers().iter().any(|f| f == FINALIZER) {
-        if let Some(again) = kill_wait(&t, &ctx).await? {
+        if let Some(again) = kill::kill_wait(&t, &ctx).await? {
             ctx.config.metrics.reconciled(started.elapsed());
             return Ok(Action::requeue(again));
         }
@@ -476,7 +338,7 @@ async fn reconcile(t: Arc<Topology>, ctx: Arc<Context>) -> Result<Action, Error>
     let result = finalizer(&api, FINALIZER, t.clone(), |event| async {
         match event {
             Finalizer::Apply(t) => apply(t, &ctx).await,
-            Finalizer::Cleanup(t) => cleanup(t, &ctx).await,
+            Finalizer::Cleanup(t) => kill::cleanup(t, &ctx).await,
         }
     })
     .await

@@ -9,12 +9,14 @@
 //! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap).
 //! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
 //! - [`metrics`]: reconcile counters and topologies by phase; health endpoints.
+//! - [`kill`]: Storm's kill with wait before the finalizer releases a topology.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
 #![forbid(unsafe_code)]
 
 pub mod change;
 pub mod controller;
 pub mod decide;
+pub mod kill;
 pub mod leader;
 pub mod metrics;
 pub mod probe;
