@@ -108,7 +108,7 @@ chart-check: k8s-bins
 	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator --kube-version $(K8S_VERSION) >/dev/null
 
 # The operator on the real control plane; worker pods run the squall-worker binary.
-test-operator: k8s-bins chart-check
+test-operator: k8s-bins chart-check redis-server
 	$(CARGO) build -p squall-worker
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
 
