@@ -150,7 +150,7 @@ pub fn parse_child_message(text: &str) -> Result<ChildMsg, ProtocolError> {
         error: e.to_string(),
         start: text.chars().take(80).collect(),
     })?;
-    let Json::Object(obj) = json else {
+    let Json::Object(mut obj) = json else {
         return Err(invalid(format!("expected a JSON object, got {}", kind_of(&json))));
     };
     let Some(command) = obj.get("command") else {
@@ -168,7 +168,7 @@ pub fn parse_child_message(text: &str) -> Result<ChildMsg, ProtocolError> {
         return Err(invalid(format!("\"command\" must be a string, got {command}")));
     };
     match command {
-        "emit" => parse_emit(&obj).map(ChildMsg::Emit),
+        "emit" => parse_emit(&mut obj).map(ChildMsg::Emit),
         "ack" => input_id(&obj).map(ChildMsg::Ack),
         "fail" => input_id(&obj).map(ChildMsg::Fail),
         "sync" => Ok(ChildMsg::Sync),
@@ -230,9 +230,10 @@ fn input_id(obj: &Map<String, Json>) -> Result<String, ProtocolError> {
     id_text(id).ok_or_else(|| invalid(format!("ack/fail \"id\" must be a string, got {id}")))
 }
 
-fn parse_emit(obj: &Map<String, Json>) -> Result<Emit, ProtocolError> {
-    let tuple = match obj.get("tuple") {
-        Some(Json::Array(a)) => a.clone(),
+fn parse_emit(obj: &mut Map<String, Json>) -> Result<Emit, ProtocolError> {
+    // Taken, not cloned: the values are the bulk of the message.
+    let tuple = match obj.remove("tuple") {
+        Some(Json::Array(a)) => a,
         Some(other) => return Err(invalid(format!("emit \"tuple\" must be a list, got {other}"))),
         None => return Err(invalid("emit without \"tuple\"")),
     };
@@ -272,13 +273,49 @@ fn parse_emit(obj: &Map<String, Json>) -> Result<Emit, ProtocolError> {
         }
     };
     Ok(Emit {
-        id: obj.get("id").filter(|v| !v.is_null()).cloned(),
+        id: obj.remove("id").filter(|v| !v.is_null()),
         anchors,
         stream,
         task,
         tuple,
         need_task_ids: need_task_ids && task.is_none(),
     })
+}
+
+/// Finds messages in a byte buffer without copying them: the host reads child output
+/// into one buffer and parses each message where it lies. Remembers how far it scanned,
+/// so a large message arriving in pieces is scanned once.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    /// Offset, from the start of the message in progress, of the first line not scanned.
+    scanned: usize,
+}
+
+impl Splitter {
+    /// Looks for the end of the message that starts at `buf[0]`. Returns the length of
+    /// its text (the lines before `end`, joined by their newlines, without the last one)
+    /// and the bytes it takes up including the `end` line; `None` while incomplete.
+    pub fn next(&mut self, buf: &[u8]) -> Option<(usize, usize)> {
+        let mut line_start = self.scanned.min(buf.len());
+        while let Some(i) = buf[line_start..].iter().position(|b| *b == b'\n') {
+            let nl = line_start + i;
+            let line = &buf[line_start..nl];
+            if line == b"end" || line == b"end\r" {
+                self.scanned = 0;
+                let mut text_end = line_start;
+                if text_end > 0 && buf[text_end - 1] == b'\n' {
+                    text_end -= 1;
+                    if text_end > 0 && buf[text_end - 1] == b'\r' {
+                        text_end -= 1;
+                    }
+                }
+                return Some((text_end, nl + 1));
+            }
+            line_start = nl + 1;
+        }
+        self.scanned = line_start;
+        None
+    }
 }
 
 /// Frames and parses a whole buffer of child output: one result per complete message,
