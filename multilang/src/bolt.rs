@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use squall_engine::{Bolt, BoltOutput, ComponentError, TaskContext, Tuple, Value, Values};
+use squall_engine::{Bolt, BoltOutput, ComponentError, TaskContext, Tuple};
 use squall_model::{ShellSpec, DEFAULT_STREAM};
 
 use crate::codec::{ChildMsg, Emit};
@@ -211,7 +211,6 @@ impl ShellBolt {
 
     fn on_emit(&mut self, e: Emit, out: &mut BoltOutput<'_>) -> Result<(), String> {
         let stream = e.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        let values: Values = e.tuple.iter().map(Value::from_json).collect();
         let mut anchors: Vec<&Tuple> = Vec::with_capacity(e.anchors.len());
         for a in &e.anchors {
             match a.parse().ok().and_then(|id: u64| self.inputs.get(&id)) {
@@ -226,8 +225,8 @@ impl ShellBolt {
             }
         }
         let targets = match e.task {
-            Some(task) => out.emit_direct(task, stream, &anchors, values),
-            None => out.emit_on(stream, &anchors, values),
+            Some(task) => out.emit_direct(task, stream, &anchors, e.tuple),
+            None => out.emit_on(stream, &anchors, e.tuple),
         }
         .map_err(|err| format!("emit rejected: {err}"))?;
         if e.need_task_ids {

@@ -6,6 +6,7 @@
 //! panics on any input.
 
 use serde_json::{Map, Value as Json};
+use squall_engine::{Value, Values};
 
 /// Default bound of one child message, in bytes (the lines before `end`, joined).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -50,7 +51,7 @@ pub struct Emit {
     /// Direct emit to this task; `None` (or 0 on the wire) means a grouped emit.
     pub task: Option<u32>,
     /// The values.
-    pub tuple: Vec<Json>,
+    pub tuple: Values,
     /// Whether the child waits for the list of target tasks (default true; never for
     /// direct emits).
     pub need_task_ids: bool,
@@ -146,6 +147,14 @@ fn invalid(msg: impl Into<String>) -> ProtocolError {
 
 /// Parses one child message (the text before `end`).
 pub fn parse_child_message(text: &str) -> Result<ChildMsg, ProtocolError> {
+    match crate::wire::parse_fast(text) {
+        Some(m) => Ok(m),
+        None => parse_child_message_slow(text),
+    }
+}
+
+/// The general parser: every message, with precise errors.
+pub(crate) fn parse_child_message_slow(text: &str) -> Result<ChildMsg, ProtocolError> {
     let json: Json = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
         error: e.to_string(),
         start: text.chars().take(80).collect(),
@@ -277,7 +286,7 @@ fn parse_emit(obj: &mut Map<String, Json>) -> Result<Emit, ProtocolError> {
         anchors,
         stream,
         task,
-        tuple,
+        tuple: tuple.iter().map(Value::from_json).collect(),
         need_task_ids: need_task_ids && task.is_none(),
     })
 }
@@ -377,7 +386,7 @@ mod tests {
         assert!(e.need_task_ids, "need_task_ids defaults to true");
         assert!(e.anchors.is_empty());
         assert_eq!(e.id, None);
-        assert_eq!(e.tuple, vec![json!(1), json!("a")]);
+        assert_eq!(e.tuple.to_vec(), vec![Value::Int(1), Value::from("a")]);
     }
 
     #[test]
@@ -496,10 +505,63 @@ mod tests {
         assert_eq!(frame(&json!([1, 2])), "[1,2]\nend\n");
     }
 
+    /// Messages found by [`Splitter`] when `bytes` arrive `step` bytes at a time, as the
+    /// host reads them, parsed.
+    fn split_in_steps(bytes: &[u8], step: usize) -> Vec<Result<ChildMsg, ProtocolError>> {
+        let mut sp = Splitter::default();
+        let (mut start, mut end, mut out) = (0, 0, Vec::new());
+        while end < bytes.len() {
+            end = (end + step.max(1)).min(bytes.len());
+            while let Some((text, used)) = sp.next(&bytes[start..end]) {
+                let msg = std::str::from_utf8(&bytes[start..start + text])
+                    .map_err(|_| ProtocolError::NotUtf8)
+                    .and_then(parse_child_message);
+                out.push(msg);
+                start += used;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn splitter_frames_like_the_framer_across_reads() {
+        let input = b"{\"command\":\n\"sync\"}\nend\n{\"pid\": 42}\r\nend\r\n\n{\"command\":\"ack\",\"id\":\"1\"}\nend\n{\"comm";
+        for step in [1, 2, 7, 1000] {
+            assert_eq!(
+                split_in_steps(input, step),
+                vec![
+                    Ok(ChildMsg::Sync),
+                    Ok(ChildMsg::Pid(42)),
+                    Ok(ChildMsg::Ack("1".into()))
+                ],
+                "step {step}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn parse_stream_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_stream(&bytes, 128);
+        }
+
+        #[test]
+        fn splitter_agrees_with_the_framer_on_any_line_structure(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("{\"command\":\"sync\"}"), Just("{\"command\":"), Just("\"ack\",\"id\":\"3\"}"),
+                    Just("\n"), Just("\r\n"), Just("end\n"), Just("\nend\n"), Just("[1]"), Just("end"),
+                ],
+                0..30,
+            ),
+            step in 1usize..40,
+        ) {
+            let bytes = parts.concat().into_bytes();
+            // Blank lines stay in the text as whitespace, so only error messages may differ.
+            let kind = |v: Vec<Result<ChildMsg, ProtocolError>>| -> Vec<_> {
+                v.into_iter().map(|r| r.map_err(|e| std::mem::discriminant(&e))).collect()
+            };
+            prop_assert_eq!(kind(split_in_steps(&bytes, step)), kind(parse_stream(&bytes, 1 << 20)));
         }
 
         #[test]

@@ -70,6 +70,7 @@ mod process;
 pub mod settings;
 mod shell;
 mod spout;
+mod wire;
 
 pub use bolt::{ShellBolt, UNKNOWN_IDS};
 pub use shell::CHILD_RESTARTS;

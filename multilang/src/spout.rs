@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value as Json};
-use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
+use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value};
 use squall_model::{ShellSpec, DEFAULT_STREAM};
 
 use crate::codec::{frame, ChildMsg, Emit};
@@ -133,15 +133,14 @@ impl ShellSpout {
             return Ok(());
         };
         let stream = e.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        let values: Values = e.tuple.iter().map(Value::from_json).collect();
         let msg_id = e.id.map(|id| {
             self.next_id += 1;
             self.ids.insert(self.next_id, (shell.generation, id));
             self.next_id
         });
         let r = match e.task {
-            Some(task) => out.emit_direct(task, stream, values, msg_id.map(Value::Int)),
-            None => out.emit_on(stream, values, msg_id.map(Value::Int)),
+            Some(task) => out.emit_direct(task, stream, e.tuple, msg_id.map(Value::Int)),
+            None => out.emit_on(stream, e.tuple, msg_id.map(Value::Int)),
         };
         let targets = match r {
             Ok(t) => t,
