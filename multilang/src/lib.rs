@@ -42,7 +42,7 @@
 //!   executor's thread, many messages per system call; a watcher thread only wakes the
 //!   parked executor when output arrives.
 //! - MUST answer a grouped emit with `need_task_ids` absent or true with the target
-//!   task ids, written before any queued tuple.
+//!   task ids, written before any queued tuple not yet started (heartbeats too).
 //! - MUST bound the tuples queued for the child and not yet written to its pipe
 //!   (`squall.multilang.max.pending`, else Storm's `topology.shellbolt.max.pending`,
 //!   default 100). When the queue is full, `execute` blocks, handling the child's output
