@@ -33,8 +33,9 @@ const MAX_STDERR_LINE: usize = 16 * 1024;
 const STDERR_TAIL: usize = 5;
 /// Bytes read per system call (a pipe holds 64 KiB).
 const READ_CHUNK: usize = 64 * 1024;
-/// Most bytes read per `read_available`, so a chatty child cannot starve the executor.
-const READ_BUDGET: usize = 4 * 1024 * 1024;
+/// Most bytes read per `read_available`, so a chatty child can neither starve the
+/// executor nor pile up parsed messages.
+const READ_BUDGET: usize = 256 * 1024;
 /// How often the watcher looks whether its child is gone.
 const WATCH_RECHECK: Duration = Duration::from_millis(250);
 
