@@ -12,6 +12,10 @@ Modes (each does the handshake properly first):
 - ``grandchild``: starts ``sleep 1000`` and writes its pid to MARKER, then acks.
 - ``spout-hang``: a spout that emits ``[0]`` .. ``[9]`` with ids, then never answers
   ``next`` again, unless MARKER exists (it creates it when it hangs).
+- ``crash-after``: appends each input's first value to ``MARKER.seen1`` (``.seen2``
+  once MARKER exists); the first child acks its first 5 inputs, reads 3 more without
+  acking them, creates MARKER and dies; the next one acks everything.
+- ``slow``: sleeps 2 ms per input, then acks it.
 
 Misbehaving bolts do so only while MARKER does not exist, and create it, so that the
 restarted child behaves.
@@ -83,12 +87,25 @@ def main():
         sys.stderr.write("hello from the child's stderr\n")
         sys.stderr.flush()
     misbehave = mode in ("invalid-json", "unknown-command", "oversized") and not os.path.exists(marker)
+    first = mode == "crash-after" and not os.path.exists(marker)
+    seen = 0
     while True:
         msg = read_msg()
         if isinstance(msg, list) or msg.get("stream") == "__heartbeat":
             if not isinstance(msg, list):
                 send({"command": "sync"})
             continue
+        if mode == "crash-after":
+            seen += 1
+            with open(marker + (".seen1" if first else ".seen2"), "a") as f:
+                f.write("%d\n" % msg["tuple"][0])
+            if first and seen == 8:
+                open(marker, "w").close()
+                os._exit(1)
+            if first and seen > 5:
+                continue
+        if mode == "slow":
+            time.sleep(0.002)
         if misbehave:
             if marker:
                 open(marker, "w").close()

@@ -1,22 +1,30 @@
 //! [`ShellBolt`]: a bolt whose work is done by a child process, asynchronously.
+//!
+//! The executor thread does all the I/O: `execute` encodes each input into the buffer to
+//! the child, `poll` (after every batch of input) writes the buffer with one system call
+//! and handles everything the child sent meanwhile. A full buffer makes `execute` wait
+//! for the pipe, which is the back pressure.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::{json, Value as Json};
-use squall_engine::{Bolt, BoltOutput, ComponentError, TaskContext, Tuple, Value, Values};
+use squall_engine::{Bolt, BoltOutput, ComponentError, TaskContext, Tuple};
 use squall_model::{ShellSpec, DEFAULT_STREAM};
 
-use crate::codec::{frame, ChildMsg, Emit};
+use crate::codec::{ChildMsg, Emit};
+use crate::encode;
 use crate::process::Event;
 use crate::shell::{Kind, Shell};
 
 /// Counter of acks/fails for ids the bolt does not hold (a child bug, reported).
 pub const UNKNOWN_IDS: &str = "unknown_ids";
 
-/// How long `execute` waits for child output at a time while the queue is full.
-const PUMP_WAIT: Duration = Duration::from_millis(5);
+/// How long `execute` waits for room in the pipe at a time while the buffer is full;
+/// the child's output is handled between waits, so it never blocks on a full stdout.
+const ROOM_WAIT: Duration = Duration::from_millis(1);
+/// Most child messages handled per `pump`, so a chatty child cannot keep the executor
+/// from its input.
+const PUMP_LIMIT: usize = 4096;
 
 /// An input handed to the child and not yet acked or failed by it.
 enum Held {
@@ -32,8 +40,11 @@ pub struct ShellBolt {
     spec: ShellSpec,
     tick_secs: Option<u64>,
     shell: Option<Shell>,
-    inputs: HashMap<String, Held>,
+    /// Inputs held by the child, by the id it was given (decimal on the wire).
+    inputs: HashMap<u64, Held>,
     next_id: u64,
+    next_heartbeat: Option<Instant>,
+    heartbeats: u64,
 }
 
 impl ShellBolt {
@@ -46,6 +57,8 @@ impl ShellBolt {
             shell: None,
             inputs: HashMap::new(),
             next_id: 0,
+            next_heartbeat: None,
+            heartbeats: 0,
         }
     }
 
@@ -70,23 +83,6 @@ impl ShellBolt {
         }
     }
 
-    /// The next event of the current child, if one is ready (or within `wait`).
-    fn next_event(&self, wait: Option<Duration>) -> Option<Event> {
-        let child = self.shell.as_ref()?.child.as_ref()?;
-        match wait {
-            None => match child.events.try_recv() {
-                Ok(e) => Some(e),
-                Err(TryRecvError::Empty) => None,
-                Err(TryRecvError::Disconnected) => Some(Event::Eof),
-            },
-            Some(w) => match child.events.recv_timeout(w) {
-                Ok(e) => Some(e),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Event::Eof),
-            },
-        }
-    }
-
     /// Handles one event; returns a reason to restart the child, if there is one.
     fn handle(&mut self, event: Event, out: &mut BoltOutput<'_>) -> Option<String> {
         match event {
@@ -105,42 +101,62 @@ impl ShellBolt {
         }
     }
 
-    /// Liveness: a failed write or a silent child (no message, heartbeat replies
-    /// included, for the subprocess timeout) is a reason to restart.
+    /// Liveness: a failed write, or a child that owes a reply (to a tuple or a
+    /// heartbeat) for longer than the subprocess timeout, is a reason to restart.
     fn health(&self) -> Option<String> {
         let shell = self.shell.as_ref()?;
         let child = shell.child.as_ref()?;
         if let Some(e) = child.write_error() {
             return Some(format!("writing to the child failed: {e}"));
         }
-        let silence = child.silence();
-        (silence > shell.settings.timeout).then(|| {
+        let owing = child.owing()?;
+        (owing > shell.settings.timeout).then(|| {
             format!(
                 "subprocess heartbeat timeout: no message for {:.1}s (limit {:?})",
-                silence.as_secs_f64(),
+                owing.as_secs_f64(),
                 shell.settings.timeout
             )
         })
     }
 
-    /// Whether a child runs and its queue of tuples is at the bound.
-    fn queue_full(&self) -> bool {
-        self.shell.as_ref().is_some_and(|s| {
-            s.child
-                .as_ref()
-                .is_some_and(|c| c.queued_tuples() >= s.settings.max_pending)
-        })
+    /// Queues a heartbeat when one is due.
+    fn heartbeat(&mut self) {
+        let Some(shell) = self.shell.as_mut() else { return };
+        let period = shell.settings.heartbeat;
+        let Some(child) = shell.child.as_mut() else { return };
+        let now = Instant::now();
+        match self.next_heartbeat {
+            Some(at) if now < at => {}
+            None => self.next_heartbeat = Some(now + period),
+            Some(_) => {
+                self.heartbeats += 1;
+                let seq = self.heartbeats;
+                child.send_priority(|o| encode::heartbeat(o, seq));
+                self.next_heartbeat = Some(now + period);
+            }
+        }
     }
 
-    /// Handles everything the child sent so far, then checks its health.
+    /// Handles what the child sent (bounded), sends a due heartbeat, writes what the pipe
+    /// takes and checks the child's health.
     fn pump(&mut self, out: &mut BoltOutput<'_>) {
-        // Bounded, so a chatty child cannot keep the executor from its input.
-        for _ in 0..4096 {
-            let Some(ev) = self.next_event(None) else { break };
+        for _ in 0..PUMP_LIMIT {
+            let Some(ev) = self
+                .shell
+                .as_mut()
+                .and_then(|s| s.child.as_mut())
+                .and_then(|c| c.next_event())
+            else {
+                break;
+            };
             if let Some(reason) = self.handle(ev, out) {
                 self.restart(&reason, out);
                 return;
             }
+        }
+        self.heartbeat();
+        if let Some(c) = self.shell.as_mut().and_then(|s| s.child.as_mut()) {
+            c.flush();
         }
         if let Some(reason) = self.health() {
             self.restart(&reason, out);
@@ -154,7 +170,7 @@ impl ShellBolt {
         match m {
             ChildMsg::Emit(e) => self.on_emit(e, out),
             ChildMsg::Ack(id) => {
-                match self.inputs.remove(&id) {
+                match id.parse().ok().and_then(|id: u64| self.inputs.remove(&id)) {
                     Some(Held::Tuple(t)) => out.ack(t),
                     Some(Held::Tick) => {}
                     None => {
@@ -165,7 +181,7 @@ impl ShellBolt {
                 Ok(())
             }
             ChildMsg::Fail(id) => {
-                match self.inputs.remove(&id) {
+                match id.parse().ok().and_then(|id: u64| self.inputs.remove(&id)) {
                     Some(Held::Tuple(t)) => out.fail(t),
                     Some(Held::Tick) => {}
                     None => {
@@ -187,18 +203,17 @@ impl ShellBolt {
                 shell.metric(&name, &params);
                 Ok(())
             }
-            // A heartbeat reply; the reader already noted that the child is alive.
+            // A heartbeat reply; reading it already showed that the child is alive.
             ChildMsg::Sync => Ok(()),
             ChildMsg::Pid(_) => Err("unexpected pid message after the handshake".to_owned()),
         }
     }
 
-    fn on_emit(&self, e: Emit, out: &mut BoltOutput<'_>) -> Result<(), String> {
+    fn on_emit(&mut self, e: Emit, out: &mut BoltOutput<'_>) -> Result<(), String> {
         let stream = e.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        let values: Values = e.tuple.iter().map(Value::from_json).collect();
         let mut anchors: Vec<&Tuple> = Vec::with_capacity(e.anchors.len());
         for a in &e.anchors {
-            match self.inputs.get(a) {
+            match a.parse().ok().and_then(|id: u64| self.inputs.get(&id)) {
                 Some(Held::Tuple(t)) => anchors.push(t),
                 Some(Held::Tick) => {}
                 // Storm's bolt dies here; restarting fails and so replays everything held.
@@ -210,30 +225,18 @@ impl ShellBolt {
             }
         }
         let targets = match e.task {
-            Some(task) => out.emit_direct(task, stream, &anchors, values),
-            None => out.emit_on(stream, &anchors, values),
+            Some(task) => out.emit_direct(task, stream, &anchors, e.tuple),
+            None => out.emit_on(stream, &anchors, e.tuple),
         }
         .map_err(|err| format!("emit rejected: {err}"))?;
         if e.need_task_ids {
-            let reply = frame(&json!(targets));
-            if let Some(child) = self.shell.as_ref().and_then(|s| s.child.as_ref()) {
+            if let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) {
                 // Ahead of queued tuples: the child is blocked waiting for it.
-                child.send_priority(reply);
+                child.send_priority(|o| encode::task_ids(o, targets));
             }
         }
         Ok(())
     }
-}
-
-fn tuple_message(id: &str, input: &Tuple) -> Json {
-    let values: Vec<Json> = input.values().iter().map(Value::to_json).collect();
-    json!({
-        "id": id,
-        "comp": input.source_component(),
-        "stream": input.source_stream(),
-        "task": input.source_task(),
-        "tuple": values,
-    })
 }
 
 impl Bolt for ShellBolt {
@@ -248,7 +251,6 @@ impl Bolt for ShellBolt {
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
-        self.pump(out);
         let Some(shell) = self.shell.as_mut() else {
             return Err(ComponentError::new("shell bolt used before prepare"));
         };
@@ -259,29 +261,39 @@ impl Bolt for ShellBolt {
             }
             return Ok(());
         }
-        // Back pressure: with the queue to the child full, wait here (handling the
-        // child's output meanwhile, which is what lets it make progress) rather than
-        // take more input. A child that stops reading is caught by the timeout.
-        while self.queue_full() {
-            if let Some(ev) = self.next_event(Some(PUMP_WAIT)) {
-                if let Some(reason) = self.handle(ev, out) {
-                    self.restart(&reason, out);
-                }
+        let max_pending = shell.settings.max_pending;
+        // Back pressure: with the buffer to the child full, wait here for the pipe
+        // (handling the child's output meanwhile, which is what lets it make progress)
+        // rather than take more input. A child that stops reading is caught by the timeout.
+        while let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) {
+            if child.queued_tuples() < max_pending {
+                break;
             }
-            if let Some(reason) = self.health() {
-                self.restart(&reason, out);
-            }
+            child.wait_room(ROOM_WAIT);
+            self.pump(out);
         }
-        let Some(child) = self.shell.as_ref().and_then(|s| s.child.as_ref()) else {
+        let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) else {
             if !input.is_tick() {
                 out.fail(input);
             }
             return Ok(());
         };
         self.next_id += 1;
-        let id = self.next_id.to_string();
-        let msg = frame(&tuple_message(&id, &input));
-        child.send_tuple(msg);
+        let id = self.next_id;
+        child.send_tuple(|o| {
+            encode::tuple(
+                o,
+                id,
+                input.source_component(),
+                input.source_stream(),
+                i64::from(input.source_task()),
+                input.values(),
+            )
+        });
+        // A full buffer goes out at once rather than at the end of the batch.
+        if child.queued_tuples() >= max_pending {
+            child.flush();
+        }
         let held = if input.is_tick() {
             Held::Tick
         } else {
@@ -301,6 +313,16 @@ impl Bolt for ShellBolt {
             }
         }
         self.pump(out);
+        if let Some(shell) = self.shell.as_ref() {
+            if let Some(child) = shell.child.as_ref() {
+                if child.has_events() {
+                    // Left over by the bound: come back without parking.
+                    shell.ctx.waker.wake();
+                } else {
+                    child.arm_watcher();
+                }
+            }
+        }
         Ok(())
     }
 

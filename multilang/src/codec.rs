@@ -6,6 +6,7 @@
 //! panics on any input.
 
 use serde_json::{Map, Value as Json};
+use squall_engine::{Value, Values};
 
 /// Default bound of one child message, in bytes (the lines before `end`, joined).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -50,7 +51,7 @@ pub struct Emit {
     /// Direct emit to this task; `None` (or 0 on the wire) means a grouped emit.
     pub task: Option<u32>,
     /// The values.
-    pub tuple: Vec<Json>,
+    pub tuple: Values,
     /// Whether the child waits for the list of target tasks (default true; never for
     /// direct emits).
     pub need_task_ids: bool,
@@ -146,11 +147,19 @@ fn invalid(msg: impl Into<String>) -> ProtocolError {
 
 /// Parses one child message (the text before `end`).
 pub fn parse_child_message(text: &str) -> Result<ChildMsg, ProtocolError> {
+    match crate::wire::parse_fast(text) {
+        Some(m) => Ok(m),
+        None => parse_child_message_slow(text),
+    }
+}
+
+/// The general parser: every message, with precise errors.
+pub(crate) fn parse_child_message_slow(text: &str) -> Result<ChildMsg, ProtocolError> {
     let json: Json = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
         error: e.to_string(),
         start: text.chars().take(80).collect(),
     })?;
-    let Json::Object(obj) = json else {
+    let Json::Object(mut obj) = json else {
         return Err(invalid(format!("expected a JSON object, got {}", kind_of(&json))));
     };
     let Some(command) = obj.get("command") else {
@@ -168,7 +177,7 @@ pub fn parse_child_message(text: &str) -> Result<ChildMsg, ProtocolError> {
         return Err(invalid(format!("\"command\" must be a string, got {command}")));
     };
     match command {
-        "emit" => parse_emit(&obj).map(ChildMsg::Emit),
+        "emit" => parse_emit(&mut obj).map(ChildMsg::Emit),
         "ack" => input_id(&obj).map(ChildMsg::Ack),
         "fail" => input_id(&obj).map(ChildMsg::Fail),
         "sync" => Ok(ChildMsg::Sync),
@@ -230,9 +239,10 @@ fn input_id(obj: &Map<String, Json>) -> Result<String, ProtocolError> {
     id_text(id).ok_or_else(|| invalid(format!("ack/fail \"id\" must be a string, got {id}")))
 }
 
-fn parse_emit(obj: &Map<String, Json>) -> Result<Emit, ProtocolError> {
-    let tuple = match obj.get("tuple") {
-        Some(Json::Array(a)) => a.clone(),
+fn parse_emit(obj: &mut Map<String, Json>) -> Result<Emit, ProtocolError> {
+    // Taken, not cloned: the values are the bulk of the message.
+    let tuple = match obj.remove("tuple") {
+        Some(Json::Array(a)) => a,
         Some(other) => return Err(invalid(format!("emit \"tuple\" must be a list, got {other}"))),
         None => return Err(invalid("emit without \"tuple\"")),
     };
@@ -272,13 +282,49 @@ fn parse_emit(obj: &Map<String, Json>) -> Result<Emit, ProtocolError> {
         }
     };
     Ok(Emit {
-        id: obj.get("id").filter(|v| !v.is_null()).cloned(),
+        id: obj.remove("id").filter(|v| !v.is_null()),
         anchors,
         stream,
         task,
-        tuple,
+        tuple: tuple.iter().map(Value::from_json).collect(),
         need_task_ids: need_task_ids && task.is_none(),
     })
+}
+
+/// Finds messages in a byte buffer without copying them: the host reads child output
+/// into one buffer and parses each message where it lies. Remembers how far it scanned,
+/// so a large message arriving in pieces is scanned once.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    /// Offset, from the start of the message in progress, of the first line not scanned.
+    scanned: usize,
+}
+
+impl Splitter {
+    /// Looks for the end of the message that starts at `buf[0]`. Returns the length of
+    /// its text (the lines before `end`, joined by their newlines, without the last one)
+    /// and the bytes it takes up including the `end` line; `None` while incomplete.
+    pub fn next(&mut self, buf: &[u8]) -> Option<(usize, usize)> {
+        let mut line_start = self.scanned.min(buf.len());
+        while let Some(i) = buf[line_start..].iter().position(|b| *b == b'\n') {
+            let nl = line_start + i;
+            let line = &buf[line_start..nl];
+            if line == b"end" || line == b"end\r" {
+                self.scanned = 0;
+                let mut text_end = line_start;
+                if text_end > 0 && buf[text_end - 1] == b'\n' {
+                    text_end -= 1;
+                    if text_end > 0 && buf[text_end - 1] == b'\r' {
+                        text_end -= 1;
+                    }
+                }
+                return Some((text_end, nl + 1));
+            }
+            line_start = nl + 1;
+        }
+        self.scanned = line_start;
+        None
+    }
 }
 
 /// Frames and parses a whole buffer of child output: one result per complete message,
@@ -340,7 +386,7 @@ mod tests {
         assert!(e.need_task_ids, "need_task_ids defaults to true");
         assert!(e.anchors.is_empty());
         assert_eq!(e.id, None);
-        assert_eq!(e.tuple, vec![json!(1), json!("a")]);
+        assert_eq!(e.tuple.to_vec(), vec![Value::Int(1), Value::from("a")]);
     }
 
     #[test]
@@ -459,10 +505,63 @@ mod tests {
         assert_eq!(frame(&json!([1, 2])), "[1,2]\nend\n");
     }
 
+    /// Messages found by [`Splitter`] when `bytes` arrive `step` bytes at a time, as the
+    /// host reads them, parsed.
+    fn split_in_steps(bytes: &[u8], step: usize) -> Vec<Result<ChildMsg, ProtocolError>> {
+        let mut sp = Splitter::default();
+        let (mut start, mut end, mut out) = (0, 0, Vec::new());
+        while end < bytes.len() {
+            end = (end + step.max(1)).min(bytes.len());
+            while let Some((text, used)) = sp.next(&bytes[start..end]) {
+                let msg = std::str::from_utf8(&bytes[start..start + text])
+                    .map_err(|_| ProtocolError::NotUtf8)
+                    .and_then(parse_child_message);
+                out.push(msg);
+                start += used;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn splitter_frames_like_the_framer_across_reads() {
+        let input = b"{\"command\":\n\"sync\"}\nend\n{\"pid\": 42}\r\nend\r\n\n{\"command\":\"ack\",\"id\":\"1\"}\nend\n{\"comm";
+        for step in [1, 2, 7, 1000] {
+            assert_eq!(
+                split_in_steps(input, step),
+                vec![
+                    Ok(ChildMsg::Sync),
+                    Ok(ChildMsg::Pid(42)),
+                    Ok(ChildMsg::Ack("1".into()))
+                ],
+                "step {step}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn parse_stream_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_stream(&bytes, 128);
+        }
+
+        #[test]
+        fn splitter_agrees_with_the_framer_on_any_line_structure(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("{\"command\":\"sync\"}"), Just("{\"command\":"), Just("\"ack\",\"id\":\"3\"}"),
+                    Just("\n"), Just("\r\n"), Just("end\n"), Just("\nend\n"), Just("[1]"), Just("end"),
+                ],
+                0..30,
+            ),
+            step in 1usize..40,
+        ) {
+            let bytes = parts.concat().into_bytes();
+            // Blank lines stay in the text as whitespace, so only error messages may differ.
+            let kind = |v: Vec<Result<ChildMsg, ProtocolError>>| -> Vec<_> {
+                v.into_iter().map(|r| r.map_err(|e| std::mem::discriminant(&e))).collect()
+            };
+            prop_assert_eq!(kind(split_in_steps(&bytes, step)), kind(parse_stream(&bytes, 1 << 20)));
         }
 
         #[test]

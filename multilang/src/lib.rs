@@ -36,17 +36,21 @@
 //!   its own source can replay them.
 //!
 //! # ShellBolt
-//! - MUST be asynchronous: tuples go through a writer thread, child output through a
-//!   reader thread that wakes the executor; `poll` handles `emit` (anchors by input id,
-//!   stream, direct task), `ack`, `fail`, `log`, `error`, `metrics`, `sync`.
+//! - MUST be asynchronous: `execute` queues each input for the child and `poll` (after
+//!   each batch) writes the queue and handles the child's `emit` (anchors by input id,
+//!   stream, direct task), `ack`, `fail`, `log`, `error`, `metrics`, `sync`, all on the
+//!   executor's thread, many messages per system call; a watcher thread only wakes the
+//!   parked executor when output arrives.
 //! - MUST answer a grouped emit with `need_task_ids` absent or true with the target
-//!   task ids, written before any queued tuple.
-//! - MUST bound the tuples queued for the child (`squall.multilang.max.pending`, else
-//!   Storm's `topology.shellbolt.max.pending`, default 100). When the queue is full,
-//!   `execute` blocks, handling the child's output meanwhile, until there is room:
-//!   Storm's choice, and it turns into the engine's back pressure.
+//!   task ids, written before any queued tuple not yet started (heartbeats too).
+//! - MUST bound the tuples queued for the child and not yet written to its pipe
+//!   (`squall.multilang.max.pending`, else Storm's `topology.shellbolt.max.pending`,
+//!   default 100). When the queue is full, `execute` blocks, handling the child's output
+//!   meanwhile, until there is room: Storm's choice, and it turns into the engine's back
+//!   pressure.
 //! - MUST send a heartbeat tuple (`__heartbeat`, task -1) every
-//!   `squall.multilang.heartbeat.secs` (1 s) and restart a child with no message for
+//!   `squall.multilang.heartbeat.secs` (1 s) and restart a child that owes a reply (no
+//!   message since something was written to it) for longer than
 //!   `squall.multilang.timeout.secs` (else `topology.subprocess.timeout.secs`, else
 //!   `supervisor.worker.timeout.secs`, else 30 s).
 //! - MUST forward tick tuples (`__system`, `__tick`, task -1).
@@ -60,10 +64,13 @@
 pub mod bench;
 mod bolt;
 pub mod codec;
+mod encode;
+mod outbuf;
 mod process;
 pub mod settings;
 mod shell;
 mod spout;
+mod wire;
 
 pub use bolt::{ShellBolt, UNKNOWN_IDS};
 pub use shell::CHILD_RESTARTS;

@@ -1,37 +1,50 @@
-//! One child process: spawned in its own process group, with a writer thread (a
-//! bounded, prioritised queue to its stdin, plus heartbeats), a reader thread (its
-//! stdout framed and parsed into a channel) and a thread logging its stderr.
+//! One child process, spawned in its own process group. The task's own thread writes its
+//! stdin and reads its stdout through non-blocking pipes, many messages per system call;
+//! no thread sits between the executor and the child. A bolt's child gets a watcher
+//! thread that only wakes the parked executor when output arrives, at most once per
+//! time the executor drained the pipe. A third thread logs the child's stderr.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use parking_lot::{Condvar, Mutex};
-use serde_json::{json, Value as Json};
+use parking_lot::Mutex;
 use squall_engine::Waker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use crate::codec::{frame, parse_child_message, ChildMsg, Framer, ProtocolError};
+use crate::codec::{parse_child_message, ChildMsg, ProtocolError, Splitter};
+use crate::outbuf::OutBuf;
 
 /// Longest stderr line logged as is; longer ones are cut.
 const MAX_STDERR_LINE: usize = 16 * 1024;
 /// Last stderr lines kept to explain a failed start.
 const STDERR_TAIL: usize = 5;
+/// Bytes read per system call (a pipe holds 64 KiB).
+const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes read per `read_available`, so a chatty child can neither starve the
+/// executor nor pile up parsed messages.
+const READ_BUDGET: usize = 256 * 1024;
+/// How often the watcher looks whether its child is gone.
+const WATCH_RECHECK: Duration = Duration::from_millis(250);
 
-/// What the reader thread reports.
+/// What reading the child produced.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A parsed message.
     Msg(ChildMsg),
-    /// The child broke the protocol; the reader stopped.
+    /// The child broke the protocol; nothing after this is read.
     Protocol(ProtocolError),
     /// The child closed its stdout (it exited, most likely).
     Eof,
@@ -47,24 +60,15 @@ pub(crate) struct Launch<'a> {
     pub cwd: PathBuf,
     pub component: &'a str,
     pub task: u32,
-    /// Bolts get heartbeat tuples this often; spouts none.
-    pub heartbeat: Option<Duration>,
     pub max_message_bytes: usize,
-    pub waker: Waker,
+    /// Wakes the executor when output arrives (bolts); spouts read synchronously.
+    pub waker: Option<Waker>,
 }
 
-#[derive(Default)]
-struct Outgoing {
-    /// Task-id replies and commands: written before any queued tuple.
-    priority: VecDeque<String>,
-    tuples: VecDeque<String>,
-    closed: bool,
-    broken: Option<String>,
-}
-
-struct WriterShared {
-    q: Mutex<Outgoing>,
-    cv: Condvar,
+/// Shared with the watcher thread.
+struct Watch {
+    armed: AtomicBool,
+    closed: AtomicBool,
 }
 
 /// A running child.
@@ -75,13 +79,39 @@ pub(crate) struct ChildProcess {
     /// The pid the child reported in the handshake.
     pub reported_pid: Option<u32>,
     pid_dir: PathBuf,
-    writer: Arc<WriterShared>,
-    pub events: Receiver<Event>,
-    last_seen_ns: Arc<AtomicU64>,
-    epoch: Instant,
+    /// `None` once closed (EOF for the child).
+    stdin: Option<File>,
+    stdout: Arc<File>,
+    out: OutBuf,
+    write_error: Option<String>,
+    /// Child output read and not yet parsed: `inbuf[in_start..in_end]`.
+    inbuf: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    splitter: Splitter,
+    max_message_bytes: usize,
+    events: VecDeque<Event>,
+    /// Set after EOF, a read error or a protocol error: nothing more is read.
+    finished: bool,
+    /// Since when the child owes a reply: the first write after its last message.
+    owing_since: Option<Instant>,
+    watch: Option<(Arc<Watch>, Thread)>,
     threads: Vec<JoinHandle<()>>,
     killed: bool,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+fn non_blocking(fd: &OwnedFd) -> Result<(), String> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(|e| format!("reading pipe flags: {e}"))?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(|e| format!("making a pipe non-blocking: {e}"))?;
+    Ok(())
+}
+
+fn poll_timeout(d: Duration) -> PollTimeout {
+    // Rounded up, so a short wait does not turn into a busy loop.
+    let ms = d.as_micros().div_ceil(1000).min(u128::from(u16::MAX));
+    PollTimeout::from(ms as u16)
 }
 
 impl ChildProcess {
@@ -107,65 +137,70 @@ impl ChildProcess {
             )
         })?;
         let os_pid = child.id();
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            kill_group(os_pid);
-            let _ = child.wait();
-            return Err("child started without pipes".to_owned());
+        let pipes = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(i), Some(o), Some(e)) => Ok((OwnedFd::from(i), OwnedFd::from(o), e)),
+            _ => Err("child started without pipes".to_owned()),
         };
-        let epoch = Instant::now();
-        let last_seen_ns = Arc::new(AtomicU64::new(0));
-        let writer = Arc::new(WriterShared {
-            q: Mutex::new(Outgoing::default()),
-            cv: Condvar::new(),
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (stdin, stdout, stderr) = match pipes.and_then(|(i, o, e)| {
+            non_blocking(&i)?;
+            non_blocking(&o)?;
+            Ok((i, o, e))
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                kill_group(os_pid);
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let stdout = Arc::new(File::from(stdout));
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        let mut threads = Vec::new();
-        let name = |what: &str| format!("{}-{}-{what}", l.component, l.task);
-        let spawn_thread = |n: String, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(n)
-                .spawn(f)
-                .map_err(|e| format!("starting a thread for the child: {e}"))
-        };
-        let started = (|| -> Result<(), String> {
-            let w = Arc::clone(&writer);
-            let hb = l.heartbeat;
-            threads.push(spawn_thread(
-                name("writer"),
-                Box::new(move || write_loop(stdin, &w, hb)),
-            )?);
-            let seen = Arc::clone(&last_seen_ns);
-            let waker = l.waker.clone();
-            let max = l.max_message_bytes;
-            threads.push(spawn_thread(
-                name("reader"),
-                Box::new(move || read_loop(stdout, max, &tx, &seen, epoch, &waker)),
-            )?);
-            let component = l.component.to_owned();
-            let task = l.task;
-            let tail = Arc::clone(&stderr_tail);
-            threads.push(spawn_thread(
-                name("stderr"),
-                Box::new(move || stderr_loop(stderr, &component, task, os_pid, &tail)),
-            )?);
-            Ok(())
-        })();
         let mut me = ChildProcess {
             child,
             os_pid,
             reported_pid: None,
             pid_dir,
-            writer,
-            events: rx,
-            last_seen_ns,
-            epoch,
-            threads,
+            stdin: Some(File::from(stdin)),
+            stdout: Arc::clone(&stdout),
+            out: OutBuf::default(),
+            write_error: None,
+            inbuf: vec![0; READ_CHUNK],
+            in_start: 0,
+            in_end: 0,
+            splitter: Splitter::default(),
+            max_message_bytes: l.max_message_bytes,
+            events: VecDeque::new(),
+            finished: false,
+            owing_since: None,
+            watch: None,
+            threads: Vec::new(),
             killed: false,
-            stderr_tail,
+            stderr_tail: Arc::clone(&stderr_tail),
         };
+        let name = |what: &str| format!("{}-{}-{what}", l.component, l.task);
+        let started = (|| -> Result<(), String> {
+            let component = l.component.to_owned();
+            let task = l.task;
+            let h = std::thread::Builder::new()
+                .name(name("stderr"))
+                .spawn(move || stderr_loop(stderr, &component, task, os_pid, &stderr_tail))
+                .map_err(|e| format!("starting a thread for the child: {e}"))?;
+            me.threads.push(h);
+            if let Some(waker) = l.waker {
+                let w = Arc::new(Watch {
+                    armed: AtomicBool::new(true),
+                    closed: AtomicBool::new(false),
+                });
+                let shared = Arc::clone(&w);
+                let h = std::thread::Builder::new()
+                    .name(name("watch"))
+                    .spawn(move || watch_loop(&stdout, &shared, &waker))
+                    .map_err(|e| format!("starting a thread for the child: {e}"))?;
+                me.watch = Some((w, h.thread().clone()));
+                me.threads.push(h);
+            }
+            Ok(())
+        })();
         started.inspect_err(|_| me.kill())?;
         Ok(me)
     }
@@ -174,11 +209,11 @@ impl ChildProcess {
     /// passed to `on_log`.
     pub fn handshake(
         &mut self,
-        msg: &Json,
+        framed: &[u8],
         timeout: Duration,
         mut on_log: impl FnMut(ChildMsg),
     ) -> Result<u32, String> {
-        self.handshake_inner(msg, timeout, &mut on_log).map_err(|e| {
+        self.handshake_inner(framed, timeout, &mut on_log).map_err(|e| {
             // The reason is usually on stderr (a missing module, a bad path): show it.
             std::thread::sleep(Duration::from_millis(50));
             let tail: Vec<String> = self.stderr_tail.lock().iter().cloned().collect();
@@ -192,66 +227,237 @@ impl ChildProcess {
 
     fn handshake_inner(
         &mut self,
-        msg: &Json,
+        framed: &[u8],
         timeout: Duration,
         on_log: &mut impl FnMut(ChildMsg),
     ) -> Result<u32, String> {
-        self.send_priority(frame(msg));
+        self.send_priority(|o| o.extend_from_slice(framed));
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Msg(ChildMsg::Pid(pid))) => {
+            match self.wait_event(left) {
+                Some(Event::Msg(ChildMsg::Pid(pid))) => {
                     self.reported_pid = Some(pid);
                     return Ok(pid);
                 }
-                Ok(Event::Msg(m @ ChildMsg::Log { .. })) => on_log(m),
-                Ok(Event::Msg(other)) => return Err(format!("expected the pid reply, got {other:?}")),
-                Ok(Event::Protocol(e)) => return Err(format!("during the handshake: {e}")),
-                Ok(Event::Eof) | Err(RecvTimeoutError::Disconnected) => {
+                Some(Event::Msg(m @ ChildMsg::Log { .. })) => on_log(m),
+                Some(Event::Msg(other)) => return Err(format!("expected the pid reply, got {other:?}")),
+                Some(Event::Protocol(e)) => return Err(format!("during the handshake: {e}")),
+                Some(Event::Eof) => {
                     return Err(format!("exited during the handshake ({})", self.exit_status()))
                 }
-                Ok(Event::ReadError(e)) => return Err(format!("reading the handshake reply: {e}")),
-                Err(RecvTimeoutError::Timeout) => {
+                Some(Event::ReadError(e)) => return Err(format!("reading the handshake reply: {e}")),
+                None => {
+                    if let Some(e) = self.write_error() {
+                        return Err(format!("writing the handshake: {e}"));
+                    }
                     return Err(format!("no pid reply within {timeout:?}"));
                 }
             }
         }
     }
 
-    /// Queues a message ahead of every queued tuple.
-    pub fn send_priority(&self, framed: String) {
-        let mut q = self.writer.q.lock();
-        q.priority.push_back(framed);
-        self.writer.cv.notify_one();
+    /// Queues a framed message ahead of every queued tuple not yet started.
+    pub fn send_priority(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.out.push_priority(encode);
     }
 
-    /// Queues a tuple message.
-    pub fn send_tuple(&self, framed: String) {
-        let mut q = self.writer.q.lock();
-        q.tuples.push_back(framed);
-        self.writer.cv.notify_one();
+    /// Queues a framed tuple message.
+    pub fn send_tuple(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.out.push_tuple(encode);
     }
 
-    /// Tuples queued and not yet written.
+    /// Tuples queued and not completely written.
     pub fn queued_tuples(&self) -> usize {
-        self.writer.q.lock().tuples.len()
+        self.out.tuples()
+    }
+
+    /// Writes what the pipe takes now, without blocking.
+    pub fn flush(&mut self) {
+        if self.out.is_empty() || self.write_error.is_some() {
+            return;
+        }
+        let Some(stdin) = self.stdin.as_ref() else { return };
+        match self.out.write_to(stdin) {
+            Ok(0) => {}
+            Ok(_) => {
+                self.owing_since.get_or_insert_with(Instant::now);
+            }
+            Err(e) => self.write_error = Some(e.to_string()),
+        }
     }
 
     /// Why writing to the child failed, if it did.
-    pub fn write_error(&self) -> Option<String> {
-        self.writer.q.lock().broken.clone()
+    pub fn write_error(&self) -> Option<&str> {
+        self.write_error.as_deref()
     }
 
-    /// Time since the child's last message (or since it started).
-    pub fn silence(&self) -> Duration {
-        let seen = Duration::from_nanos(self.last_seen_ns.load(Ordering::Acquire));
-        self.epoch.elapsed().saturating_sub(seen)
+    /// How long the child has owed a reply: time since the first write after its last
+    /// message. A child that was sent nothing owes nothing, so time the executor spent
+    /// elsewhere never counts against it.
+    pub fn owing(&self) -> Option<Duration> {
+        self.owing_since.map(|t| t.elapsed())
+    }
+
+    /// Whether parsed events are waiting to be taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The next event: one already parsed, else whatever the pipe holds now.
+    pub fn next_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.read_available();
+        }
+        self.events.pop_front()
+    }
+
+    /// The next event, waiting up to `timeout` for it while writing queued messages.
+    pub fn wait_event(&mut self, timeout: Duration) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.flush();
+            if let Some(e) = self.next_event() {
+                return Some(e);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let want_write = !self.out.is_empty() && self.write_error.is_none();
+            self.wait_io(true, want_write, left);
+        }
+    }
+
+    /// Waits up to `timeout` for room in the pipe to the child, then writes.
+    pub fn wait_room(&mut self, timeout: Duration) {
+        self.flush();
+        if !self.out.is_empty() && self.write_error.is_none() {
+            self.wait_io(false, true, timeout);
+            self.flush();
+        }
+    }
+
+    fn wait_io(&self, read: bool, write: bool, timeout: Duration) {
+        let mut fds = Vec::with_capacity(2);
+        if read && !self.finished {
+            fds.push(PollFd::new(self.stdout.as_fd(), PollFlags::POLLIN));
+        }
+        if let (true, Some(stdin)) = (write, self.stdin.as_ref()) {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLOUT));
+        }
+        if fds.is_empty() {
+            std::thread::sleep(timeout);
+            return;
+        }
+        // An error (EINTR) just ends the wait early; the caller loops.
+        let _ = poll(&mut fds, poll_timeout(timeout));
+    }
+
+    /// Lets the watcher wake the executor at the next output. Call after draining.
+    pub fn arm_watcher(&self) {
+        if let Some((w, thread)) = &self.watch {
+            if !w.armed.swap(true, Ordering::AcqRel) {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Reads what the pipe holds (bounded) and parses every complete message.
+    fn read_available(&mut self) {
+        let mut budget = READ_BUDGET;
+        while !self.finished && budget > 0 {
+            if self.inbuf.len() - self.in_end < 4096 {
+                self.make_room();
+            }
+            let space = self.inbuf.len() - self.in_end;
+            match (&*self.stdout).read(&mut self.inbuf[self.in_end..]) {
+                Ok(0) => {
+                    self.parse();
+                    if !self.finished {
+                        self.events.push_back(Event::Eof);
+                        self.finished = true;
+                    }
+                }
+                Ok(n) => {
+                    self.in_end += n;
+                    budget = budget.saturating_sub(n);
+                    self.parse();
+                    // A short read emptied the pipe: spare the call that would say so.
+                    if n < space {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.events.push_back(Event::ReadError(e.to_string()));
+                    self.finished = true;
+                }
+            }
+        }
+    }
+
+    /// Moves the unparsed tail to the front, growing the buffer for a message that
+    /// does not fit (up to the bound, which `parse` enforces).
+    fn make_room(&mut self) {
+        if self.in_start > 0 {
+            self.inbuf.copy_within(self.in_start..self.in_end, 0);
+            self.in_end -= self.in_start;
+            self.in_start = 0;
+        }
+        if self.in_end == self.inbuf.len() {
+            let grown = self.inbuf.len() * 2;
+            self.inbuf.resize(grown, 0);
+        }
+    }
+
+    fn parse(&mut self) {
+        let max = self.max_message_bytes;
+        while !self.finished {
+            let buf = &self.inbuf[self.in_start..self.in_end];
+            let Some((text_len, used)) = self.splitter.next(buf) else {
+                // The text so far plus a line `end` could not fit in the bound.
+                if buf.len() > max + 6 {
+                    self.protocol_error(ProtocolError::TooLarge { max });
+                }
+                break;
+            };
+            let event = if text_len > max {
+                Event::Protocol(ProtocolError::TooLarge { max })
+            } else {
+                match std::str::from_utf8(&buf[..text_len]) {
+                    Err(_) => Event::Protocol(ProtocolError::NotUtf8),
+                    Ok(text) => match parse_child_message(text) {
+                        Ok(m) => Event::Msg(m),
+                        Err(e) => Event::Protocol(e),
+                    },
+                }
+            };
+            self.in_start += used;
+            if self.in_start == self.in_end {
+                self.in_start = 0;
+                self.in_end = 0;
+            }
+            match event {
+                Event::Protocol(e) => self.protocol_error(e),
+                e => {
+                    self.owing_since = None;
+                    self.events.push_back(e);
+                }
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, e: ProtocolError) {
+        // After a protocol error the stream cannot be trusted; the host restarts the child.
+        self.events.push_back(Event::Protocol(e));
+        self.finished = true;
     }
 
     /// A description of how the child ended, if it did.
     pub fn exit_status(&mut self) -> String {
-        // The reader sees EOF a moment before the process is reapable.
+        // EOF on stdout comes a moment before the process is reapable.
         for _ in 0..20 {
             match self.child.try_wait() {
                 Ok(Some(s)) => return s.to_string(),
@@ -262,10 +468,14 @@ impl ChildProcess {
         "still running".to_owned()
     }
 
-    /// Closes the child's stdin, gives it `grace` to exit, then kills its group.
+    /// Writes what is queued (within `grace`), closes the child's stdin, gives it the
+    /// rest of `grace` to exit, then kills its group.
     pub fn shutdown(&mut self, grace: Duration) {
-        self.close_writer();
         let deadline = Instant::now() + grace;
+        while !self.out.is_empty() && self.write_error.is_none() && Instant::now() < deadline {
+            self.wait_room(deadline.saturating_duration_since(Instant::now()));
+        }
+        self.stdin = None;
         // Wait without reaping: while the child is an unreaped zombie its pid, and so the
         // group id, cannot be reused, so the group kill below cannot hit a stranger.
         while Instant::now() < deadline && !exited_unreaped(self.os_pid) {
@@ -274,18 +484,16 @@ impl ChildProcess {
         self.kill();
     }
 
-    fn close_writer(&self) {
-        let mut q = self.writer.q.lock();
-        q.closed = true;
-        self.writer.cv.notify_all();
-    }
-
     /// Kills the child's whole process group and reaps the child. Idempotent.
     pub fn kill(&mut self) {
         if std::mem::replace(&mut self.killed, true) {
             return;
         }
-        self.close_writer();
+        self.stdin = None;
+        if let Some((w, thread)) = &self.watch {
+            w.closed.store(true, Ordering::Release);
+            thread.unpark();
+        }
         kill_group(self.os_pid);
         // SIGKILL cannot be caught, so the wait is short; bounded all the same.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -302,8 +510,8 @@ impl ChildProcess {
         for pid in [Some(self.os_pid), self.reported_pid].into_iter().flatten() {
             let _ = std::fs::remove_file(self.pid_dir.join(pid.to_string()));
         }
-        // The threads end on EOF or a broken pipe now that the group is gone; a
-        // grandchild that escaped the group could hold a pipe open, so don't join.
+        // The threads end on EOF or at their next look at `closed`; a grandchild that
+        // escaped the group could hold a pipe open, so don't join.
         self.threads.clear();
     }
 }
@@ -311,6 +519,32 @@ impl ChildProcess {
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Waits, while armed, for the child's stdout to become readable, then wakes the
+/// executor and disarms: one wake-up per drain, however many messages arrive. A stale
+/// disarm (the executor re-armed meanwhile) is harmless, because every disarm is
+/// followed by a wake and every `poll` of the bolt re-arms.
+fn watch_loop(stdout: &File, w: &Watch, waker: &Waker) {
+    while !w.closed.load(Ordering::Acquire) {
+        if !w.armed.load(Ordering::Acquire) {
+            std::thread::park_timeout(WATCH_RECHECK);
+            continue;
+        }
+        let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, poll_timeout(WATCH_RECHECK)) {
+            Ok(0) | Err(Errno::EINTR) => {}
+            Ok(_) => {
+                w.armed.store(false, Ordering::Release);
+                waker.wake();
+            }
+            Err(_) => {
+                w.armed.store(false, Ordering::Release);
+                waker.wake();
+                std::thread::park_timeout(WATCH_RECHECK);
+            }
+        }
     }
 }
 
@@ -328,129 +562,8 @@ fn kill_group(pgid: u32) {
         return;
     };
     match killpg(Pid::from_raw(raw), Signal::SIGKILL) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => warn!(pgid, error = %e, "killing the child's process group failed"),
-    }
-}
-
-enum Next {
-    Write(String),
-    Idle(Option<Instant>),
-    Closed,
-}
-
-fn write_loop(stdin: ChildStdin, shared: &WriterShared, heartbeat: Option<Duration>) {
-    let mut w = BufWriter::with_capacity(64 * 1024, stdin);
-    let mut next_hb = heartbeat.map(|h| Instant::now() + h);
-    let mut hb_seq = 0u64;
-    loop {
-        let next = {
-            let mut q = shared.q.lock();
-            if q.closed {
-                Next::Closed
-            } else if let Some(m) = q.priority.pop_front() {
-                Next::Write(m)
-            } else if let (Some(at), Some(h)) = (next_hb, heartbeat) {
-                if Instant::now() >= at {
-                    next_hb = Some(Instant::now() + h);
-                    hb_seq += 1;
-                    Next::Write(frame(&json!({
-                        "id": format!("hb{hb_seq}"),
-                        "comp": null,
-                        "stream": "__heartbeat",
-                        "task": -1,
-                        "tuple": [],
-                    })))
-                } else {
-                    q.tuples.pop_front().map_or(Next::Idle(next_hb), Next::Write)
-                }
-            } else {
-                q.tuples.pop_front().map_or(Next::Idle(next_hb), Next::Write)
-            }
-        };
-        let result = match next {
-            Next::Closed => {
-                let _ = w.flush();
-                return;
-            }
-            Next::Write(m) => w.write_all(m.as_bytes()),
-            Next::Idle(until) => {
-                // Flush before waiting, so nothing sits in the buffer while idle.
-                if let Err(e) = w.flush() {
-                    Err(e)
-                } else {
-                    let mut q = shared.q.lock();
-                    if q.priority.is_empty() && q.tuples.is_empty() && !q.closed {
-                        let wait = until
-                            .map(|u| u.saturating_duration_since(Instant::now()))
-                            .unwrap_or(Duration::from_secs(1));
-                        shared.cv.wait_for(&mut q, wait);
-                    }
-                    Ok(())
-                }
-            }
-        };
-        if let Err(e) = result {
-            let mut q = shared.q.lock();
-            q.broken = Some(e.to_string());
-            debug!(error = %e, "writing to the child failed");
-            return;
-        }
-    }
-}
-
-fn read_loop(
-    stdout: impl Read,
-    max: usize,
-    tx: &Sender<Event>,
-    last_seen_ns: &AtomicU64,
-    epoch: Instant,
-    waker: &Waker,
-) {
-    let mut r = BufReader::with_capacity(64 * 1024, stdout);
-    let mut framer = Framer::new(max);
-    let mut line = Vec::new();
-    // A line can be at most the message bound plus its newline (and a '\r').
-    let limit = max as u64 + 2;
-    loop {
-        line.clear();
-        let event = match r.by_ref().take(limit).read_until(b'\n', &mut line) {
-            Ok(0) => Some(Event::Eof),
-            Ok(_) if !line.ends_with(b"\n") && line.len() as u64 >= limit => {
-                Some(Event::Protocol(ProtocolError::TooLarge { max }))
-            }
-            Ok(_) => {
-                if line.ends_with(b"\n") {
-                    line.pop();
-                }
-                match std::str::from_utf8(&line) {
-                    Err(_) => Some(Event::Protocol(ProtocolError::NotUtf8)),
-                    Ok(text) => match framer.push_line(text) {
-                        Ok(None) => None,
-                        Ok(Some(msg)) => {
-                            let now = epoch.elapsed().as_nanos() as u64;
-                            last_seen_ns.store(now, Ordering::Release);
-                            Some(match parse_child_message(&msg) {
-                                Ok(m) => Event::Msg(m),
-                                Err(e) => Event::Protocol(e),
-                            })
-                        }
-                        Err(e) => Some(Event::Protocol(e)),
-                    },
-                }
-            }
-            Err(e) => Some(Event::ReadError(e.to_string())),
-        };
-        let Some(event) = event else { continue };
-        // After a protocol error the stream cannot be trusted; the host restarts the child.
-        let last = !matches!(event, Event::Msg(_));
-        if tx.send(event).is_err() {
-            return;
-        }
-        waker.wake();
-        if last {
-            return;
-        }
     }
 }
 

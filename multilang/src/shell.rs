@@ -9,7 +9,7 @@ use squall_engine::{ComponentError, TaskContext};
 use squall_model::ShellSpec;
 use tracing::{debug, error, info, trace, warn};
 
-use crate::codec::ChildMsg;
+use crate::codec::{frame, ChildMsg};
 use crate::process::{resolve_program, ChildProcess, Launch};
 use crate::settings::Settings;
 
@@ -92,14 +92,13 @@ impl Shell {
             cwd,
             component: &self.ctx.component,
             task: self.ctx.task_id,
-            heartbeat: (self.kind == Kind::Bolt).then_some(self.settings.heartbeat),
             max_message_bytes: self.settings.max_message_bytes,
-            waker: self.ctx.waker.clone(),
+            waker: (self.kind == Kind::Bolt).then(|| self.ctx.waker.clone()),
         };
         let mut child = ChildProcess::spawn(launch, self.pid_dir.clone())?;
-        let hello = self.handshake_message();
+        let hello = frame(&self.handshake_message());
         let timeout = self.settings.timeout;
-        let pid = child.handshake(&hello, timeout, |m| self.log_child(&m, None))?;
+        let pid = child.handshake(hello.as_bytes(), timeout, |m| self.log_child(&m, None))?;
         self.generation += 1;
         info!(
             component = %self.ctx.component,

@@ -1,13 +1,13 @@
 //! [`ShellSpout`]: a spout whose tuples come from a child process, synchronously.
 
 use std::collections::HashMap;
-use std::sync::mpsc::RecvTimeoutError;
 
 use serde_json::{json, Value as Json};
-use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
+use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value};
 use squall_model::{ShellSpec, DEFAULT_STREAM};
 
 use crate::codec::{frame, ChildMsg, Emit};
+use crate::encode;
 use crate::process::Event;
 use crate::shell::{Kind, Shell};
 
@@ -47,10 +47,13 @@ impl ShellSpout {
     /// Queues a command; its reply is read by the next `next_tuple`, which has the
     /// output that emits in the reply need.
     fn command(&mut self, command: &str, id: Json) {
-        let Some(child) = self.shell.as_ref().and_then(|s| s.child.as_ref()) else {
+        let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) else {
             return;
         };
-        child.send_priority(frame(&json!({"command": command, "id": id})));
+        let msg = frame(&json!({"command": command, "id": id}));
+        child.send_priority(|o| o.extend_from_slice(msg.as_bytes()));
+        // Written now, so the child works on it while the executor does other things.
+        child.flush();
         self.awaiting_sync += 1;
     }
 
@@ -88,14 +91,13 @@ impl ShellSpout {
             let Some(child) = shell.child.as_mut() else {
                 return Ok(());
             };
-            let event = match child.events.recv_timeout(timeout) {
-                Ok(e) => e,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!(
-                        "subprocess timeout: no message for {timeout:?} while waiting for sync"
-                    ))
+            let Some(event) = child.wait_event(timeout) else {
+                if let Some(e) = child.write_error() {
+                    return Err(format!("writing to the child failed: {e}"));
                 }
-                Err(RecvTimeoutError::Disconnected) => Event::Eof,
+                return Err(format!(
+                    "subprocess timeout: no message for {timeout:?} while waiting for sync"
+                ));
             };
             let m = match event {
                 Event::Msg(m) => m,
@@ -127,19 +129,18 @@ impl ShellSpout {
     }
 
     fn on_emit(&mut self, e: Emit, out: &mut SpoutOutput<'_>) -> Result<(), String> {
-        let Some(shell) = self.shell.as_ref() else {
+        let Some(shell) = self.shell.as_mut() else {
             return Ok(());
         };
         let stream = e.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        let values: Values = e.tuple.iter().map(Value::from_json).collect();
         let msg_id = e.id.map(|id| {
             self.next_id += 1;
             self.ids.insert(self.next_id, (shell.generation, id));
             self.next_id
         });
         let r = match e.task {
-            Some(task) => out.emit_direct(task, stream, values, msg_id.map(Value::Int)),
-            None => out.emit_on(stream, values, msg_id.map(Value::Int)),
+            Some(task) => out.emit_direct(task, stream, e.tuple, msg_id.map(Value::Int)),
+            None => out.emit_on(stream, e.tuple, msg_id.map(Value::Int)),
         };
         let targets = match r {
             Ok(t) => t,
@@ -151,8 +152,8 @@ impl ShellSpout {
             }
         };
         if e.need_task_ids {
-            if let Some(child) = shell.child.as_ref() {
-                child.send_priority(frame(&json!(targets)));
+            if let Some(child) = shell.child.as_mut() {
+                child.send_priority(|o| encode::task_ids(o, targets));
             }
         }
         Ok(())
@@ -186,10 +187,10 @@ impl Spout for ShellSpout {
             }
             self.awaiting_sync -= 1;
         }
-        let Some(child) = self.shell.as_ref().and_then(|s| s.child.as_ref()) else {
+        let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) else {
             return Ok(());
         };
-        child.send_priority(frame(&json!({"command": "next", "id": ""})));
+        child.send_priority(|o| o.extend_from_slice(b"{\"command\":\"next\",\"id\":\"\"}\nend\n"));
         if let Err(reason) = self.read_until_sync(out) {
             self.restart(&reason, out);
         }

@@ -238,6 +238,34 @@ fn a_killed_python_bolt_is_restarted_and_nothing_is_lost() {
 }
 
 #[test]
+fn a_failure_downstream_of_a_python_bolt_fails_the_spout_tuple_through_its_anchors() {
+    let dir = scratch("anchors");
+    // numbers → pass (emits anchored, acks) → flaky (fails multiples of 7 once) → record.
+    let yaml = pipeline("anchors", &dir, 300, "{}")
+        .replace("inputs: [{from: flaky}]", "inputs: [{from: last}]")
+        .replace(
+            "    - name: record\n",
+            &format!(
+                "    - name: last\n      component: shell\n      shell: {}\n      config: {{\"test.fail_every\": 7}}\n      outputs: [{{fields: [n]}}]\n      inputs: [{{from: flaky}}]\n    - name: record\n",
+                shell("FlakyBolt")
+            ),
+        );
+    let topo = start(&yaml);
+    let m = wait_acked(&topo, "numbers", 300, Duration::from_secs(60));
+    topo.shutdown();
+    let multiples = (0..300).filter(|n| n % 7 == 0).count() as u64;
+    assert_eq!(m.component("last").unwrap().total.failed, multiples);
+    let spout = m.component("numbers").unwrap();
+    assert_eq!(
+        spout.total.failed, multiples,
+        "each failure two bolts downstream reached the spout: the first bolt's emits were anchored"
+    );
+    assert_eq!(spout.total.emitted, 300 + multiples);
+    assert_eq!(m.component("flaky").unwrap().total.failed, 0);
+    assert_eq!(numbers(&records(&dir)), (0..300).collect());
+}
+
+#[test]
 fn named_stream_and_need_task_ids_reach_the_right_tasks() {
     let dir = scratch("route");
     let yaml = format!(

@@ -262,10 +262,8 @@ fn bottleneck(top: &[String]) -> String {
     };
     let what = if comm.starts_with("streamparse_run") || comm.starts_with("python") {
         "the Python child (pystorm: JSON in, the bolt, JSON out)"
-    } else if comm.ends_with("-reader") {
-        "Squall's reader of a child's stdout (framing and JSON decoding)"
-    } else if comm.ends_with("-writer") {
-        "Squall's writer to a child's stdin"
+    } else if comm.ends_with("-watch") {
+        "Squall's watcher of a child's stdout (wakes the parked shell bolt)"
     } else if comm.starts_with("__acker") {
         "the acker"
     } else if comm.starts_with("spout") {

@@ -1,0 +1,229 @@
+//! The fast path of [`crate::codec::parse_child_message`] for the messages that come
+//! once or twice per tuple (`emit`, `ack`, `fail`, `sync`): decoded in one pass into
+//! borrowed text and the engine's own values, without a JSON tree per message. Anything
+//! else, or anything unusual (a numeric id, a single anchor, a wrong type), returns
+//! `None`, and the general parser decides, with its precise errors.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use squall_engine::{Value, Values};
+
+use crate::codec::{ChildMsg, Emit};
+
+#[derive(serde::Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    command: Cow<'a, str>,
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    anchors: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(default)]
+    task: Option<i64>,
+    #[serde(default)]
+    tuple: Option<TupleValues>,
+    #[serde(default)]
+    need_task_ids: Option<bool>,
+}
+
+/// Decodes the common messages; `None` sends the text to the general parser.
+pub(crate) fn parse_fast(text: &str) -> Option<ChildMsg> {
+    let w: Wire<'_> = serde_json::from_str(text).ok()?;
+    match &*w.command {
+        "sync" => Some(ChildMsg::Sync),
+        "ack" => Some(ChildMsg::Ack(text_id(w.id?)?)),
+        "fail" => Some(ChildMsg::Fail(text_id(w.id?)?)),
+        "emit" => {
+            let task = match w.task {
+                None | Some(0) => None,
+                Some(t) => Some(u32::try_from(t).ok()?),
+            };
+            Some(ChildMsg::Emit(Emit {
+                id: w.id.filter(|v| !v.is_null()),
+                anchors: w
+                    .anchors
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Cow::into_owned)
+                    .collect(),
+                stream: w.stream.map(Cow::into_owned),
+                task,
+                tuple: w.tuple?.0,
+                need_task_ids: w.need_task_ids.unwrap_or(true) && task.is_none(),
+            }))
+        }
+        _ => None,
+    }
+}
+
+fn text_id(id: serde_json::Value) -> Option<String> {
+    match id {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// A JSON list decoded straight into engine values.
+struct TupleValues(Values);
+
+impl<'de> Deserialize<'de> for TupleValues {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TupleValues;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TupleValues, A::Error> {
+                let mut values = Values::new();
+                while let Some(EngineValue(v)) = seq.next_element()? {
+                    values.push(v);
+                }
+                Ok(TupleValues(values))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One JSON value decoded as [`Value::from_json`] would convert it.
+struct EngineValue(Value);
+
+impl<'de> Deserialize<'de> for EngineValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = EngineValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<EngineValue, E> {
+        Ok(EngineValue(Value::Null))
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<EngineValue, E> {
+        Ok(EngineValue(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<EngineValue, E> {
+        Ok(EngineValue(Value::Int(i)))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<EngineValue, E> {
+        // Beyond i64, a float, as `Value::from_json` does.
+        Ok(EngineValue(
+            i64::try_from(u).map_or(Value::Float(u as f64), Value::Int),
+        ))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<EngineValue, E> {
+        Ok(EngineValue(Value::Float(f)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<EngineValue, E> {
+        Ok(EngineValue(Value::from(s)))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<EngineValue, E> {
+        Ok(EngineValue(Value::from(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EngineValue, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(EngineValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(EngineValue(Value::List(Arc::new(items))))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EngineValue, A::Error> {
+        let mut m = BTreeMap::new();
+        while let Some((k, EngineValue(v))) = map.next_entry::<String, EngineValue>()? {
+            m.insert(k, v);
+        }
+        Ok(EngineValue(Value::Map(Arc::new(m))))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::codec::parse_child_message_slow;
+    use proptest::prelude::*;
+
+    #[test]
+    fn values_convert_as_from_json_does() {
+        let text =
+            r#"[null, true, -3, 18446744073709551615, 2.5, "é\"\n", [1, [2]], {"b": 1, "a": {"c": null}}]"#;
+        let TupleValues(got) = serde_json::from_str(text).unwrap();
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let want: Vec<Value> = json.as_array().unwrap().iter().map(Value::from_json).collect();
+        assert_eq!(got.to_vec(), want);
+    }
+
+    #[test]
+    fn the_common_messages_take_the_fast_path_and_the_rest_do_not() {
+        for text in [
+            r#"{"command":"emit","anchors":["1","2"],"tuple":["a",1],"need_task_ids":false}"#,
+            r#"{"command":"emit","id":{"k":1},"stream":"s","task":0,"tuple":[]}"#,
+            r#"{"command":"emit","task":4,"tuple":[null]}"#,
+            r#"{"command": "ack", "id": "17"}"#,
+            r#"{"command":"fail","id":"x"}"#,
+            r#"{"command":"sync"}"#,
+        ] {
+            assert_eq!(
+                parse_fast(text),
+                Some(parse_child_message_slow(text).unwrap()),
+                "{text}"
+            );
+        }
+        for text in [
+            r#"{"pid": 3}"#,
+            r#"{"command":"log","msg":"hi"}"#,
+            r#"{"command":"ack","id":5}"#,
+            r#"{"command":"emit","anchors":"7","tuple":[]}"#,
+            r#"{"command":"emit","task":-1,"tuple":[]}"#,
+            r#"{"command":"emit"}"#,
+            r#"{"command":"emit","tuple":[],"tuple":[1]}"#,
+            "not json",
+        ] {
+            assert_eq!(parse_fast(text), None, "{text}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the fast path accepts, it decodes as the general parser does.
+        #[test]
+        fn the_fast_path_agrees_with_the_general_parser(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just(r#""command":"emit""#), Just(r#""command":"ack""#), Just(r#""command":"sync""#),
+                    Just(r#""id":"4""#), Just(r#""id":4"#), Just(r#""id":null"#), Just(r#""tuple":[1,"a",null]"#),
+                    Just(r#""tuple":[]"#), Just(r#""task":3"#), Just(r#""task":0"#), Just(r#""task":-2"#),
+                    Just(r#""anchors":["1"]"#), Just(r#""anchors":null"#), Just(r#""stream":"s""#),
+                    Just(r#""need_task_ids":true"#), Just(r#""need_task_ids":null"#), Just(r#""x":[{}]"#),
+                ],
+                0..6,
+            )
+        ) {
+            let text = format!("{{{}}}", parts.join(","));
+            if let Some(fast) = parse_fast(&text) {
+                prop_assert_eq!(Ok(fast), parse_child_message_slow(&text));
+            }
+        }
+    }
+}
