@@ -6,6 +6,8 @@
 //! - `squall-bench-compare squall-multilang [--seconds S] [--warmup W]`: Squall's side of the
 //!   multilang case (ConstSpout → pystorm PassBolt → NullBolt, windowed like the others),
 //!   one JSON line on stdout.
+//! - `squall-bench-compare child-ceiling`: one pystorm child fed from a file, no host: the
+//!   most any engine can get from it.
 #![forbid(unsafe_code)]
 
 mod multilang;
@@ -125,6 +127,11 @@ fn main() -> Result<()> {
         }
     }
     match verb.as_str() {
+        "child-ceiling" => {
+            let n = 200_000;
+            println!("{:.0} tuples/s", multilang::child_ceiling(n)?);
+            Ok(())
+        }
         "squall-multilang" => {
             let r = multilang::run(Duration::from_secs(o.warmup), Duration::from_secs(o.seconds))?;
             println!("{}", serde_json::to_string(&r)?);
@@ -180,6 +187,18 @@ fn run(o: &Options) -> Result<()> {
             p.squall.push(squall);
         }
     }
+    let child_ceiling = if pairs.iter().any(|p| p.case.name == "multilang-ack") {
+        eprintln!("the Python child alone, no host (the multilang row's ceiling)");
+        match multilang::child_ceiling(200_000) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("  could not measure it: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut profiles = Vec::new();
     if o.profile {
         for p in &pairs {
@@ -193,7 +212,14 @@ fn run(o: &Options) -> Result<()> {
             }
         }
     }
-    let md = report::render(o, &pairs, &profiles, &java_version(&o.java), started.elapsed());
+    let md = report::render(
+        o,
+        &pairs,
+        &profiles,
+        child_ceiling,
+        &java_version(&o.java),
+        started.elapsed(),
+    );
     match &o.out {
         Some(path) => {
             report::splice(path, &md)?;

@@ -111,3 +111,63 @@ fn peak_rss_kib() -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// What one unmodified pystorm child can do with no host at all: `streamparse_run
+/// squall_bench.PassBolt` reading a handshake and `n` tuple messages from a file, writing
+/// to a file. Returns tuples per second of the child's run, its start-up (measured with one
+/// tuple) taken off. The child is single-threaded and its input never waits, so this is its
+/// per-core ceiling: no engine, Storm's or Squall's, can feed one child faster.
+pub fn child_ceiling(n: usize) -> Result<f64> {
+    let bin = Path::new(".cache/venv/bin/streamparse_run");
+    if !bin.exists() {
+        bail!("{} is missing: run `make multilang-venv` first", bin.display());
+    }
+    let dir = std::env::temp_dir().join(format!("squall-child-ceiling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let once = |count: usize| -> Result<f64> {
+        let input = dir.join(format!("in-{count}"));
+        let output = dir.join(format!("out-{count}"));
+        std::fs::write(&input, child_input(&dir, count)).context("writing the child's input")?;
+        let start = Instant::now();
+        let status = std::process::Command::new(bin.canonicalize()?)
+            .arg("squall_bench.PassBolt")
+            .current_dir(Path::new("multilang/python").canonicalize()?)
+            .stdin(std::fs::File::open(&input)?)
+            .stdout(std::fs::File::create(&output)?)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running streamparse_run")?;
+        let took = start.elapsed().as_secs_f64();
+        // pystorm exits with an error once its input ends; what counts is that it acked all.
+        let out = std::fs::read_to_string(&output).unwrap_or_default();
+        let acks = out.matches("\"ack\"").count();
+        if acks != count {
+            bail!("the child acked {acks} of {count} tuples (exit {status})");
+        }
+        Ok(took)
+    };
+    let result = (|| {
+        let startup = once(1)?;
+        let full = once(n)?;
+        Ok(n as f64 / (full - startup).max(1e-3))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The handshake Storm sends, then `n` tuples like the const spout's (100 × `x`).
+fn child_input(dir: &Path, n: usize) -> String {
+    let handshake = serde_json::json!({
+        "conf": {},
+        "context": {"taskid": 2, "componentid": "shell", "task->component": {"1": "spout", "2": "shell"}},
+        "pidDir": dir.display().to_string(),
+    });
+    let payload = "x".repeat(100);
+    let mut s = format!("{handshake}\nend\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "{{\"id\":\"{i}\",\"comp\":\"spout\",\"stream\":\"default\",\"task\":1,\"tuple\":[\"{payload}\"]}}\nend\n"
+        ));
+    }
+    s
+}

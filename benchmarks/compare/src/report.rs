@@ -109,6 +109,7 @@ pub fn render(
     o: &Options,
     pairs: &[Pairs],
     profiles: &[(&str, Vec<String>)],
+    child_ceiling: Option<f64>,
     jvm: &str,
     took: Duration,
 ) -> String {
@@ -232,6 +233,22 @@ pub fn render(
         s.push_str("None: every target is met.\n");
     } else {
         let _ = writeln!(s, "Squall misses: {}.", missed.join("; "));
+    }
+    if let (Some(ceiling), Some(p)) = (
+        child_ceiling,
+        pairs.iter().find(|p| p.case.name == "multilang-ack"),
+    ) {
+        let storm = median(p.storm.iter().map(|r| r.throughput).collect());
+        let squall = median(p.squall.iter().map(|r| r.throughput).collect());
+        let _ = writeln!(
+            s,
+            "
+The multilang row's ceiling: one unmodified pystorm child with no host at all (`streamparse_run squall_bench.PassBolt` reading the handshake and 200,000 tuples from a file, writing to a file; start-up taken off) runs {}/s on this machine. No engine can feed one child faster, so with parallelism 1 on both sides the best possible ratio is {:.2}× Storm; Squall runs the child at {:.0}% of that ceiling, Storm at {:.0}%. The throughput target of 5× and the p99 target (with 10,000 tuples pending, p99 is mostly queueing: pending ÷ rate) cannot both be met by any host while the Python child is the bottleneck.",
+            rate(ceiling),
+            ceiling / storm.max(1.0),
+            100.0 * squall / ceiling.max(1.0),
+            100.0 * storm / ceiling.max(1.0),
+        );
     }
     if !profiles.is_empty() {
         s.push_str("\nWhere the time goes, for each case with a miss: one more Squall run under `perf record -g` (measured window only, Python child included), top entries of `perf report --no-children --sort comm,sym` (share of samples, thread, symbol):\n");
