@@ -347,10 +347,11 @@ impl Summed {
             ("_sum", _) => s.sum += v,
             ("_bucket", Some("+Inf")) => s.total += v,
             ("_bucket", Some(le)) => {
-                // Bounds a worker of another build might use are skipped, not misfiled.
+                // Bounds that are not the engine's (another build) are skipped, not misfiled.
                 let at = le
                     .parse::<f64>()
                     .ok()
+                    .filter(|le| le.fract() == 0.0)
                     .and_then(|le| bounds.binary_search(&(le as u64)).ok());
                 if let Some(i) = at {
                     s.cumulative[i] += v;
@@ -763,5 +764,16 @@ mod tests {
             let caught = std::panic::catch_unwind(|| check_well_formed(&text));
             assert!(caught.is_err(), "accepted:\n{text}");
         }
+    }
+
+    #[test]
+    fn buckets_at_foreign_bounds_are_skipped() {
+        let text = spout_page("w0", &[1, 2, 3, 100]);
+        let foreign = "squall_complete_latency_us_bucket{component=\"spout\",role=\"spout\",le=\"1.5\"} 1000\n\
+                       squall_complete_latency_us_bucket{component=\"spout\",role=\"spout\",le=\"7e9\"} 1000\n";
+        let clean = merge(&[parse(&text)]);
+        let mixed = merge(&[parse(&format!("{text}{foreign}"))]);
+        assert_eq!(mixed, clean);
+        assert_eq!(clean.component("spout").unwrap().total.complete_us.p50, 2);
     }
 }
