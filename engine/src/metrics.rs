@@ -150,6 +150,12 @@ pub struct Stats {
     pub process_us: Percentiles,
     /// Complete latency percentiles (µs), spouts.
     pub complete_us: Percentiles,
+    /// Execute latencies in fixed buckets, which add up across processes.
+    pub execute_buckets: LatencyBuckets,
+    /// Process latencies in fixed buckets.
+    pub process_buckets: LatencyBuckets,
+    /// Complete latencies in fixed buckets.
+    pub complete_buckets: LatencyBuckets,
 }
 
 /// A few figures of a latency distribution, in microseconds.
@@ -247,6 +253,9 @@ pub(crate) fn stats_of(m: &TaskMetrics) -> (Stats, TaskLatencies) {
         execute_us: Percentiles::of(&copy.execute),
         process_us: Percentiles::of(&copy.process),
         complete_us: Percentiles::of(&copy.complete),
+        execute_buckets: LatencyBuckets::of(&copy.execute),
+        process_buckets: LatencyBuckets::of(&copy.process),
+        complete_buckets: LatencyBuckets::of(&copy.complete),
     };
     (stats, copy)
 }
@@ -271,7 +280,146 @@ pub(crate) fn sum_stats(tasks: &[(u32, Stats)], merged: &TaskLatencies) -> Stats
     t.execute_us = Percentiles::of(&merged.execute);
     t.process_us = Percentiles::of(&merged.process);
     t.complete_us = Percentiles::of(&merged.complete);
+    t.execute_buckets = LatencyBuckets::of(&merged.execute);
+    t.process_buckets = LatencyBuckets::of(&merged.process);
+    t.complete_buckets = LatencyBuckets::of(&merged.complete);
     t
+}
+
+/// Buckets per doubling of latency: eight, as in Prometheus' native histogram schema 3.
+const BUCKETS_PER_DOUBLING: u32 = 8;
+
+/// Up to here buckets are 1 µs wide: narrower log buckets would round to whole
+/// microseconds unevenly, and a quantile rounded to a microsecond would miss by over 5%.
+const UNIT_BUCKETS_UP_TO: u64 = 24;
+
+/// The last finite bucket bound, 2^27 µs (about 134 s, above the usual message timeouts).
+const LAST_BUCKET_DOUBLING: u32 = 27;
+
+/// Upper bounds (µs, inclusive) of the fixed latency buckets: 1 to 24 µs one by one, then
+/// about 2^(k/8) up to 2^27, rounded to whole microseconds and then up to the end of an
+/// HDR histogram cell, so that no cell straddles a bound and bucket counts are exact
+/// counts of the samples.
+///
+/// Estimating a quantile from these buckets (the geometric middle of the bucket that holds
+/// it, see [`LatencyBuckets::quantile`]) is within [`LATENCY_BUCKET_ERROR`] of the exact
+/// value, however many processes' buckets were added up.
+pub fn latency_bucket_bounds() -> &'static [u64] {
+    static BOUNDS: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    BOUNDS.get_or_init(|| {
+        let cells = new_histogram();
+        let mut out: Vec<u64> = (1..=UNIT_BUCKETS_UP_TO).collect();
+        for k in 0..=BUCKETS_PER_DOUBLING * LAST_BUCKET_DOUBLING {
+            let raw = 2f64.powf(f64::from(k) / f64::from(BUCKETS_PER_DOUBLING)).round() as u64;
+            let bound = cells.highest_equivalent(raw);
+            if out.last().is_none_or(|last| bound > *last) {
+                out.push(bound);
+            }
+        }
+        out
+    })
+}
+
+/// Largest relative error of a quantile estimated from [`LatencyBuckets`] (below the last
+/// bound): half a bucket on a log scale, sqrt(2^(1/8) * (1 + 1/128)) - 1 or 4.8%, and
+/// rounding to a microsecond; a test checks every bucket.
+pub const LATENCY_BUCKET_ERROR: f64 = 0.05;
+
+/// A latency distribution in the fixed buckets of [`latency_bucket_bounds`]: what a
+/// Prometheus histogram carries. Unlike quantiles, these add up across tasks and processes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// Samples per bucket (not cumulative), one per bound; empty when there are none.
+    pub counts: Vec<u64>,
+    /// Samples above the last bound.
+    pub overflow: u64,
+    /// Sum of the samples, µs (HDR cell middles, so within 1%).
+    pub sum: u64,
+    /// Largest sample, µs (up to the end of its HDR cell).
+    pub max: u64,
+}
+
+impl LatencyBuckets {
+    /// The buckets of a histogram.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return LatencyBuckets::default();
+        }
+        let bounds = latency_bucket_bounds();
+        let mut out = LatencyBuckets {
+            counts: vec![0; bounds.len()],
+            overflow: 0,
+            sum: (h.mean() * h.len() as f64).round() as u64,
+            max: h.max(),
+        };
+        for v in h.iter_recorded() {
+            // A cell's highest value decides its bucket: bounds are cell ends.
+            let i = bounds.partition_point(|b| *b < v.value_iterated_to());
+            match out.counts.get_mut(i) {
+                Some(c) => *c += v.count_at_value(),
+                None => out.overflow += v.count_at_value(),
+            }
+        }
+        out
+    }
+
+    /// Samples in all buckets.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.overflow
+    }
+
+    /// Adds another distribution into this one.
+    pub fn add(&mut self, other: &LatencyBuckets) {
+        if other.counts.is_empty() && other.overflow == 0 {
+            return;
+        }
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.overflow += other.overflow;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// The value at quantile `q` (nearest rank, as hdrhistogram counts it): the geometric
+    /// middle of the bucket holding that rank, at most the maximum; the maximum when the
+    /// rank lies above the last bound. 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let bounds = latency_bucket_bounds();
+        let mut seen = 0;
+        for (i, (c, hi)) in self.counts.iter().zip(bounds).enumerate() {
+            seen += c;
+            if seen >= rank {
+                let lo = if i == 0 { 1 } else { bounds[i - 1] + 1 };
+                let mid = ((lo as f64) * (*hi as f64)).sqrt().round() as u64;
+                return if self.max > 0 { mid.min(self.max) } else { mid };
+            }
+        }
+        self.max
+    }
+
+    /// Count, p50, p99, max and mean.
+    pub fn percentiles(&self) -> Percentiles {
+        let count = self.count();
+        if count == 0 {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count,
+            p50: self.quantile(0.5),
+            p99: self.quantile(0.99),
+            max: self.max,
+            mean: self.sum as f64 / count as f64,
+        }
+    }
 }
 
 /// Local, unshared counters an executor accumulates between publications.
@@ -301,5 +449,92 @@ impl LocalCounts {
         add(&to.failed, &mut self.failed);
         add(&to.timed_out, &mut self.timed_out);
         add(&to.busy_ns, &mut self.busy_ns);
+    }
+}
+
+#[cfg(test)]
+mod latency_bucket_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn histogram_of(samples: &[u64]) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for s in samples {
+            TaskLatencies::record(&mut h, Duration::from_micros(*s));
+        }
+        h
+    }
+
+    /// Nearest rank, as `LatencyBuckets::quantile` and hdrhistogram define it.
+    fn exact(sorted: &[u64], q: f64) -> u64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank - 1]
+    }
+
+    #[test]
+    fn bounds_rise_and_every_bucket_keeps_the_documented_error() {
+        let bounds = latency_bucket_bounds();
+        assert_eq!(bounds[0], 1);
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        assert!(*bounds.last().unwrap() >= 1 << 27);
+        let mut lo = 1;
+        for hi in bounds {
+            // The estimate for a bucket is the same whatever its samples; the worst
+            // sample is at either end.
+            let mid = ((lo as f64) * (*hi as f64)).sqrt().round();
+            for v in [lo, *hi] {
+                let err = (mid / v as f64 - 1.0).abs();
+                assert!(err <= LATENCY_BUCKET_ERROR, "bucket {lo}..={hi}: {err}");
+            }
+            lo = hi + 1;
+        }
+    }
+
+    #[test]
+    fn an_empty_histogram_has_no_buckets() {
+        let b = LatencyBuckets::of(&new_histogram());
+        assert_eq!(b, LatencyBuckets::default());
+        assert_eq!(b.percentiles(), Percentiles::default());
+    }
+
+    #[test]
+    fn samples_above_the_last_bound_overflow_and_report_the_maximum() {
+        let b = LatencyBuckets::of(&histogram_of(&[10, 1 << 28, 1 << 29]));
+        assert_eq!(b.overflow, 2);
+        assert_eq!(b.count(), 3);
+        assert_eq!(b.quantile(0.2), 10);
+        let max = b.quantile(0.99);
+        assert!((max as f64 / (1u64 << 29) as f64 - 1.0).abs() < 0.01, "{max}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn merged_buckets_give_the_percentiles_of_all_samples(
+            parts in prop::collection::vec(
+                (1u64..5_000_000, prop::collection::vec(0.5f64..2.0, 1..200)),
+                1..4,
+            ),
+        ) {
+            // Each part is one process: samples spread around its own centre.
+            let mut all = Vec::new();
+            let mut merged = LatencyBuckets::default();
+            for (centre, spread) in &parts {
+                let samples: Vec<u64> =
+                    spread.iter().map(|f| ((*centre as f64) * f).max(1.0) as u64).collect();
+                merged.add(&LatencyBuckets::of(&histogram_of(&samples)));
+                all.extend(samples);
+            }
+            all.sort_unstable();
+            prop_assert_eq!(merged.count(), all.len() as u64);
+            for q in [0.5, 0.9, 0.99] {
+                let (got, want) = (merged.quantile(q) as f64, exact(&all, q) as f64);
+                prop_assert!((got / want - 1.0).abs() <= LATENCY_BUCKET_ERROR, "q {}: {} vs {}", q, got, want);
+            }
+            let max = merged.percentiles().max as f64;
+            prop_assert!(max >= *all.last().unwrap() as f64);
+            prop_assert!(max / *all.last().unwrap() as f64 <= 1.01);
+        }
     }
 }
