@@ -101,21 +101,14 @@ impl crate::http::Endpoints for Shared {
         let snap = self.engine.lock().as_ref().map(Topology::metrics);
         let links = self.links.lock().clone();
         let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
-        let mut page = crate::prom::render(
-            &crate::prom::Identity {
-                topology: &self.topology_name,
-                worker: &self.id,
-                generation: self.generation.load(Ordering::Relaxed),
-            },
-            snap.as_ref(),
-            &refs,
-            &self.inbound,
-        );
         let base = format!(
             "topology=\"{}\",worker=\"{}\"",
             label(&self.topology_name),
             label(&self.id)
         );
+        // The worker's own gauges come first: the operator's drain probe reads a bounded
+        // prefix of the page, which the engine's histograms could otherwise push them out of.
+        let mut page = String::new();
         let _ = write!(
             page,
             "# HELP squall_worker_engine_starts_total Engines started by this worker process.\n\
@@ -142,6 +135,16 @@ impl crate::http::Endpoints for Shared {
                  squall_worker_in_flight{{{base}}} {in_flight}\n"
             );
         }
+        page.push_str(&crate::prom::render(
+            &crate::prom::Identity {
+                topology: &self.topology_name,
+                worker: &self.id,
+                generation: self.generation.load(Ordering::Relaxed),
+            },
+            snap.as_ref(),
+            &refs,
+            &self.inbound,
+        ));
         page
     }
 
