@@ -25,6 +25,7 @@ pub mod metrics;
 mod placement;
 pub mod queue;
 mod runtime;
+mod scheduler;
 mod tuple;
 mod value;
 
