@@ -24,8 +24,6 @@ pub(crate) struct AckerExecutor {
     timeout: Duration,
     next_rotate: Instant,
     next_publish: Instant,
-    /// Whether something changed since the last publish.
-    unpublished: bool,
 }
 
 impl AckerExecutor {
@@ -37,12 +35,10 @@ impl AckerExecutor {
             timeout,
             next_rotate: now + timeout,
             next_publish: now,
-            unpublished: true,
         }
     }
 
     fn publish(&mut self) {
-        self.unpublished = false;
         self.base.publish_held();
         for t in &mut self.tasks {
             t.counts.publish(&t.metrics.counters);
@@ -68,7 +64,6 @@ impl Executor for AckerExecutor {
                 }
             }
             self.next_rotate = now + self.timeout;
-            self.unpublished = true;
         }
         if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
             return self.base.wait_downstream(now);
@@ -85,8 +80,7 @@ impl Executor for AckerExecutor {
             false
         };
         self.base.inbox = batch;
-        self.unpublished |= progress;
-        if now >= self.next_publish || (!progress && self.unpublished) {
+        if now >= self.next_publish || !progress {
             self.publish();
             self.next_publish = now + Duration::from_millis(50);
         }

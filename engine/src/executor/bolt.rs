@@ -59,8 +59,6 @@ pub(crate) struct BoltExecutor {
     tick: Option<Duration>,
     next_tick: Option<Instant>,
     next_publish: Instant,
-    /// Whether something changed since the last publish.
-    unpublished: bool,
 }
 
 impl BoltExecutor {
@@ -72,7 +70,6 @@ impl BoltExecutor {
             tick,
             next_tick: tick.map(|t| now + t),
             next_publish: now,
-            unpublished: true,
         }
     }
 }
@@ -87,14 +84,10 @@ impl Executor for BoltExecutor {
                 }
                 self.next_tick = Some(at + period);
                 self.base.outbox.flush();
-                self.unpublished = true;
             }
         }
         if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
-            if self.unpublished || now >= self.next_publish {
-                self.publish();
-                self.next_publish = now + Duration::from_millis(50);
-            }
+            self.publish();
             return self.base.wait_downstream(now);
         }
         let mut batch = std::mem::take(&mut self.base.inbox);
@@ -121,8 +114,7 @@ impl Executor for BoltExecutor {
             false
         };
         self.base.inbox = batch;
-        self.unpublished |= progress;
-        if now >= self.next_publish || (!progress && self.unpublished) {
+        if now >= self.next_publish || !progress {
             self.publish();
             self.next_publish = now + Duration::from_millis(50);
         }
@@ -308,7 +300,6 @@ impl BoltExecutor {
     }
 
     fn publish(&mut self) {
-        self.unpublished = false;
         self.base.publish_held();
         for t in &mut self.tasks {
             t.io.counts.publish(&t.metrics.counters);
@@ -318,8 +309,7 @@ impl BoltExecutor {
             }
         }
         if let Some(t) = self.tasks.first() {
-            let m = Arc::clone(&t.metrics);
-            self.base.drain_blocked_time(&m);
+            self.base.drain_blocked_time(&t.metrics);
         }
     }
 }

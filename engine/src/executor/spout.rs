@@ -40,8 +40,6 @@ pub(crate) struct SpoutExecutor {
     idle_streak: u32,
     /// When the last step found every task at max pending (for the skipped-time metric).
     skipped_since: Option<Instant>,
-    /// Whether something changed since the last publish.
-    unpublished: bool,
 }
 
 impl SpoutExecutor {
@@ -63,7 +61,6 @@ impl SpoutExecutor {
             rr: 0,
             idle_streak: 0,
             skipped_since: None,
-            unpublished: true,
         }
     }
 
@@ -112,7 +109,6 @@ impl Executor for SpoutExecutor {
         if now >= self.next_sweep {
             self.expire(now);
             self.next_sweep = now + sweep_period(self.timeout);
-            self.unpublished = true;
         }
         self.immediate_acks();
         self.base.outbox.flush_ready();
@@ -128,8 +124,7 @@ impl Executor for SpoutExecutor {
             // About to wait: nothing may stay behind in the outbox.
             self.base.outbox.flush();
         }
-        self.unpublished |= progress;
-        if now >= self.next_publish || (!progress && self.unpublished) {
+        if now >= self.next_publish || !progress {
             self.publish();
             self.next_publish = now + Duration::from_millis(50);
         }
@@ -400,7 +395,6 @@ impl SpoutExecutor {
     }
 
     fn publish(&mut self) {
-        self.unpublished = false;
         self.base.publish_held();
         for t in &mut self.tasks {
             t.counts.publish(&t.metrics.counters);
@@ -415,8 +409,7 @@ impl SpoutExecutor {
             }
         }
         if let Some(t) = self.tasks.first() {
-            let m = Arc::clone(&t.metrics);
-            self.base.drain_blocked_time(&m);
+            self.base.drain_blocked_time(&t.metrics);
         }
     }
 }
