@@ -23,11 +23,13 @@
 //!   there; a cooperative one on a dedicated thread costs only the thread.
 //! - A thread steps its executors round-robin for as long as any of them makes progress.
 //!   When none does, it yields a few times (work arriving within microseconds is picked up
-//!   without a futex wake-up), then announces sleep on all its queues and parks until the
+//!   without a futex wake-up), then announces sleep on its queues and parks until the
 //!   earliest deadline its executors asked for (tick tuples, message timeouts, spout
-//!   back-off; at most `MAX_PARK`). A push to any of its queues, room in a full
-//!   downstream queue one of its executors waits on, a task's `Waker`, activation and stop
-//!   all unpark it.
+//!   back-off; at most `MAX_PARK`). A push to the queue of an executor waiting for input,
+//!   room in a full downstream queue an executor waits on, a task's `Waker`, activation
+//!   and stop all unpark it. A bolt or acker whose output is held does not listen to its
+//!   queue (input is no use to it, and waking for it would spin); a spout does, because
+//!   acks are work for it either way.
 //! - A panic inside a component is caught where the component is called and restarts the
 //!   task (as before). A panic anywhere else in a step is caught per step too: that one
 //!   executor is retired with an error log, and the others on its thread keep going.
@@ -90,52 +92,75 @@ pub(crate) fn spawn(
         .spawn(move || run(group, &control))
 }
 
-fn run(mut group: Vec<Box<dyn Executor>>, control: &Control) {
+/// An executor on a thread, and whether its last step waits for input (rather than for
+/// room downstream).
+struct Slot {
+    executor: Box<dyn Executor>,
+    listening: bool,
+}
+
+fn run(group: Vec<Box<dyn Executor>>, control: &Control) {
     let me = std::thread::current();
-    for e in &group {
-        e.base().queue.set_consumer(me.clone());
-    }
+    let mut group: Vec<Slot> = group
+        .into_iter()
+        .map(|executor| {
+            executor.base().queue.set_consumer(me.clone());
+            Slot {
+                executor,
+                listening: true,
+            }
+        })
+        .collect();
     while !control.stop.load(Ordering::Acquire) {
         let mut busy = false;
         let mut wake_at: Option<Instant> = None;
-        group.retain_mut(|e| match catch_unwind(AssertUnwindSafe(|| e.step())) {
-            Ok(Step::Busy) => {
-                busy = true;
-                true
-            }
-            Ok(Step::Idle(at)) => {
-                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-                true
-            }
-            Err(p) => {
-                error!(component = %e.base().plan.name, error = %panic_message(&*p), "executor panicked outside a component; its tasks stop");
-                false
-            }
+        group.retain_mut(|s| {
+            let at = match catch_unwind(AssertUnwindSafe(|| s.executor.step())) {
+                Ok(Step::Busy) => {
+                    busy = true;
+                    return true;
+                }
+                Ok(Step::Idle(at)) => {
+                    s.listening = true;
+                    at
+                }
+                Ok(Step::Blocked(at)) => {
+                    s.listening = false;
+                    at
+                }
+                Err(p) => {
+                    error!(component = %s.executor.base().plan.name, error = %panic_message(&*p), "executor panicked outside a component; its tasks stop");
+                    return false;
+                }
+            };
+            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            true
         });
         if !busy {
             idle(&group, wake_at);
         }
     }
-    for e in &mut group {
-        if catch_unwind(AssertUnwindSafe(|| e.shutdown())).is_err() {
-            error!(component = %e.base().plan.name, "executor panicked while shutting down");
+    for s in &mut group {
+        if catch_unwind(AssertUnwindSafe(|| s.executor.shutdown())).is_err() {
+            error!(component = %s.executor.base().plan.name, "executor panicked while shutting down");
         }
     }
 }
 
 /// Waits for input, room downstream, a wake-up or the earliest deadline of the group.
-fn idle(group: &[Box<dyn Executor>], wake_at: Option<Instant>) {
+fn idle(group: &[Slot], wake_at: Option<Instant>) {
     let now = Instant::now();
     let deadline = wake_at.map_or(now + MAX_PARK, |w| w.min(now + MAX_PARK));
-    let has_input = || group.iter().any(|e| !e.base().queue.is_empty());
+    let listening = || group.iter().filter(|s| s.listening);
+    let has_input = || listening().any(|s| !s.executor.base().queue.is_empty());
     for _ in 0..SPIN_YIELDS {
         if has_input() || Instant::now() >= deadline {
             return;
         }
         std::thread::yield_now();
     }
-    for e in group {
-        e.base().queue.announce_sleep(true);
+    for s in listening() {
+        s.executor.base().queue.announce_sleep(true);
     }
     // Announce first, then look: a push in between is either seen here or unparks us.
     if !has_input() {
@@ -144,8 +169,8 @@ fn idle(group: &[Box<dyn Executor>], wake_at: Option<Instant>) {
             std::thread::park_timeout(left);
         }
     }
-    for e in group {
-        e.base().queue.announce_sleep(false);
+    for s in listening() {
+        s.executor.base().queue.announce_sleep(false);
     }
 }
 

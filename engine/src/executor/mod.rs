@@ -41,9 +41,13 @@ const BLOCKED_RECHECK: Duration = Duration::from_millis(1);
 pub(crate) enum Step {
     /// It did some work: step it again soon.
     Busy,
-    /// Nothing to do before this instant unless its queue receives input or a full
-    /// downstream queue it waits on gets room (both unpark the stepping thread).
+    /// Nothing to do before this instant unless its queue receives input (which unparks
+    /// the stepping thread).
     Idle(Instant),
+    /// Output is held for a full downstream queue: nothing to do before this instant
+    /// unless that queue gets room (which unparks the stepping thread). Input does not
+    /// help, so it must not wake the thread, or a blocked executor would spin.
+    Blocked(Instant),
 }
 
 /// An executor as the scheduler sees it.
@@ -122,7 +126,7 @@ impl ExecutorBase {
         if self.outbox.has_room() {
             Step::Busy
         } else {
-            Step::Idle(now + BLOCKED_RECHECK)
+            Step::Blocked(now + BLOCKED_RECHECK)
         }
     }
 }

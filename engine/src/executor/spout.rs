@@ -94,9 +94,8 @@ impl SpoutExecutor {
 
 impl Executor for SpoutExecutor {
     fn step(&mut self) -> Step {
-        let now = Instant::now();
         if let Some(since) = self.skipped_since.take() {
-            let slept = now.saturating_duration_since(since).as_nanos() as u64;
+            let slept = since.elapsed().as_nanos() as u64;
             for t in &self.tasks {
                 t.metrics
                     .counters
@@ -106,6 +105,9 @@ impl Executor for SpoutExecutor {
         }
         let active = self.follow_activation();
         let mut progress = self.drain_input();
+        // Read the clock after the acks: emit times (the base of timeouts and complete
+        // latency) must not be older than the emits.
+        let now = Instant::now();
         if now >= self.next_sweep {
             self.expire(now);
             self.next_sweep = now + sweep_period(self.timeout);
@@ -133,7 +135,11 @@ impl Executor for SpoutExecutor {
             return Step::Busy;
         }
         if self.base.outbox.is_blocked() {
-            return self.base.wait_downstream(now);
+            // Acks are work even while output is held, so input still wakes a spout.
+            return match self.base.wait_downstream(now) {
+                Step::Blocked(at) => Step::Idle(at),
+                step => step,
+            };
         }
         // Idle spouts and spouts at max pending wait until an ack arrives (the queue wakes
         // the thread) or a while passes: 50 µs after work, growing to 1 ms (Storm's
