@@ -105,17 +105,19 @@ impl Executor for SpoutExecutor {
         }
         let active = self.follow_activation();
         let mut progress = self.drain_input();
-        // Read the clock after the acks: emit times (the base of timeouts and complete
-        // latency) must not be older than the emits.
-        let now = Instant::now();
+        let mut now = Instant::now();
         if now >= self.next_sweep {
             self.expire(now);
             self.next_sweep = now + sweep_period(self.timeout);
+            // The spout replays in `fail`: stamp those emits after it, not before.
+            now = Instant::now();
         }
         self.immediate_acks();
         self.base.outbox.flush_ready();
         let mut skipped = false;
         if active && !self.base.outbox.is_blocked() {
+            // Emits are stamped with `now` (one clock read per step, not per tuple): the base
+            // of their timeout and complete latency, so it is read after the acks.
             let (p, s) = self.produce(now);
             progress |= p;
             skipped = s;
@@ -143,13 +145,14 @@ impl Executor for SpoutExecutor {
         }
         // Idle spouts and spouts at max pending wait until an ack arrives (the queue wakes
         // the thread) or a while passes: 50 µs after work, growing to 1 ms (Storm's
-        // default) while idle, so paced spouts emit in small bursts.
+        // default) while idle, so paced spouts emit in small bursts. The timeout sweep
+        // waits for the same wake-ups: it is due every T/4 and may run up to 1 ms late.
         self.idle_streak = self.idle_streak.saturating_add(1);
         let wait = Duration::from_micros((25u64 << self.idle_streak.min(6)).min(1000));
         if skipped {
             self.skipped_since = Some(now);
         }
-        Step::Idle((now + wait).min(self.next_sweep))
+        Step::Idle(now + wait)
     }
 
     fn shutdown(&mut self) {
