@@ -109,7 +109,8 @@ impl Executor for SpoutExecutor {
         if now >= self.next_sweep {
             self.expire(now);
             self.next_sweep = now + sweep_period(self.timeout);
-            // The spout replays in `fail`: stamp those emits after it, not before.
+            // Failing expired trees calls the spout: stamp the emits that follow (often
+            // their replays) after those calls, not before.
             now = Instant::now();
         }
         self.immediate_acks();
