@@ -142,6 +142,16 @@ pub fn run_case(name: &str, warmup: Duration, window: Duration, rate: Option<u64
     if let Some(env) = &env {
         yaml = yaml.replace(case.body, &env.body());
     }
+    // Threads shared by the executors (default: one per core); as many as there are
+    // executors gives each its own thread, the engine's model before the scheduler.
+    if let Ok(t) = std::env::var("SQUALL_BENCH_THREADS") {
+        let t: u64 = t.parse().context("SQUALL_BENCH_THREADS")?;
+        yaml = yaml.replacen(
+            "spec:\n",
+            &format!("spec:\n  config: {{squall.executor.threads: {t}}}\n"),
+            1,
+        );
+    }
     let m = TopologyManifest::from_yaml(&yaml, name)?;
     let plan = validate(&m, &Builtins).map_err(|e| anyhow!("{e}"))?;
     let topo =

@@ -230,6 +230,14 @@ impl ComponentFactory for Builtins {
             ))),
         }
     }
+
+    /// In-memory kinds, local file reads and the live feeds (a reader thread fills a
+    /// channel) return within microseconds;
+    /// `shell` (subprocess round trips) and `redis-counter` (network) keep their own thread.
+    fn cooperative(&self, component: &ComponentPlan) -> bool {
+        let blocking = [SHELL, squall_connectors::redis_counter::KIND];
+        KINDS.contains(&component.kind.as_str()) && !blocking.contains(&component.kind.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +272,28 @@ mod tests {
             }
         }
         assert_eq!(Builtins.describe("nope", &Config::new()), None);
+    }
+
+    #[test]
+    fn only_kinds_that_never_block_share_executor_threads() {
+        let plan = |kind: &str| ComponentPlan {
+            name: "c".into(),
+            role: Role::Bolt,
+            kind: kind.into(),
+            parallelism: 1,
+            tasks: vec![1],
+            config: Config::new(),
+            outputs: Vec::new(),
+            inputs: Vec::new(),
+            tick: None,
+            shell: None,
+        };
+        for kind in ["const", "identity", "null", "count", "websocket"] {
+            assert!(Builtins.cooperative(&plan(kind)), "{kind}");
+        }
+        for kind in [SHELL, "redis-counter", "no-such-kind"] {
+            assert!(!Builtins.cooperative(&plan(kind)), "{kind}");
+        }
     }
 
     #[test]

@@ -267,4 +267,11 @@ pub trait ComponentFactory: Send + Sync {
     fn spout(&self, component: &ComponentPlan) -> Result<Box<dyn Spout>, ComponentError>;
     /// A bolt instance for a task of `component`.
     fn bolt(&self, component: &ComponentPlan) -> Result<Box<dyn Bolt>, ComponentError>;
+    /// Whether every method of `component`'s instances returns within microseconds (no
+    /// network or subprocess round trips, no sleeps), so its executor may share a thread
+    /// with others. The default is no: a component that blocks on a shared thread stalls
+    /// every executor there, while a cooperative one on its own thread only costs a thread.
+    fn cooperative(&self, _component: &ComponentPlan) -> bool {
+        false
+    }
 }

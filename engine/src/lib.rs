@@ -12,6 +12,15 @@
 //! - With ackers = 0, spouts are acked right after emit: at-most-once.
 //! - Queues are bounded in tuples; a full queue stops its producers, up to the spouts.
 //!   Nothing is dropped for lack of room.
+//!
+//! # Threads
+//! Executors are step-able state machines. Those of components whose factory calls them
+//! [`ComponentFactory::cooperative`] (and the ackers) share a pool of
+//! [`EngineOptions::threads`] threads, one per core by default (topology config
+//! `squall.executor.threads`); every other executor gets a thread of its own, because a
+//! component that blocks on a shared thread would stall its neighbours. A full queue never
+//! blocks a thread: the producer's step returns and its neighbours keep running. The
+//! scheduler module's documentation has the details.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -25,6 +34,7 @@ pub mod metrics;
 mod placement;
 pub mod queue;
 mod runtime;
+mod scheduler;
 mod tuple;
 mod value;
 

@@ -13,8 +13,8 @@ use crate::acker::{IdMap, Ledger};
 use crate::collector::{Routing, SpoutState, StreamRoute};
 use crate::component::{ComponentError, ComponentFactory, TaskContext, Waker};
 use crate::executor::{
-    AckerExecutor, AckerTask, BoltExecutor, BoltIo, BoltTask, Control, ExecutorBase, ExecutorGauges,
-    SpoutExecutor, SpoutTask,
+    AckerExecutor, AckerTask, BoltExecutor, BoltIo, BoltTask, Control, Executor, ExecutorBase,
+    ExecutorGauges, SpoutExecutor, SpoutTask,
 };
 use crate::fabric::{Fabric, Outbox, NO_QUEUE};
 use crate::grouping::{Grouper, Rng};
@@ -23,6 +23,7 @@ use crate::metrics::{
 };
 use crate::placement::{Inbound, Links, Placement, WireSchemas};
 use crate::queue::BatchQueue;
+use crate::scheduler;
 use crate::tuple::Schema;
 
 /// Engine settings that are not part of the topology's semantics.
@@ -32,6 +33,9 @@ pub struct EngineOptions {
     pub queue_capacity: usize,
     /// Messages per batch handed to a queue.
     pub batch_size: usize,
+    /// Threads shared by the cooperative executors (see the scheduler's docs); 0 means
+    /// one per core. Executors of other components always get a thread of their own.
+    pub threads: usize,
 }
 
 impl Default for EngineOptions {
@@ -39,12 +43,14 @@ impl Default for EngineOptions {
         EngineOptions {
             queue_capacity: 16_384,
             batch_size: 256,
+            threads: 0,
         }
     }
 }
 
 impl EngineOptions {
-    /// Reads overrides from the topology config (`squall.queue.capacity`, `squall.batch.size`).
+    /// Reads overrides from the topology config (`squall.queue.capacity`, `squall.batch.size`,
+    /// `squall.executor.threads`).
     pub fn from_plan(plan: &Plan) -> Self {
         let mut o = EngineOptions::default();
         let get = |k: &str| {
@@ -59,6 +65,9 @@ impl EngineOptions {
         }
         if let Some(v) = get("squall.batch.size") {
             o.batch_size = v as usize;
+        }
+        if let Some(v) = get("squall.executor.threads") {
+            o.threads = v as usize;
         }
         o
     }
@@ -212,7 +221,8 @@ impl Topology {
         let all_tasks: Vec<u32> = placement.local.iter().copied().collect();
 
         let mut executors = Vec::new();
-        let mut runners: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
+        // (name, role, cooperative, executor), placed on threads once all are built.
+        let mut built: Vec<(String, Role, bool, Box<dyn Executor>)> = Vec::new();
         let mut rng = Rng::new(0x5ca1_ab1e);
         for (ei, (ci, tasks)) in layout.iter().enumerate() {
             let comp = Arc::new(plan.components[*ci].clone());
@@ -270,6 +280,8 @@ impl Topology {
                 counters: task_metrics(t).custom.clone(),
             };
             let name = format!("{}-{}", comp.name, ei);
+            // Ackers are the engine's own and never block.
+            let cooperative = comp.role == Role::Acker || factory.cooperative(&comp);
             match comp.role {
                 Role::Spout => {
                     let mut ts = Vec::new();
@@ -297,16 +309,12 @@ impl Topology {
                             finished: false,
                         });
                     }
-                    let ex = SpoutExecutor {
-                        base,
-                        tasks: ts,
-                        max_pending: plan
-                            .max_spout_pending
-                            .filter(|_| plan.ackers > 0)
-                            .map(|p| p as usize),
-                        timeout: plan.message_timeout,
-                    };
-                    runners.push((name, Box::new(move || ex.run())));
+                    let max_pending = plan
+                        .max_spout_pending
+                        .filter(|_| plan.ackers > 0)
+                        .map(|p| p as usize);
+                    let ex = SpoutExecutor::new(base, ts, max_pending, plan.message_timeout);
+                    built.push((name, comp.role, cooperative, Box::new(ex)));
                 }
                 Role::Bolt => {
                     let mut ts = Vec::new();
@@ -333,12 +341,8 @@ impl Topology {
                             retry_at: None,
                         });
                     }
-                    let ex = BoltExecutor {
-                        base,
-                        tasks: ts,
-                        tick: comp.tick,
-                    };
-                    runners.push((name, Box::new(move || ex.run())));
+                    let ex = BoltExecutor::new(base, ts, comp.tick);
+                    built.push((name, comp.role, cooperative, Box::new(ex)));
                 }
                 Role::Acker => {
                     let ts = tasks
@@ -350,22 +354,30 @@ impl Topology {
                             counts: LocalCounts::default(),
                         })
                         .collect();
-                    let ex = AckerExecutor {
-                        base,
-                        tasks: ts,
-                        timeout: plan.message_timeout,
-                    };
-                    runners.push((name, Box::new(move || ex.run())));
+                    let ex = AckerExecutor::new(base, ts, plan.message_timeout);
+                    built.push((name, comp.role, cooperative, Box::new(ex)));
                 }
             }
         }
+        let shared = match opts.threads {
+            0 => scheduler::default_threads(),
+            n => n,
+        };
+        let roles: Vec<(Role, bool)> = built.iter().map(|(_, r, c, _)| (*r, *c)).collect();
+        let groups = scheduler::assign(&roles, shared);
+        let mut slots: Vec<Option<(String, Box<dyn Executor>)>> =
+            built.into_iter().map(|(n, _, _, e)| Some((n, e))).collect();
         let mut threads = Vec::new();
-        for (i, (name, run)) in runners.into_iter().enumerate() {
-            let queue = Arc::clone(&queues[i]);
-            let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
-                queue.set_consumer(std::thread::current());
-                run()
-            });
+        for (gi, members) in groups.iter().enumerate() {
+            let (names, group): (Vec<String>, Vec<Box<dyn Executor>>) =
+                members.iter().filter_map(|&i| slots[i].take()).unzip();
+            // A dedicated thread keeps its executor's name; pool threads are numbered.
+            let shared_group = members.first().is_some_and(|&i| roles[i].1);
+            let name = match names.into_iter().next() {
+                Some(n) if !shared_group => n,
+                _ => format!("squall-exec-{gi}"),
+            };
+            let spawned = scheduler::spawn(name.clone(), group, Arc::clone(&control));
             match spawned {
                 Ok(h) => threads.push(h),
                 Err(source) => {
@@ -374,7 +386,7 @@ impl Topology {
                 }
             }
         }
-        info!(topology = %plan.name, executors = threads.len(), tasks = placement.local.len(), peers = outbound.len(), "topology started");
+        info!(topology = %plan.name, executors = executors.len(), threads = threads.len(), shared, tasks = placement.local.len(), peers = outbound.len(), "topology started");
         let links = Links {
             outbound,
             inbound: Inbound {
@@ -399,6 +411,12 @@ impl Topology {
     /// The plan this topology runs.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Threads running this process's executors: the shared pool plus one per dedicated
+    /// executor.
+    pub fn executor_threads(&self) -> usize {
+        self.threads.len()
     }
 
     /// Lets spouts emit.

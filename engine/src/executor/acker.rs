@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{ExecutorBase, MAX_PARK};
+use super::{Executor, ExecutorBase, Step, MAX_PARK};
 use crate::acker::{Ledger, Outcome};
 use crate::fabric::Msg;
 use crate::metrics::{LocalCounts, TaskMetrics};
@@ -19,64 +19,91 @@ pub(crate) struct AckerTask {
 }
 
 pub(crate) struct AckerExecutor {
-    pub base: ExecutorBase,
-    pub tasks: Vec<AckerTask>,
-    pub timeout: Duration,
+    base: ExecutorBase,
+    tasks: Vec<AckerTask>,
+    timeout: Duration,
+    next_rotate: Instant,
+    next_publish: Instant,
 }
 
 impl AckerExecutor {
-    pub fn run(mut self) {
-        let mut next_rotate = Instant::now() + self.timeout;
-        let mut next_publish = Instant::now();
-        while !self.base.control.stop.load(Ordering::Acquire) {
-            let now = Instant::now();
-            if now >= next_rotate {
-                for t in &mut self.tasks {
-                    let dropped = t.ledger.rotate();
-                    if dropped > 0 {
-                        warn!(
-                            task = t.id,
-                            dropped, "acker forgot trees untouched for two message timeouts"
-                        );
-                    }
-                }
-                next_rotate = now + self.timeout;
-            }
-            if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
-                self.base.wait_downstream(Duration::from_millis(1));
-                continue;
-            }
-            let mut batch = std::mem::take(&mut self.base.inbox);
-            let progress = if self.base.queue.pop_into(&mut batch) {
-                for msg in batch.drain(..) {
-                    self.handle(msg);
-                }
-                self.base.outbox.flush_ready();
-                true
-            } else {
-                self.base.outbox.flush();
-                false
-            };
-            self.base.inbox = batch;
-            if now >= next_publish || !progress {
-                self.base.publish_held();
-                for t in &mut self.tasks {
-                    t.counts.publish(&t.metrics.counters);
-                    t.metrics
-                        .counters
-                        .pending
-                        .store(t.ledger.len() as u64, Ordering::Relaxed);
-                }
-                next_publish = now + Duration::from_millis(50);
-            }
-            if !progress {
-                self.base
-                    .queue
-                    .park_consumer(MAX_PARK.min(next_rotate.saturating_duration_since(Instant::now())));
-            }
+    pub fn new(base: ExecutorBase, tasks: Vec<AckerTask>, timeout: Duration) -> Self {
+        let now = Instant::now();
+        AckerExecutor {
+            base,
+            tasks,
+            timeout,
+            next_rotate: now + timeout,
+            next_publish: now,
         }
     }
 
+    fn publish(&mut self) {
+        self.base.publish_held();
+        for t in &mut self.tasks {
+            t.counts.publish(&t.metrics.counters);
+            t.metrics
+                .counters
+                .pending
+                .store(t.ledger.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Executor for AckerExecutor {
+    fn step(&mut self) -> Step {
+        let now = Instant::now();
+        if now >= self.next_rotate {
+            for t in &mut self.tasks {
+                let dropped = t.ledger.rotate();
+                if dropped > 0 {
+                    warn!(
+                        task = t.id,
+                        dropped, "acker forgot trees untouched for two message timeouts"
+                    );
+                }
+            }
+            self.next_rotate = now + self.timeout;
+        }
+        if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
+            return self.base.wait_downstream(now);
+        }
+        let mut batch = std::mem::take(&mut self.base.inbox);
+        let progress = if self.base.queue.pop_into(&mut batch) {
+            for msg in batch.drain(..) {
+                self.handle(msg);
+            }
+            self.base.outbox.flush_ready();
+            true
+        } else {
+            self.base.outbox.flush();
+            false
+        };
+        self.base.inbox = batch;
+        if now >= self.next_publish || !progress {
+            self.publish();
+            self.next_publish = now + Duration::from_millis(50);
+        }
+        if progress {
+            Step::Busy
+        } else if self.base.outbox.is_blocked() {
+            self.base.wait_downstream(now)
+        } else {
+            Step::Idle((now + MAX_PARK).min(self.next_rotate))
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.base.outbox.flush();
+        self.publish();
+    }
+
+    fn base(&self) -> &ExecutorBase {
+        &self.base
+    }
+}
+
+impl AckerExecutor {
     fn handle(&mut self, msg: Msg) {
         let Some(i) = self.base.slot(msg.task(), self.tasks.len()) else {
             return;

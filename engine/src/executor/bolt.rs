@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{panic_message, record_error, ExecutorBase, MAX_PARK, SAMPLE_EVERY};
+use super::{panic_message, record_error, Executor, ExecutorBase, Step, MAX_PARK, SAMPLE_EVERY};
 use crate::collector::{BoltOutput, Routing};
 use crate::component::{Bolt, TaskContext};
 use crate::fabric::{Fabric, Msg, Outbox};
@@ -54,67 +54,84 @@ pub(crate) struct BoltTask {
 }
 
 pub(crate) struct BoltExecutor {
-    pub base: ExecutorBase,
-    pub tasks: Vec<BoltTask>,
-    pub tick: Option<Duration>,
+    base: ExecutorBase,
+    tasks: Vec<BoltTask>,
+    tick: Option<Duration>,
+    next_tick: Option<Instant>,
+    next_publish: Instant,
 }
 
 impl BoltExecutor {
-    pub fn run(mut self) {
-        let mut next_tick = self.tick.map(|t| Instant::now() + t);
-        let mut next_publish = Instant::now();
-        while !self.base.control.stop.load(Ordering::Acquire) {
-            let now = Instant::now();
-            if let (Some(at), Some(period)) = (next_tick, self.tick) {
-                if now >= at && !self.base.outbox.is_blocked() {
-                    for i in 0..self.tasks.len() {
-                        self.execute(i, Tuple::tick(period.as_secs()));
-                    }
-                    next_tick = Some(at + period);
-                    self.base.outbox.flush();
+    pub fn new(base: ExecutorBase, tasks: Vec<BoltTask>, tick: Option<Duration>) -> Self {
+        let now = Instant::now();
+        BoltExecutor {
+            base,
+            tasks,
+            tick,
+            next_tick: tick.map(|t| now + t),
+            next_publish: now,
+        }
+    }
+}
+
+impl Executor for BoltExecutor {
+    fn step(&mut self) -> Step {
+        let now = Instant::now();
+        if let (Some(at), Some(period)) = (self.next_tick, self.tick) {
+            if now >= at && !self.base.outbox.is_blocked() {
+                for i in 0..self.tasks.len() {
+                    self.execute(i, Tuple::tick(period.as_secs()));
                 }
-            }
-            if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
-                self.publish();
-                self.base.wait_downstream(Duration::from_millis(1));
-                continue;
-            }
-            let mut batch = std::mem::take(&mut self.base.inbox);
-            let progress = if self.base.queue.pop_into(&mut batch) {
-                for msg in batch.drain(..) {
-                    match msg {
-                        Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
-                            Some(i) => self.execute(i, tuple),
-                            None => {
-                                warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
-                            }
-                        },
-                        other => {
-                            warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
-                        }
-                    }
-                }
-                self.poll_all();
-                self.base.outbox.flush_ready();
-                true
-            } else {
-                self.poll_all();
+                self.next_tick = Some(at + period);
                 self.base.outbox.flush();
-                false
-            };
-            self.base.inbox = batch;
-            if now >= next_publish || !progress {
-                self.publish();
-                next_publish = now + Duration::from_millis(50);
-            }
-            if !progress && !self.base.outbox.is_blocked() {
-                let mut wait = MAX_PARK;
-                if let Some(at) = next_tick {
-                    wait = wait.min(at.saturating_duration_since(Instant::now()));
-                }
-                self.base.queue.park_consumer(wait);
             }
         }
+        if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
+            self.publish();
+            return self.base.wait_downstream(now);
+        }
+        let mut batch = std::mem::take(&mut self.base.inbox);
+        let progress = if self.base.queue.pop_into(&mut batch) {
+            for msg in batch.drain(..) {
+                match msg {
+                    Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
+                        Some(i) => self.execute(i, tuple),
+                        None => {
+                            warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
+                        }
+                    },
+                    other => {
+                        warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
+                    }
+                }
+            }
+            self.poll_all();
+            self.base.outbox.flush_ready();
+            true
+        } else {
+            self.poll_all();
+            self.base.outbox.flush();
+            false
+        };
+        self.base.inbox = batch;
+        if now >= self.next_publish || !progress {
+            self.publish();
+            self.next_publish = now + Duration::from_millis(50);
+        }
+        if progress {
+            return Step::Busy;
+        }
+        if self.base.outbox.is_blocked() {
+            return self.base.wait_downstream(now);
+        }
+        let mut wake = now + MAX_PARK;
+        if let Some(at) = self.next_tick {
+            wake = wake.min(at);
+        }
+        Step::Idle(wake)
+    }
+
+    fn shutdown(&mut self) {
         self.base.outbox.flush();
         for t in &mut self.tasks {
             if let Some(b) = t.instance.as_mut() {
@@ -126,6 +143,12 @@ impl BoltExecutor {
         self.publish();
     }
 
+    fn base(&self) -> &ExecutorBase {
+        &self.base
+    }
+}
+
+impl BoltExecutor {
     fn execute(&mut self, i: usize, mut tuple: Tuple) {
         let t = &mut self.tasks[i];
         if t.instance.is_none() && !Self::try_revive(&self.base, t) {
@@ -286,8 +309,7 @@ impl BoltExecutor {
             }
         }
         if let Some(t) = self.tasks.first() {
-            let m = Arc::clone(&t.metrics);
-            self.base.drain_blocked_time(&m);
+            self.base.drain_blocked_time(&t.metrics);
         }
     }
 }

@@ -1,9 +1,13 @@
-//! Executors: one thread each, running one or more tasks of one component.
+//! Executors: step-able state machines, each running one or more tasks of one component.
 //!
-//! Every loop follows the same rules: drain what the executor must always drain (acks at
-//! spouts), push held output downstream, then do new work only if nothing is held, and
-//! park when there is nothing to do. A full downstream queue therefore stops a bolt from
-//! taking input and a spout from being asked for tuples, which is all back pressure is.
+//! A `step` does a bounded amount of work and says what happened (see [`Step`]); the
+//! scheduler (`crate::scheduler`) decides which thread steps which executor. Every step
+//! follows the same rules: drain what the executor must always drain (acks at spouts),
+//! push held output downstream, then do new work only if nothing is held. A full
+//! downstream queue therefore stops a bolt from taking input and a spout from being asked
+//! for tuples, which is all back pressure is, and it never blocks the thread: the step
+//! returns and the thread's other executors (possibly the very consumer that must make
+//! room) keep running.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +32,33 @@ pub(crate) use spout::{SpoutExecutor, SpoutTask};
 /// One latency sample every this many tuples (Storm samples 5%).
 pub(super) const SAMPLE_EVERY: u64 = 16;
 /// Longest a parked executor sleeps before looking at its timers again.
-pub(super) const MAX_PARK: Duration = Duration::from_millis(10);
+pub(crate) const MAX_PARK: Duration = Duration::from_millis(10);
+/// How long an executor with held output waits for a wake-up before trying again.
+const BLOCKED_RECHECK: Duration = Duration::from_millis(1);
+
+/// What one step of an executor did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// It did some work: step it again soon.
+    Busy,
+    /// Nothing to do before this instant unless its queue receives input (which unparks
+    /// the stepping thread).
+    Idle(Instant),
+    /// Output is held for a full downstream queue: nothing to do before this instant
+    /// unless that queue gets room (which unparks the stepping thread). Input does not
+    /// help, so it must not wake the thread, or a blocked executor would spin.
+    Blocked(Instant),
+}
+
+/// An executor as the scheduler sees it.
+pub(crate) trait Executor: Send {
+    /// Does a bounded amount of work. Never blocks on other executors.
+    fn step(&mut self) -> Step;
+    /// Flushes what it can, closes its tasks and publishes its final metrics.
+    fn shutdown(&mut self);
+    /// The common parts (queue, plan).
+    fn base(&self) -> &ExecutorBase;
+}
 
 /// State every executor shares with the topology handle.
 pub(crate) struct Control {
@@ -89,16 +119,19 @@ impl ExecutorBase {
         }
     }
 
-    /// Waits until held output can move, or `timeout`.
-    pub(super) fn wait_downstream(&self, timeout: Duration) {
+    /// Held output could not move: asks the full queues to unpark this thread when they
+    /// have room, and says when to look again regardless.
+    pub(super) fn wait_downstream(&self, now: Instant) -> Step {
         self.outbox.wait_for_room();
-        if !self.outbox.has_room() {
-            std::thread::park_timeout(timeout);
+        if self.outbox.has_room() {
+            Step::Busy
+        } else {
+            Step::Blocked(now + BLOCKED_RECHECK)
         }
     }
 }
 
-pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{panic_message, record_error, ExecutorBase, SAMPLE_EVERY};
+use super::{panic_message, record_error, Executor, ExecutorBase, Step, SAMPLE_EVERY};
 use crate::acker::IdMap;
 use crate::collector::{Routing, SpoutOutput, SpoutState};
 use crate::component::{Spout, TaskContext};
@@ -27,105 +27,151 @@ pub(crate) struct SpoutTask {
 }
 
 pub(crate) struct SpoutExecutor {
-    pub base: ExecutorBase,
-    pub tasks: Vec<SpoutTask>,
-    pub max_pending: Option<usize>,
-    pub timeout: Duration,
+    base: ExecutorBase,
+    tasks: Vec<SpoutTask>,
+    max_pending: Option<usize>,
+    timeout: Duration,
+    was_active: bool,
+    next_sweep: Instant,
+    next_publish: Instant,
+    /// Task asked first in the next `produce`.
+    rr: usize,
+    /// Idle steps in a row; the wait before the next look grows with it.
+    idle_streak: u32,
+    /// When the last step found every task at max pending (for the skipped-time metric).
+    skipped_since: Option<Instant>,
 }
 
 impl SpoutExecutor {
-    pub fn run(mut self) {
-        let mut was_active = false;
-        let mut next_sweep = Instant::now() + sweep_period(self.timeout);
-        let mut next_publish = Instant::now();
-        let mut rr = 0usize;
-        let mut idle_streak = 0u32;
-        while !self.base.control.stop.load(Ordering::Acquire) {
-            let active = self.base.control.active.load(Ordering::Acquire);
-            if active != was_active {
-                for t in &mut self.tasks {
-                    let r = catch_unwind(AssertUnwindSafe(|| {
-                        if active {
-                            t.instance.activate()
-                        } else {
-                            t.instance.deactivate()
-                        }
-                    }));
-                    if let Err(p) = r {
-                        record_error(
-                            &t.metrics,
-                            &t.ctx.component,
-                            t.id,
-                            "spout panicked in activate/deactivate",
-                            &panic_message(&*p),
-                        );
-                    }
-                }
-                was_active = active;
-            }
-            let mut progress = self.drain_input();
-            if progress {
-                idle_streak = 0;
-            }
-            let now = Instant::now();
-            if now >= next_sweep {
-                self.expire(now);
-                next_sweep = now + sweep_period(self.timeout);
-            }
-            self.immediate_acks();
-            self.base.outbox.flush_ready();
-            let mut skipped = false;
-            if active && !self.base.outbox.is_blocked() {
-                let (p, s) = self.produce(&mut rr, now);
-                if p {
-                    idle_streak = 0;
-                }
-                progress |= p;
-                skipped = s;
-                self.base.outbox.flush_ready();
-            }
-            self.immediate_acks();
-            if !progress {
-                // About to wait: nothing may stay behind in the outbox.
-                self.base.outbox.flush();
-            }
-            if now >= next_publish || !progress {
-                self.publish(now);
-                next_publish = now + Duration::from_millis(50);
-            }
-            if !progress {
-                let wait = if self.base.outbox.is_blocked() {
-                    self.base.wait_downstream(Duration::from_millis(1));
-                    continue;
+    pub fn new(
+        base: ExecutorBase,
+        tasks: Vec<SpoutTask>,
+        max_pending: Option<usize>,
+        timeout: Duration,
+    ) -> Self {
+        let now = Instant::now();
+        SpoutExecutor {
+            base,
+            tasks,
+            max_pending,
+            timeout,
+            was_active: false,
+            next_sweep: now + sweep_period(timeout),
+            next_publish: now,
+            rr: 0,
+            idle_streak: 0,
+            skipped_since: None,
+        }
+    }
+
+    fn follow_activation(&mut self) -> bool {
+        let active = self.base.control.active.load(Ordering::Acquire);
+        if active == self.was_active {
+            return active;
+        }
+        for t in &mut self.tasks {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                if active {
+                    t.instance.activate()
                 } else {
-                    // Idle spouts and spouts at max pending sleep until an ack arrives (the
-                    // queue wakes us) or a while passes: 50 µs after work, growing to 1 ms
-                    // (Storm's default) while idle, so paced spouts emit in small bursts.
-                    idle_streak = idle_streak.saturating_add(1);
-                    Duration::from_micros((25u64 << idle_streak.min(6)).min(1000))
-                };
-                let t0 = Instant::now();
-                self.base.queue.park_consumer(wait);
-                if skipped {
-                    let slept = t0.elapsed().as_nanos() as u64;
-                    for t in &self.tasks {
-                        t.metrics
-                            .counters
-                            .skipped_max_pending_ns
-                            .fetch_add(slept, Ordering::Relaxed);
-                    }
+                    t.instance.deactivate()
                 }
+            }));
+            if let Err(p) = r {
+                record_error(
+                    &t.metrics,
+                    &t.ctx.component,
+                    t.id,
+                    "spout panicked in activate/deactivate",
+                    &panic_message(&*p),
+                );
             }
         }
+        self.was_active = active;
+        active
+    }
+}
+
+impl Executor for SpoutExecutor {
+    fn step(&mut self) -> Step {
+        if let Some(since) = self.skipped_since.take() {
+            let slept = since.elapsed().as_nanos() as u64;
+            for t in &self.tasks {
+                t.metrics
+                    .counters
+                    .skipped_max_pending_ns
+                    .fetch_add(slept, Ordering::Relaxed);
+            }
+        }
+        let active = self.follow_activation();
+        let mut progress = self.drain_input();
+        let mut now = Instant::now();
+        if now >= self.next_sweep {
+            self.expire(now);
+            self.next_sweep = now + sweep_period(self.timeout);
+            // Failing expired trees calls the spout: stamp the emits that follow (often
+            // their replays) after those calls, not before.
+            now = Instant::now();
+        }
+        self.immediate_acks();
+        self.base.outbox.flush_ready();
+        let mut skipped = false;
+        if active && !self.base.outbox.is_blocked() {
+            // Emits are stamped with `now` (one clock read per step, not per tuple): the base
+            // of their timeout and complete latency, so it is read after the acks.
+            let (p, s) = self.produce(now);
+            progress |= p;
+            skipped = s;
+            self.base.outbox.flush_ready();
+        }
+        self.immediate_acks();
+        if !progress {
+            // About to wait: nothing may stay behind in the outbox.
+            self.base.outbox.flush();
+        }
+        if now >= self.next_publish || !progress {
+            self.publish();
+            self.next_publish = now + Duration::from_millis(50);
+        }
+        if progress {
+            self.idle_streak = 0;
+            return Step::Busy;
+        }
+        if self.base.outbox.is_blocked() {
+            // Acks are work even while output is held, so input still wakes a spout.
+            return match self.base.wait_downstream(now) {
+                Step::Blocked(at) => Step::Idle(at),
+                step => step,
+            };
+        }
+        // Idle spouts and spouts at max pending wait until an ack arrives (the queue wakes
+        // the thread) or a while passes: 50 µs after work, growing to 1 ms (Storm's
+        // default) while idle, so paced spouts emit in small bursts. The timeout sweep
+        // waits for the same wake-ups: it is due every T/4 and may run up to 1 ms late.
+        self.idle_streak = self.idle_streak.saturating_add(1);
+        let wait = Duration::from_micros((25u64 << self.idle_streak.min(6)).min(1000));
+        if skipped {
+            self.skipped_since = Some(now);
+        }
+        Step::Idle(now + wait)
+    }
+
+    fn shutdown(&mut self) {
         self.base.outbox.flush();
         for t in &mut self.tasks {
             if catch_unwind(AssertUnwindSafe(|| t.instance.close())).is_err() {
                 warn!(component = %t.ctx.component, task = t.id, "spout panicked in close");
             }
         }
-        self.publish(Instant::now());
+        self.publish();
     }
 
+    fn base(&self) -> &ExecutorBase {
+        &self.base
+    }
+}
+
+impl SpoutExecutor {
     fn drain_input(&mut self) -> bool {
         let mut any = false;
         let mut batch = std::mem::take(&mut self.base.inbox);
@@ -241,13 +287,13 @@ impl SpoutExecutor {
     }
 
     /// Asks tasks for tuples. Returns (progress, skipped for max pending).
-    fn produce(&mut self, rr: &mut usize, now: Instant) -> (bool, bool) {
+    fn produce(&mut self, now: Instant) -> (bool, bool) {
         let n = self.tasks.len();
         let mut progress = false;
         let mut skipped = false;
         let budget = 256usize;
         for k in 0..n {
-            let i = (*rr + k) % n;
+            let i = (self.rr + k) % n;
             let mut calls = 0;
             while calls < budget && !self.base.outbox.is_blocked() {
                 let t = &mut self.tasks[i];
@@ -311,7 +357,7 @@ impl SpoutExecutor {
                 progress = true;
             }
         }
-        *rr = (*rr + 1) % n.max(1);
+        self.rr = (self.rr + 1) % n.max(1);
         let all_finished = self.tasks.iter().all(|t| t.finished);
         self.base.gauges.finished.store(all_finished, Ordering::Release);
         (progress, skipped)
@@ -358,7 +404,7 @@ impl SpoutExecutor {
         }
     }
 
-    fn publish(&mut self, _now: Instant) {
+    fn publish(&mut self) {
         self.base.publish_held();
         for t in &mut self.tasks {
             t.counts.publish(&t.metrics.counters);
@@ -373,8 +419,7 @@ impl SpoutExecutor {
             }
         }
         if let Some(t) = self.tasks.first() {
-            let m = Arc::clone(&t.metrics);
-            self.base.drain_blocked_time(&m);
+            self.base.drain_blocked_time(&t.metrics);
         }
     }
 }

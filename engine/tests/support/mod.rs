@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use squall_engine::{
@@ -21,9 +21,17 @@ pub struct Ledger {
     pub received: AtomicU64,
     pub ticks: AtomicU64,
     pub seen: Mutex<BTreeMap<i64, u32>>,
+    /// Whether `gate` bolts may go on, and how many of their calls began.
+    pub gate: Mutex<bool>,
+    pub gate_cv: Condvar,
+    pub gate_entered: AtomicU64,
 }
 
 impl Ledger {
+    pub fn open_gate(&self) {
+        *self.gate.lock().unwrap() = true;
+        self.gate_cv.notify_all();
+    }
     pub fn acked_ids(&self) -> usize {
         self.acks.lock().unwrap().len()
     }
@@ -263,6 +271,30 @@ impl Bolt for Buffering {
     }
 }
 
+/// Blocks in `execute` until the ledger's gate opens (at most a minute), then acks: a
+/// component that waits on something outside the topology.
+pub struct Gate {
+    ledger: Arc<Ledger>,
+}
+
+impl Bolt for Gate {
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        self.ledger.gate_entered.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut open = self.ledger.gate.lock().unwrap();
+        while !*open && Instant::now() < deadline {
+            open = self
+                .ledger
+                .gate_cv
+                .wait_timeout(open, Duration::from_millis(500))
+                .unwrap()
+                .0;
+        }
+        out.ack(input);
+        Ok(())
+    }
+}
+
 pub struct Kinds {
     pub ledger: Arc<Ledger>,
 }
@@ -275,9 +307,8 @@ impl Catalog for Kinds {
     fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
         let role = match kind {
             "replay" => Role::Spout,
-            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" | "erring" | "buffering" => {
-                Role::Bolt
-            }
+            "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" | "erring" | "buffering"
+            | "gate" => Role::Bolt,
             _ => return None,
         };
         Some(Ok(KindInfo {
@@ -294,6 +325,7 @@ impl Catalog for Kinds {
             "router",
             "direct-sink",
             "holder",
+            "gate",
         ]
         .map(String::from)
         .to_vec()
@@ -327,6 +359,7 @@ impl ComponentFactory for Kinds {
                 counters: None,
             }),
             "direct-sink" => Box::new(DirectSink { me: 0, ledger }),
+            "gate" => Box::new(Gate { ledger }),
             "holder" => Box::new(Holder {
                 held: Vec::new(),
                 hold: Duration::from_millis(num(&c.config, "hold_ms", 0)),
@@ -337,6 +370,20 @@ impl ComponentFactory for Kinds {
                 ack: c.config.get("ack").and_then(|v| v.as_bool()).unwrap_or(true),
             }),
         })
+    }
+    fn cooperative(&self, c: &ComponentPlan) -> bool {
+        !Kinds::dedicated(c)
+    }
+}
+
+impl Kinds {
+    /// Test kinds share threads unless their config says `dedicated: true`, so every
+    /// whole-topology test runs its executors on the shared pool.
+    fn dedicated(c: &ComponentPlan) -> bool {
+        c.config
+            .get("dedicated")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
     }
 }
 

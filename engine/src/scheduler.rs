@@ -1,0 +1,203 @@
+//! The executor scheduler: executors share at most as many threads as there are cores.
+//!
+//! # Why
+//! One OS thread per executor puts four busy threads (spout, two bolts, acker) on a
+//! two-core machine for the smallest acked pipeline; the kernel then time-slices them in
+//! milliseconds, and those slices are the tail of the complete latency. Executors are
+//! state machines instead ([`crate::executor::Step`]): a step does a bounded amount of
+//! work (drain acks, push held output, take one input batch or call `next_tuple` a bounded
+//! number of times) and never blocks on another executor, so any number of them can take
+//! turns on one thread.
+//!
+//! # How
+//! - **Cooperative executors** (ackers, and components whose factory says
+//!   [`crate::ComponentFactory::cooperative`]) are placed on a pool of
+//!   `EngineOptions::threads` threads (default: `available_parallelism`, topology config
+//!   `squall.executor.threads`), never more than there are such executors. Placement is
+//!   static and round-robin over spouts, then bolts, then ackers, so each role's executors
+//!   spread over the pool and neighbouring stages of a pipeline land on different threads.
+//! - **Dedicated executors** (everything else) get a thread of their own, running the same
+//!   loop with one executor. The default is dedicated because the engine cannot tell a
+//!   component that blocks (a subprocess round trip, a network write, a sleep) from one
+//!   that does not, and a blocking component on a shared thread stalls every executor
+//!   there; a cooperative one on a dedicated thread costs only the thread.
+//! - A thread steps its executors round-robin for as long as any of them makes progress.
+//!   When none does, it yields a few times (work arriving within microseconds is picked up
+//!   without a futex wake-up), then announces sleep on its queues and parks until the
+//!   earliest deadline its executors asked for (tick tuples, message timeouts, spout
+//!   back-off; at most `MAX_PARK`). A push to the queue of an executor waiting for input,
+//!   room in a full downstream queue an executor waits on, a task's `Waker`, activation
+//!   and stop all unpark it. A bolt or acker whose output is held does not listen to its
+//!   queue (input is no use to it, and waking for it would spin); a spout does, because
+//!   acks are work for it either way.
+//! - A panic inside a component is caught where the component is called and restarts the
+//!   task (as before). A panic anywhere else in a step is caught per step too: that one
+//!   executor is retired with an error log, and the others on its thread keep going.
+//! - With `threads` at least the number of executors, every executor has its own thread
+//!   again: the old model, kept reachable for comparison.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use squall_model::Role;
+use tracing::error;
+
+use crate::executor::{panic_message, Control, Executor, Step, MAX_PARK};
+
+/// Yields before a thread whose executors are all idle parks.
+const SPIN_YIELDS: u32 = 50;
+
+/// Threads for cooperative executors when the options leave it to the engine.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Groups executors onto threads. `execs[i] = (role, cooperative)`; returns the indices of
+/// the executors of each thread: one group per dedicated executor, then at most `shared`
+/// groups (never more than there are cooperative executors) for the cooperative ones.
+pub(crate) fn assign(execs: &[(Role, bool)], shared: usize) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = execs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, coop))| !coop)
+        .map(|(i, _)| vec![i])
+        .collect();
+    let mut coop: Vec<usize> = (0..execs.len()).filter(|&i| execs[i].1).collect();
+    // Stable: executors of one component stay in order, so they spread over the pool.
+    coop.sort_by_key(|&i| match execs[i].0 {
+        Role::Spout => 0,
+        Role::Bolt => 1,
+        Role::Acker => 2,
+    });
+    let n = shared.max(1).min(coop.len());
+    let first = groups.len();
+    groups.extend((0..n).map(|_| Vec::new()));
+    for (k, i) in coop.into_iter().enumerate() {
+        groups[first + k % n].push(i);
+    }
+    groups
+}
+
+/// Starts a thread stepping `group` until the topology stops.
+pub(crate) fn spawn(
+    name: String,
+    group: Vec<Box<dyn Executor>>,
+    control: Arc<Control>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || run(group, &control))
+}
+
+/// An executor on a thread, and whether its last step waits for input (rather than for
+/// room downstream).
+struct Slot {
+    executor: Box<dyn Executor>,
+    listening: bool,
+}
+
+fn run(group: Vec<Box<dyn Executor>>, control: &Control) {
+    let me = std::thread::current();
+    let mut group: Vec<Slot> = group
+        .into_iter()
+        .map(|executor| {
+            executor.base().queue.set_consumer(me.clone());
+            Slot {
+                executor,
+                listening: true,
+            }
+        })
+        .collect();
+    while !control.stop.load(Ordering::Acquire) {
+        let mut busy = false;
+        let mut wake_at: Option<Instant> = None;
+        group.retain_mut(|s| {
+            let at = match catch_unwind(AssertUnwindSafe(|| s.executor.step())) {
+                Ok(Step::Busy) => {
+                    busy = true;
+                    return true;
+                }
+                Ok(Step::Idle(at)) => {
+                    s.listening = true;
+                    at
+                }
+                Ok(Step::Blocked(at)) => {
+                    s.listening = false;
+                    at
+                }
+                Err(p) => {
+                    error!(component = %s.executor.base().plan.name, error = %panic_message(&*p), "executor panicked outside a component; its tasks stop");
+                    return false;
+                }
+            };
+            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            true
+        });
+        if !busy {
+            idle(&group, wake_at);
+        }
+    }
+    for s in &mut group {
+        if catch_unwind(AssertUnwindSafe(|| s.executor.shutdown())).is_err() {
+            error!(component = %s.executor.base().plan.name, "executor panicked while shutting down");
+        }
+    }
+}
+
+/// Waits for input, room downstream, a wake-up or the earliest deadline of the group.
+fn idle(group: &[Slot], wake_at: Option<Instant>) {
+    let now = Instant::now();
+    let deadline = wake_at.map_or(now + MAX_PARK, |w| w.min(now + MAX_PARK));
+    let listening = || group.iter().filter(|s| s.listening);
+    let has_input = || listening().any(|s| !s.executor.base().queue.is_empty());
+    for _ in 0..SPIN_YIELDS {
+        if has_input() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    for s in listening() {
+        s.executor.base().queue.announce_sleep(true);
+    }
+    // Announce first, then look: a push in between is either seen here or unparks us.
+    if !has_input() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            std::thread::park_timeout(left);
+        }
+    }
+    for s in listening() {
+        s.executor.base().queue.announce_sleep(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedicated_executors_get_a_thread_each_and_the_rest_share_the_pool() {
+        let execs = [
+            (Role::Acker, true),
+            (Role::Bolt, true),
+            (Role::Bolt, false),
+            (Role::Spout, true),
+            (Role::Bolt, true),
+        ];
+        let groups = assign(&execs, 2);
+        assert_eq!(groups, vec![vec![2], vec![3, 4], vec![1, 0]]);
+    }
+
+    #[test]
+    fn the_pool_is_capped_by_the_cooperative_executors() {
+        let execs = [(Role::Spout, true), (Role::Bolt, true)];
+        assert_eq!(assign(&execs, 8), vec![vec![0], vec![1]]);
+        assert_eq!(assign(&execs, 1), vec![vec![0, 1]]);
+        assert_eq!(assign(&execs, 0), vec![vec![0, 1]], "0 threads still runs them");
+        assert_eq!(assign(&[(Role::Bolt, false)], 4), vec![vec![0]]);
+        assert!(assign(&[], 4).is_empty());
+    }
+}
