@@ -184,7 +184,7 @@ impl<T> BatchQueue<T> {
     /// Announces that the consumer is about to park (or is awake again): while announced,
     /// a push unparks it. A consumer of several queues announces on all, then checks
     /// them all, then parks (the same store-then-load handshake as `park_consumer`).
-    pub(crate) fn announce_sleep(&self, sleeping: bool) {
+    pub fn announce_sleep(&self, sleeping: bool) {
         self.consumer_sleeping.store(sleeping, Ordering::SeqCst);
     }
 

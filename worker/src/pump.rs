@@ -114,6 +114,27 @@ impl Pending {
     }
 }
 
+/// Idle rounds spent yielding before the pump parks: work arriving within microseconds
+/// is picked up without a futex wake-up.
+const SPIN_ROUNDS: u32 = 50;
+/// Longest park while idle, so `stop` and route changes are seen without a wake-up.
+const MAX_IDLE: Duration = Duration::from_millis(5);
+
+/// Parks until a producer pushes to any of `queues` or `timeout` passes. Every queue is
+/// told first that its consumer sleeps, then all are checked: a push in between is either
+/// seen by the check or unparks this thread.
+fn park_on(queues: &[Arc<BatchQueue<Msg>>], timeout: Duration) {
+    for q in queues {
+        q.announce_sleep(true);
+    }
+    if queues.iter().all(|q| q.is_empty()) {
+        std::thread::park_timeout(timeout);
+    }
+    for q in queues {
+        q.announce_sleep(false);
+    }
+}
+
 /// Runs until `stop`; then tries for at most `drain` to send what is left.
 pub fn run(
     queues: Vec<Arc<BatchQueue<Msg>>>,
@@ -128,7 +149,7 @@ pub fn run(
     let (mut version, mut routes) = table.get();
     let mut pending: Vec<Pending> = routes.peers.iter().map(|_| Pending::new()).collect();
     let mut buf: Vec<Msg> = Vec::new();
-    let mut idle = Duration::from_micros(20);
+    let mut idle_rounds = 0u32;
     let mut unroutable = 0u64;
     let mut stop_at: Option<Instant> = None;
     loop {
@@ -201,12 +222,18 @@ pub fn run(
             unroutable = 0;
         }
         if moved {
-            idle = Duration::from_micros(20);
+            idle_rounds = 0;
+        } else if waiting {
+            // A link is full: its frames move when the link task drains, which does not
+            // unpark this thread, so look again shortly.
+            std::thread::park_timeout(Duration::from_micros(100));
         } else {
-            // Producers wake a parked consumer only per queue; with many queues a short,
-            // growing nap is simpler and costs little.
-            std::thread::park_timeout(if waiting { Duration::from_micros(100) } else { idle });
-            idle = (idle * 2).min(Duration::from_micros(500));
+            idle_rounds += 1;
+            if idle_rounds > SPIN_ROUNDS {
+                park_on(&queues, MAX_IDLE);
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
