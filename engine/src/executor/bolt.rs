@@ -87,7 +87,7 @@ impl Executor for BoltExecutor {
             }
         }
         if self.base.outbox.is_blocked() && !self.base.outbox.flush() {
-            self.publish();
+            self.publish(false);
             return self.base.wait_downstream(now);
         }
         let mut batch = std::mem::take(&mut self.base.inbox);
@@ -114,9 +114,14 @@ impl Executor for BoltExecutor {
             false
         };
         self.base.inbox = batch;
-        if now >= self.next_publish || !progress {
-            self.publish();
-            self.next_publish = now + Duration::from_millis(50);
+        // Counters go out on every idle step (cheap); latency histograms at most every
+        // PUBLISH_EVERY, since merging and clearing one walks its whole bucket array.
+        let due = now >= self.next_publish;
+        if due || !progress {
+            self.publish(due);
+            if due {
+                self.next_publish = now + super::PUBLISH_EVERY;
+            }
         }
         if progress {
             return Step::Busy;
@@ -140,7 +145,7 @@ impl Executor for BoltExecutor {
                 }
             }
         }
-        self.publish();
+        self.publish(true);
     }
 
     fn base(&self) -> &ExecutorBase {
@@ -299,11 +304,11 @@ impl BoltExecutor {
         }
     }
 
-    fn publish(&mut self) {
+    fn publish(&mut self, latencies: bool) {
         self.base.publish_held();
         for t in &mut self.tasks {
             t.io.counts.publish(&t.metrics.counters);
-            if !t.io.latencies.execute.is_empty() || !t.io.latencies.process.is_empty() {
+            if latencies && (!t.io.latencies.execute.is_empty() || !t.io.latencies.process.is_empty()) {
                 t.metrics.latencies.lock().merge(&t.io.latencies);
                 t.io.latencies.reset();
             }

@@ -31,6 +31,8 @@ pub(crate) use spout::{SpoutExecutor, SpoutTask};
 
 /// One latency sample every this many tuples (Storm samples 5%).
 pub(super) const SAMPLE_EVERY: u64 = 16;
+/// Latency histograms are merged into the shared metrics at most this often.
+pub(super) const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Longest a parked executor sleeps before looking at its timers again.
 pub(crate) const MAX_PARK: Duration = Duration::from_millis(10);
 /// How long an executor with held output waits for a wake-up before trying again.

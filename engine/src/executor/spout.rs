@@ -129,9 +129,14 @@ impl Executor for SpoutExecutor {
             // About to wait: nothing may stay behind in the outbox.
             self.base.outbox.flush();
         }
-        if now >= self.next_publish || !progress {
-            self.publish();
-            self.next_publish = now + Duration::from_millis(50);
+        // Counters go out on every idle step (cheap); latency histograms at most every
+        // PUBLISH_EVERY, since merging and clearing one walks its whole bucket array.
+        let due = now >= self.next_publish;
+        if due || !progress {
+            self.publish(due);
+            if due {
+                self.next_publish = now + super::PUBLISH_EVERY;
+            }
         }
         if progress {
             self.idle_streak = 0;
@@ -163,7 +168,7 @@ impl Executor for SpoutExecutor {
                 warn!(component = %t.ctx.component, task = t.id, "spout panicked in close");
             }
         }
-        self.publish();
+        self.publish(true);
     }
 
     fn base(&self) -> &ExecutorBase {
@@ -404,7 +409,7 @@ impl SpoutExecutor {
         }
     }
 
-    fn publish(&mut self) {
+    fn publish(&mut self, latencies: bool) {
         self.base.publish_held();
         for t in &mut self.tasks {
             t.counts.publish(&t.metrics.counters);
@@ -412,7 +417,7 @@ impl SpoutExecutor {
                 .counters
                 .pending
                 .store(t.state.pending.len() as u64, Ordering::Relaxed);
-            if !t.latencies.complete.is_empty() || !t.latencies.execute.is_empty() {
+            if latencies && (!t.latencies.complete.is_empty() || !t.latencies.execute.is_empty()) {
                 let mut shared = t.metrics.latencies.lock();
                 shared.merge(&t.latencies);
                 t.latencies.reset();
