@@ -161,19 +161,7 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
             .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
             .await?;
         let client = cluster.client();
-        let operator = tokio::spawn(squall_operator::controller::run(
-            client.clone(),
-            squall_operator::controller::Config {
-                workers: squall_operator::resources::WorkerDefaults {
-                    image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: lease_seconds(),
-                    lease_renew_seconds: (lease_seconds() / 4).max(1),
-                },
-                namespace: Some(NS.to_owned()),
-                instance: "test".to_owned(),
-                metrics: Default::default(),
-            },
-        ));
+        let operator = spawn_operator(&client, lease_seconds(), (lease_seconds() / 4).max(1));
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         let created = topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
@@ -648,19 +636,7 @@ async fn workers_of_a_lost_node_move_to_another_node() -> Result<()> {
         }
         install_crd(&cluster).await?;
         let client = cluster.client();
-        let operator = tokio::spawn(squall_operator::controller::run(
-            client.clone(),
-            squall_operator::controller::Config {
-                workers: squall_operator::resources::WorkerDefaults {
-                    image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: 4,
-                    lease_renew_seconds: 1,
-                },
-                namespace: Some(NS.to_owned()),
-                instance: "test".to_owned(),
-                metrics: Default::default(),
-            },
-        ));
+        let operator = spawn_operator(&client, 4, 1);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;

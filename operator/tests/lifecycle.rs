@@ -87,19 +87,7 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
             .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
             .await?;
         let client = cluster.client();
-        let operator = tokio::spawn(squall_operator::controller::run(
-            client.clone(),
-            squall_operator::controller::Config {
-                workers: squall_operator::resources::WorkerDefaults {
-                    image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: 4,
-                    lease_renew_seconds: 1,
-                },
-                namespace: Some(NS.to_owned()),
-                instance: "test".to_owned(),
-                metrics: Default::default(),
-            },
-        ));
+        let operator = spawn_operator(&client, 4, 1);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         let mut t = topology(PIPELINE)?;
@@ -288,19 +276,7 @@ async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<(
             .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
             .await?;
         let client = cluster.client();
-        let operator = tokio::spawn(squall_operator::controller::run(
-            client.clone(),
-            squall_operator::controller::Config {
-                workers: squall_operator::resources::WorkerDefaults {
-                    image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: 10,
-                    lease_renew_seconds: 2,
-                },
-                namespace: Some(NS.to_owned()),
-                instance: "test".to_owned(),
-                metrics: Default::default(),
-            },
-        ));
+        let operator = spawn_operator(&client, 10, 2);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         let mut t = topology(PIPELINE)?;

@@ -61,19 +61,7 @@ async fn a_worker_account_reaches_only_its_own_topology() -> Result<()> {
         let cluster = TestCluster::start().await?;
         install_crd(&cluster).await?;
         let client = cluster.client();
-        let operator = tokio::spawn(squall_operator::controller::run(
-            client.clone(),
-            squall_operator::controller::Config {
-                workers: squall_operator::resources::WorkerDefaults {
-                    image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: 10,
-                    lease_renew_seconds: 2,
-                },
-                namespace: Some(NS.to_owned()),
-                instance: "test".to_owned(),
-                metrics: Default::default(),
-            },
-        ));
+        let operator = spawn_operator(&client, 10, 2);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
         let mut other = topology(PIPELINE)?;

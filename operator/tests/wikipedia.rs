@@ -234,19 +234,7 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
             .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
             .await?;
         let client = cluster.client();
-        let operator = tokio::spawn(squall_operator::controller::run(
-            client.clone(),
-            squall_operator::controller::Config {
-                workers: squall_operator::resources::WorkerDefaults {
-                    image: WORKER_IMAGE.to_owned(),
-                    lease_duration_seconds: 4,
-                    lease_renew_seconds: 1,
-                },
-                namespace: Some(NS.to_owned()),
-                instance: "test".to_owned(),
-                metrics: Default::default(),
-            },
-        ));
+        let operator = spawn_operator(&client, 4, 1);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         let redis = Redis::start(cluster.dir())?;

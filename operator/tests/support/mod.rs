@@ -219,3 +219,25 @@ pub async fn processing_again(
     .await
     .map_err(Into::into)
 }
+
+/// The operator in this process, watching `NS`, with workers on `WORKER_IMAGE` and the
+/// given Lease timing; abort the handle to stop it.
+pub fn spawn_operator(
+    client: &kube::Client,
+    lease_seconds: u64,
+    renew_seconds: u64,
+) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
+    tokio::spawn(squall_operator::controller::run(
+        client.clone(),
+        squall_operator::controller::Config {
+            workers: squall_operator::resources::WorkerDefaults {
+                image: WORKER_IMAGE.to_owned(),
+                lease_duration_seconds: lease_seconds,
+                lease_renew_seconds: renew_seconds,
+            },
+            namespace: Some(NS.to_owned()),
+            instance: "test".to_owned(),
+            metrics: Default::default(),
+        },
+    ))
+}
