@@ -1,9 +1,9 @@
 //! The multilang wire format: JSON messages, each followed by a line `end`.
 //!
-//! Everything here is pure (no I/O), so it can be unit-tested and fuzzed: [`Framer`]
-//! turns lines into message texts, [`parse_child_message`] turns one text into a
-//! [`ChildMsg`], and [`parse_stream`] does both for a whole byte buffer. None of them
-//! panics on any input.
+//! Everything here is pure (no I/O), so it can be unit-tested and fuzzed: [`Splitter`]
+//! finds message texts in a byte buffer, [`parse_framed`] turns one into a [`ChildMsg`],
+//! and [`parse_stream`] does both for a whole buffer, exactly as the host does. None of
+//! them panics on any input.
 
 use serde_json::{Map, Value as Json};
 use squall_engine::{Value, Values};
@@ -86,59 +86,6 @@ pub enum ChildMsg {
     },
     /// End of a spout's reply, or a bolt's heartbeat reply.
     Sync,
-}
-
-/// Collects lines into messages: a message is complete at a line equal to `end`.
-#[derive(Debug)]
-pub struct Framer {
-    buf: String,
-    max: usize,
-    /// Set after an oversized message until its `end`, so one bad message is reported once.
-    overflowed: bool,
-}
-
-impl Framer {
-    /// A framer that rejects messages over `max` bytes.
-    pub fn new(max: usize) -> Self {
-        Framer {
-            buf: String::new(),
-            max,
-            overflowed: false,
-        }
-    }
-
-    /// Adds one line (without its newline; a trailing `\r` is ignored). Returns the
-    /// message text when `line` is `end`.
-    pub fn push_line(&mut self, line: &str) -> Result<Option<String>, ProtocolError> {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line == "end" {
-            if std::mem::take(&mut self.overflowed) {
-                self.buf.clear();
-                return Ok(None);
-            }
-            return Ok(Some(std::mem::take(&mut self.buf)));
-        }
-        if self.overflowed {
-            return Ok(None);
-        }
-        // Multi-line JSON is allowed; lines are joined with '\n' as Storm does.
-        let extra = line.len() + usize::from(!self.buf.is_empty());
-        if self.buf.len() + extra > self.max {
-            self.buf.clear();
-            self.overflowed = true;
-            return Err(ProtocolError::TooLarge { max: self.max });
-        }
-        if !self.buf.is_empty() {
-            self.buf.push('\n');
-        }
-        self.buf.push_str(line);
-        Ok(None)
-    }
-
-    /// Bytes buffered for the message in progress.
-    pub fn pending_bytes(&self) -> usize {
-        self.buf.len()
-    }
 }
 
 fn invalid(msg: impl Into<String>) -> ProtocolError {
@@ -327,24 +274,26 @@ impl Splitter {
     }
 }
 
-/// Frames and parses a whole buffer of child output: one result per complete message,
-/// in order; an unterminated tail is ignored. Never panics (the fuzz entry point).
+/// One message text, as [`Splitter::next`] finds it, to a message: the size bound, UTF-8,
+/// then the JSON. The host and [`parse_stream`] both go through here.
+pub fn parse_framed(text: &[u8], max: usize) -> Result<ChildMsg, ProtocolError> {
+    if text.len() > max {
+        return Err(ProtocolError::TooLarge { max });
+    }
+    let text = std::str::from_utf8(text).map_err(|_| ProtocolError::NotUtf8)?;
+    parse_child_message(text)
+}
+
+/// Frames and parses a whole buffer of child output the way the host does: one result
+/// per complete message, in order; an unterminated tail is ignored. Never panics (the
+/// fuzz entry point).
 pub fn parse_stream(bytes: &[u8], max: usize) -> Vec<Result<ChildMsg, ProtocolError>> {
-    let mut framer = Framer::new(max);
+    let mut splitter = Splitter::default();
     let mut out = Vec::new();
     let mut rest = bytes;
-    while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-        let (line, tail) = rest.split_at(nl);
-        rest = &tail[1..];
-        let Ok(line) = std::str::from_utf8(line) else {
-            out.push(Err(ProtocolError::NotUtf8));
-            continue;
-        };
-        match framer.push_line(line) {
-            Ok(Some(text)) => out.push(parse_child_message(&text)),
-            Ok(None) => {}
-            Err(e) => out.push(Err(e)),
-        }
+    while let Some((text, used)) = splitter.next(rest) {
+        out.push(parse_framed(&rest[..text], max));
+        rest = &rest[used..];
     }
     out
 }
@@ -365,6 +314,76 @@ mod tests {
 
     fn one(text: &str) -> Result<ChildMsg, ProtocolError> {
         parse_child_message(text)
+    }
+
+    /// The reference model of framing: collects lines into messages, a message being complete
+    /// at a line equal to `end`. The host's [`Splitter`] must frame like it.
+    #[derive(Debug)]
+    struct Framer {
+        buf: String,
+        max: usize,
+        /// Set after an oversized message until its `end`, so one bad message is reported once.
+        overflowed: bool,
+    }
+
+    impl Framer {
+        /// A framer that rejects messages over `max` bytes.
+        fn new(max: usize) -> Self {
+            Framer {
+                buf: String::new(),
+                max,
+                overflowed: false,
+            }
+        }
+
+        /// Adds one line (without its newline; a trailing `\r` is ignored). Returns the
+        /// message text when `line` is `end`.
+        fn push_line(&mut self, line: &str) -> Result<Option<String>, ProtocolError> {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line == "end" {
+                if std::mem::take(&mut self.overflowed) {
+                    self.buf.clear();
+                    return Ok(None);
+                }
+                return Ok(Some(std::mem::take(&mut self.buf)));
+            }
+            if self.overflowed {
+                return Ok(None);
+            }
+            // Multi-line JSON is allowed; lines are joined with '\n' as Storm does.
+            let extra = line.len() + usize::from(!self.buf.is_empty());
+            if self.buf.len() + extra > self.max {
+                self.buf.clear();
+                self.overflowed = true;
+                return Err(ProtocolError::TooLarge { max: self.max });
+            }
+            if !self.buf.is_empty() {
+                self.buf.push('\n');
+            }
+            self.buf.push_str(line);
+            Ok(None)
+        }
+    }
+
+    /// [`parse_stream`] on the reference model: line by line through [`Framer`].
+    fn reference_stream(bytes: &[u8], max: usize) -> Vec<Result<ChildMsg, ProtocolError>> {
+        let mut framer = Framer::new(max);
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let (line, tail) = rest.split_at(nl);
+            rest = &tail[1..];
+            let Ok(line) = std::str::from_utf8(line) else {
+                out.push(Err(ProtocolError::NotUtf8));
+                continue;
+            };
+            match framer.push_line(line) {
+                Ok(Some(text)) => out.push(parse_child_message(&text)),
+                Ok(None) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
     }
 
     #[test]
@@ -495,7 +514,7 @@ mod tests {
     #[test]
     fn not_utf8_is_an_error() {
         assert_eq!(
-            parse_stream(b"\xff\xfe\n", 100),
+            parse_stream(b"\xff\xfe\nend\n", 100),
             vec![Err(ProtocolError::NotUtf8)]
         );
     }
@@ -513,10 +532,7 @@ mod tests {
         while end < bytes.len() {
             end = (end + step.max(1)).min(bytes.len());
             while let Some((text, used)) = sp.next(&bytes[start..end]) {
-                let msg = std::str::from_utf8(&bytes[start..start + text])
-                    .map_err(|_| ProtocolError::NotUtf8)
-                    .and_then(parse_child_message);
-                out.push(msg);
+                out.push(parse_framed(&bytes[start..start + text], usize::MAX));
                 start += used;
             }
         }
@@ -561,7 +577,7 @@ mod tests {
             let kind = |v: Vec<Result<ChildMsg, ProtocolError>>| -> Vec<_> {
                 v.into_iter().map(|r| r.map_err(|e| std::mem::discriminant(&e))).collect()
             };
-            prop_assert_eq!(kind(split_in_steps(&bytes, step)), kind(parse_stream(&bytes, 1 << 20)));
+            prop_assert_eq!(kind(split_in_steps(&bytes, step)), kind(reference_stream(&bytes, 1 << 20)));
         }
 
         #[test]

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use squall_engine::Waker;
 use tracing::{info, warn};
 
-use crate::codec::{parse_child_message, ChildMsg, ProtocolError, Splitter};
+use crate::codec::{parse_framed, ChildMsg, ProtocolError, Splitter};
 use crate::outbuf::OutBuf;
 
 /// Longest stderr line logged as is; longer ones are cut.
@@ -423,16 +423,9 @@ impl ChildProcess {
                 }
                 break;
             };
-            let event = if text_len > max {
-                Event::Protocol(ProtocolError::TooLarge { max })
-            } else {
-                match std::str::from_utf8(&buf[..text_len]) {
-                    Err(_) => Event::Protocol(ProtocolError::NotUtf8),
-                    Ok(text) => match parse_child_message(text) {
-                        Ok(m) => Event::Msg(m),
-                        Err(e) => Event::Protocol(e),
-                    },
-                }
+            let event = match parse_framed(&buf[..text_len], max) {
+                Ok(m) => Event::Msg(m),
+                Err(e) => Event::Protocol(e),
             };
             self.in_start += used;
             if self.in_start == self.in_end {
