@@ -167,16 +167,7 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         let created = topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
         let uid = created.uid().context("no uid")?;
 
-        let t = eventually(
-            "topology Running",
-            Duration::from_secs(40),
-            cluster.dir(),
-            || async {
-                let t = topos.get("numbers").await.ok()?;
-                (t.status.as_ref()?.phase == Phase::Running).then_some(t)
-            },
-        )
-        .await?;
+        let t = wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let status = t.status.context("no status")?;
         ensure!(status.ready_workers == 2 && status.observed_generation == t.metadata.generation);
         ensure!(status
@@ -525,16 +516,7 @@ async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Resu
             },
         )
         .await?;
-        eventually(
-            "topology Running",
-            Duration::from_secs(30),
-            cluster.dir(),
-            || async {
-                let t = topos.get("numbers").await.ok()?;
-                (t.status?.phase == Phase::Running).then_some(())
-            },
-        )
-        .await?;
+        wait_running(&cluster, &topos, "numbers", Duration::from_secs(30)).await?;
 
         // Kill the leading replica: the other one takes over within the lease duration.
         match op_pods
@@ -640,13 +622,7 @@ async fn workers_of_a_lost_node_move_to_another_node() -> Result<()> {
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
-        eventually(
-            "topology Running",
-            Duration::from_secs(40),
-            cluster.dir(),
-            || async { (topos.get("numbers").await.ok()?.status?.phase == Phase::Running).then_some(()) },
-        )
-        .await?;
+        wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let lost = pods
             .get("numbers-0")
             .await?

@@ -93,13 +93,7 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
         let mut t = topology(PIPELINE)?;
         t.spec.kill_wait_seconds = Some(30);
         topos.create(&PostParams::default(), &t).await?;
-        eventually(
-            "topology Running",
-            Duration::from_secs(40),
-            cluster.dir(),
-            || async { (topos.get("numbers").await.ok()?.status?.phase == Phase::Running).then_some(()) },
-        )
-        .await?;
+        wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
         ensure!(
             sum(&pages(&pods).await, "squall_worker_engine_starts_total", None) == 2,
@@ -282,13 +276,7 @@ async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<(
         let mut t = topology(PIPELINE)?;
         t.spec.kill_wait_seconds = Some(6);
         topos.create(&PostParams::default(), &t).await?;
-        eventually(
-            "topology Running",
-            Duration::from_secs(40),
-            cluster.dir(),
-            || async { (topos.get("numbers").await.ok()?.status?.phase == Phase::Running).then_some(()) },
-        )
-        .await?;
+        wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
         // A worker that answers nothing: it can never report drained.
         let stuck = pods.get("numbers-1").await?;

@@ -241,3 +241,18 @@ pub fn spawn_operator(
         },
     ))
 }
+
+/// Waits up to `within` for topology `name` to report phase Running; returns it.
+pub async fn wait_running(
+    cluster: &TestCluster,
+    topos: &Api<Topology>,
+    name: &str,
+    within: Duration,
+) -> Result<Topology> {
+    eventually("topology Running", within, cluster.dir(), || async {
+        let t = topos.get(name).await.ok()?;
+        (t.status.as_ref()?.phase == squall_model::crd::Phase::Running).then_some(t)
+    })
+    .await
+    .map_err(Into::into)
+}
