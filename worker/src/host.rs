@@ -148,8 +148,12 @@ impl crate::http::Endpoints for Shared {
         page
     }
 
+    /// Ready while this worker serves (not draining) and an engine runs its tasks: a
+    /// restart whose new engine failed to start leaves it unready, not falsely ready.
+    /// Links to peers are not required: one dead peer must not take every living worker
+    /// out of service; traffic for it is held, shed and replayed instead.
     fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.engine.lock().is_some()
     }
 
     fn reset_latencies(&self) {
@@ -362,11 +366,27 @@ impl Host {
                 quiet = if busy { 0 } else { quiet + 1 };
                 std::thread::sleep(Duration::from_millis(50));
             }
+            // The spouts' final counts, so a drain can be checked: emitted = acked + failed
+            // + pending, and no pending tree when drained.
+            let spouts = self
+                .shared
+                .engine
+                .lock()
+                .as_ref()
+                .map(|t| spout_totals(&t.metrics()));
+            let (emitted, acked, failed, pending) = spouts.unwrap_or_default();
             if quiet >= 3 {
-                info!("drained: no tree in flight, local queues empty");
+                info!(
+                    emitted,
+                    acked, failed, pending, "drained: no tree in flight, local queues empty"
+                );
             } else {
                 warn!(
                     waited_s = drain.as_secs(),
+                    emitted,
+                    acked,
+                    failed,
+                    pending,
                     "stopping with trees still in flight; their spouts will replay them"
                 );
             }
@@ -381,6 +401,21 @@ impl Host {
         }
         self.slot.clear();
     }
+}
+
+/// Emitted, acked, failed and pending trees of the local spouts.
+fn spout_totals(s: &squall_engine::Snapshot) -> (u64, u64, u64, u64) {
+    s.components
+        .iter()
+        .filter(|c| c.role == "spout")
+        .fold((0, 0, 0, 0), |(e, a, f, p), c| {
+            (
+                e + c.total.emitted,
+                a + c.total.acked,
+                f + c.total.failed,
+                p + c.total.pending,
+            )
+        })
 }
 
 /// Runs a worker until SIGTERM or Ctrl-C.
@@ -552,4 +587,63 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     let _ = tokio::time::timeout(Duration::from_secs(1), grpc).await;
     info!(worker = %cfg.id, "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use squall_model::TopologyManifest;
+
+    use super::*;
+    use crate::http::Endpoints as _;
+
+    fn shared() -> Shared {
+        Shared {
+            id: "w0".into(),
+            topology_name: "t".into(),
+            generation: AtomicU64::new(1),
+            engine: Mutex::new(None),
+            links: Mutex::new(Vec::new()),
+            inbound: Arc::new(InboundStats::default()),
+            ready: AtomicBool::new(false),
+            engine_starts: AtomicU64::new(0),
+        }
+    }
+
+    fn engine() -> Topology {
+        let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  spouts: [{name: s, component: sequence, config: {count: 10}}]
+  bolts: [{name: b, component: null, inputs: [{from: s}]}]
+"#;
+        let m = TopologyManifest::from_yaml(yaml, "t").unwrap();
+        let plan = squall_model::validate(&m, &Builtins).unwrap();
+        Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).unwrap()
+    }
+
+    #[test]
+    fn ready_only_while_serving_with_an_engine() {
+        let s = shared();
+        // Serving, but the engine failed to (re)start: not ready, and no drain gauges
+        // that could read as "nothing in flight".
+        s.ready.store(true, Ordering::Relaxed);
+        assert!(!s.ready());
+        assert!(!s.metrics().contains("squall_worker_in_flight"));
+
+        *s.engine.lock() = Some(engine());
+        assert!(s.ready());
+        assert!(s.metrics().contains("squall_worker_in_flight{"));
+
+        // Draining after SIGTERM: the engine still runs, the worker is not ready.
+        s.ready.store(false, Ordering::Relaxed);
+        assert!(!s.ready());
+        let engine = s.engine.lock().take();
+        if let Some(t) = engine {
+            t.shutdown();
+        }
+    }
 }

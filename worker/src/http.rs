@@ -100,3 +100,72 @@ pub fn request(
     }
     Ok(body.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    use super::*;
+
+    struct Fake {
+        ready: AtomicBool,
+        resets: AtomicU32,
+    }
+
+    impl Endpoints for Fake {
+        fn metrics(&self) -> String {
+            "# TYPE up gauge\nup 1\n".to_owned()
+        }
+        fn ready(&self) -> bool {
+            self.ready.load(Ordering::Relaxed)
+        }
+        fn reset_latencies(&self) {
+            self.resets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The status line of a raw request's answer.
+    fn status(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+        match request(addr, method, path, Duration::from_secs(5)) {
+            Ok(_) => "HTTP/1.1 200 OK".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn probes_follow_readiness_and_metrics_are_served() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = Arc::new(Fake {
+            ready: AtomicBool::new(false),
+            resets: AtomicU32::new(0),
+        });
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(serve(listener, Arc::clone(&fake) as Arc<dyn Endpoints>));
+
+        // Alive but not ready: a kubelet keeps the pod and sends it no traffic.
+        assert_eq!(get(addr, "/healthz", Duration::from_secs(5)).unwrap(), "ok\n");
+        assert_eq!(status(addr, "GET", "/readyz"), "HTTP/1.1 503 Service Unavailable");
+        fake.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(addr, "/readyz", Duration::from_secs(5)).unwrap(), "ready\n");
+        fake.ready.store(false, Ordering::Relaxed);
+        assert_eq!(status(addr, "GET", "/readyz"), "HTTP/1.1 503 Service Unavailable");
+
+        let page = get(addr, "/metrics?x=1", Duration::from_secs(5)).unwrap();
+        assert_eq!(page, "# TYPE up gauge\nup 1\n");
+        assert_eq!(status(addr, "GET", "/nope"), "HTTP/1.1 404 Not Found");
+        assert_eq!(
+            status(addr, "DELETE", "/metrics"),
+            "HTTP/1.1 405 Method Not Allowed"
+        );
+        assert_eq!(fake.resets.load(Ordering::Relaxed), 0);
+        request(addr, "POST", "/reset-latencies", Duration::from_secs(5)).unwrap();
+        assert_eq!(fake.resets.load(Ordering::Relaxed), 1);
+    }
+}
