@@ -379,9 +379,22 @@ impl Cluster {
     /// SIGTERM to worker `i`; waits up to `grace` for it to exit. Its exit status, or
     /// `None` if it had to be killed.
     pub fn terminate(&mut self, i: usize, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.sigterm(i);
+        self.wait_exit(i, grace)
+    }
+
+    /// SIGTERM to worker `i`, without waiting (see [`Cluster::wait_exit`]).
+    pub fn sigterm(&self, i: usize) {
+        if let Some(c) = &self.slots[i].child {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
+    /// Waits up to `grace` for worker `i` to exit, then kills it. Its exit status, or
+    /// `None` if it had to be killed or did not run.
+    pub fn wait_exit(&mut self, i: usize, grace: Duration) -> Option<std::process::ExitStatus> {
         let mut c = self.slots[i].child.take()?;
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + grace;
         loop {
             match c.try_wait() {
