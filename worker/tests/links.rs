@@ -284,23 +284,67 @@ fn rss_mib(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// One worker's counters of `component`.
+fn counters(c: &Cluster, i: usize, component: &str) -> squall_engine::Stats {
+    let page = c.scrape_one(i).unwrap_or_default();
+    total(&squall_worker::prom::merge(&[page]), component)
+}
+
+/// Messages the bounded buffers between the spout and `c` can hold, in FLOOD's messages
+/// (each over 100 bytes on the wire). Per link crossing: the pump's open frame, the
+/// `PEER_FRAMES` frames queued for the link, one in the link task, the stream's HTTP/2
+/// window, the receiver's 4 frames and one being decoded, and the 1 MiB backlog kept for
+/// a shed peer; per hop an outbound and a receive queue of `squall.queue.capacity`.
+fn buffered_at_most() -> u64 {
+    use squall_worker::host::{PEER_FRAMES, WINDOW};
+    use squall_worker::pump::FRAME_BYTES;
+    let link_bytes = (PEER_FRAMES + 1 + 1 + 4 + 1) * FRAME_BYTES + WINDOW as usize + (1 << 20);
+    let per_hop = link_bytes as u64 / 100 + 2 * 4096;
+    // ids → a → b → c: three hops, each across the link.
+    3 * per_hop
+}
+
 #[test]
 fn back_pressure_crosses_processes_and_memory_stays_bounded() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    // a → w0, b → w1, c → w0, ids → w1: three link crossings, the spout unthrottled.
+    // a → w0, b → w1, c → w0, ids → w1: three link crossings, the spout unthrottled
+    // (unreliable, no acker, so no max pending): only back pressure can slow it.
     let mut c = cluster(dir.path(), FLOOD, 2, None, &[]);
     let pids: Vec<u32> = (0..2).map(|i| c.pid(i).unwrap()).collect();
     std::thread::sleep(Duration::from_secs(2));
     let early: Vec<f64> = pids.iter().map(|p| rss_mib(*p)).collect();
     std::thread::sleep(Duration::from_secs(4));
     let late: Vec<f64> = pids.iter().map(|p| rss_mib(*p)).collect();
-    let s = c.scrape();
-    let spout = total(&s, "ids");
+    // The spout first, then the sink: scraping takes time, so this order can only
+    // understate the gap between them, never overstate it.
+    let spout = counters(&c, 1, "ids");
+    let sink = counters(&c, 0, "c");
     // The spout outruns the bolts: it spent time blocked on full queues, i.e. the
     // receivers' back pressure reached it across the links.
-    assert!(spout.backpressure_ns > 0, "{s:#?}");
-    assert!(total(&s, "c").executed > 0);
+    assert!(spout.backpressure_ns > 0, "{spout:?}");
+    assert!(sink.executed > 0);
+    // What the spout emitted and the sink has not executed yet sits in bounded buffers:
+    // an unbounded sender would let the gap grow with the spout's head start.
+    let gap = spout.emitted.saturating_sub(sink.executed);
+    eprintln!(
+        "emitted {}, executed by c {}, gap {gap} (bound {}); RSS {early:.0?} -> {late:.0?} MiB",
+        spout.emitted,
+        sink.executed,
+        buffered_at_most()
+    );
+    assert!(gap <= buffered_at_most(), "gap {gap} beyond the buffers");
+    // A busy receiver is waited for, never shed: nothing was dropped on any link.
+    for i in 0..2 {
+        let dropped: f64 = c
+            .scrape_one(i)
+            .unwrap_or_default()
+            .iter()
+            .filter(|(n, _, _)| n == "squall_link_dropped_total" || n == "squall_link_shed_frames_total")
+            .map(|s| s.2)
+            .sum();
+        assert_eq!(dropped, 0.0, "worker {i} shed or dropped traffic of a busy peer");
+    }
     for (e, l) in early.iter().zip(&late) {
         assert!(*l < 256.0, "RSS {l:.0} MiB");
         assert!(*l < e * 1.5 + 32.0, "RSS grew from {e:.0} to {l:.0} MiB");
