@@ -67,3 +67,15 @@ pub fn dump_logs(c: &Cluster) {
         eprintln!("==== {} ====\n{}", c.ids()[i], logs(c, i));
     }
 }
+
+/// A log line without its colour codes.
+pub fn plain(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(esc) = rest.find('\x1b') {
+        out.push_str(&rest[..esc]);
+        rest = rest[esc..].split_once('m').map_or("", |(_, r)| r);
+    }
+    out.push_str(rest);
+    out
+}
