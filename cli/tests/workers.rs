@@ -55,3 +55,97 @@ spec:
         "{stdout}"
     );
 }
+
+/// A worker that crashes and then keeps failing at every restart: the supervisor restarts
+/// it a few times, then moves its tasks to the living worker, and the run still completes
+/// every tree.
+#[test]
+fn a_worker_that_keeps_failing_has_its_tasks_moved_to_the_living() {
+    let squall = PathBuf::from(env!("CARGO_BIN_EXE_squall"));
+    let worker = squall.with_file_name("squall-worker");
+    assert!(
+        worker.exists(),
+        "{} is not built: run `cargo build -p squall-worker` or the workspace's tests",
+        worker.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // w1 runs normally the first time (its pid in a file, for the test to kill); every
+    // later start fails at once, like a worker in a crash loop.
+    let wrapper = dir.path().join("worker.sh");
+    std::fs::write(
+        &wrapper,
+        r#"#!/bin/sh
+case " $* " in
+  *" --id w1 "*)
+    if [ -e "$MARK/started" ]; then echo "crash loop" >&2; exit 1; fi
+    touch "$MARK/started"
+    echo $$ > "$MARK/pid.tmp" && mv "$MARK/pid.tmp" "$MARK/pid"
+    ;;
+esac
+exec "$REAL" "$@"
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("t.yaml");
+    // __acker#0 → w0, __acker#1 → w1, ids → w0, pass#0 → w1, pass#1 → w0.
+    std::fs::write(
+        &file,
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: flaky}
+spec:
+  ackers: 2
+  messageTimeoutSeconds: 3
+  maxSpoutPending: 500
+  spouts:
+    - {name: ids, component: const, config: {count: 20000, rate: 4000, payload: "p"}}
+  bolts:
+    - {name: pass, component: identity, parallelism: 2, config: {fields: [payload]}, inputs: [{from: ids, grouping: {type: shuffle}}]}
+"#,
+    )
+    .unwrap();
+    let run = Command::new(&squall)
+        .args(["run", "--workers", "2", "--for", "120s", "--quiet"])
+        .arg(&file)
+        .env("SQUALL_WORKER_BIN", &wrapper)
+        .env("REAL", &worker)
+        .env("MARK", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pid_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = std::fs::read_to_string(&pid_file).expect("w1 started");
+    // Let trees flow through w1, then crash it.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+    assert!(killed.success());
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("worker w1 keeps failing; its tasks move to the other workers"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("every spout finished and every tuple processed"),
+        "{stdout}"
+    );
+    // w0 took w1's tasks, so its engine (and spout) restarted: the final counts are the
+    // new spout's, and it saw every id acked.
+    let spouts = stdout.lines().find(|l| l.starts_with("spouts:")).unwrap_or("");
+    assert!(
+        spouts.contains(" 20000 acked,") && spouts.ends_with(" 0 pending"),
+        "{stdout}"
+    );
+}
