@@ -29,6 +29,8 @@ use crate::tls::{TlsError, TlsFiles};
 pub const PEER_FRAMES: usize = 8;
 /// HTTP/2 flow-control windows of worker links.
 pub const WINDOW: u32 = 2 << 20;
+/// How soon a failed engine start is tried again.
+const RETRY: Duration = Duration::from_secs(2);
 
 /// How to run a worker.
 #[derive(Clone, Debug)]
@@ -540,6 +542,9 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(io("installing the SIGHUP handler"))?;
     let mut seen = modified(&cfg.assignment);
+    // Set while no engine runs because starting one failed: the assignment is applied
+    // again then (a component's resource may have come back), unready meanwhile.
+    let mut retry_at: Option<Instant> = None;
     loop {
         let why = tokio::select! {
             _ = term.recv() => break,
@@ -547,21 +552,29 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
             _ = hup.recv() => "SIGHUP",
             _ = tokio::time::sleep(cfg.reload_every) => {
                 let now = modified(&cfg.assignment);
-                if now == seen { continue }
+                let changed = now != seen;
+                let due = retry_at.is_some_and(|t| Instant::now() >= t);
+                if !changed && !due { continue }
                 seen = now;
-                "file changed"
+                if changed { "file changed" } else { "retrying the engine start" }
             }
         };
         match Assignment::load(&cfg.assignment) {
-            Ok(l) if l.same_as(&host.loaded) => {}
+            Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
             Ok(l) => {
                 info!(
                     reason = why,
                     generation = l.assignment.generation,
                     "applying a new assignment"
                 );
+                retry_at = None;
                 if let Err(e) = host.apply(l) {
-                    error!(error = %e, "cannot apply the new assignment; keeping what runs");
+                    if host.engine.is_some() {
+                        error!(error = %e, "cannot apply the new assignment; keeping what runs");
+                    } else {
+                        error!(error = %e, retry_s = RETRY.as_secs(), "cannot start the engine; not ready, retrying");
+                        retry_at = Some(Instant::now() + RETRY);
+                    }
                 }
             }
             Err(e) => warn!(error = %e, reason = why, "cannot read the assignment; keeping the current one"),

@@ -185,3 +185,63 @@ fn moving_bolts_between_live_workers_reroutes_or_replays_every_tuple() {
     );
     c.stop(Duration::from_secs(5));
 }
+
+const BEFORE: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: reopen}
+spec:
+  ackers: 1
+  spouts:
+    - {name: src, component: const, config: {rate: 2000, payload: "x"}}
+  bolts:
+    - {name: sink, component: null, inputs: [{from: src}]}
+"#;
+
+// The same tasks, but the spout now reads a file that is not there yet.
+const AFTER: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: reopen}
+spec:
+  ackers: 1
+  spouts:
+    - {name: src, component: json-lines, config: {path: lines.txt}}
+  bolts:
+    - {name: sink, component: null, inputs: [{from: src}]}
+"#;
+
+/// A new assignment whose engine cannot start leaves the worker alive but unready, and
+/// it keeps trying: once the missing input appears the engine runs and trees complete.
+#[test]
+fn a_failed_engine_start_is_unready_and_retried() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path(), BEFORE, 1, None, &[]);
+    c.auto_restart = false;
+    wait_for(&mut c, Duration::from_secs(20), |s| total(s, "src").acked > 500);
+    let http = c.http_addr(0);
+    let get = |path| squall_worker::http::get(http, path, Duration::from_secs(2));
+
+    support::write_manifest(dir.path(), AFTER);
+    let mut a = c.assignment().clone();
+    a.generation += 1;
+    c.set_assignment(a).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while get("/readyz").is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(get("/readyz").is_err(), "not ready without an engine");
+    assert!(get("/healthz").is_ok(), "but alive");
+    assert!(logs(&c, 0).contains("cannot start the engine"), "{}", logs(&c, 0));
+
+    let lines: String = (0..300).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.path().join("lines.txt"), lines).unwrap();
+    c.wait_ready(Duration::from_secs(20)).unwrap();
+    let s = wait_for(&mut c, Duration::from_secs(20), |s| total(s, "src").acked >= 300);
+    if total(&s, "src").acked != 300 {
+        dump_logs(&c);
+    }
+    assert_eq!(total(&s, "src").acked, 300, "{s:#?}");
+    c.stop(Duration::from_secs(5));
+}
