@@ -120,7 +120,12 @@ fn sigterm_deactivates_drains_and_exits() {
     assert_eq!(logged(&log, drained, "failed"), Some(0), "{log}");
     assert_eq!(logged(&log, drained, "pending"), Some(0), "{log}");
     // The other worker keeps serving, and its sink saw each of those tuples exactly once:
-    // nothing in flight was lost on the way out.
+    // nothing in flight was lost on the way out. (Executors publish their counters every
+    // so often, so give the count a moment to show.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while executed(&c, 0, "sink") < emitted as f64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(executed(&c, 0, "sink"), emitted as f64);
     c.stop(Duration::from_secs(5));
 }
@@ -158,8 +163,11 @@ fn sigterm_with_stuck_trees_stops_ready_and_exits_after_the_message_timeout() {
         "it waited for the trees: {waited:?}"
     );
     let log = support::logs(&c, 1);
-    let gave_up = "stopping with trees still in flight";
-    assert!(logged(&log, gave_up, "pending").is_some_and(|p| p > 0), "{log}");
+    // Either it gave up with trees pending, or they timed out (failed, to be replayed)
+    // just before the drain's deadline; never "completed".
+    let gave_up = logged(&log, "stopping with trees still in flight", "pending").is_some_and(|p| p > 0);
+    let timed_out = logged(&log, "drained: no tree in flight", "failed").is_some_and(|f| f > 0);
+    assert!(gave_up || timed_out, "{log}");
     c.stop(Duration::from_secs(5));
 }
 
