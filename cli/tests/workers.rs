@@ -54,6 +54,25 @@ spec:
         stdout.contains("spouts: 20000 emitted, 20000 acked, 0 failed, 0 pending"),
         "{stdout}"
     );
+    // Two processes on their own loopback addresses (127.0.0.2, .3, ...).
+    let logs = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("worker logs: "))
+        .expect("the logs' directory is printed");
+    let assignment = std::fs::read_to_string(PathBuf::from(logs).join("assignment.yaml")).unwrap();
+    let ips: std::collections::BTreeSet<&str> = assignment
+        .lines()
+        .filter_map(|l| {
+            l.split_once("address: ")
+                .map(|(_, a)| a.trim().trim_matches('\''))
+        })
+        .filter_map(|a| a.rsplit_once(':').map(|(ip, _)| ip))
+        .collect();
+    assert!(
+        ips.len() == 2 && ips.iter().all(|ip| ip.starts_with("127.")),
+        "{assignment}"
+    );
+    let _ = std::fs::remove_dir_all(logs);
 }
 
 /// A worker that crashes and then keeps failing at every restart: the supervisor restarts
