@@ -29,19 +29,19 @@ pub fn decode_to_peer(
     schemas: &WireSchemas,
     out: &mut Vec<Msg>,
 ) -> Result<Incoming, WireError> {
-    let mut r = Reader::new(frame);
+    let mut r = Reader::new(&frame);
     let mut result = None;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match field {
             1 => {
                 Reader::expect("ToPeer", field, wt, LEN)?;
-                let hello = Hello::decode(r.bytes()?).map_err(|e| WireError::Hello(e.to_string()))?;
+                let hello = Hello::decode(r.bytes_ref()?).map_err(|e| WireError::Hello(e.to_string()))?;
                 result = Some(Incoming::Hello(hello));
             }
             2 => {
                 Reader::expect("ToPeer", field, wt, LEN)?;
-                let n = decode_batch(r.bytes()?, schemas, out)?;
+                let n = decode_batch(r.nested()?, schemas, out)?;
                 result = Some(Incoming::Batch(n));
             }
             _ => r.skip("ToPeer", field, wt)?,
@@ -50,14 +50,13 @@ pub fn decode_to_peer(
     result.ok_or(WireError::Empty("frame"))
 }
 
-fn decode_batch(buf: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<usize, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_batch(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<usize, WireError> {
     let mut n = 0;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         if field == 1 {
             Reader::expect("Batch", field, wt, LEN)?;
-            out.push(decode_envelope(r.bytes()?, schemas)?);
+            out.push(decode_envelope(r.nested()?, schemas)?);
             n += 1;
         } else {
             r.skip("Batch", field, wt)?;
@@ -66,8 +65,7 @@ fn decode_batch(buf: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result
     Ok(n)
 }
 
-fn decode_envelope(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_envelope(mut r: Reader<'_>, schemas: &WireSchemas) -> Result<Msg, WireError> {
     let mut msg = None;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -76,7 +74,7 @@ fn decode_envelope(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> 
             continue;
         }
         Reader::expect("Envelope", field, wt, LEN)?;
-        let body = r.bytes()?;
+        let body = r.nested()?;
         msg = Some(if field == 1 {
             decode_tuple(body, schemas)?
         } else {
@@ -87,9 +85,8 @@ fn decode_envelope(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> 
 }
 
 /// Acker and spout traffic: a task, a root and at most one more number.
-fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
+fn decode_control(kind: u32, mut r: Reader<'_>) -> Result<Msg, WireError> {
     let name = "acker message";
-    let mut r = Reader::new(buf);
     let (mut task, mut root, mut third, mut fourth) = (0u32, 0u64, 0u64, 0u32);
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -141,9 +138,8 @@ fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
     })
 }
 
-fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
+fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas) -> Result<Msg, WireError> {
     let name = "TupleMsg";
-    let mut r = Reader::new(buf);
     let (mut task, mut source, mut component, mut stream) = (0u32, 0i32, 0u32, 0u32);
     let mut values = Values::new();
     let mut ids = MessageIds::new();
@@ -162,11 +158,11 @@ fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
             }
             5 => {
                 Reader::expect(name, field, wt, LEN)?;
-                values.push(decode_value(r.bytes()?, 0)?);
+                values.push(decode_value(r.nested()?, 0)?);
             }
             6 => {
                 Reader::expect(name, field, wt, LEN)?;
-                ids.push(decode_id(r.bytes()?)?);
+                ids.push(decode_id(r.nested()?)?);
             }
             _ => r.skip(name, field, wt)?,
         }
@@ -187,8 +183,7 @@ fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
     })
 }
 
-fn decode_id(buf: Bytes) -> Result<(u64, u64), WireError> {
-    let mut r = Reader::new(buf);
+fn decode_id(mut r: Reader<'_>) -> Result<(u64, u64), WireError> {
     let (mut root, mut edge) = (0, 0);
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -212,12 +207,11 @@ fn text(b: Bytes) -> Result<ByteString, WireError> {
     ByteString::try_from(b).map_err(|_| WireError::Utf8)
 }
 
-fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
+fn decode_value(mut r: Reader<'_>, depth: usize) -> Result<Value, WireError> {
     if depth >= MAX_DEPTH {
         return Err(WireError::TooDeep(MAX_DEPTH));
     }
     let name = "Value";
-    let mut r = Reader::new(buf);
     let mut value = None;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -245,11 +239,11 @@ fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
             }
             7 => {
                 Reader::expect(name, field, wt, LEN)?;
-                Value::List(Arc::new(decode_list(r.bytes()?, depth + 1)?))
+                Value::List(Arc::new(decode_list(r.nested()?, depth + 1)?))
             }
             8 => {
                 Reader::expect(name, field, wt, LEN)?;
-                Value::Map(Arc::new(decode_map(r.bytes()?, depth + 1)?))
+                Value::Map(Arc::new(decode_map(r.nested()?, depth + 1)?))
             }
             _ => {
                 r.skip(name, field, wt)?;
@@ -260,14 +254,13 @@ fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
     value.ok_or(WireError::Empty("value"))
 }
 
-fn decode_list(buf: Bytes, depth: usize) -> Result<Vec<Value>, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_list(mut r: Reader<'_>, depth: usize) -> Result<Vec<Value>, WireError> {
     let mut out = Vec::new();
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         if field == 1 {
             Reader::expect("ValueList", field, wt, LEN)?;
-            out.push(decode_value(r.bytes()?, depth)?);
+            out.push(decode_value(r.nested()?, depth)?);
         } else {
             r.skip("ValueList", field, wt)?;
         }
@@ -275,8 +268,7 @@ fn decode_list(buf: Bytes, depth: usize) -> Result<Vec<Value>, WireError> {
     Ok(out)
 }
 
-fn decode_map(buf: Bytes, depth: usize) -> Result<BTreeMap<String, Value>, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_map(mut r: Reader<'_>, depth: usize) -> Result<BTreeMap<String, Value>, WireError> {
     let mut out = BTreeMap::new();
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -285,18 +277,20 @@ fn decode_map(buf: Bytes, depth: usize) -> Result<BTreeMap<String, Value>, WireE
             continue;
         }
         Reader::expect("ValueMap", field, wt, LEN)?;
-        let mut e = Reader::new(r.bytes()?);
+        let mut e = r.nested()?;
         let (mut key, mut value) = (String::new(), Value::Null);
         while !e.is_empty() {
             let (f, wt) = e.key()?;
             match f {
                 1 => {
                     Reader::expect("MapEntry", f, wt, LEN)?;
-                    key = text(e.bytes()?)?.to_string();
+                    key = std::str::from_utf8(e.bytes_ref()?)
+                        .map_err(|_| WireError::Utf8)?
+                        .to_owned();
                 }
                 2 => {
                     Reader::expect("MapEntry", f, wt, LEN)?;
-                    value = decode_value(e.bytes()?, depth)?;
+                    value = decode_value(e.nested()?, depth)?;
                 }
                 _ => e.skip("MapEntry", f, wt)?,
             }
