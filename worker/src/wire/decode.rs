@@ -56,7 +56,7 @@ fn decode_batch(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) ->
         let (field, wt) = r.key()?;
         if field == 1 {
             Reader::expect("Batch", field, wt, LEN)?;
-            out.push(decode_envelope(r.nested()?, schemas)?);
+            decode_envelope(r.nested()?, schemas, out)?;
             n += 1;
         } else {
             r.skip("Batch", field, wt)?;
@@ -65,8 +65,10 @@ fn decode_batch(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) ->
     Ok(n)
 }
 
-fn decode_envelope(mut r: Reader<'_>, schemas: &WireSchemas) -> Result<Msg, WireError> {
-    let mut msg = None;
+/// Appends the envelope's message to `out`. Messages are built in place rather than
+/// returned: moving them through `Option`s and `Result`s cost more than decoding them.
+fn decode_envelope(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<(), WireError> {
+    let start = out.len();
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         if !(1..=7).contains(&field) {
@@ -75,17 +77,22 @@ fn decode_envelope(mut r: Reader<'_>, schemas: &WireSchemas) -> Result<Msg, Wire
         }
         Reader::expect("Envelope", field, wt, LEN)?;
         let body = r.nested()?;
-        msg = Some(if field == 1 {
-            decode_tuple(body, schemas)?
+        // Of several oneof fields the last wins, as with prost.
+        out.truncate(start);
+        if field == 1 {
+            decode_tuple(body, schemas, out)?;
         } else {
-            decode_control(field, body)?
-        });
+            decode_control(field, body, out)?;
+        }
     }
-    msg.ok_or(WireError::Empty("envelope"))
+    if out.len() == start {
+        return Err(WireError::Empty("envelope"));
+    }
+    Ok(())
 }
 
 /// Acker and spout traffic: a task, a root and at most one more number.
-fn decode_control(kind: u32, mut r: Reader<'_>) -> Result<Msg, WireError> {
+fn decode_control(kind: u32, mut r: Reader<'_>, out: &mut Vec<Msg>) -> Result<(), WireError> {
     let name = "acker message";
     let (mut task, mut root, mut third, mut fourth) = (0u32, 0u64, 0u64, 0u32);
     while !r.is_empty() {
@@ -115,7 +122,7 @@ fn decode_control(kind: u32, mut r: Reader<'_>) -> Result<Msg, WireError> {
             _ => r.skip(name, field, wt)?,
         }
     }
-    Ok(match kind {
+    out.push(match kind {
         2 => Msg::AckInit {
             task,
             root,
@@ -135,10 +142,11 @@ fn decode_control(kind: u32, mut r: Reader<'_>) -> Result<Msg, WireError> {
             failed: third != 0,
         },
         _ => Msg::SpoutReset { task, root },
-    })
+    });
+    Ok(())
 }
 
-fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas) -> Result<Msg, WireError> {
+fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<(), WireError> {
     let name = "TupleMsg";
     let (mut task, mut source, mut component, mut stream) = (0u32, 0i32, 0u32, 0u32);
     let mut values = Values::new();
@@ -177,10 +185,11 @@ fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas) -> Result<Msg, WireErr
             want: schema.fields.len(),
         });
     }
-    Ok(Msg::Tuple {
+    out.push(Msg::Tuple {
         task,
         tuple: Tuple::from_parts(values, schema, source, ids),
-    })
+    });
+    Ok(())
 }
 
 fn decode_id(mut r: Reader<'_>) -> Result<(u64, u64), WireError> {
