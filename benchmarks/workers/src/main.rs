@@ -22,6 +22,8 @@ struct Args {
     seconds: u64,
     warmup: u64,
     out: Option<PathBuf>,
+    /// Only the codec row and two workers with acking off and on, for iterating.
+    quick: bool,
 }
 
 fn parse() -> Result<Args> {
@@ -29,6 +31,7 @@ fn parse() -> Result<Args> {
         seconds: 10,
         warmup: 3,
         out: None,
+        quick: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -37,7 +40,8 @@ fn parse() -> Result<Args> {
             "--seconds" => a.seconds = value()?.parse().context("--seconds")?,
             "--warmup" => a.warmup = value()?.parse().context("--warmup")?,
             "--out" => a.out = Some(PathBuf::from(value()?)),
-            other => bail!("unknown argument {other:?}; usage: squall-bench-workers [--seconds N] [--warmup N] [--out FILE]"),
+            "--quick" => a.quick = true,
+            other => bail!("unknown argument {other:?}; usage: squall-bench-workers [--seconds N] [--warmup N] [--out FILE] [--quick]"),
         }
     }
     Ok(a)
@@ -201,8 +205,38 @@ fn us(v: Option<u64>) -> String {
     v.map(|v| format!("{v} µs")).unwrap_or_else(|| "–".into())
 }
 
+/// `--quick`: the rows a change to the transport moves, without the table.
+fn quick(args: &Args) -> Result<()> {
+    let codec = raw::measure_codec(Duration::from_secs(args.seconds.min(5)))?;
+    println!(
+        "codec: {} /s, {:.3} CPU s/M",
+        si(codec.records_per_s),
+        codec.cpu_per_m
+    );
+    for ack in [false, true] {
+        let m = run_case(args, ack, None, true)?;
+        let split = m
+            .threads
+            .iter()
+            .take(6)
+            .map(|(n, c)| format!("{n} {c:.2}s"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "2 workers, acking {}: {} /s, {:.3} CPU s/M ({split})",
+            if ack { "on" } else { "off" },
+            si(m.throughput),
+            m.cpu_per_m
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = parse()?;
+    if args.quick {
+        return quick(&args);
+    }
     let record = raw::record_len();
     eprintln!("raw TCP pipe, {record}-byte records ...");
     let raw = raw::measure(record, Duration::from_secs(args.seconds.min(5)))?;
