@@ -166,7 +166,7 @@ fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) ->
             }
             5 => {
                 Reader::expect(name, field, wt, LEN)?;
-                values.push(decode_value(r.nested()?, 0)?);
+                push_value(r.nested()?, 0, &mut values)?;
             }
             6 => {
                 Reader::expect(name, field, wt, LEN)?;
@@ -216,15 +216,24 @@ fn text(b: Bytes) -> Result<ByteString, WireError> {
     ByteString::try_from(b).map_err(|_| WireError::Utf8)
 }
 
-fn decode_value(mut r: Reader<'_>, depth: usize) -> Result<Value, WireError> {
+/// Appends a value to `out`, built in place like messages: returning it through an
+/// `Option` and a `Result` cost a store-forwarding stall per value.
+fn push_value<V: Extend<Value>>(r: Reader<'_>, depth: usize, out: &mut V) -> Result<(), WireError> {
+    let mut value = Value::Null;
+    decode_value(r, depth, &mut value)?;
+    out.extend(std::iter::once(value));
+    Ok(())
+}
+
+fn decode_value(mut r: Reader<'_>, depth: usize, value: &mut Value) -> Result<(), WireError> {
     if depth >= MAX_DEPTH {
         return Err(WireError::TooDeep(MAX_DEPTH));
     }
     let name = "Value";
-    let mut value = None;
+    let mut seen = false;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
-        value = Some(match field {
+        *value = match field {
             1..=3 => {
                 Reader::expect(name, field, wt, VARINT)?;
                 let v = r.varint()?;
@@ -258,9 +267,14 @@ fn decode_value(mut r: Reader<'_>, depth: usize) -> Result<Value, WireError> {
                 r.skip(name, field, wt)?;
                 continue;
             }
-        });
+        };
+        seen = true;
     }
-    value.ok_or(WireError::Empty("value"))
+    if seen {
+        Ok(())
+    } else {
+        Err(WireError::Empty("value"))
+    }
 }
 
 fn decode_list(mut r: Reader<'_>, depth: usize) -> Result<Vec<Value>, WireError> {
@@ -269,7 +283,7 @@ fn decode_list(mut r: Reader<'_>, depth: usize) -> Result<Vec<Value>, WireError>
         let (field, wt) = r.key()?;
         if field == 1 {
             Reader::expect("ValueList", field, wt, LEN)?;
-            out.push(decode_value(r.nested()?, depth)?);
+            push_value(r.nested()?, depth, &mut out)?;
         } else {
             r.skip("ValueList", field, wt)?;
         }
@@ -299,7 +313,7 @@ fn decode_map(mut r: Reader<'_>, depth: usize) -> Result<BTreeMap<String, Value>
                 }
                 2 => {
                     Reader::expect("MapEntry", f, wt, LEN)?;
-                    value = decode_value(e.nested()?, depth)?;
+                    decode_value(e.nested()?, depth, &mut value)?;
                 }
                 _ => e.skip("MapEntry", f, wt)?,
             }

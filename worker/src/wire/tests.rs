@@ -372,3 +372,18 @@ fn overlong_varints_are_refused() {
         WireError::Truncated("varint")
     );
 }
+
+#[test]
+fn a_value_of_unknown_fields_only_is_refused_as_empty() {
+    let (schemas, _) = schemas();
+    // ToPeer.batch { Envelope.tuple { component: 1, values: [Value { field 9: 0 }] } }
+    let frame: &[u8] = &[
+        0x12, 0x0a, 0x0a, 0x08, 0x0a, 0x06, 0x18, 0x01, 0x2a, 0x02, 0x48, 0x00,
+    ];
+    let mut out = Vec::new();
+    assert_eq!(
+        decode_to_peer(Bytes::from_static(frame), &schemas, &mut out).unwrap_err(),
+        WireError::Empty("value")
+    );
+    assert!(out.is_empty());
+}
