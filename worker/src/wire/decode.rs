@@ -216,13 +216,17 @@ fn text(b: Bytes) -> Result<ByteString, WireError> {
     ByteString::try_from(b).map_err(|_| WireError::Utf8)
 }
 
-/// Appends a value to `out`, built in place like messages: returning it through an
-/// `Option` and a `Result` cost a store-forwarding stall per value.
-fn push_value<V: Extend<Value>>(r: Reader<'_>, depth: usize, out: &mut V) -> Result<(), WireError> {
-    let mut value = Value::Null;
-    decode_value(r, depth, &mut value)?;
-    out.extend(std::iter::once(value));
-    Ok(())
+/// Appends a value to `out`, decoded in its slot like messages: returning it, or
+/// building it aside and moving it in, cost a store-forwarding stall per value.
+fn push_value<V>(r: Reader<'_>, depth: usize, out: &mut V) -> Result<(), WireError>
+where
+    V: Extend<Value> + AsMut<[Value]>,
+{
+    out.extend(std::iter::once(Value::Null));
+    match out.as_mut().last_mut() {
+        Some(slot) => decode_value(r, depth, slot),
+        None => Err(WireError::Empty("value")),
+    }
 }
 
 fn decode_value(mut r: Reader<'_>, depth: usize, value: &mut Value) -> Result<(), WireError> {
