@@ -149,6 +149,7 @@ pub fn run(
     let (mut version, mut routes) = table.get();
     let mut pending: Vec<Pending> = routes.peers.iter().map(|_| Pending::new()).collect();
     let mut buf: Vec<Msg> = Vec::new();
+    let mut encoder = crate::wire::MsgEncoder::new(&schemas);
     let mut idle_rounds = 0u32;
     let mut unroutable = 0u64;
     let mut stop_at: Option<Instant> = None;
@@ -196,7 +197,7 @@ pub fn run(
             }
             moved = true;
             for m in buf.drain(..) {
-                if crate::wire::encode_msg(&m, &schemas, &mut p.body) {
+                if encoder.encode(&m, &mut p.body) {
                     p.messages += 1;
                 } else {
                     unroutable += 1;

@@ -29,19 +29,19 @@ pub fn decode_to_peer(
     schemas: &WireSchemas,
     out: &mut Vec<Msg>,
 ) -> Result<Incoming, WireError> {
-    let mut r = Reader::new(frame);
+    let mut r = Reader::new(&frame);
     let mut result = None;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match field {
             1 => {
                 Reader::expect("ToPeer", field, wt, LEN)?;
-                let hello = Hello::decode(r.bytes()?).map_err(|e| WireError::Hello(e.to_string()))?;
+                let hello = Hello::decode(r.bytes_ref()?).map_err(|e| WireError::Hello(e.to_string()))?;
                 result = Some(Incoming::Hello(hello));
             }
             2 => {
                 Reader::expect("ToPeer", field, wt, LEN)?;
-                let n = decode_batch(r.bytes()?, schemas, out)?;
+                let n = decode_batch(r.nested()?, schemas, out)?;
                 result = Some(Incoming::Batch(n));
             }
             _ => r.skip("ToPeer", field, wt)?,
@@ -50,14 +50,13 @@ pub fn decode_to_peer(
     result.ok_or(WireError::Empty("frame"))
 }
 
-fn decode_batch(buf: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<usize, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_batch(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<usize, WireError> {
     let mut n = 0;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         if field == 1 {
             Reader::expect("Batch", field, wt, LEN)?;
-            out.push(decode_envelope(r.bytes()?, schemas)?);
+            decode_envelope(r.nested()?, schemas, out)?;
             n += 1;
         } else {
             r.skip("Batch", field, wt)?;
@@ -66,9 +65,10 @@ fn decode_batch(buf: Bytes, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result
     Ok(n)
 }
 
-fn decode_envelope(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
-    let mut r = Reader::new(buf);
-    let mut msg = None;
+/// Appends the envelope's message to `out`. Messages are built in place rather than
+/// returned: moving them through `Option`s and `Result`s cost more than decoding them.
+fn decode_envelope(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<(), WireError> {
+    let start = out.len();
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         if !(1..=7).contains(&field) {
@@ -76,20 +76,24 @@ fn decode_envelope(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> 
             continue;
         }
         Reader::expect("Envelope", field, wt, LEN)?;
-        let body = r.bytes()?;
-        msg = Some(if field == 1 {
-            decode_tuple(body, schemas)?
+        let body = r.nested()?;
+        // Of several oneof fields the last wins, as with prost.
+        out.truncate(start);
+        if field == 1 {
+            decode_tuple(body, schemas, out)?;
         } else {
-            decode_control(field, body)?
-        });
+            decode_control(field, body, out)?;
+        }
     }
-    msg.ok_or(WireError::Empty("envelope"))
+    if out.len() == start {
+        return Err(WireError::Empty("envelope"));
+    }
+    Ok(())
 }
 
 /// Acker and spout traffic: a task, a root and at most one more number.
-fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
+fn decode_control(kind: u32, mut r: Reader<'_>, out: &mut Vec<Msg>) -> Result<(), WireError> {
     let name = "acker message";
-    let mut r = Reader::new(buf);
     let (mut task, mut root, mut third, mut fourth) = (0u32, 0u64, 0u64, 0u32);
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -118,7 +122,7 @@ fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
             _ => r.skip(name, field, wt)?,
         }
     }
-    Ok(match kind {
+    out.push(match kind {
         2 => Msg::AckInit {
             task,
             root,
@@ -138,12 +142,12 @@ fn decode_control(kind: u32, buf: Bytes) -> Result<Msg, WireError> {
             failed: third != 0,
         },
         _ => Msg::SpoutReset { task, root },
-    })
+    });
+    Ok(())
 }
 
-fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
+fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) -> Result<(), WireError> {
     let name = "TupleMsg";
-    let mut r = Reader::new(buf);
     let (mut task, mut source, mut component, mut stream) = (0u32, 0i32, 0u32, 0u32);
     let mut values = Values::new();
     let mut ids = MessageIds::new();
@@ -162,11 +166,11 @@ fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
             }
             5 => {
                 Reader::expect(name, field, wt, LEN)?;
-                values.push(decode_value(r.bytes()?, 0)?);
+                push_value(r.nested()?, 0, &mut values)?;
             }
             6 => {
                 Reader::expect(name, field, wt, LEN)?;
-                ids.push(decode_id(r.bytes()?)?);
+                ids.push(decode_id(r.nested()?)?);
             }
             _ => r.skip(name, field, wt)?,
         }
@@ -181,14 +185,14 @@ fn decode_tuple(buf: Bytes, schemas: &WireSchemas) -> Result<Msg, WireError> {
             want: schema.fields.len(),
         });
     }
-    Ok(Msg::Tuple {
+    out.push(Msg::Tuple {
         task,
         tuple: Tuple::from_parts(values, schema, source, ids),
-    })
+    });
+    Ok(())
 }
 
-fn decode_id(buf: Bytes) -> Result<(u64, u64), WireError> {
-    let mut r = Reader::new(buf);
+fn decode_id(mut r: Reader<'_>) -> Result<(u64, u64), WireError> {
     let (mut root, mut edge) = (0, 0);
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -212,16 +216,28 @@ fn text(b: Bytes) -> Result<ByteString, WireError> {
     ByteString::try_from(b).map_err(|_| WireError::Utf8)
 }
 
-fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
+/// Appends a value to `out`, decoded in its slot like messages: returning it, or
+/// building it aside and moving it in, cost a store-forwarding stall per value.
+fn push_value<V>(r: Reader<'_>, depth: usize, out: &mut V) -> Result<(), WireError>
+where
+    V: Extend<Value> + AsMut<[Value]>,
+{
+    out.extend(std::iter::once(Value::Null));
+    match out.as_mut().last_mut() {
+        Some(slot) => decode_value(r, depth, slot),
+        None => Err(WireError::Empty("value")),
+    }
+}
+
+fn decode_value(mut r: Reader<'_>, depth: usize, value: &mut Value) -> Result<(), WireError> {
     if depth >= MAX_DEPTH {
         return Err(WireError::TooDeep(MAX_DEPTH));
     }
     let name = "Value";
-    let mut r = Reader::new(buf);
-    let mut value = None;
+    let mut seen = false;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
-        value = Some(match field {
+        *value = match field {
             1..=3 => {
                 Reader::expect(name, field, wt, VARINT)?;
                 let v = r.varint()?;
@@ -245,29 +261,33 @@ fn decode_value(buf: Bytes, depth: usize) -> Result<Value, WireError> {
             }
             7 => {
                 Reader::expect(name, field, wt, LEN)?;
-                Value::List(Arc::new(decode_list(r.bytes()?, depth + 1)?))
+                Value::List(Arc::new(decode_list(r.nested()?, depth + 1)?))
             }
             8 => {
                 Reader::expect(name, field, wt, LEN)?;
-                Value::Map(Arc::new(decode_map(r.bytes()?, depth + 1)?))
+                Value::Map(Arc::new(decode_map(r.nested()?, depth + 1)?))
             }
             _ => {
                 r.skip(name, field, wt)?;
                 continue;
             }
-        });
+        };
+        seen = true;
     }
-    value.ok_or(WireError::Empty("value"))
+    if seen {
+        Ok(())
+    } else {
+        Err(WireError::Empty("value"))
+    }
 }
 
-fn decode_list(buf: Bytes, depth: usize) -> Result<Vec<Value>, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_list(mut r: Reader<'_>, depth: usize) -> Result<Vec<Value>, WireError> {
     let mut out = Vec::new();
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         if field == 1 {
             Reader::expect("ValueList", field, wt, LEN)?;
-            out.push(decode_value(r.bytes()?, depth)?);
+            push_value(r.nested()?, depth, &mut out)?;
         } else {
             r.skip("ValueList", field, wt)?;
         }
@@ -275,8 +295,7 @@ fn decode_list(buf: Bytes, depth: usize) -> Result<Vec<Value>, WireError> {
     Ok(out)
 }
 
-fn decode_map(buf: Bytes, depth: usize) -> Result<BTreeMap<String, Value>, WireError> {
-    let mut r = Reader::new(buf);
+fn decode_map(mut r: Reader<'_>, depth: usize) -> Result<BTreeMap<String, Value>, WireError> {
     let mut out = BTreeMap::new();
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -285,18 +304,20 @@ fn decode_map(buf: Bytes, depth: usize) -> Result<BTreeMap<String, Value>, WireE
             continue;
         }
         Reader::expect("ValueMap", field, wt, LEN)?;
-        let mut e = Reader::new(r.bytes()?);
+        let mut e = r.nested()?;
         let (mut key, mut value) = (String::new(), Value::Null);
         while !e.is_empty() {
             let (f, wt) = e.key()?;
             match f {
                 1 => {
                     Reader::expect("MapEntry", f, wt, LEN)?;
-                    key = text(e.bytes()?)?.to_string();
+                    key = std::str::from_utf8(e.bytes_ref()?)
+                        .map_err(|_| WireError::Utf8)?
+                        .to_owned();
                 }
                 2 => {
                     Reader::expect("MapEntry", f, wt, LEN)?;
-                    value = decode_value(e.bytes()?, depth)?;
+                    decode_value(e.nested()?, depth, &mut value)?;
                 }
                 _ => e.skip("MapEntry", f, wt)?,
             }

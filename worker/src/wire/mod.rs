@@ -10,7 +10,7 @@ mod encode;
 mod reader;
 
 pub use decode::{decode_to_peer, Incoming};
-pub use encode::{batch_header, encode_msg, hello_frame};
+pub use encode::{batch_header, encode_msg, hello_frame, MsgEncoder};
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,4 +1,10 @@
-//! A cursor over a frame: varints, keys, fixed-width and length-delimited fields.
+//! A cursor over a window of a frame: varints, keys, fixed-width and length-delimited
+//! fields.
+//!
+//! Nested messages are read as windows (index ranges) of the same frame, not as `Bytes`
+//! sub-slices: a slice costs an atomic increment and decrement of the frame's shared
+//! reference count, and the executors that drop decoded values hold that count's cache
+//! line too. Only a decoded string or byte value takes a slice of the frame.
 
 use bytes::Bytes;
 
@@ -9,35 +15,56 @@ pub(crate) const FIXED64: u8 = 1;
 pub(crate) const LEN: u8 = 2;
 pub(crate) const FIXED32: u8 = 5;
 
-/// Reads protobuf fields from a shared buffer; length-delimited fields come out as
-/// sub-slices of the same buffer (no copy).
-pub(crate) struct Reader {
-    buf: Bytes,
+/// Reads protobuf fields from `frame[pos..end]`.
+pub(crate) struct Reader<'a> {
+    frame: &'a Bytes,
     pos: usize,
+    end: usize,
 }
 
-impl Reader {
-    pub(crate) fn new(buf: Bytes) -> Self {
-        Reader { buf, pos: 0 }
+impl<'a> Reader<'a> {
+    /// The whole frame.
+    pub(crate) fn new(frame: &'a Bytes) -> Self {
+        Reader {
+            frame,
+            pos: 0,
+            end: frame.len(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
+        self.pos >= self.end
+    }
+
+    fn window(&self) -> &'a [u8] {
+        // `pos..end` lies within the frame: `end` only ever shrinks to checked bounds.
+        self.frame.get(self.pos..self.end).unwrap_or_default()
     }
 
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
+        let w = self.window();
+        // One-byte varints (keys, small lengths and ids) are the common case.
+        match w.first() {
+            None => return Err(WireError::Truncated("varint")),
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+            Some(_) => {}
+        }
         let mut value = 0u64;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(WireError::Truncated("varint"));
-            };
-            self.pos += 1;
+        for (i, &b) in w.iter().take(10).enumerate() {
             value |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
+                self.pos += i + 1;
                 return Ok(value);
             }
         }
-        Err(WireError::Varint)
+        if w.len() < 10 {
+            Err(WireError::Truncated("varint"))
+        } else {
+            Err(WireError::Varint)
+        }
     }
 
     /// The next field's number and wire type.
@@ -51,27 +78,47 @@ impl Reader {
     }
 
     pub(crate) fn fixed64(&mut self) -> Result<u64, WireError> {
-        let end = self.pos + 8;
-        let Some(bytes) = self.buf.get(self.pos..end) else {
+        let Some(bytes) = self.window().get(..8) else {
             return Err(WireError::Truncated("fixed64"));
         };
         let mut a = [0u8; 8];
         a.copy_from_slice(bytes);
-        self.pos = end;
+        self.pos += 8;
         Ok(u64::from_le_bytes(a))
     }
 
-    /// A length-delimited field's bytes.
-    pub(crate) fn bytes(&mut self) -> Result<Bytes, WireError> {
+    /// The extent of a length-delimited field, checked against this window.
+    fn span(&mut self) -> Result<(usize, usize), WireError> {
         let len = usize::try_from(self.varint()?).map_err(|_| WireError::Truncated("length"))?;
-        let end = self
-            .pos
+        let start = self.pos;
+        let end = start
             .checked_add(len)
-            .filter(|e| *e <= self.buf.len())
+            .filter(|e| *e <= self.end)
             .ok_or(WireError::Truncated("length-delimited field"))?;
-        let out = self.buf.slice(self.pos..end);
         self.pos = end;
-        Ok(out)
+        Ok((start, end))
+    }
+
+    /// A length-delimited field, as a reader of its own (a nested message).
+    pub(crate) fn nested(&mut self) -> Result<Reader<'a>, WireError> {
+        let (pos, end) = self.span()?;
+        Ok(Reader {
+            frame: self.frame,
+            pos,
+            end,
+        })
+    }
+
+    /// A length-delimited field's bytes, borrowed.
+    pub(crate) fn bytes_ref(&mut self) -> Result<&'a [u8], WireError> {
+        let (start, end) = self.span()?;
+        Ok(self.frame.get(start..end).unwrap_or_default())
+    }
+
+    /// A length-delimited field's bytes, sharing the frame (no copy).
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, WireError> {
+        let (start, end) = self.span()?;
+        Ok(self.frame.slice(start..end))
     }
 
     /// Skips a field this version does not know, for forward compatibility.
@@ -79,9 +126,9 @@ impl Reader {
         match wire_type {
             VARINT => self.varint().map(drop),
             FIXED64 => self.fixed64().map(drop),
-            LEN => self.bytes().map(drop),
+            LEN => self.span().map(drop),
             FIXED32 => {
-                if self.pos + 4 > self.buf.len() {
+                if self.window().len() < 4 {
                     return Err(WireError::Truncated("fixed32"));
                 }
                 self.pos += 4;

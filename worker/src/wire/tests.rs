@@ -316,3 +316,74 @@ proptest::proptest! {
         let _ = decode_to_peer(Bytes::from(data), &schemas, &mut out);
     }
 }
+
+#[test]
+fn one_encoder_follows_changing_streams() {
+    let (schemas, b) = schemas();
+    let m = squall_model::TopologyManifest::from_yaml(YAML, "test").unwrap();
+    let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap();
+    let s = plan.component("s").unwrap();
+    let s = Schema::intern("s", &s.outputs[0].stream, &s.outputs[0].fields);
+    let tuple = |schema: &'static Schema| {
+        let values = schema.fields.iter().map(|_| Value::Int(7)).collect();
+        Msg::Tuple {
+            task: 1,
+            tuple: Tuple::from_parts(values, schema, 0, MessageIds::new()),
+        }
+    };
+    let msgs = [tuple(b), tuple(s), tuple(s), tuple(b)];
+    // Reference: a fresh lookup per message.
+    let fresh = frame(&msgs, &schemas);
+    let mut enc = MsgEncoder::new(&schemas);
+    let mut body = BytesMut::new();
+    for m in &msgs {
+        assert!(enc.encode(m, &mut body));
+    }
+    let (h, n) = batch_header(body.len());
+    let mut ours = BytesMut::from(&h[..n]);
+    ours.extend_from_slice(&body);
+    assert_eq!(ours.as_ref(), fresh.as_ref());
+    let mut out = Vec::new();
+    decode_to_peer(ours.freeze(), &schemas, &mut out).unwrap();
+    let got: Vec<&str> = out
+        .iter()
+        .map(|m| match m {
+            Msg::Tuple { tuple, .. } => tuple.schema().component.as_str(),
+            _ => "",
+        })
+        .collect();
+    assert_eq!(got, ["b", "s", "s", "b"]);
+}
+
+#[test]
+fn overlong_varints_are_refused() {
+    let (schemas, _) = schemas();
+    let mut out = Vec::new();
+    // A key of eleven continuation bytes: longer than any u64.
+    let mut frame = vec![0xff_u8; 11];
+    frame.push(0);
+    assert_eq!(
+        decode_to_peer(Bytes::from(frame), &schemas, &mut out).unwrap_err(),
+        WireError::Varint
+    );
+    // A varint cut off by the end of its enclosing message is truncated, not overlong.
+    assert_eq!(
+        decode_to_peer(Bytes::from_static(&[0x12, 0x02, 0x0a, 0x80]), &schemas, &mut out).unwrap_err(),
+        WireError::Truncated("varint")
+    );
+}
+
+#[test]
+fn a_value_of_unknown_fields_only_is_refused_as_empty() {
+    let (schemas, _) = schemas();
+    // ToPeer.batch { Envelope.tuple { component: 1, values: [Value { field 9: 0 }] } }
+    let frame: &[u8] = &[
+        0x12, 0x0a, 0x0a, 0x08, 0x0a, 0x06, 0x18, 0x01, 0x2a, 0x02, 0x48, 0x00,
+    ];
+    let mut out = Vec::new();
+    assert_eq!(
+        decode_to_peer(Bytes::from_static(frame), &schemas, &mut out).unwrap_err(),
+        WireError::Empty("value")
+    );
+    assert!(out.is_empty());
+}
