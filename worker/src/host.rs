@@ -21,7 +21,7 @@ use crate::engine_slot::EngineSlot;
 use crate::link::client::{self, DialSettings, HelloSource};
 use crate::link::server::{LinkService, ServerCtx};
 use crate::pump::{self, PeerPort, RouteTable, Routes};
-use crate::stats::{InboundStats, LinkStats};
+use crate::stats::{Drops, InboundStats, LinkStats};
 use crate::tls::{TlsError, TlsFiles};
 
 /// Frames queued per peer between the pump and its link: with 64 KiB frames, the most a
@@ -93,6 +93,7 @@ struct Shared {
     engine: Mutex<Option<Topology>>,
     links: Mutex<Vec<(String, Arc<LinkStats>)>>,
     inbound: Arc<InboundStats>,
+    drops: Arc<Drops>,
     ready: AtomicBool,
     /// Engines started by this process; activation and reroutes must not add to it.
     engine_starts: AtomicU64,
@@ -146,6 +147,7 @@ impl crate::http::Endpoints for Shared {
             snap.as_ref(),
             &refs,
             &self.inbound,
+            &self.drops,
         ));
         page
     }
@@ -325,15 +327,16 @@ impl Host {
         self.slot.set(links.inbound, Arc::clone(&links.schemas));
         let stop = Arc::new(AtomicBool::new(false));
         let pump = {
-            let (table, schemas, stop) = (
+            let (table, schemas, stop, drops) = (
                 Arc::clone(&self.table),
                 Arc::clone(&links.schemas),
                 Arc::clone(&stop),
+                Arc::clone(&self.shared.drops),
             );
             let queues = links.outbound;
             std::thread::Builder::new()
                 .name("pump".into())
-                .spawn(move || pump::run(queues, table, schemas, stop, Duration::from_secs(1)))
+                .spawn(move || pump::run(queues, table, schemas, stop, Duration::from_secs(1), drops))
                 .map_err(io("starting the pump thread"))?
         };
         *self.shared.engine.lock() = Some(topology);
@@ -448,6 +451,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     let stop = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(EngineSlot::default());
     let inbound = Arc::new(InboundStats::default());
+    let drops = Arc::new(Drops::default());
     let shared = Arc::new(Shared {
         id: cfg.id.clone(),
         topology_name: loaded.plan.name.clone(),
@@ -455,6 +459,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         engine: Mutex::new(None),
         links: Mutex::new(Vec::new()),
         inbound: Arc::clone(&inbound),
+        drops: Arc::clone(&drops),
         ready: AtomicBool::new(false),
         engine_starts: AtomicU64::new(0),
     });
@@ -464,6 +469,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         plan_hash: parking_lot::RwLock::new(loaded.plan_hash.clone()),
         slot: Arc::clone(&slot),
         stats: Arc::clone(&inbound),
+        drops: Arc::clone(&drops),
         stop: Arc::clone(&stop),
         generation: AtomicU64::new(loaded.assignment.generation),
     });
@@ -489,6 +495,8 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)
         .tcp_nodelay(true)
+        // A 64 KiB batch frame then crosses as one HTTP/2 DATA frame, not four of 16 KiB.
+        .max_frame_size(Some(1 << 20))
         // Each accepted stream gets a receiving thread; peers need one stream each.
         .max_concurrent_streams(Some(16))
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
@@ -619,6 +627,7 @@ mod tests {
             engine: Mutex::new(None),
             links: Mutex::new(Vec::new()),
             inbound: Arc::new(InboundStats::default()),
+            drops: Arc::new(Drops::default()),
             ready: AtomicBool::new(false),
             engine_starts: AtomicU64::new(0),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use squall_engine::metrics::{latency_bucket_bounds, LatencyBuckets};
 use squall_engine::{ComponentSnapshot, Percentiles, Snapshot, Stats};
 
-use crate::stats::{get, InboundStats, LinkStats};
+use crate::stats::{get, Drops, InboundStats, LinkStats};
 
 /// Labels every series of this worker carries.
 pub struct Identity<'a> {
@@ -192,6 +192,7 @@ pub fn render(
     snap: Option<&Snapshot>,
     links: &[(String, &LinkStats)],
     inbound: &InboundStats,
+    drops: &Drops,
 ) -> String {
     let mut out = String::new();
     let base = format!("topology=\"{}\",worker=\"{}\"", esc(id.topology), esc(id.worker));
@@ -290,6 +291,22 @@ pub fn render(
     ];
     for (name, v, kind) in inb {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name}{{{base}}} {v}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_dropped_messages_total Messages the data plane dropped (their trees time out and replay).\n\
+         # TYPE squall_worker_dropped_messages_total counter"
+    );
+    for (reason, c) in [
+        ("no_route", &drops.no_route),
+        ("engine_restart", &drops.engine_restart),
+        ("peer_removed", &drops.peer_removed),
+    ] {
+        let _ = writeln!(
+            out,
+            "squall_worker_dropped_messages_total{{{base},reason=\"{reason}\"}} {}",
+            get(c)
+        );
     }
     out
 }
@@ -582,6 +599,7 @@ mod tests {
             Some(&snap),
             &[("w1".into(), &link)],
             &InboundStats::default(),
+            &Drops::default(),
         )
     }
 

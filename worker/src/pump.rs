@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::codec::Frame;
-use crate::stats::{add, LinkStats};
+use crate::stats::{add, Drops, LinkStats};
 
 /// Seal a frame at this many bytes.
 pub const FRAME_BYTES: usize = 64 * 1024;
@@ -84,6 +84,11 @@ impl Pending {
         }
     }
 
+    /// Messages encoded and not yet handed to the link.
+    fn unsent(&self) -> u64 {
+        u64::from(self.messages) + self.held.as_ref().map_or(0, |f| u64::from(f.messages))
+    }
+
     fn seal(&mut self) {
         if self.messages == 0 || self.held.is_some() {
             return;
@@ -142,6 +147,7 @@ pub fn run(
     schemas: Arc<WireSchemas>,
     stop: Arc<AtomicBool>,
     drain: Duration,
+    drops: Arc<Drops>,
 ) {
     for q in &queues {
         q.set_consumer(std::thread::current());
@@ -171,6 +177,12 @@ pub fn run(
                 let id = &routes.peers[i].id;
                 if let Some(j) = nr.peers.iter().position(|p| &p.id == id) {
                     next[j] = old;
+                } else {
+                    let n = old.unsent();
+                    if n > 0 {
+                        warn!(peer = %id, messages = n, "dropped messages encoded for a peer that left");
+                        add(&drops.peer_removed, n);
+                    }
                 }
             }
             pending = next;
@@ -220,6 +232,7 @@ pub fn run(
         }
         if unroutable > 0 {
             warn!(messages = unroutable, "dropped messages with no route to a peer");
+            add(&drops.no_route, unroutable);
             unroutable = 0;
         }
         if moved {
@@ -236,5 +249,96 @@ pub fn run(
                 std::thread::yield_now();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use squall_engine::{MessageIds, Schema, Tuple, Value, Values};
+
+    use super::*;
+    use crate::stats::get;
+
+    const YAML: &str = "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {name: p}\nspec:\n  ackers: 0\n  spouts: [{name: s, component: const}]\n  bolts: [{name: b, component: \"null\", inputs: [{from: s}]}]\n";
+
+    fn tuples(n: usize) -> Vec<Msg> {
+        let schema = Schema::intern("s", "default", &["payload".to_owned()]);
+        (0..n)
+            .map(|_| {
+                let mut v = Values::new();
+                v.push(Value::from("x"));
+                Msg::Tuple {
+                    task: 2,
+                    tuple: Tuple::from_parts(v, schema, 1, MessageIds::new()),
+                }
+            })
+            .collect()
+    }
+
+    fn wait_for(what: &str, ok: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ok() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Messages that cannot reach a peer are counted by reason: a queue no peer serves,
+    /// and frames held for a peer that then leaves the routes.
+    #[test]
+    fn every_dropped_message_is_counted_by_reason() {
+        let m = squall_model::TopologyManifest::from_yaml(YAML, "test").unwrap();
+        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap();
+        let schemas = Arc::new(WireSchemas::new(&plan));
+        let queue = Arc::new(BatchQueue::<Msg>::new(1024));
+        // A peer whose link takes one frame and never reads it: the next frames are held.
+        let (tx, _rx) = mpsc::channel(1);
+        let port = PeerPort {
+            id: "w1".into(),
+            tx,
+            stats: Arc::new(LinkStats::default()),
+        };
+        let table = Arc::new(RouteTable::default());
+        table.set(Routes {
+            by_queue: vec![Some(0)],
+            peers: vec![port],
+        });
+        let (stop, drops) = (Arc::new(AtomicBool::new(false)), Arc::new(Drops::default()));
+        let pump = {
+            let (q, t, s, st, d) = (
+                vec![Arc::clone(&queue)],
+                Arc::clone(&table),
+                Arc::clone(&schemas),
+                Arc::clone(&stop),
+                Arc::clone(&drops),
+            );
+            std::thread::spawn(move || run(q, t, s, st, Duration::ZERO, d))
+        };
+        // Two frames' worth: the first fills the channel, the second is held.
+        for _ in 0..2 {
+            let mut batch = tuples(200);
+            while !queue.try_push(&mut batch) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            wait_for("the pump to take the batch", || queue.is_empty());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(get(&drops.peer_removed), 0);
+        table.set(Routes {
+            by_queue: vec![None],
+            peers: Vec::new(),
+        });
+        wait_for("the held frame to be counted", || get(&drops.peer_removed) == 200);
+        let mut batch = tuples(50);
+        assert!(queue.try_push(&mut batch));
+        wait_for("the unroutable batch to be counted", || {
+            get(&drops.no_route) == 50
+        });
+        stop.store(true, Ordering::Relaxed);
+        pump.thread().unpark();
+        pump.join().unwrap();
+        assert_eq!(get(&drops.peer_removed), 200, "only the held frame was lost");
     }
 }

@@ -39,6 +39,19 @@ pub struct InboundStats {
     pub open: AtomicU64,
 }
 
+/// Messages this worker's data plane dropped, by reason. Each one's tree fails by timeout
+/// at its spout and is replayed; they are counted so that no loss is a silent one.
+#[derive(Default, Debug)]
+pub struct Drops {
+    /// No process serves the message's task now: no peer for it in the routes when
+    /// sending, no local queue and no forward route when receiving.
+    pub no_route: AtomicU64,
+    /// Received while this worker's engine was replaced: the rest of that frame.
+    pub engine_restart: AtomicU64,
+    /// Encoded for a peer that left the assignment before its frame was handed over.
+    pub peer_removed: AtomicU64,
+}
+
 /// Adds to a counter.
 pub fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);

@@ -10,10 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use squall_engine::fabric::{Msg, Outbox};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error};
+use tracing::{error, warn};
 
 use crate::engine_slot::EngineSlot;
-use crate::stats::{add, InboundStats};
+use crate::stats::{add, Drops, InboundStats};
 use crate::wire::{decode_to_peer, WireError};
 
 /// Shared with the link task.
@@ -29,7 +29,7 @@ pub struct Receiving {
 }
 
 /// Runs until the link ends, the worker stops, or a frame is malformed.
-pub fn run(peer: &str, mut r: Receiving, slot: &EngineSlot, stats: &InboundStats) {
+pub fn run(peer: &str, mut r: Receiving, slot: &EngineSlot, stats: &InboundStats, drops: &Drops) {
     let mut outbox: Option<(u64, Outbox)> = None;
     let mut msgs: Vec<Msg> = Vec::new();
     while let Some(frame) = r.frames.blocking_recv() {
@@ -61,28 +61,37 @@ pub fn run(peer: &str, mut r: Receiving, slot: &EngineSlot, stats: &InboundStats
         for m in msgs.drain(..) {
             out.send(m.task(), m);
         }
+        let (mut lost, mut gone) = (0u64, false);
         while !out.flush() {
             r.blocked.store(true, Ordering::Relaxed);
             if r.stop.load(Ordering::Relaxed) || slot.epoch() != io.epoch {
                 // The engine is gone; what it held is lost with it and replayed.
-                debug!(
+                lost = out.len() as u64;
+                warn!(
                     peer,
+                    messages = lost,
                     "engine changed while delivering; dropping the rest of a frame"
                 );
-                outbox = None;
+                add(&drops.engine_restart, lost);
+                gone = true;
                 break;
             }
             out.wait_for_room();
             std::thread::park_timeout(Duration::from_millis(1));
         }
         r.blocked.store(false, Ordering::Relaxed);
-        if out_unroutable(&outbox) {
-            debug!(peer, "messages for tasks with no route were dropped");
+        let unroutable = std::mem::take(&mut out.unroutable);
+        if gone {
+            outbox = None;
         }
-        add(&stats.messages, n);
+        if unroutable > 0 {
+            warn!(
+                peer,
+                messages = unroutable,
+                "dropped received messages for tasks no process serves"
+            );
+            add(&drops.no_route, unroutable);
+        }
+        add(&stats.messages, n.saturating_sub(lost + unroutable));
     }
-}
-
-fn out_unroutable(outbox: &Option<(u64, Outbox)>) -> bool {
-    outbox.as_ref().is_some_and(|(_, o)| o.unroutable > 0)
 }

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::codec::ReceiverCodec;
 use crate::engine_slot::EngineSlot;
-use crate::stats::{add, InboundStats};
+use crate::stats::{add, Drops, InboundStats};
 
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -37,6 +37,8 @@ pub struct ServerCtx {
     pub slot: Arc<EngineSlot>,
     /// Counters.
     pub stats: Arc<InboundStats>,
+    /// Messages dropped on delivery, by reason.
+    pub drops: Arc<Drops>,
     /// Set when the worker stops.
     pub stop: Arc<AtomicBool>,
     /// Current assignment generation.
@@ -171,7 +173,7 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
             .name(format!("recv-{}", hello.worker_id))
             .spawn(move || {
                 add(&ctx.stats.open, 1);
-                super::inbound::run(&peer, receiving, &ctx.slot, &ctx.stats);
+                super::inbound::run(&peer, receiving, &ctx.slot, &ctx.stats, &ctx.drops);
                 ctx.stats.open.fetch_sub(1, Ordering::Relaxed);
             })
             .map_err(|e| Status::resource_exhausted(format!("no thread for the link: {e}")))?;
