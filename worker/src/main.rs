@@ -11,11 +11,6 @@ use squall_worker::host::{self, WorkerConfig};
 use squall_worker::tls::TlsFiles;
 use tracing_subscriber::EnvFilter;
 
-// Decoded tuples are allocated on a link's receiving thread and freed on an executor's:
-// glibc's malloc takes its arena lock for such frees, mimalloc defers them per page.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs the tasks an assignment gives this worker and links it to its peers.
 #[derive(Parser)]
 #[command(name = "squall-worker", version, about)]
