@@ -119,9 +119,8 @@ pub fn edit_configs() -> &'static [JsonKeysConfig] {
 /// An event's keys: only from a JSON object, never more than one per rule, and always
 /// one per then/else rule.
 pub fn edit_event(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
+    // The bolt only ever sees UTF-8 (a string value); lossy keeps every input useful.
+    let text = &*String::from_utf8_lossy(data);
     for config in edit_configs() {
         let Ok(keys) = keys_of(config, text) else {
             continue;
