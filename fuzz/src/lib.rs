@@ -13,7 +13,7 @@ mod wire;
 
 pub use events::{edit_configs, edit_event, resp_reply, sse_stream, write_reply};
 pub use text::{manifest, multilang_stream, MANIFEST_ORIGIN, MULTILANG_MAX};
-pub use wire::{encode, wire_frame, WIRE_PLAN};
+pub use wire::{decode, encode, wire_frame, WIRE_PLAN};
 
 /// A target body.
 pub type Body = fn(&[u8]);

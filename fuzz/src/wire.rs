@@ -34,7 +34,7 @@ fn schemas() -> &'static WireSchemas {
 }
 
 /// The only call of the decoder: adapt here when its signature changes.
-fn decode(frame: &[u8]) -> Result<(Incoming, Vec<Msg>), WireError> {
+pub fn decode(frame: &[u8]) -> Result<(Incoming, Vec<Msg>), WireError> {
     let mut out = Vec::new();
     let incoming = decode_to_peer(Bytes::copy_from_slice(frame), schemas(), &mut out)?;
     Ok((incoming, out))

@@ -62,14 +62,46 @@ fn resp_replies_read_back_as_written() {
     squall_fuzz::resp_reply(&bytes);
 }
 
+fn wire_seed(name: &str) -> Vec<u8> {
+    let path = format!("{}/corpus/wire_frame/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 #[test]
-fn the_encoders_frames_pass_the_wire_body() {
-    // Written by the encoder (examples/seeds.rs): it decodes and round-trips.
-    let frame = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/corpus/wire_frame/batch-tuples"
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!frame.is_empty());
-    squall_fuzz::wire_frame(&frame);
+fn wire_seeds_decode_as_intended() {
+    use squall_worker::wire::{Incoming, WireError};
+    let decoded = |name: &str| squall_fuzz::decode(&wire_seed(name));
+    for (name, n) in [
+        ("batch-tuples", 2),
+        ("batch-acker", 6),
+        ("edge-deep-ok", 1),
+        ("edge-map-dup-key", 1),
+    ] {
+        match decoded(name) {
+            Ok((Incoming::Batch(got), msgs)) => assert!(got == n && msgs.len() == n, "{name}: {got}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        squall_fuzz::wire_frame(&wire_seed(name));
+    }
+    assert!(matches!(decoded("hello"), Ok((Incoming::Hello(h), _)) if h.topology == "word-count"));
+    assert!(matches!(decoded("edge-mixed"), Ok((Incoming::Batch(0), m)) if m.len() == 1));
+    assert!(matches!(
+        decoded("edge-empty-envelope"),
+        Err(WireError::Empty("envelope"))
+    ));
+    assert!(matches!(decoded("edge-too-deep"), Err(WireError::TooDeep(_))));
+    assert!(matches!(
+        decoded("edge-unknown-stream"),
+        Err(WireError::UnknownStream { component: 5, .. })
+    ));
+    assert!(matches!(
+        decoded("edge-arity"),
+        Err(WireError::Arity { got: 1, want: 3, .. })
+    ));
+    assert!(matches!(decoded("edge-not-utf8"), Err(WireError::Utf8)));
+    assert!(matches!(decoded("edge-bad-varint"), Err(WireError::Varint)));
+    assert!(matches!(
+        decoded("edge-group-wiretype"),
+        Err(WireError::WireType { .. })
+    ));
 }
