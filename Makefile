@@ -6,13 +6,14 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server test lint unit bench toolchain proto proto-check bench-workers bench-compare crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server test lint unit fuzz fuzz-replay bench toolchain proto proto-check bench-workers bench-compare crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
 	@echo "make run-word-count   the word-count example for $(RUN_FOR)"
 	@echo "make test   lints and every test, Kubernetes tier included (builds the control plane once into .cache/)"
 	@echo "make bench  benchmarks; rewrites BENCHMARKS.md"
+	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
 	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately (~15 min); its own section of BENCHMARKS.md"
 
 # CI machines start bare except for the toolchains of the machine image; say so clearly if one is missing.
@@ -41,11 +42,34 @@ redis-server:
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	CARGO_TARGET_DIR=target $(CARGO) clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets -- -D warnings
 
 unit: toolchain multilang-venv redis-server
 	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
-test: proto-check crds-check lint unit test-k8s test-operator
+test: proto-check crds-check lint unit fuzz-replay test-k8s test-operator
+
+# The fuzz targets' bodies over their seed corpora and seeded generated inputs, on stable.
+# fuzz/ is its own package (excluded from the workspace); it shares target/ so the
+# workspace's builds are reused, and without its `libfuzzer` feature links no libFuzzer.
+fuzz-replay: toolchain
+	CARGO_TARGET_DIR=target $(CARGO) test --manifest-path fuzz/Cargo.toml --no-default-features
+
+# Not part of `make test`. New inputs go to target/fuzz-corpus/ (fuzz/corpus/ keeps the
+# curated seeds), crashes to fuzz/artifacts/. No sanitizer by default: the crates forbid
+# unsafe code, so panics, hangs and OOMs are what fuzzing finds, and builds are faster.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= wire_frame multilang_stream manifest sse_stream resp_reply edit_event
+FUZZ_SANITIZER ?= none
+fuzz: toolchain
+	@rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@test -x .cache/cargo-fuzz/bin/cargo-fuzz || $(CARGO) install cargo-fuzz --locked --root .cache/cargo-fuzz
+	set -e; for t in $(FUZZ_TARGETS); do mkdir -p target/fuzz-corpus/$$t; \
+		PATH="$(CURDIR)/.cache/cargo-fuzz/bin:$$PATH" cargo +nightly fuzz run --fuzz-dir fuzz \
+			--sanitizer $(FUZZ_SANITIZER) --target-dir $(CURDIR)/target/fuzz $$t \
+			target/fuzz-corpus/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10; \
+	done
 
 bench: toolchain redis-server multilang-venv
 	$(CARGO) build --release -p squall-bench

@@ -82,7 +82,8 @@ fn read_depth(r: &mut impl BufRead, depth: usize) -> Result<Reply, RespError> {
     let Some(kind) = line.chars().next() else {
         return Err(RespError::Protocol("empty reply line".to_owned()));
     };
-    let rest = &line[1..];
+    // The type may be any character the server sent, not only an ASCII one.
+    let rest = &line[kind.len_utf8()..];
     let int = |s: &str| {
         s.parse::<i64>()
             .map_err(|_| RespError::Protocol(format!("bad integer {s:?}")))

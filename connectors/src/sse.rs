@@ -279,6 +279,36 @@ impl Dechunker {
     }
 }
 
+/// Parses a response body as a connection does: `pieces` in the order they are read,
+/// de-chunked when `chunked`, then split into events. Returns each event's type, data and
+/// last id, or the de-chunking error. Public only for the fuzz targets in `fuzz/`, which
+/// cannot reach the crate-private parsers.
+#[doc(hidden)]
+pub fn parse_body<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+    chunked: bool,
+) -> Result<Vec<(String, String, Option<String>)>, String> {
+    let mut parser = SseParser::default();
+    let mut dechunker = chunked.then(Dechunker::default);
+    let mut decoded = Vec::new();
+    let mut events = Vec::new();
+    for piece in pieces {
+        let body: &[u8] = match dechunker.as_mut() {
+            Some(d) => {
+                decoded.clear();
+                d.feed(piece, &mut decoded)?;
+                &decoded
+            }
+            None => piece,
+        };
+        parser.feed(body, |ev| events.push((ev.event, ev.data, ev.id)));
+        if dechunker.as_ref().is_some_and(Dechunker::is_done) {
+            break;
+        }
+    }
+    Ok(events)
+}
+
 /// How long connecting and receiving the response head may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 16 * 1024;
