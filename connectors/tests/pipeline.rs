@@ -171,7 +171,9 @@ fn sse_pipeline_resumes_after_the_feed_restarts_without_loss_or_duplicates() {
     let n = 10_000;
     let data = DataSet::new(11).with_malformed_every(1000);
     let want = expected(&data, n);
-    let server = feed(false, 8_000, n, data);
+    // The first feed serves only the first half, so the restart always lands mid-stream,
+    // however slowly the pipeline acks on a loaded machine: the rest must come by resuming.
+    let server = feed(false, 8_000, n / 2, data);
     let addr = server.sse_addr().unwrap();
     let topology = start_example_with("sse", &server.sse_url().unwrap(), &redis.url(), "wiki:");
     wait_for(&topology, Duration::from_secs(60), "some events acked", |s| {
@@ -193,7 +195,7 @@ fn sse_pipeline_resumes_after_the_feed_restarts_without_loss_or_duplicates() {
     });
     topology.shutdown();
     let resumed = server.last_resumed_at().expect("the spout sent Last-Event-ID");
-    assert!(resumed > 0 && resumed < n, "{resumed}");
+    assert!(resumed > 0 && resumed < n / 2, "{resumed}");
     assert!(custom(&s, "edits", "reconnects") >= 1);
     assert_eq!(
         s.component("edits").unwrap().total.acked,
