@@ -304,6 +304,12 @@ fn decode_map(mut r: Reader<'_>, depth: usize) -> Result<BTreeMap<String, Value>
             continue;
         }
         Reader::expect("ValueMap", field, wt, LEN)?;
+        // An entry's value sits at `depth` even when the entry leaves it out (then it is
+        // null, and is written explicitly when encoded again), so the bound applies here
+        // too: otherwise a frame could decode whose re-encoding is refused.
+        if depth >= MAX_DEPTH {
+            return Err(WireError::TooDeep(MAX_DEPTH));
+        }
         let mut e = r.nested()?;
         let (mut key, mut value) = (String::new(), Value::Null);
         while !e.is_empty() {

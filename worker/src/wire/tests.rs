@@ -387,3 +387,56 @@ fn a_value_of_unknown_fields_only_is_refused_as_empty() {
     );
     assert!(out.is_empty());
 }
+
+/// A map entry that leaves its value out decodes to null at the entry's depth, so the
+/// depth bound must hold for it as for an explicit value: otherwise a frame is accepted
+/// whose own re-encoding is refused (found by the `wire_frame` fuzz target).
+#[test]
+fn a_map_entry_without_its_value_counts_toward_the_depth_bound() {
+    let (schemas, schema) = schemas();
+    // `lists` lists around a map holding {"k": null}, as a frame whose entry omits the value.
+    let frame_with = |lists: usize| -> Bytes {
+        let mut v = Value::Map(Arc::new(BTreeMap::from([("k".to_owned(), Value::Null)])));
+        for _ in 0..lists {
+            v = Value::List(Arc::new(vec![v]));
+        }
+        let mut vals = Values::new();
+        vals.extend([v, Value::Null, Value::Null]);
+        let msg = Msg::Tuple {
+            task: 1,
+            tuple: Tuple::from_parts(vals, schema, 0, MessageIds::new()),
+        };
+        let mut pb = pb::ToPeer::decode(frame(&[msg], &schemas)).unwrap();
+        let Some(to_peer::Kind::Batch(b)) = &mut pb.kind else {
+            panic!("not a batch")
+        };
+        let Some(envelope::Msg::Tuple(t)) = &mut b.messages[0].msg else {
+            panic!("not a tuple")
+        };
+        let mut v = &mut t.values[0];
+        loop {
+            match &mut v.kind {
+                Some(value::Kind::List(l)) => v = &mut l.values[0],
+                Some(value::Kind::Map(m)) => {
+                    m.entries[0].value = None;
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        pb.encode_to_vec().into()
+    };
+    let mut out = Vec::new();
+    // The map's entries sit at depth `lists + 1`: at the bound, refused.
+    assert!(matches!(
+        decode_to_peer(frame_with(MAX_DEPTH - 1), &schemas, &mut out),
+        Err(WireError::TooDeep(_))
+    ));
+    // One level shallower it decodes, and what it decodes to encodes and decodes again.
+    out.clear();
+    decode_to_peer(frame_with(MAX_DEPTH - 2), &schemas, &mut out).unwrap();
+    let again = frame(&out, &schemas);
+    let mut back = Vec::new();
+    decode_to_peer(again, &schemas, &mut back).unwrap();
+    assert_eq!(format!("{out:?}"), format!("{back:?}"));
+}
