@@ -123,7 +123,7 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
             }
         }
         let snap = cluster.scrape();
-        let (emitted, _, _, pending) = table::spout_totals(&snap);
+        let (emitted, _, _, pending) = snap.spout_totals();
         let queued: u64 = snap.components.iter().map(|c| c.queue_depth).sum();
         // Done when every spout says finished on every worker that runs it (finite spouts
         // only) and nothing is pending or queued, and that holds for a moment.
@@ -149,7 +149,7 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
                 let _ = stdout.write_all(out.as_bytes());
                 let _ = stdout.flush();
             } else if progress {
-                let (e, a, f, p) = table::spout_totals(&snap);
+                let (e, a, f, p) = snap.spout_totals();
                 println!(
                     "[{}] spouts: {e} emitted, {a} acked, {f} failed, {p} pending",
                     table::duration(started.elapsed())
@@ -169,7 +169,7 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
         table::duration(started.elapsed())
     );
     print!("{}", table::metrics(&final_snapshot, None, &order));
-    let (emitted, acked, failed, pending) = table::spout_totals(&final_snapshot);
+    let (emitted, acked, failed, pending) = final_snapshot.spout_totals();
     println!("spouts: {emitted} emitted, {acked} acked, {failed} failed, {pending} pending");
     println!("worker logs: {}", dir.display());
     let _ = std::io::stdout().flush();

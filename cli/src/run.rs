@@ -137,7 +137,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         table::duration(final_snapshot.uptime)
     );
     print!("{}", table::metrics(&final_snapshot, None, &order));
-    let (emitted, acked, failed, pending) = table::spout_totals(&final_snapshot);
+    let (emitted, acked, failed, pending) = final_snapshot.spout_totals();
     println!("spouts: {emitted} emitted, {acked} acked, {failed} failed, {pending} pending");
     let _ = std::io::stdout().flush();
     Ok(())
@@ -158,8 +158,8 @@ fn draw(name: &str, snap: &Snapshot, before: Option<&Snapshot>, order: &[String]
 }
 
 fn progress_line(snap: &Snapshot, before: Option<&Snapshot>) -> String {
-    let (emitted, acked, failed, pending) = table::spout_totals(snap);
-    let (e0, a0, _, _) = before.map(table::spout_totals).unwrap_or_default();
+    let (emitted, acked, failed, pending) = snap.spout_totals();
+    let (e0, a0, _, _) = before.map(Snapshot::spout_totals).unwrap_or_default();
     let span = snap
         .uptime
         .saturating_sub(before.map(|b| b.uptime).unwrap_or_default())

@@ -189,21 +189,6 @@ pub fn micros(us: u64) -> String {
     }
 }
 
-/// Spout totals in one line: what most runs want to know at a glance.
-pub fn spout_totals(now: &Snapshot) -> (u64, u64, u64, u64) {
-    now.components
-        .iter()
-        .filter(|c| c.role == "spout")
-        .fold((0, 0, 0, 0), |(e, a, f, p), c| {
-            (
-                e + c.total.emitted,
-                a + c.total.acked,
-                f + c.total.failed,
-                p + c.total.pending,
-            )
-        })
-}
-
 /// `1m05s`-style durations for humans.
 pub fn duration(d: Duration) -> String {
     let s = d.as_secs();

@@ -4,17 +4,23 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn run_on_two_workers_completes_every_tree() {
+/// The `squall` binary and the `squall-worker` beside it.
+fn binaries() -> (PathBuf, PathBuf) {
     let squall = PathBuf::from(env!("CARGO_BIN_EXE_squall"));
     // `cargo test --workspace` (make test) builds squall-worker beside squall; this
-    // crate's tests alone do not, and then this test must fail, not pass untested.
+    // crate's tests alone do not, and then these tests must fail, not pass untested.
     let worker = squall.with_file_name("squall-worker");
     assert!(
         worker.exists(),
         "{} is not built: run `cargo build -p squall-worker` or the workspace's tests",
         worker.display()
     );
+    (squall, worker)
+}
+
+#[test]
+fn run_on_two_workers_completes_every_tree() {
+    let (squall, worker) = binaries();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.yaml");
     std::fs::write(
@@ -80,13 +86,7 @@ spec:
 /// every tree.
 #[test]
 fn a_worker_that_keeps_failing_has_its_tasks_moved_to_the_living() {
-    let squall = PathBuf::from(env!("CARGO_BIN_EXE_squall"));
-    let worker = squall.with_file_name("squall-worker");
-    assert!(
-        worker.exists(),
-        "{} is not built: run `cargo build -p squall-worker` or the workspace's tests",
-        worker.display()
-    );
+    let (squall, worker) = binaries();
     let dir = tempfile::tempdir().unwrap();
     // w1 runs normally the first time (its pid in a file, for the test to kill); every
     // later start fails at once, like a worker in a crash loop.

@@ -227,6 +227,21 @@ impl Snapshot {
     pub fn component(&self, name: &str) -> Option<&ComponentSnapshot> {
         self.components.iter().find(|c| c.name == name)
     }
+
+    /// Emitted, acked, failed and pending trees summed over the spouts.
+    pub fn spout_totals(&self) -> (u64, u64, u64, u64) {
+        self.components
+            .iter()
+            .filter(|c| c.role == "spout")
+            .fold((0, 0, 0, 0), |(e, a, f, p), c| {
+                (
+                    e + c.total.emitted,
+                    a + c.total.acked,
+                    f + c.total.failed,
+                    p + c.total.pending,
+                )
+            })
+    }
 }
 
 pub(crate) fn stats_of(m: &TaskMetrics) -> (Stats, TaskLatencies) {

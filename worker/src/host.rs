@@ -378,7 +378,7 @@ impl Host {
                 .engine
                 .lock()
                 .as_ref()
-                .map(|t| spout_totals(&t.metrics()));
+                .map(|t| t.metrics().spout_totals());
             let (emitted, acked, failed, pending) = spouts.unwrap_or_default();
             if quiet >= 3 {
                 info!(
@@ -406,21 +406,6 @@ impl Host {
         }
         self.slot.clear();
     }
-}
-
-/// Emitted, acked, failed and pending trees of the local spouts.
-fn spout_totals(s: &squall_engine::Snapshot) -> (u64, u64, u64, u64) {
-    s.components
-        .iter()
-        .filter(|c| c.role == "spout")
-        .fold((0, 0, 0, 0), |(e, a, f, p), c| {
-            (
-                e + c.total.emitted,
-                a + c.total.acked,
-                f + c.total.failed,
-                p + c.total.pending,
-            )
-        })
 }
 
 /// Runs a worker until SIGTERM or Ctrl-C.

@@ -7,7 +7,10 @@ mod support;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::{cluster, dump_logs, logs, total, wait_for};
+use support::{cluster, dump_logs, hosts, logs, metric, total, wait_for, wait_until};
+
+const STARTS: &str = "squall_worker_engine_starts_total";
+const UPTIME: &str = "squall_uptime_seconds";
 
 /// One cluster at a time: the machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -30,15 +33,6 @@ spec:
     - {name: sink, component: null, inputs: [{from: pass}]}
 "#;
 
-fn uptime(c: &squall_worker::supervisor::Cluster, i: usize) -> f64 {
-    c.scrape_one(i)
-        .unwrap_or_default()
-        .iter()
-        .find(|(n, _, _)| n == "squall_uptime_seconds")
-        .map(|s| s.2)
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn peers_follow_a_moved_worker_and_unchanged_workers_keep_running() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,7 +42,7 @@ fn peers_follow_a_moved_worker_and_unchanged_workers_keep_running() {
     wait_for(&mut c, Duration::from_secs(20), |s| {
         total(s, "ids").acked >= 5_000
     });
-    let (up0, up1) = (uptime(&c, 0), uptime(&c, 1));
+    let (up0, up1) = (metric(&c, 0, UPTIME), metric(&c, 1, UPTIME));
 
     // w2 comes back elsewhere: w0 and w1 keep their engines and dial the new address.
     c.kill9(2);
@@ -67,7 +61,7 @@ fn peers_follow_a_moved_worker_and_unchanged_workers_keep_running() {
         "resumes through {moved_to}"
     );
     assert!(
-        uptime(&c, 0) > up0 && uptime(&c, 1) > up1,
+        metric(&c, 0, UPTIME) > up0 && metric(&c, 1, UPTIME) > up1,
         "w0 and w1 were not restarted"
     );
     assert!(logs(&c, 0).contains("peer moved"));
@@ -78,7 +72,7 @@ fn peers_follow_a_moved_worker_and_unchanged_workers_keep_running() {
     let gone = a.workers.remove(2);
     a.workers[1].tasks.extend(gone.tasks);
     a.generation += 1;
-    let up0 = uptime(&c, 0);
+    let up0 = metric(&c, 0, UPTIME);
     c.set_assignment(a).unwrap();
     let s = wait_for(&mut c, Duration::from_secs(60), |s| {
         total(s, "ids").acked >= COUNT
@@ -89,19 +83,10 @@ fn peers_follow_a_moved_worker_and_unchanged_workers_keep_running() {
     // w1 restarted its engine (its tasks changed), so its spout replayed from the start
     // and completed every id: nothing was lost.
     assert_eq!(total(&s, "ids").acked, COUNT, "{s:#?}");
-    assert!(uptime(&c, 0) > up0, "w0 kept running");
+    assert!(metric(&c, 0, UPTIME) > up0, "w0 kept running");
     assert!(logs(&c, 0).contains("rerouting without a restart"));
     assert!(logs(&c, 1).contains("restarting its engine"));
     c.stop(Duration::from_secs(5));
-}
-
-fn engine_starts(c: &squall_worker::supervisor::Cluster, i: usize) -> f64 {
-    c.scrape_one(i)
-        .unwrap_or_default()
-        .iter()
-        .find(|(n, _, _)| n == "squall_worker_engine_starts_total")
-        .map(|s| s.2)
-        .unwrap_or(0.0)
 }
 
 // Executors sort by component name and are dealt round-robin: __acker → w0, a_pass → w1,
@@ -132,12 +117,6 @@ fn moving_bolts_between_live_workers_reroutes_or_replays_every_tuple() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cluster(dir.path(), SWAP, 3, None, &[]);
     c.auto_restart = false;
-    let hosts = |c: &squall_worker::supervisor::Cluster, i: usize, comp: &str| {
-        c.scrape_one(i)
-            .unwrap_or_default()
-            .iter()
-            .any(|(n, l, _)| n == "squall_executors" && l.get("component").is_some_and(|x| x == comp))
-    };
     assert!(hosts(&c, 0, "c_ids") && hosts(&c, 0, "__acker"));
     assert!(hosts(&c, 1, "a_pass") && hosts(&c, 2, "b_sink"));
     let s = wait_for(&mut c, Duration::from_secs(20), |s| {
@@ -156,10 +135,9 @@ fn moving_bolts_between_live_workers_reroutes_or_replays_every_tuple() {
     a.generation += 1;
     c.set_assignment(a).unwrap();
     // Both bolt workers pick the change up and restart their engines; w0 reroutes.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while (engine_starts(&c, 1) < 2.0 || engine_starts(&c, 2) < 2.0) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(20), || {
+        metric(&c, 1, STARTS) >= 2.0 && metric(&c, 2, STARTS) >= 2.0
+    });
     assert!(
         hosts(&c, 1, "b_sink") && hosts(&c, 2, "a_pass"),
         "the bolts moved"
@@ -174,7 +152,7 @@ fn moving_bolts_between_live_workers_reroutes_or_replays_every_tuple() {
     }
     // w0 never restarted its engine, so these are the same spout's counts from the start:
     // every id acked exactly once, and every emit either acked or failed (then replayed).
-    assert_eq!(engine_starts(&c, 0), 1.0, "w0 kept its engine");
+    assert_eq!(metric(&c, 0, STARTS), 1.0, "w0 kept its engine");
     assert_eq!(ids.acked, COUNT, "{s:#?}");
     assert_eq!(ids.pending, 0);
     assert_eq!(ids.emitted, ids.acked + ids.failed, "{ids:?}");
@@ -229,11 +207,7 @@ fn a_failed_engine_start_is_unready_and_retried() {
     c.set_assignment(a).unwrap();
     // The engine stops (unready) before the new one fails to start (logged).
     let failed = || logs(&c, 0).contains("cannot start the engine");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !failed() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(failed(), "{}", logs(&c, 0));
+    assert!(wait_until(Duration::from_secs(20), failed), "{}", logs(&c, 0));
     assert!(get("/readyz").is_err(), "not ready without an engine");
     assert!(get("/healthz").is_ok(), "but alive");
 

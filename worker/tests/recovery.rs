@@ -7,7 +7,7 @@ mod support;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::{cluster, dump_logs, total, wait_for};
+use support::{cluster, dump_logs, hosts, total, wait_for};
 
 /// One cluster at a time: the machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -39,12 +39,6 @@ fn kill_and_recover(victim: usize, role: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cluster(dir.path(), MANIFEST, 3, None, &[]);
     c.auto_restart = false;
-    let hosts = |c: &squall_worker::supervisor::Cluster, i: usize, comp: &str| {
-        c.scrape_one(i)
-            .unwrap_or_default()
-            .iter()
-            .any(|(n, l, _)| n == "squall_executors" && l.get("component").is_some_and(|x| x == comp))
-    };
     assert!(hosts(&c, victim, role), "worker {victim} should run {role}");
     // Let it get going, then kill.
     let s = wait_for(&mut c, Duration::from_secs(20), |s| {

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use squall_worker::supervisor::Cluster;
-use support::{cluster, dump_logs, total, wait_for};
+use support::{cluster, dump_logs, metric, total, wait_for};
 
 const COUNT: u64 = 40_000;
 
@@ -26,15 +26,6 @@ spec:
     - {name: pass, component: identity, config: {fields: [payload]}, inputs: [{from: ids}]}
     - {name: sink, component: null, inputs: [{from: pass}]}
 "#;
-
-fn engine_starts(c: &Cluster, i: usize) -> f64 {
-    c.scrape_one(i)
-        .unwrap_or_default()
-        .iter()
-        .find(|(n, _, _)| n == "squall_worker_engine_starts_total")
-        .map(|s| s.2)
-        .unwrap_or(0.0)
-}
 
 /// Polls the supervisor until `done` or the timeout; whether `done` held.
 fn poll_until(c: &mut Cluster, timeout: Duration, mut done: impl FnMut(&mut Cluster) -> bool) -> bool {
@@ -100,7 +91,11 @@ fn the_supervisor_restarts_a_dead_worker_then_moves_its_tasks_to_the_living() {
     );
     // The spout's worker kept its engine, so these counts span the whole run: every id
     // acked once despite the crash and the move.
-    assert_eq!(engine_starts(&c, 1), 1.0, "the spout side never restarted");
+    assert_eq!(
+        metric(&c, 1, "squall_worker_engine_starts_total"),
+        1.0,
+        "the spout side never restarted"
+    );
     let ids = total(&s, "ids");
     assert_eq!(ids.acked, COUNT, "{s:#?}");
     assert_eq!(ids.emitted, ids.acked + ids.failed, "{ids:?}");

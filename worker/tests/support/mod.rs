@@ -58,6 +58,38 @@ pub fn wait_for(c: &mut Cluster, timeout: Duration, mut done: impl FnMut(&Snapsh
     }
 }
 
+/// A sample of worker `i`'s own `/metrics` page (summed over its label sets), 0 if absent.
+pub fn metric(c: &Cluster, i: usize, name: &str) -> f64 {
+    c.scrape_one(i)
+        .unwrap_or_default()
+        .iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|s| s.2)
+        .sum()
+}
+
+/// Whether worker `i` runs an executor of `component`.
+pub fn hosts(c: &Cluster, i: usize, component: &str) -> bool {
+    c.scrape_one(i)
+        .unwrap_or_default()
+        .iter()
+        .any(|(n, l, _)| n == "squall_executors" && l.get("component").is_some_and(|x| x == component))
+}
+
+/// Checks `done` every 50 ms until it holds or the timeout passes; whether it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn logs(c: &Cluster, i: usize) -> String {
     std::fs::read_to_string(c.log_path(i)).unwrap_or_default()
 }
