@@ -38,11 +38,19 @@ fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
+pub fn run(args: RunArgs, workers: usize, limits: &squall_model::Limits) -> anyhow::Result<()> {
     anyhow::ensure!(workers >= 1, "--workers must be at least 1");
-    let plan = validate::load(&args.file, &args.set)?;
+    let plan = validate::load(&args.file, &args.set, limits)?;
+    if workers as u64 > u64::from(limits.max_workers) {
+        return Err(validate::Invalid(format!(
+            "--workers: {}",
+            limits.exceeded(squall_model::LimitKey::Workers, workers)
+        ))
+        .into());
+    }
     // Workers read the manifest with the overrides already applied.
-    let manifest = TopologyManifest::from_file(&args.file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manifest =
+        TopologyManifest::from_file_within(&args.file, limits).map_err(|e| anyhow::anyhow!("{e}"))?;
     let manifest = overrides::apply(manifest, &args.set)?;
     let dir = std::env::temp_dir().join(format!("squall-{}-{}", plan.name, std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -74,7 +82,8 @@ pub fn run(args: RunArgs, workers: usize) -> anyhow::Result<()> {
         worker_bin: worker_bin(),
         dir: dir.clone(),
         tls: None,
-        extra_args: Vec::new(),
+        // The workers hold the manifest to the same limits as this run.
+        extra_args: vec!["--limits".into(), limits.to_list()],
         tasks: None,
     })?;
     cluster.wait_ready(Duration::from_secs(30))?;

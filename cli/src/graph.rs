@@ -13,8 +13,8 @@ pub struct GraphArgs {
     file: PathBuf,
 }
 
-pub fn run(args: GraphArgs) -> anyhow::Result<()> {
-    let plan = validate::load(&args.file, &[])?;
+pub fn run(args: GraphArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
+    let plan = validate::load(&args.file, &[], limits)?;
     print!("{}", dot(&plan));
     Ok(())
 }

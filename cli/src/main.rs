@@ -21,6 +21,25 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Raise or lower a limit on what a manifest may ask for, e.g. `maxParallelism=2048`
+    /// (repeatable; limits: maxManifestBytes, maxNestingDepth, maxComponents,
+    /// maxParallelism, maxTasks, maxTotalTasks, maxWorkers).
+    #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
+    limit: Vec<String>,
+}
+
+/// The limits of this run: defaults, then `SQUALL_LIMITS` (`name=value,...`), then `--limit`.
+fn limits(flags: &[String]) -> Result<squall_model::Limits, validate::Invalid> {
+    let env = std::env::var("SQUALL_LIMITS").unwrap_or_default();
+    let mut limits = squall_model::Limits::parse_list(&env)
+        .map_err(|e| validate::Invalid(format!("SQUALL_LIMITS: {e}")))?;
+    for f in flags {
+        limits
+            .set(f)
+            .map_err(|e| validate::Invalid(format!("--limit {e}")))?;
+    }
+    limits.raise_with = "--limit {key}=N".into();
+    Ok(limits)
 }
 
 #[derive(Subcommand)]
@@ -46,10 +65,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    let limits = match limits(&cli.limit) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Validate(args) => validate::run(args),
-        Command::Graph(args) => graph::run(args),
+        Command::Run(args) => run::run(args, &limits),
+        Command::Validate(args) => validate::run(args, &limits),
+        Command::Graph(args) => graph::run(args, &limits),
         Command::Kinds => kinds::run(),
         Command::Feed(args) => feed::run(args),
     };

@@ -57,11 +57,11 @@ const POLL: Duration = Duration::from_millis(200);
 /// Storm's kill waits the message timeout for in-flight trees; a local run caps that.
 const MAX_KILL_WAIT: Duration = Duration::from_secs(5);
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
     if let Some(n) = args.workers {
-        return crate::cluster::run(args, n);
+        return crate::cluster::run(args, n, limits);
     }
-    let plan = validate::load(&args.file, &args.set)?;
+    let plan = validate::load(&args.file, &args.set, limits)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = Arc::clone(&interrupted);

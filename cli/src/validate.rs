@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use squall_components::Builtins;
-use squall_model::{validate, ManifestError, Plan, TopologyManifest};
+use squall_model::{validate_within, Limits, ManifestError, Plan, TopologyManifest};
 
 use crate::overrides::{self, Override};
 
@@ -30,8 +30,8 @@ pub struct ValidateArgs {
     set: Vec<Override>,
 }
 
-pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
-    let plan = load(&args.file, &args.set)?;
+pub fn run(args: ValidateArgs, limits: &Limits) -> anyhow::Result<()> {
+    let plan = load(&args.file, &args.set, limits)?;
     let spouts = plan.spec.spouts.len();
     let bolts = plan.spec.bolts.len();
     println!(
@@ -52,9 +52,10 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Reads a manifest, applies `--set` overrides and validates it against the built-in kinds.
-pub fn load(file: &Path, sets: &[Override]) -> anyhow::Result<Plan> {
-    let manifest = match TopologyManifest::from_file(file) {
+/// Reads a manifest, applies `--set` overrides and validates it against the built-in kinds
+/// and `limits`.
+pub fn load(file: &Path, sets: &[Override], limits: &Limits) -> anyhow::Result<Plan> {
+    let manifest = match TopologyManifest::from_file_within(file, limits) {
         Ok(m) => m,
         // A missing file is not a problem *in* the manifest: plain error, exit 1.
         // Its message already includes the OS error, so it goes without the error chain.
@@ -62,8 +63,8 @@ pub fn load(file: &Path, sets: &[Override]) -> anyhow::Result<Plan> {
         Err(err) => return Err(Invalid(err.to_string()).into()),
     };
     let manifest = overrides::apply(manifest, sets)?;
-    let mut plan =
-        validate(&manifest, &Builtins).map_err(|errors| Invalid(format!("{}: {errors}", file.display())))?;
+    let mut plan = validate_within(&manifest, &Builtins, limits)
+        .map_err(|errors| Invalid(format!("{}: {errors}", file.display())))?;
     // Relative paths in component configs are relative to the manifest, wherever it is run from.
     plan.base_dir = file.parent().map(|p| {
         if p.as_os_str().is_empty() {

@@ -1,10 +1,160 @@
-//! The `Topology` custom resource (derived from [`TopologySpec`](crate::TopologySpec)) and
-//! the status the operator writes.
+//! The `Topology` custom resource and the status the operator writes.
+//!
+//! The CRD's schema is derived from [`TopologySpec`] ([`TopologyDefinition`]). The object
+//! the operator reads is [`Topology`], whose deserializer holds for anything the API
+//! server stores: free-form values are read to a bounded depth (see `bounded`), and
+//! `metadata.managedFields` (which mirrors the spec's nesting, and which the operator
+//! never reads) is skipped, so no stored object can make a list of Topologies unreadable.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::spec::Topology;
+pub use crate::spec::TopologyDefinition;
+use crate::spec::TopologySpec;
+
+/// A Topology object as stored by the API server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    /// Object metadata (without `managedFields`, which are not read).
+    pub metadata: ObjectMeta,
+    /// The topology.
+    pub spec: TopologySpec,
+    /// What the operator last wrote.
+    pub status: Option<TopologyStatus>,
+}
+
+impl Topology {
+    /// A new object with this name and spec.
+    pub fn new(name: &str, spec: TopologySpec) -> Self {
+        Topology {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+}
+
+impl kube::Resource for Topology {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        crate::KIND.into()
+    }
+
+    fn group(_: &()) -> Cow<'_, str> {
+        crate::GROUP.into()
+    }
+
+    fn version(_: &()) -> Cow<'_, str> {
+        crate::VERSION.into()
+    }
+
+    fn api_version(_: &()) -> Cow<'_, str> {
+        crate::API_VERSION.into()
+    }
+
+    fn plural(_: &()) -> Cow<'_, str> {
+        "topologies".into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl Serialize for Topology {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Out<'a> {
+            api_version: &'static str,
+            kind: &'static str,
+            metadata: &'a ObjectMeta,
+            spec: &'a TopologySpec,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status: &'a Option<TopologyStatus>,
+        }
+        Out {
+            api_version: crate::API_VERSION,
+            kind: crate::KIND,
+            metadata: &self.metadata,
+            spec: &self.spec,
+            status: &self.status,
+        }
+        .serialize(s)
+    }
+}
+
+/// `ObjectMeta` less `managedFields`: an unknown field, so serde skips it without
+/// building it (and serde_json without recursing into it).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredMeta {
+    annotations: Option<BTreeMap<String, String>>,
+    creation_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    deletion_timestamp: Option<Time>,
+    finalizers: Option<Vec<String>>,
+    generate_name: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    name: Option<String>,
+    namespace: Option<String>,
+    owner_references: Option<Vec<OwnerReference>>,
+    resource_version: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Topology {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Stored {
+            metadata: StoredMeta,
+            spec: TopologySpec,
+            #[serde(default)]
+            status: Option<TopologyStatus>,
+        }
+        let Stored {
+            metadata: m,
+            spec,
+            status,
+        } = Stored::deserialize(d)?;
+        Ok(Topology {
+            metadata: ObjectMeta {
+                annotations: m.annotations,
+                creation_timestamp: m.creation_timestamp,
+                deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+                deletion_timestamp: m.deletion_timestamp,
+                finalizers: m.finalizers,
+                generate_name: m.generate_name,
+                generation: m.generation,
+                labels: m.labels,
+                managed_fields: None,
+                name: m.name,
+                namespace: m.namespace,
+                owner_references: m.owner_references,
+                resource_version: m.resource_version,
+                self_link: m.self_link,
+                uid: m.uid,
+            },
+            spec,
+            status,
+        })
+    }
+}
 
 /// Where a topology is in its life.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,17 +7,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bounded;
 #[cfg(feature = "crd")]
 pub mod crd;
+mod depth;
+mod limits;
 mod manifest;
 mod plan;
 mod spec;
 mod validate;
 
+pub use bounded::MAX_VALUE_DEPTH;
+pub use depth::value_depth;
+pub use limits::{LimitKey, Limits, MAX_SECONDS};
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
     ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, ShellSpec,
     StreamSpec, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
 };
-pub use validate::{validate, Catalog, KindInfo, Problem, ValidationErrors};
+pub use validate::{validate, validate_within, Catalog, KindInfo, Problem, ValidationErrors, MAX_PROBLEMS};

@@ -31,6 +31,9 @@ pub const DEFAULT_MESSAGE_TIMEOUT_SECONDS: i64 = 30;
         group = "squall.dev",
         version = "v1alpha1",
         kind = "Topology",
+        // The derived type only describes the CRD; `crate::crd::Topology` is the object
+        // read from the API server, with a deserializer that no stored object can break.
+        root = "TopologyDefinition",
         namespaced,
         shortname = "topo",
         status = "crate::crd::TopologyStatus",
@@ -80,7 +83,11 @@ pub struct TopologySpec {
     #[serde(default)]
     pub desired_state: DesiredState,
     /// Free-form topology configuration, visible to every component.
-    #[serde(default, skip_serializing_if = "Config::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Config::is_empty",
+        deserialize_with = "crate::bounded::config"
+    )]
     #[schemars(schema_with = "free_form_object")]
     pub config: Config,
     /// The sources of the topology.
@@ -107,14 +114,22 @@ pub struct PodSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
     /// Container resources (`requests`, `limits`), as in a pod spec.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::bounded::object_opt"
+    )]
     #[schemars(schema_with = "free_form_object")]
     pub resources: Option<serde_json::Map<String, serde_json::Value>>,
     /// Node selector of the worker pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     /// Tolerations of the worker pods, as in a pod spec.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::bounded::objects"
+    )]
     #[schemars(schema_with = "free_form_objects")]
     pub tolerations: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Extra labels on the worker pods.
@@ -167,7 +182,11 @@ pub struct ComponentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<i32>,
     /// Component configuration, passed to the component when it starts.
-    #[serde(default, skip_serializing_if = "Config::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Config::is_empty",
+        deserialize_with = "crate::bounded::config"
+    )]
     #[schemars(schema_with = "free_form_object")]
     pub config: Config,
     /// Declared output streams. Built-in components have defaults; shell components must declare theirs.

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use crate::depth::value_depth;
+use crate::limits::{shorten, LimitKey, Limits, MAX_SECONDS};
 use crate::manifest::TopologyManifest;
 use crate::plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 use crate::spec::{ComponentSpec, Config, GroupingKind, StreamSpec};
@@ -69,11 +71,28 @@ impl Checker {
     }
 }
 
-/// Checks a manifest against a catalog and resolves it into a [`Plan`].
+/// Problems listed at most; a manifest of thousands of mistakes gets the first ones and a
+/// count, so the message (and a status or Event made of it) stays small.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// Checks a manifest against a catalog within the default [`Limits`] and resolves it into
+/// a [`Plan`].
 pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Plan, ValidationErrors> {
+    validate_within(manifest, catalog, &Limits::default())
+}
+
+/// Checks a manifest against a catalog and `limits`, and resolves it into a [`Plan`]. The
+/// plan is built only when every count is within its limit, so its size is bounded by the
+/// limits, whatever numbers the manifest holds.
+pub fn validate_within(
+    manifest: &TopologyManifest,
+    catalog: &dyn Catalog,
+    limits: &Limits,
+) -> Result<Plan, ValidationErrors> {
     let mut c = Checker { problems: Vec::new() };
     let spec = &manifest.spec;
     check_name(&mut c, "metadata.name", &manifest.metadata.name, 63);
+    check_limits(&mut c, spec, limits);
 
     if spec.workers < 1 {
         c.add(
@@ -177,11 +196,181 @@ pub fn validate(manifest: &TopologyManifest, catalog: &dyn Catalog) -> Result<Pl
         }
         check_inputs(&mut c, path, comp, &outputs, &unresolved);
     }
+    check_fed(&mut c, &all, spec.tick_tuple_frequency_seconds.is_some());
 
     if !c.problems.is_empty() {
-        return Err(ValidationErrors(c.problems));
+        let mut problems = c.problems;
+        if problems.len() > MAX_PROBLEMS {
+            let more = problems.len() - MAX_PROBLEMS;
+            problems.truncate(MAX_PROBLEMS);
+            problems.push(Problem {
+                path: "spec".into(),
+                message: format!("{more} more problems not listed"),
+            });
+        }
+        return Err(ValidationErrors(problems));
     }
     Ok(build_plan(manifest, &all, &outputs))
+}
+
+/// Every bolt must be reachable from a spout (or a bolt with tick tuples, which makes
+/// tuples of its own). Cycles are allowed, as in Storm, but a cycle no spout feeds would
+/// never see a tuple: that is a wiring mistake, not a topology.
+fn check_fed(c: &mut Checker, all: &[(String, Role, &ComponentSpec)], topology_ticks: bool) {
+    let index: BTreeMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, comp))| (comp.name.as_str(), i))
+        .collect();
+    let mut fed = vec![false; all.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for (i, (_, role, comp)) in all.iter().enumerate() {
+        let ticks = comp.tick_tuple_frequency_seconds.is_some() || (topology_ticks && *role == Role::Bolt);
+        if *role == Role::Spout || ticks {
+            fed[i] = true;
+            stack.push(i);
+        }
+    }
+    // Consumers of each component, for a walk downstream.
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); all.len()];
+    for (i, (_, _, comp)) in all.iter().enumerate() {
+        for input in &comp.inputs {
+            if let Some(&from) = index.get(input.from.as_str()) {
+                consumers[from].push(i);
+            }
+        }
+    }
+    while let Some(i) = stack.pop() {
+        for &j in &consumers[i] {
+            if !fed[j] {
+                fed[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    for (i, (path, _, comp)) in all.iter().enumerate() {
+        let known = comp
+            .inputs
+            .iter()
+            .all(|input| index.contains_key(input.from.as_str()));
+        if !fed[i] && !comp.inputs.is_empty() && known {
+            c.add(
+                format!("{path}.inputs"),
+                "no spout feeds this bolt: its inputs come only from bolts that no spout reaches (a cycle); subscribe it, or a bolt of its cycle, to a spout",
+            );
+        }
+    }
+}
+
+/// Counts, durations and nesting against their limits, before anything is sized by them.
+fn check_limits(c: &mut Checker, spec: &crate::spec::TopologySpec, limits: &Limits) {
+    let over = |key: LimitKey, v: i64| v > 0 && v as u64 > limits.get(key);
+    if over(LimitKey::Workers, i64::from(spec.workers)) {
+        c.add("spec.workers", limits.exceeded(LimitKey::Workers, spec.workers));
+    }
+    let ackers = spec.ackers.unwrap_or(spec.workers);
+    if over(LimitKey::Parallelism, i64::from(ackers)) {
+        let path = if spec.ackers.is_some() {
+            "spec.ackers"
+        } else {
+            "spec.ackers (one per worker when unset)"
+        };
+        c.add(path, limits.exceeded(LimitKey::Parallelism, ackers));
+    }
+    let components = spec.spouts.len() + spec.bolts.len();
+    if components as u64 > u64::from(limits.max_components) {
+        c.add("spec", limits.exceeded(LimitKey::Components, components));
+    }
+    let mut total = i64::from(ackers.max(0));
+    for (path, comp) in component_paths(spec) {
+        if over(LimitKey::Parallelism, i64::from(comp.parallelism)) {
+            c.add(
+                format!("{path}.parallelism"),
+                limits.exceeded(LimitKey::Parallelism, comp.parallelism),
+            );
+        }
+        if let Some(t) = comp.tasks {
+            if over(LimitKey::Tasks, i64::from(t)) {
+                c.add(format!("{path}.tasks"), limits.exceeded(LimitKey::Tasks, t));
+            }
+        }
+        total += i64::from(comp.task_count().max(0));
+        check_seconds(
+            c,
+            &format!("{path}.tickTupleFrequencySeconds"),
+            comp.tick_tuple_frequency_seconds,
+        );
+        check_depth(c, &format!("{path}.config"), 4, &comp.config, limits);
+    }
+    if over(LimitKey::TotalTasks, total) {
+        c.add("spec", limits.exceeded(LimitKey::TotalTasks, total));
+    }
+    check_seconds(
+        c,
+        "spec.messageTimeoutSeconds",
+        Some(spec.message_timeout_seconds),
+    );
+    check_seconds(c, "spec.killWaitSeconds", spec.kill_wait_seconds);
+    check_seconds(
+        c,
+        "spec.tickTupleFrequencySeconds",
+        spec.tick_tuple_frequency_seconds,
+    );
+    check_depth(c, "spec.config", 2, &spec.config, limits);
+    if let Some(pod) = &spec.pod {
+        if let Some(r) = &pod.resources {
+            let depth = 3 + value_depth(&serde_json::Value::Object(r.clone()));
+            depth_problem(c, "spec.pod.resources", depth, limits);
+        }
+        for (i, t) in pod.tolerations.iter().enumerate() {
+            let depth = 4 + value_depth(&serde_json::Value::Object(t.clone()));
+            depth_problem(c, &format!("spec.pod.tolerations[{i}]"), depth, limits);
+        }
+    }
+}
+
+fn component_paths(spec: &crate::spec::TopologySpec) -> impl Iterator<Item = (String, &ComponentSpec)> {
+    let spouts = spec
+        .spouts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("spec.spouts[{i}]"), s));
+    let bolts = spec
+        .bolts
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("spec.bolts[{i}]"), b));
+    spouts.chain(bolts)
+}
+
+fn check_seconds(c: &mut Checker, path: &str, value: Option<i64>) {
+    if let Some(v) = value.filter(|v| *v > MAX_SECONDS) {
+        c.add(path, format!("{v} seconds is more than a day ({MAX_SECONDS})"));
+    }
+}
+
+/// `parent` is the depth of the map holding `config` (the document is 1, `spec` 2).
+fn check_depth(c: &mut Checker, path: &str, parent: usize, config: &Config, limits: &Limits) {
+    if config.is_empty() {
+        return;
+    }
+    let deepest = config.values().map(value_depth).max().unwrap_or(0);
+    depth_problem(c, path, parent + 1 + deepest, limits);
+}
+
+fn depth_problem(c: &mut Checker, path: &str, depth: usize, limits: &Limits) {
+    if depth as u64 > u64::from(limits.max_nesting_depth) {
+        // Values deeper than the reader keeps were cut there: their depth is not known.
+        let depth = if depth > crate::MAX_VALUE_DEPTH {
+            format!("more than {}", crate::MAX_VALUE_DEPTH)
+        } else {
+            depth.to_string()
+        };
+        c.add(
+            path,
+            limits.exceeded(LimitKey::NestingDepth, format!("nesting depth {depth}")),
+        );
+    }
 }
 
 fn check_name(c: &mut Checker, path: &str, name: &str, max: usize) {
@@ -190,7 +379,10 @@ fn check_name(c: &mut Checker, path: &str, name: &str, max: usize) {
         return;
     }
     if name.len() > max {
-        c.add(path, format!("{name:?} is longer than {max} characters"));
+        c.add(
+            path,
+            format!("{:?} is longer than {max} characters", shorten(name, max)),
+        );
     }
     let ok = name
         .chars()
@@ -203,7 +395,7 @@ fn check_name(c: &mut Checker, path: &str, name: &str, max: usize) {
     if !ok {
         c.add(
             path,
-            format!("{name:?} must consist of lower-case letters, digits, '-' and '_', starting with a letter or digit and not ending with '-'"),
+            format!("{:?} must consist of lower-case letters, digits, '-' and '_', starting with a letter or digit and not ending with '-'", shorten(name, 80)),
         );
     }
 }
@@ -256,7 +448,7 @@ fn check_component(
                 format!("{path}.component"),
                 format!(
                     "unknown component kind {:?}; known kinds: {kinds}",
-                    comp.component
+                    shorten(&comp.component, 80)
                 ),
             );
         }
@@ -335,7 +527,7 @@ fn check_inputs(
                 format!("{ipath}.from"),
                 format!(
                     "unknown component {:?}; components: {}",
-                    input.from,
+                    shorten(&input.from, 80),
                     known.join(", ")
                 ),
             );

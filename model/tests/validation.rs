@@ -226,3 +226,109 @@ fn a_broken_kind_is_reported_once_not_again_at_its_consumers() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].starts_with("spec.spouts[0].component: unknown component kind"));
 }
+
+#[test]
+fn a_cycle_fed_by_a_spout_is_allowed_and_one_no_spout_feeds_is_refused() {
+    let fed = format!(
+        "{HEADER}spec:\n  spouts: [{{name: src, component: lines}}]\n  bolts:\n    - {{name: a, component: split, inputs: [{{from: src}}, {{from: b}}]}}\n    - {{name: b, component: split, inputs: [{{from: a}}]}}\n"
+    );
+    let m = TopologyManifest::from_yaml(&fed, "t").unwrap();
+    assert!(validate(&m, &TestCatalog).is_ok(), "Storm allows cycles");
+    assert_has(
+        "  spouts: [{name: src, component: lines}]\n  bolts:\n    - {name: a, component: split, inputs: [{from: b}]}\n    - {name: b, component: split, inputs: [{from: a}]}\n    - {name: c, component: sink, inputs: [{from: src}]}\n",
+        "spec.bolts[0].inputs: no spout feeds this bolt: its inputs come only from bolts that no spout reaches (a cycle); subscribe it, or a bolt of its cycle, to a spout",
+    );
+    // A bolt with tick tuples makes tuples of its own, so its cycle is fed.
+    let ticking = format!(
+        "{HEADER}spec:\n  spouts: [{{name: src, component: lines}}]\n  bolts:\n    - {{name: a, component: split, tickTupleFrequencySeconds: 1, inputs: [{{from: b}}]}}\n    - {{name: b, component: split, inputs: [{{from: a}}]}}\n"
+    );
+    let m = TopologyManifest::from_yaml(&ticking, "t").unwrap();
+    assert!(validate(&m, &TestCatalog).is_ok());
+}
+
+#[test]
+fn counts_over_their_limits_name_the_path_the_limit_and_the_setting() {
+    assert_has(
+        "  workers: 100000000\n  spouts: [{name: src, component: lines, parallelism: 100000000, tasks: 2000000000}]\n",
+        "spec.spouts[0].parallelism: 100000000 is over the limit of 1024 executors per component (maxParallelism; raise it with --limit maxParallelism=N)",
+    );
+    let got = lines(
+        "  workers: 100000000\n  spouts: [{name: src, component: lines, parallelism: 100000000, tasks: 2000000000}]\n",
+    );
+    for want in [
+        "spec.workers: 100000000 is over the limit of 256 workers (maxWorkers;",
+        "spec.spouts[0].tasks: 2000000000 is over the limit of 4096 tasks per component (maxTasks;",
+        "spec: 2100000000 is over the limit of 4096 tasks in the topology, ackers included (maxTotalTasks;",
+        "spec.ackers (one per worker when unset): 100000000 is over the limit of 1024 executors per component (maxParallelism;",
+    ] {
+        assert!(got.iter().any(|l| l.starts_with(want)), "no {want:?} in {got:#?}");
+    }
+    assert_has(
+        "  messageTimeoutSeconds: 9000000000000\n  spouts: [{name: src, component: lines}]\n",
+        "spec.messageTimeoutSeconds: 9000000000000 seconds is more than a day (86400)",
+    );
+}
+
+#[test]
+fn limits_can_be_raised_and_lowered() {
+    let text = format!("{HEADER}spec:\n  spouts: [{{name: src, component: lines, parallelism: 2000}}]\n");
+    let m = TopologyManifest::from_yaml(&text, "t").unwrap();
+    assert!(validate(&m, &TestCatalog).is_err());
+    let mut limits = squall_model::Limits::default();
+    limits.set("maxParallelism=4000").unwrap();
+    let plan = squall_model::validate_within(&m, &TestCatalog, &limits).unwrap();
+    assert_eq!(plan.task_count(), 2001, "2000 spout tasks and one acker");
+    limits.set("maxTotalTasks=100").unwrap();
+    assert!(squall_model::validate_within(&m, &TestCatalog, &limits).is_err());
+}
+
+#[test]
+fn a_manifest_too_large_or_too_deep_is_refused_before_it_is_parsed() {
+    let mut limits = squall_model::Limits::default();
+    limits.set("maxManifestBytes=100").unwrap();
+    let text = format!("{HEADER}spec:\n  spouts: [{{name: src, component: lines}}]\n");
+    let err = TopologyManifest::from_yaml_within(&text, "t.yaml", &limits).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("t.yaml: a manifest of {} bytes is over the limit of 100 bytes (maxManifestBytes; raise it with --limit maxManifestBytes=N)", text.len())
+    );
+    // 200 KB of brackets: refused at once, naming the line.
+    let deep = format!(
+        "{HEADER}spec:\n  config:\n    x: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let started = std::time::Instant::now();
+    let err = TopologyManifest::from_yaml(&deep, "deep.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "deep.yaml:7: nesting depth 34 is over the limit of 32 levels of nesting (maxNestingDepth;"
+        ),
+        "{err}"
+    );
+    // Not a timing assertion: only a bound far above the scan's microseconds, far below the parser's minutes.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Within the text bound but nested in config past the limit: the exact check names the field.
+    let mut nested =
+        String::from("{HEADER}spec:\n  spouts:\n  - name: src\n    component: lines\n    config:\n");
+    nested = nested.replace("{HEADER}", HEADER);
+    for i in 0..30 {
+        nested.push_str(&" ".repeat(6 + 2 * i));
+        nested.push_str("k:\n");
+    }
+    nested.push_str(&" ".repeat(66));
+    nested.push_str("v: 1\n");
+    let m = TopologyManifest::from_yaml_within(&nested, "t", &{
+        let mut l = squall_model::Limits::default();
+        l.set("maxNestingDepth=60").unwrap();
+        l
+    })
+    .unwrap();
+    let err = validate(&m, &TestCatalog).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.spouts[0].config: nesting depth 35 is over the limit of 32"),
+        "{err}"
+    );
+}

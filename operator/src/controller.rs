@@ -179,6 +179,27 @@ pub(crate) async fn write_status(
     Ok(())
 }
 
+/// Validates a stored spec within the operator's limits. Nothing sized by the spec's
+/// numbers is built before every count has been checked, so a spec asking for a hundred
+/// million executors costs a message, not the operator's memory.
+pub fn plan_within_limits(
+    manifest: &TopologyManifest,
+    manifest_yaml: &str,
+    limits: &squall_model::Limits,
+) -> Result<squall_model::Plan, String> {
+    let bytes = manifest_yaml.len();
+    if bytes as u64 > limits.max_manifest_bytes {
+        return Err(format!(
+            "1 problem in the topology:\n  spec: {}\n",
+            limits.exceeded(
+                squall_model::LimitKey::ManifestBytes,
+                format!("a manifest of {bytes} bytes")
+            )
+        ));
+    }
+    squall_model::validate_within(manifest, &squall_components::Builtins, limits).map_err(|e| e.to_string())
+}
+
 async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let name = t.name_any();
@@ -189,7 +210,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     // Observe.
     let manifest = manifest_of(&t);
     let manifest_yaml = manifest.to_yaml()?;
-    let plan = squall_model::validate(&manifest, &squall_components::Builtins).map_err(|e| e.to_string());
+    let plan = plan_within_limits(&manifest, &manifest_yaml, &ctx.config.workers.limits);
     let mine = ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}"));
     let leases = Api::<Lease>::namespaced(client.clone(), &ns)
         .list(&mine)

@@ -62,6 +62,14 @@ struct Args {
     /// Watch only this namespace (all when unset).
     #[arg(long, env = "SQUALL_WATCH_NAMESPACE", global = true)]
     namespace: Option<String>,
+    /// Limits on what a Topology may ask for, `name=value,...`; the defaults for those
+    /// not named. Workers get the same. A CRD made by `crd` with the same limits lets the
+    /// API server refuse first.
+    #[arg(long, env = "SQUALL_LIMITS", default_value = "", global = true)]
+    limits: String,
+    /// One limit, `name=value` (repeatable; after `--limits`).
+    #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
+    limit: Vec<String>,
     /// This instance's name in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "squall-operator", global = true)]
     instance: String,
@@ -78,8 +86,17 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut limits =
+        squall_model::Limits::parse_list(&args.limits).map_err(|e| anyhow::anyhow!("--limits: {e}"))?;
+    for l in &args.limit {
+        limits.set(l).map_err(|e| anyhow::anyhow!("--limit: {e}"))?;
+    }
+    limits.raise_with = squall_operator::RAISE_WITH.to_owned();
     if let Some(Command::Crd) = args.command {
-        print!("{}", squall_operator::crd_yaml().context("serializing the CRD")?);
+        print!(
+            "{}",
+            squall_operator::crd::crd_yaml(&limits).context("serializing the CRD")?
+        );
         return Ok(());
     }
     tracing_subscriber::fmt()
@@ -102,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             image: args.worker_image,
             lease_duration_seconds: args.lease_duration,
             lease_renew_seconds: args.lease_renew,
+            limits,
         },
         namespace: args.namespace,
         instance: args.instance.clone(),

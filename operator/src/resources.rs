@@ -168,6 +168,9 @@ pub struct WorkerDefaults {
     pub lease_duration_seconds: u64,
     /// Lease renewal period, seconds.
     pub lease_renew_seconds: u64,
+    /// What a spec may ask for: the operator validates with these, and its workers load
+    /// the manifest with the same (`SQUALL_LIMITS`), so raising one raises both.
+    pub limits: squall_model::Limits,
 }
 
 /// The StatefulSet of worker pods.
@@ -219,6 +222,7 @@ pub fn statefulset(
                 "SQUALL_LEASE_RENEW_SECONDS",
                 &defaults.lease_renew_seconds.to_string(),
             ),
+            env("SQUALL_LIMITS", &defaults.limits.to_list()),
         ]),
         ports: Some(vec![
             ContainerPort {

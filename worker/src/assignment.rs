@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use squall_engine::Placement;
-use squall_model::{DesiredState, Plan, TopologyManifest};
+use squall_model::{DesiredState, Limits, Plan, TopologyManifest};
 
 /// Why an assignment cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +117,15 @@ impl Assignment {
         })
     }
 
-    /// Reads the document and the manifest it names, and checks one against the other.
+    /// Reads the document and the manifest it names, and checks one against the other,
+    /// within the default [`Limits`].
     pub fn load(path: &Path) -> Result<Loaded, AssignmentError> {
+        Self::load_within(path, &Limits::default())
+    }
+
+    /// Reads the document and the manifest it names, and checks one against the other;
+    /// the manifest is held to `limits` (the operator's, passed to its workers).
+    pub fn load_within(path: &Path, limits: &Limits) -> Result<Loaded, AssignmentError> {
         let assignment = Assignment::read(path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let manifest_path = dir.join(&assignment.manifest);
@@ -126,8 +133,9 @@ impl Assignment {
             path: manifest_path.clone(),
             message,
         };
-        let manifest = TopologyManifest::from_file(&manifest_path).map_err(|e| bad(e.to_string()))?;
-        let mut plan = squall_model::validate(&manifest, &squall_components::Builtins)
+        let manifest =
+            TopologyManifest::from_file_within(&manifest_path, limits).map_err(|e| bad(e.to_string()))?;
+        let mut plan = squall_model::validate_within(&manifest, &squall_components::Builtins, limits)
             .map_err(|e| bad(e.to_string()))?;
         plan.base_dir = Some(match &assignment.base_dir {
             Some(b) => dir.join(b),

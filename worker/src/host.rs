@@ -50,6 +50,8 @@ pub struct WorkerConfig {
     pub stall: Option<Duration>,
     /// How often to look at the assignment file.
     pub reload_every: Duration,
+    /// What a manifest may ask for; the operator passes its own to its workers.
+    pub limits: squall_model::Limits,
 }
 
 /// Why a worker could not start.
@@ -424,7 +426,7 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 }
 
 async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
-    let loaded = Assignment::load(&cfg.assignment)?;
+    let loaded = Assignment::load_within(&cfg.assignment, &cfg.limits)?;
     let me = loaded.assignment.worker(&cfg.id)?.clone();
     let listen = match cfg.listen {
         Some(a) => a,
@@ -552,7 +554,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
                 if changed { "file changed" } else { "retrying the engine start" }
             }
         };
-        match Assignment::load(&cfg.assignment) {
+        match Assignment::load_within(&cfg.assignment, &cfg.limits) {
             Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
             Ok(l) => {
                 info!(

@@ -65,10 +65,20 @@ struct Args {
     /// Labels of the Lease, `k=v,k=v`.
     #[arg(long, env = "SQUALL_LEASE_LABELS", default_value = "")]
     lease_labels: String,
+    /// Limits on what the manifest may ask for, `name=value,...` (e.g.
+    /// `maxParallelism=2048`); the defaults for those not named.
+    #[arg(long, env = "SQUALL_LIMITS", default_value = "", value_parser = parse_limits)]
+    limits: squall_model::Limits,
     /// Shed a peer that takes no data for this many milliseconds (default: a third of the
     /// message timeout, 1 to 10 s).
     #[arg(long)]
     stall_ms: Option<u64>,
+}
+
+fn parse_limits(list: &str) -> Result<squall_model::Limits, String> {
+    let mut limits = squall_model::Limits::parse_list(list)?;
+    limits.raise_with = "the worker's SQUALL_LIMITS ({key}=N)".into();
+    Ok(limits)
 }
 
 fn main() -> ExitCode {
@@ -132,6 +142,7 @@ fn main() -> ExitCode {
         tls,
         stall: args.stall_ms.map(Duration::from_millis),
         reload_every: Duration::from_millis(250),
+        limits: args.limits,
     };
     match host::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
