@@ -187,9 +187,11 @@ fn syntax_error(err: serde_path_to_error::Error<serde_yaml_ng::Error>, origin: &
     if let Some(idx) = message.find(" at line ") {
         message.truncate(idx);
     }
-    // serde_yaml may start its message with the same path that is printed before it.
-    if let Some(rest) = message.strip_prefix(&format!("{path}: ")) {
-        message = rest.to_owned();
+    // serde_yaml may start its message with the path (or its parent) printed before it.
+    if let Some((head, rest)) = message.split_once(": ") {
+        if !head.is_empty() && path.starts_with(head) {
+            message = rest.to_owned();
+        }
     }
     let field = if path.is_empty() || path == "." {
         String::new()
