@@ -172,6 +172,15 @@ pub fn run_case(name: &str) -> Result<IdleResult> {
     })
 }
 
+/// Milliseconds, with a decimal below ten.
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
 fn met(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -192,7 +201,7 @@ pub fn render(results: &[IdleResult]) -> String {
         "- Each case runs in its own process: start, {} s of running, then a kill with wait (deactivate, let in-flight trees finish, stop: what `squall run --for` does), timed from the request until every executor thread has been joined. The const spout emits {RATE} tuples/s in total (acking on, maxSpoutPending 10), so each executor is idle nearly all the time; default queue bound (16,384) and batch size (256).\n- Target for 1,000 executors: peak RSS under 500 MB, and the stop of a 3 s run under 3 s.\n\n",
         RUN.as_secs()
     ));
-    s.push_str("| case | executors | threads | start | RSS after start | peak RSS | trees acked | pending at stop → after | stop | target |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| case | executors | threads | start | RSS after start | peak RSS | CPU s during the run | trees acked | pending at stop → after | stop | target |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
         let targeted = IDLE_CASES.iter().any(|c| c.name == r.name && c.targeted);
         let title = IDLE_CASES
@@ -207,21 +216,23 @@ pub fn render(results: &[IdleResult]) -> String {
             String::new()
         };
         s.push_str(&format!(
-            "| {} — {} | {} | {} | {:.0} ms | {:.1} MiB | {:.1} MiB | {} | {} → {} | {:.0} ms | {} |\n",
+            "| {} — {} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.2} | {} | {} → {} | {} | {} |\n",
             r.name,
             title,
             r.executors,
             r.threads,
-            r.start_ms,
+            ms(r.start_ms),
             r.rss_started_kib as f64 / 1024.0,
             r.peak_rss_kib as f64 / 1024.0,
+            r.cpu_s,
             r.acked,
             r.pending_at_stop,
             r.pending_after,
-            r.stop_ms,
+            ms(r.stop_ms),
             target
         ));
     }
+    s.push_str("\nAn executor holds what its tasks need (context, routing, metrics) plus buffers for the queues it has actually sent to and histogram cells for the latencies it has recorded: nothing per queue it could send to. The 1,000 × 1,000 fan-out row therefore costs the 1,000 extra bolt executors and the latency samples of the trees that completed, not a million buffers. Thread stacks are reserved, not resident: the row with a thread per executor costs about 10 KiB of RSS per thread. Its CPU column is the price of 1,000 threads each looking for work every millisecond (an idle spout's back-off), which the shared pool avoids.\n");
     s.push_str(&format!("<!-- {SECTION}:end -->\n"));
     s
 }
