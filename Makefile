@@ -6,13 +6,14 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server test lint unit fuzz fuzz-replay bench toolchain proto proto-check bench-workers bench-compare crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
 	@echo "make run-word-count   the word-count example for $(RUN_FOR)"
 	@echo "make test   lints and every test, Kubernetes tier included (builds the control plane once into .cache/)"
 	@echo "make bench  benchmarks; rewrites BENCHMARKS.md"
+	@echo "make bench-idle   1,000 idle executors: peak RSS and stop time; its own section of BENCHMARKS.md"
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
 	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately (~15 min); its own section of BENCHMARKS.md"
 
@@ -74,8 +75,15 @@ fuzz: toolchain
 bench: toolchain redis-server multilang-venv
 	$(CARGO) build --release -p squall-bench
 	./target/release/squall-bench all --seconds $(BENCH_SECONDS) --out BENCHMARKS.md
+	./target/release/squall-bench idle-executors --out BENCHMARKS.md
 	$(MAKE) --no-print-directory bench-workers
 	@cat BENCHMARKS.md
+
+# 1,000 mostly idle executors per process: peak RSS and stop time; rewrites only its own
+# section of BENCHMARKS.md (also part of `make bench`).
+bench-idle: toolchain
+	$(CARGO) build --release -p squall-bench
+	./target/release/squall-bench idle-executors --out BENCHMARKS.md
 
 # Two worker processes over the gRPC data plane vs a raw TCP pipe; rewrites only its own
 # section of BENCHMARKS.md.

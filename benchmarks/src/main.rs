@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod floor;
+mod idle;
 mod multilang;
 mod proc_stats;
 mod topologies;
@@ -38,7 +39,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<(String, Option<String>
             "--warmup" => args.warmup = value("--warmup")?.parse().context("--warmup")?,
             "--out" => args.out = Some(PathBuf::from(value("--out")?)),
             other if !other.starts_with('-') && name.is_none() => name = Some(other.to_owned()),
-            other => bail!("unknown argument {other:?}; usage: squall-bench [all|one NAME|floor] [--seconds N] [--warmup N] [--out FILE]"),
+            other => bail!("unknown argument {other:?}; usage: squall-bench [all|one NAME|floor|idle-executors] [--seconds N] [--warmup N] [--out FILE]"),
         }
     }
     Ok((verb, name, args))
@@ -75,13 +76,21 @@ fn main() -> Result<()> {
             serde_json::to_string(&floor::measure(Duration::from_secs(2)))?
         ),
         "multilang" => println!("{}", serde_json::to_string(&multilang::measure(50_000)?)?),
+        "idle-case" => {
+            let name = name.context("idle-case: which case? one of the names in `squall-bench list`")?;
+            println!("{}", serde_json::to_string(&idle::run_case(&name)?)?);
+        }
+        "idle-executors" => idle_executors(&args)?,
         "list" => {
             for c in CASES {
                 println!("{}\t{}", c.name, c.title);
             }
+            for c in idle::IDLE_CASES {
+                println!("{}\tidle-case", c.name);
+            }
         }
         "all" => all(&args)?,
-        other => bail!("unknown verb {other:?}: all, one NAME, floor, list"),
+        other => bail!("unknown verb {other:?}: all, one NAME, floor, idle-executors, list"),
     }
     Ok(())
 }
@@ -123,6 +132,27 @@ fn half_load(max: f64, threads: Option<usize>, secs: &str, warm: &str) -> Result
     run.name = format!("const-id-null-ack@half{suffix}");
     run.title = format!("ConstSpout → IdBolt → NullBolt, acking, fixed rate {half}/s (half of max){setting}");
     Ok(run)
+}
+
+/// Every idle-executor case, each in its own process; writes its own section of `--out`.
+fn idle_executors(args: &Args) -> Result<()> {
+    let mut results = Vec::new();
+    for c in idle::IDLE_CASES {
+        eprintln!("idle executors: {}", c.name);
+        let r: idle::IdleResult = serde_json::from_str(&child(&["idle-case", c.name], &[])?)?;
+        eprintln!(
+            "  peak RSS {:.1} MiB, stop {:.0} ms",
+            r.peak_rss_kib as f64 / 1024.0,
+            r.stop_ms
+        );
+        results.push(r);
+    }
+    let md = idle::render(&results);
+    match &args.out {
+        Some(p) => idle::write_section(p, &md)?,
+        None => print!("{md}"),
+    }
+    Ok(())
 }
 
 fn all(args: &Args) -> Result<()> {

@@ -123,10 +123,30 @@ impl Fabric {
     }
 }
 
-/// Per-executor output buffers, one per destination queue.
+/// `Outbox::slot_of` entry for a queue this outbox has not sent to yet.
+const NO_SLOT: u32 = u32::MAX;
+
+/// The buffer for one destination queue.
+struct Slot {
+    queue: usize,
+    buf: Vec<Msg>,
+}
+
+/// Per-executor output buffers, one per destination queue actually sent to.
+///
+/// Nothing is allocated per possible destination: a topology of n executors would
+/// otherwise cost every executor n buffers. A queue gets a slot (and its buffer its
+/// storage) on the first message for it; after that `BatchQueue::try_push` swaps a
+/// recycled vector into the slot, so the hot path neither allocates nor looks anything
+/// up beyond two vector indexings.
 pub struct Outbox {
     fabric: Arc<Fabric>,
-    bufs: Vec<Vec<Msg>>,
+    /// `slot_of[q - base]` is queue `q`'s index in `slots` (or `NO_SLOT`). It spans only
+    /// the queues sent to so far, so it stays small for an executor with few consumers.
+    slot_of: Vec<u32>,
+    base: usize,
+    slots: Vec<Slot>,
+    /// Slots whose buffer is not empty.
     dirty: Vec<usize>,
     batch: usize,
     blocked_since: Option<Instant>,
@@ -139,12 +159,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox over `fabric` flushing a queue's buffer at `batch` messages.
+    /// An outbox over `fabric` flushing a queue's buffer at `batch` messages. `batch` is
+    /// only a threshold: no buffer is allocated until a message is sent.
     pub fn new(fabric: Arc<Fabric>, batch: usize) -> Self {
-        let n = fabric.queues.len();
         Outbox {
             fabric,
-            bufs: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
+            slot_of: Vec::new(),
+            base: 0,
+            slots: Vec::new(),
             dirty: Vec::new(),
             batch: batch.max(1),
             blocked_since: None,
@@ -161,18 +183,56 @@ impl Outbox {
             self.unroutable += 1;
             return;
         };
-        let buf = &mut self.bufs[q];
+        let s = self.slot(q);
+        let buf = &mut self.slots[s].buf;
         if buf.is_empty() {
-            self.dirty.push(q);
+            self.dirty.push(s);
         }
         buf.push(msg);
         if buf.len() >= self.batch {
             if self.fabric.queues[q].try_push(buf) {
-                self.dirty.retain(|d| *d != q);
+                self.dirty.retain(|d| *d != s);
             } else {
                 self.refused = true;
             }
         }
+    }
+
+    /// The slot of queue `q`, created on first use.
+    #[inline]
+    fn slot(&mut self, q: usize) -> usize {
+        match self.slot_of.get(q.wrapping_sub(self.base)) {
+            Some(&s) if s != NO_SLOT => s as usize,
+            _ => self.add_slot(q),
+        }
+    }
+
+    #[cold]
+    fn add_slot(&mut self, q: usize) -> usize {
+        let len = self.slot_of.len();
+        if len == 0 {
+            self.base = q;
+            self.slot_of.push(NO_SLOT);
+        } else if q < self.base {
+            // Grow at least twofold so that queues met in descending order cost
+            // amortized O(1) each.
+            let base = q.min(self.base.saturating_sub(len));
+            self.slot_of
+                .splice(0..0, std::iter::repeat_n(NO_SLOT, self.base - base));
+            self.base = base;
+        } else if q >= self.base + len {
+            let queues = self.fabric.queues.len().max(q + 1);
+            let want = (q - self.base + 1).max(2 * len).min(queues - self.base);
+            self.slot_of.resize(want, NO_SLOT);
+        }
+        let s = self.slots.len();
+        self.slots.push(Slot {
+            queue: q,
+            buf: Vec::new(),
+        });
+        // Slots are at most one per queue, and queue indices fit in u32 (`task_queue`).
+        self.slot_of[q - self.base] = s as u32;
+        s
     }
 
     /// Hands every buffer to its queue. Returns true when nothing is left behind.
@@ -190,15 +250,15 @@ impl Outbox {
 
     fn push_out(&mut self, force: bool) -> bool {
         let fabric = &self.fabric;
-        let bufs = &mut self.bufs;
+        let slots = &mut self.slots;
         let batch = self.batch;
         let mut refused = false;
-        self.dirty.retain(|&q| {
-            let buf = &mut bufs[q];
+        self.dirty.retain(|&s| {
+            let Slot { queue, buf } = &mut slots[s];
             if buf.is_empty() {
                 return false;
             }
-            let queue = &fabric.queues[q];
+            let queue = &fabric.queues[*queue];
             if !force && buf.len() < batch && !queue.is_empty() {
                 return true;
             }
@@ -229,7 +289,7 @@ impl Outbox {
 
     /// Messages held.
     pub fn len(&self) -> usize {
-        self.dirty.iter().map(|&q| self.bufs[q].len()).sum()
+        self.dirty.iter().map(|&s| self.slots[s].buf.len()).sum()
     }
 
     /// Whether nothing is held.
@@ -237,19 +297,33 @@ impl Outbox {
         self.dirty.is_empty()
     }
 
+    /// Destination queues this outbox has sent to (and holds a buffer for).
+    pub fn destinations(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Buffer capacity held across all destinations, in messages: what the outbox costs
+    /// in memory beyond its fixed size.
+    pub fn buffered_capacity(&self) -> usize {
+        self.slots.iter().map(|s| s.buf.capacity()).sum()
+    }
+
     /// Asks every full destination queue to wake this thread when it has room.
     pub fn wait_for_room(&self) {
-        for &q in &self.dirty {
-            if !self.fabric.queues[q].has_room_for(self.bufs[q].len()) {
-                self.fabric.queues[q].wait_for_room();
+        for &s in &self.dirty {
+            let Slot { queue, buf } = &self.slots[s];
+            let queue = &self.fabric.queues[*queue];
+            if !queue.has_room_for(buf.len()) {
+                queue.wait_for_room();
             }
         }
     }
 
     /// Whether every held buffer would now be accepted.
     pub fn has_room(&self) -> bool {
-        self.dirty
-            .iter()
-            .all(|&q| self.fabric.queues[q].has_room_for(self.bufs[q].len()))
+        self.dirty.iter().all(|&s| {
+            let Slot { queue, buf } = &self.slots[s];
+            self.fabric.queues[*queue].has_room_for(buf.len())
+        })
     }
 }

@@ -118,7 +118,17 @@ impl Grouper {
         match kind {
             GroupingKind::Shuffle => Grouper::shuffle(sorted, rng),
             GroupingKind::LocalOrShuffle => {
-                let near: Vec<u32> = sorted.iter().copied().filter(|t| local.contains(t)).collect();
+                // `local` may list every task of the process: a linear scan per target
+                // would cost producers × consumers × tasks at start.
+                let sorted_local = local.is_sorted();
+                let is_local = |t: &u32| {
+                    if sorted_local {
+                        local.binary_search(t).is_ok()
+                    } else {
+                        local.contains(t)
+                    }
+                };
+                let near: Vec<u32> = sorted.iter().copied().filter(is_local).collect();
                 Grouper::shuffle(if near.is_empty() { sorted } else { near }, rng)
             }
             GroupingKind::Fields => Grouper::Fields {

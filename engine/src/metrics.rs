@@ -7,10 +7,16 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-/// Latency histograms keep microseconds up to one hour, at two significant digits.
+/// Largest latency recorded, in microseconds (one hour); longer ones count as this.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Latency histograms keep microseconds at two significant digits. They start small and
+/// grow to the largest value recorded (at most `MAX_LATENCY_US`): sized for the full
+/// hour up front, every task would hold ~27 KB per histogram (six per task) whether or
+/// not it ever records a sample.
 #[allow(clippy::expect_used)]
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant histogram bounds are valid")
+    Histogram::new(2).expect("two significant digits are valid")
 }
 
 /// Shared counters of one task.
@@ -81,7 +87,7 @@ impl TaskLatencies {
     }
 
     pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
+        let us = (d.as_micros() as u64).clamp(1, MAX_LATENCY_US);
         let _ = h.record(us);
     }
 }

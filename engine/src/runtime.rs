@@ -53,21 +53,24 @@ impl EngineOptions {
     /// `squall.executor.threads`).
     pub fn from_plan(plan: &Plan) -> Self {
         let mut o = EngineOptions::default();
+        // These come from user manifests, so any value must be safe: the queue bound and
+        // batch size are only compared against, never allocated up front.
         let get = |k: &str| {
             plan.spec
                 .config
                 .get(k)
                 .and_then(|v| v.as_u64())
                 .filter(|v| *v > 0)
+                .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
         };
         if let Some(v) = get("squall.queue.capacity") {
-            o.queue_capacity = v as usize;
+            o.queue_capacity = v;
         }
         if let Some(v) = get("squall.batch.size") {
-            o.batch_size = v as usize;
+            o.batch_size = v;
         }
         if let Some(v) = get("squall.executor.threads") {
-            o.threads = v as usize;
+            o.threads = v;
         }
         o
     }
@@ -503,13 +506,17 @@ impl Topology {
                 }
                 tasks.push((m.task, s));
             }
-            let (depth, cap) = self
-                .executors
-                .iter()
-                .filter(|e| e.component == ci)
-                .fold((0u64, 0u64), |(d, c), e| {
-                    (d + e.queue.len() as u64, c + e.queue.capacity() as u64)
-                });
+            let (depth, cap) =
+                self.executors
+                    .iter()
+                    .filter(|e| e.component == ci)
+                    .fold((0u64, 0u64), |(d, c), e| {
+                        // Bounds may be huge (user config): saturate rather than wrap.
+                        (
+                            d.saturating_add(e.queue.len() as u64),
+                            c.saturating_add(e.queue.capacity() as u64),
+                        )
+                    });
             components.push(ComponentSnapshot {
                 name: comp.name.clone(),
                 role: comp.role.as_str(),
