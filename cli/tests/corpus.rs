@@ -108,7 +108,10 @@ fn limits_are_raised_and_lowered_by_flag_and_environment() {
         &dir,
     );
     assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr, _) = squall(&["validate", "cycle-fed.yaml", "--limit", "maxTotalTasks=2"], &dir);
+    let (code, stderr, _) = squall(
+        &["validate", "cycle-fed.yaml", "--limit", "maxTotalTasks=2"],
+        &dir,
+    );
     assert_eq!(code, Some(2));
     assert!(
         stderr.contains("spec: 4 is over the limit of 2 tasks in the topology, ackers included (maxTotalTasks; raise it with --limit maxTotalTasks=N)"),
@@ -125,5 +128,8 @@ fn limits_are_raised_and_lowered_by_flag_and_environment() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("is over the limit of 50 bytes (maxManifestBytes;"), "{stderr}");
+    assert!(
+        stderr.contains("is over the limit of 50 bytes (maxManifestBytes;"),
+        "{stderr}"
+    );
 }

@@ -41,6 +41,45 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// The manifest its workers run: the spec under local metadata (name and namespace).
+    pub fn manifest(&self) -> crate::TopologyManifest {
+        crate::TopologyManifest {
+            api_version: crate::API_VERSION.to_owned(),
+            kind: crate::KIND.to_owned(),
+            metadata: crate::Metadata {
+                name: self.metadata.name.clone().unwrap_or_default(),
+                namespace: self.metadata.namespace.clone(),
+                ..crate::Metadata::default()
+            },
+            spec: self.spec.clone(),
+            status: None,
+        }
+    }
+}
+
+/// Validates a stored spec (`manifest`, and `yaml`, the text its workers will read) within
+/// `limits`: its size first, then every count, so nothing sized by the spec's numbers is
+/// built before they are checked. The error is the text for `status.lastError`.
+pub fn plan_stored(
+    manifest: &crate::TopologyManifest,
+    yaml: &str,
+    catalog: &dyn crate::Catalog,
+    limits: &crate::Limits,
+) -> Result<crate::Plan, String> {
+    if yaml.len() as u64 > limits.max_manifest_bytes {
+        let problem = crate::Problem {
+            path: "spec".into(),
+            message: limits.exceeded(
+                crate::LimitKey::ManifestBytes,
+                format!("a manifest of {} bytes", yaml.len()),
+            ),
+        };
+        return Err(crate::ValidationErrors(vec![problem]).to_string());
+    }
+    crate::validate_within(manifest, catalog, limits).map_err(|e| e.to_string())
+}
+
 impl kube::Resource for Topology {
     type DynamicType = ();
     type Scope = k8s_openapi::NamespaceResourceScope;

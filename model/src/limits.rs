@@ -226,6 +226,7 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -249,8 +250,10 @@ mod tests {
 
     #[test]
     fn the_message_names_the_limit_and_the_setting() {
-        let mut l = Limits::default();
-        l.raise_with = "the chart value limits.{key}".into();
+        let l = Limits {
+            raise_with: "the chart value limits.{key}".into(),
+            ..Limits::default()
+        };
         let m = l.exceeded(LimitKey::Parallelism, 100_000_000);
         assert_eq!(
             m,

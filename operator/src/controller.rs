@@ -18,7 +18,7 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use squall_model::crd::{Topology, TopologyStatus};
-use squall_model::{DesiredState, Metadata, TopologyManifest, API_VERSION, KIND};
+use squall_model::{DesiredState, API_VERSION, KIND};
 use squall_worker::assignment::Assignment;
 use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
@@ -132,21 +132,6 @@ pub(crate) fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignm
     })
 }
 
-/// The manifest workers run: the topology as a local manifest (no cluster metadata).
-fn manifest_of(t: &Topology) -> TopologyManifest {
-    TopologyManifest {
-        api_version: API_VERSION.to_owned(),
-        kind: KIND.to_owned(),
-        metadata: Metadata {
-            name: t.name_any(),
-            namespace: t.namespace(),
-            ..Metadata::default()
-        },
-        spec: t.spec.clone(),
-        status: None,
-    }
-}
-
 pub(crate) async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
     let ev = KubeEvent {
         type_: if warning {
@@ -179,27 +164,6 @@ pub(crate) async fn write_status(
     Ok(())
 }
 
-/// Validates a stored spec within the operator's limits. Nothing sized by the spec's
-/// numbers is built before every count has been checked, so a spec asking for a hundred
-/// million executors costs a message, not the operator's memory.
-pub fn plan_within_limits(
-    manifest: &TopologyManifest,
-    manifest_yaml: &str,
-    limits: &squall_model::Limits,
-) -> Result<squall_model::Plan, String> {
-    let bytes = manifest_yaml.len();
-    if bytes as u64 > limits.max_manifest_bytes {
-        return Err(format!(
-            "1 problem in the topology:\n  spec: {}\n",
-            limits.exceeded(
-                squall_model::LimitKey::ManifestBytes,
-                format!("a manifest of {bytes} bytes")
-            )
-        ));
-    }
-    squall_model::validate_within(manifest, &squall_components::Builtins, limits).map_err(|e| e.to_string())
-}
-
 async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let name = t.name_any();
@@ -208,9 +172,14 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
 
     // Observe.
-    let manifest = manifest_of(&t);
+    let manifest = t.manifest();
     let manifest_yaml = manifest.to_yaml()?;
-    let plan = plan_within_limits(&manifest, &manifest_yaml, &ctx.config.workers.limits);
+    let plan = squall_model::crd::plan_stored(
+        &manifest,
+        &manifest_yaml,
+        &squall_components::Builtins,
+        &ctx.config.workers.limits,
+    );
     let mine = ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}"));
     let leases = Api::<Lease>::namespaced(client.clone(), &ns)
         .list(&mine)
