@@ -234,7 +234,10 @@ pub fn spawn_operator(
                 image: WORKER_IMAGE.to_owned(),
                 lease_duration_seconds: lease_seconds,
                 lease_renew_seconds: renew_seconds,
-                limits: squall_model::Limits::default(),
+                limits: squall_model::Limits {
+                    raise_with: squall_operator::RAISE_WITH.to_owned(),
+                    ..squall_model::Limits::default()
+                },
             },
             namespace: Some(NS.to_owned()),
             instance: "test".to_owned(),
