@@ -27,9 +27,15 @@ pub fn multilang_stream(data: &[u8]) {
     assert_eq!(whole, pieces, "split at {cut}");
 }
 
-/// A manifest read and validated: never a panic, and every error says where.
+/// A manifest read and validated: never a panic, and every error says where. The same
+/// spec stored as the API server would hold it, read and judged as the operator does,
+/// gets the same verdict; input that is JSON is also read as such a stored object.
 pub fn manifest(data: &[u8]) {
+    if data.first() == Some(&b'{') {
+        stored(data);
+    }
     let text = String::from_utf8_lossy(data);
+    let limits = squall_model::Limits::default();
     let manifest = match squall_model::TopologyManifest::from_yaml(&text, MANIFEST_ORIGIN) {
         Ok(m) => m,
         Err(e) => {
@@ -41,10 +47,66 @@ pub fn manifest(data: &[u8]) {
             return;
         }
     };
-    if let Err(errors) = squall_model::validate(&manifest, &squall_components::Builtins) {
-        assert!(!errors.0.is_empty(), "validation failed without a problem");
-        for p in &errors.0 {
-            assert!(!p.path.is_empty(), "problem without a path: {p}");
+    let local = squall_model::validate(&manifest, &squall_components::Builtins);
+    match &local {
+        Err(errors) => {
+            assert!(!errors.0.is_empty(), "validation failed without a problem");
+            for p in &errors.0 {
+                assert!(!p.path.is_empty(), "problem without a path: {p}");
+            }
         }
+        Ok(plan) => within_limits(plan, &limits),
+    }
+    // The operator's path: the spec as a stored object, through JSON.
+    let object = serde_json::json!({
+        "apiVersion": squall_model::API_VERSION,
+        "kind": squall_model::KIND,
+        "metadata": {"name": manifest.metadata.name, "namespace": "default"},
+        "spec": manifest.spec,
+    });
+    let Ok(json) = serde_json::to_vec(&object) else {
+        return;
+    };
+    let t: squall_model::crd::Topology = match serde_json::from_slice(&json) {
+        Ok(t) => t,
+        Err(e) => panic!("a spec squall reads is unreadable as a stored object: {e}"),
+    };
+    let verdict = judge(&t);
+    assert_eq!(
+        verdict.is_ok(),
+        local.is_ok(),
+        "the operator and squall validate disagree: {verdict:?}"
+    );
+}
+
+/// A stored Topology object, read and judged as the operator does: reading it never
+/// fails on its nesting, and judging it never builds more than the limits allow.
+fn stored(data: &[u8]) {
+    match serde_json::from_slice::<squall_model::crd::Topology>(data) {
+        Ok(t) => {
+            let _ = judge(&t);
+        }
+        Err(e) => assert!(
+            !e.to_string().contains("recursion limit"),
+            "a stored object's nesting made it unreadable: {e}"
+        ),
+    }
+}
+
+fn judge(t: &squall_model::crd::Topology) -> Result<squall_model::Plan, String> {
+    let limits = squall_model::Limits::default();
+    let manifest = t.manifest();
+    let yaml = manifest.to_yaml().map_err(|e| e.to_string())?;
+    let verdict = squall_model::crd::plan_stored(&manifest, &yaml, &squall_components::Builtins, &limits);
+    if let Ok(plan) = &verdict {
+        within_limits(plan, &limits);
+    }
+    verdict
+}
+
+fn within_limits(plan: &squall_model::Plan, limits: &squall_model::Limits) {
+    assert!(plan.task_count() <= limits.max_total_tasks, "a plan past maxTotalTasks");
+    for c in &plan.components {
+        assert!(c.parallelism <= limits.max_parallelism, "{}: past maxParallelism", c.name);
     }
 }
