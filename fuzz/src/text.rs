@@ -105,8 +105,15 @@ fn judge(t: &squall_model::crd::Topology) -> Result<squall_model::Plan, String> 
 }
 
 fn within_limits(plan: &squall_model::Plan, limits: &squall_model::Limits) {
-    assert!(plan.task_count() <= limits.max_total_tasks, "a plan past maxTotalTasks");
+    assert!(
+        plan.task_count() <= limits.max_total_tasks,
+        "a plan past maxTotalTasks"
+    );
     for c in &plan.components {
-        assert!(c.parallelism <= limits.max_parallelism, "{}: past maxParallelism", c.name);
+        assert!(
+            c.parallelism <= limits.max_parallelism,
+            "{}: past maxParallelism",
+            c.name
+        );
     }
 }
