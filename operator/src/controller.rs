@@ -1,8 +1,9 @@
 //! The kube-runtime Controller: observe the topology and its pods, decide, write the
 //! status, then act (children by server-side apply, the assignment ConfigMap, Events).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -24,9 +25,10 @@ use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
 use crate::change::is_active;
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
+use crate::liveness::LeaseBook;
 use crate::metrics::Metrics;
 use crate::resources::{self, BuildError, WorkerDefaults};
-use crate::{kill, probe, FIELD_MANAGER, TOPOLOGY_LABEL};
+use crate::{kill, probe, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
 
 /// The finalizer that marks the topology as Killing before its children go.
 pub const FINALIZER: &str = "squall.dev/cleanup";
@@ -81,22 +83,8 @@ pub(crate) struct Context {
     pub(crate) client: Client,
     recorder: Recorder,
     pub(crate) config: Config,
-}
-
-/// Whether the Lease held by this pod (holder = pod uid) is past its duration. A pod with
-/// no Lease yet is not judged: it may still be starting.
-fn lease_expired(p: &Pod, leases: &[Lease], now: jiff::Timestamp) -> bool {
-    let Some(uid) = p.metadata.uid.as_deref() else {
-        return false;
-    };
-    leases
-        .iter()
-        .filter_map(|l| l.spec.as_ref())
-        .filter(|s| s.holder_identity.as_deref() == Some(uid))
-        .any(|s| match (&s.renew_time, s.lease_duration_seconds) {
-            (Some(renewed), Some(secs)) => renewed.0 + jiff::SignedDuration::from_secs(i64::from(secs)) < now,
-            _ => false,
-        })
+    /// What this operator has seen of the worker Leases (see `liveness`).
+    pub(crate) leases: std::sync::Mutex<LeaseBook>,
 }
 
 fn node_ready(n: &Node) -> bool {
@@ -106,13 +94,15 @@ fn node_ready(n: &Node) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn observe_pod(p: &Pod, leases: &[Lease], lost_nodes: &[String], now: jiff::Timestamp) -> ObservedPod {
+/// A pod as decide sees it; `expired` holds the pod uids whose Lease this operator has seen
+/// go unrenewed for its duration (a pod with no Lease yet is not judged: it may be starting).
+fn observe_pod(p: &Pod, expired: &BTreeSet<String>, lost_nodes: &[String]) -> ObservedPod {
     let name = p.name_any();
     let status = p.status.as_ref();
     let node = p.spec.as_ref().and_then(|s| s.node_name.as_ref());
     ObservedPod {
         node_lost: node.is_some_and(|n| lost_nodes.contains(n)),
-        lease_expired: lease_expired(p, leases, now),
+        lease_expired: p.metadata.uid.as_ref().is_some_and(|u| expired.contains(u)),
         ordinal: ordinal(&name),
         ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
         ready: status
@@ -130,6 +120,39 @@ pub(crate) fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignm
         assignment,
         manifest: data.get(MANIFEST_KEY)?.clone(),
     })
+}
+
+/// When most of a topology's workers look dead at once (Lease unrenewed or node not
+/// ready), the control plane is the likelier fault, as after an API server outage: a
+/// worker that answers on its own HTTP port is kept.
+async fn keep_answering_workers(ctx: &Context, t: &Topology, pods: &mut [ObservedPod], workers: i32) {
+    let looks_dead = |p: &ObservedPod| (p.lease_expired && !p.terminating) || p.node_lost;
+    let wanted = usize::try_from(workers).unwrap_or(0);
+    let dead = pods
+        .iter()
+        .filter(|p| looks_dead(p) && p.ordinal.is_some_and(|o| o < workers))
+        .count();
+    if !crate::liveness::most_look_dead(dead, wanted) {
+        return;
+    }
+    for p in pods.iter_mut().filter(|p| looks_dead(p)) {
+        let Some(ip) = &p.ip else { continue };
+        if crate::liveness::answers(&format!("{ip}:{HTTP_PORT}")).await {
+            let why = if p.node_lost {
+                "is on a node that is not ready"
+            } else {
+                "has not renewed its Lease"
+            };
+            p.lease_expired = false;
+            p.node_lost = false;
+            tracing::warn!(topology = %t.name_any(), pod = %p.name, why, "the worker answers; kept");
+            let note = format!(
+                "worker {} {why}, but answers on its own port; kept, as most workers of the topology look dead at once",
+                p.name
+            );
+            publish(ctx, t, "WorkerKept", note, true).await;
+        }
+    }
 }
 
 pub(crate) async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
@@ -202,10 +225,18 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
             lost_nodes.push(n.clone());
         }
     }
-    let pods: Vec<ObservedPod> = pod_list
+    let expired = ctx.leases.lock().map_or_else(
+        |_| BTreeSet::new(),
+        |mut book| {
+            let fallback = Duration::from_secs(ctx.config.workers.lease_duration_seconds);
+            book.observe(&format!("{ns}/{name}"), &leases, Instant::now(), fallback)
+        },
+    );
+    let mut pods: Vec<ObservedPod> = pod_list
         .iter()
-        .map(|p| observe_pod(p, &leases, &lost_nodes, clock))
+        .map(|p| observe_pod(p, &expired, &lost_nodes))
         .collect();
+    keep_answering_workers(ctx, &t, &mut pods, t.spec.workers).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
 
@@ -374,6 +405,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         client,
         recorder,
         config,
+        leases: std::sync::Mutex::new(LeaseBook::default()),
     });
     let labelled = watcher::Config::default().labels(TOPOLOGY_LABEL);
     Controller::new(topologies, watcher::Config::default())

@@ -148,6 +148,9 @@ pub(crate) async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, E
             .delete(&account, &dp)
             .await,
     )?;
+    if let Ok(mut book) = ctx.leases.lock() {
+        book.forget(&format!("{ns}/{name}"));
+    }
     Ok(Action::await_change())
 }
 

@@ -19,6 +19,7 @@ pub mod crd;
 pub mod decide;
 pub mod kill;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod probe;
 pub mod rbac;

@@ -342,6 +342,12 @@ impl TestCluster {
     }
 
     /// Path of the admin kubeconfig (usable with kubectl, helm, or KUBECONFIG).
+    /// The pid of one of the control plane's processes (`kube-apiserver`, `etcd`, ...), to
+    /// pause or kill it in a failure test.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        self.procs.iter().find(|p| p.name == name).map(|p| p.child.id())
+    }
+
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
