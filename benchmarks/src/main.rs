@@ -336,7 +336,7 @@ mod report {
             ));
         }
         s.push_str(
-            "\nPeak RSS target: under 64 MiB with maxSpoutPending 10,000 (all acking cases above use it).\n\nExecutor threads: by default the executors share one thread per core (two here). The `/1-thread` rows run the same topology with `squall.executor.threads: 1`: every executor on one thread, so no tuple, ack or completion crosses between threads. Its peak is lower, but at half of its own peak the complete latency stays in microseconds; the default setting's tail at half of its (higher) peak comes from hand-offs between the two busy threads. The issue's pair of targets (≥ 2 M trees/s, p99 < 1 ms at half load) is shown for each setting.\n",
+            "\nPeak RSS target: under 64 MiB with maxSpoutPending 10,000 (all acking cases above use it).\n\nExecutor threads: by default the executors share one thread per core (two here). The `/1-thread` rows run the same topology with `squall.executor.threads: 1`: every executor on one thread, so no tuple, ack or completion crosses between threads. Its peak is lower, but at half of its own peak the complete latency stays in microseconds; the default setting's tail at half of its (higher) peak comes from hand-offs between the two busy threads. The pair of targets (≥ 2 M trees/s, and p99 < 1 ms at half load) is shown for each setting.\n",
         );
         s
     }

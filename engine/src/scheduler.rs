@@ -31,10 +31,10 @@
 //!   queue (input is no use to it, and waking for it would spin); a spout does, because
 //!   acks are work for it either way.
 //! - A panic inside a component is caught where the component is called and restarts the
-//!   task (as before). A panic anywhere else in a step is caught per step too: that one
+//!   task. A panic anywhere else in a step is caught per step too: that one
 //!   executor is retired with an error log, and the others on its thread keep going.
 //! - With `threads` at least the number of executors, every executor has its own thread
-//!   again: the old model, kept reachable for comparison.
+//!   (one executor per thread, as in Storm), which benchmarks compare against.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;

@@ -13,7 +13,7 @@ use support::{cluster, dump_logs, hosts, total, wait_for};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const COUNT: u64 = 60_000;
-/// The bound: trees complete again this soon after the restart.
+/// The recovery bound: trees complete again this soon after the restart.
 const RESUME_WITHIN: Duration = Duration::from_secs(5);
 
 // Components sort by name and executors are dealt round-robin over w0, w1, w2:

@@ -135,7 +135,7 @@ pub fn render(
     s.push_str("- Throughput counts trees acked at the spout when acking is on, tuples executed by the last bolt when it is off. Complete latency is spout emit → tree acked, over the measured window (Storm side: the spout's message id is its emit time). Peak RSS is VmHWM of the measured process: the JVM, or the Squall bench process; the Python child of the multilang row is left out on both sides.\n");
     let _ = writeln!(
         s,
-        "- Targets (issue 7), judged on the median over rounds: Squall ≥ {THROUGHPUT_TARGET}× Storm's throughput and ≤ 1/5 of its p99 complete latency on every acking topology, ≤ 1/4 of its peak RSS on every topology.\n"
+        "- Targets, judged on the median over rounds: Squall ≥ {THROUGHPUT_TARGET}× Storm's throughput and ≤ 1/5 of its p99 complete latency on every acking topology, ≤ 1/4 of its peak RSS on every topology.\n"
     );
 
     s.push_str("### Throughput\n\n");
