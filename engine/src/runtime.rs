@@ -16,7 +16,7 @@ use crate::executor::{
     AckerExecutor, AckerTask, BoltExecutor, BoltIo, BoltTask, Control, Executor, ExecutorBase,
     ExecutorGauges, SpoutExecutor, SpoutTask,
 };
-use crate::fabric::{Fabric, Outbox, NO_QUEUE};
+use crate::fabric::{Fabric, Msg, Outbox, NO_QUEUE};
 use crate::grouping::{Grouper, Rng};
 use crate::metrics::{
     stats_of, sum_stats, ComponentSnapshot, LocalCounts, Snapshot, TaskLatencies, TaskMetrics,
@@ -104,7 +104,7 @@ pub enum EngineError {
 
 struct ExecutorInfo {
     component: usize,
-    queue: Arc<BatchQueue<crate::fabric::Msg>>,
+    queue: Arc<BatchQueue<Msg>>,
     gauges: Arc<ExecutorGauges>,
     role: Role,
 }
@@ -145,255 +145,41 @@ impl Topology {
             stop: AtomicBool::new(false),
             epoch: Instant::now(),
         });
-        // One queue per executor; map every task to its executor's queue.
-        let max_task = plan
-            .components
-            .iter()
-            .flat_map(|c| c.tasks.iter().copied())
-            .max()
-            .unwrap_or(0);
-        let mut task_queue = vec![NO_QUEUE; max_task as usize + 1];
-        let mut layout: Vec<(usize, Vec<u32>)> = Vec::new();
-        for (ci, comp) in plan.components.iter().enumerate() {
-            for tasks in comp.executor_tasks() {
-                let here = tasks.iter().filter(|t| placement.is_local(**t)).count();
-                if here == 0 {
-                    continue;
-                }
-                if here != tasks.len() {
-                    return Err(EngineError::Placement(format!(
-                        "executor of {:?} with tasks {tasks:?} is split between processes; place executors whole",
-                        comp.name
-                    )));
-                }
-                for t in &tasks {
-                    task_queue[*t as usize] = layout.len() as u32;
-                }
-                layout.push((ci, tasks));
-            }
-        }
-        let mut queues: Vec<Arc<BatchQueue<_>>> = layout
-            .iter()
-            .map(|_| Arc::new(BatchQueue::new(opts.queue_capacity)))
-            .collect();
-        // One outbound queue per peer, after the executors' queues.
-        let mut outbound = Vec::new();
-        for tasks in &placement.remote {
-            let q = Arc::new(BatchQueue::new(opts.queue_capacity));
-            for t in tasks {
-                match task_queue.get_mut(*t as usize) {
-                    Some(slot) if *slot == NO_QUEUE => *slot = queues.len() as u32,
-                    Some(_) => {
-                        return Err(EngineError::Placement(format!(
-                            "task {t} is placed in two processes"
-                        )))
-                    }
-                    None => return Err(EngineError::Placement(format!("task {t} is not in the plan"))),
-                }
-            }
-            queues.push(Arc::clone(&q));
-            outbound.push(q);
-        }
-        let ackers = plan
-            .components
-            .iter()
-            .find(|c| c.role == Role::Acker)
-            .map(|c| c.tasks.clone())
-            .unwrap_or_default();
-        let fabric = Arc::new(Fabric {
-            queues: queues.clone(),
-            task_queue,
-            ackers,
-        });
-        let metrics: Vec<Vec<Arc<TaskMetrics>>> = plan
-            .components
-            .iter()
-            .map(|c| {
-                c.tasks
-                    .iter()
-                    .map(|t| Arc::new(TaskMetrics::new(&c.name, *t)))
-                    .collect()
-            })
-            .collect();
-        let tasks_by_component: Vec<(String, Vec<u32>)> = plan
-            .components
-            .iter()
-            .map(|c| (c.name.clone(), c.tasks.clone()))
-            .collect();
-        // Local-or-shuffle prefers the tasks of this process.
-        let all_tasks: Vec<u32> = placement.local.iter().copied().collect();
-
+        let layout = Layout::new(&plan, placement, opts.queue_capacity)?;
+        let metrics = task_metrics_of(&plan);
+        let mut builder = ExecutorBuilder {
+            plan: &plan,
+            factory: &factory,
+            control: &control,
+            fabric: &layout.fabric,
+            metrics: &metrics,
+            batch_size: opts.batch_size,
+            tasks_by_component: plan
+                .components
+                .iter()
+                .map(|c| (c.name.clone(), c.tasks.clone()))
+                .collect(),
+            local_tasks: placement.local.iter().copied().collect(),
+            rng: Rng::new(0x5ca1_ab1e),
+        };
         let mut executors = Vec::new();
-        // (name, role, cooperative, executor), placed on threads once all are built.
-        let mut built: Vec<(String, Role, bool, Box<dyn Executor>)> = Vec::new();
-        let mut rng = Rng::new(0x5ca1_ab1e);
-        for (ei, (ci, tasks)) in layout.iter().enumerate() {
-            let comp = Arc::new(plan.components[*ci].clone());
-            let gauges = Arc::new(ExecutorGauges::default());
-            executors.push(ExecutorInfo {
-                component: *ci,
-                queue: Arc::clone(&queues[ei]),
-                gauges: Arc::clone(&gauges),
-                role: comp.role,
-            });
-            let base = ExecutorBase {
-                plan: Arc::clone(&comp),
-                queue: Arc::clone(&queues[ei]),
-                fabric: Arc::clone(&fabric),
-                outbox: Outbox::new(Arc::clone(&fabric), opts.batch_size),
-                control: Arc::clone(&control),
-                gauges,
-                factory: Arc::clone(&factory),
-                first_task: tasks.first().copied().unwrap_or(0),
-                inbox: Vec::new(),
-            };
-            let task_metrics = |t: u32| {
-                let idx = comp.tasks.iter().position(|x| *x == t).unwrap_or(0);
-                Arc::clone(&metrics[*ci][idx])
-            };
-            let ctx_of = |t: u32| TaskContext {
-                topology: plan.name.clone(),
-                component: comp.name.clone(),
-                task_id: t,
-                task_index: comp.tasks.iter().position(|x| *x == t).unwrap_or(0),
-                component_tasks: comp.tasks.clone(),
-                config: comp.config.clone(),
-                topology_config: plan.spec.config.clone(),
-                outputs: comp.outputs.clone(),
-                message_timeout: plan.message_timeout,
-                acking: plan.ackers > 0,
-                tasks_by_component: tasks_by_component.clone(),
-                inputs: comp
-                    .inputs
-                    .iter()
-                    .map(|i| {
-                        let fields = plan
-                            .component(&i.from)
-                            .and_then(|c| c.output(&i.stream))
-                            .map(|s| s.fields.clone())
-                            .unwrap_or_default();
-                        (i.from.clone(), i.stream.clone(), fields)
-                    })
-                    .collect(),
-                base_dir: plan.base_dir.clone(),
-                waker: {
-                    let q = Arc::clone(&queues[ei]);
-                    Waker::new(Arc::new(move || q.wake_consumer()))
-                },
-                counters: task_metrics(t).custom.clone(),
-            };
-            let name = format!("{}-{}", comp.name, ei);
-            // Ackers are the engine's own and never block.
-            let cooperative = comp.role == Role::Acker || factory.cooperative(&comp);
-            match comp.role {
-                Role::Spout => {
-                    let mut ts = Vec::new();
-                    for &t in tasks {
-                        let ctx = ctx_of(t);
-                        let mut instance = factory
-                            .spout(&comp)
-                            .map_err(|error| component_error(&comp, t, error))?;
-                        instance
-                            .open(&ctx)
-                            .map_err(|error| component_error(&comp, t, error))?;
-                        ts.push(SpoutTask {
-                            id: t,
-                            instance,
-                            ctx,
-                            routing: routing_for(&plan, &comp, t, &all_tasks, &mut rng),
-                            state: SpoutState {
-                                pending: IdMap::default(),
-                                immediate_acks: Vec::new(),
-                                errors: Vec::new(),
-                            },
-                            metrics: task_metrics(t),
-                            counts: LocalCounts::default(),
-                            latencies: TaskLatencies::default(),
-                            finished: false,
-                        });
-                    }
-                    let max_pending = plan
-                        .max_spout_pending
-                        .filter(|_| plan.ackers > 0)
-                        .map(|p| p as usize);
-                    let ex = SpoutExecutor::new(base, ts, max_pending, plan.message_timeout);
-                    built.push((name, comp.role, cooperative, Box::new(ex)));
-                }
-                Role::Bolt => {
-                    let mut ts = Vec::new();
-                    for &t in tasks {
-                        let ctx = ctx_of(t);
-                        let mut instance = factory
-                            .bolt(&comp)
-                            .map_err(|error| component_error(&comp, t, error))?;
-                        instance
-                            .prepare(&ctx)
-                            .map_err(|error| component_error(&comp, t, error))?;
-                        ts.push(BoltTask {
-                            id: t,
-                            instance: Some(instance),
-                            ctx,
-                            io: BoltIo {
-                                routing: routing_for(&plan, &comp, t, &all_tasks, &mut rng),
-                                counts: LocalCounts::default(),
-                                latencies: TaskLatencies::default(),
-                                errors: Vec::new(),
-                            },
-                            metrics: task_metrics(t),
-                            seq: 0,
-                            retry_at: None,
-                        });
-                    }
-                    let ex = BoltExecutor::new(base, ts, comp.tick);
-                    built.push((name, comp.role, cooperative, Box::new(ex)));
-                }
-                Role::Acker => {
-                    let ts = tasks
-                        .iter()
-                        .map(|&t| AckerTask {
-                            id: t,
-                            ledger: Ledger::new(),
-                            metrics: task_metrics(t),
-                            counts: LocalCounts::default(),
-                        })
-                        .collect();
-                    let ex = AckerExecutor::new(base, ts, plan.message_timeout);
-                    built.push((name, comp.role, cooperative, Box::new(ex)));
-                }
-            }
+        // Placed on threads only once all are built, so the scheduler sees them together.
+        let mut built = Vec::new();
+        for (ei, (ci, tasks)) in layout.executors.iter().enumerate() {
+            let (info, executor) = builder.executor(ei, *ci, tasks)?;
+            executors.push(info);
+            built.push(executor);
         }
         let shared = match opts.threads {
             0 => scheduler::default_threads(),
             n => n,
         };
-        let roles: Vec<(Role, bool)> = built.iter().map(|(_, r, c, _)| (*r, *c)).collect();
-        let groups = scheduler::assign(&roles, shared);
-        let mut slots: Vec<Option<(String, Box<dyn Executor>)>> =
-            built.into_iter().map(|(n, _, _, e)| Some((n, e))).collect();
-        let mut threads = Vec::new();
-        for (gi, members) in groups.iter().enumerate() {
-            let (names, group): (Vec<String>, Vec<Box<dyn Executor>>) =
-                members.iter().filter_map(|&i| slots[i].take()).unzip();
-            // A dedicated thread keeps its executor's name; pool threads are numbered.
-            let shared_group = members.first().is_some_and(|&i| roles[i].1);
-            let name = match names.into_iter().next() {
-                Some(n) if !shared_group => n,
-                _ => format!("squall-exec-{gi}"),
-            };
-            let spawned = scheduler::spawn(name.clone(), group, Arc::clone(&control));
-            match spawned {
-                Ok(h) => threads.push(h),
-                Err(source) => {
-                    control.stop.store(true, Ordering::Release);
-                    return Err(EngineError::Thread { name, source });
-                }
-            }
-        }
-        info!(topology = %plan.name, executors = executors.len(), threads = threads.len(), shared, tasks = placement.local.len(), peers = outbound.len(), "topology started");
+        let threads = spawn_threads(built, shared, &control)?;
+        info!(topology = %plan.name, executors = executors.len(), threads = threads.len(), shared, tasks = placement.local.len(), peers = layout.outbound.len(), "topology started");
         let links = Links {
-            outbound,
+            outbound: layout.outbound,
             inbound: Inbound {
-                fabric: Arc::clone(&fabric),
+                fabric: layout.fabric,
                 batch: opts.batch_size,
             },
             schemas: Arc::new(WireSchemas::new(&plan)),
@@ -579,6 +365,357 @@ impl Drop for Topology {
     fn drop(&mut self) {
         self.stop_and_join();
     }
+}
+
+/// Where messages go in this process: a queue per local executor, then one per peer.
+struct Layout {
+    /// Component index and tasks of each local executor; executor `i` reads
+    /// `fabric.queues[i]`.
+    executors: Vec<(usize, Vec<u32>)>,
+    fabric: Arc<Fabric>,
+    /// One queue per peer, also in `fabric.queues` after the executors' queues.
+    outbound: Vec<Arc<BatchQueue<Msg>>>,
+}
+
+impl Layout {
+    /// Checks that `placement` fits `plan` and maps every task to the queue that serves it.
+    fn new(plan: &Plan, placement: &Placement, capacity: usize) -> Result<Layout, EngineError> {
+        let max_task = plan
+            .components
+            .iter()
+            .flat_map(|c| c.tasks.iter().copied())
+            .max()
+            .unwrap_or(0);
+        let mut task_queue = vec![NO_QUEUE; max_task as usize + 1];
+        let executors = Layout::local_executors(plan, placement, &mut task_queue)?;
+        let mut queues: Vec<Arc<BatchQueue<Msg>>> = executors
+            .iter()
+            .map(|_| Arc::new(BatchQueue::new(capacity)))
+            .collect();
+        let outbound = Layout::peer_queues(placement, &mut task_queue, queues.len(), capacity)?;
+        queues.extend(outbound.iter().cloned());
+        let ackers = plan
+            .components
+            .iter()
+            .find(|c| c.role == Role::Acker)
+            .map(|c| c.tasks.clone())
+            .unwrap_or_default();
+        let fabric = Arc::new(Fabric {
+            queues,
+            task_queue,
+            ackers,
+        });
+        Ok(Layout {
+            executors,
+            fabric,
+            outbound,
+        })
+    }
+
+    /// The executors with tasks here, in plan order; points their tasks at queues `0..`.
+    fn local_executors(
+        plan: &Plan,
+        placement: &Placement,
+        task_queue: &mut [u32],
+    ) -> Result<Vec<(usize, Vec<u32>)>, EngineError> {
+        let mut executors = Vec::new();
+        for (ci, comp) in plan.components.iter().enumerate() {
+            for tasks in comp.executor_tasks() {
+                let here = tasks.iter().filter(|t| placement.is_local(**t)).count();
+                if here == 0 {
+                    continue;
+                }
+                if here != tasks.len() {
+                    return Err(EngineError::Placement(format!(
+                        "executor of {:?} with tasks {tasks:?} is split between processes; place executors whole",
+                        comp.name
+                    )));
+                }
+                for t in &tasks {
+                    task_queue[*t as usize] = executors.len() as u32;
+                }
+                executors.push((ci, tasks));
+            }
+        }
+        Ok(executors)
+    }
+
+    /// One outbound queue per peer; points the peer's tasks at queue `first + peer`.
+    fn peer_queues(
+        placement: &Placement,
+        task_queue: &mut [u32],
+        first: usize,
+        capacity: usize,
+    ) -> Result<Vec<Arc<BatchQueue<Msg>>>, EngineError> {
+        let mut outbound = Vec::new();
+        for tasks in &placement.remote {
+            let q = Arc::new(BatchQueue::new(capacity));
+            for t in tasks {
+                match task_queue.get_mut(*t as usize) {
+                    Some(slot) if *slot == NO_QUEUE => *slot = (first + outbound.len()) as u32,
+                    Some(_) => {
+                        return Err(EngineError::Placement(format!(
+                            "task {t} is placed in two processes"
+                        )))
+                    }
+                    None => return Err(EngineError::Placement(format!("task {t} is not in the plan"))),
+                }
+            }
+            outbound.push(q);
+        }
+        Ok(outbound)
+    }
+}
+
+/// Every task's metrics, by component index then task index, local or not.
+fn task_metrics_of(plan: &Plan) -> Vec<Vec<Arc<TaskMetrics>>> {
+    plan.components
+        .iter()
+        .map(|c| {
+            c.tasks
+                .iter()
+                .map(|t| Arc::new(TaskMetrics::new(&c.name, *t)))
+                .collect()
+        })
+        .collect()
+}
+
+/// An executor built, its tasks opened or prepared, not yet on a thread.
+struct Built {
+    name: String,
+    role: Role,
+    cooperative: bool,
+    executor: Box<dyn Executor>,
+}
+
+/// What every executor of this process is built from.
+struct ExecutorBuilder<'a> {
+    plan: &'a Plan,
+    factory: &'a Arc<dyn ComponentFactory>,
+    control: &'a Arc<Control>,
+    fabric: &'a Arc<Fabric>,
+    metrics: &'a [Vec<Arc<TaskMetrics>>],
+    batch_size: usize,
+    tasks_by_component: Vec<(String, Vec<u32>)>,
+    /// Local-or-shuffle prefers the tasks of this process.
+    local_tasks: Vec<u32>,
+    /// Seeds every task's routing in executor order, so a plan always routes the same way.
+    rng: Rng,
+}
+
+impl ExecutorBuilder<'_> {
+    /// Executor `ei` of the layout, running `tasks` of component `ci`.
+    fn executor(
+        &mut self,
+        ei: usize,
+        ci: usize,
+        tasks: &[u32],
+    ) -> Result<(ExecutorInfo, Built), EngineError> {
+        let comp = Arc::new(self.plan.components[ci].clone());
+        let queue = Arc::clone(&self.fabric.queues[ei]);
+        let gauges = Arc::new(ExecutorGauges::default());
+        let info = ExecutorInfo {
+            component: ci,
+            queue: Arc::clone(&queue),
+            gauges: Arc::clone(&gauges),
+            role: comp.role,
+        };
+        let base = ExecutorBase {
+            plan: Arc::clone(&comp),
+            queue: Arc::clone(&queue),
+            fabric: Arc::clone(self.fabric),
+            outbox: Outbox::new(Arc::clone(self.fabric), self.batch_size),
+            control: Arc::clone(self.control),
+            gauges,
+            factory: Arc::clone(self.factory),
+            first_task: tasks.first().copied().unwrap_or(0),
+            inbox: Vec::new(),
+        };
+        let name = format!("{}-{}", comp.name, ei);
+        // Ackers are the engine's own and never block.
+        let cooperative = comp.role == Role::Acker || self.factory.cooperative(&comp);
+        let plan = self.plan;
+        let executor: Box<dyn Executor> = match comp.role {
+            Role::Spout => {
+                let ts = self.spout_tasks(ci, &comp, tasks, &queue)?;
+                let max_pending = plan
+                    .max_spout_pending
+                    .filter(|_| plan.ackers > 0)
+                    .map(|p| p as usize);
+                Box::new(SpoutExecutor::new(base, ts, max_pending, plan.message_timeout))
+            }
+            Role::Bolt => {
+                let ts = self.bolt_tasks(ci, &comp, tasks, &queue)?;
+                Box::new(BoltExecutor::new(base, ts, comp.tick))
+            }
+            Role::Acker => {
+                let ts = tasks
+                    .iter()
+                    .map(|&t| AckerTask {
+                        id: t,
+                        ledger: Ledger::new(),
+                        metrics: self.task_metrics(ci, &comp, t),
+                        counts: LocalCounts::default(),
+                    })
+                    .collect();
+                Box::new(AckerExecutor::new(base, ts, plan.message_timeout))
+            }
+        };
+        let built = Built {
+            name,
+            role: comp.role,
+            cooperative,
+            executor,
+        };
+        Ok((info, built))
+    }
+
+    /// Builds and opens a spout instance per task.
+    fn spout_tasks(
+        &mut self,
+        ci: usize,
+        comp: &ComponentPlan,
+        tasks: &[u32],
+        queue: &Arc<BatchQueue<Msg>>,
+    ) -> Result<Vec<SpoutTask>, EngineError> {
+        let mut ts = Vec::new();
+        for &t in tasks {
+            let ctx = self.context(ci, comp, t, queue);
+            let mut instance = self
+                .factory
+                .spout(comp)
+                .map_err(|error| component_error(comp, t, error))?;
+            instance
+                .open(&ctx)
+                .map_err(|error| component_error(comp, t, error))?;
+            ts.push(SpoutTask {
+                id: t,
+                instance,
+                ctx,
+                routing: routing_for(self.plan, comp, t, &self.local_tasks, &mut self.rng),
+                state: SpoutState {
+                    pending: IdMap::default(),
+                    immediate_acks: Vec::new(),
+                    errors: Vec::new(),
+                },
+                metrics: self.task_metrics(ci, comp, t),
+                counts: LocalCounts::default(),
+                latencies: TaskLatencies::default(),
+                finished: false,
+            });
+        }
+        Ok(ts)
+    }
+
+    /// Builds and prepares a bolt instance per task.
+    fn bolt_tasks(
+        &mut self,
+        ci: usize,
+        comp: &ComponentPlan,
+        tasks: &[u32],
+        queue: &Arc<BatchQueue<Msg>>,
+    ) -> Result<Vec<BoltTask>, EngineError> {
+        let mut ts = Vec::new();
+        for &t in tasks {
+            let ctx = self.context(ci, comp, t, queue);
+            let mut instance = self
+                .factory
+                .bolt(comp)
+                .map_err(|error| component_error(comp, t, error))?;
+            instance
+                .prepare(&ctx)
+                .map_err(|error| component_error(comp, t, error))?;
+            ts.push(BoltTask {
+                id: t,
+                instance: Some(instance),
+                ctx,
+                io: BoltIo {
+                    routing: routing_for(self.plan, comp, t, &self.local_tasks, &mut self.rng),
+                    counts: LocalCounts::default(),
+                    latencies: TaskLatencies::default(),
+                    errors: Vec::new(),
+                },
+                metrics: self.task_metrics(ci, comp, t),
+                seq: 0,
+                retry_at: None,
+            });
+        }
+        Ok(ts)
+    }
+
+    /// The context of task `t` of component `ci`; its waker wakes `queue`'s consumer.
+    fn context(&self, ci: usize, comp: &ComponentPlan, t: u32, queue: &Arc<BatchQueue<Msg>>) -> TaskContext {
+        let plan = self.plan;
+        TaskContext {
+            topology: plan.name.clone(),
+            component: comp.name.clone(),
+            task_id: t,
+            task_index: comp.tasks.iter().position(|x| *x == t).unwrap_or(0),
+            component_tasks: comp.tasks.clone(),
+            config: comp.config.clone(),
+            topology_config: plan.spec.config.clone(),
+            outputs: comp.outputs.clone(),
+            message_timeout: plan.message_timeout,
+            acking: plan.ackers > 0,
+            tasks_by_component: self.tasks_by_component.clone(),
+            inputs: comp
+                .inputs
+                .iter()
+                .map(|i| {
+                    let fields = plan
+                        .component(&i.from)
+                        .and_then(|c| c.output(&i.stream))
+                        .map(|s| s.fields.clone())
+                        .unwrap_or_default();
+                    (i.from.clone(), i.stream.clone(), fields)
+                })
+                .collect(),
+            base_dir: plan.base_dir.clone(),
+            waker: {
+                let q = Arc::clone(queue);
+                Waker::new(Arc::new(move || q.wake_consumer()))
+            },
+            counters: self.task_metrics(ci, comp, t).custom.clone(),
+        }
+    }
+
+    fn task_metrics(&self, ci: usize, comp: &ComponentPlan, t: u32) -> Arc<TaskMetrics> {
+        let idx = comp.tasks.iter().position(|x| *x == t).unwrap_or(0);
+        Arc::clone(&self.metrics[ci][idx])
+    }
+}
+
+/// Puts the built executors on threads: one each for the dedicated ones, a pool of at
+/// most `shared` for the cooperative ones.
+fn spawn_threads(
+    built: Vec<Built>,
+    shared: usize,
+    control: &Arc<Control>,
+) -> Result<Vec<JoinHandle<()>>, EngineError> {
+    let roles: Vec<(Role, bool)> = built.iter().map(|b| (b.role, b.cooperative)).collect();
+    let groups = scheduler::assign(&roles, shared);
+    let mut slots: Vec<Option<(String, Box<dyn Executor>)>> =
+        built.into_iter().map(|b| Some((b.name, b.executor))).collect();
+    let mut threads = Vec::new();
+    for (gi, members) in groups.iter().enumerate() {
+        let (names, group): (Vec<String>, Vec<Box<dyn Executor>>) =
+            members.iter().filter_map(|&i| slots[i].take()).unzip();
+        // A dedicated thread keeps its executor's name; pool threads are numbered.
+        let shared_group = members.first().is_some_and(|&i| roles[i].1);
+        let name = match names.into_iter().next() {
+            Some(n) if !shared_group => n,
+            _ => format!("squall-exec-{gi}"),
+        };
+        match scheduler::spawn(name.clone(), group, Arc::clone(control)) {
+            Ok(h) => threads.push(h),
+            Err(source) => {
+                // The threads already started see the stop and exit.
+                control.stop.store(true, Ordering::Release);
+                return Err(EngineError::Thread { name, source });
+            }
+        }
+    }
+    Ok(threads)
 }
 
 fn component_error(comp: &ComponentPlan, task: u32, error: ComponentError) -> EngineError {
