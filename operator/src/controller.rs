@@ -17,10 +17,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+use squall_control::{Assignment, ASSIGNMENT_KEY, MANIFEST_KEY};
 use squall_model::crd::{Topology, TopologyStatus};
-use squall_model::{DesiredState, API_VERSION, KIND};
-use squall_worker::assignment::Assignment;
-use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
+use squall_model::{DesiredState, Limits, TopologyManifest, API_VERSION, KIND};
 
 use crate::change::is_active;
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
@@ -123,13 +122,21 @@ fn observe_pod(p: &Pod, leases: &[Lease], lost_nodes: &[String], now: jiff::Time
     }
 }
 
-pub(crate) fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignment> {
-    let data = cm?.data?;
+/// The assignment in a topology's ConfigMap, its manifest parsed once here within the
+/// operator's `limits`; `None` when there is none or it cannot be read.
+pub(crate) fn current_assignment(cm: Option<ConfigMap>, limits: &Limits) -> Option<CurrentAssignment> {
+    let cm = cm?;
+    let name = cm.name_any();
+    let data = cm.data?;
     let assignment: Assignment = serde_yaml_ng::from_str(data.get(ASSIGNMENT_KEY)?).ok()?;
-    Some(CurrentAssignment {
-        assignment,
-        manifest: data.get(MANIFEST_KEY)?.clone(),
-    })
+    let origin = format!("configmap {name}/{MANIFEST_KEY}");
+    match TopologyManifest::from_yaml_within(data.get(MANIFEST_KEY)?, &origin, limits) {
+        Ok(manifest) => Some(CurrentAssignment { assignment, manifest }),
+        Err(e) => {
+            tracing::warn!(configmap = %name, error = %e, "the assignment's manifest cannot be read");
+            None
+        }
+    }
 }
 
 pub(crate) async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
@@ -207,7 +214,10 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         .map(|p| observe_pod(p, &leases, &lost_nodes, clock))
         .collect();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
+    let current = current_assignment(
+        cms.get_opt(&resources::configmap_name(&name)).await?,
+        &ctx.config.workers.limits,
+    );
 
     let draining = t.status.as_ref().is_some_and(|s| s.drain_deadline.is_some());
     let drained = match &current {
@@ -230,7 +240,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let decision = decide(&Observed {
         generation: t.metadata.generation,
         plan: plan.as_ref().map_err(Clone::clone),
-        manifest: &manifest_yaml,
+        manifest: &manifest,
         workers: t.spec.workers,
         inactive: t.spec.desired_state == DesiredState::Inactive,
         pods: &pods,
