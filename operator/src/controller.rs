@@ -405,3 +405,41 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         .await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_written_configmap_reads_back_typed_within_the_limits() {
+        let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  desiredState: Inactive
+  config: {ratio: 0.25, nested: {list: [1, "two", 3.5e10], flag: true}}
+  spouts: [{name: s, component: sequence, parallelism: 2, config: {count: 10}}]
+  bolts: [{name: b, component: "null", inputs: [{from: s}]}]
+"#;
+        let m = TopologyManifest::from_yaml(yaml, "t").unwrap();
+        let mut t = Topology::new("t", m.spec.clone());
+        t.metadata.namespace = Some("ns".into());
+        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap();
+        let workers = [("t-0".to_owned(), "10.0.0.1:7000".to_owned())];
+        let written = CurrentAssignment {
+            assignment: Assignment::round_robin(&plan, MANIFEST_KEY.into(), &workers, 3),
+            manifest: t.manifest(),
+        };
+        let cm = resources::configmap(&t, &written).unwrap();
+        let limits = Limits::default();
+        assert_eq!(current_assignment(Some(cm.clone()), &limits), Some(written));
+        let tight = Limits {
+            max_manifest_bytes: 16,
+            ..Limits::default()
+        };
+        assert_eq!(current_assignment(Some(cm), &tight), None, "over the limits");
+        assert_eq!(current_assignment(None, &limits), None);
+    }
+}

@@ -67,7 +67,7 @@ impl Loaded {
 }
 
 /// Reads the document (no plan).
-fn read(path: &Path) -> Result<Assignment, AssignmentError> {
+pub fn read(path: &Path) -> Result<Assignment, AssignmentError> {
     let text = std::fs::read_to_string(path).map_err(|source| AssignmentError::Io {
         path: path.to_owned(),
         source,

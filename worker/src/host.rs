@@ -631,8 +631,8 @@ spec:
     #[test]
     fn ready_only_while_serving_with_an_engine() {
         let s = shared();
-        // Serving, but the engine failed to (re)start: not ready, and no drain gauges
-        // that could read as "nothing in flight".
+        // Serving, but the engine failed to (re)start: not ready, and neither drain gauges
+        // nor a status that could read as "nothing in flight".
         s.ready.store(true, Ordering::Relaxed);
         assert!(!s.ready());
         assert!(!s.metrics().contains("squall_worker_in_flight"));
