@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use squall_control::plan_hash;
 use squall_model::{DesiredState, TopologyManifest};
 
 use crate::decide::CurrentAssignment;
@@ -23,26 +24,16 @@ pub enum Change {
     Rebalance,
 }
 
-/// A manifest with `desiredState` normalised, to compare plans regardless of activation.
-fn plan_text(manifest: &str) -> Option<String> {
-    let mut m = TopologyManifest::from_yaml(manifest, "assignment").ok()?;
-    m.spec.desired_state = DesiredState::Active;
-    m.to_yaml().ok()
+/// Whether a manifest asks for active spouts.
+pub fn is_active(manifest: &TopologyManifest) -> bool {
+    manifest.spec.desired_state == DesiredState::Active
 }
 
-/// Whether a manifest asks for active spouts (an unreadable one counts as active: the
-/// safe assumption before a drain).
-pub fn is_active(manifest: &str) -> bool {
-    TopologyManifest::from_yaml(manifest, "assignment")
-        .map(|m| m.spec.desired_state == DesiredState::Active)
-        .unwrap_or(true)
-}
-
-/// The same manifest with its spouts deactivated, or `None` if it cannot be read.
-pub fn deactivated(manifest: &str) -> Option<String> {
-    let mut m = TopologyManifest::from_yaml(manifest, "assignment").ok()?;
+/// The same manifest with its spouts deactivated.
+pub fn deactivated(manifest: &TopologyManifest) -> TopologyManifest {
+    let mut m = manifest.clone();
     m.spec.desired_state = DesiredState::Inactive;
-    m.to_yaml().ok()
+    m
 }
 
 /// Classifies the step from `current` to `wanted`.
@@ -66,17 +57,16 @@ pub fn classify(current: &CurrentAssignment, wanted: &CurrentAssignment) -> Chan
     Change::None
 }
 
-/// The same assignment with the manifest's spouts off (as it is if unreadable).
+/// The same assignment with the manifest's spouts off.
 fn inactive(mut a: CurrentAssignment) -> CurrentAssignment {
-    if let Some(m) = deactivated(&a.manifest) {
-        a.manifest = m;
-    }
+    a.manifest.spec.desired_state = DesiredState::Inactive;
     a
 }
 
-/// Whether two manifests describe the same plan, activation aside.
-pub fn same_plan(a: &str, b: &str) -> bool {
-    a == b || matches!((plan_text(a), plan_text(b)), (Some(x), Some(y)) if x == y)
+/// Whether two manifests describe the same plan, activation aside: the plan identity the
+/// workers share ([`squall_control::plan_hash`]).
+pub fn same_plan(a: &TopologyManifest, b: &TopologyManifest) -> bool {
+    a == b || matches!((plan_hash(a), plan_hash(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// What the workers have reported, for the next step.
@@ -127,14 +117,12 @@ pub fn next_step(current: Option<&CurrentAssignment>, wanted: CurrentAssignment,
         Change::Rebalance => match p.draining_until {
             Some(deadline) if !p.drained && p.now < deadline => Step::Wait,
             Some(_) => Step::Write(inactive(wanted)),
-            None if is_active(&c.manifest) => match deactivated(&c.manifest) {
-                Some(manifest) => {
-                    let mut assignment = c.assignment.clone();
-                    assignment.generation += 1;
-                    Step::Drain(CurrentAssignment { assignment, manifest })
-                }
-                None => Step::Write(inactive(wanted)),
-            },
+            None if is_active(&c.manifest) => {
+                let mut assignment = c.assignment.clone();
+                assignment.generation += 1;
+                let manifest = deactivated(&c.manifest);
+                Step::Drain(CurrentAssignment { assignment, manifest })
+            }
             None => Step::Write(inactive(wanted)),
         },
     }
@@ -159,7 +147,7 @@ pub fn kill_may_proceed(
 mod tests {
     use std::collections::BTreeSet;
 
-    use squall_worker::assignment::{Assignment, WorkerSpec};
+    use squall_control::{Assignment, WorkerSpec};
 
     use super::*;
 
@@ -173,13 +161,13 @@ spec:
   bolts: [{name: b, component: "null", parallelism: 2, inputs: [{from: s}]}]
 "#;
 
-    fn manifest(edit: impl FnOnce(&mut TopologyManifest)) -> String {
+    fn manifest(edit: impl FnOnce(&mut TopologyManifest)) -> TopologyManifest {
         let mut m = TopologyManifest::from_yaml(M, "t").unwrap_or_else(|e| panic!("{e}"));
         edit(&mut m);
-        m.to_yaml().unwrap_or_else(|e| panic!("{e}"))
+        m
     }
 
-    fn current(manifest: String, addresses: [&str; 2], tasks: [&[u32]; 2]) -> CurrentAssignment {
+    fn current(manifest: TopologyManifest, addresses: [&str; 2], tasks: [&[u32]; 2]) -> CurrentAssignment {
         CurrentAssignment {
             assignment: Assignment {
                 manifest: "topology.yaml".into(),
@@ -317,9 +305,11 @@ spec:
             next_step(Some(&wanted), moved.clone(), progress(None, false, false)),
             Step::Write(moved.clone())
         );
-        // Same plan, both active, only the text differs: nothing to wait for.
+        // Same plan, both active, only the text differs: it reads as the same manifest.
+        let text = format!("# reworded\n{}", wanted.manifest.to_yaml().unwrap_or_default());
         let mut reworded = wanted.clone();
-        reworded.manifest = format!("# reworded\n{}", wanted.manifest);
+        reworded.manifest = TopologyManifest::from_yaml(&text, "t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(classify(&wanted, &reworded), Change::None);
         assert_eq!(
             next_step(Some(&wanted), reworded.clone(), progress(None, false, false)),
             Step::Write(reworded)

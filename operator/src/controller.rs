@@ -18,10 +18,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+use squall_control::{Assignment, ASSIGNMENT_KEY, MANIFEST_KEY};
 use squall_model::crd::{Topology, TopologyStatus};
-use squall_model::{DesiredState, API_VERSION, KIND};
-use squall_worker::assignment::Assignment;
-use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
+use squall_model::{DesiredState, Limits, TopologyManifest, API_VERSION, KIND};
 
 use crate::change::is_active;
 use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
@@ -113,18 +112,26 @@ fn observe_pod(p: &Pod, expired: &BTreeSet<String>, lost_nodes: &[String]) -> Ob
     }
 }
 
-pub(crate) fn current_assignment(cm: Option<ConfigMap>) -> Option<CurrentAssignment> {
-    let data = cm?.data?;
+/// The assignment in a topology's ConfigMap, its manifest parsed once here within the
+/// operator's `limits`; `None` when there is none or it cannot be read.
+pub(crate) fn current_assignment(cm: Option<ConfigMap>, limits: &Limits) -> Option<CurrentAssignment> {
+    let cm = cm?;
+    let name = cm.name_any();
+    let data = cm.data?;
     let assignment: Assignment = serde_yaml_ng::from_str(data.get(ASSIGNMENT_KEY)?).ok()?;
-    Some(CurrentAssignment {
-        assignment,
-        manifest: data.get(MANIFEST_KEY)?.clone(),
-    })
+    let origin = format!("configmap {name}/{MANIFEST_KEY}");
+    match TopologyManifest::from_yaml_within(data.get(MANIFEST_KEY)?, &origin, limits) {
+        Ok(manifest) => Some(CurrentAssignment { assignment, manifest }),
+        Err(e) => {
+            tracing::warn!(configmap = %name, error = %e, "the assignment's manifest cannot be read");
+            None
+        }
+    }
 }
 
 /// When most of a topology's workers look dead at once (Lease unrenewed or node not
 /// ready), the control plane is the likelier fault, as after an API server outage: a
-/// worker that answers on its own HTTP port is kept.
+/// worker that answers with its status on its own HTTP port is kept.
 async fn keep_answering_workers(ctx: &Context, t: &Topology, pods: &mut [ObservedPod], workers: i32) {
     let looks_dead = |p: &ObservedPod| (p.lease_expired && !p.terminating) || p.node_lost;
     let wanted = usize::try_from(workers).unwrap_or(0);
@@ -137,7 +144,7 @@ async fn keep_answering_workers(ctx: &Context, t: &Topology, pods: &mut [Observe
     }
     for p in pods.iter_mut().filter(|p| looks_dead(p)) {
         let Some(ip) = &p.ip else { continue };
-        if crate::liveness::answers(&format!("{ip}:{HTTP_PORT}")).await {
+        if probe::status(&format!("{ip}:{HTTP_PORT}")).await.is_ok() {
             let why = if p.node_lost {
                 "is on a node that is not ready"
             } else {
@@ -238,7 +245,10 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         .collect();
     keep_answering_workers(ctx, &t, &mut pods, t.spec.workers).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let current = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?);
+    let current = current_assignment(
+        cms.get_opt(&resources::configmap_name(&name)).await?,
+        &ctx.config.workers.limits,
+    );
 
     let draining = t.status.as_ref().is_some_and(|s| s.drain_deadline.is_some());
     let drained = match &current {
@@ -261,7 +271,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let decision = decide(&Observed {
         generation: t.metadata.generation,
         plan: plan.as_ref().map_err(Clone::clone),
-        manifest: &manifest_yaml,
+        manifest: &manifest,
         workers: t.spec.workers,
         inactive: t.spec.desired_state == DesiredState::Inactive,
         pods: &pods,
@@ -426,4 +436,42 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         })
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_written_configmap_reads_back_typed_within_the_limits() {
+        let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  desiredState: Inactive
+  config: {ratio: 0.25, nested: {list: [1, "two", 3.5e10], flag: true}}
+  spouts: [{name: s, component: sequence, parallelism: 2, config: {count: 10}}]
+  bolts: [{name: b, component: "null", inputs: [{from: s}]}]
+"#;
+        let m = TopologyManifest::from_yaml(yaml, "t").unwrap();
+        let mut t = Topology::new("t", m.spec.clone());
+        t.metadata.namespace = Some("ns".into());
+        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap();
+        let workers = [("t-0".to_owned(), "10.0.0.1:7000".to_owned())];
+        let written = CurrentAssignment {
+            assignment: Assignment::round_robin(&plan, MANIFEST_KEY.into(), &workers, 3),
+            manifest: t.manifest(),
+        };
+        let cm = resources::configmap(&t, &written).unwrap();
+        let limits = Limits::default();
+        assert_eq!(current_assignment(Some(cm.clone()), &limits), Some(written));
+        let tight = Limits {
+            max_manifest_bytes: 16,
+            ..Limits::default()
+        };
+        assert_eq!(current_assignment(Some(cm), &tight), None, "over the limits");
+        assert_eq!(current_assignment(None, &limits), None);
+    }
 }

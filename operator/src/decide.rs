@@ -1,9 +1,8 @@
 //! Observe → decide → act: the decisions as pure functions of what was observed.
 
+use squall_control::{Assignment, MANIFEST_KEY};
 use squall_model::crd::{Phase, TopologyCondition, TopologyStatus};
-use squall_model::Plan;
-use squall_worker::assignment::Assignment;
-use squall_worker::configmap::MANIFEST_KEY;
+use squall_model::{Plan, TopologyManifest};
 
 use crate::change::{next_step, same_plan, Progress, Step};
 
@@ -31,8 +30,8 @@ pub struct ObservedPod {
 pub struct CurrentAssignment {
     /// The assignment document.
     pub assignment: Assignment,
-    /// The manifest text next to it.
-    pub manifest: String,
+    /// The manifest next to it, parsed once where the ConfigMap is read.
+    pub manifest: TopologyManifest,
 }
 
 /// Everything a decision depends on.
@@ -42,8 +41,8 @@ pub struct Observed<'a> {
     pub generation: Option<i64>,
     /// The validated plan, or why the spec was rejected.
     pub plan: Result<&'a Plan, String>,
-    /// The manifest the workers should run (YAML).
-    pub manifest: &'a str,
+    /// The manifest the workers should run.
+    pub manifest: &'a TopologyManifest,
     /// `spec.workers`.
     pub workers: i32,
     /// `spec.desiredState` is Inactive.
@@ -105,20 +104,21 @@ pub fn worker_addresses(pods: &[ObservedPod], workers: i32, port: i32) -> Option
 /// moved to a new address keeps its tasks and the others keep running.
 pub fn next_assignment(
     plan: &Plan,
-    manifest: &str,
+    manifest: &TopologyManifest,
     workers: &[(String, String)],
     current: Option<&CurrentAssignment>,
+    last_generation: u64,
 ) -> Option<CurrentAssignment> {
-    let generation = current.map_or(0, |c| c.assignment.generation) + 1;
+    let generation = current.map_or(last_generation, |c| c.assignment.generation) + 1;
     let fresh = Assignment::round_robin(plan, MANIFEST_KEY.into(), workers, generation);
     if let Some(c) = current {
-        if c.manifest == manifest && c.assignment.workers == fresh.workers {
+        if c.manifest == *manifest && c.assignment.workers == fresh.workers {
             return None;
         }
     }
     Some(CurrentAssignment {
         assignment: fresh,
-        manifest: manifest.to_owned(),
+        manifest: manifest.clone(),
     })
 }
 
@@ -221,9 +221,16 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         }
     };
     let addresses = worker_addresses(o.pods, o.workers, crate::DATA_PORT);
+    // Generations only grow, also past a ConfigMap that is gone or unreadable: workers and
+    // probes compare them.
+    let last_generation = o
+        .previous
+        .and_then(|p| p.assignment_generation)
+        .and_then(|g| u64::try_from(g).ok())
+        .unwrap_or(0);
     let wanted = addresses
         .as_ref()
-        .and_then(|workers| next_assignment(plan, o.manifest, workers, o.current));
+        .and_then(|workers| next_assignment(plan, o.manifest, workers, o.current, last_generation));
     let draining_until: Option<jiff::Timestamp> = o
         .previous
         .and_then(|p| p.drain_deadline.as_deref())
@@ -386,10 +393,14 @@ spec:
   bolts: [{name: b, component: "null", parallelism: 2, inputs: [{from: s}]}]
 "#;
 
+    /// [`MANIFEST`], parsed.
+    static PARSED: std::sync::LazyLock<TopologyManifest> = std::sync::LazyLock::new(|| {
+        TopologyManifest::from_yaml(MANIFEST, "t").unwrap_or_else(|e| panic!("test manifest: {e}"))
+    });
+
     fn plan() -> Plan {
-        let m = TopologyManifest::from_yaml(MANIFEST, "t").ok();
-        m.and_then(|m| squall_model::validate(&m, &squall_components::Builtins).ok())
-            .unwrap_or_else(|| panic!("test manifest is invalid"))
+        squall_model::validate(&PARSED, &squall_components::Builtins)
+            .unwrap_or_else(|e| panic!("test manifest is invalid: {e}"))
     }
 
     fn pod(i: i32, ip: Option<&str>, ready: bool) -> ObservedPod {
@@ -413,7 +424,7 @@ spec:
         Observed {
             generation: Some(1),
             plan: Ok(plan),
-            manifest: "m",
+            manifest: &PARSED,
             workers: 2,
             inactive: false,
             pods,
@@ -483,8 +494,11 @@ spec:
         let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
         let first = decide(&observed(&plan, &pods, None, None));
         let cur = first.write.clone().unwrap_or_else(|| panic!("no assignment"));
+        let (m2, _) = manifest_with(|m| {
+            m.metadata.labels.insert("k".into(), "v".into());
+        });
         let mut o = observed(&plan, &pods, Some(&cur), Some(&first.status));
-        o.manifest = "m2";
+        o.manifest = &m2;
         let d = decide(&o);
         assert_eq!(d.write.map(|w| w.assignment.generation), Some(2));
     }
@@ -557,11 +571,11 @@ spec:
         assert!(d.events.iter().any(|e| e.0 == "WorkerNodeLost"));
     }
 
-    fn manifest_with(edit: impl FnOnce(&mut TopologyManifest)) -> (String, Plan) {
-        let mut m = TopologyManifest::from_yaml(MANIFEST, "t").unwrap_or_else(|e| panic!("{e}"));
+    fn manifest_with(edit: impl FnOnce(&mut TopologyManifest)) -> (TopologyManifest, Plan) {
+        let mut m = PARSED.clone();
         edit(&mut m);
         let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap_or_else(|e| panic!("{e}"));
-        (m.to_yaml().unwrap_or_else(|e| panic!("{e}")), plan)
+        (m, plan)
     }
 
     #[test]
@@ -667,6 +681,17 @@ spec:
         assert_eq!(w.assignment.workers, cur.assignment.workers);
         assert_eq!(d.status.drain_deadline, None);
         assert_eq!(d.status.phase, Phase::Inactive);
+    }
+
+    #[test]
+    fn generations_keep_growing_without_a_readable_configmap() {
+        let plan = plan();
+        let pods = [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)];
+        let first = decide(&observed(&plan, &pods, None, None));
+        let mut status = first.status.clone();
+        status.assignment_generation = Some(7);
+        let d = decide(&observed(&plan, &pods, None, Some(&status)));
+        assert_eq!(d.write.map(|w| w.assignment.generation), Some(8));
     }
 
     #[test]

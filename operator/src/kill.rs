@@ -68,25 +68,27 @@ pub(crate) async fn kill_wait(t: &Topology, ctx: &Context) -> Result<Option<Dura
         .await;
     }
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(current) = current_assignment(cms.get_opt(&resources::configmap_name(&name)).await?) else {
+    let stored = cms.get_opt(&resources::configmap_name(&name)).await?;
+    let Some(current) = current_assignment(stored, &ctx.config.workers.limits) else {
         return Ok(None);
     };
     if is_active(&current.manifest) {
-        if let Some(manifest) = deactivated(&current.manifest) {
-            let mut assignment = current.assignment.clone();
-            assignment.generation += 1;
-            let off = CurrentAssignment { assignment, manifest };
-            let cm = resources::configmap(t, &off)?;
-            cms.patch(
-                &resources::configmap_name(&name),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(cm),
-            )
-            .await?;
-            tracing::info!(topology = %name, generation = off.assignment.generation, "spouts deactivated for the kill");
-            // Give the workers a moment to pick it up before asking them.
-            return Ok(Some(Duration::from_secs(1)));
-        }
+        let mut assignment = current.assignment.clone();
+        assignment.generation += 1;
+        let off = CurrentAssignment {
+            assignment,
+            manifest: deactivated(&current.manifest),
+        };
+        let cm = resources::configmap(t, &off)?;
+        cms.patch(
+            &resources::configmap_name(&name),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(cm),
+        )
+        .await?;
+        tracing::info!(topology = %name, generation = off.assignment.generation, "spouts deactivated for the kill");
+        // Give the workers a moment to pick it up before asking them.
+        return Ok(Some(Duration::from_secs(1)));
     }
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
         .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))

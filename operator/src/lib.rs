@@ -2,7 +2,8 @@
 //!
 //! - [`change`]: how a wanted assignment differs from the running one (activation in
 //!   place, address move, rebalance) and the drain steps of a rebalance and a kill; pure.
-//! - [`probe`]: asks workers through `/metrics` whether their trees have drained.
+//! - [`probe`]: asks workers through `GET /status` whether they run the current plan and
+//!   whether their trees have drained.
 //! - [`decide`]: pure functions from what was observed to what should be (assignment,
 //!   status, events); unit-tested without an API server.
 //! - [`rbac`]: the workers' per-topology ServiceAccount, Role and RoleBinding.
@@ -31,7 +32,7 @@ pub const FIELD_MANAGER: &str = "squall-operator";
 pub const TOPOLOGY_LABEL: &str = "squall.dev/topology";
 /// Port of the workers' gRPC data plane.
 pub const DATA_PORT: i32 = 7000;
-/// Port of the workers' /metrics, /healthz and /readyz.
+/// Port of the workers' /metrics, /status, /healthz and /readyz.
 pub const HTTP_PORT: i32 = 9464;
 
 /// The CRD as YAML with the default limits (what `make crds` writes to

@@ -13,14 +13,13 @@
 //!   duration passes before any worker is replaced;
 //! - when most of a topology's workers look dead at once (Leases unrenewed, or their node
 //!   not ready: after an outage the node controller misjudges nodes the same way), the
-//!   caller asks each one's own HTTP endpoint before replacing it ([`answers`]).
+//!   caller asks each one's data plane for its typed status before replacing it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One Lease as last seen.
 #[derive(Clone, Debug)]
@@ -100,31 +99,6 @@ impl LeaseBook {
 /// the likelier fault, and each is asked before it is replaced.
 pub fn most_look_dead(dead: usize, workers: usize) -> bool {
     dead * 2 > workers
-}
-
-/// Whether a worker answers `GET /healthz` on `addr` (`ip:port`) within a second.
-pub async fn answers(addr: &str) -> bool {
-    let ask = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: worker\r\n\r\n")
-            .await
-            .ok()?;
-        let mut head = [0u8; 16];
-        let mut got = 0;
-        while got < head.len() {
-            let n = s.read(&mut head[got..]).await.ok()?;
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
-        let line = String::from_utf8_lossy(&head[..got]).into_owned();
-        Some(line.starts_with("HTTP/1.") && line.get(9..12) == Some("200"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), ask).await,
-        Ok(Some(true))
-    )
 }
 
 #[cfg(test)]
@@ -223,28 +197,5 @@ mod tests {
         assert!(most_look_dead(2, 2));
         assert!(most_look_dead(2, 3));
         assert!(!most_look_dead(2, 4));
-    }
-
-    #[tokio::test]
-    async fn answers_reads_the_status_line() {
-        let Ok(l) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
-            panic!("bind");
-        };
-        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tokio::spawn(async move {
-            for reply in [
-                "HTTP/1.0 200 OK\r\n\r\nok",
-                "HTTP/1.0 503 Service Unavailable\r\n\r\n",
-            ] {
-                if let Ok((mut s, _)) = l.accept().await {
-                    let mut buf = [0u8; 64];
-                    let _ = s.read(&mut buf).await;
-                    let _ = s.write_all(reply.as_bytes()).await;
-                }
-            }
-        });
-        assert!(answers(&addr).await);
-        assert!(!answers(&addr).await);
-        assert!(!answers("127.0.0.1:1").await, "nothing listens there");
     }
 }

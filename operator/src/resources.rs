@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use squall_control::{ASSIGNMENT_KEY, MANIFEST_KEY};
 use squall_model::crd::Topology;
-use squall_worker::configmap::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
 use crate::decide::CurrentAssignment;
 use crate::{DATA_PORT, HTTP_PORT, TOPOLOGY_LABEL};
@@ -141,7 +141,7 @@ pub fn configmap(t: &Topology, a: &CurrentAssignment) -> Result<ConfigMap, serde
                 ASSIGNMENT_KEY.to_owned(),
                 serde_yaml_ng::to_string(&a.assignment)?,
             ),
-            (MANIFEST_KEY.to_owned(), a.manifest.clone()),
+            (MANIFEST_KEY.to_owned(), a.manifest.to_yaml()?),
         ])),
         ..ConfigMap::default()
     })

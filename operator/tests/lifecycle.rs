@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::Api;
 use kube_testenv::{eventually, TestCluster};
+use squall_control::WorkerStatus;
 use squall_model::crd::{Phase, Topology};
 use squall_model::DesiredState;
 
@@ -36,6 +37,31 @@ async fn pages(pods: &Api<Pod>) -> Vec<Vec<squall_worker::prom::Sample>> {
         }
     }
     out
+}
+
+/// The `/status` of the `numbers` worker pods that answered, read as the operator reads it.
+async fn statuses(pods: &Api<Pod>) -> Vec<WorkerStatus> {
+    let Ok(list) = pods
+        .list(&ListParams::default().labels("squall.dev/topology=numbers"))
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in list.items {
+        let Some(ip) = p.status.and_then(|s| s.pod_ip) else {
+            continue;
+        };
+        if let Ok(s) = squall_operator::probe::status(&format!("{ip}:9464")).await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Engines started, summed over both workers' statuses; `None` unless both answered.
+fn engine_starts(statuses: &[WorkerStatus]) -> Option<u64> {
+    (statuses.len() == 2).then(|| statuses.iter().map(|s| s.engine_starts).sum())
 }
 
 /// A metric summed over pages, only samples whose `component` label is `component` when
@@ -95,9 +121,10 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
         topos.create(&PostParams::default(), &t).await?;
         wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
+        let first = statuses(&pods).await;
         ensure!(
-            sum(&pages(&pods).await, "squall_worker_engine_starts_total", None) == 2,
-            "each worker should have started its engine once"
+            engine_starts(&first) == Some(2) && first.iter().all(|s| s.engine_running && s.active),
+            "each worker should have started its engine once: {first:?}"
         );
 
         // Deactivate: spouts stop, in-flight trees complete, the engines keep running.
@@ -137,16 +164,15 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
             "an inactive spout emitted"
         );
         ensure!(
-            sum(&later, "squall_worker_engine_starts_total", None) == 2,
+            engine_starts(&statuses(&pods).await) == Some(2),
             "deactivation restarted an engine"
         );
 
         // Activate: tuples flow again, still on the same engines.
         set_state(&topos, DesiredState::Active).await?;
         let _ = wait_acked_beyond(&cluster, &pods, acked).await?;
-        let p = pages(&pods).await;
         ensure!(
-            p.len() == 2 && sum(&p, "squall_worker_engine_starts_total", None) == 2,
+            engine_starts(&statuses(&pods).await) == Some(2),
             "activation restarted an engine"
         );
 

@@ -1,14 +1,13 @@
-//! The assignment: which worker runs which tasks of which plan, and where each worker
-//! listens. Read from a file (YAML or JSON) now; the operator will write the same
-//! document into a ConfigMap mounted as that file, so a re-read on change is all a
-//! worker needs to follow rebalances.
+//! The assignment as a worker uses it: the document ([`squall_control::Assignment`]) read
+//! from a file with the manifest it names, checked against its plan, and this worker's
+//! view of it for the engine.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use squall_engine::Placement;
 use squall_model::{DesiredState, Limits, Plan, TopologyManifest};
+
+pub use squall_control::{Assignment, WorkerSpec};
 
 /// Why an assignment cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,45 +36,9 @@ pub enum AssignmentError {
         /// What is wrong.
         message: String,
     },
-    /// The task lists do not fit the plan.
-    #[error("assignment generation {generation}: {message}")]
-    Tasks {
-        /// Generation.
-        generation: u64,
-        /// What is wrong.
-        message: String,
-    },
-    /// This worker is not in the assignment.
-    #[error("worker {0:?} is not in the assignment")]
-    UnknownWorker(String),
-}
-
-/// One worker of an assignment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerSpec {
-    /// Stable name (a pod name later).
-    pub id: String,
-    /// `host:port` of its gRPC data plane, as its peers dial it.
-    pub address: String,
-    /// Its tasks; every executor's tasks go to one worker.
-    pub tasks: BTreeSet<u32>,
-}
-
-/// The document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Assignment {
-    /// The Topology manifest, relative to the assignment file's directory.
-    pub manifest: PathBuf,
-    /// Directory relative paths in component configs resolve against; the manifest's own
-    /// directory when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_dir: Option<PathBuf>,
-    /// Increases with every change.
-    pub generation: u64,
-    /// Every worker, this one included.
-    pub workers: Vec<WorkerSpec>,
+    /// The document does not fit its plan, or does not name this worker.
+    #[error(transparent)]
+    Invalid(#[from] squall_control::AssignmentError),
 }
 
 /// An assignment with its plan loaded and checked.
@@ -85,8 +48,7 @@ pub struct Loaded {
     pub assignment: Assignment,
     /// The validated plan.
     pub plan: Plan,
-    /// Hash of the effective manifest without `desiredState`; peers with another hash are
-    /// refused.
+    /// [`squall_control::plan_hash`] of the manifest; peers with another hash are refused.
     pub plan_hash: String,
 }
 
@@ -104,19 +66,19 @@ impl Loaded {
     }
 }
 
-impl Assignment {
-    /// Reads the document (no plan).
-    pub fn read(path: &Path) -> Result<Assignment, AssignmentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AssignmentError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        serde_yaml_ng::from_str(&text).map_err(|e| AssignmentError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    }
+/// Reads the document (no plan).
+pub fn read(path: &Path) -> Result<Assignment, AssignmentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AssignmentError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|e| AssignmentError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
 
+impl Loaded {
     /// Reads the document and the manifest it names, and checks one against the other,
     /// within the default [`Limits`].
     pub fn load(path: &Path) -> Result<Loaded, AssignmentError> {
@@ -126,7 +88,7 @@ impl Assignment {
     /// Reads the document and the manifest it names, and checks one against the other;
     /// the manifest is held to `limits` (the operator's, passed to its workers).
     pub fn load_within(path: &Path, limits: &Limits) -> Result<Loaded, AssignmentError> {
-        let assignment = Assignment::read(path)?;
+        let assignment = read(path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let manifest_path = dir.join(&assignment.manifest);
         let bad = |message: String| AssignmentError::Manifest {
@@ -141,121 +103,12 @@ impl Assignment {
             Some(b) => dir.join(b),
             None => manifest_path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         });
-        // Activation is applied in place, so it is not part of what peers must agree on.
-        let mut hashed = manifest.clone();
-        hashed.spec.desired_state = DesiredState::Active;
-        let canonical = hashed.to_yaml().map_err(|e| bad(e.to_string()))?;
-        let plan_hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()));
+        let plan_hash = squall_control::plan_hash(&manifest).map_err(|e| bad(e.to_string()))?;
         assignment.check(&plan)?;
         Ok(Loaded {
             assignment,
             plan,
             plan_hash,
-        })
-    }
-
-    /// Every task placed exactly once, executors whole, ids unique.
-    pub fn check(&self, plan: &Plan) -> Result<(), AssignmentError> {
-        let err = |message: String| AssignmentError::Tasks {
-            generation: self.generation,
-            message,
-        };
-        let mut owner: BTreeMap<u32, &str> = BTreeMap::new();
-        let mut ids = BTreeSet::new();
-        for w in &self.workers {
-            if !ids.insert(w.id.as_str()) {
-                return Err(err(format!("worker {:?} listed twice", w.id)));
-            }
-            for t in &w.tasks {
-                if let Some(other) = owner.insert(*t, &w.id) {
-                    return Err(err(format!("task {t} given to both {other:?} and {:?}", w.id)));
-                }
-            }
-        }
-        for c in &plan.components {
-            for exec in c.executor_tasks() {
-                let owners: BTreeSet<Option<&&str>> = exec.iter().map(|t| owner.get(t)).collect();
-                if owners.contains(&None) {
-                    return Err(err(format!("tasks {exec:?} of {:?} are not assigned", c.name)));
-                }
-                if owners.len() > 1 {
-                    return Err(err(format!(
-                        "the executor of {:?} with tasks {exec:?} is split between workers",
-                        c.name
-                    )));
-                }
-            }
-        }
-        let max = plan.components.iter().flat_map(|c| c.tasks.iter()).max().copied();
-        if let Some((t, _)) = owner.iter().find(|(t, _)| Some(**t) > max) {
-            return Err(err(format!("task {t} is not in the plan")));
-        }
-        Ok(())
-    }
-
-    /// The entry of a worker.
-    pub fn worker(&self, id: &str) -> Result<&WorkerSpec, AssignmentError> {
-        self.workers
-            .iter()
-            .find(|w| w.id == id)
-            .ok_or_else(|| AssignmentError::UnknownWorker(id.to_owned()))
-    }
-
-    /// Deals executors (ackers included) round-robin over `workers` (id, address), in
-    /// plan order, so every component and the ackers spread over all of them.
-    pub fn round_robin(
-        plan: &Plan,
-        manifest: PathBuf,
-        workers: &[(String, String)],
-        generation: u64,
-    ) -> Self {
-        let mut specs: Vec<WorkerSpec> = workers
-            .iter()
-            .map(|(id, address)| WorkerSpec {
-                id: id.clone(),
-                address: address.clone(),
-                tasks: BTreeSet::new(),
-            })
-            .collect();
-        let mut i = 0;
-        for c in &plan.components {
-            for exec in c.executor_tasks() {
-                if let Some(w) = specs.get_mut(i % workers.len().max(1)) {
-                    w.tasks.extend(exec);
-                }
-                i += 1;
-            }
-        }
-        Assignment {
-            manifest,
-            base_dir: None,
-            generation,
-            workers: specs,
-        }
-    }
-
-    /// The next generation with worker `dead` gone and its executors dealt round-robin to
-    /// the others. Returns `None` when it is the only worker.
-    pub fn without(&self, plan: &Plan, dead: &str) -> Option<Assignment> {
-        let gone = self.workers.iter().find(|w| w.id == dead)?;
-        let mut rest: Vec<WorkerSpec> = self.workers.iter().filter(|w| w.id != dead).cloned().collect();
-        if rest.is_empty() {
-            return None;
-        }
-        let mut i = 0;
-        for c in &plan.components {
-            for exec in c.executor_tasks() {
-                if exec.iter().all(|t| gone.tasks.contains(t)) {
-                    let n = rest.len();
-                    rest[i % n].tasks.extend(exec);
-                    i += 1;
-                }
-            }
-        }
-        Some(Assignment {
-            generation: self.generation + 1,
-            workers: rest,
-            ..self.clone()
         })
     }
 }
@@ -307,6 +160,8 @@ impl View {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn plan() -> Plan {
@@ -327,35 +182,6 @@ spec:
         (0..n)
             .map(|i| (format!("w{i}"), format!("127.0.0.1:{}", 7000 + i)))
             .collect()
-    }
-
-    #[test]
-    fn round_robin_places_everything_and_spreads_ackers() {
-        let p = plan();
-        let a = Assignment::round_robin(&p, "t.yaml".into(), &workers(3), 1);
-        a.check(&p).unwrap();
-        let ackers = &p.component("__acker").unwrap().tasks;
-        let holders: BTreeSet<_> = a
-            .workers
-            .iter()
-            .filter(|w| ackers.iter().any(|t| w.tasks.contains(t)))
-            .map(|w| w.id.clone())
-            .collect();
-        assert_eq!(holders.len(), 2);
-        assert!(a.workers.iter().all(|w| !w.tasks.is_empty()));
-    }
-
-    #[test]
-    fn removing_a_worker_moves_only_its_executors() {
-        let p = plan();
-        let a = Assignment::round_robin(&p, "t.yaml".into(), &workers(3), 1);
-        let b = a.without(&p, "w1").unwrap();
-        b.check(&p).unwrap();
-        assert_eq!(b.generation, 2);
-        for w in &b.workers {
-            let before = &a.worker(&w.id).unwrap().tasks;
-            assert!(w.tasks.is_superset(before));
-        }
     }
 
     #[test]
@@ -384,7 +210,7 @@ spec:
             let p = squall_model::validate(&m, &squall_components::Builtins).unwrap();
             let a = Assignment::round_robin(&p, "t.yaml".into(), &workers(1), 1);
             std::fs::write(dir.path().join("a.yaml"), serde_yaml_ng::to_string(&a).unwrap()).unwrap();
-            Assignment::load(&dir.path().join("a.yaml")).unwrap()
+            Loaded::load(&dir.path().join("a.yaml")).unwrap()
         };
         let on = load("Active");
         let off = load("Inactive");
@@ -395,17 +221,5 @@ spec:
         assert!(on.active() && !off.active());
         assert!(!on.same_as(&off), "a deactivation must still reach the engine");
         assert!(on.same_as(&on.clone()));
-    }
-
-    #[test]
-    fn bad_assignments_are_refused() {
-        let p = plan();
-        let mut a = Assignment::round_robin(&p, "t.yaml".into(), &workers(2), 1);
-        let t = *a.workers[0].tasks.iter().next().unwrap();
-        a.workers[1].tasks.insert(t);
-        assert!(a.check(&p).unwrap_err().to_string().contains("given to both"));
-        let mut a = Assignment::round_robin(&p, "t.yaml".into(), &workers(2), 1);
-        a.workers[0].tasks.clear();
-        assert!(a.check(&p).unwrap_err().to_string().contains("not assigned"));
     }
 }

@@ -14,10 +14,7 @@ use kube::{Api, Client};
 
 use crate::assignment::Assignment;
 
-/// The ConfigMap key holding the assignment.
-pub const ASSIGNMENT_KEY: &str = "assignment.yaml";
-/// The ConfigMap key holding the manifest; the assignment names it by this file name.
-pub const MANIFEST_KEY: &str = "topology.yaml";
+pub use squall_control::{ASSIGNMENT_KEY, MANIFEST_KEY};
 
 /// Why the ConfigMap could not be followed.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,6 @@
 //! its peers, follows assignment changes, and shuts down gracefully.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,17 +10,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use squall_components::Builtins;
-use squall_engine::{EngineError, EngineOptions, Topology};
+use squall_control::{DropCounts, WorkerStatus};
+use squall_engine::{EngineError, EngineOptions, Snapshot, Topology};
 use squall_proto::wire::Hello;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::assignment::{Assignment, AssignmentError, Loaded, View};
+use crate::assignment::{AssignmentError, Loaded, View};
 use crate::engine_slot::EngineSlot;
 use crate::link::client::{self, DialSettings, HelloSource};
 use crate::link::server::{LinkService, ServerCtx};
 use crate::pump::{self, PeerPort, RouteTable, Routes};
-use crate::stats::{Drops, InboundStats, LinkStats};
+use crate::stats::{self, Drops, InboundStats, LinkStats};
 use crate::tls::{TlsError, TlsFiles};
 
 /// Frames queued per peer between the pump and its link: with 64 KiB frames, the most a
@@ -41,7 +41,7 @@ pub struct WorkerConfig {
     pub assignment: PathBuf,
     /// Where to serve the data plane; the worker's address in the assignment by default.
     pub listen: Option<SocketAddr>,
-    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    /// Where to serve `/metrics`, `/status`, `/healthz` and `/readyz`.
     pub http: SocketAddr,
     /// TLS on links, when set.
     pub tls: Option<TlsFiles>,
@@ -101,57 +101,52 @@ struct Shared {
     engine_starts: AtomicU64,
 }
 
-impl crate::http::Endpoints for Shared {
-    fn metrics(&self) -> String {
-        let snap = self.engine.lock().as_ref().map(Topology::metrics);
-        let links = self.links.lock().clone();
-        let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
-        let base = format!(
-            "topology=\"{}\",worker=\"{}\"",
-            label(&self.topology_name),
-            label(&self.id)
-        );
-        // The worker's own gauges come first: the operator's drain probe reads a bounded
-        // prefix of the page, which the engine's histograms could otherwise push them out of.
-        let mut page = String::new();
-        let _ = write!(
-            page,
-            "# HELP squall_worker_engine_starts_total Engines started by this worker process.\n\
-             # TYPE squall_worker_engine_starts_total counter\n\
-             squall_worker_engine_starts_total{{{base}}} {}\n",
-            self.engine_starts.load(Ordering::Relaxed)
-        );
-        // What the operator reads to drain before a kill or a rebalance; absent while no
-        // engine runs (between plans), so that gap never reads as "drained".
-        let active = self.engine.lock().as_ref().map(|t| u64::from(t.is_active()));
-        if let (Some(active), Some(snap)) = (active, snap.as_ref()) {
-            let in_flight: u64 = snap
-                .components
+impl Shared {
+    /// The engine's snapshot and spout activation, or `None` between engines.
+    fn engine_state(&self) -> Option<(Snapshot, bool)> {
+        self.engine.lock().as_ref().map(|t| (t.metrics(), t.is_active()))
+    }
+
+    /// This worker's [`WorkerStatus`] with the engine as `engine` shows it.
+    fn status_of(&self, engine: Option<&(Snapshot, bool)>) -> WorkerStatus {
+        let in_flight = engine.map_or(0, |(snap, _)| {
+            snap.components
                 .iter()
                 .map(|c| c.queue_depth + if c.role == "spout" { c.total.pending } else { 0 })
-                .sum();
-            let _ = write!(
-                page,
-                "# HELP squall_worker_active Whether this worker's spouts are active.\n\
-                 # TYPE squall_worker_active gauge\n\
-                 squall_worker_active{{{base}}} {active}\n\
-                 # HELP squall_worker_in_flight Spout trees pending plus tuples queued on this worker.\n\
-                 # TYPE squall_worker_in_flight gauge\n\
-                 squall_worker_in_flight{{{base}}} {in_flight}\n"
-            );
-        }
-        page.push_str(&crate::prom::render(
-            &crate::prom::Identity {
-                topology: &self.topology_name,
-                worker: &self.id,
-                generation: self.generation.load(Ordering::Relaxed),
+                .sum()
+        });
+        WorkerStatus {
+            worker: self.id.clone(),
+            topology: self.topology_name.clone(),
+            generation: self.generation.load(Ordering::Relaxed),
+            engine_running: engine.is_some(),
+            active: engine.is_some_and(|(_, active)| *active),
+            in_flight,
+            engine_starts: self.engine_starts.load(Ordering::Relaxed),
+            drops: DropCounts {
+                no_route: stats::get(&self.drops.no_route),
+                engine_restart: stats::get(&self.drops.engine_restart),
+                peer_removed: stats::get(&self.drops.peer_removed),
             },
-            snap.as_ref(),
+        }
+    }
+}
+
+impl crate::http::Endpoints for Shared {
+    fn metrics(&self) -> String {
+        let engine = self.engine_state();
+        let links = self.links.lock().clone();
+        let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
+        crate::prom::render(
+            &self.status_of(engine.as_ref()),
+            engine.as_ref().map(|(snap, _)| snap),
             &refs,
             &self.inbound,
-            &self.drops,
-        ));
-        page
+        )
+    }
+
+    fn status(&self) -> WorkerStatus {
+        self.status_of(self.engine_state().as_ref())
     }
 
     /// Ready while this worker serves (not draining) and an engine runs its tasks: a
@@ -167,11 +162,6 @@ impl crate::http::Endpoints for Shared {
             t.reset_latencies();
         }
     }
-}
-
-/// A Prometheus label value, escaped.
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 struct PeerLink {
@@ -426,8 +416,12 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 }
 
 async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
-    let loaded = Assignment::load_within(&cfg.assignment, &cfg.limits)?;
-    let me = loaded.assignment.worker(&cfg.id)?.clone();
+    let loaded = Loaded::load_within(&cfg.assignment, &cfg.limits)?;
+    let me = loaded
+        .assignment
+        .worker(&cfg.id)
+        .map_err(AssignmentError::from)?
+        .clone();
     let listen = match cfg.listen {
         Some(a) => a,
         None => me
@@ -554,7 +548,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
                 if changed { "file changed" } else { "retrying the engine start" }
             }
         };
-        match Assignment::load_within(&cfg.assignment, &cfg.limits) {
+        match Loaded::load_within(&cfg.assignment, &cfg.limits) {
             Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
             Ok(l) => {
                 info!(
@@ -637,15 +631,20 @@ spec:
     #[test]
     fn ready_only_while_serving_with_an_engine() {
         let s = shared();
-        // Serving, but the engine failed to (re)start: not ready, and no drain gauges
-        // that could read as "nothing in flight".
+        // Serving, but the engine failed to (re)start: not ready, and neither drain gauges
+        // nor a status that could read as "nothing in flight".
         s.ready.store(true, Ordering::Relaxed);
         assert!(!s.ready());
         assert!(!s.metrics().contains("squall_worker_in_flight"));
+        let between = s.status();
+        assert!(!between.engine_running && !between.drained(1) && !between.running(1));
 
         *s.engine.lock() = Some(engine());
         assert!(s.ready());
         assert!(s.metrics().contains("squall_worker_in_flight{"));
+        let running = s.status();
+        assert!(running.engine_running && running.running(1) && !running.running(2));
+        assert_eq!((running.worker.as_str(), running.generation), ("w0", 1));
 
         // Draining after SIGTERM: the engine still runs, the worker is not ready.
         s.ready.store(false, Ordering::Relaxed);

@@ -1,9 +1,10 @@
-//! `/metrics`, `/healthz` and `/readyz` on their own port: a few lines of HTTP/1.1 are
-//! all a scraper and a kubelet probe need.
+//! `/metrics`, `/status`, `/healthz` and `/readyz` on their own port: a few lines of
+//! HTTP/1.1 are all a scraper, the operator and a kubelet probe need.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use squall_control::{WorkerStatus, STATUS_PATH};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
@@ -12,6 +13,8 @@ use tracing::debug;
 pub trait Endpoints: Send + Sync + 'static {
     /// The Prometheus page.
     fn metrics(&self) -> String;
+    /// What the operator reads, served as JSON on [`STATUS_PATH`].
+    fn status(&self) -> WorkerStatus;
     /// Whether the worker runs its tasks and can take traffic.
     fn ready(&self) -> bool;
     /// Forgets latency samples so far (benchmarks call it after their warm-up).
@@ -50,6 +53,10 @@ async fn answer(mut sock: TcpStream, e: Arc<dyn Endpoints>) {
     let path = path.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", e.metrics()),
+        ("GET", STATUS_PATH) => match serde_json::to_string(&e.status()) {
+            Ok(json) => ("200 OK", "application/json", json),
+            Err(_) => ("500 Internal Server Error", "text/plain", "status\n".to_owned()),
+        },
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
         ("GET", "/readyz") if e.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
         ("GET", "/readyz") => ("503 Service Unavailable", "text/plain", "not ready\n".to_owned()),
@@ -118,6 +125,14 @@ mod tests {
         fn metrics(&self) -> String {
             "# TYPE up gauge\nup 1\n".to_owned()
         }
+        fn status(&self) -> WorkerStatus {
+            WorkerStatus {
+                worker: "w0".into(),
+                engine_running: self.ready(),
+                generation: 3,
+                ..WorkerStatus::default()
+            }
+        }
         fn ready(&self) -> bool {
             self.ready.load(Ordering::Relaxed)
         }
@@ -156,6 +171,15 @@ mod tests {
         assert_eq!(get(addr, "/readyz", Duration::from_secs(5)).unwrap(), "ready\n");
         fake.ready.store(false, Ordering::Relaxed);
         assert_eq!(status(addr, "GET", "/readyz"), "HTTP/1.1 503 Service Unavailable");
+
+        let json = get(addr, STATUS_PATH, Duration::from_secs(5)).unwrap();
+        let got: WorkerStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(got, fake.status());
+        assert!(json.contains("\"engineRunning\":false"), "{json}");
+        assert_eq!(
+            status(addr, "POST", STATUS_PATH),
+            "HTTP/1.1 405 Method Not Allowed"
+        );
 
         let page = get(addr, "/metrics?x=1", Duration::from_secs(5)).unwrap();
         assert_eq!(page, "# TYPE up gauge\nup 1\n");

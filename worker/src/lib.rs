@@ -1,10 +1,12 @@
 //! `squall-worker`: runs the tasks an assignment gives this process and exchanges tuples
 //! and acker traffic with the workers running the rest, over long-lived gRPC streams.
 //!
-//! - [`assignment`]: the document that says which worker runs which tasks.
+//! - [`assignment`]: the document that says which worker runs which tasks
+//!   (`squall_control::Assignment`), loaded with its plan, and this worker's view of it.
 //! - [`wire`]: engine messages in the protobuf format of `proto/`.
 //! - [`pump`] and [`link`]: the outbound and inbound halves of the data plane.
 //! - [`host`]: the worker process itself.
+//! - [`http`]: `/metrics`, `/status` (`squall_control::WorkerStatus`), `/healthz`, `/readyz`.
 //! - [`configmap`]: the assignment read from the operator's ConfigMap, on Kubernetes.
 //! - [`lease`]: a Lease renewed for liveness, on Kubernetes.
 //! - [`supervisor`]: several workers on loopback, for `squall run --workers N` and tests.

@@ -25,7 +25,7 @@ struct Args {
     /// Address for the data plane; the worker's own address in the assignment by default.
     #[arg(long, env = "SQUALL_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Address for /metrics, /healthz and /readyz.
+    /// Address for /metrics, /status, /healthz and /readyz.
     #[arg(long = "http", env = "SQUALL_HTTP", default_value = "127.0.0.1:9464")]
     http: SocketAddr,
     /// TLS certificate (PEM) of this worker; with --tls-key and --tls-ca, turns TLS on.

@@ -8,17 +8,9 @@ use std::time::Duration;
 use squall_engine::metrics::{latency_bucket_bounds, LatencyBuckets};
 use squall_engine::{ComponentSnapshot, Percentiles, Snapshot, Stats};
 
-use crate::stats::{get, Drops, InboundStats, LinkStats};
+use squall_control::WorkerStatus;
 
-/// Labels every series of this worker carries.
-pub struct Identity<'a> {
-    /// Topology name.
-    pub topology: &'a str,
-    /// Worker id.
-    pub worker: &'a str,
-    /// Assignment generation.
-    pub generation: u64,
-}
+use crate::stats::{get, InboundStats, LinkStats};
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -186,18 +178,48 @@ fn render_histograms(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&Compone
     }
 }
 
-/// The whole `/metrics` page.
+/// The worker's own series, from the same [`WorkerStatus`] it serves on `/status`.
+fn render_worker(out: &mut String, base: &str, status: &WorkerStatus) {
+    let _ = writeln!(out, "# HELP squall_worker_generation Assignment generation this worker runs.\n# TYPE squall_worker_generation gauge");
+    let _ = writeln!(out, "squall_worker_generation{{{base}}} {}", status.generation);
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_engine_starts_total Engines started by this worker process.\n\
+         # TYPE squall_worker_engine_starts_total counter\n\
+         squall_worker_engine_starts_total{{{base}}} {}",
+        status.engine_starts
+    );
+    // Absent while no engine runs (between plans), so that gap never reads as "drained".
+    if status.engine_running {
+        let _ = writeln!(
+            out,
+            "# HELP squall_worker_active Whether this worker's spouts are active.\n\
+             # TYPE squall_worker_active gauge\n\
+             squall_worker_active{{{base}}} {}\n\
+             # HELP squall_worker_in_flight Spout trees pending plus tuples queued on this worker.\n\
+             # TYPE squall_worker_in_flight gauge\n\
+             squall_worker_in_flight{{{base}}} {}",
+            u8::from(status.active),
+            status.in_flight
+        );
+    }
+}
+
+/// The whole `/metrics` page: the worker's own series from `status`, the engine's from
+/// `snap`, then the data plane's.
 pub fn render(
-    id: &Identity<'_>,
+    status: &WorkerStatus,
     snap: Option<&Snapshot>,
     links: &[(String, &LinkStats)],
     inbound: &InboundStats,
-    drops: &Drops,
 ) -> String {
     let mut out = String::new();
-    let base = format!("topology=\"{}\",worker=\"{}\"", esc(id.topology), esc(id.worker));
-    let _ = writeln!(out, "# HELP squall_worker_generation Assignment generation this worker runs.\n# TYPE squall_worker_generation gauge");
-    let _ = writeln!(out, "squall_worker_generation{{{base}}} {}", id.generation);
+    let base = format!(
+        "topology=\"{}\",worker=\"{}\"",
+        esc(&status.topology),
+        esc(&status.worker)
+    );
+    render_worker(&mut out, &base, status);
     if let Some(snap) = snap {
         let _ = writeln!(
             out,
@@ -297,15 +319,15 @@ pub fn render(
         "# HELP squall_worker_dropped_messages_total Messages the data plane dropped (their trees time out and replay).\n\
          # TYPE squall_worker_dropped_messages_total counter"
     );
-    for (reason, c) in [
-        ("no_route", &drops.no_route),
-        ("engine_restart", &drops.engine_restart),
-        ("peer_removed", &drops.peer_removed),
+    let drops = &status.drops;
+    for (reason, n) in [
+        ("no_route", drops.no_route),
+        ("engine_restart", drops.engine_restart),
+        ("peer_removed", drops.peer_removed),
     ] {
         let _ = writeln!(
             out,
-            "squall_worker_dropped_messages_total{{{base},reason=\"{reason}\"}} {}",
-            get(c)
+            "squall_worker_dropped_messages_total{{{base},reason=\"{reason}\"}} {n}"
         );
     }
     out
@@ -588,18 +610,19 @@ mod tests {
             uptime: Duration::from_secs(3),
             components,
         };
-        let id = Identity {
-            topology: "t",
-            worker,
+        let status = WorkerStatus {
+            worker: worker.into(),
+            topology: "t".into(),
             generation: 2,
+            engine_running: true,
+            ..WorkerStatus::default()
         };
         let link = LinkStats::default();
         render(
-            &id,
+            &status,
             Some(&snap),
             &[("w1".into(), &link)],
             &InboundStats::default(),
-            &Drops::default(),
         )
     }
 

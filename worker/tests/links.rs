@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use squall_proto::wire::{from_peer, Hello};
-use squall_worker::assignment::Assignment;
+use squall_worker::assignment::{self, Loaded};
 use squall_worker::codec::{DialerCodec, Frame};
 use squall_worker::supervisor::Cluster;
 use squall_worker::tls::TlsFiles;
@@ -36,7 +36,7 @@ spec:
 /// Opens a link to worker `i` as a fake peer and sends `frames` after a good hello.
 /// Returns what the worker answered: a welcome, then possibly an error status.
 async fn dial(c: &Cluster, i: usize, id: &str, frames: Vec<Frame>) -> (bool, Option<tonic::Status>) {
-    let loaded = Assignment::load(&c.assignment_path()).unwrap();
+    let loaded = Loaded::load(&c.assignment_path()).unwrap();
     let addr = &loaded.assignment.workers[i].address;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -128,7 +128,7 @@ fn a_peer_that_never_reads_does_not_wedge_the_others() {
     // __acker → w0, ids → w1, pass (2 executors) → w2 and w0, sink → w1.
     let mut c = cluster(dir.path(), STEADY, 3, None, &[]);
     c.auto_restart = false;
-    let addr = Assignment::read(&c.assignment_path()).unwrap().workers[2]
+    let addr = assignment::read(&c.assignment_path()).unwrap().workers[2]
         .address
         .clone();
     c.kill9(2);
@@ -226,7 +226,7 @@ fn tls_links_carry_the_topology_and_refuse_plaintext() {
         .enable_all()
         .build()
         .unwrap();
-    let addr = Assignment::read(&c.assignment_path()).unwrap().workers[0]
+    let addr = assignment::read(&c.assignment_path()).unwrap().workers[0]
         .address
         .clone();
     let plain = rt.block_on(async {

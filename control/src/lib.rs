@@ -1,0 +1,64 @@
+//! `squall-control`: the contract between the operator and its workers, with no engine
+//! behind it, so the operator links only this and the topology model.
+//!
+//! - [`assignment`]: which worker runs which tasks, as the operator writes it and every
+//!   worker reads it; the round-robin plan and its check.
+//! - [`plan_hash`]: one identity of a plan regardless of activation, which peers must
+//!   share and which tells the operator a rebalance from an activation.
+//! - [`status`]: what a worker reports on `GET /status`, which the operator reads to
+//!   drain before a kill or a rebalance and to activate once every worker runs a plan.
+#![forbid(unsafe_code)]
+
+pub mod assignment;
+pub mod status;
+
+pub use assignment::{Assignment, AssignmentError, WorkerSpec};
+pub use status::{DropCounts, WorkerStatus, MAX_STATUS_BYTES, STATUS_PATH};
+
+use squall_model::{DesiredState, TopologyManifest};
+
+/// The ConfigMap key holding the assignment.
+pub const ASSIGNMENT_KEY: &str = "assignment.yaml";
+/// The ConfigMap key holding the manifest; the assignment names it by this file name.
+pub const MANIFEST_KEY: &str = "topology.yaml";
+
+/// The manifest could not be written out to be hashed.
+#[derive(Debug, thiserror::Error)]
+#[error("serializing the manifest: {0}")]
+pub struct PlanHashError(#[from] serde_yaml_ng::Error);
+
+/// The identity of the plan a manifest describes, activation aside: xxh3 of its YAML with
+/// `desiredState` normalised, as 16 hex digits. Spouts are switched on and off in place,
+/// so peers that differ only in activation must keep talking, and the operator must see
+/// such a change as an activation, not a rebalance.
+pub fn plan_hash(manifest: &TopologyManifest) -> Result<String, PlanHashError> {
+    let mut normalised = manifest.clone();
+    normalised.spec.desired_state = DesiredState::Active;
+    let canonical = normalised.to_yaml()?;
+    Ok(format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn manifest(state: &str, parallelism: u32) -> TopologyManifest {
+        let yaml = format!(
+            "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {{name: a}}\nspec:\n  \
+             desiredState: {state}\n  spouts: [{{name: s, component: sequence, parallelism: {parallelism}}}]\n"
+        );
+        TopologyManifest::from_yaml(&yaml, "t").unwrap()
+    }
+
+    #[test]
+    fn the_plan_hash_ignores_activation_only() {
+        let on = plan_hash(&manifest("Active", 1)).unwrap();
+        assert_eq!(on, plan_hash(&manifest("Inactive", 1)).unwrap());
+        assert_ne!(on, plan_hash(&manifest("Active", 2)).unwrap());
+        assert_eq!(on.len(), 16);
+    }
+}
