@@ -194,30 +194,25 @@ pub(crate) async fn write_status(
     Ok(())
 }
 
-async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
-    let ns = t.namespace().ok_or(Error::NoNamespace)?;
-    let name = t.name_any();
+/// The topology's worker pods, as listed and as decide sees them: each pod's Lease judged
+/// on this operator's observations, its node's readiness, and, when most look dead at
+/// once, its own answer.
+async fn observe_pods(
+    ctx: &Context,
+    t: &Topology,
+    ns: &str,
+    name: &str,
+) -> Result<(Vec<Pod>, Vec<ObservedPod>), Error> {
     let client = ctx.client.clone();
-    let topologies: Api<Topology> = Api::namespaced(client.clone(), &ns);
-    let ssa = PatchParams::apply(FIELD_MANAGER).force();
-
-    // Observe.
-    let manifest = t.manifest();
-    let manifest_yaml = manifest.to_yaml()?;
-    let plan = squall_model::crd::plan_stored(
-        &manifest,
-        &manifest_yaml,
-        &squall_components::Builtins,
-        &ctx.config.workers.limits,
-    );
     let mine = ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}"));
-    let leases = Api::<Lease>::namespaced(client.clone(), &ns)
+    let leases = Api::<Lease>::namespaced(client.clone(), ns)
         .list(&mine)
         .await?
         .items;
-    let clock = jiff::Timestamp::now();
-    let pod_api = Api::<Pod>::namespaced(client.clone(), &ns);
-    let pod_list = pod_api.list(&mine).await?.items;
+    let pod_list = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&mine)
+        .await?
+        .items;
     // The nodes the pods are bound to, once each; a node that is gone counts as lost.
     let nodes: Api<Node> = Api::all(client.clone());
     let mut lost_nodes = Vec::new();
@@ -243,7 +238,98 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .map(|p| observe_pod(p, &expired, &lost_nodes))
         .collect();
-    keep_answering_workers(ctx, &t, &mut pods, t.spec.workers).await;
+    keep_answering_workers(ctx, t, &mut pods, t.spec.workers).await;
+    Ok((pod_list, pods))
+}
+
+/// Applies the children (identity before the pods that use it), writes the assignment,
+/// replaces the pods judged dead, and says when to look again.
+async fn act(
+    ctx: &Context,
+    t: &Topology,
+    decision: &crate::decide::Decision,
+    current: Option<&CurrentAssignment>,
+) -> Result<Action, Error> {
+    let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    let name = t.name_any();
+    let client = ctx.client.clone();
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let pod_api = Api::<Pod>::namespaced(client.clone(), &ns);
+    let in_effect = decision.write.as_ref().or(current);
+    let replicas = match in_effect {
+        Some(a) if decision.status.drain_deadline.is_some() => t
+            .spec
+            .workers
+            .max(i32::try_from(a.assignment.workers.len()).unwrap_or(i32::MAX)),
+        _ => t.spec.workers,
+    };
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .patch(
+            &resources::service_name(&name),
+            &ssa,
+            &Patch::Apply(resources::service(t)?),
+        )
+        .await?;
+    // The workers' identity before the pods that use it.
+    let account = crate::rbac::worker_account_name(&name);
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .patch(&account, &ssa, &Patch::Apply(crate::rbac::service_account(t)?))
+        .await?;
+    Api::<Role>::namespaced(client.clone(), &ns)
+        .patch(&account, &ssa, &Patch::Apply(crate::rbac::role(t, replicas)?))
+        .await?;
+    Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .patch(&account, &ssa, &Patch::Apply(crate::rbac::role_binding(t)?))
+        .await?;
+    Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .patch(
+            &name,
+            &ssa,
+            &Patch::Apply(resources::statefulset(t, &ctx.config.workers, replicas)?),
+        )
+        .await?;
+    if let Some(next) = &decision.write {
+        let cm = resources::configmap(t, next)?;
+        cms.patch(&resources::configmap_name(&name), &ssa, &Patch::Apply(cm))
+            .await?;
+        tracing::info!(topology = %name, generation = next.assignment.generation, "assignment written");
+    }
+    for pod in &decision.replace {
+        // At once: the process is hung or unreachable, a grace period only delays its tasks.
+        kill::ignore_missing(
+            pod_api
+                .delete(pod, &DeleteParams::default().grace_period(0))
+                .await,
+        )?;
+        tracing::warn!(topology = %name, pod = %pod, "worker lease expired or node lost; pod replaced");
+    }
+    if decision.waiting || decision.status.drain_deadline.is_some() || decision.write.is_some() {
+        // A step waits on the workers: ask them again soon.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    // Leases expire without any watch event: look again within a renewal period or so.
+    let again = ctx.config.workers.lease_renew_seconds.clamp(1, 5);
+    Ok(Action::requeue(Duration::from_secs(again)))
+}
+
+async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
+    let ns = t.namespace().ok_or(Error::NoNamespace)?;
+    let name = t.name_any();
+    let client = ctx.client.clone();
+    let topologies: Api<Topology> = Api::namespaced(client.clone(), &ns);
+
+    // Observe.
+    let manifest = t.manifest();
+    let manifest_yaml = manifest.to_yaml()?;
+    let plan = squall_model::crd::plan_stored(
+        &manifest,
+        &manifest_yaml,
+        &squall_components::Builtins,
+        &ctx.config.workers.limits,
+    );
+    let clock = jiff::Timestamp::now();
+    let (pod_list, pods) = observe_pods(ctx, &t, &ns, &name).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let current = current_assignment(
         cms.get_opt(&resources::configmap_name(&name)).await?,
@@ -298,62 +384,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
 
-    // Act.
-    let in_effect = decision.write.as_ref().or(current.as_ref());
-    let replicas = match in_effect {
-        Some(a) if decision.status.drain_deadline.is_some() => t
-            .spec
-            .workers
-            .max(i32::try_from(a.assignment.workers.len()).unwrap_or(i32::MAX)),
-        _ => t.spec.workers,
-    };
-    Api::<Service>::namespaced(client.clone(), &ns)
-        .patch(
-            &resources::service_name(&name),
-            &ssa,
-            &Patch::Apply(resources::service(&t)?),
-        )
-        .await?;
-    // The workers' identity before the pods that use it.
-    let account = crate::rbac::worker_account_name(&name);
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .patch(&account, &ssa, &Patch::Apply(crate::rbac::service_account(&t)?))
-        .await?;
-    Api::<Role>::namespaced(client.clone(), &ns)
-        .patch(&account, &ssa, &Patch::Apply(crate::rbac::role(&t, replicas)?))
-        .await?;
-    Api::<RoleBinding>::namespaced(client.clone(), &ns)
-        .patch(&account, &ssa, &Patch::Apply(crate::rbac::role_binding(&t)?))
-        .await?;
-    Api::<StatefulSet>::namespaced(client.clone(), &ns)
-        .patch(
-            &name,
-            &ssa,
-            &Patch::Apply(resources::statefulset(&t, &ctx.config.workers, replicas)?),
-        )
-        .await?;
-    if let Some(next) = &decision.write {
-        let cm = resources::configmap(&t, next)?;
-        cms.patch(&resources::configmap_name(&name), &ssa, &Patch::Apply(cm))
-            .await?;
-        tracing::info!(topology = %name, generation = next.assignment.generation, "assignment written");
-    }
-    for pod in &decision.replace {
-        // At once: the process is hung or unreachable, a grace period only delays its tasks.
-        kill::ignore_missing(
-            pod_api
-                .delete(pod, &DeleteParams::default().grace_period(0))
-                .await,
-        )?;
-        tracing::warn!(topology = %name, pod = %pod, "worker lease expired or node lost; pod replaced");
-    }
-    if decision.waiting || decision.status.drain_deadline.is_some() || decision.write.is_some() {
-        // A step waits on the workers: ask them again soon.
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
-    // Leases expire without any watch event: look again within a renewal period or so.
-    let again = ctx.config.workers.lease_renew_seconds.clamp(1, 5);
-    Ok(Action::requeue(Duration::from_secs(again)))
+    act(ctx, &t, &decision, current.as_ref()).await
 }
 
 async fn reconcile(t: Arc<Topology>, ctx: Arc<Context>) -> Result<Action, Error> {

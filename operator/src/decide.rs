@@ -148,32 +148,16 @@ fn condition(
     }
 }
 
-/// The decision for one reconcile.
+/// An Event to publish: reason, note, whether it is a warning.
+type Event = (String, String, bool);
+
+/// The decision for one reconcile: which pods to replace, then the assignment step and
+/// the status it leads to.
 pub fn decide(o: &Observed<'_>) -> Decision {
-    let prev_phase = o.previous.map(|p| p.phase);
-    let mut events = Vec::new();
     let now = o.now.to_string();
     let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, &now, o.generation, t, s, r, m);
-    // A pod on a lost node is removed even while terminating: without a kubelet its
-    // deletion never completes and the StatefulSet would never recreate it.
-    let replace: Vec<String> = o
-        .pods
-        .iter()
-        .filter(|p| p.node_lost || (p.lease_expired && !p.terminating))
-        .map(|p| p.name.clone())
-        .collect();
-    for p in o.pods.iter().filter(|p| replace.contains(&p.name)) {
-        let (reason, why) = if p.node_lost {
-            ("WorkerNodeLost", "is on a node that is not ready")
-        } else {
-            ("WorkerLeaseExpired", "stopped renewing its lease")
-        };
-        events.push((
-            reason.into(),
-            format!("worker {} {why}; replacing its pod", p.name),
-            true,
-        ));
-    }
+    let mut events = Vec::new();
+    let replace = replacements(o, &mut events);
     let ready = o
         .pods
         .iter()
@@ -206,7 +190,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
                 cond("Progressing", false, "InvalidSpec", "fix the spec".into()),
                 cond("Degraded", false, "InvalidSpec", String::new()),
             ];
-            if prev_phase != Some(Phase::Failed)
+            if o.previous.map(|p| p.phase) != Some(Phase::Failed)
                 || o.previous.and_then(|p| p.last_error.as_deref()) != Some(problem.as_str())
             {
                 events.push(("InvalidSpec".into(), problem.clone(), true));
@@ -220,6 +204,77 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             };
         }
     };
+    let step = assignment_step(o, plan, &mut events);
+    status.drain_deadline = step.drain_deadline.map(|d| d.to_string());
+    let draining = status.drain_deadline.is_some();
+    let assigned = match (&step.write, o.current) {
+        (Some(w), _) => Some(&w.assignment),
+        (None, Some(c)) if same_plan(&c.manifest, o.manifest) || draining => Some(&c.assignment),
+        _ => None,
+    };
+    if let Some(w) = &step.write {
+        status.assignment_generation = i64::try_from(w.assignment.generation).ok();
+        events.push((
+            "Assigned".into(),
+            format!(
+                "assignment generation {} over {} workers",
+                w.assignment.generation,
+                w.assignment.workers.len()
+            ),
+            false,
+        ));
+    }
+    let complete = assigned.is_some_and(|a| a.workers.len() == usize::try_from(o.workers).unwrap_or(0));
+    phase_and_conditions(
+        o,
+        &mut status,
+        complete && ready == o.workers,
+        draining,
+        &mut events,
+    );
+    Decision {
+        status,
+        write: step.write,
+        events,
+        replace,
+        waiting: step.waiting,
+    }
+}
+
+/// Pods to delete now: a lost node's, even while terminating (without a kubelet their
+/// deletion never completes and the StatefulSet would never recreate them), and those
+/// whose Lease expired.
+fn replacements(o: &Observed<'_>, events: &mut Vec<Event>) -> Vec<String> {
+    let replace: Vec<String> = o
+        .pods
+        .iter()
+        .filter(|p| p.node_lost || (p.lease_expired && !p.terminating))
+        .map(|p| p.name.clone())
+        .collect();
+    for p in o.pods.iter().filter(|p| replace.contains(&p.name)) {
+        let (reason, why) = if p.node_lost {
+            ("WorkerNodeLost", "is on a node that is not ready")
+        } else {
+            ("WorkerLeaseExpired", "stopped renewing its lease")
+        };
+        events.push((
+            reason.into(),
+            format!("worker {} {why}; replacing its pod", p.name),
+            true,
+        ));
+    }
+    replace
+}
+
+/// What [`assignment_step`] decided.
+struct AssignmentStep {
+    write: Option<CurrentAssignment>,
+    drain_deadline: Option<jiff::Timestamp>,
+    waiting: bool,
+}
+
+/// The next assignment to write, if any, through the drain of a rebalance.
+fn assignment_step(o: &Observed<'_>, plan: &Plan, events: &mut Vec<Event>) -> AssignmentStep {
     let addresses = worker_addresses(o.pods, o.workers, crate::DATA_PORT);
     // Generations only grow, also past a ConfigMap that is gone or unreadable: workers and
     // probes compare them.
@@ -236,16 +291,19 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         .and_then(|p| p.drain_deadline.as_deref())
         .and_then(|d| d.parse().ok());
     // A drain survives pods coming and going; it ends when the new plan is written.
-    let mut drain_deadline = if addresses.is_none() { draining_until } else { None };
+    let mut step = AssignmentStep {
+        write: None,
+        drain_deadline: if addresses.is_none() { draining_until } else { None },
+        waiting: false,
+    };
     let progress = Progress {
         draining_until,
         drained: o.drained,
         workers_current: o.workers_current,
         now: o.now,
     };
-    let mut waiting = false;
-    let write = match wanted.map(|w| next_step(o.current, w, progress)) {
-        None => None,
+    match wanted.map(|w| next_step(o.current, w, progress)) {
+        None => {}
         Some(Step::Write(w)) => {
             if draining_until.is_some() {
                 let how = if o.drained {
@@ -259,11 +317,11 @@ pub fn decide(o: &Observed<'_>) -> Decision {
                     false,
                 ));
             }
-            Some(w)
+            step.write = Some(w);
         }
         Some(Step::Drain(off)) => {
             let timeout = jiff::SignedDuration::try_from(plan.message_timeout).unwrap_or_default();
-            drain_deadline = o.now.checked_add(timeout).ok();
+            step.drain_deadline = o.now.checked_add(timeout).ok();
             // Distinct reasons: the event recorder folds same-reason events into a series.
             events.push((
                 "Draining".into(),
@@ -273,40 +331,33 @@ pub fn decide(o: &Observed<'_>) -> Decision {
                 ),
                 false,
             ));
-            Some(off)
+            step.write = Some(off);
         }
         Some(Step::Wait) => {
-            drain_deadline = draining_until;
-            waiting = true;
-            None
+            step.drain_deadline = draining_until;
+            step.waiting = true;
         }
-    };
-    status.drain_deadline = drain_deadline.map(|d| d.to_string());
-    let draining = status.drain_deadline.is_some();
-    let assigned = match (&write, o.current) {
-        (Some(w), _) => Some(&w.assignment),
-        (None, Some(c)) if same_plan(&c.manifest, o.manifest) || draining => Some(&c.assignment),
-        _ => None,
-    };
-    if let Some(w) = &write {
-        status.assignment_generation = i64::try_from(w.assignment.generation).ok();
-        events.push((
-            "Assigned".into(),
-            format!(
-                "assignment generation {} over {} workers",
-                w.assignment.generation,
-                w.assignment.workers.len()
-            ),
-            false,
-        ));
     }
-    let complete = assigned.is_some_and(|a| a.workers.len() == usize::try_from(o.workers).unwrap_or(0));
-    let all_ready = complete && ready == o.workers;
+    step
+}
+
+/// The phase and the Ready, Progressing and Degraded conditions, with an Event when the
+/// phase changes.
+fn phase_and_conditions(
+    o: &Observed<'_>,
+    status: &mut TopologyStatus,
+    all_ready: bool,
+    draining: bool,
+    events: &mut Vec<Event>,
+) {
+    let now = o.now.to_string();
+    let cond = |t: &str, s: bool, r: &str, m: String| condition(o.previous, &now, o.generation, t, s, r, m);
+    let prev_phase = o.previous.map(|p| p.phase);
     let was_up = matches!(
         prev_phase,
         Some(Phase::Running | Phase::Degraded | Phase::Inactive)
     );
-    let progress = format!("{ready} of {} workers ready", o.workers);
+    let progress = format!("{} of {} workers ready", status.ready_workers, o.workers);
     status.phase = if all_ready && o.inactive {
         Phase::Inactive
     } else if all_ready {
@@ -316,6 +367,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
     } else {
         Phase::Pending
     };
+    let degraded = status.phase == Phase::Degraded;
     status.conditions = vec![
         cond(
             "Ready",
@@ -344,32 +396,13 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         },
         cond(
             "Degraded",
-            status.phase == Phase::Degraded,
-            if status.phase == Phase::Degraded {
-                "WorkersNotReady"
-            } else {
-                "AsExpected"
-            },
-            if status.phase == Phase::Degraded {
-                progress.clone()
-            } else {
-                String::new()
-            },
+            degraded,
+            if degraded { "WorkersNotReady" } else { "AsExpected" },
+            if degraded { progress.clone() } else { String::new() },
         ),
     ];
     if prev_phase != Some(status.phase) {
-        events.push((
-            status.phase.as_str().to_owned(),
-            progress,
-            status.phase == Phase::Degraded,
-        ));
-    }
-    Decision {
-        status,
-        write,
-        events,
-        replace,
-        waiting,
+        events.push((status.phase.as_str().to_owned(), progress, degraded));
     }
 }
 
