@@ -415,6 +415,108 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// The gRPC server's task and the sender that shuts it down.
+type GrpcServer = (
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    tokio::sync::oneshot::Sender<()>,
+);
+
+/// Binds the data plane and the HTTP endpoints and starts serving them; returns the gRPC
+/// server's task and the sender that shuts it down.
+async fn listen_and_serve(
+    cfg: &WorkerConfig,
+    listen: std::net::SocketAddr,
+    server_tls: Option<tonic::transport::ServerTlsConfig>,
+    shared: &Arc<Shared>,
+    server: &Arc<ServerCtx>,
+) -> Result<GrpcServer, WorkerError> {
+    let grpc_listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(io(format!("listening on {listen}")))?;
+    let http_listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .map_err(io(format!("listening on {}", cfg.http)))?;
+    info!(worker = %cfg.id, grpc = %listen, http = %cfg.http, tls = cfg.tls.is_some(), "worker listening");
+    let endpoints: Arc<dyn crate::http::Endpoints> = Arc::clone(shared) as _;
+    tokio::spawn(crate::http::serve(http_listener, endpoints));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder()
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .tcp_nodelay(true)
+        // A 64 KiB batch frame then crosses as one HTTP/2 DATA frame, not four of 16 KiB.
+        .max_frame_size(Some(1 << 20))
+        // Each accepted stream gets a receiving thread; peers need one stream each.
+        .max_concurrent_streams(Some(16))
+        .http2_keepalive_interval(Some(Duration::from_secs(2)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(4)));
+    if let Some(tls) = server_tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| WorkerError::Transport(e.to_string()))?;
+    }
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc = tokio::spawn(builder.serve_with_incoming_shutdown(
+        LinkService::new(Arc::clone(server)),
+        incoming,
+        async {
+            let _ = shutdown_rx.await;
+        },
+    ));
+
+    Ok((grpc, shutdown_tx))
+}
+
+/// Applies every change of the assignment file (and SIGHUP) until SIGTERM or Ctrl-C.
+async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), WorkerError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io("installing the SIGTERM handler"))?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(io("installing the SIGHUP handler"))?;
+    let mut seen = modified(&cfg.assignment);
+    // Set while no engine runs because starting one failed: the assignment is applied
+    // again then (a component's resource may have come back), unready meanwhile.
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let why = tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => "SIGHUP",
+            _ = tokio::time::sleep(cfg.reload_every) => {
+                let now = modified(&cfg.assignment);
+                let changed = now != seen;
+                let due = retry_at.is_some_and(|t| Instant::now() >= t);
+                if !changed && !due { continue }
+                seen = now;
+                if changed { "file changed" } else { "retrying the engine start" }
+            }
+        };
+        match Loaded::load_within(&cfg.assignment, &cfg.limits) {
+            Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
+            Ok(l) => {
+                info!(
+                    reason = why,
+                    generation = l.assignment.generation,
+                    "applying a new assignment"
+                );
+                retry_at = None;
+                if let Err(e) = host.apply(l) {
+                    if host.engine.is_some() {
+                        error!(error = %e, "cannot apply the new assignment; keeping what runs");
+                    } else {
+                        error!(error = %e, retry_s = RETRY.as_secs(), "cannot start the engine; not ready, retrying");
+                        retry_at = Some(Instant::now() + RETRY);
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, reason = why, "cannot read the assignment; keeping the current one"),
+        }
+    }
+
+    Ok(())
+}
+
 async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     let loaded = Loaded::load_within(&cfg.assignment, &cfg.limits)?;
     let me = loaded
@@ -462,39 +564,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         None => (None, None),
     };
 
-    let grpc_listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(io(format!("listening on {listen}")))?;
-    let http_listener = tokio::net::TcpListener::bind(cfg.http)
-        .await
-        .map_err(io(format!("listening on {}", cfg.http)))?;
-    info!(worker = %cfg.id, grpc = %listen, http = %cfg.http, tls = cfg.tls.is_some(), "worker listening");
-    tokio::spawn(crate::http::serve(http_listener, shared.clone()));
-
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder()
-        .initial_stream_window_size(WINDOW)
-        .initial_connection_window_size(WINDOW)
-        .tcp_nodelay(true)
-        // A 64 KiB batch frame then crosses as one HTTP/2 DATA frame, not four of 16 KiB.
-        .max_frame_size(Some(1 << 20))
-        // Each accepted stream gets a receiving thread; peers need one stream each.
-        .max_concurrent_streams(Some(16))
-        .http2_keepalive_interval(Some(Duration::from_secs(2)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(4)));
-    if let Some(tls) = server_tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| WorkerError::Transport(e.to_string()))?;
-    }
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    let grpc = tokio::spawn(builder.serve_with_incoming_shutdown(
-        LinkService::new(Arc::clone(&server)),
-        incoming,
-        async {
-            let _ = shutdown_rx.await;
-        },
-    ));
+    let (grpc, shutdown_tx) = listen_and_serve(&cfg, listen, server_tls, &shared, &server).await?;
 
     let timeout = loaded.plan.message_timeout;
     let stall = cfg
@@ -526,49 +596,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     host.apply(loaded)?;
     shared.ready.store(true, Ordering::Relaxed);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(io("installing the SIGTERM handler"))?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(io("installing the SIGHUP handler"))?;
-    let mut seen = modified(&cfg.assignment);
-    // Set while no engine runs because starting one failed: the assignment is applied
-    // again then (a component's resource may have come back), unready meanwhile.
-    let mut retry_at: Option<Instant> = None;
-    loop {
-        let why = tokio::select! {
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-            _ = hup.recv() => "SIGHUP",
-            _ = tokio::time::sleep(cfg.reload_every) => {
-                let now = modified(&cfg.assignment);
-                let changed = now != seen;
-                let due = retry_at.is_some_and(|t| Instant::now() >= t);
-                if !changed && !due { continue }
-                seen = now;
-                if changed { "file changed" } else { "retrying the engine start" }
-            }
-        };
-        match Loaded::load_within(&cfg.assignment, &cfg.limits) {
-            Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
-            Ok(l) => {
-                info!(
-                    reason = why,
-                    generation = l.assignment.generation,
-                    "applying a new assignment"
-                );
-                retry_at = None;
-                if let Err(e) = host.apply(l) {
-                    if host.engine.is_some() {
-                        error!(error = %e, "cannot apply the new assignment; keeping what runs");
-                    } else {
-                        error!(error = %e, retry_s = RETRY.as_secs(), "cannot start the engine; not ready, retrying");
-                        retry_at = Some(Instant::now() + RETRY);
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, reason = why, "cannot read the assignment; keeping the current one"),
-        }
-    }
+    follow_assignment(&cfg, &mut host).await?;
 
     info!(worker = %cfg.id, drain_s = timeout.as_secs(), "stopping: deactivating spouts and draining");
     shared.ready.store(false, Ordering::Relaxed);
