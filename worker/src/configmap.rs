@@ -159,6 +159,13 @@ impl Cursor {
         (events == 0 && lasted < MIN_WATCH).then(|| self.fail(jitter))
     }
 
+    /// The content could not be written: list again after a backoff, since the watch may
+    /// not send it again.
+    pub(crate) fn list_again(&mut self, jitter: f64) -> Duration {
+        self.version = None;
+        self.fail(jitter)
+    }
+
     fn seen(&mut self, version: Option<String>) {
         self.failures = 0;
         if let Some(v) = version.filter(|v| !v.is_empty()) {
@@ -212,40 +219,32 @@ impl Mirror {
     }
 
     /// Writes the ConfigMap's content if it has both keys and its assignment names this
-    /// worker; returns whether the files now hold such an assignment. Unchanged content is
-    /// not rewritten, so the worker does not reload.
-    pub(crate) fn apply(&mut self, cm: &ConfigMap) -> bool {
+    /// worker; returns whether the files now hold such an assignment, or why they could
+    /// not be written. Unchanged content is not rewritten, so the worker does not reload.
+    pub(crate) fn apply(&mut self, cm: &ConfigMap) -> Result<bool, SyncError> {
         let Some(data) = cm.data.as_ref() else {
-            return false;
+            return Ok(false);
         };
         let (Some(assignment), Some(manifest)) = (data.get(ASSIGNMENT_KEY), data.get(MANIFEST_KEY)) else {
-            return false;
+            return Ok(false);
         };
         let names_me = serde_yaml_ng::from_str::<Assignment>(assignment)
             .map(|a| a.workers.iter().any(|w| w.id == self.cfg.worker_id))
             .unwrap_or(false);
         if !names_me {
-            return false;
+            return Ok(false);
         }
         let current = (assignment.clone(), manifest.clone());
         if self.last.as_ref() == Some(&current) {
-            return true;
+            return Ok(true);
         }
         let dir = self.cfg.assignment.parent().unwrap_or(Path::new("."));
         // The manifest first: a new assignment generation may refer to a changed manifest.
-        let written = write_atomic(&dir.join(MANIFEST_KEY), manifest)
-            .and_then(|()| write_atomic(&self.cfg.assignment, assignment));
-        match written {
-            Ok(()) => {
-                tracing::info!(configmap = %self.cfg.name, "assignment updated from the ConfigMap");
-                self.last = Some(current);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "writing the assignment failed");
-                false
-            }
-        }
+        write_atomic(&dir.join(MANIFEST_KEY), manifest)?;
+        write_atomic(&self.cfg.assignment, assignment)?;
+        tracing::info!(configmap = %self.cfg.name, "assignment updated from the ConfigMap");
+        self.last = Some(current);
+        Ok(true)
     }
 }
 
@@ -256,11 +255,18 @@ async fn follow(api: Api<ConfigMap>, mut mirror: Mirror, first: std::sync::mpsc:
     let name = mirror.cfg.name.clone();
     let mut cursor = Cursor::default();
     let mut first = Some(first);
-    let mut write = |cm: &ConfigMap| {
-        if mirror.apply(cm) {
+    // Returns false when the files could not be written.
+    let mut write = |cm: &ConfigMap| match mirror.apply(cm) {
+        Ok(true) => {
             if let Some(tx) = first.take() {
                 let _ = tx.send(());
             }
+            true
+        }
+        Ok(false) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "writing the assignment failed");
+            false
         }
     };
     loop {
@@ -269,8 +275,11 @@ async fn follow(api: Api<ConfigMap>, mut mirror: Mirror, first: std::sync::mpsc:
                 Ok(list) => {
                     tracing::debug!(configmap = %name, version = ?list.metadata.resource_version, "listed");
                     cursor.listed(list.metadata.resource_version);
-                    list.items.iter().for_each(&mut write);
-                    None
+                    if list.items.iter().all(&mut write) {
+                        None
+                    } else {
+                        Some(cursor.list_again(jitter()))
+                    }
                 }
                 Err(e) => {
                     let wait = cursor.failed(&e, jitter());
@@ -296,7 +305,7 @@ async fn watch_once(
     params: &WatchParams,
     version: &str,
     cursor: &mut Cursor,
-    write: &mut impl FnMut(&ConfigMap),
+    write: &mut impl FnMut(&ConfigMap) -> bool,
 ) -> Option<Duration> {
     let started = Instant::now();
     let stream = match api.watch(params, version).await {
@@ -312,7 +321,12 @@ async fn watch_once(
     while let Some(item) = stream.next().await {
         events += 1;
         match item.map(|event| cursor.observe(event, jitter())) {
-            Ok(Seen::Current(cm)) => write(&cm),
+            Ok(Seen::Current(cm)) => {
+                if !write(&cm) {
+                    // No later event may come: list again to retry the write.
+                    return Some(cursor.list_again(jitter()));
+                }
+            }
             Ok(Seen::Nothing) => {}
             Ok(Seen::Expired) => {
                 tracing::info!(version, "assignment ConfigMap version expired; listing again");
@@ -437,6 +451,9 @@ mod tests {
         c.failed(&kube::Error::Api(status(500)), 0.0);
         c.failed(&kube::Error::Api(status(429)), 0.0);
         assert_eq!(c.next(), Next::Watch("40".into()));
+        // Files that could not be written: list again (later) to get the content again.
+        assert!(c.list_again(0.0) > Duration::ZERO);
+        assert_eq!(c.next(), Next::List);
     }
 
     #[test]
@@ -483,6 +500,111 @@ mod tests {
         (cfg, cm)
     }
 
+    /// The I/O loop against a fake API server on loopback: list, a watch answered with
+    /// 410 Gone, a fresh list, then a watch from the new version that delivers a change.
+    #[tokio::test]
+    async fn the_loop_lists_watches_and_lists_again_after_gone() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mine = |gen: u32| {
+            format!("manifest: topology.yaml\ngeneration: {gen}\nworkers:\n  - {{id: t-1, address: \"127.0.0.1:7000\", tasks: [1]}}\n")
+        };
+        let object = |version: &str, gen: u32| {
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "t-assignment", "namespace": "ns", "resourceVersion": version},
+                "data": {ASSIGNMENT_KEY: mine(gen), MANIFEST_KEY: "m"}})
+        };
+        let list = |version: &str, gen: u32| {
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMapList",
+                "metadata": {"resourceVersion": version}, "items": [object(version, gen)]})
+            .to_string()
+        };
+        let gone = serde_json::json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}});
+        let modified = serde_json::json!({"type": "MODIFIED", "object": object("7", 3)});
+        // Answers in order; the last watch stays open.
+        let answers = vec![
+            (list("1", 1), false),
+            (format!("{gone}\n"), false),
+            (list("5", 2), false),
+            (format!("{modified}\n"), true),
+        ];
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let server = tokio::spawn(async move {
+            let mut open = Vec::new();
+            for (body, hold) in answers {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = seen_tx.send(line);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{body}"
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+                if hold {
+                    open.push(conn);
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (cfg, _) = assigned(dir.path(), &[]);
+        let file = cfg.assignment.clone();
+        let url = format!("http://{addr}").parse().unwrap_or_else(|e| panic!("{e}"));
+        let client = Client::try_from(kube::Config::new(url)).unwrap_or_else(|e| panic!("{e}"));
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        let follower = tokio::spawn(follow(Api::namespaced(client, "ns"), Mirror::new(cfg), first_tx));
+        let done = tokio::time::timeout(Duration::from_secs(10), async {
+            while std::fs::read_to_string(&file).ok() != Some(mine(3)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        follower.abort();
+        server.abort();
+        assert!(done.is_ok(), "the change after a relist never reached the file");
+        assert!(
+            first_rx.try_recv().is_ok(),
+            "the first assignment was not signalled"
+        );
+        let mut requests = Vec::new();
+        while let Ok(line) = seen_rx.try_recv() {
+            requests.push(line);
+        }
+        assert_eq!(requests.len(), 4, "{requests:?}");
+        let selector = "fieldSelector=metadata.name%3Dt-assignment";
+        assert!(requests.iter().all(|r| r.contains(selector)), "{requests:?}");
+        assert!(
+            !requests[0].contains("watch=true") && !requests[2].contains("watch=true"),
+            "{requests:?}"
+        );
+        assert!(
+            requests[1].contains("watch=true") && requests[1].contains("resourceVersion=1 "),
+            "{requests:?}"
+        );
+        assert!(
+            requests[3].contains("watch=true") && requests[3].contains("resourceVersion=5 "),
+            "{requests:?}"
+        );
+    }
+
+    fn ok(r: Result<bool, SyncError>) -> bool {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn the_mirror_writes_only_an_assignment_naming_this_worker_and_only_when_changed() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -491,22 +613,31 @@ mod tests {
         let (cfg, cm_other) = assigned(dir.path(), &[(ASSIGNMENT_KEY, other), (MANIFEST_KEY, "m")]);
         let file = cfg.assignment.clone();
         let mut m = Mirror::new(cfg);
-        assert!(!m.apply(&ConfigMap::default()));
-        assert!(!m.apply(&cm_other));
+        assert!(!ok(m.apply(&ConfigMap::default())));
+        assert!(!ok(m.apply(&cm_other)));
         assert!(!file.exists());
         let (_, only_one_key) = assigned(dir.path(), &[(ASSIGNMENT_KEY, mine)]);
-        assert!(!m.apply(&only_one_key));
+        assert!(!ok(m.apply(&only_one_key)));
         let (_, cm_mine) = assigned(dir.path(), &[(ASSIGNMENT_KEY, mine), (MANIFEST_KEY, "m")]);
-        assert!(m.apply(&cm_mine));
+        assert!(ok(m.apply(&cm_mine)));
         assert_eq!(std::fs::read_to_string(&file).unwrap_or_default(), mine);
         let manifest = dir.path().join("a").join(MANIFEST_KEY);
         assert_eq!(std::fs::read_to_string(&manifest).unwrap_or_default(), "m");
         // Same content: not rewritten (the worker reloads on a new mtime).
         std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
-        assert!(m.apply(&cm_mine));
+        assert!(ok(m.apply(&cm_mine)));
         assert!(!file.exists());
         let (_, changed) = assigned(dir.path(), &[(ASSIGNMENT_KEY, mine), (MANIFEST_KEY, "m2")]);
-        assert!(m.apply(&changed));
+        assert!(ok(m.apply(&changed)));
         assert_eq!(std::fs::read_to_string(&manifest).unwrap_or_default(), "m2");
+        // A write that fails is reported, and retried by the next apply of the same content.
+        let dir_a = dir.path().join("a");
+        std::fs::remove_dir_all(&dir_a).unwrap_or_else(|e| panic!("{e}"));
+        let (_, again) = assigned(dir.path(), &[(ASSIGNMENT_KEY, mine), (MANIFEST_KEY, "m3")]);
+        std::fs::remove_dir_all(&dir_a).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.apply(&again).is_err());
+        std::fs::create_dir_all(&dir_a).unwrap_or_else(|e| panic!("{e}"));
+        assert!(ok(m.apply(&again)));
+        assert_eq!(std::fs::read_to_string(&manifest).unwrap_or_default(), "m3");
     }
 }
