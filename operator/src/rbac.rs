@@ -1,9 +1,10 @@
-//! Per-topology worker identity: a ServiceAccount, and a Role that lets it read only its
-//! topology's assignment ConfigMap and keep only its own workers' Leases (by name), bound
-//! together. All three are owned by the Topology, so they go with it.
+//! Per-topology worker identity: a ServiceAccount, and a Role that lets it read and watch
+//! only its topology's assignment ConfigMap and keep only its own workers' Leases (by
+//! name), bound together. All three are owned by the Topology, so they go with it.
 //!
 //! The operator must hold every permission it grants (Kubernetes' escalation check), so
-//! its own rules cover configmaps `get` and leases `get`, `create`, `patch`.
+//! its own rules cover configmaps `get`, `list`, `watch` and leases `get`, `create`,
+//! `patch`.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -47,11 +48,13 @@ pub fn role(t: &Topology, workers: i32) -> Result<Role, BuildError> {
     Ok(Role {
         metadata: meta(worker_account_name(&name), ns, &owner, &name),
         rules: Some(vec![
+            // The worker lists and watches with `fieldSelector=metadata.name=NAME`, which
+            // the server authorizes against `resourceNames`; a list of all is refused.
             PolicyRule {
                 api_groups: Some(vec![String::new()]),
                 resources: Some(vec!["configmaps".into()]),
                 resource_names: Some(vec![configmap_name(&name)]),
-                verbs: vec!["get".into()],
+                verbs: vec!["get".into(), "list".into(), "watch".into()],
                 ..PolicyRule::default()
             },
             // Server-side apply: patch, and create (authorized with the name) the first time.
@@ -102,14 +105,17 @@ mod tests {
         let rules = r.rules.unwrap_or_default();
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[0].resource_names, Some(vec!["t-assignment".to_owned()]));
-        assert_eq!(rules[0].verbs, vec!["get".to_owned()]);
+        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
         assert_eq!(
             rules[1].resource_names,
             Some(vec!["t-0".to_owned(), "t-1".to_owned()])
         );
+        // Every rule is narrowed to names: list and watch then only work for a request
+        // selecting one of them (fieldSelector metadata.name), never for a whole namespace.
         assert!(rules
             .iter()
-            .all(|r| !r.verbs.iter().any(|v| v == "list" || v == "*")));
+            .all(|r| r.resource_names.as_ref().is_some_and(|n| !n.is_empty())));
+        assert!(rules.iter().all(|r| !r.verbs.iter().any(|v| v == "*")));
         let b = role_binding(&t).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(b.role_ref.name, "t-worker");
         assert_eq!(b.subjects.unwrap_or_default()[0].name, "t-worker");

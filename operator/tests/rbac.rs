@@ -1,6 +1,6 @@
 //! Per-topology worker identity on the real control plane (RBAC on): a topology's worker
-//! ServiceAccount, with a real token, reads its own assignment ConfigMap and keeps its own
-//! workers' Leases, and nothing of another topology. No node agent: the operator creates
+//! ServiceAccount, with a real token, reads, lists and watches (by name) its own assignment
+//! ConfigMap and keeps its own workers' Leases, and nothing of another topology. No node agent: the operator creates
 //! the account, Role and RoleBinding before any pod runs.
 
 use std::io::Write;
@@ -112,7 +112,38 @@ async fn a_worker_account_reaches_only_its_own_topology() -> Result<()> {
             "own ConfigMap: {}",
             String::from_utf8_lossy(&own.stderr)
         );
+        // List and watch narrowed to its own ConfigMap by name, as the worker follows it
+        // (the watch ends after a second, at the server's timeout).
+        let by_name = |name: &str, watch: bool| {
+            format!(
+                "/api/v1/namespaces/{NS}/configmaps?fieldSelector=metadata.name%3D{name}{}",
+                if watch { "&watch=true&timeoutSeconds=1" } else { "" }
+            )
+        };
+        for watch in [false, true] {
+            let out = as_worker(
+                &cluster,
+                &token,
+                &["get", "--raw", &by_name("numbers-assignment", watch)],
+                None,
+            )?;
+            ensure!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("numbers-assignment"),
+                "own ConfigMap by name (watch {watch}): {out:?}"
+            );
+            let out = as_worker(
+                &cluster,
+                &token,
+                &["get", "--raw", &by_name("other-assignment", watch)],
+                None,
+            )?;
+            ensure!(
+                forbidden(&out),
+                "another ConfigMap by name (watch {watch}) not forbidden: {out:?}"
+            );
+        }
         for args in [
+            &["get", "configmaps", "--watch", "--request-timeout=2s"][..],
             &["get", "configmap", "other-assignment"][..],
             &["get", "configmap", "unrelated"][..],
             &["get", "configmaps"][..],

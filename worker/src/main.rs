@@ -41,7 +41,8 @@ struct Args {
     #[arg(long, env = "SQUALL_TLS_SERVER_NAME", default_value = "squall-worker")]
     tls_server_name: String,
     /// Read the assignment and manifest from this ConfigMap (keys `assignment.yaml` and
-    /// `topology.yaml`) and keep them in the `--assignment` file and its directory.
+    /// `topology.yaml`), watched through the API, and keep them in the `--assignment` file
+    /// and its directory.
     #[arg(long, env = "SQUALL_ASSIGNMENT_CONFIGMAP")]
     assignment_configmap: Option<String>,
     /// Namespace of that ConfigMap.
@@ -117,7 +118,6 @@ fn main() -> ExitCode {
             name,
             worker_id: args.id.clone(),
             assignment: args.assignment.clone(),
-            every: Duration::from_secs(1),
         };
         if let Err(e) = squall_worker::configmap::start(sync) {
             tracing::error!(error = %e, "following the assignment ConfigMap failed");
