@@ -187,11 +187,13 @@ pub(crate) fn backoff(failures: u32, jitter: f64) -> Duration {
 
 /// A number in 0..1 that differs between processes and calls.
 fn jitter() -> f64 {
+    use std::hash::BuildHasher as _;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let seed = [nanos.to_le_bytes().as_slice(), &std::process::id().to_le_bytes()].concat();
-    (xxhash_rust::xxh3::xxh3_64(&seed) >> 11) as f64 / (1u64 << 53) as f64
+    // RandomState is seeded randomly per process; hashing the time varies it per call.
+    let bits = std::collections::hash_map::RandomState::new().hash_one(nanos);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), SyncError> {
