@@ -4,10 +4,17 @@
 
 use std::time::Duration;
 
-use squall_control::plan_hash;
+use squall_control::{plan_hash, Assignment};
 use squall_model::{DesiredState, TopologyManifest};
 
-use crate::decide::CurrentAssignment;
+/// The assignment in the ConfigMap now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CurrentAssignment {
+    /// The assignment document.
+    pub assignment: Assignment,
+    /// The manifest next to it, parsed once where the ConfigMap is read.
+    pub manifest: TopologyManifest,
+}
 
 /// What it takes to go from the current assignment to the wanted one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,79 +12,24 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
-use squall_control::{Assignment, ASSIGNMENT_KEY, MANIFEST_KEY};
-use squall_model::crd::{Topology, TopologyStatus};
-use squall_model::{DesiredState, Limits, TopologyManifest, API_VERSION, KIND};
+use kube::{Api, Client, ResourceExt};
+use squall_model::crd::Topology;
+use squall_model::DesiredState;
 
-use crate::change::is_active;
-use crate::decide::{decide, ordinal, CurrentAssignment, Observed, ObservedPod};
+use crate::change::{is_active, CurrentAssignment};
+use crate::context::{current_assignment, publish, write_status, Context};
+pub use crate::context::{Config, Error};
+use crate::decide::{decide, ordinal, Observed, ObservedPod};
 use crate::liveness::LeaseBook;
-use crate::metrics::Metrics;
-use crate::resources::{self, BuildError, WorkerDefaults};
+use crate::resources;
 use crate::{kill, probe, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
 
 /// The finalizer that marks the topology as Killing before its children go.
 pub const FINALIZER: &str = "squall.dev/cleanup";
-
-/// Why a reconcile failed (it is retried).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An API call failed.
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// Children could not be built.
-    #[error("{0}")]
-    Build(#[from] BuildError),
-    /// YAML could not be written.
-    #[error("yaml: {0}")]
-    Yaml(#[from] serde_yaml_ng::Error),
-    /// The finalizer helper failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// The object has no namespace (the CRD is namespaced, so this is a bug).
-    #[error("topology has no namespace")]
-    NoNamespace,
-}
-
-impl Error {
-    /// The `reason` label of the failure metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "kube_api",
-            Error::Build(_) => "build",
-            Error::Yaml(_) => "yaml",
-            Error::Finalizer(_) => "finalizer",
-            Error::NoNamespace => "no_namespace",
-        }
-    }
-}
-
-/// Operator settings.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Worker image and Lease timing.
-    pub workers: WorkerDefaults,
-    /// Only this namespace, or all.
-    pub namespace: Option<String>,
-    /// Name for Events (`reportingInstance`), usually the pod name.
-    pub instance: String,
-    /// Counters for /metrics.
-    pub metrics: Arc<Metrics>,
-}
-
-pub(crate) struct Context {
-    pub(crate) client: Client,
-    recorder: Recorder,
-    pub(crate) config: Config,
-    /// What this operator has seen of the worker Leases (see `liveness`).
-    pub(crate) leases: std::sync::Mutex<LeaseBook>,
-}
 
 fn node_ready(n: &Node) -> bool {
     n.status
@@ -109,23 +54,6 @@ fn observe_pod(p: &Pod, expired: &BTreeSet<String>, lost_nodes: &[String]) -> Ob
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
         terminating: p.metadata.deletion_timestamp.is_some(),
         name,
-    }
-}
-
-/// The assignment in a topology's ConfigMap, its manifest parsed once here within the
-/// operator's `limits`; `None` when there is none or it cannot be read.
-pub(crate) fn current_assignment(cm: Option<ConfigMap>, limits: &Limits) -> Option<CurrentAssignment> {
-    let cm = cm?;
-    let name = cm.name_any();
-    let data = cm.data?;
-    let assignment: Assignment = serde_yaml_ng::from_str(data.get(ASSIGNMENT_KEY)?).ok()?;
-    let origin = format!("configmap {name}/{MANIFEST_KEY}");
-    match TopologyManifest::from_yaml_within(data.get(MANIFEST_KEY)?, &origin, limits) {
-        Ok(manifest) => Some(CurrentAssignment { assignment, manifest }),
-        Err(e) => {
-            tracing::warn!(configmap = %name, error = %e, "the assignment's manifest cannot be read");
-            None
-        }
     }
 }
 
@@ -160,38 +88,6 @@ async fn keep_answering_workers(ctx: &Context, t: &Topology, pods: &mut [Observe
             publish(ctx, t, "WorkerKept", note, true).await;
         }
     }
-}
-
-pub(crate) async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
-    let ev = KubeEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &t.object_ref(&())).await {
-        tracing::warn!(topology = %t.name_any(), error = %e, "publishing an event failed");
-    }
-}
-
-pub(crate) async fn write_status(
-    api: &Api<Topology>,
-    name: &str,
-    status: &TopologyStatus,
-) -> Result<(), Error> {
-    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 /// The topology's worker pods, as listed and as decide sees them: each pod's Lease judged
@@ -272,7 +168,7 @@ async fn act(
         )
         .await?;
     // The workers' identity before the pods that use it.
-    let account = crate::rbac::worker_account_name(&name);
+    let account = resources::worker_account_name(&name);
     Api::<ServiceAccount>::namespaced(client.clone(), &ns)
         .patch(&account, &ssa, &Patch::Apply(crate::rbac::service_account(t)?))
         .await?;
@@ -467,42 +363,4 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         })
         .await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn a_written_configmap_reads_back_typed_within_the_limits() {
-        let yaml = r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {name: t}
-spec:
-  desiredState: Inactive
-  config: {ratio: 0.25, nested: {list: [1, "two", 3.5e10], flag: true}}
-  spouts: [{name: s, component: sequence, parallelism: 2, config: {count: 10}}]
-  bolts: [{name: b, component: "null", inputs: [{from: s}]}]
-"#;
-        let m = TopologyManifest::from_yaml(yaml, "t").unwrap();
-        let mut t = Topology::new("t", m.spec.clone());
-        t.metadata.namespace = Some("ns".into());
-        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap();
-        let workers = [("t-0".to_owned(), "10.0.0.1:7000".to_owned())];
-        let written = CurrentAssignment {
-            assignment: Assignment::round_robin(&plan, MANIFEST_KEY.into(), &workers, 3),
-            manifest: t.manifest(),
-        };
-        let cm = resources::configmap(&t, &written).unwrap();
-        let limits = Limits::default();
-        assert_eq!(current_assignment(Some(cm.clone()), &limits), Some(written));
-        let tight = Limits {
-            max_manifest_bytes: 16,
-            ..Limits::default()
-        };
-        assert_eq!(current_assignment(Some(cm), &tight), None, "over the limits");
-        assert_eq!(current_assignment(None, &limits), None);
-    }
 }

@@ -4,6 +4,7 @@ use squall_control::{Assignment, MANIFEST_KEY};
 use squall_model::crd::{Phase, TopologyCondition, TopologyStatus};
 use squall_model::{Plan, TopologyManifest};
 
+pub use crate::change::CurrentAssignment;
 use crate::change::{next_step, same_plan, Progress, Step};
 
 /// A worker pod as the operator sees it.
@@ -23,15 +24,6 @@ pub struct ObservedPod {
     pub lease_expired: bool,
     /// Bound to a node that is not Ready: no kubelet will run or finish it there.
     pub node_lost: bool,
-}
-
-/// The assignment in the ConfigMap now.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CurrentAssignment {
-    /// The assignment document.
-    pub assignment: Assignment,
-    /// The manifest next to it, parsed once where the ConfigMap is read.
-    pub manifest: TopologyManifest,
 }
 
 /// Everything a decision depends on.

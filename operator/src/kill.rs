@@ -12,9 +12,9 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use squall_model::crd::{Phase, Topology};
 
+use crate::change::CurrentAssignment;
 use crate::change::{deactivated, is_active, kill_may_proceed};
-use crate::controller::{current_assignment, publish, write_status, Context, Error};
-use crate::decide::CurrentAssignment;
+use crate::context::{current_assignment, publish, write_status, Context, Error};
 use crate::{probe, resources, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
 
 /// The HTTP endpoints of the workers of an assignment, or an empty list when one has no
@@ -134,7 +134,7 @@ pub(crate) async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, E
             .delete(&resources::configmap_name(&name), &dp)
             .await,
     )?;
-    let account = crate::rbac::worker_account_name(&name);
+    let account = resources::worker_account_name(&name);
     ignore_missing(
         Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
             .delete(&account, &dp)

@@ -11,10 +11,18 @@
 //! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
 //! - [`metrics`]: reconcile counters and topologies by phase; health endpoints.
 //! - [`kill`]: Storm's kill with wait before the finalizer releases a topology.
+//! - [`liveness`]: worker Leases judged on the operator's own observations.
+//! - `context`: what every reconcile path shares (settings, errors, status and Event
+//!   writes, the current assignment); the bottom layer.
+//! - [`crd`]: the CRD with the limits written into it.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
+//!
+//! Layers, bottom up, with no cycle: `change`, `liveness`, `metrics`, `probe` → `resources`
+//! → `rbac`, `decide`, `context` → `kill` → `controller`.
 #![forbid(unsafe_code)]
 
 pub mod change;
+mod context;
 pub mod controller;
 pub mod crd;
 pub mod decide;

@@ -10,12 +10,8 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use squall_model::crd::Topology;
 
+pub use crate::resources::worker_account_name;
 use crate::resources::{configmap_name, meta, owner, BuildError};
-
-/// The ServiceAccount (and Role, RoleBinding) of a topology's workers.
-pub fn worker_account_name(topology: &str) -> String {
-    format!("{topology}-worker")
-}
 
 fn parts(
     t: &Topology,

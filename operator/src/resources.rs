@@ -13,12 +13,17 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use squall_control::{ASSIGNMENT_KEY, MANIFEST_KEY};
 use squall_model::crd::Topology;
 
-use crate::decide::CurrentAssignment;
+use crate::change::CurrentAssignment;
 use crate::{DATA_PORT, HTTP_PORT, TOPOLOGY_LABEL};
 
 /// Names of a topology's children.
 pub fn service_name(topology: &str) -> String {
     format!("{topology}-workers")
+}
+
+/// The ServiceAccount (and Role, RoleBinding) of a topology's workers.
+pub fn worker_account_name(topology: &str) -> String {
+    format!("{topology}-worker")
 }
 
 /// The ConfigMap carrying the assignment and manifest.
@@ -283,7 +288,7 @@ pub fn statefulset(
                     // The topology's own account (see rbac.rs) unless the spec names one.
                     service_account_name: Some(
                         pod.service_account_name
-                            .unwrap_or_else(|| crate::rbac::worker_account_name(&name)),
+                            .unwrap_or_else(|| worker_account_name(&name)),
                     ),
                     termination_grace_period_seconds: Some(grace),
                     volumes: Some(vec![Volume {
