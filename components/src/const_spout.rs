@@ -26,48 +26,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value, Values};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+pub use squall_catalog::const_spout::{ConstConfig, KIND};
 
 use crate::ids::IdSource;
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "const";
-const KEYS: &[&str] = &["payload", "count", "reliable", "rate"];
-const DEFAULT_PAYLOAD_LEN: usize = 100;
-
-/// Parsed configuration of a `const` spout.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConstConfig {
-    /// The text of every tuple.
-    pub payload: String,
-    /// Total tuples, if finite.
-    pub count: Option<u64>,
-    /// Emit with message ids.
-    pub reliable: bool,
-    /// Tuples per second for the component, if limited.
-    pub rate: Option<u64>,
-}
-
-impl ConstConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        Ok(ConstConfig {
-            payload: c
-                .str_opt("payload")?
-                .map(str::to_owned)
-                .unwrap_or_else(|| "x".repeat(DEFAULT_PAYLOAD_LEN)),
-            count: c.u64_opt("count")?,
-            reliable: c.bool_or("reliable", true)?,
-            rate: c.u64_opt("rate")?.filter(|r| *r > 0),
-        })
-    }
-}
-
-pub(crate) fn outputs(_config: &Config) -> Vec<StreamSpec> {
-    vec![StreamSpec::new(DEFAULT_STREAM, &["payload"])]
-}
 
 /// Static text for a payload. Interned so that restarts and many tasks leak each distinct
 /// payload once, not once per instance.
@@ -171,6 +133,7 @@ impl Spout for ConstSpout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_model::Config;
 
     fn spout(json: serde_json::Value) -> ConstSpout {
         let config: Config = serde_json::from_value(json).unwrap();

@@ -21,41 +21,10 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Tuple, Value, Values};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+pub use squall_catalog::count::{CountConfig, DEFAULT_KEY, KIND};
 
 use crate::fields;
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "count";
-const KEYS: &[&str] = &["key"];
-const DEFAULT_KEY: &str = "word";
-
-/// Parsed configuration of a `count` bolt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CountConfig {
-    /// The key field, if configured.
-    pub key: Option<String>,
-}
-
-impl CountConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        Ok(CountConfig {
-            key: c.field_opt("key")?,
-        })
-    }
-
-    /// Name of the key field in the output.
-    pub fn key_name(&self) -> &str {
-        self.key.as_deref().unwrap_or(DEFAULT_KEY)
-    }
-}
-
-pub(crate) fn outputs(config: &CountConfig) -> Vec<StreamSpec> {
-    vec![StreamSpec::new(DEFAULT_STREAM, &[config.key_name(), "count"])]
-}
 
 /// A value usable as a map key: hashed with the engine's stable hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +92,9 @@ impl BasicBolt for CountBolt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_catalog::count::outputs;
     use squall_engine::values;
+    use squall_model::{Config, StreamSpec};
 
     fn bolt(config: serde_json::Value) -> CountBolt {
         let config: Config = serde_json::from_value(config).unwrap();

@@ -17,42 +17,8 @@
 //! - SHOULD not copy values: the input's values are moved into the output.
 
 use squall_engine::{Bolt, BoltOutput, ComponentError, Tuple};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "identity";
-const KEYS: &[&str] = &["fields"];
-
-/// Output fields from a `fields` config key, defaulting to `[payload]`.
-pub(crate) fn fields_config(conf: &Conf<'_>) -> Result<Vec<String>, ConfigError> {
-    Ok(conf
-        .fields_opt("fields")?
-        .unwrap_or_else(|| vec!["payload".to_owned()]))
-}
-
-pub(crate) fn outputs_for(fields: &[String]) -> Vec<StreamSpec> {
-    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-    vec![StreamSpec::new(DEFAULT_STREAM, &names)]
-}
-
-/// Parsed configuration of an `identity` bolt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdentityConfig {
-    /// Declared output fields.
-    pub fields: Vec<String>,
-}
-
-impl IdentityConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        Ok(IdentityConfig {
-            fields: fields_config(&c)?,
-        })
-    }
-}
+pub use squall_catalog::identity::{IdentityConfig, KIND};
 
 /// The `identity` bolt.
 ///
@@ -84,29 +50,5 @@ pub(crate) fn pass_through(mut input: Tuple, out: &mut BoltOutput<'_>) -> Result
 impl Bolt for IdentityBolt {
     fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
         pass_through(input, out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_default_to_payload_and_are_checked() {
-        assert_eq!(
-            IdentityConfig::parse(&Config::new()).unwrap().fields,
-            vec!["payload"]
-        );
-        let config: Config = serde_json::from_value(serde_json::json!({"fields": ["a", "b"]})).unwrap();
-        assert_eq!(
-            outputs_for(&IdentityConfig::parse(&config).unwrap().fields),
-            vec![StreamSpec::new("default", &["a", "b"])]
-        );
-        let config: Config = serde_json::from_value(serde_json::json!({"fields": []})).unwrap();
-        let err = IdentityConfig::parse(&config).unwrap_err().to_string();
-        assert!(
-            err.contains("\"fields\"") && err.contains("non-empty list"),
-            "{err}"
-        );
     }
 }

@@ -46,203 +46,17 @@ use std::borrow::Cow;
 
 use bytestring::ByteString;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value as Json;
 use squall_engine::{
     Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Counters, TaskContext, Tuple, Value, Values,
 };
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 use tracing::{debug, warn};
 
-use crate::fields;
-use squall_component_config::{Conf, ConfigError};
+pub use squall_catalog::json_keys::{Format, JsonKeysConfig, PathTree, Rule, ERROR_STREAM, KIND};
 
-/// Kind name.
-pub const KIND: &str = "json-keys";
-/// Stream of malformed events.
-pub const ERROR_STREAM: &str = "errors";
+use crate::fields;
+
 /// Counter of malformed events.
 pub const MALFORMED: &str = "malformed";
-const KEYS: &[&str] = &["field", "format", "keys"];
-
-/// How scalars are spelled in keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `true`, `false`, `null`.
-    Json,
-    /// `True`, `False`, `None`.
-    Python,
-}
-
-/// One rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// `prefix` + the value at `path`.
-    Value {
-        /// Dotted path, split.
-        path: Vec<String>,
-        /// Where the value at `path` is collected.
-        slot: usize,
-        /// Text before the value.
-        prefix: String,
-        /// No key (rather than a malformed event) when the value is missing or null.
-        optional: bool,
-    },
-    /// `then` or `else` by the truthiness of the value at `path`.
-    Truthy {
-        /// Dotted path, split.
-        path: Vec<String>,
-        /// Where the value at `path` is collected.
-        slot: usize,
-        /// Key when truthy.
-        then: String,
-        /// Key otherwise.
-        otherwise: String,
-    },
-}
-
-/// Parsed configuration of a `json-keys` bolt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JsonKeysConfig {
-    /// JSON field; `None` means the first field.
-    pub field: Option<String>,
-    /// Spelling of scalars.
-    pub format: Format,
-    /// The rules, in order.
-    pub rules: Vec<Rule>,
-    /// Every path the rules read.
-    tree: PathTree,
-    /// Distinct paths.
-    slots: usize,
-}
-
-fn rule_error(i: usize, expected: &str, got: &Json) -> ConfigError {
-    ConfigError::Invalid {
-        key: format!("keys[{i}]"),
-        expected: expected.to_owned(),
-        got: got.to_string(),
-    }
-}
-
-impl JsonKeysConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        const RULE: &str = "{path, prefix[, optional]} or {path, then, else}, with a non-empty dotted path";
-        let c = Conf::new(KIND, config, KEYS)?;
-        let format = match c.str_opt("format")? {
-            None | Some("json") => Format::Json,
-            Some("python") => Format::Python,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    key: "format".to_owned(),
-                    expected: "json or python".to_owned(),
-                    got: config.get("format").map(|v| v.to_string()).unwrap_or_default(),
-                })
-            }
-        };
-        let list = match config.get("keys") {
-            Some(Json::Array(a)) if !a.is_empty() => a,
-            None | Some(Json::Null) => {
-                return Err(ConfigError::Missing {
-                    key: "keys".to_owned(),
-                    expected: "a non-empty list of key rules".to_owned(),
-                })
-            }
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    key: "keys".to_owned(),
-                    expected: "a non-empty list of key rules".to_owned(),
-                    got: other.to_string(),
-                })
-            }
-        };
-        let mut rules = Vec::with_capacity(list.len());
-        let mut tree = PathTree::default();
-        let mut slots = 0;
-        for (i, item) in list.iter().enumerate() {
-            let Some(o) = item.as_object() else {
-                return Err(rule_error(i, RULE, item));
-            };
-            let text = |k: &str| o.get(k).and_then(Json::as_str);
-            let path: Vec<String> = match text("path") {
-                Some(p) if !p.is_empty() && p.split('.').all(|s| !s.is_empty()) => {
-                    p.split('.').map(str::to_owned).collect()
-                }
-                _ => return Err(rule_error(i, RULE, item)),
-            };
-            let known: &[&str] = if o.contains_key("then") || o.contains_key("else") {
-                &["path", "then", "else"]
-            } else {
-                &["path", "prefix", "optional"]
-            };
-            if o.keys().any(|k| !known.contains(&k.as_str())) {
-                return Err(rule_error(i, RULE, item));
-            }
-            let slot = tree.insert(&path, slots);
-            if slot == slots {
-                slots += 1;
-            }
-            let rule = match (text("then"), text("else"), o.get("prefix")) {
-                (Some(then), Some(otherwise), None) => Rule::Truthy {
-                    path,
-                    slot,
-                    then: then.to_owned(),
-                    otherwise: otherwise.to_owned(),
-                },
-                (None, None, Some(Json::String(prefix))) => Rule::Value {
-                    path,
-                    slot,
-                    prefix: prefix.clone(),
-                    optional: match o.get("optional") {
-                        None | Some(Json::Null) => false,
-                        Some(Json::Bool(b)) => *b,
-                        Some(_) => return Err(rule_error(i, RULE, item)),
-                    },
-                },
-                _ => return Err(rule_error(i, RULE, item)),
-            };
-            rules.push(rule);
-        }
-        Ok(JsonKeysConfig {
-            field: c.field_opt("field")?,
-            format,
-            rules,
-            tree,
-            slots,
-        })
-    }
-}
-
-pub(crate) fn outputs() -> Vec<StreamSpec> {
-    vec![
-        StreamSpec::new(DEFAULT_STREAM, &["key"]),
-        StreamSpec::new(ERROR_STREAM, &["event", "error"]),
-    ]
-}
-
-/// The paths the rules read, as a tree, so one pass over an event finds them all.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct PathTree {
-    /// Slot of the value at this node, when a rule reads it.
-    slot: Option<usize>,
-    children: Vec<(String, PathTree)>,
-}
-
-impl PathTree {
-    fn insert(&mut self, path: &[String], slot: usize) -> usize {
-        let Some((first, rest)) = path.split_first() else {
-            return *self.slot.get_or_insert(slot);
-        };
-        let i = match self.children.iter().position(|(k, _)| k == first) {
-            Some(i) => i,
-            None => {
-                self.children.push((first.clone(), PathTree::default()));
-                self.children.len() - 1
-            }
-        };
-        self.children[i].1.insert(rest, slot)
-    }
-}
-
 /// What an event holds at one path.
 #[derive(Debug, PartialEq)]
 enum Found<'a> {
@@ -281,7 +95,7 @@ struct Extract<'t, 'o, 'de> {
 
 impl<'de> Extract<'_, '_, 'de> {
     fn set(self, f: Found<'de>) {
-        if let Some(slot) = self.tree.slot {
+        if let Some(slot) = self.tree.slot() {
             self.out[slot] = f;
         }
     }
@@ -349,11 +163,11 @@ impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let Extract { tree, out } = self;
         let mut empty = true;
-        while let Some(child) = map.next_key_seed(KeySeed(&tree.children))? {
+        while let Some(child) = map.next_key_seed(KeySeed(tree.children()))? {
             empty = false;
             match child {
                 Some(i) => map.next_value_seed(Extract {
-                    tree: &tree.children[i].1,
+                    tree: &tree.children()[i].1,
                     out: &mut *out,
                 })?,
                 None => {
@@ -392,10 +206,10 @@ pub fn keys_of(config: &JsonKeysConfig, text: &str) -> Result<Vec<String>, Strin
     if !text.trim_start().starts_with('{') {
         return Err("not a JSON object".to_owned());
     }
-    let mut found: Vec<Found<'_>> = (0..config.slots).map(|_| Found::Missing).collect();
+    let mut found: Vec<Found<'_>> = (0..config.slots()).map(|_| Found::Missing).collect();
     let mut de = serde_json::Deserializer::from_str(text);
     Extract {
-        tree: &config.tree,
+        tree: config.paths(),
         out: &mut found,
     }
     .deserialize(&mut de)
@@ -536,6 +350,7 @@ impl BasicBolt for JsonKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_model::Config;
 
     fn talk() -> JsonKeysConfig {
         let c: Config = serde_json::from_value(serde_json::json!({
@@ -649,31 +464,5 @@ mod tests {
         assert_eq!(keys_of(&c, event).unwrap()[3], "action_create");
         assert!(keys_of(&c, r#"{"is_anon": true, "action": "x"} trailing"#).is_err());
         assert!(keys_of(&c, "").is_err());
-    }
-
-    #[test]
-    fn config_errors_name_the_rule() {
-        let parse = |v: serde_json::Value| {
-            JsonKeysConfig::parse(&serde_json::from_value(v).unwrap()).map_err(|e| e.to_string())
-        };
-        assert_eq!(
-            parse(serde_json::json!({})).unwrap_err(),
-            "config key \"keys\" is required: a non-empty list of key rules"
-        );
-        assert!(parse(serde_json::json!({"keys": [{"path": "a"}]}))
-            .unwrap_err()
-            .starts_with("config key \"keys[0]\""));
-        assert!(parse(serde_json::json!({"keys": [{"path": "a.", "prefix": "x"}]})).is_err());
-        assert!(parse(serde_json::json!({"keys": [{"path": "a", "then": "x"}]})).is_err());
-        assert!(
-            parse(serde_json::json!({"keys": [{"path": "a", "prefix": "x", "then": "y", "else": "z"}]}))
-                .is_err()
-        );
-        assert!(
-            parse(serde_json::json!({"keys": [{"path": "a", "prefix": "x", "optional": "yes"}]})).is_err()
-        );
-        assert!(
-            parse(serde_json::json!({"format": "yaml", "keys": [{"path": "a", "prefix": "x"}]})).is_err()
-        );
     }
 }

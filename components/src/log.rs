@@ -14,40 +14,9 @@
 //! - Tick tuples are acked and not logged.
 
 use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, TaskContext, Tuple};
-use squall_model::{Config, StreamSpec};
 use tracing::info;
 
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "log";
-const KEYS: &[&str] = &["every"];
-
-/// Parsed configuration of a `log` bolt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogConfig {
-    /// Log one tuple in this many.
-    pub every: u64,
-}
-
-impl LogConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        match c.u64_or("every", 1)? {
-            0 => Err(ConfigError::Invalid {
-                key: "every".to_owned(),
-                expected: "a positive integer".to_owned(),
-                got: "0".to_owned(),
-            }),
-            every => Ok(LogConfig { every }),
-        }
-    }
-}
-
-pub(crate) fn outputs() -> Vec<StreamSpec> {
-    Vec::new()
-}
+pub use squall_catalog::log::{LogConfig, KIND};
 
 /// The `log` bolt.
 pub struct LogBolt {
@@ -108,6 +77,7 @@ impl BasicBolt for LogBolt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_model::Config;
 
     #[test]
     fn logs_one_in_every() {

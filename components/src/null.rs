@@ -10,20 +10,8 @@
 //! - MUST ack every input, at once, and do nothing else.
 
 use squall_engine::{Bolt, BoltOutput, ComponentError, Tuple};
-use squall_model::{Config, StreamSpec};
 
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "null";
-
-pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    Conf::new(KIND, config, &[]).map(|_| ())
-}
-
-pub(crate) fn outputs() -> Vec<StreamSpec> {
-    Vec::new()
-}
+pub use squall_catalog::null::KIND;
 
 /// The `null` bolt.
 #[derive(Default)]

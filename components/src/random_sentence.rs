@@ -17,14 +17,10 @@
 //!   `reliable`, acked.
 
 use squall_engine::{Value, Values};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+pub use squall_catalog::random_sentence::{RandomSentenceConfig, KIND};
 
 use crate::ids::{mix64, IdSource};
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "random-sentence";
-const KEYS: &[&str] = &["seed", "count", "reliable"];
 
 /// The sentences, Storm's classic five.
 pub const SENTENCES: [&str; 5] = [
@@ -34,33 +30,6 @@ pub const SENTENCES: [&str; 5] = [
     "snow white and the seven dwarfs",
     "i am at two with nature",
 ];
-
-/// Parsed configuration of a `random-sentence` spout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RandomSentenceConfig {
-    /// Seed of the choice.
-    pub seed: u64,
-    /// Sentences to emit, if finite.
-    pub count: Option<u64>,
-    /// Emit with message ids.
-    pub reliable: bool,
-}
-
-impl RandomSentenceConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        Ok(RandomSentenceConfig {
-            seed: c.u64_or("seed", 0)?,
-            count: c.u64_opt("count")?,
-            reliable: c.bool_or("reliable", true)?,
-        })
-    }
-}
-
-pub(crate) fn outputs(_config: &Config) -> Vec<StreamSpec> {
-    vec![StreamSpec::new(DEFAULT_STREAM, &["sentence"])]
-}
 
 /// The sentence of tuple `id` for `seed`.
 pub fn sentence_for(seed: u64, id: u64) -> &'static str {
@@ -96,6 +65,7 @@ crate::ids::id_spout!(RandomSentenceSpout);
 mod tests {
     use super::*;
     use squall_engine::Spout;
+    use squall_model::Config;
 
     fn spout(json: serde_json::Value) -> RandomSentenceSpout {
         let config: Config = serde_json::from_value(json).unwrap();

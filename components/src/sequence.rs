@@ -16,38 +16,10 @@
 //! - After a restart of the task the numbers start again from the beginning (at-least-once).
 
 use squall_engine::{Value, Values};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+pub use squall_catalog::sequence::{SequenceConfig, KIND};
 
 use crate::ids::IdSource;
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "sequence";
-const KEYS: &[&str] = &["count", "reliable"];
-
-/// Parsed configuration of a `sequence` spout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SequenceConfig {
-    /// Numbers to emit, if finite.
-    pub count: Option<u64>,
-    /// Emit with message ids.
-    pub reliable: bool,
-}
-
-impl SequenceConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        Ok(SequenceConfig {
-            count: c.u64_opt("count")?,
-            reliable: c.bool_or("reliable", true)?,
-        })
-    }
-}
-
-pub(crate) fn outputs(_config: &Config) -> Vec<StreamSpec> {
-    vec![StreamSpec::new(DEFAULT_STREAM, &["n"])]
-}
 
 /// The `sequence` spout.
 pub struct SequenceSpout {
@@ -76,6 +48,7 @@ crate::ids::id_spout!(SequenceSpout);
 mod tests {
     use super::*;
     use squall_engine::Spout;
+    use squall_model::Config;
 
     #[test]
     fn emits_numbers_and_replays_failures() {

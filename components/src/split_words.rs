@@ -15,38 +15,10 @@
 //! - SHOULD not copy words: they share the input's text buffer unless lower-cased.
 
 use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Tuple, Value, Values};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+
+pub use squall_catalog::split_words::{SplitWordsConfig, KIND};
 
 use crate::fields;
-use squall_component_config::{Conf, ConfigError};
-
-/// Kind name.
-pub const KIND: &str = "split-words";
-const KEYS: &[&str] = &["field", "lowercase"];
-
-/// Parsed configuration of a `split-words` bolt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SplitWordsConfig {
-    /// Text field; `None` means the first field.
-    pub field: Option<String>,
-    /// Lower-case the words.
-    pub lowercase: bool,
-}
-
-impl SplitWordsConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        Ok(SplitWordsConfig {
-            field: c.field_opt("field")?,
-            lowercase: c.bool_or("lowercase", false)?,
-        })
-    }
-}
-
-pub(crate) fn outputs(_config: &Config) -> Vec<StreamSpec> {
-    vec![StreamSpec::new(DEFAULT_STREAM, &["word"])]
-}
 
 /// The `split-words` bolt.
 pub struct SplitWords {
@@ -116,6 +88,7 @@ impl BasicBolt for SplitWords {
 mod tests {
     use super::*;
     use squall_engine::values;
+    use squall_model::Config;
 
     fn words(config: serde_json::Value, input: &Tuple) -> Result<Vec<String>, String> {
         let config: Config = serde_json::from_value(config).unwrap();

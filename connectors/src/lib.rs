@@ -6,8 +6,9 @@
 //! | [`sse`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`redis-counter`](redis_counter) | bolt | none |
 //!
-//! `squall_components::Builtins` registers these kinds; [`describe`] and [`build`] are
-//! what it calls. Each module's documentation is the component's specification.
+//! Their config types, checks and default outputs are `squall-catalog`'s (validation reads
+//! them there); `squall_components::Builtins` builds these kinds with [`build`]. Each
+//! module's documentation is the component's specification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -25,7 +26,7 @@ pub use config::{BackoffConfig, ConfigError};
 pub use live::{counters, LiveConfig, ERROR_STREAM};
 
 use squall_engine::{Bolt, ComponentError, Spout};
-use squall_model::{Config, Role, StreamSpec};
+use squall_model::Config;
 
 /// Every connector kind.
 pub const KINDS: &[&str] = &[websocket::KIND, sse::KIND, redis_counter::KIND];
@@ -36,19 +37,6 @@ pub enum Built {
     Spout(Box<dyn Spout>),
     /// A bolt instance.
     Bolt(Box<dyn Bolt>),
-}
-
-/// Role and default outputs of a connector kind with this config; `None` for a kind that
-/// is not a connector.
-pub fn describe(kind: &str, config: &Config) -> Option<Result<(Role, Vec<StreamSpec>), ConfigError>> {
-    Some(match kind {
-        websocket::KIND => websocket::parse(config).map(|_| (Role::Spout, websocket::outputs())),
-        sse::KIND => sse::parse(config).map(|_| (Role::Spout, sse::outputs())),
-        redis_counter::KIND => {
-            redis_counter::RedisCounterConfig::parse(config).map(|_| (Role::Bolt, redis_counter::outputs()))
-        }
-        _ => return None,
-    })
 }
 
 /// A fresh instance of a connector kind; `None` for a kind that is not a connector.

@@ -40,29 +40,15 @@
 //! - MUST ignore tick tuples. Never panics on input or on Redis' replies.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use squall_engine::{Bolt, BoltOutput, ComponentError, Counters, TaskContext, Tuple, Value};
-use squall_model::{Config, StreamSpec};
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::{BackoffConfig, Conf, ConfigError};
-use crate::resp::{encode, Connection, RedisAddr, Reply};
+use crate::resp::{encode, Connection, Reply};
 
-/// Kind name.
-pub const KIND: &str = "redis-counter";
-const KEYS: &[&str] = &[
-    "url",
-    "address",
-    "prefix",
-    "field",
-    "batch_size",
-    "aggregate",
-    "timeout_ms",
-    "backoff_initial_ms",
-    "backoff_max_ms",
-];
+pub use squall_catalog::redis_counter::{RedisCounterConfig, KIND};
 
 /// Counter names.
 pub mod counters {
@@ -74,56 +60,6 @@ pub mod counters {
     pub const COMMAND_ERRORS: &str = "command_errors";
     /// Keys that are not `category_value` text.
     pub const MALFORMED_KEYS: &str = "malformed_keys";
-}
-
-/// Parsed configuration of a `redis-counter` bolt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RedisCounterConfig {
-    /// Where Redis is.
-    pub addr: RedisAddr,
-    /// Key prefix.
-    pub prefix: String,
-    /// Key field; `None` means the first field.
-    pub field: Option<String>,
-    /// Flush threshold.
-    pub batch_size: usize,
-    /// Merge increments within a flush.
-    pub aggregate: bool,
-    /// I/O timeout.
-    pub timeout: Duration,
-    /// Reconnection backoff.
-    pub backoff: BackoffConfig,
-}
-
-impl RedisCounterConfig {
-    /// Reads and checks the configuration.
-    pub fn parse(config: &Config) -> Result<Self, ConfigError> {
-        let c = Conf::new(KIND, config, KEYS)?;
-        let (key, url) = match (c.str_opt("url")?, c.str_opt("address")?) {
-            (Some(_), Some(_)) => return Err(c.invalid("address", "either url or address, not both")),
-            (Some(u), None) => ("url", u),
-            (None, Some(a)) => ("address", a),
-            (None, None) => ("url", "redis://127.0.0.1:6379"),
-        };
-        let addr = RedisAddr::parse(url).map_err(|e| c.invalid(key, &e))?;
-        let field = c.str_opt("field")?;
-        if field == Some("") {
-            return Err(c.invalid("field", "a non-empty field name"));
-        }
-        Ok(RedisCounterConfig {
-            addr,
-            prefix: c.str_opt("prefix")?.unwrap_or("").to_owned(),
-            field: field.map(str::to_owned),
-            batch_size: usize::try_from(c.positive_or("batch_size", 1000)?).unwrap_or(usize::MAX),
-            aggregate: c.bool_or("aggregate", true)?,
-            timeout: Duration::from_millis(c.positive_or("timeout_ms", 2000)?),
-            backoff: BackoffConfig::parse(&c, 100, 5000)?,
-        })
-    }
-}
-
-pub(crate) fn outputs() -> Vec<StreamSpec> {
-    Vec::new()
 }
 
 /// The `redis-counter` bolt.
@@ -537,27 +473,5 @@ mod tests {
             Some(("country", "Bosnia_and_Herzegovina"))
         );
         assert_eq!(split_key("nounderscore"), None);
-    }
-
-    #[test]
-    fn config() {
-        let parse = |v: serde_json::Value| {
-            RedisCounterConfig::parse(&serde_json::from_value(v).unwrap()).map_err(|e| e.to_string())
-        };
-        let c = parse(serde_json::json!({})).unwrap();
-        assert_eq!(c.addr.address, "127.0.0.1:6379");
-        assert!(c.aggregate);
-        assert_eq!(c.batch_size, 1000);
-        let c = parse(serde_json::json!({"address": "127.0.0.1:7001", "prefix": "wiki:"})).unwrap();
-        assert_eq!(
-            (c.addr.address.as_str(), c.prefix.as_str()),
-            ("127.0.0.1:7001", "wiki:")
-        );
-        assert!(parse(serde_json::json!({"url": "redis://x"}))
-            .unwrap_err()
-            .contains("\"url\""));
-        assert!(parse(serde_json::json!({"url": "a:1", "address": "b:2"})).is_err());
-        assert!(parse(serde_json::json!({"batch_size": 0})).is_err());
-        assert!(parse(serde_json::json!({"field": ""})).is_err());
     }
 }

@@ -9,6 +9,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+pub use squall_catalog::redis_counter::RedisAddr;
+
 /// A reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -124,49 +126,6 @@ fn read_depth(r: &mut impl BufRead, depth: usize) -> Result<Reply, RespError> {
             Ok(Reply::Array(Some(items)))
         }
         other => Err(RespError::Protocol(format!("unknown reply type {other:?}"))),
-    }
-}
-
-/// Where a Redis server is, and how to log in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RedisAddr {
-    /// `host:port`.
-    pub address: String,
-    /// Database number for SELECT.
-    pub db: Option<u32>,
-    /// Password for AUTH.
-    pub password: Option<String>,
-}
-
-impl RedisAddr {
-    /// `redis://[:password@]host:port[/db]` or plain `host:port`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not redis://[:password@]host:port[/db] or host:port");
-        let rest = s.strip_prefix("redis://").unwrap_or(s);
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((a, r)) => (Some(a), r),
-            None => (None, rest),
-        };
-        let password = match auth {
-            Some(a) => Some(a.strip_prefix(':').unwrap_or(a).to_owned()).filter(|p| !p.is_empty()),
-            None => None,
-        };
-        let (address, db) = match rest.split_once('/') {
-            Some((a, "")) => (a, None),
-            Some((a, d)) => (a, Some(d.parse::<u32>().map_err(|_| bad())?)),
-            None => (rest, None),
-        };
-        let port_ok = address
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !port_ok {
-            return Err(bad());
-        }
-        Ok(RedisAddr {
-            address: address.to_owned(),
-            db,
-            password,
-        })
     }
 }
 
@@ -297,22 +256,5 @@ mod tests {
             read_reply(&mut deep.as_bytes()),
             Err(RespError::Protocol(_))
         ));
-    }
-
-    #[test]
-    fn addresses() {
-        let a = RedisAddr::parse("redis://127.0.0.1:6379").unwrap();
-        assert_eq!(
-            (a.address.as_str(), a.db, a.password),
-            ("127.0.0.1:6379", None, None)
-        );
-        let a = RedisAddr::parse("redis://:s3cret@localhost:7000/2").unwrap();
-        assert_eq!(
-            (a.address.as_str(), a.db, a.password.as_deref()),
-            ("localhost:7000", Some(2), Some("s3cret"))
-        );
-        assert_eq!(RedisAddr::parse("127.0.0.1:1").unwrap().address, "127.0.0.1:1");
-        assert!(RedisAddr::parse("redis://host").is_err());
-        assert!(RedisAddr::parse("redis://host:1/x").is_err());
     }
 }

@@ -43,29 +43,13 @@ use std::time::Duration;
 use bytestring::ByteString;
 use futures_util::StreamExt as _;
 use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value};
-use squall_model::{Config, StreamSpec};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::{Conf, ConfigError};
-use crate::live::{self, counters, LiveConfig, LiveSpout, Sink};
+use crate::live::{counters, LiveSpout, Sink};
 
-/// Kind name.
-pub const KIND: &str = "websocket";
-
-/// Parsed configuration of a `websocket` spout.
-pub type WebsocketConfig = LiveConfig;
-
-/// Reads and checks a `websocket` spout's configuration.
-pub fn parse(config: &Config) -> Result<WebsocketConfig, ConfigError> {
-    let c = Conf::new(KIND, config, live::LIVE_KEYS)?;
-    LiveConfig::parse(&c, &["ws://"])
-}
-
-pub(crate) fn outputs() -> Vec<StreamSpec> {
-    live::outputs()
-}
+pub use squall_catalog::websocket::{parse, WebsocketConfig, KIND};
 
 /// The `websocket` spout.
 pub struct WebsocketSpout {
@@ -164,36 +148,5 @@ impl Spout for WebsocketSpout {
 
     fn close(&mut self) {
         self.live.close()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn cfg(v: serde_json::Value) -> Config {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn config() {
-        let c = parse(&cfg(serde_json::json!({"url": "ws://127.0.0.1:9000/"}))).unwrap();
-        assert!(c.reliable && c.validate);
-        assert_eq!(c.retry_buffer, 100_000);
-        assert_eq!(c.replay_delay, Duration::from_millis(50));
-        assert_eq!(
-            parse(&Config::new()).unwrap_err().to_string(),
-            "config key \"url\" is required: the feed's URL (ws://)"
-        );
-        assert!(parse(&cfg(serde_json::json!({"url": "http://x/"}))).is_err());
-        assert!(parse(&cfg(serde_json::json!({"url": "ws://x/", "retry_buffer": 0}))).is_err());
-        assert!(parse(&cfg(
-            serde_json::json!({"url": "ws://x/", "backoff_initial_ms": 50, "backoff_max_ms": 10})
-        ))
-        .is_err());
-        assert!(parse(&cfg(serde_json::json!({"url": "ws://x/", "urll": 1}))).is_err());
-        let c = parse(&cfg(serde_json::json!({"url": "ws://x/", "replay_delay_ms": 0}))).unwrap();
-        assert!(c.replay_delay.is_zero());
     }
 }

@@ -143,7 +143,7 @@ spec:
         let m = TopologyManifest::from_yaml(yaml, "t").unwrap();
         let mut t = Topology::new("t", m.spec.clone());
         t.metadata.namespace = Some("ns".into());
-        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap();
+        let plan = squall_model::validate(&m, &squall_catalog::BuiltinKinds).unwrap();
         let workers = [("t-0".to_owned(), "10.0.0.1:7000".to_owned())];
         let written = CurrentAssignment {
             assignment: Assignment::round_robin(&plan, MANIFEST_KEY.into(), &workers, 3),

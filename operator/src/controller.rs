@@ -221,7 +221,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let plan = squall_model::crd::plan_stored(
         &manifest,
         &manifest_yaml,
-        &squall_components::Builtins,
+        &squall_catalog::BuiltinKinds,
         &ctx.config.workers.limits,
     );
     let clock = jiff::Timestamp::now();

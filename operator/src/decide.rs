@@ -424,7 +424,7 @@ spec:
     });
 
     fn plan() -> Plan {
-        squall_model::validate(&PARSED, &squall_components::Builtins)
+        squall_model::validate(&PARSED, &squall_catalog::BuiltinKinds)
             .unwrap_or_else(|e| panic!("test manifest is invalid: {e}"))
     }
 
@@ -599,7 +599,8 @@ spec:
     fn manifest_with(edit: impl FnOnce(&mut TopologyManifest)) -> (TopologyManifest, Plan) {
         let mut m = PARSED.clone();
         edit(&mut m);
-        let plan = squall_model::validate(&m, &squall_components::Builtins).unwrap_or_else(|e| panic!("{e}"));
+        let plan =
+            squall_model::validate(&m, &squall_catalog::BuiltinKinds).unwrap_or_else(|e| panic!("{e}"));
         (m, plan)
     }
 

@@ -1,5 +1,6 @@
-//! The operator talks to its workers through `squall-control` only: neither the worker
-//! crate nor its gRPC stack is linked into it, and the contract itself has no engine.
+//! The operator talks to its workers through `squall-control` only and validates specs
+//! with `squall-catalog`: neither the worker, its gRPC stack nor the engine and its
+//! components are linked into it.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -49,21 +50,34 @@ fn the_contract_has_no_engine_behind_it() {
     }
 }
 
-/// The engine still comes in with the component catalog that validates specs
-/// (`squall-components`), and only that way: nothing the operator uses of it runs tasks.
+/// Validating specs needs the built-in kinds' names and config checks (`squall-catalog`),
+/// not their implementations: nothing that runs tasks is linked into the operator.
 #[test]
-fn the_engine_comes_only_with_the_component_catalog() {
-    let direct = tree(&["-p", "squall-operator", "--depth", "1"]);
-    assert!(!direct.contains("squall-engine"), "{direct:?}");
-    let dependents = tree(&["-p", "squall-operator", "-i", "squall-engine"]);
-    let through: BTreeSet<String> = [
+fn the_operator_links_no_engine() {
+    let deps = tree(&["-p", "squall-operator"]);
+    assert!(deps.contains("squall-catalog"), "{deps:?}");
+    for banned in [
+        "tonic",
+        "squall-engine",
+        "squall-worker",
+        "squall-components",
+        "squall-connectors",
+        "squall-multilang",
+    ] {
+        assert!(!deps.contains(banned), "squall-operator depends on {banned}");
+    }
+}
+
+#[test]
+fn the_catalog_has_no_implementations_behind_it() {
+    let deps = tree(&["-p", "squall-catalog"]);
+    for banned in [
         "squall-engine",
         "squall-components",
         "squall-connectors",
         "squall-multilang",
-        "squall-operator",
-    ]
-    .map(str::to_owned)
-    .into();
-    assert!(dependents.is_subset(&through), "{dependents:?}");
+        "tokio",
+    ] {
+        assert!(!deps.contains(banned), "squall-catalog depends on {banned}");
+    }
 }
