@@ -1,0 +1,190 @@
+//! Summing several workers' pages into one snapshot.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use squall_engine::metrics::{latency_bucket_bounds, LatencyBuckets};
+use squall_engine::{ComponentSnapshot, Percentiles, Snapshot, Stats};
+
+use super::{exported_bounds, Sample, HISTOGRAMS};
+
+fn role(s: &str) -> &'static str {
+    match s {
+        "spout" => "spout",
+        "acker" => "acker",
+        _ => "bolt",
+    }
+}
+
+/// One histogram summed over pages: cumulative counts per finite bound, then `+Inf`.
+#[derive(Default)]
+pub(super) struct Summed {
+    pub(super) cumulative: Vec<u64>,
+    pub(super) total: u64,
+    pub(super) sum: u64,
+    pub(super) max: u64,
+}
+
+impl Summed {
+    /// Adds one sample of a page if it belongs to a latency histogram.
+    fn add(all: &mut BTreeMap<(String, usize), Summed>, comp: &str, name: &str, le: Option<&str>, v: u64) {
+        let Some((which, part)) = HISTOGRAMS.iter().enumerate().find_map(|(i, h)| {
+            if name == h.max {
+                return Some((i, "max"));
+            }
+            let part = name.strip_prefix(h.name)?;
+            ["_bucket", "_sum", "_count"].contains(&part).then_some((i, part))
+        }) else {
+            return;
+        };
+        let bounds = latency_bucket_bounds();
+        let s = all.entry((comp.to_owned(), which)).or_default();
+        if s.cumulative.is_empty() {
+            s.cumulative = vec![0; bounds.len()];
+        }
+        match (part, le) {
+            ("max", _) => s.max = s.max.max(v),
+            ("_sum", _) => s.sum += v,
+            ("_bucket", Some("+Inf")) => s.total += v,
+            ("_bucket", Some(le)) => {
+                // Bounds that are not the engine's (another build) are skipped, not misfiled.
+                let at = le
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|le| le.fract() == 0.0)
+                    .and_then(|le| bounds.binary_search(&(le as u64)).ok());
+                if let Some(i) = at {
+                    s.cumulative[i] += v;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A quantile from the exported buckets: the geometric middle of the one holding its
+    /// rank (at most the maximum), or the maximum above the last bound.
+    pub(super) fn quantile(&self, q: f64) -> u64 {
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut lo = 1;
+        for &(i, hi) in exported_bounds() {
+            if self.cumulative.get(i).copied().unwrap_or(0) >= rank {
+                let mid = ((lo as f64) * (hi as f64)).sqrt().round() as u64;
+                return if self.max > 0 { mid.min(self.max) } else { mid };
+            }
+            lo = hi + 1;
+        }
+        self.max
+    }
+
+    fn percentiles(&self) -> Percentiles {
+        if self.total == 0 {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: self.total,
+            p50: self.quantile(0.5),
+            p99: self.quantile(0.99),
+            max: self.max,
+            mean: self.sum as f64 / self.total as f64,
+        }
+    }
+
+    fn buckets(&self) -> LatencyBuckets {
+        let mut counts = Vec::with_capacity(self.cumulative.len());
+        let mut below = 0;
+        for c in &self.cumulative {
+            counts.push(c.saturating_sub(below));
+            below = below.max(*c);
+        }
+        LatencyBuckets {
+            counts,
+            overflow: self.total.saturating_sub(below),
+            sum: self.sum,
+            max: self.max,
+        }
+    }
+}
+
+/// Sums the components of several workers' pages into one snapshot. Counters and gauges
+/// add up; latency histograms add up bucket by bucket, so p50/p99 are those of all the
+/// workers' samples together (within [`EXPORTED_BUCKET_ERROR`](super::EXPORTED_BUCKET_ERROR)),
+/// the maximum is the largest and the mean comes from the summed sums.
+pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
+    let mut comps: BTreeMap<String, ComponentSnapshot> = BTreeMap::new();
+    let mut histograms: BTreeMap<(String, usize), Summed> = BTreeMap::new();
+    let mut uptime = 0f64;
+    for page in pages {
+        for (name, labels, v) in page {
+            if name == "squall_uptime_seconds" {
+                uptime = uptime.max(*v);
+                continue;
+            }
+            let Some(comp) = labels.get("component") else {
+                continue;
+            };
+            let c = comps.entry(comp.clone()).or_insert_with(|| ComponentSnapshot {
+                name: comp.clone(),
+                role: role(labels.get("role").map(String::as_str).unwrap_or("bolt")),
+                executors: 0,
+                total: Stats::default(),
+                tasks: Vec::new(),
+                queue_depth: 0,
+                queue_capacity: 0,
+                last_error: None,
+                custom: BTreeMap::new(),
+                // All of a spout's workers must say finished; see squall_spout_finished.
+                finished: labels.get("role").map(String::as_str) == Some("spout"),
+            });
+            let n = *v as u64;
+            let t = &mut c.total;
+            match name.as_str() {
+                "squall_emitted_total" => t.emitted += n,
+                "squall_transferred_total" => t.transferred += n,
+                "squall_executed_total" => t.executed += n,
+                "squall_acked_total" => t.acked += n,
+                "squall_failed_total" => t.failed += n,
+                "squall_timed_out_total" => t.timed_out += n,
+                "squall_errors_total" => t.errors += n,
+                "squall_restarts_total" => t.restarts += n,
+                "squall_unroutable_total" => t.unroutable += n,
+                "squall_spout_finished" => c.finished &= n == 1,
+                "squall_busy_nanoseconds_total" => t.busy_ns += n,
+                "squall_backpressure_nanoseconds_total" => t.backpressure_ns += n,
+                "squall_pending" => t.pending += n,
+                "squall_queue_depth" => c.queue_depth += n,
+                "squall_queue_capacity" => c.queue_capacity += n,
+                "squall_executors" => c.executors += n as u32,
+                "squall_task_info" => {
+                    if let Some(task) = labels.get("task").and_then(|t| t.parse().ok()) {
+                        c.tasks.push((task, Stats::default()));
+                    }
+                }
+                other => {
+                    // Latency summaries are skipped: their quantiles do not add up.
+                    Summed::add(
+                        &mut histograms,
+                        comp,
+                        other,
+                        labels.get("le").map(String::as_str),
+                        n,
+                    );
+                }
+            }
+        }
+    }
+    for ((comp, which), summed) in &histograms {
+        let Some(c) = comps.get_mut(comp) else { continue };
+        let (buckets, percentiles) = (HISTOGRAMS[*which].of_mut)(&mut c.total);
+        *buckets = summed.buckets();
+        *percentiles = summed.percentiles();
+    }
+    let mut components: Vec<ComponentSnapshot> = comps.into_values().collect();
+    for c in &mut components {
+        c.tasks.sort_by_key(|(t, _)| *t);
+    }
+    components.sort_by_key(|c| c.tasks.first().map(|t| t.0).unwrap_or(u32::MAX));
+    Snapshot {
+        uptime: Duration::from_secs_f64(uptime),
+        components,
+    }
+}
