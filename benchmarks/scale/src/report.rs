@@ -32,7 +32,7 @@ fn q(v: &[u64], p: f64) -> String {
 /// One line per size on the console.
 pub fn print(o: &Outcome) {
     eprintln!(
-        "   {}: {:.1} req/s steady ({:.2} per worker), apiserver CPU {:.0}%, etcd {:.0}%, operator {:.0}%, sim {:.0}%; \
+        "   {}: {:.1} req/s steady ({:.2} per worker), apiserver CPU {:.0}%, etcd {:.0}%, operator {:.1}%, sim {:.1}%; \
          reconcile p50/p99 {}/{} ms; deactivate written p50/p99 {}/{} ms, everywhere {}/{} ms; activate written {}/{} ms, everywhere {}/{} ms",
         o.size,
         rate(total(&o.steady), o.window),
@@ -131,8 +131,8 @@ pub fn section(args: &Args, outcomes: &[Outcome], failure: Option<&(Size, String
         row(&mut s, "API server requests/s, steady", outcomes, |o| {
             format!("{:.1}", rate(total(&o.steady), o.window))
         });
-        row(&mut s, "… of which worker Lease renewals (leases PATCH)", outcomes, |o| {
-            let n = o.steady.get(&("leases".into(), "PATCH".into())).copied().unwrap_or(0.0);
+        row(&mut s, "… of which Lease renewals (leases APPLY: the workers' and the node's)", outcomes, |o| {
+            let n = o.steady.get(&("leases".into(), "APPLY".into())).copied().unwrap_or(0.0);
             format!("{:.1}", rate(n, o.window))
         });
         row(&mut s, "… per worker", outcomes, |o| {
