@@ -144,8 +144,9 @@ fn main() -> Result<()> {
     let args: Args = clap::Parser::parse();
     let reconciles = Reconciles::default();
     let log = tracing_subscriber::fmt::layer().with_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off,kube_runtime=error")),
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,kube_client=off,kube_runtime=error")
+        }),
     );
     let capture = reconciles.clone().with_filter(
         tracing_subscriber::filter::Targets::new()
@@ -211,12 +212,25 @@ spec:
 fn install_crd(cluster: &TestCluster) -> Result<()> {
     let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/topology.yaml");
     let out = cluster.kubectl().args(["apply", "-f"]).arg(crd).output()?;
-    ensure!(out.status.success(), "CRD apply: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "CRD apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cluster
         .kubectl()
-        .args(["wait", "--for=condition=Established", "--timeout=60s", "crd/topologies.squall.dev"])
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/topologies.squall.dev",
+        ])
         .output()?;
-    ensure!(out.status.success(), "CRD: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "CRD: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -269,7 +283,12 @@ fn next_generation(seen: &Generations, topology: &str, after: u64) -> Option<(u6
     Some((*g, *at))
 }
 
-async fn run_size(size: Size, args: &Args, operator_rt: &tokio::runtime::Handle, reconciles: &Reconciles) -> Result<Outcome> {
+async fn run_size(
+    size: Size,
+    args: &Args,
+    operator_rt: &tokio::runtime::Handle,
+    reconciles: &Reconciles,
+) -> Result<Outcome> {
     let cluster = TestCluster::start_with(ClusterOptions {
         node_monitor_grace_period: Duration::from_secs(40),
         start_timeout: Duration::from_secs(240),
@@ -278,7 +297,9 @@ async fn run_size(size: Size, args: &Args, operator_rt: &tokio::runtime::Handle,
     .await?;
     install_crd(&cluster)?;
     let admin = cluster.client();
-    let apiserver = cluster.pid_of("kube-apiserver").context("no kube-apiserver pid")?;
+    let apiserver = cluster
+        .pid_of("kube-apiserver")
+        .context("no kube-apiserver pid")?;
     let etcd = cluster.pid_of("etcd").context("no etcd pid")?;
     let node = sim::register_node(&admin).await?;
     let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path())?;
@@ -318,7 +339,18 @@ async fn run_size(size: Size, args: &Args, operator_rt: &tokio::runtime::Handle,
         .map_err(anyhow::Error::from)
     });
 
-    let result = measure_size(size, args, &cluster, &admin, &fleet, &generations, reconciles, apiserver, etcd).await;
+    let result = measure_size(
+        size,
+        args,
+        &cluster,
+        &admin,
+        &fleet,
+        &generations,
+        reconciles,
+        apiserver,
+        etcd,
+    )
+    .await;
     operator.abort();
     fleet.stop_all();
     kubelet.abort();
@@ -376,7 +408,10 @@ async fn measure_size(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let startup = created.elapsed();
-    eprintln!("   every worker running after {:.1} s; settling", startup.as_secs_f64());
+    eprintln!(
+        "   every worker running after {:.1} s; settling",
+        startup.as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(3 * RENEW_SECONDS + 4)).await;
 
     // The steady window.
@@ -418,7 +453,9 @@ async fn measure_size(
                 let patch = patch.clone();
                 async move {
                     let at = Instant::now();
-                    topos.patch(n, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                    topos
+                        .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
                     Ok::<_, kube::Error>(at)
                 }
             }))
@@ -438,7 +475,10 @@ async fn measure_size(
                     false
                 });
                 if Instant::now() > limit {
-                    bail!("round {round}, {state}: {} topologies not changed after 60 s", pending.len());
+                    bail!(
+                        "round {round}, {state}: {} topologies not changed after 60 s",
+                        pending.len()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

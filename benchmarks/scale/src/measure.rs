@@ -101,7 +101,10 @@ pub struct Reconciles(Arc<Mutex<Vec<u64>>>);
 impl Reconciles {
     /// Takes the durations recorded so far.
     pub fn take(&self) -> Vec<u64> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }
 

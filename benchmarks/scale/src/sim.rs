@@ -137,7 +137,11 @@ async fn node_heartbeat(client: &Client, uid: &str, full: bool) -> Result<()> {
         "spec": {"holderIdentity": NODE, "leaseDurationSeconds": 40, "renewTime": MicroTime(now)},
     });
     leases
-        .patch(NODE, &PatchParams::apply("squall-bench-scale").force(), &Patch::Apply(lease))
+        .patch(
+            NODE,
+            &PatchParams::apply("squall-bench-scale").force(),
+            &Patch::Apply(lease),
+        )
         .await?;
     let cond = |t: &str, s: &str| {
         json!({"type": t, "status": s, "reason": "Simulated", "message": "squall-bench-scale",
