@@ -119,7 +119,7 @@ bench-compare: toolchain multilang-venv
 # /status, no engine) against a real control plane (kube-testenv, the same binaries as
 # `make test-k8s`), at each size TOPOLOGIESxWORKERS; rewrites only its own section of
 # BENCHMARKS.md. Not part of `make test` or `make bench` (a few minutes per size).
-SCALE_SIZES ?= 1x30,10x30
+SCALE_SIZES ?= 1x30,10x30,3x100
 SCALE_WINDOW ?= 60
 SCALE_ROUNDS ?= 10
 bench-scale: toolchain k8s-bins
