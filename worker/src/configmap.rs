@@ -345,6 +345,14 @@ async fn watch_once(
     cursor.ended(started.elapsed(), events, jitter())
 }
 
+/// Follows the ConfigMap on the caller's runtime for ever, exactly as [`start`] does from its
+/// thread: `first` is sent once the files first hold an assignment naming this worker. The
+/// directory of `cfg.assignment` must exist. For many simulated workers in one process
+/// (`benchmarks/scale`), where a thread and a runtime each would be too many.
+pub async fn follow_with(api: Api<ConfigMap>, cfg: SyncConfig, first: std::sync::mpsc::Sender<()>) {
+    follow(api, Mirror::new(cfg), first).await;
+}
+
 /// Waits until the ConfigMap assigns this worker and its files are written, then keeps
 /// them up to date from a background thread for the life of the process.
 pub fn start(cfg: SyncConfig) -> Result<(), SyncError> {

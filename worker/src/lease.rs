@@ -71,6 +71,20 @@ fn lease(cfg: &LeaseConfig) -> Lease {
     }
 }
 
+/// Renews the Lease on the caller's runtime for ever: one server-side apply every
+/// `renew_every`. [`start`] runs it on its own thread; `benchmarks/scale` runs many.
+pub async fn renew(api: Api<Lease>, cfg: LeaseConfig) {
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    loop {
+        let body = lease(&cfg);
+        match api.patch(&cfg.name, &pp, &Patch::Apply(&body)).await {
+            Ok(_) => tracing::trace!(lease = %cfg.name, "lease renewed"),
+            Err(e) => tracing::warn!(lease = %cfg.name, error = %e, "renewing the lease failed"),
+        }
+        tokio::time::sleep(cfg.renew_every).await;
+    }
+}
+
 /// Renews the Lease from a background thread for the life of the process.
 pub fn start(cfg: LeaseConfig) -> Result<(), LeaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -81,19 +95,7 @@ pub fn start(cfg: LeaseConfig) -> Result<(), LeaseError> {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     std::thread::Builder::new()
         .name("lease".into())
-        .spawn(move || {
-            rt.block_on(async {
-                let pp = PatchParams::apply(FIELD_MANAGER).force();
-                loop {
-                    let body = lease(&cfg);
-                    match api.patch(&cfg.name, &pp, &Patch::Apply(&body)).await {
-                        Ok(_) => tracing::trace!(lease = %cfg.name, "lease renewed"),
-                        Err(e) => tracing::warn!(lease = %cfg.name, error = %e, "renewing the lease failed"),
-                    }
-                    tokio::time::sleep(cfg.renew_every).await;
-                }
-            })
-        })
+        .spawn(move || rt.block_on(renew(api, cfg)))
         .map_err(LeaseError::Runtime)?;
     Ok(())
 }
