@@ -2,20 +2,27 @@
 //! behind it, so the operator links only this and the topology model.
 //!
 //! - [`assignment`]: which worker runs which tasks, as the operator writes it and every
-//!   worker reads it; the round-robin plan and its check.
-//! - [`plan_hash`]: one identity of a plan regardless of activation, which peers must
-//!   share and which tells the operator a rebalance from an activation.
+//!   worker reads it; the round-robin plan, the minimal-move rebalance and its check.
+//! - [`slice`]: what one worker's engine is built from, so only engines whose slice
+//!   changed restart.
+//! - [`plan_hash`]: one identity of a plan regardless of what no engine reads (activation,
+//!   pod settings), which peers must share and which tells the operator a rebalance from
+//!   a change the engines do not see.
 //! - [`status`]: what a worker reports on `GET /status`, which the operator reads to
 //!   drain before a kill or a rebalance and to activate once every worker runs a plan.
 #![forbid(unsafe_code)]
 
 pub mod assignment;
+mod balance;
+mod flow;
+pub mod slice;
 pub mod status;
 
 pub use assignment::{Assignment, AssignmentError, WorkerSpec};
+pub use slice::{engine_spec, EngineSlice};
 pub use status::{DropCounts, WorkerStatus, MAX_STATUS_BYTES, STATUS_PATH};
 
-use squall_model::{DesiredState, TopologyManifest};
+use squall_model::{Metadata, TopologyManifest};
 
 /// The ConfigMap key holding the assignment.
 pub const ASSIGNMENT_KEY: &str = "assignment.yaml";
@@ -27,13 +34,20 @@ pub const MANIFEST_KEY: &str = "topology.yaml";
 #[error("serializing the manifest: {0}")]
 pub struct PlanHashError(#[from] serde_yaml_ng::Error);
 
-/// The identity of the plan a manifest describes, activation aside: xxh3 of its YAML with
-/// `desiredState` normalised, as 16 hex digits. Spouts are switched on and off in place,
-/// so peers that differ only in activation must keep talking, and the operator must see
-/// such a change as an activation, not a rebalance.
+/// The identity of the plan a manifest describes, as far as engines read it: xxh3 of its
+/// YAML with the spec reduced by [`engine_spec`] and the metadata to the name, as 16 hex
+/// digits. Spouts are switched on and off in place, so peers that differ only in
+/// activation must keep talking, and the operator must see such a change (or one of the
+/// pod settings) as no rebalance.
 pub fn plan_hash(manifest: &TopologyManifest) -> Result<String, PlanHashError> {
-    let mut normalised = manifest.clone();
-    normalised.spec.desired_state = DesiredState::Active;
+    let normalised = TopologyManifest {
+        metadata: Metadata {
+            name: manifest.metadata.name.clone(),
+            ..Metadata::default()
+        },
+        spec: engine_spec(&manifest.spec),
+        ..manifest.clone()
+    };
     let canonical = normalised.to_yaml()?;
     Ok(format!(
         "{:016x}",
