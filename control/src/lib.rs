@@ -22,7 +22,7 @@ pub use assignment::{Assignment, AssignmentError, WorkerSpec};
 pub use slice::{engine_spec, EngineSlice};
 pub use status::{DropCounts, WorkerStatus, MAX_STATUS_BYTES, STATUS_PATH};
 
-use squall_model::{Metadata, TopologyManifest};
+use squall_model::TopologyManifest;
 
 /// The ConfigMap key holding the assignment.
 pub const ASSIGNMENT_KEY: &str = "assignment.yaml";
@@ -35,16 +35,11 @@ pub const MANIFEST_KEY: &str = "topology.yaml";
 pub struct PlanHashError(#[from] serde_yaml_ng::Error);
 
 /// The identity of the plan a manifest describes, as far as engines read it: xxh3 of its
-/// YAML with the spec reduced by [`engine_spec`] and the metadata to the name, as 16 hex
-/// digits. Spouts are switched on and off in place, so peers that differ only in
-/// activation must keep talking, and the operator must see such a change (or one of the
-/// pod settings) as no rebalance.
+/// YAML with the spec reduced by [`engine_spec`], as 16 hex digits. Spouts are switched
+/// on and off in place, so peers that differ only in activation must keep talking, and
+/// the operator must see such a change (or one of the pod settings) as no rebalance.
 pub fn plan_hash(manifest: &TopologyManifest) -> Result<String, PlanHashError> {
     let normalised = TopologyManifest {
-        metadata: Metadata {
-            name: manifest.metadata.name.clone(),
-            ..Metadata::default()
-        },
         spec: engine_spec(&manifest.spec),
         ..manifest.clone()
     };

@@ -17,17 +17,31 @@ pub struct CurrentAssignment {
 }
 
 /// What it takes to go from the current assignment to the wanted one.
+///
+/// Each worker restarts its engine only when its slice of the plan changes
+/// ([`squall_control::EngineSlice`]: its tasks, the shape of every component, the
+/// topology's settings and config, and the config of the components it hosts). Workers
+/// whose slice stays keep their engines through any of these steps, and only reroute to
+/// executors that moved between other workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     /// Nothing to write.
     None,
-    /// Only `desiredState` differs: workers switch their spouts without restarting.
+    /// Only what no engine reads differs: `desiredState` (workers switch their spouts
+    /// without restarting), the pod settings (the StatefulSet rolls the pods) or the kill
+    /// wait (the operator's own). The plan hash stays.
     Activation,
     /// Only worker addresses differ (a replaced pod): the moved worker starts, the others
     /// reroute without restarting.
     Move,
-    /// The plan (parallelism, config, components) or the tasks of some worker differ:
-    /// every worker restarts its engine on the new plan, so drain first.
+    /// The plan as engines read it (parallelism, config, components), or the tasks of
+    /// some worker, differ: drain first. Then only the workers whose slice changed
+    /// restart: a config change of one component restarts the workers hosting it, and a
+    /// scale-up, rebalanced to move only the new workers' share
+    /// ([`squall_control::Assignment::rebalanced`]), the workers that give tasks up and
+    /// the new ones. A parallelism change alters the task layout every engine routes by,
+    /// and so does a worker-count change while `spec.ackers` is unset (the acker count
+    /// follows the worker count): every worker restarts then.
     Rebalance,
 }
 
@@ -341,5 +355,56 @@ spec:
         assert!(kill_may_proceed(deleted, wait, true, ts("2026-01-01T00:00:01Z")));
         assert!(kill_may_proceed(deleted, wait, false, ts("2026-01-01T00:00:30Z")));
         assert!(kill_may_proceed(deleted, Duration::ZERO, false, deleted));
+    }
+
+    #[test]
+    fn a_scale_up_rebalances_only_the_new_share_and_pod_settings_reach_no_engine() {
+        let with_ackers = |workers: i32| {
+            manifest(|m| {
+                m.spec.ackers = Some(2);
+                m.spec.workers = workers;
+            })
+        };
+        let plan = squall_model::validate(&with_ackers(2), &squall_catalog::BuiltinKinds)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addresses = |n: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|i| (format!("t-{i}"), format!("10.0.0.{i}:7000")))
+                .collect()
+        };
+        let before = CurrentAssignment {
+            assignment: Assignment::round_robin(&plan, "topology.yaml".into(), &addresses(2), 3),
+            manifest: with_ackers(2),
+        };
+        let after = crate::decide::next_assignment(&plan, &with_ackers(3), &addresses(3), Some(&before), 0)
+            .unwrap_or_else(|| panic!("no assignment for three workers"));
+        assert!(
+            same_plan(&before.manifest, &after.manifest),
+            "with spec.ackers set, the worker count is not part of the plan"
+        );
+        assert_eq!(classify(&before, &after), Change::Rebalance);
+        for w in &before.assignment.workers {
+            let kept = &after
+                .assignment
+                .workers
+                .iter()
+                .find(|x| x.id == w.id)
+                .map(|x| x.tasks.clone());
+            assert!(
+                kept.as_ref().is_some_and(|k| k.is_subset(&w.tasks)),
+                "{} only gives tasks up",
+                w.id
+            );
+        }
+        // Six single-task executors over three workers: the new one takes two.
+        assert_eq!(after.assignment.workers[2].tasks.len(), 2);
+
+        let mut repodded = before.clone();
+        repodded.manifest.spec.pod = Some(squall_model::PodSettings {
+            image: Some("squall/worker:next".into()),
+            ..Default::default()
+        });
+        repodded.manifest.spec.kill_wait_seconds = Some(5);
+        assert_eq!(classify(&before, &repodded), Change::Activation);
     }
 }

@@ -92,8 +92,11 @@ pub fn worker_addresses(pods: &[ObservedPod], workers: i32, port: i32) -> Option
 }
 
 /// The assignment to write, if the current one does not fit the pods or the manifest.
-/// Executors deal round-robin over the workers in ordinal order, so a worker that only
-/// moved to a new address keeps its tasks and the others keep running.
+/// The first one deals executors round-robin over the workers in ordinal order; later
+/// ones are rebalanced from the current one ([`Assignment::rebalanced`]): workers keep
+/// their tasks by id, so a worker that only moved to a new address keeps its tasks, and
+/// a scale-up moves only the new workers' share. Workers whose tasks and slice of the
+/// plan stay the same keep their engines.
 pub fn next_assignment(
     plan: &Plan,
     manifest: &TopologyManifest,
@@ -102,7 +105,10 @@ pub fn next_assignment(
     last_generation: u64,
 ) -> Option<CurrentAssignment> {
     let generation = current.map_or(last_generation, |c| c.assignment.generation) + 1;
-    let fresh = Assignment::round_robin(plan, MANIFEST_KEY.into(), workers, generation);
+    let fresh = match current {
+        Some(c) => Assignment::rebalanced(&c.assignment, plan, workers, generation),
+        None => Assignment::round_robin(plan, MANIFEST_KEY.into(), workers, generation),
+    };
     if let Some(c) = current {
         if c.manifest == *manifest && c.assignment.workers == fresh.workers {
             return None;

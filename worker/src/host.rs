@@ -10,15 +10,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use squall_components::Builtins;
-use squall_control::{DropCounts, WorkerStatus};
+use squall_control::{DropCounts, EngineSlice, WorkerStatus};
 use squall_engine::{EngineError, EngineOptions, Snapshot, Topology};
-use squall_proto::wire::Hello;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::assignment::{AssignmentError, Loaded, View};
+use crate::assignment::{Assignment, AssignmentError, Loaded, View};
+use crate::current::CurrentPlan;
 use crate::engine_slot::EngineSlot;
-use crate::link::client::{self, DialSettings, HelloSource};
+use crate::link::client::{self, DialSettings};
 use crate::link::server::{LinkService, ServerCtx};
 use crate::pump::{self, PeerPort, RouteTable, Routes};
 use crate::stats::{self, Drops, InboundStats, LinkStats};
@@ -89,9 +89,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> WorkerError {
 
 /// State the HTTP endpoints read.
 struct Shared {
-    id: String,
-    topology_name: String,
-    generation: AtomicU64,
+    current: Arc<CurrentPlan>,
     engine: Mutex<Option<Topology>>,
     links: Mutex<Vec<(String, Arc<LinkStats>)>>,
     inbound: Arc<InboundStats>,
@@ -116,9 +114,9 @@ impl Shared {
                 .sum()
         });
         WorkerStatus {
-            worker: self.id.clone(),
-            topology: self.topology_name.clone(),
-            generation: self.generation.load(Ordering::Relaxed),
+            worker: self.current.worker().to_owned(),
+            topology: self.current.topology().to_owned(),
+            generation: self.current.generation(),
             engine_running: engine.is_some(),
             active: engine.is_some_and(|(_, active)| *active),
             in_flight,
@@ -180,16 +178,16 @@ struct EngineRun {
     pump: std::thread::JoinHandle<()>,
     pump_stop: Arc<AtomicBool>,
     view: View,
-    plan_hash: String,
+    /// What the engine was built from: while a new assignment leaves it equal, the
+    /// engine keeps running.
+    slice: EngineSlice,
 }
 
 struct Host {
-    id: String,
+    current: Arc<CurrentPlan>,
     shared: Arc<Shared>,
     slot: Arc<EngineSlot>,
-    server: Arc<ServerCtx>,
     table: Arc<RouteTable>,
-    hello: HelloSource,
     dial: DialSettings,
     peers: BTreeMap<String, PeerLink>,
     engine: Option<EngineRun>,
@@ -197,109 +195,111 @@ struct Host {
 }
 
 impl Host {
+    /// Runs `loaded`: links to its peers, then a new engine only if this worker's slice
+    /// of it changed; otherwise the running engine gets new routes (executors may have
+    /// moved between other workers) and its spouts' activation.
     fn apply(&mut self, loaded: Loaded) -> Result<(), WorkerError> {
-        let view = View::of(&loaded.plan, &loaded.assignment, &self.id)?;
+        let view = View::of(&loaded.plan, &loaded.assignment, self.current.worker())?;
         let generation = loaded.assignment.generation;
-        {
-            let mut h = self.hello.write();
-            h.generation = generation;
-            h.plan_hash = loaded.plan_hash.clone();
+        self.current.set(generation, &loaded.plan_hash);
+        self.follow_peers(&loaded.assignment);
+        let slice = EngineSlice::of(&loaded.plan, &view.placement.local);
+        let routes = self.routes(&view);
+        match &mut self.engine {
+            Some(run) if run.slice == slice => {
+                info!(
+                    generation,
+                    "this worker's engine is unchanged; rerouting without a restart"
+                );
+                // Equal slices place the same executors here and elsewhere; only who
+                // runs the remote ones may differ.
+                debug_assert_eq!(run.view.placement, view.placement);
+                self.table.set(routes);
+                run.view = view;
+                self.switch_activation(loaded.active(), generation);
+            }
+            running => {
+                if let Some(run) = running {
+                    let changed = run.slice.differences(&slice).join(", ");
+                    info!(generation, %changed, "this worker's engine changed; restarting its engine");
+                    self.stop_engine(Duration::ZERO);
+                }
+                self.table.set(routes);
+                self.start_engine(&loaded, view, slice)?;
+            }
         }
-        *self.server.plan_hash.write() = loaded.plan_hash.clone();
-        self.server.generation.store(generation, Ordering::Relaxed);
-        self.shared.generation.store(generation, Ordering::Relaxed);
+        self.loaded = loaded;
+        Ok(())
+    }
 
-        let wanted: BTreeMap<&str, &str> = loaded
-            .assignment
+    /// Keeps one link per peer of `assignment`, following peers that moved.
+    fn follow_peers(&mut self, assignment: &Assignment) {
+        let me = self.current.worker();
+        let wanted: BTreeMap<&str, &str> = assignment
             .workers
             .iter()
-            .filter(|w| w.id != self.id)
+            .filter(|w| w.id != me)
             .map(|w| (w.id.as_str(), w.address.as_str()))
             .collect();
         self.peers.retain(|id, _| wanted.contains_key(id.as_str()));
         for (id, addr) in &wanted {
-            match self.peers.get(*id) {
-                Some(p) => {
-                    if *p.address.borrow() != *addr {
-                        info!(peer = %id, address = %addr, "peer moved");
-                        let _ = p.address.send((*addr).to_owned());
-                    }
+            if let Some(p) = self.peers.get(*id) {
+                if *p.address.borrow() != *addr {
+                    info!(peer = %id, address = %addr, "peer moved");
+                    let _ = p.address.send((*addr).to_owned());
                 }
-                None => {
-                    let (tx, rx) = mpsc::channel(PEER_FRAMES);
-                    let (atx, arx) = watch::channel((*addr).to_owned());
-                    let stats = Arc::new(LinkStats::default());
-                    let task = tokio::spawn(client::run(
-                        (*id).to_owned(),
-                        rx,
-                        arx,
-                        Arc::clone(&self.hello),
-                        self.dial.clone(),
-                        Arc::clone(&stats),
-                    ));
-                    let port = PeerPort {
-                        id: (*id).to_owned(),
-                        tx,
-                        stats,
-                    };
-                    self.peers.insert(
-                        (*id).to_owned(),
-                        PeerLink {
-                            port,
-                            address: atx,
-                            task,
-                        },
-                    );
-                }
+                continue;
             }
+            let (tx, rx) = mpsc::channel(PEER_FRAMES);
+            let (atx, arx) = watch::channel((*addr).to_owned());
+            let stats = Arc::new(LinkStats::default());
+            let task = tokio::spawn(client::run(
+                (*id).to_owned(),
+                rx,
+                arx,
+                Arc::clone(&self.current),
+                self.dial.clone(),
+                Arc::clone(&stats),
+            ));
+            let port = PeerPort {
+                id: (*id).to_owned(),
+                tx,
+                stats,
+            };
+            self.peers.insert(
+                (*id).to_owned(),
+                PeerLink {
+                    port,
+                    address: atx,
+                    task,
+                },
+            );
         }
         *self.shared.links.lock() = self
             .peers
             .values()
             .map(|p| (p.port.id.clone(), Arc::clone(&p.port.stats)))
             .collect();
+    }
 
-        // Activation is not part of the plan hash: it is switched in the running engine.
-        let restart = match &self.engine {
-            None => true,
-            Some(e) => e.plan_hash != loaded.plan_hash || e.view.placement != view.placement,
-        };
-        let routes = self.routes(&view);
-        if restart {
-            if self.engine.is_some() {
-                info!(generation, "this worker's tasks changed; restarting its engine");
-                self.stop_engine(Duration::ZERO);
+    /// Switches the running engine's spouts to `active`, in place.
+    fn switch_activation(&self, active: bool, generation: u64) {
+        let engine = self.shared.engine.lock();
+        let Some(t) = engine.as_ref() else { return };
+        match (active, t.is_active()) {
+            (true, false) => {
+                info!(generation, "activating spouts in place");
+                t.activate();
             }
-            self.table.set(routes);
-            self.start_engine(&loaded, view)?;
-        } else {
-            info!(
-                generation,
-                "assignment changed elsewhere; rerouting without a restart"
-            );
-            self.table.set(routes);
-            if let Some(e) = &mut self.engine {
-                e.view = view;
+            (false, true) => {
+                info!(
+                    generation,
+                    "deactivating spouts in place; in-flight trees complete"
+                );
+                t.deactivate();
             }
-            if let Some(t) = self.shared.engine.lock().as_ref() {
-                match (loaded.active(), t.is_active()) {
-                    (true, false) => {
-                        info!(generation, "activating spouts in place");
-                        t.activate();
-                    }
-                    (false, true) => {
-                        info!(
-                            generation,
-                            "deactivating spouts in place; in-flight trees complete"
-                        );
-                        t.deactivate();
-                    }
-                    _ => {}
-                }
-            }
+            _ => {}
         }
-        self.loaded = loaded;
-        Ok(())
     }
 
     fn routes(&self, view: &View) -> Routes {
@@ -312,7 +312,7 @@ impl Host {
         Routes { by_queue, peers }
     }
 
-    fn start_engine(&mut self, loaded: &Loaded, view: View) -> Result<(), WorkerError> {
+    fn start_engine(&mut self, loaded: &Loaded, view: View, slice: EngineSlice) -> Result<(), WorkerError> {
         let opts = EngineOptions::from_plan(&loaded.plan);
         let (topology, links) =
             Topology::start_placed(&loaded.plan, Arc::new(Builtins), opts, &view.placement)?;
@@ -333,12 +333,12 @@ impl Host {
         };
         *self.shared.engine.lock() = Some(topology);
         self.shared.engine_starts.fetch_add(1, Ordering::Relaxed);
-        info!(worker = %self.id, tasks = view.placement.local.len(), generation = loaded.assignment.generation, "engine running");
+        info!(worker = %self.current.worker(), tasks = view.placement.local.len(), generation = loaded.assignment.generation, "engine running");
         self.engine = Some(EngineRun {
             pump,
             pump_stop: stop,
             view,
-            plan_hash: loaded.plan_hash.clone(),
+            slice,
         });
         Ok(())
     }
@@ -535,10 +535,14 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     let slot = Arc::new(EngineSlot::default());
     let inbound = Arc::new(InboundStats::default());
     let drops = Arc::new(Drops::default());
+    let current = Arc::new(CurrentPlan::new(
+        &cfg.id,
+        &loaded.plan.name,
+        loaded.assignment.generation,
+        &loaded.plan_hash,
+    ));
     let shared = Arc::new(Shared {
-        id: cfg.id.clone(),
-        topology_name: loaded.plan.name.clone(),
-        generation: AtomicU64::new(loaded.assignment.generation),
+        current: Arc::clone(&current),
         engine: Mutex::new(None),
         links: Mutex::new(Vec::new()),
         inbound: Arc::clone(&inbound),
@@ -547,14 +551,11 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         engine_starts: AtomicU64::new(0),
     });
     let server = Arc::new(ServerCtx {
-        worker_id: cfg.id.clone(),
-        topology: loaded.plan.name.clone(),
-        plan_hash: parking_lot::RwLock::new(loaded.plan_hash.clone()),
+        current: Arc::clone(&current),
         slot: Arc::clone(&slot),
         stats: Arc::clone(&inbound),
         drops: Arc::clone(&drops),
         stop: Arc::clone(&stop),
-        generation: AtomicU64::new(loaded.assignment.generation),
     });
     let (server_tls, client_tls) = match &cfg.tls {
         Some(files) => {
@@ -570,20 +571,11 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
     let stall = cfg
         .stall
         .unwrap_or_else(|| (timeout / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)));
-    let hello = Arc::new(parking_lot::RwLock::new(Hello {
-        protocol: squall_proto::PROTOCOL,
-        topology: loaded.plan.name.clone(),
-        plan_hash: loaded.plan_hash.clone(),
-        generation: loaded.assignment.generation,
-        worker_id: cfg.id.clone(),
-    }));
     let mut host = Host {
-        id: cfg.id.clone(),
+        current,
         shared: Arc::clone(&shared),
         slot,
-        server,
         table: Arc::new(RouteTable::default()),
-        hello,
         dial: DialSettings {
             tls: client_tls,
             stall,
@@ -630,9 +622,7 @@ mod tests {
 
     fn shared() -> Shared {
         Shared {
-            id: "w0".into(),
-            topology_name: "t".into(),
-            generation: AtomicU64::new(1),
+            current: Arc::new(CurrentPlan::new("w0", "t", 1, "aaaa")),
             engine: Mutex::new(None),
             links: Mutex::new(Vec::new()),
             inbound: Arc::new(InboundStats::default()),

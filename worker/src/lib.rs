@@ -5,7 +5,10 @@
 //!   (`squall_control::Assignment`), loaded with its plan, and this worker's view of it.
 //! - [`wire`]: engine messages in the protobuf format of `proto/`.
 //! - [`pump`] and [`link`]: the outbound and inbound halves of the data plane.
-//! - [`host`]: the worker process itself.
+//! - [`host`]: the worker process itself; it restarts its engine only when its slice of
+//!   the plan (`squall_control::EngineSlice`) changes.
+//! - [`current`]: the generation and plan hash this worker runs, which its links and
+//!   `/status` read.
 //! - [`http`]: `/metrics`, `/status` (`squall_control::WorkerStatus`), `/healthz`, `/readyz`.
 //! - [`configmap`]: the assignment read from the operator's ConfigMap, on Kubernetes.
 //! - [`lease`]: a Lease renewed for liveness, on Kubernetes.
@@ -15,6 +18,7 @@
 pub mod assignment;
 pub mod codec;
 pub mod configmap;
+pub mod current;
 pub mod engine_slot;
 pub mod host;
 pub mod http;

@@ -164,6 +164,70 @@ fn moving_bolts_between_live_workers_reroutes_or_replays_every_tuple() {
     c.stop(Duration::from_secs(5));
 }
 
+// As SWAP, with a sink whose config can change: __acker → w0, a_pass → w1, b_sink → w2,
+// c_ids → w0.
+const SINK_EVERY: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: reconfigure}
+spec:
+  ackers: 1
+  messageTimeoutSeconds: 3
+  maxSpoutPending: 1000
+  spouts:
+    - {name: c_ids, component: const, config: {count: 40000, rate: 8000, payload: "x"}}
+  bolts:
+    - {name: a_pass, component: identity, config: {fields: [payload]}, inputs: [{from: c_ids}]}
+    - {name: b_sink, component: log, config: {every: 1000000}, inputs: [{from: a_pass}]}
+"#;
+
+/// A config change of one component restarts only the engine hosting it: the others
+/// keep theirs (one engine start each), and the spout, never restarted, sees every id
+/// acked; the sink's in-flight trees are replayed.
+#[test]
+fn a_config_change_restarts_only_the_workers_hosting_the_component() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path(), SINK_EVERY, 3, None, &[]);
+    c.auto_restart = false;
+    assert!(hosts(&c, 0, "c_ids") && hosts(&c, 1, "a_pass") && hosts(&c, 2, "b_sink"));
+    wait_for(&mut c, Duration::from_secs(20), |s| {
+        total(s, "c_ids").acked >= 3_000
+    });
+
+    support::write_manifest(
+        dir.path(),
+        &SINK_EVERY.replace("every: 1000000", "every: 2000000"),
+    );
+    let mut a = c.assignment().clone();
+    a.generation += 1;
+    c.set_assignment(a).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || metric(&c, 2, STARTS) >= 2.0),
+        "the sink's worker did not restart:\n{}",
+        logs(&c, 2)
+    );
+    let s = wait_for(&mut c, Duration::from_secs(60), |s| {
+        total(s, "c_ids").acked >= COUNT && total(s, "c_ids").pending == 0
+    });
+    let ids = total(&s, "c_ids");
+    if ids.acked != COUNT {
+        dump_logs(&c);
+    }
+    let starts: Vec<f64> = (0..3).map(|i| metric(&c, i, STARTS)).collect();
+    eprintln!("engine starts per worker: {starts:?}; replays: {}", ids.failed);
+    assert_eq!(starts, [1.0, 1.0, 2.0], "only the sink's worker restarts");
+    assert_eq!(ids.acked, COUNT, "{s:#?}");
+    assert!(logs(&c, 0).contains("rerouting without a restart"));
+    assert!(logs(&c, 1).contains("rerouting without a restart"));
+    let restarted = logs(&c, 2);
+    assert!(
+        restarted.contains("restarting its engine") && restarted.contains("b_sink"),
+        "the log names what changed:\n{restarted}"
+    );
+    c.stop(Duration::from_secs(5));
+}
+
 const BEFORE: &str = r#"
 apiVersion: squall.dev/v1alpha1
 kind: Topology

@@ -13,12 +13,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use squall_proto::wire::{from_peer, Hello};
+use squall_proto::wire::from_peer;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, info, warn};
 
 use crate::codec::{DialerCodec, Frame};
+use crate::current::CurrentPlan;
 use crate::stats::{add, LinkStats};
 
 /// While a peer is shed, the newest frames up to this many bytes wait for the next
@@ -75,15 +76,12 @@ pub struct DialSettings {
     pub window: u32,
 }
 
-/// What the dialer says about itself; read at every (re)connect.
-pub type HelloSource = Arc<parking_lot::RwLock<Hello>>;
-
 /// Runs the link to one peer until `frames` closes (the peer left the assignment).
 pub async fn run(
     peer: String,
     mut frames: mpsc::Receiver<Frame>,
     mut address: watch::Receiver<String>,
-    hello: HelloSource,
+    current: Arc<CurrentPlan>,
     settings: DialSettings,
     stats: Arc<LinkStats>,
 ) {
@@ -93,7 +91,7 @@ pub async fn run(
     let mut backlog = Backlog::default();
     loop {
         let addr = address.borrow_and_update().clone();
-        let connecting = connect(&addr, &hello, &settings);
+        let connecting = connect(&addr, &current, &settings);
         tokio::pin!(connecting);
         let session = loop {
             tokio::select! {
@@ -245,7 +243,8 @@ fn dial_err(e: impl std::fmt::Display) -> DialError {
     DialError(e.to_string())
 }
 
-async fn connect(addr: &str, hello: &HelloSource, settings: &DialSettings) -> Result<Session, DialError> {
+/// Opens a link, saying what this worker runs now (read at every connect).
+async fn connect(addr: &str, current: &CurrentPlan, settings: &DialSettings) -> Result<Session, DialError> {
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(dial_err)?
@@ -261,7 +260,7 @@ async fn connect(addr: &str, hello: &HelloSource, settings: &DialSettings) -> Re
     }
     let channel = endpoint.connect().await.map_err(dial_err)?;
     let (tx, rx) = mpsc::channel::<Frame>(2);
-    let first = Frame::whole(crate::wire::hello_frame(hello.read().clone()));
+    let first = Frame::whole(crate::wire::hello_frame(current.hello()));
     tx.send(first).await.map_err(dial_err)?;
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     let mut grpc = tonic::client::Grpc::new(channel);

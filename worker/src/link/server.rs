@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::codec::ReceiverCodec;
+use crate::current::CurrentPlan;
 use crate::engine_slot::EngineSlot;
 use crate::stats::{add, Drops, InboundStats};
 
@@ -27,12 +28,8 @@ pub const MAX_FRAME: usize = 16 << 20;
 
 /// What the receiving side checks and where it delivers.
 pub struct ServerCtx {
-    /// This worker's id.
-    pub worker_id: String,
-    /// Topology name peers must run.
-    pub topology: String,
-    /// Plan hash peers must run.
-    pub plan_hash: parking_lot::RwLock<String>,
+    /// What this worker runs: peers must run the same topology and plan.
+    pub current: Arc<CurrentPlan>,
     /// The running engine.
     pub slot: Arc<EngineSlot>,
     /// Counters.
@@ -41,8 +38,6 @@ pub struct ServerCtx {
     pub drops: Arc<Drops>,
     /// Set when the worker stops.
     pub stop: Arc<AtomicBool>,
-    /// Current assignment generation.
-    pub generation: std::sync::atomic::AtomicU64,
 }
 
 type Replies = Pin<Box<dyn Stream<Item = Result<FromPeer, Status>> + Send>>;
@@ -129,15 +124,15 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
             return Err(Status::invalid_argument(format!("malformed hello: {e}")));
         }
     };
-    let plan_hash = ctx.plan_hash.read().clone();
+    let (topology, plan_hash) = (ctx.current.topology(), ctx.current.plan_hash());
     let refuse = if hello.protocol != squall_proto::PROTOCOL {
         Some(format!(
             "protocol {} is not {}",
             hello.protocol,
             squall_proto::PROTOCOL
         ))
-    } else if hello.topology != ctx.topology {
-        Some(format!("topology {:?} is not {:?}", hello.topology, ctx.topology))
+    } else if hello.topology != topology {
+        Some(format!("topology {:?} is not {topology:?}", hello.topology))
     } else if hello.plan_hash != plan_hash {
         Some(format!(
             "plan {} is not this worker's plan {plan_hash}",
@@ -152,7 +147,7 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
         warn!(peer = %peer, reason = %why, "refusing a peer that runs something else");
         return Err(Status::failed_precondition(why));
     }
-    let generation = ctx.generation.load(Ordering::Relaxed);
+    let generation = ctx.current.generation();
     if hello.generation != generation {
         info!(peer = %peer, theirs = hello.generation, ours = generation, "peer runs another assignment generation");
     }
@@ -182,7 +177,7 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
     let (reply_tx, reply_rx) = tokio::sync::mpsc::channel::<Result<FromPeer, Status>>(4);
     let welcome = FromPeer {
         kind: Some(from_peer::Kind::Welcome(Welcome {
-            worker_id: ctx.worker_id.clone(),
+            worker_id: ctx.current.worker().to_owned(),
             generation,
         })),
     };
