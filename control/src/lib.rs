@@ -70,4 +70,30 @@ mod tests {
         assert_ne!(on, plan_hash(&manifest("Active", 2)).unwrap());
         assert_eq!(on.len(), 16);
     }
+
+    #[test]
+    fn the_plan_hash_ignores_what_no_engine_reads() {
+        let hash = |edit: fn(&mut TopologyManifest)| {
+            let mut m = manifest("Active", 1);
+            m.spec.ackers = Some(1);
+            edit(&mut m);
+            plan_hash(&m).unwrap()
+        };
+        let base = hash(|_| {});
+        assert_eq!(base, hash(|m| m.spec.kill_wait_seconds = Some(5)));
+        assert_eq!(
+            base,
+            hash(|m| m.spec.pod = Some(squall_model::PodSettings::default()))
+        );
+        assert_eq!(base, hash(|m| m.spec.workers = 3), "the acker count is set");
+        assert_ne!(
+            hash(|m| m.spec.ackers = None),
+            hash(|m| {
+                m.spec.ackers = None;
+                m.spec.workers = 3;
+            }),
+            "the default acker count follows the worker count"
+        );
+        assert_ne!(base, hash(|m| m.spec.message_timeout_seconds = 9));
+    }
 }

