@@ -334,8 +334,15 @@ fn assignment_step(o: &Observed<'_>, plan: &Plan, events: &mut Vec<Event>) -> As
     if let Some(event) = transition_event(from, t.step, t.write.as_ref(), &observation) {
         events.push(event);
     }
+    // Spouts wanted on but still off (a drain cancelled before the workers run the plan):
+    // the activation follows as soon as they do.
+    let activation_pending = t.to == Lifecycle::Inactive
+        && observation
+            .wanted
+            .as_ref()
+            .is_some_and(|w| is_active(&w.manifest));
     AssignmentStep {
-        waiting: t.step == Step::Wait,
+        waiting: t.step == Step::Wait || activation_pending,
         write: t.write,
         lifecycle: t.to,
     }
@@ -857,6 +864,7 @@ spec:
         let cancelled = decide(&o);
         assert_eq!(cancelled.write, None, "spouts on before the workers run the plan");
         assert_eq!(cancelled.lifecycle, Lifecycle::Inactive);
+        assert!(cancelled.waiting, "the activation follows soon");
         assert_eq!(cancelled.status.drain_deadline, None);
         assert_eq!(reasons(&cancelled), ["RebalanceCancelled"]);
         assert!(!cancelled
