@@ -168,7 +168,8 @@ pub struct Observation<'a> {
 }
 
 impl<'a> Observation<'a> {
-    /// An observation before the workers are asked anything.
+    /// An observation before the workers are asked anything, with no time to drain (set
+    /// `drain_for` where a rebalance may start).
     pub fn new(
         current: Option<&'a CurrentAssignment>,
         wanted: Option<CurrentAssignment>,
