@@ -1,6 +1,6 @@
 //! What every part of a reconcile shares: the operator's settings and context, its
 //! errors, and the writes every path makes (status, Events) and the read of the current
-//! assignment. The bottom layer: it uses no other module of the controller.
+//! assignment. Both reconcile paths (`kill`, `controller`) stand on it; it uses neither.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use squall_model::crd::{Topology, TopologyStatus};
 use squall_model::{Limits, TopologyManifest, API_VERSION, KIND};
 
 use crate::change::CurrentAssignment;
+use crate::lifecycle::LifecycleError;
 use crate::liveness::LeaseBook;
 use crate::metrics::Metrics;
 use crate::resources::{BuildError, WorkerDefaults};
@@ -37,6 +38,9 @@ pub enum Error {
     /// The object has no namespace (the CRD is namespaced, so this is a bug).
     #[error("topology has no namespace")]
     NoNamespace,
+    /// A lifecycle transition was rejected (a bug: nothing was written).
+    #[error("lifecycle: {0}")]
+    Lifecycle(#[from] LifecycleError),
 }
 
 impl Error {
@@ -48,6 +52,7 @@ impl Error {
             Error::Yaml(_) => "yaml",
             Error::Finalizer(_) => "finalizer",
             Error::NoNamespace => "no_namespace",
+            Error::Lifecycle(_) => "lifecycle",
         }
     }
 }
