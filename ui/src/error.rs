@@ -69,7 +69,10 @@ impl From<ControlError> for ApiError {
             ControlError::NotFound(_) => ApiError::NotFound(e.to_string()),
             ControlError::Refused(m) => ApiError::Conflict(m),
             // The action exists in the API, but this deployment offers no method on it.
-            ControlError::Unsupported(m) => ApiError::MethodNotAllowed { allow: "", message: m },
+            ControlError::Unsupported(m) => ApiError::MethodNotAllowed {
+                allow: "",
+                message: m,
+            },
         }
     }
 }

@@ -121,10 +121,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         _ => return Err(not_found()),
     };
     match &route {
-        Route::Topology(id)
-        | Route::Visualization(id)
-        | Route::Component(id, _)
-        | Route::Action(id, _)
+        Route::Topology(id) | Route::Visualization(id) | Route::Component(id, _) | Route::Action(id, _)
             if id.is_empty() =>
         {
             Err(not_found())
@@ -208,7 +205,11 @@ pub fn rebalance_options(body: &[u8]) -> Result<RebalanceOptions, ApiError> {
                 executors.insert(c.clone(), count(n, &format!("rebalanceOptions.executors.{c}"))?);
             }
         }
-        Some(_) => return Err(ApiError::BadRequest("rebalanceOptions.executors is not an object".into())),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "rebalanceOptions.executors is not an object".into(),
+            ))
+        }
     }
     Ok(RebalanceOptions {
         num_workers,
@@ -232,17 +233,32 @@ mod tests {
             parse("/api/v1/topology/wc/kill/3"),
             Ok(Route::Action("wc".into(), Action::Kill(Duration::from_secs(3))))
         );
-        assert!(matches!(parse("/api/v1/topology/wc/kill/-1"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse("/api/v1/topology//visualization"), Err(ApiError::NotFound(_))));
-        assert!(matches!(parse("/api/v2/cluster/summary"), Err(ApiError::NotFound(_))));
-        assert!(matches!(parse("/api/v1/topology/%zz"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse("/api/v1/topology/wc/kill/-1"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse("/api/v1/topology//visualization"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            parse("/api/v2/cluster/summary"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            parse("/api/v1/topology/%zz"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]
     fn queries() {
         let q = Query::parse(Some("window=%3Aall-time&sys=1&callback=x")).unwrap();
         assert_eq!((q.window, q.sys), (Window::AllTime, true));
-        assert_eq!(Query::parse(Some("window=600")).unwrap().window, Window::TenMinutes);
+        assert_eq!(
+            Query::parse(Some("window=600")).unwrap().window,
+            Window::TenMinutes
+        );
         assert!(Query::parse(Some("window=60")).is_err());
     }
 

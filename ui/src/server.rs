@@ -193,7 +193,10 @@ async fn connection<S: Source, C: Control>(inner: Arc<Inner<S, C>>, sock: TcpStr
     match tokio::time::timeout(lifetime, builder.serve_connection(TokioIo::new(sock), svc)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => debug!(error = %e, "connection ended with an error"),
-        Err(_) => debug!(lifetime_s = lifetime.as_secs(), "connection closed at the end of its lifetime"),
+        Err(_) => debug!(
+            lifetime_s = lifetime.as_secs(),
+            "connection closed at the end of its lifetime"
+        ),
     }
 }
 
@@ -226,8 +229,10 @@ fn truncated(s: &str) -> &str {
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -249,7 +254,10 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| ApiError::Internal(format!("encoding the answer: {e}")))
 }
 
-async fn answer<S: Source, C: Control>(inner: &Inner<S, C>, req: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
+async fn answer<S: Source, C: Control>(
+    inner: &Inner<S, C>,
+    req: Request<Incoming>,
+) -> Result<Vec<u8>, ApiError> {
     let o = &inner.options;
     let uri = req.uri();
     let len = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
@@ -290,7 +298,12 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
     }
 }
 
-async fn act<S: Source, C: Control>(inner: &Inner<S, C>, id: String, action: Action, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+async fn act<S: Source, C: Control>(
+    inner: &Inner<S, C>,
+    id: String,
+    action: Action,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
     let c = &inner.control;
     let operation = action.name();
     match action {
@@ -327,10 +340,9 @@ fn page<S, C>(inner: &Inner<S, C>, route: &Route, q: &Query) -> Result<Vec<u8>, 
         Route::Visualization(id) => to_json(&views::visualization(history(id)?, q.window, q.sys)),
         Route::Component(id, comp) => {
             let h = history(id)?;
-            let c = h
-                .newest()
-                .component(comp)
-                .ok_or_else(|| ApiError::NotFound(format!("component {comp:?} not found in topology {id:?}")))?;
+            let c = h.newest().component(comp).ok_or_else(|| {
+                ApiError::NotFound(format!("component {comp:?} not found in topology {id:?}"))
+            })?;
             to_json(&views::component_page(h, c, q.window))
         }
         Route::Action(..) => Err(ApiError::Internal("an action routed as a read".into())),

@@ -66,7 +66,9 @@ pub struct ReadOnly;
 
 impl ReadOnly {
     fn refuse(what: &str) -> Result<(), ControlError> {
-        Err(ControlError::Unsupported(format!("{what} is not offered: this API is read-only")))
+        Err(ControlError::Unsupported(format!(
+            "{what} is not offered: this API is read-only"
+        )))
     }
 }
 

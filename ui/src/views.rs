@@ -4,9 +4,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::{
-    BoltRow, ClusterSummary, ComponentError, ComponentPage, ComponentWindowStats, ExecutorStats,
-    GraphEdge, InputStats, LastError, Node, OutputStats, Rates, SpoutRow, TopologyPage,
-    TopologyRow, Visualization, WindowStats,
+    BoltRow, ClusterSummary, ComponentError, ComponentPage, ComponentWindowStats, ExecutorStats, GraphEdge,
+    InputStats, LastError, Node, OutputStats, Rates, SpoutRow, TopologyPage, TopologyRow, Visualization,
+    WindowStats,
 };
 use crate::sample::{ComponentKind, ComponentSample, ErrorReport, Figures, TopologySample};
 use crate::window::{History, Span, Window};
@@ -304,7 +304,11 @@ fn input_stats(span: &Span<'_>, c: &ComponentSample) -> Vec<InputStats> {
         .iter()
         .map(|i| {
             let before = base
-                .and_then(|b| b.inputs.iter().find(|x| x.component == i.component && x.stream == i.stream))
+                .and_then(|b| {
+                    b.inputs
+                        .iter()
+                        .find(|x| x.component == i.component && x.stream == i.stream)
+                })
                 .map(|x| &x.figures);
             let d = delta(&i.figures, before);
             InputStats {
@@ -381,7 +385,10 @@ pub fn component_page(h: &History, c: &ComponentSample, w: Window) -> ComponentP
     let span = h.span(w);
     let s = span.newest;
     let spout = c.kind == ComponentKind::Spout;
-    let windows: Vec<_> = Window::ALL.into_iter().map(|w| component_window(h, c, w)).collect();
+    let windows: Vec<_> = Window::ALL
+        .into_iter()
+        .map(|w| component_window(h, c, w))
+        .collect();
     let component_errors = c
         .last_error
         .iter()
@@ -394,7 +401,11 @@ pub fn component_page(h: &History, c: &ComponentSample, w: Window) -> ComponentP
             error_worker_log_link: String::new(),
         })
         .collect();
-    let (spout_summary, bolt_stats) = if spout { (Some(windows), None) } else { (None, Some(windows)) };
+    let (spout_summary, bolt_stats) = if spout {
+        (Some(windows), None)
+    } else {
+        (None, Some(windows))
+    };
     ComponentPage {
         id: c.id.clone(),
         encoded_id: encode(&c.id),
