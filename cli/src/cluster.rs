@@ -17,7 +17,7 @@ use squall_worker::supervisor::{Cluster, ClusterSpec};
 
 use crate::run::RunArgs;
 use crate::ui::convert::{self, WorkerFigures};
-use crate::ui::{Act, LocalUi};
+use crate::ui::{Act, LocalUi, Run as _};
 use crate::{overrides, table, validate};
 
 /// A worker restarted this often within `FLAPPING_WINDOW` has its tasks moved to the others.
@@ -200,7 +200,23 @@ pub fn run(args: RunArgs, workers: usize, limits: &squall_model::Limits) -> anyh
         dir,
         mut cluster,
     } = start(&args, workers, limits)?;
-    let ui = args.ui.map(|addr| LocalUi::start(addr, &plan.name)).transpose()?;
+    let ui = match args.ui {
+        Some(addr) => {
+            let scraped = Scraped::take(&cluster, workers);
+            let merged = squall_worker::prom::merge(&scraped.pages);
+            let first = OnWorkers {
+                cluster: &mut cluster,
+                plan: &plan,
+                manifest: &mut manifest,
+                effective: &effective,
+                scraped: &scraped,
+                merged: &merged,
+            }
+            .sample();
+            Some(LocalUi::start(addr, first)?)
+        }
+        None => None,
+    };
     let mut title = format!("{} on {workers} workers", plan.name);
     if let Some(ui) = &ui {
         println!("REST API: {} (topology id {})", ui.url(), plan.name);

@@ -16,7 +16,7 @@ use squall_ui::{ControlError, Status, TopologySample};
 
 use crate::overrides::{self, Override};
 use crate::ui::convert::{self, ErrorClock};
-use crate::ui::{Act, LocalUi};
+use crate::ui::{Act, LocalUi, Run as _};
 use crate::{table, validate};
 
 #[derive(clap::Args)]
@@ -90,7 +90,19 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
     let topology = Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan))
         .with_context(|| format!("starting topology {:?}", plan.name))?;
 
-    let ui = args.ui.map(|addr| LocalUi::start(addr, &plan.name)).transpose()?;
+    let mut errors = ErrorClock::default();
+    let ui = match args.ui {
+        Some(addr) => {
+            let first = InProcess {
+                topology: &topology,
+                plan: &plan,
+                errors: &mut errors,
+            }
+            .sample();
+            Some(LocalUi::start(addr, first)?)
+        }
+        None => None,
+    };
     let mut title = plan.name.clone();
     if let Some(ui) = &ui {
         // Printed even with --quiet: it is the only way to learn a port picked with :0.
@@ -98,7 +110,6 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         title = format!("{title} (API {})", ui.url());
     }
-    let mut errors = ErrorClock::default();
     let live = !args.quiet && std::io::stdout().is_terminal();
     let progress = !args.quiet && !live;
     // A terminal gets a redrawn table every second; a pipe or log a line every 5 s.

@@ -110,8 +110,10 @@ pub struct LocalUi {
 }
 
 impl LocalUi {
-    /// Binds `addr` and serves topology `id` from there.
-    pub fn start(addr: SocketAddr, id: &str) -> anyhow::Result<LocalUi> {
+    /// Binds `addr` and serves the topology of `first` from there, answering from
+    /// `first` until the run's loop gives newer samples.
+    pub fn start(addr: SocketAddr, first: TopologySample) -> anyhow::Result<LocalUi> {
+        let id = first.info.id.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("squall-ui")
@@ -124,12 +126,13 @@ impl LocalUi {
         let addr = listener.local_addr().context("--ui: reading the bound address")?;
         let (tx, asks) = mpsc::channel();
         let bridge = Bridge {
-            id: id.to_owned(),
+            id: id.clone(),
             asks: tx,
         };
         let ui = Ui::new(bridge.clone(), bridge, Options::default());
+        ui.record(vec![first]);
         runtime.spawn(async move { ui.serve(listener).await });
-        info!(%addr, topology = id, "REST API listening");
+        info!(%addr, topology = %id, "REST API listening");
         Ok(LocalUi { runtime, asks, addr })
     }
 
