@@ -484,3 +484,18 @@ async fn the_sampler_feeds_the_pages_and_forgets_topologies_that_are_gone() {
     }
     assert_eq!(error(addr, "GET", "/api/v1/topology/wc", b"").await.0, 404);
 }
+
+#[tokio::test]
+async fn heads_over_the_limit_are_refused() {
+    let (_served, addr, _) = running().await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "GET /api/v1/topology/summary HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(20 * 1024)
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut answer = vec![0; 1024];
+    let n = s.read(&mut answer).await.unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+}
