@@ -100,10 +100,12 @@ impl<S: Source, C: Control> Ui<S, C> {
         }
     }
 
-    /// Asks the source for a sample now and records it.
+    /// Asks the source for a sample now and records it, if it answers.
     pub async fn sample_now(&self) {
-        let samples = self.inner.source.sample().await;
-        self.record(samples);
+        match self.inner.source.sample().await {
+            Some(samples) => self.record(samples),
+            None => debug!("the source gave no sample this time; keeping the histories"),
+        }
     }
 
     /// Records one sample per topology; topologies missing from `samples` are dropped.

@@ -11,9 +11,11 @@ use crate::sample::TopologySample;
 /// Yields the current figures of every topology it knows.
 pub trait Source: Send + Sync + 'static {
     /// One sample per running topology. A topology missing from the answer is gone (its
-    /// history is dropped). Called periodically, off the request path: it may take a
-    /// while (scraping workers), but should not block the runtime's threads.
-    fn sample(&self) -> impl Future<Output = Vec<TopologySample>> + Send;
+    /// history is dropped); `None` means no answer this time (a slow or unreachable
+    /// backend), and every history is kept as it is. Called periodically, off the request
+    /// path: it may take a while (scraping workers), but should not block the runtime's
+    /// threads.
+    fn sample(&self) -> impl Future<Output = Option<Vec<TopologySample>>> + Send;
 }
 
 /// Carries out Storm's topology actions.

@@ -499,3 +499,31 @@ async fn heads_over_the_limit_are_refused() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
 }
+
+/// Answers once, then never again.
+struct OnceOnly(std::sync::atomic::AtomicBool);
+
+impl squall_ui::Source for OnceOnly {
+    async fn sample(&self) -> Option<Vec<squall_ui::TopologySample>> {
+        let first = !self.0.swap(true, std::sync::atomic::Ordering::SeqCst);
+        first.then(|| vec![word_count(42)])
+    }
+}
+
+#[tokio::test]
+async fn a_source_without_an_answer_keeps_the_histories() {
+    let ui = squall_ui::Ui::new(
+        OnceOnly(Default::default()),
+        squall_ui::ReadOnly,
+        Options {
+            period: Duration::from_millis(10),
+            ..Options::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ui.clone();
+    tokio::spawn(async move { server.serve(listener).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(addr, "/api/v1/topology/wc").await["uptimeSeconds"], 42);
+}

@@ -40,10 +40,24 @@ struct Bridge {
 }
 
 impl Bridge {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Ask) -> Option<T> {
+    /// The loop's answer; `Err(true)` when the run is over, `Err(false)` when the loop
+    /// did not answer in time.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Ask) -> Result<T, bool> {
         let (tx, rx) = oneshot::channel();
-        self.asks.send(make(tx)).ok()?;
-        tokio::time::timeout(ASK_TIMEOUT, rx).await.ok()?.ok()
+        self.asks.send(make(tx)).map_err(|_| true)?;
+        match tokio::time::timeout(ASK_TIMEOUT, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(true),
+            Err(_) => Err(false),
+        }
+    }
+
+    fn unanswered(over: bool) -> ControlError {
+        ControlError::Refused(if over {
+            "the run is ending".into()
+        } else {
+            format!("the run did not answer within {ASK_TIMEOUT:?}")
+        })
     }
 
     fn known(&self, id: &str) -> Result<(), ControlError> {
@@ -58,14 +72,19 @@ impl Bridge {
         self.known(id)?;
         self.ask(|tx| Ask::Act(act, tx))
             .await
-            .unwrap_or_else(|| Err(ControlError::Refused("the run is ending".into())))
+            .unwrap_or_else(|over| Err(Self::unanswered(over)))
     }
 }
 
 impl Source for Bridge {
-    async fn sample(&self) -> Vec<TopologySample> {
-        // No answer means the run is over: the topology is gone.
-        self.ask(Ask::Sample).await.into_iter().collect()
+    async fn sample(&self) -> Option<Vec<TopologySample>> {
+        match self.ask(Ask::Sample).await {
+            Ok(s) => Some(vec![s]),
+            // The run is over: the topology is gone.
+            Err(true) => Some(Vec::new()),
+            // A busy loop (workers slow to scrape) loses no history.
+            Err(false) => None,
+        }
     }
 }
 
@@ -89,7 +108,7 @@ impl Control for Bridge {
         self.known(id)?;
         self.ask(|tx| Ask::Kill(wait, tx))
             .await
-            .unwrap_or_else(|| Err(ControlError::Refused("the run is ending".into())))
+            .unwrap_or_else(|over| Err(Self::unanswered(over)))
     }
 }
 

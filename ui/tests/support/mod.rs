@@ -154,8 +154,8 @@ pub fn word_count(t: u64) -> TopologySample {
 pub struct Manual(pub Arc<Mutex<Vec<TopologySample>>>);
 
 impl Source for Manual {
-    async fn sample(&self) -> Vec<TopologySample> {
-        self.0.lock().unwrap().clone()
+    async fn sample(&self) -> Option<Vec<TopologySample>> {
+        Some(self.0.lock().unwrap().clone())
     }
 }
 
