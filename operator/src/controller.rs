@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
@@ -24,6 +23,7 @@ use crate::change::CurrentAssignment;
 use crate::context::{current_assignment, publish, write_status, Context};
 pub use crate::context::{Config, Error};
 use crate::decide::{asks, decide, ordinal, Observed, ObservedPod};
+use crate::events::EventRecorder;
 use crate::liveness::LeaseBook;
 use crate::resources;
 use crate::{kill, probe, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
@@ -326,13 +326,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         };
     // Fail early with a hint when the CRD is missing.
     topologies.list(&ListParams::default().limit(1)).await?;
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.to_owned(),
-            instance: Some(config.instance.clone()),
-        },
-    );
+    let recorder = EventRecorder::new(client.clone(), FIELD_MANAGER, config.instance.clone());
     let ctx = Arc::new(Context {
         client,
         recorder,

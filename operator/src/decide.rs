@@ -204,6 +204,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             };
         }
     };
+    status.ackers = i32::try_from(plan.ackers).ok();
     let step = assignment_step(o, plan, &mut events);
     status.drain_deadline = step.lifecycle.drain_deadline().map(|d| d.to_string());
     let draining = step.lifecycle.is_draining();
@@ -348,8 +349,7 @@ fn assignment_step(o: &Observed<'_>, plan: &Plan, events: &mut Vec<Event>) -> As
     }
 }
 
-/// The Event a transition of a rebalance makes; distinct reasons, as the event recorder
-/// folds same-reason events into a series.
+/// The Event a transition of a rebalance makes, with a reason of its own per transition.
 fn transition_event(
     from: Lifecycle,
     step: Step,

@@ -18,10 +18,12 @@
 //!   writes, the current assignment); the base `kill` and `controller` stand on.
 //! - [`kill`]: Storm's kill with wait before the finalizer releases a topology.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
+//! - [`events`]: Events keyed by what they say, so each distinct change reads as itself
+//!   and only repeats become a series.
 //! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
 //! - [`crd`]: the CRD with the limits written into it.
 //!
-//! Layers, bottom up, with no cycle: `change`, `liveness`, `metrics`, `probe` →
+//! Layers, bottom up, with no cycle: `change`, `events`, `liveness`, `metrics`, `probe` →
 //! `lifecycle`, `resources` → `rbac`, `decide`, `context` → `kill` → `controller`
 //! (`leader` and `crd` stand apart).
 #![forbid(unsafe_code)]
@@ -31,6 +33,7 @@ mod context;
 pub mod controller;
 pub mod crd;
 pub mod decide;
+pub mod events;
 pub mod kill;
 pub mod leader;
 pub mod lifecycle;

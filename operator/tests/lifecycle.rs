@@ -322,9 +322,7 @@ async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<(
         wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
         // A worker that answers nothing: it can never report drained.
-        let stuck = pods.get("numbers-1").await?;
-        let uid = kube::ResourceExt::uid(&stuck).context("pod uid")?;
-        let pid = pid_of_pod(&uid).context("worker process of numbers-1 not found")?;
+        let (_, pid) = pod_process(&cluster, &pods, "numbers-1").await?;
         let stopped = std::process::Command::new("kill")
             .args(["-STOP", &pid.to_string()])
             .status()?;
@@ -392,9 +390,7 @@ async fn a_rebalance_edited_back_mid_drain_is_cancelled() -> Result<()> {
         )
         .await?;
 
-        let stuck = pods.get("numbers-1").await?;
-        let uid = kube::ResourceExt::uid(&stuck).context("pod uid")?;
-        let pid = pid_of_pod(&uid).context("worker process of numbers-1 not found")?;
+        let (_, pid) = pod_process(&cluster, &pods, "numbers-1").await?;
         signal(pid, "-STOP")?;
         let stopped = async {
             set_sink_parallelism(&topos, running + 1).await?;
