@@ -50,7 +50,7 @@ lint: toolchain
 unit: toolchain multilang-venv redis-server
 	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
-test: proto-check crds-check lint unit fuzz-replay test-k8s test-operator
+test: proto-check crds-check lint unit fuzz-replay test-k8s test-operator test-quickstart
 
 # The fuzz targets' bodies over their seed corpora and seeded generated inputs, on stable.
 # fuzz/ is its own package (excluded from the workspace); it shares target/ so the
@@ -150,7 +150,7 @@ crds-check: toolchain
 # helm lint and helm template of the operator chart (helm comes with the k8s binaries).
 chart-check: k8s-bins
 	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator
-	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator --kube-version $(K8S_VERSION) >/dev/null
+	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator >/dev/null
 
 # The operator on the real control plane; worker pods run the squall-worker binary.
 test-operator: k8s-bins chart-check redis-server

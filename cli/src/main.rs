@@ -8,6 +8,7 @@ mod kinds;
 mod overrides;
 mod run;
 mod table;
+mod ui;
 mod validate;
 
 use std::process::ExitCode;

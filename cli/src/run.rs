@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,8 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use squall_components::Builtins;
 use squall_engine::{EngineOptions, Snapshot, Topology};
+use squall_model::Plan;
+use squall_ui::{ControlError, Status, TopologySample};
 
 use crate::overrides::{self, Override};
+use crate::ui::convert::{self, ErrorClock};
+use crate::ui::{Act, LocalUi, Run as _};
 use crate::{table, validate};
 
 #[derive(clap::Args)]
@@ -33,6 +38,11 @@ pub struct RunArgs {
     /// plane, under a small supervisor, instead of in this process.
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// Serve Storm's REST API (`/api/v1/...`) for this run on ADDR, e.g. 127.0.0.1:8080
+    /// (port 0 picks a free one); its URL is printed. Activate, deactivate and kill act on
+    /// the run; rebalance is unsupported locally.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) ui: Option<SocketAddr>,
 }
 
 /// Why a run ended.
@@ -40,6 +50,8 @@ enum End {
     Elapsed(Duration),
     Interrupted,
     Drained,
+    /// Killed through the REST API, with this wait.
+    Killed(Duration),
 }
 
 impl fmt::Display for End {
@@ -48,6 +60,7 @@ impl fmt::Display for End {
             End::Elapsed(d) => write!(f, "--for {} elapsed", table::duration(*d)),
             End::Interrupted => f.write_str("interrupted (Ctrl-C)"),
             End::Drained => f.write_str("all spouts finished and every tuple was processed"),
+            End::Killed(_) => f.write_str("killed through the REST API"),
         }
     }
 }
@@ -77,6 +90,26 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
     let topology = Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan))
         .with_context(|| format!("starting topology {:?}", plan.name))?;
 
+    let mut errors = ErrorClock::default();
+    let ui = match args.ui {
+        Some(addr) => {
+            let first = InProcess {
+                topology: &topology,
+                plan: &plan,
+                errors: &mut errors,
+            }
+            .sample();
+            Some(LocalUi::start(addr, first)?)
+        }
+        None => None,
+    };
+    let mut title = plan.name.clone();
+    if let Some(ui) = &ui {
+        // Printed even with --quiet: it is the only way to learn a port picked with :0.
+        println!("REST API: {} (topology id {})", ui.url(), plan.name);
+        let _ = std::io::stdout().flush();
+        title = format!("{title} (API {})", ui.url());
+    }
     let live = !args.quiet && std::io::stdout().is_terminal();
     let progress = !args.quiet && !live;
     // A terminal gets a redrawn table every second; a pipe or log a line every 5 s.
@@ -113,7 +146,7 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
         if now >= next_report {
             let snap = topology.metrics();
             if live {
-                draw(&plan.name, &snap, last.as_ref(), &order);
+                draw(&title, &snap, last.as_ref(), &order);
             } else if progress {
                 println!("{}", progress_line(&snap, last.as_ref()));
             }
@@ -124,13 +157,31 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
         if let Some(limit) = args.run_for {
             nap = nap.min(limit.saturating_sub(started.elapsed()));
         }
-        std::thread::sleep(nap.max(Duration::from_millis(1)));
+        let nap = nap.max(Duration::from_millis(1));
+        match &ui {
+            Some(ui) => {
+                let mut run = InProcess {
+                    topology: &topology,
+                    plan: &plan,
+                    errors: &mut errors,
+                };
+                if let Some(wait) = ui.serve_for(nap, &mut run) {
+                    break End::Killed(wait);
+                }
+            }
+            None => std::thread::sleep(nap),
+        }
     };
 
     let final_snapshot = match end {
         End::Drained => topology.shutdown(),
         End::Elapsed(_) | End::Interrupted => topology.kill(plan.message_timeout.min(MAX_KILL_WAIT)),
+        // Storm's kill waits as long as asked; the engine stops waiting once nothing is in flight.
+        End::Killed(wait) => topology.kill(wait),
     };
+    if let Some(ui) = ui {
+        ui.stop();
+    }
     println!(
         "\n{} after {}: {end}",
         plan.name,
@@ -141,6 +192,32 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
     println!("spouts: {emitted} emitted, {acked} acked, {failed} failed, {pending} pending");
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// The API's view of the in-process run.
+struct InProcess<'a> {
+    topology: &'a Topology,
+    plan: &'a Plan,
+    errors: &'a mut ErrorClock,
+}
+
+impl crate::ui::Run for InProcess<'_> {
+    fn sample(&mut self) -> TopologySample {
+        let status = if self.topology.is_active() {
+            Status::Active
+        } else {
+            Status::Inactive
+        };
+        convert::in_process(self.plan, &self.topology.metrics(), status, self.errors)
+    }
+
+    fn act(&mut self, act: Act) -> Result<(), ControlError> {
+        match act {
+            Act::Activate => self.topology.activate(),
+            Act::Deactivate => self.topology.deactivate(),
+        }
+        Ok(())
+    }
 }
 
 fn draw(name: &str, snap: &Snapshot, before: Option<&Snapshot>, order: &[String]) {

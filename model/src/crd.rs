@@ -269,6 +269,9 @@ pub struct TopologyStatus {
     /// Worker pods ready.
     #[serde(default)]
     pub ready_workers: i32,
+    /// Acker tasks of the spec's plan (`spec.ackers`, or its default of one per worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ackers: Option<i32>,
     /// Generation of the assignment last written for the workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_generation: Option<i64>,

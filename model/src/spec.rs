@@ -46,7 +46,12 @@ pub const DEFAULT_MESSAGE_TIMEOUT_SECONDS: i64 = 30;
         printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
         printcolumn(name = "Workers", type_ = "integer", json_path = ".spec.workers"),
         printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyWorkers"),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+        // `kubectl get -o wide` only.
+        printcolumn(name = "State", type_ = "string", json_path = ".spec.desiredState", priority = 1),
+        printcolumn(name = "Assignment", type_ = "integer", json_path = ".status.assignmentGeneration", priority = 1),
+        printcolumn(name = "Ackers", type_ = "integer", json_path = ".status.ackers", priority = 1),
+        printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1)
     )
 )]
 // Server-side checks; the operator runs the deeper ones (streams, fields, kinds).

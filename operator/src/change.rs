@@ -1,8 +1,6 @@
-//! How a wanted assignment differs from the running one, and the Storm-like steps that
-//! follow: activation in place, a drain before a rebalance, a drain before a kill. Pure
-//! functions, unit-tested without an API server.
-
-use std::time::Duration;
+//! How a wanted assignment differs from the running one: activation in place, an address
+//! move, or a rebalance. Which step follows is [`crate::lifecycle`]'s. Pure functions,
+//! unit-tested without an API server.
 
 use squall_control::{plan_hash, Assignment};
 use squall_model::{DesiredState, TopologyManifest};
@@ -78,99 +76,21 @@ pub fn classify(current: &CurrentAssignment, wanted: &CurrentAssignment) -> Chan
     Change::None
 }
 
-/// The same assignment with the manifest's spouts off.
-fn inactive(mut a: CurrentAssignment) -> CurrentAssignment {
-    a.manifest.spec.desired_state = DesiredState::Inactive;
-    a
-}
-
 /// Whether two manifests describe the same plan, activation aside: the plan identity the
 /// workers share ([`squall_control::plan_hash`]).
 pub fn same_plan(a: &TopologyManifest, b: &TopologyManifest) -> bool {
     a == b || matches!((plan_hash(a), plan_hash(b)), (Ok(x), Ok(y)) if x == y)
 }
 
-/// What the workers have reported, for the next step.
-#[derive(Clone, Copy, Debug)]
-pub struct Progress {
-    /// The drain deadline recorded when a rebalance deactivated the spouts.
-    pub draining_until: Option<jiff::Timestamp>,
-    /// Every worker runs the current assignment with its spouts off and no tree in flight.
-    pub drained: bool,
-    /// Every worker runs an engine on the current assignment generation.
-    pub workers_current: bool,
-    /// Now.
-    pub now: jiff::Timestamp,
-}
-
-/// The next write towards the wanted assignment.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    /// Write this now.
-    Write(CurrentAssignment),
-    /// Write this (the current assignment with its spouts off) and start the drain.
-    Drain(CurrentAssignment),
-    /// Write nothing yet: trees are draining, or workers are still loading a new plan.
-    Wait,
-}
-
-/// Storm's rebalance, plus one guard against skew: deactivate, let in-flight trees
-/// complete (at most until the deadline), write the new plan with its spouts still off,
-/// and activate only once every worker runs it, so no tree is sent to a worker still on
-/// the old plan. A first assignment starts the same way, inactive.
-pub fn next_step(current: Option<&CurrentAssignment>, wanted: CurrentAssignment, p: Progress) -> Step {
-    let Some(c) = current else {
-        return Step::Write(inactive(wanted));
-    };
-    match classify(c, &wanted) {
-        Change::None => Step::Write(wanted),
-        // Same plan, same tasks: keep the current activation until it is switched.
-        Change::Move if !is_active(&c.manifest) => Step::Write(inactive(wanted)),
-        Change::Move => Step::Write(wanted),
-        // Switching spouts on waits until every worker runs the plan; anything else (spouts
-        // off, or a manifest that only reads differently) goes at once.
-        Change::Activation
-            if is_active(&wanted.manifest) && !is_active(&c.manifest) && !p.workers_current =>
-        {
-            Step::Wait
-        }
-        Change::Activation => Step::Write(wanted),
-        Change::Rebalance => match p.draining_until {
-            Some(deadline) if !p.drained && p.now < deadline => Step::Wait,
-            Some(_) => Step::Write(inactive(wanted)),
-            None if is_active(&c.manifest) => {
-                let mut assignment = c.assignment.clone();
-                assignment.generation += 1;
-                let manifest = deactivated(&c.manifest);
-                Step::Drain(CurrentAssignment { assignment, manifest })
-            }
-            None => Step::Write(inactive(wanted)),
-        },
-    }
-}
-
-/// Whether a kill may proceed to deleting the workers: once every tree has drained or the
-/// wait (Storm's `kill -w`) has passed since the deletion was requested.
-pub fn kill_may_proceed(
-    deleted_at: jiff::Timestamp,
-    wait: Duration,
-    drained: bool,
-    now: jiff::Timestamp,
-) -> bool {
-    let wait = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
-    drained
-        || deleted_at
-            .checked_add(wait)
-            .map_or(true, |deadline| now >= deadline)
-}
-
+/// Assignments for the tests of this module and of [`crate::lifecycle`].
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use std::collections::BTreeSet;
 
     use squall_control::{Assignment, WorkerSpec};
+    use squall_model::TopologyManifest;
 
-    use super::*;
+    use super::CurrentAssignment;
 
     const M: &str = r#"
 apiVersion: squall.dev/v1alpha1
@@ -182,13 +102,19 @@ spec:
   bolts: [{name: b, component: "null", parallelism: 2, inputs: [{from: s}]}]
 "#;
 
-    fn manifest(edit: impl FnOnce(&mut TopologyManifest)) -> TopologyManifest {
+    /// A two-worker `sequence → null` manifest, edited.
+    pub(crate) fn manifest(edit: impl FnOnce(&mut TopologyManifest)) -> TopologyManifest {
         let mut m = TopologyManifest::from_yaml(M, "t").unwrap_or_else(|e| panic!("{e}"));
         edit(&mut m);
         m
     }
 
-    fn current(manifest: TopologyManifest, addresses: [&str; 2], tasks: [&[u32]; 2]) -> CurrentAssignment {
+    /// An assignment of generation 3 over two workers.
+    pub(crate) fn current(
+        manifest: TopologyManifest,
+        addresses: [&str; 2],
+        tasks: [&[u32]; 2],
+    ) -> CurrentAssignment {
         CurrentAssignment {
             assignment: Assignment {
                 manifest: "topology.yaml".into(),
@@ -206,9 +132,15 @@ spec:
         }
     }
 
-    fn ts(s: &str) -> jiff::Timestamp {
+    pub(crate) fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{current, manifest};
+    use super::*;
 
     #[test]
     fn changes_are_classified_by_what_the_workers_must_do() {
@@ -246,115 +178,6 @@ spec:
             [&[1, 2], &[3, 4]],
         );
         assert_eq!(classify(&drained_old, &parallelism), Change::Rebalance);
-    }
-
-    fn progress(draining_until: Option<jiff::Timestamp>, drained: bool, workers_current: bool) -> Progress {
-        Progress {
-            draining_until,
-            drained,
-            workers_current,
-            now: ts("2026-01-01T00:00:00Z"),
-        }
-    }
-
-    #[test]
-    fn a_rebalance_deactivates_drains_loads_the_plan_inactive_then_activates() {
-        let base = current(manifest(|_| {}), ["a:1", "b:1"], [&[1, 2], &[3, 4]]);
-        let wanted = current(
-            manifest(|m| m.spec.bolts[0].parallelism = 3),
-            ["a:1", "b:1"],
-            [&[1, 3], &[2, 4]],
-        );
-        let Step::Drain(off) = next_step(Some(&base), wanted.clone(), progress(None, false, true)) else {
-            panic!("an active topology is not deactivated before a rebalance");
-        };
-        assert_eq!(off.assignment.generation, 4);
-        assert_eq!(off.assignment.workers, base.assignment.workers);
-        assert!(!is_active(&off.manifest));
-        assert_eq!(classify(&base, &off), Change::Activation);
-
-        let deadline = Some(ts("2026-01-01T00:00:30Z"));
-        let step = |p: Progress| next_step(Some(&off), wanted.clone(), p);
-        assert_eq!(step(progress(deadline, false, true)), Step::Wait);
-        let mut late = progress(deadline, false, true);
-        late.now = ts("2026-01-01T00:00:31Z");
-        let Step::Write(loaded) = step(progress(deadline, true, true)) else {
-            panic!("drained, but the new plan is not written");
-        };
-        assert_eq!(
-            step(late),
-            Step::Write(loaded.clone()),
-            "the deadline ends the drain too"
-        );
-        assert!(
-            !is_active(&loaded.manifest),
-            "the new plan must start with its spouts off"
-        );
-        assert!(same_plan(&loaded.manifest, &wanted.manifest));
-        assert_eq!(loaded.assignment.workers, wanted.assignment.workers);
-
-        // Activation once every worker runs the new plan.
-        assert_eq!(
-            next_step(Some(&loaded), wanted.clone(), progress(None, false, false)),
-            Step::Wait
-        );
-        assert_eq!(
-            next_step(Some(&loaded), wanted.clone(), progress(None, false, true)),
-            Step::Write(wanted.clone())
-        );
-    }
-
-    #[test]
-    fn first_plans_start_inactive_and_deactivation_or_moves_go_at_once() {
-        let wanted = current(manifest(|_| {}), ["a:1", "b:1"], [&[1, 2], &[3, 4]]);
-        let Step::Write(first) = next_step(None, wanted.clone(), progress(None, false, false)) else {
-            panic!("no first assignment");
-        };
-        assert!(!is_active(&first.manifest));
-        let off = current(
-            manifest(|m| m.spec.desired_state = DesiredState::Inactive),
-            ["a:1", "b:1"],
-            [&[1, 2], &[3, 4]],
-        );
-        assert_eq!(
-            next_step(Some(&wanted), off.clone(), progress(None, false, false)),
-            Step::Write(off.clone()),
-            "a deactivation waits for nothing"
-        );
-        let moved = current(manifest(|_| {}), ["a:1", "c:1"], [&[1, 2], &[3, 4]]);
-        assert_eq!(
-            next_step(Some(&wanted), moved.clone(), progress(None, false, false)),
-            Step::Write(moved.clone())
-        );
-        // Same plan, both active, only the text differs: it reads as the same manifest.
-        let text = format!("# reworded\n{}", wanted.manifest.to_yaml().unwrap_or_default());
-        let mut reworded = wanted.clone();
-        reworded.manifest = TopologyManifest::from_yaml(&text, "t").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(classify(&wanted, &reworded), Change::None);
-        assert_eq!(
-            next_step(Some(&wanted), reworded.clone(), progress(None, false, false)),
-            Step::Write(reworded)
-        );
-        // A move while the activation is pending keeps the spouts off.
-        let Step::Write(m) = next_step(Some(&first), moved, progress(None, false, false)) else {
-            panic!("move not written");
-        };
-        assert!(!is_active(&m.manifest));
-    }
-
-    #[test]
-    fn a_kill_waits_for_the_drain_or_the_wait() {
-        let deleted = ts("2026-01-01T00:00:00Z");
-        let wait = Duration::from_secs(30);
-        assert!(!kill_may_proceed(
-            deleted,
-            wait,
-            false,
-            ts("2026-01-01T00:00:29Z")
-        ));
-        assert!(kill_may_proceed(deleted, wait, true, ts("2026-01-01T00:00:01Z")));
-        assert!(kill_may_proceed(deleted, wait, false, ts("2026-01-01T00:00:30Z")));
-        assert!(kill_may_proceed(deleted, Duration::ZERO, false, deleted));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! What every part of a reconcile shares: the operator's settings and context, its
 //! errors, and the writes every path makes (status, Events) and the read of the current
-//! assignment. The bottom layer: it uses no other module of the controller.
+//! assignment. Both reconcile paths (`kill`, `controller`) stand on it; it uses neither.
 
+use crate::events::{EventRecorder, Note};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use squall_control::{Assignment, ASSIGNMENT_KEY, MANIFEST_KEY};
@@ -14,6 +14,7 @@ use squall_model::crd::{Topology, TopologyStatus};
 use squall_model::{Limits, TopologyManifest, API_VERSION, KIND};
 
 use crate::change::CurrentAssignment;
+use crate::lifecycle::LifecycleError;
 use crate::liveness::LeaseBook;
 use crate::metrics::Metrics;
 use crate::resources::{BuildError, WorkerDefaults};
@@ -37,6 +38,9 @@ pub enum Error {
     /// The object has no namespace (the CRD is namespaced, so this is a bug).
     #[error("topology has no namespace")]
     NoNamespace,
+    /// A lifecycle transition was rejected (a bug: nothing was written).
+    #[error("lifecycle: {0}")]
+    Lifecycle(#[from] LifecycleError),
 }
 
 impl Error {
@@ -48,6 +52,7 @@ impl Error {
             Error::Yaml(_) => "yaml",
             Error::Finalizer(_) => "finalizer",
             Error::NoNamespace => "no_namespace",
+            Error::Lifecycle(_) => "lifecycle",
         }
     }
 }
@@ -67,7 +72,7 @@ pub struct Config {
 
 pub(crate) struct Context {
     pub(crate) client: Client,
-    pub(crate) recorder: Recorder,
+    pub(crate) recorder: EventRecorder,
     pub(crate) config: Config,
     /// What this operator has seen of the worker Leases (see `liveness`).
     pub(crate) leases: std::sync::Mutex<LeaseBook>,
@@ -91,16 +96,11 @@ pub(crate) fn current_assignment(cm: Option<ConfigMap>, limits: &Limits) -> Opti
 }
 
 pub(crate) async fn publish(ctx: &Context, t: &Topology, reason: &str, note: String, warning: bool) {
-    let ev = KubeEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Reconcile".to_owned(),
-        secondary: None,
+    let ev = Note {
+        reason,
+        action: "Reconcile",
+        note: &note,
+        warning,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &t.object_ref(&())).await {
         tracing::warn!(topology = %t.name_any(), error = %e, "publishing an event failed");

@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
@@ -20,10 +19,11 @@ use kube::{Api, Client, ResourceExt};
 use squall_model::crd::Topology;
 use squall_model::DesiredState;
 
-use crate::change::{is_active, CurrentAssignment};
+use crate::change::CurrentAssignment;
 use crate::context::{current_assignment, publish, write_status, Context};
 pub use crate::context::{Config, Error};
-use crate::decide::{decide, ordinal, Observed, ObservedPod};
+use crate::decide::{asks, decide, ordinal, Observed, ObservedPod};
+use crate::events::EventRecorder;
 use crate::liveness::LeaseBook;
 use crate::resources;
 use crate::{kill, probe, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
@@ -154,7 +154,7 @@ async fn act(
     let pod_api = Api::<Pod>::namespaced(client.clone(), &ns);
     let in_effect = decision.write.as_ref().or(current);
     let replicas = match in_effect {
-        Some(a) if decision.status.drain_deadline.is_some() => t
+        Some(a) if decision.lifecycle.is_draining() => t
             .spec
             .workers
             .max(i32::try_from(a.assignment.workers.len()).unwrap_or(i32::MAX)),
@@ -200,7 +200,7 @@ async fn act(
         )?;
         tracing::warn!(topology = %name, pod = %pod, "worker lease expired or node lost; pod replaced");
     }
-    if decision.waiting || decision.status.drain_deadline.is_some() || decision.write.is_some() {
+    if decision.waiting || decision.lifecycle.is_draining() || decision.write.is_some() {
         // A step waits on the workers: ask them again soon.
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
@@ -232,25 +232,9 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         &ctx.config.workers.limits,
     );
 
-    let draining = t.status.as_ref().is_some_and(|s| s.drain_deadline.is_some());
-    let drained = match &current {
-        Some(c) if draining => {
-            probe::drained(&kill::worker_http(&pod_list, Some(c)), c.assignment.generation).await
-        }
-        _ => false,
-    };
-    // Asked only while spouts wait to be switched on (a new plan loading, or activation).
-    let activating = t.spec.desired_state == DesiredState::Active;
-    let workers_current = match &current {
-        Some(c) if activating && !is_active(&c.manifest) => {
-            probe::running(&kill::worker_http(&pod_list, Some(c)), c.assignment.generation).await
-        }
-        _ => false,
-    };
-
-    // Decide.
+    // Decide, asking the workers only what the next step needs.
     let selector = resources::selector_string(&name);
-    let decision = decide(&Observed {
+    let mut observed = Observed {
         generation: t.metadata.generation,
         plan: plan.as_ref().map_err(Clone::clone),
         manifest: &manifest,
@@ -261,9 +245,20 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
         previous: t.status.as_ref(),
         selector: &selector,
         now: clock,
-        drained,
-        workers_current,
-    });
+        drained: false,
+        workers_current: false,
+    };
+    let asked = asks(&observed);
+    if let Some(c) = &current {
+        let workers = || kill::worker_http(&pod_list, Some(c));
+        if asked.drained {
+            observed.drained = probe::drained(&workers(), c.assignment.generation).await;
+        }
+        if asked.workers_current {
+            observed.workers_current = probe::running(&workers(), c.assignment.generation).await;
+        }
+    }
+    let decision = decide(&observed);
 
     ctx.config
         .metrics
@@ -331,13 +326,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         };
     // Fail early with a hint when the CRD is missing.
     topologies.list(&ListParams::default().limit(1)).await?;
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.to_owned(),
-            instance: Some(config.instance.clone()),
-        },
-    );
+    let recorder = EventRecorder::new(client.clone(), FIELD_MANAGER, config.instance.clone());
     let ctx = Arc::new(Context {
         client,
         recorder,

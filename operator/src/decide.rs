@@ -5,7 +5,8 @@ use squall_model::crd::{Phase, TopologyCondition, TopologyStatus};
 use squall_model::{Plan, TopologyManifest};
 
 pub use crate::change::CurrentAssignment;
-use crate::change::{next_step, same_plan, Progress, Step};
+use crate::change::{is_active, same_plan};
+use crate::lifecycle::{Asks, Lifecycle, Observation, Step};
 
 /// A worker pod as the operator sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +51,9 @@ pub struct Observed<'a> {
     /// Now: condition transition times and the drain deadline.
     pub now: jiff::Timestamp,
     /// Every worker of the current assignment reported its spouts off and no tree in
-    /// flight (only looked at while a rebalance drains).
+    /// flight (asked only when [`asks`] says the next step needs it).
     pub drained: bool,
-    /// Every worker runs an engine on the current assignment's generation (only looked at
-    /// before activating spouts).
+    /// Every worker runs an engine on the current assignment's generation (likewise).
     pub workers_current: bool,
 }
 
@@ -71,6 +71,9 @@ pub struct Decision {
     /// A step waits on the workers (a drain, or loading a plan before activation): look
     /// again soon.
     pub waiting: bool,
+    /// Where the topology stands once this decision is carried out (as observed when the
+    /// spec is rejected: nothing changes then).
+    pub lifecycle: Lifecycle,
 }
 
 /// The worker ids and addresses an assignment needs: pods with ordinals below the worker
@@ -181,6 +184,10 @@ pub fn decide(o: &Observed<'_>) -> Decision {
     let plan = match &o.plan {
         Ok(plan) => *plan,
         Err(problem) => {
+            // What runs keeps running, a drain included: its deadline stays for when the
+            // spec is fixed (or edited back).
+            let lifecycle = observe(o);
+            status.drain_deadline = lifecycle.drain_deadline().map(|d| d.to_string());
             status.phase = Phase::Failed;
             status.last_error = Some(problem.clone());
             status.conditions = vec![
@@ -199,12 +206,14 @@ pub fn decide(o: &Observed<'_>) -> Decision {
                 events,
                 replace,
                 waiting: false,
+                lifecycle,
             };
         }
     };
+    status.ackers = i32::try_from(plan.ackers).ok();
     let step = assignment_step(o, plan, &mut events);
-    status.drain_deadline = step.drain_deadline.map(|d| d.to_string());
-    let draining = status.drain_deadline.is_some();
+    status.drain_deadline = step.lifecycle.drain_deadline().map(|d| d.to_string());
+    let draining = step.lifecycle.is_draining();
     let assigned = match (&step.write, o.current) {
         (Some(w), _) => Some(&w.assignment),
         (None, Some(c)) if same_plan(&c.manifest, o.manifest) || draining => Some(&c.assignment),
@@ -236,6 +245,7 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         events,
         replace,
         waiting: step.waiting,
+        lifecycle: step.lifecycle,
     }
 }
 
@@ -267,12 +277,20 @@ fn replacements(o: &Observed<'_>, events: &mut Vec<Event>) -> Vec<String> {
 /// What [`assignment_step`] decided.
 struct AssignmentStep {
     write: Option<CurrentAssignment>,
-    drain_deadline: Option<jiff::Timestamp>,
+    lifecycle: Lifecycle,
     waiting: bool,
 }
 
-/// The next assignment to write, if any, through the drain of a rebalance.
-fn assignment_step(o: &Observed<'_>, plan: &Plan, events: &mut Vec<Event>) -> AssignmentStep {
+/// The lifecycle as observed: the ConfigMap's assignment and the drain deadline last
+/// written to the status (a deletion takes the other path, `kill`).
+fn observe(o: &Observed<'_>) -> Lifecycle {
+    let deadline = o.previous.and_then(|p| p.drain_deadline.as_deref());
+    Lifecycle::observe(o.current, deadline, None)
+}
+
+/// What the lifecycle's next transition is decided on: the assignment the spec and the
+/// pods call for, what the workers said, and now.
+fn observation<'a>(o: &Observed<'a>, plan: &Plan) -> Observation<'a> {
     let addresses = worker_addresses(o.pods, o.workers, crate::DATA_PORT);
     // Generations only grow, also past a ConfigMap that is gone or unreadable: workers and
     // probes compare them.
@@ -281,62 +299,108 @@ fn assignment_step(o: &Observed<'_>, plan: &Plan, events: &mut Vec<Event>) -> As
         .and_then(|p| p.assignment_generation)
         .and_then(|g| u64::try_from(g).ok())
         .unwrap_or(0);
-    let wanted = addresses
-        .as_ref()
-        .and_then(|workers| next_assignment(plan, o.manifest, workers, o.current, last_generation));
-    let draining_until: Option<jiff::Timestamp> = o
-        .previous
-        .and_then(|p| p.drain_deadline.as_deref())
-        .and_then(|d| d.parse().ok());
-    // A drain survives pods coming and going; it ends when the new plan is written.
-    let mut step = AssignmentStep {
-        write: None,
-        drain_deadline: if addresses.is_none() { draining_until } else { None },
-        waiting: false,
-    };
-    let progress = Progress {
-        draining_until,
+    // No new assignment means the current one fits.
+    let wanted = addresses.and_then(|workers| {
+        next_assignment(plan, o.manifest, &workers, o.current, last_generation).or_else(|| o.current.cloned())
+    });
+    Observation {
+        current: o.current,
+        wanted,
+        drain_for: plan.message_timeout,
         drained: o.drained,
         workers_current: o.workers_current,
         now: o.now,
-    };
-    match wanted.map(|w| next_step(o.current, w, progress)) {
-        None => {}
-        Some(Step::Write(w)) => {
-            if draining_until.is_some() {
-                let how = if o.drained {
-                    "in-flight trees drained"
-                } else {
-                    "drain deadline passed"
-                };
-                events.push((
-                    "Rebalanced".into(),
-                    format!("{how}; loading the new plan, spouts off until every worker runs it"),
-                    false,
-                ));
-            }
-            step.write = Some(w);
-        }
-        Some(Step::Drain(off)) => {
-            let timeout = jiff::SignedDuration::try_from(plan.message_timeout).unwrap_or_default();
-            step.drain_deadline = o.now.checked_add(timeout).ok();
-            // Distinct reasons: the event recorder folds same-reason events into a series.
-            events.push((
-                "Draining".into(),
-                format!(
-                    "spouts deactivated; waiting up to {} s for in-flight trees before the new plan",
-                    plan.message_timeout.as_secs()
-                ),
-                false,
-            ));
-            step.write = Some(off);
-        }
-        Some(Step::Wait) => {
-            step.drain_deadline = draining_until;
-            step.waiting = true;
-        }
     }
-    step
+}
+
+/// Which questions to the workers the next step needs answered, before they are asked:
+/// none for a rejected spec, whose decision writes nothing.
+pub fn asks(o: &Observed<'_>) -> Asks {
+    match &o.plan {
+        Ok(plan) => observe(o).asks(&observation(o, plan)),
+        Err(_) => Asks::default(),
+    }
+}
+
+/// The next assignment to write, if any: the lifecycle's next transition, with its Events.
+fn assignment_step(o: &Observed<'_>, plan: &Plan, events: &mut Vec<Event>) -> AssignmentStep {
+    let from = observe(o);
+    let observation = observation(o, plan);
+    let t = match from.next(&observation) {
+        Ok(t) => t,
+        Err(e) => {
+            // Unreachable by the table's tests; if it happens, write nothing and say so.
+            events.push(("LifecycleRejected".into(), e.to_string(), true));
+            return AssignmentStep {
+                write: None,
+                lifecycle: from,
+                waiting: false,
+            };
+        }
+    };
+    if let Some(event) = transition_event(from, t.step, t.write.as_ref(), &observation) {
+        events.push(event);
+    }
+    // Spouts wanted on but still off (a drain cancelled before the workers run the plan):
+    // the activation follows as soon as they do.
+    let activation_pending = t.to == Lifecycle::Inactive
+        && observation
+            .wanted
+            .as_ref()
+            .is_some_and(|w| is_active(&w.manifest));
+    AssignmentStep {
+        waiting: t.step == Step::Wait || activation_pending,
+        write: t.write,
+        lifecycle: t.to,
+    }
+}
+
+/// The Event a transition of a rebalance makes, with a reason of its own per transition.
+fn transition_event(
+    from: Lifecycle,
+    step: Step,
+    write: Option<&CurrentAssignment>,
+    o: &Observation<'_>,
+) -> Option<Event> {
+    let seconds = o.drain_for.as_secs();
+    let (reason, note) = match (from, step) {
+        (Lifecycle::Draining { .. }, Step::Deactivate) => (
+            "Draining",
+            format!(
+                "spouts found on mid-drain; deactivated again, waiting up to {seconds} s for in-flight trees before the new plan"
+            ),
+        ),
+        (_, Step::Deactivate) => (
+            "Draining",
+            format!("spouts deactivated; waiting up to {seconds} s for in-flight trees before the new plan"),
+        ),
+        (Lifecycle::Draining { deadline }, Step::Rebalance) => {
+            let how = if o.now >= deadline {
+                "drain deadline passed"
+            } else {
+                "in-flight trees drained"
+            };
+            (
+                "Rebalanced",
+                format!("{how}; loading the new plan, spouts off until every worker runs it"),
+            )
+        }
+        (_, Step::CancelRebalance) => {
+            let then = match write.or(o.current) {
+                Some(a) if is_active(&a.manifest) => "spouts on again",
+                _ if o.wanted.as_ref().is_some_and(|w| is_active(&w.manifest)) => {
+                    "spouts off until every worker runs it"
+                }
+                _ => "spouts stay off as the spec says",
+            };
+            (
+                "RebalanceCancelled",
+                format!("the spec is back at the running plan; drain ended, {then}"),
+            )
+        }
+        _ => return None,
+    };
+    Some((reason.to_owned(), note, false))
 }
 
 /// The phase and the Ready, Progressing and Degraded conditions, with an Event when the
@@ -713,6 +777,188 @@ spec:
         assert_eq!(w.assignment.workers, cur.assignment.workers);
         assert_eq!(d.status.drain_deadline, None);
         assert_eq!(d.status.phase, Phase::Inactive);
+    }
+
+    fn two_pods() -> [ObservedPod; 2] {
+        [pod(0, Some("10.0.0.1"), true), pod(1, Some("10.0.0.2"), true)]
+    }
+
+    /// A topology running its first plan, spouts on, then the decision that starts the
+    /// drain of a parallelism change.
+    struct Drain {
+        m1: TopologyManifest,
+        p1: Plan,
+        running: CurrentAssignment,
+        m2: TopologyManifest,
+        p2: Plan,
+        off: CurrentAssignment,
+        started: Decision,
+    }
+
+    fn drain(pods: &[ObservedPod]) -> Drain {
+        let (m1, p1) = manifest_with(|_| {});
+        let mut o = observed(&p1, pods, None, None);
+        o.manifest = &m1;
+        let first = decide(&o);
+        let mut running = first.write.unwrap_or_else(|| panic!("no assignment"));
+        running.manifest = m1.clone();
+        let (m2, p2) = manifest_with(|m| m.spec.bolts[0].parallelism = 3);
+        let mut o = observed(&p2, pods, Some(&running), Some(&first.status));
+        o.manifest = &m2;
+        assert_eq!(asks(&o), Asks::default(), "a drain starts without asking anyone");
+        let started = decide(&o);
+        let off = started.write.clone().unwrap_or_else(|| panic!("no deactivation"));
+        Drain {
+            m1,
+            p1,
+            running,
+            m2,
+            p2,
+            off,
+            started,
+        }
+    }
+
+    fn reasons(d: &Decision) -> Vec<&str> {
+        d.events.iter().map(|e| e.0.as_str()).collect()
+    }
+
+    #[test]
+    fn a_drain_is_announced_and_asks_only_whether_it_drained() {
+        let pods = two_pods();
+        let d = drain(&pods);
+        let deadline = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(30);
+        assert_eq!(d.started.lifecycle, Lifecycle::Draining { deadline });
+        assert_eq!(d.started.status.drain_deadline, Some(deadline.to_string()));
+        assert_eq!(reasons(&d.started), ["Draining", "Assigned"]);
+        let mut o = observed(&d.p2, &pods, Some(&d.off), Some(&d.started.status));
+        o.manifest = &d.m2;
+        assert_eq!(
+            asks(&o),
+            Asks {
+                drained: true,
+                workers_current: false
+            }
+        );
+        o.now = deadline;
+        assert_eq!(
+            asks(&o),
+            Asks::default(),
+            "past the deadline the answer changes nothing"
+        );
+        let done = decide(&o);
+        assert_eq!(done.lifecycle, Lifecycle::Inactive);
+        assert!(done
+            .events
+            .iter()
+            .any(|e| e.0 == "Rebalanced" && e.1.starts_with("drain deadline passed")));
+    }
+
+    #[test]
+    fn the_spec_back_at_the_running_plan_cancels_the_drain_and_reactivates() {
+        let pods = two_pods();
+        let d = drain(&pods);
+        let mut o = observed(&d.p1, &pods, Some(&d.off), Some(&d.started.status));
+        o.manifest = &d.m1;
+        assert_eq!(
+            asks(&o),
+            Asks {
+                drained: false,
+                workers_current: true
+            }
+        );
+        let cancelled = decide(&o);
+        assert_eq!(cancelled.write, None, "spouts on before the workers run the plan");
+        assert_eq!(cancelled.lifecycle, Lifecycle::Inactive);
+        assert!(cancelled.waiting, "the activation follows soon");
+        assert_eq!(cancelled.status.drain_deadline, None);
+        assert_eq!(reasons(&cancelled), ["RebalanceCancelled"]);
+        assert!(!cancelled
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.reason == "Rebalancing"));
+
+        o.workers_current = true;
+        let on = decide(&o);
+        let w = on.write.clone().unwrap_or_else(|| panic!("not reactivated"));
+        assert_eq!(w.manifest, d.m1);
+        assert_eq!(w.assignment.workers, d.running.assignment.workers);
+        assert_eq!(w.assignment.generation, d.off.assignment.generation + 1);
+        assert_eq!(on.lifecycle, Lifecycle::Active);
+        assert_eq!(reasons(&on), ["RebalanceCancelled", "Assigned"]);
+        assert!(on.events[0].1.contains("spouts on again"), "{:?}", on.events);
+    }
+
+    #[test]
+    fn an_invalid_spec_mid_drain_keeps_the_deadline_and_what_runs() {
+        let pods = two_pods();
+        let d = drain(&pods);
+        let mut o = observed(&d.p2, &pods, Some(&d.off), Some(&d.started.status));
+        o.manifest = &d.m2;
+        o.plan = Err("bolt b: unknown stream".to_owned());
+        assert_eq!(
+            asks(&o),
+            Asks::default(),
+            "a rejected spec asks the workers nothing"
+        );
+        let failed = decide(&o);
+        assert_eq!(failed.status.phase, Phase::Failed);
+        assert_eq!(failed.write, None);
+        assert_eq!(failed.lifecycle, d.started.lifecycle);
+        assert_eq!(failed.status.drain_deadline, d.started.status.drain_deadline);
+
+        // Fixed after the deadline passed: the drain ends with the new plan.
+        let mut o = observed(&d.p2, &pods, Some(&d.off), Some(&failed.status));
+        o.manifest = &d.m2;
+        o.now = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(60);
+        let fixed = decide(&o);
+        let new = fixed
+            .write
+            .clone()
+            .unwrap_or_else(|| panic!("new plan not written"));
+        assert!(crate::change::same_plan(&new.manifest, &d.m2));
+        assert!(reasons(&fixed).contains(&"Rebalanced"));
+        assert_eq!(fixed.status.drain_deadline, None);
+    }
+
+    #[test]
+    fn spouts_found_on_mid_drain_restart_the_drain() {
+        let pods = two_pods();
+        let d = drain(&pods);
+        // The status says draining, the ConfigMap still has the spouts on (its write was
+        // lost), and the deadline has passed.
+        let mut o = observed(&d.p2, &pods, Some(&d.running), Some(&d.started.status));
+        o.manifest = &d.m2;
+        o.now = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(45);
+        assert_eq!(asks(&o), Asks::default());
+        let again = decide(&o);
+        assert_eq!(again.write, Some(d.off.clone()), "not deactivated again");
+        let deadline = o.now + jiff::SignedDuration::from_secs(30);
+        assert_eq!(again.lifecycle, Lifecycle::Draining { deadline });
+        assert_eq!(again.status.drain_deadline, Some(deadline.to_string()));
+        assert!(again
+            .events
+            .iter()
+            .any(|e| e.0 == "Draining" && e.1.starts_with("spouts found on mid-drain")));
+    }
+
+    #[test]
+    fn a_drain_deadline_without_an_assignment_writes_the_first_plan() {
+        let plan = plan();
+        let pods = two_pods();
+        let status = TopologyStatus {
+            drain_deadline: Some("1970-01-01T00:00:30Z".into()),
+            assignment_generation: Some(5),
+            ..TopologyStatus::default()
+        };
+        let d = decide(&observed(&plan, &pods, None, Some(&status)));
+        let first = d.write.clone().unwrap_or_else(|| panic!("no first plan"));
+        assert!(!crate::change::is_active(&first.manifest));
+        assert_eq!(first.assignment.generation, 6);
+        assert_eq!(d.lifecycle, Lifecycle::Inactive);
+        assert_eq!(d.status.drain_deadline, None);
+        assert!(!reasons(&d).contains(&"Rebalanced"));
     }
 
     #[test]

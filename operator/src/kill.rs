@@ -13,8 +13,8 @@ use kube::{Api, ResourceExt};
 use squall_model::crd::{Phase, Topology};
 
 use crate::change::CurrentAssignment;
-use crate::change::{deactivated, is_active, kill_may_proceed};
 use crate::context::{current_assignment, publish, write_status, Context, Error};
+use crate::lifecycle::{kill_deadline, Lifecycle, Observation, Step};
 use crate::{probe, resources, FIELD_MANAGER, HTTP_PORT, TOPOLOGY_LABEL};
 
 /// The HTTP endpoints of the workers of an assignment, or an empty list when one has no
@@ -38,8 +38,9 @@ pub(crate) fn worker_http(pods: &[Pod], current: Option<&CurrentAssignment>) -> 
 }
 
 /// Storm's `kill -w`, before the finalizer lets the children go: marks the topology
-/// Killing, deactivates its spouts through the assignment, and says how long to wait
-/// before asking again, or `None` once every tree has drained or the wait has passed.
+/// Killing, then takes the [`Lifecycle::Killing`] transitions (deactivate its spouts
+/// through the assignment, wait), and says how long to wait before looking again, or
+/// `None` once every tree has drained or the wait has passed.
 pub(crate) async fn kill_wait(t: &Topology, ctx: &Context) -> Result<Option<Duration>, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let name = t.name_any();
@@ -69,45 +70,49 @@ pub(crate) async fn kill_wait(t: &Topology, ctx: &Context) -> Result<Option<Dura
     }
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let stored = cms.get_opt(&resources::configmap_name(&name)).await?;
-    let Some(current) = current_assignment(stored, &ctx.config.workers.limits) else {
-        return Ok(None);
-    };
-    if is_active(&current.manifest) {
-        let mut assignment = current.assignment.clone();
-        assignment.generation += 1;
-        let off = CurrentAssignment {
-            assignment,
-            manifest: deactivated(&current.manifest),
-        };
-        let cm = resources::configmap(t, &off)?;
-        cms.patch(
-            &resources::configmap_name(&name),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(cm),
-        )
-        .await?;
-        tracing::info!(topology = %name, generation = off.assignment.generation, "spouts deactivated for the kill");
-        // Give the workers a moment to pick it up before asking them.
-        return Ok(Some(Duration::from_secs(1)));
-    }
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))
-        .await?
-        .items;
-    let drained = probe::drained(&worker_http(&pods, Some(&current)), current.assignment.generation).await;
+    let current = current_assignment(stored, &ctx.config.workers.limits);
     let now = jiff::Timestamp::now();
     let deleted_at = t.metadata.deletion_timestamp.as_ref().map_or(now, |d| d.0);
-    if kill_may_proceed(deleted_at, wait, drained, now) {
-        let how = if drained {
-            "in-flight trees drained"
-        } else {
-            "kill wait passed with trees in flight; their spouts are gone with them"
-        };
-        tracing::info!(topology = %name, drained, "killing the workers");
-        publish(ctx, t, "Killed", format!("{how}; removing the workers"), !drained).await;
-        Ok(None)
-    } else {
-        Ok(Some(Duration::from_secs(1)))
+    let lifecycle = Lifecycle::observe(current.as_ref(), None, Some(kill_deadline(deleted_at, wait)));
+    let mut o = Observation::new(current.as_ref(), None, now);
+    if lifecycle.asks(&o).drained {
+        if let Some(c) = &current {
+            let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                .list(&ListParams::default().labels(&format!("{TOPOLOGY_LABEL}={name}")))
+                .await?
+                .items;
+            o.drained = probe::drained(&worker_http(&pods, Some(c)), c.assignment.generation).await;
+        }
+    }
+    let transition = lifecycle.next(&o)?;
+    match (transition.step, transition.write) {
+        (Step::Deactivate, Some(off)) => {
+            let cm = resources::configmap(t, &off)?;
+            cms.patch(
+                &resources::configmap_name(&name),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(cm),
+            )
+            .await?;
+            tracing::info!(topology = %name, generation = off.assignment.generation, "spouts deactivated for the kill");
+            // Give the workers a moment to pick it up before asking them.
+            Ok(Some(Duration::from_secs(1)))
+        }
+        (Step::Release, _) => {
+            // With no assignment nothing ran to drain: the workers just go.
+            if current.is_some() {
+                let drained = o.drained;
+                let how = if drained {
+                    "in-flight trees drained"
+                } else {
+                    "kill wait passed with trees in flight; their spouts are gone with them"
+                };
+                tracing::info!(topology = %name, drained, "killing the workers");
+                publish(ctx, t, "Killed", format!("{how}; removing the workers"), !drained).await;
+            }
+            Ok(None)
+        }
+        _ => Ok(Some(Duration::from_secs(1))),
     }
 }
 

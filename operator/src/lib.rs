@@ -1,24 +1,31 @@
 //! The Squall operator: runs `Topology` resources on worker pods.
 //!
 //! - [`change`]: how a wanted assignment differs from the running one (activation in
-//!   place, address move, rebalance) and the drain steps of a rebalance and a kill; pure.
+//!   place, address move, rebalance); pure.
+//! - [`liveness`]: worker Leases judged on the operator's own observations.
+//! - [`metrics`]: reconcile counters and topologies by phase; health endpoints.
 //! - [`probe`]: asks workers through `GET /status` whether they run the current plan and
 //!   whether their trees have drained.
-//! - [`decide`]: pure functions from what was observed to what should be (assignment,
-//!   status, events); unit-tested without an API server.
-//! - [`rbac`]: the workers' per-topology ServiceAccount, Role and RoleBinding.
+//! - [`lifecycle`]: the topology's states (unassigned, active, inactive, draining,
+//!   killing), observed from the cluster each reconcile, and the table of legal
+//!   transitions between them; pure.
 //! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap).
-//! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
-//! - [`metrics`]: reconcile counters and topologies by phase; health endpoints.
-//! - [`kill`]: Storm's kill with wait before the finalizer releases a topology.
-//! - [`liveness`]: worker Leases judged on the operator's own observations.
+//! - [`rbac`]: the workers' per-topology ServiceAccount, Role and RoleBinding.
+//! - [`decide`]: pure functions from what was observed to what should be (assignment
+//!   through the lifecycle's transitions, status, events); unit-tested without an API
+//!   server.
 //! - `context`: what every reconcile path shares (settings, errors, status and Event
-//!   writes, the current assignment); the bottom layer.
-//! - [`crd`]: the CRD with the limits written into it.
+//!   writes, the current assignment); the base `kill` and `controller` stand on.
+//! - [`kill`]: Storm's kill with wait before the finalizer releases a topology.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
+//! - [`events`]: Events keyed by what they say, so each distinct change reads as itself
+//!   and only repeats become a series.
+//! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
+//! - [`crd`]: the CRD with the limits written into it.
 //!
-//! Layers, bottom up, with no cycle: `change`, `liveness`, `metrics`, `probe` → `resources`
-//! → `rbac`, `decide`, `context` → `kill` → `controller`.
+//! Layers, bottom up, with no cycle: `change`, `events`, `liveness`, `metrics`, `probe` →
+//! `lifecycle`, `resources` → `rbac`, `decide`, `context` → `kill` → `controller`
+//! (`leader` and `crd` stand apart).
 #![forbid(unsafe_code)]
 
 pub mod change;
@@ -26,8 +33,10 @@ mod context;
 pub mod controller;
 pub mod crd;
 pub mod decide;
+pub mod events;
 pub mod kill;
 pub mod leader;
+pub mod lifecycle;
 pub mod liveness;
 pub mod metrics;
 pub mod probe;

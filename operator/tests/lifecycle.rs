@@ -1,7 +1,8 @@
 //! Minimal-disruption changes and Storm's kill with wait, on the real control plane:
-//! deactivate → activate without an engine restart, a rebalance that drains first, and a
-//! `kubectl delete` that deactivates, lets in-flight trees complete, then removes the
-//! workers. Needs `make k8s-bins` and a built `squall-worker` (`make test-operator`).
+//! deactivate → activate without an engine restart, a rebalance that drains first, a
+//! rebalance edited back mid-drain, and a `kubectl delete` that deactivates, lets
+//! in-flight trees complete, then removes the workers. Needs `make k8s-bins` and a built
+//! `squall-worker` (`make test-operator`).
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,22 @@ async fn set_state(topos: &Api<Topology>, state: DesiredState) -> Result<()> {
     let mut t = topos.get("numbers").await?;
     t.spec.desired_state = state;
     topos.replace("numbers", &PostParams::default(), &t).await?;
+    Ok(())
+}
+
+async fn set_sink_parallelism(topos: &Api<Topology>, parallelism: i32) -> Result<()> {
+    let mut t = topos.get("numbers").await?;
+    t.spec.bolts[0].parallelism = parallelism;
+    topos.replace("numbers", &PostParams::default(), &t).await?;
+    Ok(())
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to a worker process.
+fn signal(pid: i32, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    ensure!(status.success(), "kill {signal} {pid} failed");
     Ok(())
 }
 
@@ -305,9 +322,7 @@ async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<(
         wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
         // A worker that answers nothing: it can never report drained.
-        let stuck = pods.get("numbers-1").await?;
-        let uid = kube::ResourceExt::uid(&stuck).context("pod uid")?;
-        let pid = pid_of_pod(&uid).context("worker process of numbers-1 not found")?;
+        let (_, pid) = pod_process(&cluster, &pods, "numbers-1").await?;
         let stopped = std::process::Command::new("kill")
             .args(["-STOP", &pid.to_string()])
             .status()?;
@@ -337,6 +352,88 @@ async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<(
         let _ = std::process::Command::new("kill")
             .args(["-CONT", &pid.to_string()])
             .status();
+        operator.abort();
+        Ok(())
+    })
+    .await
+}
+
+/// A rebalance that cannot drain (a worker stopped, so it never reports) is cancelled by
+/// editing the spec back to the running plan: Event `RebalanceCancelled`, no drain
+/// deadline, and once the worker runs again the spouts are back on, no engine restarted
+/// and no new plan loaded.
+#[tokio::test]
+async fn a_rebalance_edited_back_mid_drain_is_cancelled() -> Result<()> {
+    bounded_for(Duration::from_secs(150), async {
+        let cluster = TestCluster::start().await?;
+        install_crd(&cluster).await?;
+        let _node = cluster
+            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
+            .await?;
+        let client = cluster.client();
+        // A Lease long enough for the stopped worker to keep its pod.
+        let operator = spawn_operator(&client, 40, 2);
+        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        let mut t = topology(PIPELINE)?;
+        // A deadline that cannot pass during the test.
+        t.spec.message_timeout_seconds = 120;
+        let running = t.spec.bolts[0].parallelism;
+        topos.create(&PostParams::default(), &t).await?;
+        wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
+        let _ = wait_acked_beyond(&cluster, &pods, 0).await?;
+        eventually(
+            "both engines up",
+            Duration::from_secs(10),
+            cluster.dir(),
+            || async { (engine_starts(&statuses(&pods).await) == Some(2)).then_some(()) },
+        )
+        .await?;
+
+        let (_, pid) = pod_process(&cluster, &pods, "numbers-1").await?;
+        signal(pid, "-STOP")?;
+        let stopped = async {
+            set_sink_parallelism(&topos, running + 1).await?;
+            eventually("draining", Duration::from_secs(20), cluster.dir(), || async {
+                let s = topos.get("numbers").await.ok()?.status?;
+                s.drain_deadline.is_some().then_some(())
+            })
+            .await?;
+            set_sink_parallelism(&topos, running).await?;
+            eventually("cancelled", Duration::from_secs(20), cluster.dir(), || async {
+                let s = topos.get("numbers").await.ok()?.status?;
+                let cancelled = event_notes(&cluster, "RebalanceCancelled").await;
+                (s.drain_deadline.is_none() && !cancelled.is_empty()).then_some(())
+            })
+            .await?;
+            anyhow::Ok(())
+        }
+        .await;
+        signal(pid, "-CONT")?;
+        stopped?;
+
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+        eventually("active again", Duration::from_secs(30), cluster.dir(), || async {
+            let manifest = cms
+                .get("numbers-assignment")
+                .await
+                .ok()?
+                .data?
+                .remove("topology.yaml")?;
+            let p = pages(&pods).await;
+            (both_workers(&p, true)
+                && !manifest.contains("Inactive")
+                && !manifest.contains(&format!("parallelism: {}", running + 1)))
+            .then_some(())
+        })
+        .await?;
+        let _ = wait_acked_beyond(&cluster, &pods, acked(&pods).await.unwrap_or(0)).await?;
+        ensure!(
+            engine_starts(&statuses(&pods).await) == Some(2),
+            "the cancelled rebalance restarted an engine"
+        );
+        let rebalanced = event_notes(&cluster, "Rebalanced").await;
+        ensure!(rebalanced.is_empty(), "a plan was loaded: {rebalanced:?}");
         operator.abort();
         Ok(())
     })

@@ -21,7 +21,7 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
-rm -f "$K8S_STATE"
+rm -f "$K8S_STATE" "${K8S_STATE%.env}-env.sh"
 if [ "${K8S_KEEP_LOGS:-0}" != 0 ]; then
   echo "down.sh: logs kept in $K8S_CLUSTER_DIR/logs"
 else

@@ -4,8 +4,10 @@
 # agent. State lives in a temp dir recorded in $K8S_STATE; stop with down.sh.
 #
 # Env: K8S_BIN_DIR (binaries), K8S_PORT_BASE (default 26400; uses base+1,
-# +2, +43, +57, +59), K8S_NODE_AGENT_BIN, K8S_AGENT_CONFIG (JSON config for
-# the agent; default: one node "node-1" without images),
+# +2, +43, +57, +59), K8S_TARGET_DIR (default target/debug), K8S_NODE_AGENT_BIN,
+# K8S_AGENT_CONFIG (JSON config for the agent; default: one node "node-1" running the
+# chart's images squall/operator and squall/worker as the binaries in K8S_TARGET_DIR;
+# a config without podKubeconfig gets the cluster's kubeconfig),
 # K8S_NODE_MONITOR_GRACE (default 10s).
 set -euo pipefail
 
@@ -17,7 +19,8 @@ K8S_STATE="${K8S_STATE:-$ROOT/.cache/cluster.env}"
 BASE="${K8S_PORT_BASE:-26400}"
 ETCD_PORT=$((BASE + 1)) PEER_PORT=$((BASE + 2)) API_PORT=$((BASE + 43)) KCM_PORT=$((BASE + 57)) SCHED_PORT=$((BASE + 59))
 GRACE="${K8S_NODE_MONITOR_GRACE:-10s}"
-AGENT_BIN="${K8S_NODE_AGENT_BIN:-$ROOT/target/debug/squall-node-agent}"
+TARGET_DIR="${K8S_TARGET_DIR:-$ROOT/target/debug}"
+AGENT_BIN="${K8S_NODE_AGENT_BIN:-$TARGET_DIR/squall-node-agent}"
 
 die() { echo "up.sh: $*" >&2; exit 1; }
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
@@ -121,7 +124,12 @@ if [ -x "$AGENT_BIN" ]; then
   CFG="${K8S_AGENT_CONFIG:-}"
   if [ -z "$CFG" ]; then
     CFG="$D/agent.json"
-    echo "{\"nodes\": [\"node-1\"], \"workDir\": \"$D/agent\", \"podKubeconfig\": \"$KC\"}" >"$CFG"
+    # The chart's images run the freshly built binaries, so `helm install` works as is.
+    cat >"$CFG" <<CFGEOF
+{"nodes": ["node-1"], "workDir": "$D/agent", "podKubeconfig": "$KC",
+ "images": {"squall/operator": {"binary": "$TARGET_DIR/squall-operator"},
+            "squall/worker": {"binary": "$TARGET_DIR/squall-worker"}}}
+CFGEOF
   fi
   start node-agent "$AGENT_BIN" --config "$CFG" --kubeconfig "$KC"
   for i in $(seq 1 120); do
@@ -133,5 +141,9 @@ else
   echo "up.sh: no node agent at $AGENT_BIN (cargo build -p squall-node-agent); pods will stay Pending" >&2
 fi
 
+# For a person's shell: kubectl and helm from the cache, and this cluster's kubeconfig.
+ENV_SH="${K8S_STATE%.env}-env.sh"
+printf 'export KUBECONFIG=%q\nexport PATH=%q:"$PATH"\n' "$KC" "$K8S_BIN_DIR" >"$ENV_SH"
 echo "cluster up in $D"
 echo "export KUBECONFIG=$KC"
+echo "source $ENV_SH   # KUBECONFIG, and kubectl and helm on PATH"

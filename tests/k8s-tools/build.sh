@@ -52,8 +52,8 @@ for b in kube-apiserver kube-controller-manager kube-scheduler; do
   stamped "$b" "Kubernetes v$K8S_VERSION" --version || need_k8s=1
 done
 stamped kubectl "Client Version: v$K8S_VERSION" version --client || need_k8s=1
+maj=${K8S_VERSION%%.*}; rest=${K8S_VERSION#*.}; min=${rest%%.*}
 if [ "$need_k8s" = 1 ]; then
-  maj=${K8S_VERSION%%.*}; rest=${K8S_VERSION#*.}; min=${rest%%.*}
   ldf="-s -w"
   # Same variables upstream's hack/lib/version.sh sets, in both packages.
   for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
@@ -73,11 +73,28 @@ if ! stamped etcd "etcd Version: $ETCD_VERSION" --version; then
   (cd "$HERE/etcd" && "$GO" build -trimpath -ldflags "-s -w" -o "$K8S_BIN_DIR/etcd" go.etcd.io/etcd/server/v3)
 fi
 
-if ! stamped helm "v$HELM_VERSION" version --short; then
+# helm assumes Kubernetes v1.20 wherever it has no cluster to ask (`helm template`, `helm
+# lint`) unless built with the version it targets, as upstream's Makefile does; the chart
+# needs a newer one, so stamp ours in both places helm reads it.
+helm_kube_default() {
+  local c
+  c="$(mktemp -d)"
+  mkdir -p "$c/templates"
+  printf 'apiVersion: v2\nname: probe\nversion: 0.1.0\n' >"$c/Chart.yaml"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\ndata: {kube: "{{ .Capabilities.KubeVersion.Version }}"}\n' >"$c/templates/cm.yaml"
+  "$K8S_BIN_DIR/helm" template "$c" 2>/dev/null | grep -o 'kube: "[^"]*"' || true
+  rm -rf "$c"
+}
+helm_ok() { stamped helm "v$HELM_VERSION" version --short && [ "$(helm_kube_default)" = "kube: \"v$maj.$min.0\"" ]; }
+if ! helm_ok; then
   echo "build.sh: building helm v$HELM_VERSION"
   built=1
-  (cd "$HERE/helm" && "$GO" build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-    -o "$K8S_BIN_DIR/helm" helm.sh/helm/v3/cmd/helm)
+  hldf="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    hldf="$hldf -X $p.k8sVersionMajor=$maj -X $p.k8sVersionMinor=$min"
+  done
+  (cd "$HERE/helm" && "$GO" build -trimpath -ldflags "$hldf" -o "$K8S_BIN_DIR/helm" helm.sh/helm/v3/cmd/helm)
+  helm_ok || { echo "build.sh: helm does not default to Kubernetes v$maj.$min ($(helm_kube_default))" >&2; exit 1; }
 fi
 
 # The binaries are the cache; Go's build and module caches (~6 GB for Kubernetes) are not

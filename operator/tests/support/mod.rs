@@ -181,6 +181,23 @@ pub fn pid_of_pod(uid: &str) -> Option<i32> {
     })
 }
 
+/// The uid and worker process of pod `name`, once both exist: a pod may be between
+/// restarts of its container at the moment a test looks, so a single look can miss it.
+pub async fn pod_process(cluster: &TestCluster, pods: &Api<Pod>, name: &str) -> Result<(String, i32)> {
+    eventually(
+        &format!("the worker process of {name}"),
+        Duration::from_secs(15),
+        cluster.dir(),
+        || async {
+            let uid = kube::ResourceExt::uid(&pods.get(name).await.ok()?)?;
+            let pid = pid_of_pod(&uid)?;
+            Some((uid, pid))
+        },
+    )
+    .await
+    .map_err(Into::into)
+}
+
 /// Ready condition of a pod.
 pub fn pod_ready(p: &Pod) -> bool {
     p.status

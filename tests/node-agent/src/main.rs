@@ -31,7 +31,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let config_path = config_path.context("--config FILE is required")?;
-    let config = AgentConfig::from_file(&config_path)?;
+    let mut config = AgentConfig::from_file(&config_path)?;
+    // Pods here have no service-account mount; without a kubeconfig an operator run as a
+    // pod cannot reach the API server at all, so lend it the agent's own unless the
+    // config names another.
+    if config.pod_kubeconfig.is_none() {
+        // Absolute, since containers run in their own working directories.
+        config.pod_kubeconfig = kubeconfig.as_deref().map(std::path::absolute).transpose()?;
+    }
     let client_config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;

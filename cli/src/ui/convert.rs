@@ -1,0 +1,258 @@
+//! The engine's figures as the API's samples: an in-process [`Snapshot`], or the
+//! snapshots the CLI merges from the workers' `/metrics` pages.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use squall_engine::metrics::{latency_bucket_bounds, LatencyBuckets};
+use squall_engine::{ComponentSnapshot, Snapshot, Stats};
+use squall_model::{Plan, Role};
+use squall_ui::{
+    ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,
+    OutputSample, Status, TopologyInfo, TopologySample,
+};
+
+/// Where a local run's executors are, for the API's `host`.
+pub const LOCAL_HOST: &str = "localhost";
+
+/// Remembers when each component's last error was first seen: the engine keeps the
+/// message only, so its time is the first sample that showed it.
+#[derive(Default)]
+pub struct ErrorClock(BTreeMap<String, (String, SystemTime)>);
+
+impl ErrorClock {
+    fn report(
+        &mut self,
+        component: &str,
+        message: Option<&String>,
+        now: SystemTime,
+        host: &str,
+    ) -> Option<ErrorReport> {
+        let message = message?;
+        let seen = self
+            .0
+            .entry(component.to_owned())
+            .or_insert_with(|| (message.clone(), now));
+        if seen.0 != *message {
+            *seen = (message.clone(), now);
+        }
+        Some(ErrorReport {
+            message: message.clone(),
+            time: seen.1,
+            host: host.to_owned(),
+            port: None,
+            worker: None,
+        })
+    }
+}
+
+/// The graph and settings of the plan.
+pub fn info(plan: &Plan, status: Status, workers: u32) -> TopologyInfo {
+    let edges = plan
+        .components
+        .iter()
+        .flat_map(|c| {
+            c.inputs.iter().map(|i| Edge {
+                from: i.from.clone(),
+                to: c.name.clone(),
+                stream: i.stream.clone(),
+                grouping: i.grouping.kind.as_str().to_owned(),
+            })
+        })
+        .collect();
+    TopologyInfo {
+        id: plan.name.clone(),
+        name: plan.name.clone(),
+        status,
+        workers,
+        message_timeout: plan.message_timeout,
+        edges,
+    }
+}
+
+fn latency(b: &LatencyBuckets) -> Latency {
+    let bounds = latency_bucket_bounds();
+    let mut buckets: Vec<(u64, u64)> = b
+        .counts
+        .iter()
+        .zip(bounds)
+        .filter(|(c, _)| **c > 0)
+        .map(|(c, bound)| (*bound, *c))
+        .collect();
+    if b.overflow > 0 {
+        buckets.push((u64::MAX, b.overflow));
+    }
+    Latency {
+        buckets,
+        sum_us: b.sum,
+    }
+}
+
+/// The API's figures of the engine's.
+pub fn figures(s: &Stats) -> Figures {
+    Figures {
+        emitted: s.emitted,
+        transferred: s.transferred,
+        executed: s.executed,
+        acked: s.acked,
+        failed: s.failed,
+        errors: s.errors,
+        busy: Some(Duration::from_nanos(s.busy_ns)),
+        backpressure: Duration::from_nanos(s.backpressure_ns),
+        execute_latency: latency(&s.execute_buckets),
+        process_latency: latency(&s.process_buckets),
+        complete_latency: latency(&s.complete_buckets),
+    }
+}
+
+/// Storm's executor id of a task range.
+fn executor_id(tasks: &[u32]) -> String {
+    match (tasks.first(), tasks.last()) {
+        (Some(a), Some(b)) => format!("[{a}-{b}]"),
+        _ => "[]".to_owned(),
+    }
+}
+
+/// A component without its per-executor rows: kind, counts, streams where the plan makes
+/// them unambiguous (a single input, a single output stream), gauges.
+fn component(plan: &Plan, c: &ComponentSnapshot, error: Option<ErrorReport>) -> ComponentSample {
+    let p = plan.component(&c.name);
+    let totals = figures(&c.total);
+    let inputs = match p.map(|p| p.inputs.as_slice()) {
+        Some([only]) => vec![InputSample {
+            component: only.from.clone(),
+            stream: only.stream.clone(),
+            figures: totals.clone(),
+        }],
+        _ => Vec::new(),
+    };
+    let outputs = match p.map(|p| p.outputs.as_slice()) {
+        Some([only]) => vec![OutputSample {
+            stream: only.stream.clone(),
+            figures: totals.clone(),
+        }],
+        _ => Vec::new(),
+    };
+    ComponentSample {
+        id: c.name.clone(),
+        kind: if c.role == "spout" {
+            ComponentKind::Spout
+        } else {
+            ComponentKind::Bolt
+        },
+        system: c.role == Role::Acker.as_str(),
+        executors: p.map_or(c.executors, |p| p.parallelism),
+        tasks: p.map_or(c.tasks.len(), |p| p.tasks.len()) as u32,
+        totals,
+        by_executor: Vec::new(),
+        inputs,
+        outputs,
+        queue_depth: c.queue_depth,
+        queue_capacity: c.queue_capacity,
+        pending: c.total.pending,
+        last_error: error,
+    }
+}
+
+/// Sums the per-task figures of one executor.
+fn executor_figures(c: &ComponentSnapshot, tasks: &[u32]) -> Figures {
+    let mut sum = Figures {
+        busy: Some(Duration::ZERO),
+        ..Figures::default()
+    };
+    for (_, s) in c.tasks.iter().filter(|(t, _)| tasks.contains(t)) {
+        sum.add(&figures(s));
+    }
+    sum
+}
+
+/// Components in the manifest's order (data flows top to bottom), system ones last.
+fn in_manifest_order(plan: &Plan, mut components: Vec<ComponentSample>) -> Vec<ComponentSample> {
+    let order = crate::table::manifest_order(plan);
+    components.sort_by_key(|c| order.iter().position(|n| *n == c.id).unwrap_or(order.len()));
+    components
+}
+
+/// A sample of an in-process run: one row per executor, tasks grouped as the plan
+/// splits them.
+pub fn in_process(plan: &Plan, snap: &Snapshot, status: Status, errors: &mut ErrorClock) -> TopologySample {
+    let now = SystemTime::now();
+    let components = snap
+        .components
+        .iter()
+        .map(|c| {
+            let error = errors.report(&c.name, c.last_error.as_ref(), now, LOCAL_HOST);
+            let mut out = component(plan, c, error);
+            if let Some(p) = plan.component(&c.name) {
+                out.by_executor = p
+                    .executor_tasks()
+                    .iter()
+                    .map(|tasks| ExecutorSample {
+                        id: executor_id(tasks),
+                        executors: 1,
+                        host: LOCAL_HOST.to_owned(),
+                        port: None,
+                        worker: None,
+                        uptime: snap.uptime,
+                        figures: executor_figures(c, tasks),
+                    })
+                    .collect();
+            }
+            out
+        })
+        .collect();
+    TopologySample {
+        info: info(plan, status, 1),
+        uptime: snap.uptime,
+        taken_at: now,
+        components: in_manifest_order(plan, components),
+    }
+}
+
+/// One worker's figures: its id, where its `/metrics` is, and the snapshot of its page.
+pub struct WorkerFigures<'a> {
+    pub id: &'a str,
+    pub http: SocketAddr,
+    pub snapshot: &'a Snapshot,
+}
+
+/// A sample of a run on worker processes: components from the merged snapshot, and one
+/// row per (component, worker), since a worker's page has figures per component, not
+/// per executor.
+pub fn on_workers(
+    plan: &Plan,
+    merged: &Snapshot,
+    workers: &[WorkerFigures<'_>],
+    status: Status,
+) -> TopologySample {
+    let components = merged
+        .components
+        .iter()
+        .map(|c| {
+            let mut out = component(plan, c, None);
+            for w in workers {
+                let Some(part) = w.snapshot.component(&c.name) else {
+                    continue;
+                };
+                let tasks: Vec<u32> = part.tasks.iter().map(|(t, _)| *t).collect();
+                out.by_executor.push(ExecutorSample {
+                    id: format!("{} {}", w.id, executor_id(&tasks)),
+                    executors: part.executors.max(1),
+                    host: w.http.ip().to_string(),
+                    port: Some(w.http.port()),
+                    worker: Some(w.id.to_owned()),
+                    uptime: w.snapshot.uptime,
+                    figures: figures(&part.total),
+                });
+            }
+            out
+        })
+        .collect();
+    TopologySample {
+        info: info(plan, status, workers.len() as u32),
+        uptime: merged.uptime,
+        taken_at: SystemTime::now(),
+        components: in_manifest_order(plan, components),
+    }
+}

@@ -1,0 +1,30 @@
+//! Storm's UI REST API (`/api/v1/...`) for Squall topologies.
+//!
+//! The crate knows nothing of the engine: whoever serves it implements [`Source`] (the
+//! current cumulative figures of each topology, as a [`TopologySample`]) and [`Control`]
+//! (Storm's actions). The CLI serves it over a local run; the operator, which does not
+//! link the data plane, can serve the same crate over a cluster.
+//!
+//! [`Ui`] samples the source every [`Options::period`] into a bounded history per
+//! topology ([`window::History`]) and answers every read from those histories alone:
+//! a window's figures are the difference between two samples. See the crate's README
+//! for the endpoints, fields, windows and bounds.
+#![forbid(unsafe_code)]
+
+pub mod api;
+mod error;
+pub mod route;
+pub mod sample;
+mod server;
+mod source;
+pub mod views;
+pub mod window;
+
+pub use error::ApiError;
+pub use sample::{
+    ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,
+    OutputSample, Status, TopologyInfo, TopologySample,
+};
+pub use server::{Options, Ui};
+pub use source::{Control, ControlError, ReadOnly, RebalanceOptions, Source};
+pub use window::Window;

@@ -1,0 +1,384 @@
+//! What a [`Source`](crate::Source) reports: cumulative figures of one topology at one
+//! instant, per component, per executor and per stream where the source knows them.
+//!
+//! Every counter only grows while the topology runs, so the figures of a window are the
+//! difference between two samples; nothing else is kept.
+
+use std::time::{Duration, SystemTime};
+
+/// One topology's figures at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopologySample {
+    /// What the topology is; may change between samples (status, workers).
+    pub info: TopologyInfo,
+    /// Time since the topology started: the time axis of the windows. A smaller value
+    /// than the previous sample's means the topology was restarted.
+    pub uptime: Duration,
+    /// Wall-clock time the sample was taken (for error ages).
+    pub taken_at: SystemTime,
+    /// Components, in the order to show them.
+    pub components: Vec<ComponentSample>,
+}
+
+impl TopologySample {
+    /// The component with this id.
+    pub fn component(&self, id: &str) -> Option<&ComponentSample> {
+        self.components.iter().find(|c| c.id == id)
+    }
+
+    /// Executors of every component, system ones included (as Storm counts them).
+    pub fn executors_total(&self) -> u64 {
+        self.components.iter().map(|c| u64::from(c.executors)).sum()
+    }
+
+    /// Tasks of every component, system ones included.
+    pub fn tasks_total(&self) -> u64 {
+        self.components.iter().map(|c| u64::from(c.tasks)).sum()
+    }
+}
+
+/// What a topology is, as opposed to what it counted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopologyInfo {
+    /// The id in API paths; no `/`.
+    pub id: String,
+    /// The topology's name.
+    pub name: String,
+    /// Its status now.
+    pub status: Status,
+    /// Worker processes running it.
+    pub workers: u32,
+    /// How long a tuple tree may take before the spout fails it.
+    pub message_timeout: Duration,
+    /// The graph: one edge per subscription of a bolt to a stream.
+    pub edges: Vec<Edge>,
+}
+
+/// Storm's topology statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Spouts are asked for tuples.
+    Active,
+    /// Spouts are not asked for tuples; in-flight trees complete.
+    Inactive,
+    /// Being moved or resized.
+    Rebalancing,
+    /// Being killed.
+    Killed,
+}
+
+impl Status {
+    /// Storm's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "ACTIVE",
+            Status::Inactive => "INACTIVE",
+            Status::Rebalancing => "REBALANCING",
+            Status::Killed => "KILLED",
+        }
+    }
+}
+
+/// A bolt's subscription to a stream of another component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// The emitting component.
+    pub from: String,
+    /// The subscribing bolt.
+    pub to: String,
+    /// The stream.
+    pub stream: String,
+    /// The grouping, in the manifest's spelling (`shuffle`, `fields`, ...).
+    pub grouping: String,
+}
+
+/// Spout or bolt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComponentKind {
+    /// A source of tuples.
+    Spout,
+    /// A consumer (and maybe producer) of tuples; system components such as ackers too.
+    Bolt,
+}
+
+impl ComponentKind {
+    /// Storm's spelling in `componentType`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Spout => "spout",
+            ComponentKind::Bolt => "bolt",
+        }
+    }
+}
+
+/// One component's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComponentSample {
+    /// Component id.
+    pub id: String,
+    /// Spout or bolt.
+    pub kind: ComponentKind,
+    /// A system component (Storm's `__acker`): shown only with `sys=1`.
+    pub system: bool,
+    /// Executors (threads).
+    pub executors: u32,
+    /// Tasks (instances).
+    pub tasks: u32,
+    /// Summed over all executors.
+    pub totals: Figures,
+    /// Per executor, when the source knows them; empty otherwise. Together they cover
+    /// the component.
+    pub by_executor: Vec<ExecutorSample>,
+    /// Per input `(component, stream)`, when known (bolts).
+    pub inputs: Vec<InputSample>,
+    /// Per output stream, when known.
+    pub outputs: Vec<OutputSample>,
+    /// Tuples waiting in the component's receive queues now (a gauge).
+    pub queue_depth: u64,
+    /// The bound of those queues.
+    pub queue_capacity: u64,
+    /// Spouts: tuple trees in flight now (a gauge).
+    pub pending: u64,
+    /// The last error any of its tasks reported.
+    pub last_error: Option<ErrorReport>,
+}
+
+/// The figures of one executor, or of a group of executors the source cannot tell apart
+/// (`executors` says how many).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorSample {
+    /// Storm's executor id, `[first-task-last-task]`, or another stable name.
+    pub id: String,
+    /// Executors this row stands for; 1 when the source reports executors one by one.
+    pub executors: u32,
+    /// Host running it.
+    pub host: String,
+    /// Port of the worker running it, if any.
+    pub port: Option<u16>,
+    /// The worker running it, if any.
+    pub worker: Option<String>,
+    /// Time since it started.
+    pub uptime: Duration,
+    /// Its cumulative figures.
+    pub figures: Figures,
+}
+
+/// A bolt's figures for the tuples of one input stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSample {
+    /// The emitting component.
+    pub component: String,
+    /// The stream.
+    pub stream: String,
+    /// `executed`, `acked`, `failed` and the execute and process latencies count here.
+    pub figures: Figures,
+}
+
+/// A component's figures for one of its output streams.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSample {
+    /// The stream.
+    pub stream: String,
+    /// `emitted` and `transferred` count here (spouts: `acked`, `failed` and the complete
+    /// latency of the trees rooted on this stream too).
+    pub figures: Figures,
+}
+
+/// Cumulative counters and latencies since the start of whatever they describe.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Tuples emitted (once per emit, whatever the fan-out).
+    pub emitted: u64,
+    /// Tuples sent to tasks (once per receiving task).
+    pub transferred: u64,
+    /// Tuples executed (bolts).
+    pub executed: u64,
+    /// Bolts: inputs acked. Spouts: trees completed.
+    pub acked: u64,
+    /// Bolts: inputs failed. Spouts: trees failed or timed out.
+    pub failed: u64,
+    /// Errors reported.
+    pub errors: u64,
+    /// Time spent executing, when the source measures it; capacity comes from it.
+    pub busy: Option<Duration>,
+    /// Time the executors could not send because a queue downstream was full.
+    pub backpressure: Duration,
+    /// Bolts: time inside `execute`.
+    pub execute_latency: Latency,
+    /// Bolts: time from receiving a tuple to acking it.
+    pub process_latency: Latency,
+    /// Spouts: time from emitting a tree's root to its completion.
+    pub complete_latency: Latency,
+}
+
+impl Figures {
+    /// The figures counted after `before`: each counter's difference (zero where a
+    /// counter went down, as after a process restart).
+    pub fn since(&self, before: &Figures) -> Figures {
+        Figures {
+            emitted: self.emitted.saturating_sub(before.emitted),
+            transferred: self.transferred.saturating_sub(before.transferred),
+            executed: self.executed.saturating_sub(before.executed),
+            acked: self.acked.saturating_sub(before.acked),
+            failed: self.failed.saturating_sub(before.failed),
+            errors: self.errors.saturating_sub(before.errors),
+            busy: self
+                .busy
+                .map(|b| b.saturating_sub(before.busy.unwrap_or_default())),
+            backpressure: self.backpressure.saturating_sub(before.backpressure),
+            execute_latency: self.execute_latency.since(&before.execute_latency),
+            process_latency: self.process_latency.since(&before.process_latency),
+            complete_latency: self.complete_latency.since(&before.complete_latency),
+        }
+    }
+
+    /// Adds `other` into these figures (busy time stays unknown if either lacks it).
+    pub fn add(&mut self, other: &Figures) {
+        self.emitted += other.emitted;
+        self.transferred += other.transferred;
+        self.executed += other.executed;
+        self.acked += other.acked;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        self.busy = self.busy.zip(other.busy).map(|(a, b)| a + b);
+        self.backpressure += other.backpressure;
+        self.execute_latency.add(&other.execute_latency);
+        self.process_latency.add(&other.process_latency);
+        self.complete_latency.add(&other.complete_latency);
+    }
+}
+
+/// A latency distribution in fixed buckets: the count of samples per bucket, keyed by
+/// the bucket's inclusive upper bound in microseconds, and their sum. Sources that share
+/// a set of bounds add up exactly, across tasks and processes; only buckets holding
+/// samples are listed, so an idle or narrow distribution costs little to keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// `(upper bound µs, samples)`, bounds ascending and distinct, counts non-zero;
+    /// `u64::MAX` stands for "above the last bound".
+    pub buckets: Vec<(u64, u64)>,
+    /// Sum of the samples, µs.
+    pub sum_us: u64,
+}
+
+impl Latency {
+    /// Samples in all buckets.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, c)| c).sum()
+    }
+
+    /// Mean in milliseconds; 0 without samples (as Storm shows an idle bolt).
+    pub fn mean_ms(&self) -> f64 {
+        match self.count() {
+            0 => 0.0,
+            n => self.sum_us as f64 / n as f64 / 1000.0,
+        }
+    }
+
+    /// Bucket-wise difference with an earlier distribution of the same thing.
+    pub fn since(&self, before: &Latency) -> Latency {
+        let mut out = Vec::with_capacity(self.buckets.len());
+        let mut old = before.buckets.iter().peekable();
+        for &(bound, count) in &self.buckets {
+            while old.next_if(|(b, _)| *b < bound).is_some() {}
+            let prior = old.next_if(|(b, _)| *b == bound).map_or(0, |(_, c)| *c);
+            if count > prior {
+                out.push((bound, count - prior));
+            }
+        }
+        Latency {
+            buckets: out,
+            sum_us: self.sum_us.saturating_sub(before.sum_us),
+        }
+    }
+
+    /// Adds another distribution into this one, bucket by bucket.
+    pub fn add(&mut self, other: &Latency) {
+        if other.buckets.is_empty() {
+            self.sum_us += other.sum_us;
+            return;
+        }
+        let (a, b) = (&self.buckets, &other.buckets);
+        let mut merged = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        loop {
+            match (a.get(i), b.get(j)) {
+                (Some(&(x, cx)), Some(&(y, cy))) if x == y => {
+                    merged.push((x, cx + cy));
+                    i += 1;
+                    j += 1;
+                }
+                (Some(&(x, cx)), Some(&(y, _))) if x < y => {
+                    merged.push((x, cx));
+                    i += 1;
+                }
+                (_, Some(&p)) => {
+                    merged.push(p);
+                    j += 1;
+                }
+                (Some(&p), None) => {
+                    merged.push(p);
+                    i += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        self.buckets = merged;
+        self.sum_us += other.sum_us;
+    }
+}
+
+/// The last error a component reported, and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorReport {
+    /// The message.
+    pub message: String,
+    /// When it was reported (or first seen, if the source only has the message).
+    pub time: SystemTime,
+    /// Host of the process that reported it.
+    pub host: String,
+    /// Port of the worker that reported it, if any.
+    pub port: Option<u16>,
+    /// The worker that reported it, if any.
+    pub worker: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lat(b: &[(u64, u64)], sum: u64) -> Latency {
+        Latency {
+            buckets: b.to_vec(),
+            sum_us: sum,
+        }
+    }
+
+    #[test]
+    fn latency_buckets_add_and_subtract_by_bound() {
+        let mut a = lat(&[(10, 2), (100, 1)], 120);
+        a.add(&lat(&[(5, 1), (100, 3), (u64::MAX, 1)], 5_000_000));
+        assert_eq!(a.buckets, vec![(5, 1), (10, 2), (100, 4), (u64::MAX, 1)]);
+        assert_eq!(a.count(), 8);
+        let d = a.since(&lat(&[(10, 2), (100, 1)], 120));
+        assert_eq!(d, lat(&[(5, 1), (100, 3), (u64::MAX, 1)], 5_000_000));
+        assert_eq!(lat(&[], 0).mean_ms(), 0.0);
+        assert_eq!(lat(&[(1000, 4)], 4000).mean_ms(), 1.0);
+    }
+
+    #[test]
+    fn figures_since_saturates_after_a_restart() {
+        let now = Figures {
+            emitted: 5,
+            busy: Some(Duration::from_secs(1)),
+            ..Figures::default()
+        };
+        let before = Figures {
+            emitted: 9,
+            busy: Some(Duration::from_secs(3)),
+            ..Figures::default()
+        };
+        let d = now.since(&before);
+        assert_eq!((d.emitted, d.busy), (0, Some(Duration::ZERO)));
+    }
+}

@@ -1,0 +1,362 @@
+//! The HTTP side: sampling the source periodically into each topology's history, and
+//! answering requests from those histories, every request bounded in size and time.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::api::{ActionDone, ErrorBody, TopologySummary};
+use crate::error::ApiError;
+use crate::route::{self, Action, Query, Route};
+use crate::sample::TopologySample;
+use crate::source::{Control, Source};
+use crate::views;
+use crate::window::History;
+
+/// How the API samples and what it accepts.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often the source is sampled; the newest figures are at most this old.
+    pub period: Duration,
+    /// Samples each bounded window keeps (its length ÷ this is its resolution).
+    pub resolution: u32,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    /// Longest path and query together, bytes.
+    pub max_path: usize,
+    /// Largest request head (request line and headers), bytes; at least 8192.
+    pub max_head: usize,
+    /// A request not answered within this is answered 408.
+    pub request_timeout: Duration,
+    /// A connection that has not sent a whole request head within this is closed.
+    pub header_timeout: Duration,
+    /// A connection is closed after this long, even if kept alive.
+    pub connection_lifetime: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// What `stormVersion` says.
+    pub version: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            period: Duration::from_secs(1),
+            resolution: 60,
+            max_body: 64 * 1024,
+            max_path: 2048,
+            max_head: 16 * 1024,
+            request_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(120),
+            max_connections: 64,
+            version: concat!("squall ", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+struct Inner<S, C> {
+    source: S,
+    control: C,
+    options: Options,
+    histories: Mutex<BTreeMap<String, History>>,
+}
+
+/// Storm's REST API over a [`Source`] and a [`Control`].
+pub struct Ui<S, C> {
+    inner: Arc<Inner<S, C>>,
+}
+
+impl<S, C> Clone for Ui<S, C> {
+    fn clone(&self) -> Self {
+        Ui {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: Source, C: Control> Ui<S, C> {
+    /// An API with no samples yet.
+    pub fn new(source: S, control: C, options: Options) -> Self {
+        Ui {
+            inner: Arc::new(Inner {
+                source,
+                control,
+                options,
+                histories: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// Asks the source for a sample now and records it, if it answers.
+    pub async fn sample_now(&self) {
+        match self.inner.source.sample().await {
+            Some(samples) => self.record(samples),
+            None => debug!("the source gave no sample this time; keeping the histories"),
+        }
+    }
+
+    /// Records one sample per topology; topologies missing from `samples` are dropped.
+    pub fn record(&self, samples: Vec<TopologySample>) {
+        let mut all = self.inner.histories();
+        let ids: std::collections::BTreeSet<String> = samples.iter().map(|s| s.info.id.clone()).collect();
+        all.retain(|id, _| ids.contains(id));
+        for s in samples {
+            match all.get_mut(&s.info.id) {
+                Some(h) => h.push(s),
+                None => {
+                    let id = s.info.id.clone();
+                    all.insert(id, History::new(s, self.inner.options.resolution));
+                }
+            }
+        }
+    }
+
+    /// Samples held for topology `id` (each window's, counted once), if it is known.
+    pub fn samples_held(&self, id: &str) -> Option<usize> {
+        self.inner.histories().get(id).map(History::len)
+    }
+
+    /// Samples the source every period and serves `listener` until dropped.
+    pub async fn serve(&self, listener: TcpListener) {
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, period_ms = self.inner.options.period.as_millis() as u64, "serving Storm's REST API");
+        }
+        let sampler = async {
+            let mut tick = tokio::time::interval(self.inner.options.period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                self.sample_now().await;
+            }
+        };
+        tokio::select! {
+            () = sampler => {}
+            () = self.accept(listener) => {}
+        }
+    }
+
+    async fn accept(&self, listener: TcpListener) {
+        let permits = Arc::new(Semaphore::new(self.inner.options.max_connections.max(1)));
+        loop {
+            // Waiting for a permit before accepting leaves extra clients in the backlog.
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let sock = match listener.accept().await {
+                Ok((sock, _)) => sock,
+                Err(e) => {
+                    warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                connection(inner, sock).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+impl<S, C> Inner<S, C> {
+    fn histories(&self) -> MutexGuard<'_, BTreeMap<String, History>> {
+        // A panic while holding the lock leaves whole histories behind: still usable.
+        self.histories.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn connection<S: Source, C: Control>(inner: Arc<Inner<S, C>>, sock: TcpStream) {
+    let o = &inner.options;
+    let lifetime = o.connection_lifetime;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(o.header_timeout)
+        .max_buf_size(o.max_head.max(8192));
+    let svc_inner = Arc::clone(&inner);
+    let svc = service_fn(move |req| {
+        let inner = Arc::clone(&svc_inner);
+        async move { Ok::<_, Infallible>(handle(&inner, req).await) }
+    });
+    match tokio::time::timeout(lifetime, builder.serve_connection(TokioIo::new(sock), svc)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(error = %e, "connection ended with an error"),
+        Err(_) => debug!(
+            lifetime_s = lifetime.as_secs(),
+            "connection closed at the end of its lifetime"
+        ),
+    }
+}
+
+async fn handle<S: Source, C: Control>(inner: &Inner<S, C>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let timeout = inner.options.request_timeout;
+    let result = match tokio::time::timeout(timeout, answer(inner, req)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::Timeout(timeout)),
+    };
+    let response = match result {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(e) => error_response(&e),
+    };
+    debug!(%method, path = %truncated(&path), status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// Paths in logs are at most this long (they come from outside).
+fn truncated(s: &str) -> &str {
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    let status = e.status();
+    let body = ErrorBody {
+        error: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+        error_message: e.to_string(),
+    };
+    let mut r = json(status, serde_json::to_vec(&body).unwrap_or_default());
+    if let ApiError::MethodNotAllowed { allow, .. } = e {
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    r
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|e| ApiError::Internal(format!("encoding the answer: {e}")))
+}
+
+async fn answer<S: Source, C: Control>(
+    inner: &Inner<S, C>,
+    req: Request<Incoming>,
+) -> Result<Vec<u8>, ApiError> {
+    let o = &inner.options;
+    let uri = req.uri();
+    let len = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
+    if len > o.max_path {
+        return Err(ApiError::UriTooLong { limit: o.max_path });
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > o.max_body as u64) {
+        return Err(ApiError::BodyTooLarge { limit: o.max_body });
+    }
+    let route = route::parse(uri.path())?;
+    let query = Query::parse(uri.query())?;
+    let wanted = route.method();
+    if req.method().as_str() != wanted {
+        return Err(ApiError::MethodNotAllowed {
+            allow: wanted,
+            message: format!("{} takes {wanted} only", truncated(uri.path())),
+        });
+    }
+    match route {
+        Route::Action(id, action) => {
+            let body = read_body(req, o.max_body).await?;
+            act(inner, id, action, &body).await
+        }
+        read => page(inner, &read, &query),
+    }
+}
+
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::BodyTooLarge { limit }),
+        Err(e) => Err(ApiError::BadRequest(format!("reading the request body: {e}"))),
+    }
+}
+
+async fn act<S: Source, C: Control>(
+    inner: &Inner<S, C>,
+    id: String,
+    action: Action,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let c = &inner.control;
+    let operation = action.name();
+    match action {
+        Action::Activate => c.activate(&id).await?,
+        Action::Deactivate => c.deactivate(&id).await?,
+        Action::Rebalance(wait) => {
+            let options = route::rebalance_options(body)?;
+            c.rebalance(&id, wait, options).await?;
+        }
+        Action::Kill(wait) => c.kill(&id, wait).await?,
+    }
+    info!(topology = %id, operation, "topology action accepted");
+    to_json(&ActionDone {
+        topology_operation: operation,
+        topology_id: id,
+        status: "success",
+    })
+}
+
+/// A read: answered from the histories alone, never from the source.
+fn page<S, C>(inner: &Inner<S, C>, route: &Route, q: &Query) -> Result<Vec<u8>, ApiError> {
+    let all = inner.histories();
+    let history = |id: &str| {
+        all.get(id)
+            .ok_or_else(|| ApiError::NotFound(format!("topology {id:?} not found")))
+    };
+    match route {
+        Route::ClusterSummary => to_json(&views::cluster_summary(all.values(), &inner.options.version)),
+        Route::TopologySummary => to_json(&TopologySummary {
+            topologies: all.values().map(|h| views::topology_row(h.newest())).collect(),
+            scheduler_display_resource: false,
+        }),
+        Route::Topology(id) => to_json(&views::topology_page(history(id)?, q.window, q.sys)),
+        Route::Visualization(id) => to_json(&views::visualization(history(id)?, q.window, q.sys)),
+        Route::Component(id, comp) => {
+            let h = history(id)?;
+            let c = h.newest().component(comp).ok_or_else(|| {
+                ApiError::NotFound(format!("component {comp:?} not found in topology {id:?}"))
+            })?;
+            to_json(&views::component_page(h, c, q.window))
+        }
+        Route::Action(..) => Err(ApiError::Internal("an action routed as a read".into())),
+    }
+}
+
+impl Route {
+    /// The one method the route takes.
+    fn method(&self) -> &'static str {
+        match self {
+            Route::Action(..) => "POST",
+            _ => "GET",
+        }
+    }
+}
