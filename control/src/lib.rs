@@ -10,15 +10,19 @@
 //!   a change the engines do not see.
 //! - [`status`]: what a worker reports on `GET /status`, which the operator reads to
 //!   drain before a kill or a rebalance and to activate once every worker runs a plan.
+//! - [`figures`]: what a worker counted, per component and task, on `GET /figures`,
+//!   which the operator's Storm UI API merges over a topology's workers.
 #![forbid(unsafe_code)]
 
 pub mod assignment;
 mod balance;
+pub mod figures;
 mod flow;
 pub mod slice;
 pub mod status;
 
 pub use assignment::{Assignment, AssignmentError, WorkerSpec};
+pub use figures::{WorkerFigures, FIGURES_PATH, MAX_FIGURES_BYTES};
 pub use slice::{engine_spec, EngineSlice};
 pub use status::{DropCounts, WorkerStatus, MAX_STATUS_BYTES, STATUS_PATH};
 
