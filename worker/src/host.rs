@@ -147,6 +147,14 @@ impl crate::http::Endpoints for Shared {
         self.status_of(self.engine_state().as_ref())
     }
 
+    fn figures(&self) -> squall_control::WorkerFigures {
+        let engine = self.engine_state();
+        crate::figures::figures(
+            &self.status_of(engine.as_ref()),
+            engine.as_ref().map(|(snap, _)| snap),
+        )
+    }
+
     /// Ready while this worker serves (not draining) and an engine runs its tasks: a
     /// restart whose new engine failed to start leaves it unready, not falsely ready.
     /// Links to peers are not required: one dead peer must not take every living worker
@@ -662,6 +670,8 @@ spec:
         assert!(s.metrics().contains("squall_worker_in_flight{"));
         let running = s.status();
         assert!(running.engine_running && running.running(1) && !running.running(2));
+        let figures = s.figures();
+        assert!(figures.uptime_ms.is_some() && figures.components.iter().any(|c| c.name == "s"));
         assert_eq!((running.worker.as_str(), running.generation), ("w0", 1));
 
         // Draining after SIGTERM: the engine still runs, the worker is not ready.

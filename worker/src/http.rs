@@ -1,10 +1,10 @@
-//! `/metrics`, `/status`, `/healthz` and `/readyz` on their own port: a few lines of
-//! HTTP/1.1 are all a scraper, the operator and a kubelet probe need.
+//! `/metrics`, `/status`, `/figures`, `/healthz` and `/readyz` on their own port: a few
+//! lines of HTTP/1.1 are all a scraper, the operator and a kubelet probe need.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use squall_control::{WorkerStatus, STATUS_PATH};
+use squall_control::{WorkerFigures, WorkerStatus, FIGURES_PATH, STATUS_PATH};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
@@ -15,6 +15,8 @@ pub trait Endpoints: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// What the operator reads, served as JSON on [`STATUS_PATH`].
     fn status(&self) -> WorkerStatus;
+    /// What the engine counted, served as JSON on [`FIGURES_PATH`] for the operator's UI.
+    fn figures(&self) -> WorkerFigures;
     /// Whether the worker runs its tasks and can take traffic.
     fn ready(&self) -> bool;
     /// Forgets latency samples so far (benchmarks call it after their warm-up).
@@ -56,6 +58,10 @@ async fn answer(mut sock: TcpStream, e: Arc<dyn Endpoints>) {
         ("GET", STATUS_PATH) => match serde_json::to_string(&e.status()) {
             Ok(json) => ("200 OK", "application/json", json),
             Err(_) => ("500 Internal Server Error", "text/plain", "status\n".to_owned()),
+        },
+        ("GET", FIGURES_PATH) => match serde_json::to_string(&e.figures()) {
+            Ok(json) => ("200 OK", "application/json", json),
+            Err(_) => ("500 Internal Server Error", "text/plain", "figures\n".to_owned()),
         },
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
         ("GET", "/readyz") if e.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
@@ -133,6 +139,13 @@ mod tests {
                 ..WorkerStatus::default()
             }
         }
+        fn figures(&self) -> WorkerFigures {
+            WorkerFigures {
+                worker: "w0".into(),
+                uptime_ms: Some(5),
+                ..WorkerFigures::default()
+            }
+        }
         fn ready(&self) -> bool {
             self.ready.load(Ordering::Relaxed)
         }
@@ -176,6 +189,9 @@ mod tests {
         let got: WorkerStatus = serde_json::from_str(&json).unwrap();
         assert_eq!(got, fake.status());
         assert!(json.contains("\"engineRunning\":false"), "{json}");
+        let json = get(addr, FIGURES_PATH, Duration::from_secs(5)).unwrap();
+        let got: WorkerFigures = serde_json::from_str(&json).unwrap();
+        assert_eq!(got, fake.figures());
         assert_eq!(
             status(addr, "POST", STATUS_PATH),
             "HTTP/1.1 405 Method Not Allowed"

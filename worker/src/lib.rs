@@ -9,7 +9,8 @@
 //!   the plan (`squall_control::EngineSlice`) changes.
 //! - [`current`]: the generation and plan hash this worker runs, which its links and
 //!   `/status` read.
-//! - [`http`]: `/metrics`, `/status` (`squall_control::WorkerStatus`), `/healthz`, `/readyz`.
+//! - [`http`]: `/metrics`, `/status` (`squall_control::WorkerStatus`), `/figures`
+//!   (`squall_control::WorkerFigures`, built by [`figures`]), `/healthz`, `/readyz`.
 //! - [`configmap`]: the assignment read from the operator's ConfigMap, on Kubernetes.
 //! - [`lease`]: a Lease renewed for liveness, on Kubernetes.
 //! - [`supervisor`]: several workers on loopback, for `squall run --workers N` and tests.
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod configmap;
 pub mod current;
 pub mod engine_slot;
+pub mod figures;
 pub mod host;
 pub mod http;
 pub mod lease;

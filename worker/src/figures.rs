@@ -1,0 +1,210 @@
+//! The worker's `GET /figures` ([`WorkerFigures`]): the engine's snapshot per component
+//! and per task, with latencies in the buckets of the `/metrics` histograms, so the
+//! operator's UI and a Prometheus server read the same distributions.
+
+use squall_control::figures::{
+    error_text, ComponentFigures, Counters, FigureRole, LatencyFigures, TaskFigures, MAX_FIGURE_TASKS,
+};
+use squall_control::{WorkerFigures, WorkerStatus};
+use squall_engine::metrics::LatencyBuckets;
+use squall_engine::{Snapshot, Stats};
+
+use crate::prom::exported_bounds;
+
+/// The engine's buckets summed into the exported ones. Every exported bound is an engine
+/// bound, so each exported bucket is an exact sum of engine buckets.
+fn latency(b: &LatencyBuckets) -> LatencyFigures {
+    let mut buckets = Vec::new();
+    let mut next = 0;
+    for &(i, le) in exported_bounds() {
+        let n: u64 = b
+            .counts
+            .iter()
+            .skip(next)
+            .take((i + 1).saturating_sub(next))
+            .sum();
+        next = i + 1;
+        if n > 0 {
+            buckets.push((le, n));
+        }
+    }
+    // Engine buckets past the last exported bound (none with the current bounds) count
+    // as above it.
+    let beyond: u64 = b.counts.iter().skip(next).sum();
+    LatencyFigures {
+        buckets,
+        overflow: b.overflow + beyond,
+        sum_us: b.sum,
+    }
+}
+
+fn counters(s: &Stats) -> Counters {
+    Counters {
+        emitted: s.emitted,
+        transferred: s.transferred,
+        executed: s.executed,
+        acked: s.acked,
+        failed: s.failed,
+        errors: s.errors,
+        busy_ns: s.busy_ns,
+        backpressure_ns: s.backpressure_ns,
+        pending: s.pending,
+        complete: latency(&s.complete_buckets),
+        execute: latency(&s.execute_buckets),
+        process: latency(&s.process_buckets),
+    }
+}
+
+fn role(engine_role: &str) -> FigureRole {
+    match engine_role {
+        "spout" => FigureRole::Spout,
+        "acker" => FigureRole::Acker,
+        _ => FigureRole::Bolt,
+    }
+}
+
+/// This worker's figures: `status` says who it is, `snap` is its engine's (`None`
+/// between engines). Tasks are listed one by one up to [`MAX_FIGURE_TASKS`]; a worker
+/// holding more lists its components only.
+pub fn figures(status: &WorkerStatus, snap: Option<&Snapshot>) -> WorkerFigures {
+    let mut out = WorkerFigures {
+        worker: status.worker.clone(),
+        topology: status.topology.clone(),
+        generation: status.generation,
+        ..WorkerFigures::default()
+    };
+    let Some(snap) = snap else {
+        return out;
+    };
+    out.uptime_ms = Some(u64::try_from(snap.uptime.as_millis()).unwrap_or(u64::MAX));
+    let tasks: usize = snap.components.iter().map(|c| c.tasks.len()).sum();
+    let list_tasks = tasks <= MAX_FIGURE_TASKS;
+    if !list_tasks {
+        out.tasks_omitted = tasks as u64;
+    }
+    out.components = snap
+        .components
+        .iter()
+        .map(|c| ComponentFigures {
+            name: c.name.clone(),
+            role: role(c.role),
+            executors: c.executors,
+            totals: counters(&c.total),
+            queue_depth: c.queue_depth,
+            queue_capacity: c.queue_capacity,
+            last_error: c.last_error.as_deref().map(error_text),
+            tasks: if list_tasks {
+                c.tasks
+                    .iter()
+                    .map(|(task, s)| TaskFigures {
+                        task: *task,
+                        counters: counters(s),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use squall_engine::metrics::latency_bucket_bounds;
+    use squall_engine::ComponentSnapshot;
+
+    use super::*;
+
+    fn buckets(samples: &[(usize, u64)]) -> LatencyBuckets {
+        let mut counts = vec![0; latency_bucket_bounds().len()];
+        for &(i, n) in samples {
+            counts[i] += n;
+        }
+        LatencyBuckets {
+            counts,
+            overflow: 1,
+            sum: 12_345,
+            max: 0,
+        }
+    }
+
+    fn component(name: &str, role: &'static str, tasks: &[u32]) -> ComponentSnapshot {
+        let stats = Stats {
+            emitted: 7,
+            acked: 5,
+            busy_ns: 1_000,
+            complete_buckets: buckets(&[(0, 2), (30, 3)]),
+            ..Stats::default()
+        };
+        ComponentSnapshot {
+            name: name.into(),
+            role,
+            executors: tasks.len() as u32,
+            total: stats.clone(),
+            tasks: tasks.iter().map(|t| (*t, stats.clone())).collect(),
+            queue_depth: 3,
+            queue_capacity: 1024,
+            last_error: Some("boom".into()),
+            custom: Default::default(),
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn latencies_keep_every_sample_in_the_exported_buckets() {
+        let b = buckets(&[(0, 2), (30, 3), (31, 4), (200, 1)]);
+        let l = latency(&b);
+        assert_eq!(l.count(), b.count());
+        assert_eq!(l.sum_us, b.sum);
+        assert!(l.buckets.windows(2).all(|w| w[0].0 < w[1].0));
+        // Each sample lies at or under its exported bound.
+        let engine = latency_bucket_bounds();
+        let first = l.buckets.iter().find(|(le, _)| *le >= engine[30]).unwrap();
+        assert!(first.1 >= 3, "{l:?}");
+        assert_eq!(latency(&LatencyBuckets::default()), LatencyFigures::default());
+    }
+
+    #[test]
+    fn a_snapshot_becomes_figures_per_component_and_task() {
+        let status = WorkerStatus {
+            worker: "t-1".into(),
+            topology: "t".into(),
+            generation: 4,
+            ..WorkerStatus::default()
+        };
+        let between = figures(&status, None);
+        assert_eq!((between.uptime_ms, between.components.len()), (None, 0));
+        let snap = Snapshot {
+            uptime: Duration::from_millis(2_500),
+            components: vec![
+                component("s", "spout", &[1, 2]),
+                component("__acker", "acker", &[3]),
+            ],
+        };
+        let f = figures(&status, Some(&snap));
+        assert_eq!(f.check(), Ok(()));
+        assert_eq!(
+            (f.worker.as_str(), f.generation, f.uptime_ms),
+            ("t-1", 4, Some(2_500))
+        );
+        let s = &f.components[0];
+        assert_eq!((s.role, s.executors, s.queue_depth), (FigureRole::Spout, 2, 3));
+        assert_eq!(s.tasks.iter().map(|t| t.task).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!((s.totals.acked, s.totals.complete.count()), (5, 6));
+        assert_eq!(s.last_error.as_deref(), Some("boom"));
+        assert_eq!(f.components[1].role, FigureRole::Acker);
+
+        let many: Vec<u32> = (0..=MAX_FIGURE_TASKS as u32).collect();
+        let big = Snapshot {
+            uptime: Duration::from_secs(1),
+            components: vec![component("b", "bolt", &many)],
+        };
+        let f = figures(&status, Some(&big));
+        assert_eq!(f.tasks_omitted, many.len() as u64);
+        assert!(f.components[0].tasks.is_empty() && f.check().is_ok());
+    }
+}
