@@ -16,6 +16,15 @@ pub enum ApiError {
     /// A malformed parameter or body.
     #[error("{0}")]
     BadRequest(String),
+    /// The caller could not be identified.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request cannot be decided now (the authority did not answer).
+    #[error("{0}")]
+    Unavailable(String),
     /// The path exists but not for this method; `allow` lists those it takes.
     #[error("{message}")]
     MethodNotAllowed {
@@ -53,6 +62,9 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

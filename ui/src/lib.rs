@@ -1,9 +1,10 @@
 //! Storm's UI REST API (`/api/v1/...`) for Squall topologies.
 //!
 //! The crate knows nothing of the engine: whoever serves it implements [`Source`] (the
-//! current cumulative figures of each topology, as a [`TopologySample`]) and [`Control`]
-//! (Storm's actions). The CLI serves it over a local run; the operator, which does not
-//! link the data plane, can serve the same crate over a cluster.
+//! current cumulative figures of each topology, as a [`TopologySample`]), [`Control`]
+//! (Storm's actions) and, to decide who may do what, [`Authorize`] ([`Open`] by
+//! default). The CLI serves it over a local run; the operator, which does not link the
+//! data plane, serves the same crate over a cluster.
 //!
 //! [`Ui`] samples the source every [`Options::period`] into a bounded history per
 //! topology ([`window::History`]) and answers every read from those histories alone:
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod auth;
 mod error;
 pub mod route;
 pub mod sample;
@@ -20,6 +22,7 @@ mod source;
 pub mod views;
 pub mod window;
 
+pub use auth::{Authorize, Decision, Open, Verb};
 pub use error::ApiError;
 pub use sample::{
     ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,

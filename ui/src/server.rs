@@ -1,7 +1,7 @@
 //! The HTTP side: sampling the source periodically into each topology's history, and
 //! answering requests from those histories, every request bounded in size and time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::api::{ActionDone, ErrorBody, TopologySummary};
+use crate::auth::{Authorize, Decision, Open, Verb};
 use crate::error::ApiError;
 use crate::route::{self, Action, Query, Route};
 use crate::sample::TopologySample;
@@ -67,19 +68,21 @@ impl Default for Options {
     }
 }
 
-struct Inner<S, C> {
+struct Inner<S, C, A> {
     source: S,
     control: C,
+    auth: A,
     options: Options,
     histories: Mutex<BTreeMap<String, History>>,
 }
 
-/// Storm's REST API over a [`Source`] and a [`Control`].
-pub struct Ui<S, C> {
-    inner: Arc<Inner<S, C>>,
+/// Storm's REST API over a [`Source`] and a [`Control`], each request authorized by an
+/// [`Authorize`] hook ([`Open`] unless given one).
+pub struct Ui<S, C, A = Open> {
+    inner: Arc<Inner<S, C, A>>,
 }
 
-impl<S, C> Clone for Ui<S, C> {
+impl<S, C, A> Clone for Ui<S, C, A> {
     fn clone(&self) -> Self {
         Ui {
             inner: Arc::clone(&self.inner),
@@ -87,13 +90,21 @@ impl<S, C> Clone for Ui<S, C> {
     }
 }
 
-impl<S: Source, C: Control> Ui<S, C> {
-    /// An API with no samples yet.
+impl<S: Source, C: Control> Ui<S, C, Open> {
+    /// An API with no samples yet, open to every caller (for loopback).
     pub fn new(source: S, control: C, options: Options) -> Self {
+        Ui::with_authorizer(source, control, Open, options)
+    }
+}
+
+impl<S: Source, C: Control, A: Authorize> Ui<S, C, A> {
+    /// An API with no samples yet whose requests `auth` authorizes.
+    pub fn with_authorizer(source: S, control: C, auth: A, options: Options) -> Self {
         Ui {
             inner: Arc::new(Inner {
                 source,
                 control,
+                auth,
                 options,
                 histories: Mutex::new(BTreeMap::new()),
             }),
@@ -172,14 +183,14 @@ impl<S: Source, C: Control> Ui<S, C> {
     }
 }
 
-impl<S, C> Inner<S, C> {
+impl<S, C, A> Inner<S, C, A> {
     fn histories(&self) -> MutexGuard<'_, BTreeMap<String, History>> {
         // A panic while holding the lock leaves whole histories behind: still usable.
         self.histories.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-async fn connection<S: Source, C: Control>(inner: Arc<Inner<S, C>>, sock: TcpStream) {
+async fn connection<S: Source, C: Control, A: Authorize>(inner: Arc<Inner<S, C, A>>, sock: TcpStream) {
     let o = &inner.options;
     let lifetime = o.connection_lifetime;
     let mut builder = http1::Builder::new();
@@ -202,7 +213,10 @@ async fn connection<S: Source, C: Control>(inner: Arc<Inner<S, C>>, sock: TcpStr
     }
 }
 
-async fn handle<S: Source, C: Control>(inner: &Inner<S, C>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle<S: Source, C: Control, A: Authorize>(
+    inner: &Inner<S, C, A>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -245,9 +259,19 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
         error_message: e.to_string(),
     };
     let mut r = json(status, serde_json::to_vec(&body).unwrap_or_default());
-    if let ApiError::MethodNotAllowed { allow, .. } = e {
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    match e {
+        ApiError::MethodNotAllowed { allow, .. } => {
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        // The scheme the caller is to authenticate with (RFC 6750).
+        ApiError::Unauthorized(_) => {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        _ => {}
     }
     r
 }
@@ -256,8 +280,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| ApiError::Internal(format!("encoding the answer: {e}")))
 }
 
-async fn answer<S: Source, C: Control>(
-    inner: &Inner<S, C>,
+async fn answer<S: Source, C: Control, A: Authorize>(
+    inner: &Inner<S, C, A>,
     req: Request<Incoming>,
 ) -> Result<Vec<u8>, ApiError> {
     let o = &inner.options;
@@ -283,13 +307,50 @@ async fn answer<S: Source, C: Control>(
             message: format!("{} takes {wanted} only", truncated(uri.path())),
         });
     }
+    // Before the body is read or anything looked up: an unauthorized caller learns
+    // neither whether the topology exists nor what the body would have done.
+    let (topology, verb) = route.access();
+    allowed(inner.auth.authorize(req.headers(), topology, verb).await)?;
     match route {
         Route::Action(id, action) => {
             let body = read_body(req, o.max_body).await?;
             act(inner, id, action, &body).await
         }
-        read => page(inner, &read, &query),
+        Route::ClusterSummary | Route::TopologySummary => {
+            let visible = visible(inner, req.headers()).await?;
+            page(inner, &route, &query, Some(&visible))
+        }
+        read => page(inner, &read, &query, None),
     }
+}
+
+/// A decision as the request's outcome.
+fn allowed(d: Decision) -> Result<(), ApiError> {
+    match d {
+        Decision::Allow => Ok(()),
+        Decision::Deny(m) => Err(ApiError::Forbidden(m)),
+        Decision::Unauthenticated(m) => Err(ApiError::Unauthorized(m)),
+        Decision::Unavailable(m) => Err(ApiError::Unavailable(m)),
+    }
+}
+
+/// The topologies a list shows this caller: those the hook allows to list, one by one.
+async fn visible<S, C, A: Authorize>(
+    inner: &Inner<S, C, A>,
+    headers: &http::HeaderMap,
+) -> Result<BTreeSet<String>, ApiError> {
+    let ids: Vec<String> = inner.histories().keys().cloned().collect();
+    let mut out = BTreeSet::new();
+    for id in ids {
+        match inner.auth.authorize(headers, Some(&id), Verb::List).await {
+            Decision::Allow => {
+                out.insert(id);
+            }
+            Decision::Deny(_) => {}
+            other => allowed(other)?,
+        }
+    }
+    Ok(out)
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
@@ -300,8 +361,8 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
     }
 }
 
-async fn act<S: Source, C: Control>(
-    inner: &Inner<S, C>,
+async fn act<S: Source, C: Control, A>(
+    inner: &Inner<S, C, A>,
     id: String,
     action: Action,
     body: &[u8],
@@ -325,17 +386,28 @@ async fn act<S: Source, C: Control>(
     })
 }
 
-/// A read: answered from the histories alone, never from the source.
-fn page<S, C>(inner: &Inner<S, C>, route: &Route, q: &Query) -> Result<Vec<u8>, ApiError> {
+/// A read: answered from the histories alone, never from the source. A list shows only
+/// the topologies in `visible`, when given.
+fn page<S, C, A>(
+    inner: &Inner<S, C, A>,
+    route: &Route,
+    q: &Query,
+    visible: Option<&BTreeSet<String>>,
+) -> Result<Vec<u8>, ApiError> {
     let all = inner.histories();
     let history = |id: &str| {
         all.get(id)
             .ok_or_else(|| ApiError::NotFound(format!("topology {id:?} not found")))
     };
+    let listed = || {
+        all.iter()
+            .filter(|(id, _)| visible.is_none_or(|v| v.contains(*id)))
+            .map(|(_, h)| h)
+    };
     match route {
-        Route::ClusterSummary => to_json(&views::cluster_summary(all.values(), &inner.options.version)),
+        Route::ClusterSummary => to_json(&views::cluster_summary(listed(), &inner.options.version)),
         Route::TopologySummary => to_json(&TopologySummary {
-            topologies: all.values().map(|h| views::topology_row(h.newest())).collect(),
+            topologies: listed().map(|h| views::topology_row(h.newest())).collect(),
             scheduler_display_resource: false,
         }),
         Route::Topology(id) => to_json(&views::topology_page(history(id)?, q.window, q.sys)),
@@ -357,6 +429,16 @@ impl Route {
         match self {
             Route::Action(..) => "POST",
             _ => "GET",
+        }
+    }
+
+    /// What the route touches, as the [`Authorize`] hook is asked.
+    fn access(&self) -> (Option<&str>, Verb) {
+        match self {
+            Route::ClusterSummary | Route::TopologySummary => (None, Verb::List),
+            Route::Topology(id) | Route::Visualization(id) | Route::Component(id, _) => (Some(id), Verb::Get),
+            Route::Action(id, Action::Kill(_)) => (Some(id), Verb::Delete),
+            Route::Action(id, _) => (Some(id), Verb::Patch),
         }
     }
 }
