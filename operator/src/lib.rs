@@ -22,10 +22,13 @@
 //!   and only repeats become a series.
 //! - [`leader`]: leader election through a Lease, compare-and-swap on every write.
 //! - [`crd`]: the CRD with the limits written into it.
+//! - [`ui`]: Storm's UI REST API over the cluster, on every replica, each request
+//!   authorized with the caller's own TokenReview and SubjectAccessReview.
 //!
 //! Layers, bottom up, with no cycle: `change`, `events`, `liveness`, `metrics`, `probe` →
 //! `lifecycle`, `resources` → `rbac`, `decide`, `context` → `kill` → `controller`
-//! (`leader` and `crd` stand apart).
+//! (`leader` and `crd` stand apart; `ui` stands on `probe` and `metrics` only, beside the
+//! reconcile path).
 #![forbid(unsafe_code)]
 
 pub mod change;
@@ -42,6 +45,7 @@ pub mod metrics;
 pub mod probe;
 pub mod rbac;
 pub mod resources;
+pub mod ui;
 
 /// The one field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "squall-operator";

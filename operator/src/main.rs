@@ -59,6 +59,26 @@ struct Args {
         global = true
     )]
     http: std::net::SocketAddr,
+    /// Address of Storm's UI REST API (`/api/v1/...`), or `off`. A port of its own: its
+    /// callers and its bounds (connections, bodies, timeouts) are not the probes' and
+    /// the scraper's, and a busy UI must never fail a liveness probe.
+    #[arg(
+        long = "ui",
+        env = "SQUALL_OPERATOR_UI",
+        default_value = "0.0.0.0:8081",
+        global = true
+    )]
+    ui: String,
+    /// How often the UI asks the workers for their figures, seconds.
+    #[arg(long, env = "SQUALL_UI_PERIOD_SECONDS", default_value_t = 5, global = true)]
+    ui_period_seconds: u64,
+    /// Topologies the UI samples at most; the rest are left out (logged, and counted in
+    /// squall_operator_ui_topologies_omitted).
+    #[arg(long, env = "SQUALL_UI_MAX_TOPOLOGIES", default_value_t = 100, global = true)]
+    ui_max_topologies: u32,
+    /// Memory the UI's histories may take, MiB (estimated); topologies past it are left out.
+    #[arg(long, env = "SQUALL_UI_MEMORY_MIB", default_value_t = 64, global = true)]
+    ui_memory_mib: usize,
     /// Watch only this namespace (all when unset).
     #[arg(long, env = "SQUALL_WATCH_NAMESPACE", global = true)]
     namespace: Option<String>,
@@ -81,6 +101,41 @@ enum Command {
     Run,
     /// Print the Topology CRD as YAML.
     Crd,
+}
+
+/// Serves Storm's UI REST API on its own port, on every replica (leading or not).
+async fn start_ui(
+    args: &Args,
+    client: &kube::Client,
+    limits: &squall_model::Limits,
+    metrics: &std::sync::Arc<squall_operator::metrics::Metrics>,
+) -> anyhow::Result<()> {
+    if args.ui.eq_ignore_ascii_case("off") {
+        tracing::info!("the UI REST API is off");
+        return Ok(());
+    }
+    let addr: std::net::SocketAddr = args
+        .ui
+        .parse()
+        .with_context(|| format!("--ui {:?}: an address (ip:port) or off", args.ui))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--ui: listening on {addr}"))?;
+    let settings = squall_operator::ui::Settings {
+        period: std::time::Duration::from_secs(args.ui_period_seconds.max(1)),
+        max_topologies: args.ui_max_topologies.max(1),
+        memory_budget: args.ui_memory_mib.max(1).saturating_mul(1 << 20),
+        namespace: args.namespace.clone(),
+        limits: limits.clone(),
+        ..squall_operator::ui::Settings::default()
+    };
+    tokio::spawn(squall_operator::ui::serve(
+        client.clone(),
+        settings,
+        std::sync::Arc::clone(metrics),
+        listener,
+    ));
+    Ok(())
 }
 
 #[tokio::main]
@@ -114,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics and health endpoints stopped");
         }
     });
+    start_ui(&args, &client, &limits, &metrics).await?;
     let config = squall_operator::controller::Config {
         workers: squall_operator::resources::WorkerDefaults {
             image: args.worker_image,

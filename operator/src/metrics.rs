@@ -19,6 +19,9 @@ pub struct Metrics {
     failures: Mutex<BTreeMap<&'static str, u64>>,
     phases: Mutex<BTreeMap<String, Phase>>,
     leading: AtomicBool,
+    ui_sampled: AtomicU64,
+    ui_omitted: AtomicU64,
+    ui_unanswered: AtomicU64,
 }
 
 const PHASES: [Phase; 6] = [
@@ -58,6 +61,33 @@ impl Metrics {
     /// Whether this replica runs the controller.
     pub fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Relaxed);
+    }
+
+    /// One round of the UI's sampling: `sampled` topologies kept, `omitted` left out
+    /// (over the count or memory cap), `unanswered` workers whose figures were not read.
+    pub fn ui_round(&self, sampled: u64, omitted: u64, unanswered: u64) {
+        self.ui_sampled.store(sampled, Ordering::Relaxed);
+        self.ui_omitted.store(omitted, Ordering::Relaxed);
+        self.ui_unanswered.fetch_add(unanswered, Ordering::Relaxed);
+    }
+
+    fn render_ui(&self, out: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP squall_operator_ui_topologies Topologies the UI sampled in its last round.
+             # TYPE squall_operator_ui_topologies gauge
+squall_operator_ui_topologies {}
+             # HELP squall_operator_ui_topologies_omitted Topologies left out of the UI by its topology or memory cap.
+             # TYPE squall_operator_ui_topologies_omitted gauge
+squall_operator_ui_topologies_omitted {}
+             # HELP squall_operator_ui_unanswered_total Workers whose figures the UI could not read.
+             # TYPE squall_operator_ui_unanswered_total counter
+squall_operator_ui_unanswered_total {}",
+            load(&self.ui_sampled),
+            load(&self.ui_omitted),
+            load(&self.ui_unanswered)
+        );
     }
 
     /// Prometheus text format.
@@ -101,6 +131,7 @@ impl Metrics {
             "squall_operator_leading {}",
             u8::from(self.leading.load(Ordering::Relaxed))
         );
+        self.render_ui(&mut out);
         out
     }
 }
@@ -161,5 +192,11 @@ mod tests {
         assert!(text.contains("squall_operator_topologies{phase=\"Running\"} 1\n"));
         assert!(text.contains("squall_operator_topologies{phase=\"Failed\"} 0\n"));
         assert!(text.contains("squall_operator_leading 0\n"));
+        m.ui_round(3, 2, 1);
+        m.ui_round(3, 2, 1);
+        let text = m.render();
+        assert!(text.contains("squall_operator_ui_topologies 3\n"), "{text}");
+        assert!(text.contains("squall_operator_ui_topologies_omitted 2\n"));
+        assert!(text.contains("squall_operator_ui_unanswered_total 2\n"));
     }
 }

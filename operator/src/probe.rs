@@ -1,12 +1,17 @@
 //! Asks workers, through their `GET /status` ([`WorkerStatus`]), whether they run the
-//! current plan and whether their trees have drained.
+//! current plan and whether their trees have drained; and reads what they counted
+//! (`GET /figures`, [`WorkerFigures`]) for the UI. Every answer is bounded in time and
+//! size.
 
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use squall_control::{WorkerStatus, MAX_STATUS_BYTES, STATUS_PATH};
+use serde::de::DeserializeOwned;
+use squall_control::{
+    WorkerFigures, WorkerStatus, FIGURES_PATH, MAX_FIGURES_BYTES, MAX_STATUS_BYTES, STATUS_PATH,
+};
 
 /// Longest a worker may take to answer; a silent one counts as not drained.
 const ANSWER: Duration = Duration::from_secs(2);
@@ -14,9 +19,9 @@ const ANSWER: Duration = Duration::from_secs(2);
 /// Why a worker's status could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    /// No answer within [`ANSWER`].
-    #[error("no answer within {ANSWER:?}")]
-    Timeout,
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
     /// The connection could not be made.
     #[error("connecting: {0}")]
     Connect(#[from] std::io::Error),
@@ -32,15 +37,19 @@ pub enum ProbeError {
     /// The body was too long or cut short.
     #[error("body: {0}")]
     Body(String),
-    /// The body is not a worker status.
-    #[error("not a worker status: {0}")]
+    /// The body is not what was asked for.
+    #[error("not a worker's answer: {0}")]
     Json(#[from] serde_json::Error),
+    /// The answer breaks the contract's bounds.
+    #[error("invalid answer: {0}")]
+    Invalid(#[from] squall_control::figures::FiguresError),
 }
 
-async fn fetch(addr: &str) -> Result<WorkerStatus, ProbeError> {
+/// `GET path` of the worker at `addr`, its JSON body read up to `limit` bytes.
+async fn fetch<T: DeserializeOwned>(addr: &str, path: &str, limit: usize) -> Result<T, ProbeError> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let request = hyper::Request::get(STATUS_PATH)
+    let request = hyper::Request::get(path)
         .header(hyper::header::HOST, addr)
         .body(Empty::<Bytes>::new())?;
     let exchange = async move {
@@ -48,7 +57,7 @@ async fn fetch(addr: &str) -> Result<WorkerStatus, ProbeError> {
         if response.status() != hyper::StatusCode::OK {
             return Err(ProbeError::Status(response.status()));
         }
-        let body = Limited::new(response.into_body(), MAX_STATUS_BYTES)
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
             .map_err(|e| ProbeError::Body(e.to_string()))?
@@ -56,15 +65,33 @@ async fn fetch(addr: &str) -> Result<WorkerStatus, ProbeError> {
         Ok(serde_json::from_slice(&body)?)
     };
     // The connection is driven beside the exchange; it ends once the sender is dropped.
-    let (status, _) = tokio::join!(exchange, conn);
-    status
+    let (answer, _) = tokio::join!(exchange, conn);
+    answer
+}
+
+/// [`fetch`] within `within`.
+async fn fetch_within<T: DeserializeOwned>(
+    addr: &str,
+    path: &str,
+    limit: usize,
+    within: Duration,
+) -> Result<T, ProbeError> {
+    tokio::time::timeout(within, fetch(addr, path, limit))
+        .await
+        .unwrap_or(Err(ProbeError::Timeout(within)))
 }
 
 /// The status of the worker whose HTTP endpoint is `addr` (`ip:port`), within [`ANSWER`].
 pub async fn status(addr: &str) -> Result<WorkerStatus, ProbeError> {
-    tokio::time::timeout(ANSWER, fetch(addr))
-        .await
-        .unwrap_or(Err(ProbeError::Timeout))
+    fetch_within(addr, STATUS_PATH, MAX_STATUS_BYTES, ANSWER).await
+}
+
+/// What the worker at `addr` (`ip:port` of its HTTP endpoint) counted, within `within`,
+/// at most [`MAX_FIGURES_BYTES`] of it, checked against the contract's bounds.
+pub async fn figures(addr: &str, within: Duration) -> Result<WorkerFigures, ProbeError> {
+    let f: WorkerFigures = fetch_within(addr, FIGURES_PATH, MAX_FIGURES_BYTES, within).await?;
+    f.check()?;
+    Ok(f)
 }
 
 /// Whether every worker answers and `check` holds for its status.
@@ -159,11 +186,42 @@ mod tests {
         // Headers and no body: the answer times out instead of hanging.
         let started = std::time::Instant::now();
         let err = status(&serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n".to_vec()).await).await;
-        assert!(matches!(err, Err(ProbeError::Timeout)), "{err:?}");
+        assert!(matches!(err, Err(ProbeError::Timeout(_))), "{err:?}");
         assert!(started.elapsed() < ANSWER * 2);
         assert!(
             !running(&["127.0.0.1:1".to_owned()], 1).await,
             "nothing listens there"
         );
+    }
+
+    #[tokio::test]
+    async fn figures_are_read_bounded_and_checked() {
+        let f = WorkerFigures {
+            worker: "t-0".into(),
+            uptime_ms: Some(10),
+            ..WorkerFigures::default()
+        };
+        let json = serde_json::to_string(&f).unwrap();
+        let within = Duration::from_secs(2);
+        let got = figures(&serve_once(answer("200 OK", &json)).await, within)
+            .await
+            .unwrap();
+        assert_eq!(got, f);
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+            MAX_FIGURES_BYTES + 1,
+            " ".repeat(MAX_FIGURES_BYTES + 1)
+        );
+        let err = figures(&serve_once(huge.into_bytes()).await, within).await;
+        assert!(matches!(err, Err(ProbeError::Body(_))), "{err:?}");
+        let unordered = json.replace(
+            "\"components\":[]",
+            r#""components":[{"name":"s","role":"spout","executors":1,"totals":{"emitted":0,"transferred":0,"executed":0,"acked":0,"failed":0,"errors":0,"busyNs":0,"backpressureNs":0,"pending":0,"complete":{"buckets":[[9,1],[3,1]]}},"queueDepth":0,"queueCapacity":0}]"#,
+        );
+        let err = figures(&serve_once(answer("200 OK", &unordered)).await, within).await;
+        assert!(matches!(err, Err(ProbeError::Invalid(_))), "{err:?}");
+        let slow = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n".to_vec()).await;
+        let err = figures(&slow, Duration::from_millis(200)).await;
+        assert!(matches!(err, Err(ProbeError::Timeout(_))), "{err:?}");
     }
 }
