@@ -6,7 +6,7 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server prometheus-server test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
@@ -41,13 +41,21 @@ redis-server:
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y redis-server; }
 
+# Debian's prometheus (with promtool), for the test that runs the chart's Grafana
+# dashboard queries on a real server (worker/tests/prometheus.rs); installed only when
+# missing. Only the binaries are used: the test starts its own server on loopback.
+prometheus-server:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y prometheus; }
+
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	CARGO_TARGET_DIR=target $(CARGO) clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets -- -D warnings
 
-unit: toolchain multilang-venv redis-server
+unit: toolchain multilang-venv redis-server prometheus-server
 	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
 test: proto-check crds-check lint unit fuzz-replay test-k8s test-operator test-quickstart
@@ -147,10 +155,14 @@ crds-check: toolchain
 	@diff -u crds/topology.yaml charts/squall-operator/crds/topology.yaml \
 		|| { echo "charts/squall-operator/crds/topology.yaml differs from crds/: run make crds" >&2; exit 1; }
 
-# helm lint and helm template of the operator chart (helm comes with the k8s binaries).
+# helm lint and helm template of the operator chart (helm comes with the k8s binaries),
+# with its defaults and with every optional monitoring object on.
+CHART_MONITORING := --set metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true,dashboards.enabled=true
 chart-check: k8s-bins
 	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator
 	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator >/dev/null
+	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator $(CHART_MONITORING)
+	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator $(CHART_MONITORING) >/dev/null
 
 # The operator on the real control plane; worker pods run the squall-worker binary.
 test-operator: k8s-bins chart-check redis-server

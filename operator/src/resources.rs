@@ -164,6 +164,16 @@ fn from_value<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// `prometheus.io/*` annotations on worker pods, for Prometheus configurations that find
+/// pods by them (the chart's PodMonitor and ServiceMonitor need none).
+pub fn scrape_annotations() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        ("prometheus.io/port".to_owned(), HTTP_PORT.to_string()),
+        ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
+    ])
+}
+
 /// What the operator's configuration gives every worker pod.
 #[derive(Clone, Debug)]
 pub struct WorkerDefaults {
@@ -279,6 +289,7 @@ pub fn statefulset(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: Some(scrape_annotations()),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -303,4 +314,39 @@ pub fn statefulset(
         },
         ..StatefulSet::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn worker_pods_carry_scrape_annotations_and_the_spec_s_labels() {
+        let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: wc, namespace: ns, uid: u1}
+spec:
+  pod: {labels: {team: a}}
+  spouts: [{name: s, component: sequence}]
+"#;
+        let t: Topology = serde_yaml_ng::from_str(yaml).unwrap();
+        let defaults = WorkerDefaults {
+            image: "w".into(),
+            lease_duration_seconds: 10,
+            lease_renew_seconds: 2,
+            limits: squall_model::Limits::default(),
+        };
+        let s = statefulset(&t, &defaults, 2).unwrap();
+        let meta = s.spec.template.metadata.unwrap();
+        let a = meta.annotations.unwrap();
+        assert_eq!(a["prometheus.io/scrape"], "true");
+        assert_eq!(a["prometheus.io/port"], "9464");
+        assert_eq!(a["prometheus.io/path"], "/metrics");
+        let labels = meta.labels.unwrap();
+        assert_eq!(labels["team"], "a");
+        assert_eq!(labels[TOPOLOGY_LABEL], "wc");
+    }
 }

@@ -131,7 +131,7 @@ impl Shared {
 }
 
 impl crate::http::Endpoints for Shared {
-    fn metrics(&self) -> String {
+    fn metrics(&self, buckets: crate::prom::Buckets) -> String {
         let engine = self.engine_state();
         let links = self.links.lock().clone();
         let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
@@ -140,6 +140,7 @@ impl crate::http::Endpoints for Shared {
             engine.as_ref().map(|(snap, _)| snap),
             &refs,
             &self.inbound,
+            buckets,
         )
     }
 
@@ -661,13 +662,13 @@ spec:
         // nor a status that could read as "nothing in flight".
         s.ready.store(true, Ordering::Relaxed);
         assert!(!s.ready());
-        assert!(!s.metrics().contains("squall_worker_in_flight"));
+        assert!(!s.metrics(Default::default()).contains("squall_worker_in_flight"));
         let between = s.status();
         assert!(!between.engine_running && !between.drained(1) && !between.running(1));
 
         *s.engine.lock() = Some(engine());
         assert!(s.ready());
-        assert!(s.metrics().contains("squall_worker_in_flight{"));
+        assert!(s.metrics(Default::default()).contains("squall_worker_in_flight{"));
         let running = s.status();
         assert!(running.engine_running && running.running(1) && !running.running(2));
         let figures = s.figures();

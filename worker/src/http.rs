@@ -11,8 +11,8 @@ use tracing::debug;
 
 /// What the endpoints report.
 pub trait Endpoints: Send + Sync + 'static {
-    /// The Prometheus page.
-    fn metrics(&self) -> String;
+    /// The Prometheus page, its latency histograms with these bounds.
+    fn metrics(&self, buckets: crate::prom::Buckets) -> String;
     /// What the operator reads, served as JSON on [`STATUS_PATH`].
     fn status(&self) -> WorkerStatus;
     /// What the engine counted, served as JSON on [`FIGURES_PATH`] for the operator's UI.
@@ -52,9 +52,13 @@ async fn answer(mut sock: TcpStream, e: Arc<dyn Endpoints>) {
     let head = String::from_utf8_lossy(&buf);
     let mut parts = head.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", e.metrics()),
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            e.metrics(crate::prom::Buckets::of_query(query)),
+        ),
         ("GET", STATUS_PATH) => match serde_json::to_string(&e.status()) {
             Ok(json) => ("200 OK", "application/json", json),
             Err(_) => ("500 Internal Server Error", "text/plain", "status\n".to_owned()),
@@ -128,8 +132,8 @@ mod tests {
     }
 
     impl Endpoints for Fake {
-        fn metrics(&self) -> String {
-            "# TYPE up gauge\nup 1\n".to_owned()
+        fn metrics(&self, buckets: crate::prom::Buckets) -> String {
+            format!("# TYPE up gauge\nup{{buckets=\"{buckets:?}\"}} 1\n")
         }
         fn status(&self) -> WorkerStatus {
             WorkerStatus {
@@ -198,7 +202,9 @@ mod tests {
         );
 
         let page = get(addr, "/metrics?x=1", Duration::from_secs(5)).unwrap();
-        assert_eq!(page, "# TYPE up gauge\nup 1\n");
+        assert_eq!(page, "# TYPE up gauge\nup{buckets=\"Standard\"} 1\n");
+        let page = get(addr, crate::prom::FINE_PATH, Duration::from_secs(5)).unwrap();
+        assert_eq!(page, "# TYPE up gauge\nup{buckets=\"Fine\"} 1\n");
         assert_eq!(status(addr, "GET", "/nope"), "HTTP/1.1 404 Not Found");
         assert_eq!(
             status(addr, "DELETE", "/metrics"),

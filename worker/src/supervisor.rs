@@ -358,12 +358,13 @@ impl Cluster {
         }
     }
 
-    /// Every reachable worker's metrics, merged. Unreachable workers are skipped.
+    /// Every reachable worker's metrics, merged. Unreachable workers are skipped. The pages
+    /// have the fine latency buckets: the live table reports quantiles from their sum.
     pub fn scrape(&self) -> Snapshot {
         let pages: Vec<_> = self
             .slots
             .iter()
-            .filter_map(|s| crate::http::get(s.http, "/metrics", Duration::from_secs(1)).ok())
+            .filter_map(|s| crate::http::get(s.http, crate::prom::FINE_PATH, Duration::from_secs(1)).ok())
             .map(|t| crate::prom::parse(&t))
             .collect();
         crate::prom::merge(&pages)
@@ -371,7 +372,7 @@ impl Cluster {
 
     /// One worker's samples, if it answers.
     pub fn scrape_one(&self, i: usize) -> Option<Vec<crate::prom::Sample>> {
-        crate::http::get(self.slots[i].http, "/metrics", Duration::from_secs(1))
+        crate::http::get(self.slots[i].http, crate::prom::FINE_PATH, Duration::from_secs(1))
             .ok()
             .map(|t| crate::prom::parse(&t))
     }

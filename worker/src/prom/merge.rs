@@ -6,7 +6,7 @@ use std::time::Duration;
 use squall_engine::metrics::{latency_bucket_bounds, LatencyBuckets};
 use squall_engine::{ComponentSnapshot, Percentiles, Snapshot, Stats};
 
-use super::{exported_bounds, Sample, HISTOGRAMS};
+use super::{micros_of, Sample, HISTOGRAMS};
 
 fn role(s: &str) -> &'static str {
     match s {
@@ -16,10 +16,11 @@ fn role(s: &str) -> &'static str {
     }
 }
 
-/// One histogram summed over pages: cumulative counts per finite bound, then `+Inf`.
+/// One histogram summed over pages: cumulative counts per finite bound the pages had
+/// (by index among the engine's bounds), then `+Inf`.
 #[derive(Default)]
 pub(super) struct Summed {
-    pub(super) cumulative: Vec<u64>,
+    pub(super) cumulative: BTreeMap<usize, u64>,
     pub(super) total: u64,
     pub(super) sum: u64,
     pub(super) max: u64,
@@ -27,7 +28,7 @@ pub(super) struct Summed {
 
 impl Summed {
     /// Adds one sample of a page if it belongs to a latency histogram.
-    fn add(all: &mut BTreeMap<(String, usize), Summed>, comp: &str, name: &str, le: Option<&str>, v: u64) {
+    fn add(all: &mut BTreeMap<(String, usize), Summed>, comp: &str, name: &str, le: Option<&str>, v: f64) {
         let Some((which, part)) = HISTOGRAMS.iter().enumerate().find_map(|(i, h)| {
             if name == h.max {
                 return Some((i, "max"));
@@ -37,37 +38,36 @@ impl Summed {
         }) else {
             return;
         };
-        let bounds = latency_bucket_bounds();
         let s = all.entry((comp.to_owned(), which)).or_default();
-        if s.cumulative.is_empty() {
-            s.cumulative = vec![0; bounds.len()];
-        }
         match (part, le) {
-            ("max", _) => s.max = s.max.max(v),
-            ("_sum", _) => s.sum += v,
-            ("_bucket", Some("+Inf")) => s.total += v,
+            ("max", _) => s.max = s.max.max(micros_of(v)),
+            ("_sum", _) => s.sum += micros_of(v),
+            ("_bucket", Some("+Inf")) => s.total += v as u64,
             ("_bucket", Some(le)) => {
                 // Bounds that are not the engine's (another build) are skipped, not misfiled.
                 let at = le
                     .parse::<f64>()
                     .ok()
-                    .filter(|le| le.fract() == 0.0)
-                    .and_then(|le| bounds.binary_search(&(le as u64)).ok());
+                    .map(|le| le * 1e6)
+                    .filter(|us| us.is_finite() && (us - us.round()).abs() < 1e-3)
+                    .and_then(|us| latency_bucket_bounds().binary_search(&(us.round() as u64)).ok());
                 if let Some(i) = at {
-                    s.cumulative[i] += v;
+                    *s.cumulative.entry(i).or_default() += v as u64;
                 }
             }
             _ => {}
         }
     }
 
-    /// A quantile from the exported buckets: the geometric middle of the one holding its
-    /// rank (at most the maximum), or the maximum above the last bound.
+    /// A quantile from the buckets: the geometric middle of the one holding its rank (at
+    /// most the maximum), or the maximum above the last bound.
     pub(super) fn quantile(&self, q: f64) -> u64 {
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let bounds = latency_bucket_bounds();
         let mut lo = 1;
-        for &(i, hi) in exported_bounds() {
-            if self.cumulative.get(i).copied().unwrap_or(0) >= rank {
+        for (&i, &cumulative) in &self.cumulative {
+            let hi = bounds[i];
+            if cumulative >= rank {
                 let mid = ((lo as f64) * (hi as f64)).sqrt().round() as u64;
                 return if self.max > 0 { mid.min(self.max) } else { mid };
             }
@@ -89,12 +89,13 @@ impl Summed {
         }
     }
 
+    /// As engine buckets: each exported bucket's samples at its upper bound.
     fn buckets(&self) -> LatencyBuckets {
-        let mut counts = Vec::with_capacity(self.cumulative.len());
+        let mut counts = vec![0; latency_bucket_bounds().len()];
         let mut below = 0;
-        for c in &self.cumulative {
-            counts.push(c.saturating_sub(below));
-            below = below.max(*c);
+        for (&i, &c) in &self.cumulative {
+            counts[i] = c.saturating_sub(below);
+            below = below.max(c);
         }
         LatencyBuckets {
             counts,
@@ -107,7 +108,8 @@ impl Summed {
 
 /// Sums the components of several workers' pages into one snapshot. Counters and gauges
 /// add up; latency histograms add up bucket by bucket, so p50/p99 are those of all the
-/// workers' samples together (within [`EXPORTED_BUCKET_ERROR`](super::EXPORTED_BUCKET_ERROR)),
+/// workers' samples together (within [`EXPORTED_BUCKET_ERROR`](super::EXPORTED_BUCKET_ERROR)
+/// from [fine](super::Buckets::Fine) pages, within a bucket from standard ones),
 /// the maximum is the largest and the mean comes from the summed sums.
 pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
     let mut comps: BTreeMap<String, ComponentSnapshot> = BTreeMap::new();
@@ -148,8 +150,8 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                 "squall_restarts_total" => t.restarts += n,
                 "squall_unroutable_total" => t.unroutable += n,
                 "squall_spout_finished" => c.finished &= n == 1,
-                "squall_busy_nanoseconds_total" => t.busy_ns += n,
-                "squall_backpressure_nanoseconds_total" => t.backpressure_ns += n,
+                "squall_busy_seconds_total" => t.busy_ns += (v * 1e9).round() as u64,
+                "squall_backpressure_seconds_total" => t.backpressure_ns += (v * 1e9).round() as u64,
                 "squall_pending" => t.pending += n,
                 "squall_queue_depth" => c.queue_depth += n,
                 "squall_queue_capacity" => c.queue_capacity += n,
@@ -159,16 +161,13 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                         c.tasks.push((task, Stats::default()));
                     }
                 }
-                other => {
-                    // Latency summaries are skipped: their quantiles do not add up.
-                    Summed::add(
-                        &mut histograms,
-                        comp,
-                        other,
-                        labels.get("le").map(String::as_str),
-                        n,
-                    );
-                }
+                other => Summed::add(
+                    &mut histograms,
+                    comp,
+                    other,
+                    labels.get("le").map(String::as_str),
+                    *v,
+                ),
             }
         }
     }

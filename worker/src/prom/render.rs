@@ -2,19 +2,23 @@
 
 use std::fmt::Write as _;
 
-use squall_engine::{ComponentSnapshot, Percentiles, Snapshot, Stats};
+use squall_engine::{ComponentSnapshot, Snapshot, Stats};
 
 use squall_control::WorkerStatus;
 
-use super::{exported_bounds, HISTOGRAMS};
+use super::{seconds_of_micros, Buckets, HISTOGRAMS};
 use crate::stats::{get, InboundStats, LinkStats};
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A family's `# HELP` and `# TYPE` lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 type Getter = fn(&Stats) -> u64;
-type LatencyOf = fn(&Stats) -> Percentiles;
 type GaugeOf = fn(&ComponentSnapshot) -> u64;
 type LinkOf = fn(&LinkStats) -> u64;
 
@@ -56,28 +60,59 @@ const COUNTERS: &[(&str, Getter, &str)] = &[
         |s| s.unroutable,
         "Messages dropped because no process serves their task.",
     ),
+];
+
+/// Counters of time, kept in nanoseconds and shown in seconds.
+const SECONDS_COUNTERS: &[(&str, Getter, &str)] = &[
     (
-        "squall_busy_nanoseconds_total",
+        "squall_busy_seconds_total",
         |s| s.busy_ns,
-        "Time spent executing.",
+        "Time spent executing, summed over executors.",
     ),
     (
-        "squall_backpressure_nanoseconds_total",
+        "squall_backpressure_seconds_total",
         |s| s.backpressure_ns,
-        "Time blocked on a full queue downstream.",
+        "Time blocked on a full queue downstream, summed over executors.",
     ),
 ];
 
-const LATENCIES: &[(&str, LatencyOf)] = &[
-    ("squall_complete_latency_microseconds", |s| s.complete_us),
-    ("squall_execute_latency_microseconds", |s| s.execute_us),
-    ("squall_process_latency_microseconds", |s| s.process_us),
+const GAUGES: &[(&str, GaugeOf, &str)] = &[
+    (
+        "squall_pending",
+        |c| c.total.pending,
+        "Spouts: trees emitted and not yet acked or failed.",
+    ),
+    (
+        "squall_queue_depth",
+        |c| c.queue_depth,
+        "Tuples waiting in the component's input queues.",
+    ),
+    (
+        "squall_queue_capacity",
+        |c| c.queue_capacity,
+        "Capacity of the component's input queues.",
+    ),
+    (
+        "squall_executors",
+        |c| u64::from(c.executors),
+        "Executors (threads) of the component on this worker.",
+    ),
+    (
+        "squall_spout_finished",
+        |c| u64::from(c.finished),
+        "Spouts: 1 once every task has emitted all it will.",
+    ),
 ];
 
-fn render_histograms(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&ComponentSnapshot) -> String) {
+fn render_histograms(
+    out: &mut String,
+    snap: &Snapshot,
+    labels: &dyn Fn(&ComponentSnapshot) -> String,
+    buckets: Buckets,
+) {
     for h in HISTOGRAMS {
         let (name, max) = (h.name, h.max);
-        let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", h.help);
+        head(out, name, "histogram", h.help);
         for c in &snap.components {
             let b = (h.of)(&c.total);
             let count = b.count();
@@ -86,19 +121,21 @@ fn render_histograms(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&Compone
             }
             let l = labels(c);
             let (mut cumulative, mut next) = (0, 0);
-            for &(i, le) in exported_bounds() {
+            for &(i, le) in buckets.bounds() {
                 cumulative += b.counts.iter().skip(next).take(i + 1 - next).sum::<u64>();
                 next = i + 1;
+                let le = seconds_of_micros(le);
                 let _ = writeln!(out, "{name}_bucket{{{l},le=\"{le}\"}} {cumulative}");
             }
             let _ = writeln!(out, "{name}_bucket{{{l},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "{name}_sum{{{l}}} {}\n{name}_count{{{l}}} {count}", b.sum);
+            let sum = seconds_of_micros(b.sum);
+            let _ = writeln!(out, "{name}_sum{{{l}}} {sum}\n{name}_count{{{l}}} {count}");
         }
-        let _ = writeln!(out, "# HELP {max} Largest sample of {name}.\n# TYPE {max} gauge");
+        head(out, max, "gauge", &format!("Largest sample of {name}."));
         for c in &snap.components {
             let b = (h.of)(&c.total);
             if b.count() > 0 {
-                let _ = writeln!(out, "{max}{{{}}} {}", labels(c), b.max);
+                let _ = writeln!(out, "{max}{{{}}} {}", labels(c), seconds_of_micros(b.max));
             }
         }
     }
@@ -106,38 +143,51 @@ fn render_histograms(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&Compone
 
 /// The worker's own series, from the same [`WorkerStatus`] it serves on `/status`.
 fn render_worker(out: &mut String, base: &str, status: &WorkerStatus) {
-    let _ = writeln!(out, "# HELP squall_worker_generation Assignment generation this worker runs.\n# TYPE squall_worker_generation gauge");
+    head(
+        out,
+        "squall_worker_generation",
+        "gauge",
+        "Assignment generation this worker runs.",
+    );
     let _ = writeln!(out, "squall_worker_generation{{{base}}} {}", status.generation);
+    head(
+        out,
+        "squall_worker_engine_starts_total",
+        "counter",
+        "Engines started by this worker process.",
+    );
     let _ = writeln!(
         out,
-        "# HELP squall_worker_engine_starts_total Engines started by this worker process.\n\
-         # TYPE squall_worker_engine_starts_total counter\n\
-         squall_worker_engine_starts_total{{{base}}} {}",
+        "squall_worker_engine_starts_total{{{base}}} {}",
         status.engine_starts
     );
     // Absent while no engine runs (between plans), so that gap never reads as "drained".
     if status.engine_running {
-        let _ = writeln!(
+        head(
             out,
-            "# HELP squall_worker_active Whether this worker's spouts are active.\n\
-             # TYPE squall_worker_active gauge\n\
-             squall_worker_active{{{base}}} {}\n\
-             # HELP squall_worker_in_flight Spout trees pending plus tuples queued on this worker.\n\
-             # TYPE squall_worker_in_flight gauge\n\
-             squall_worker_in_flight{{{base}}} {}",
-            u8::from(status.active),
-            status.in_flight
+            "squall_worker_active",
+            "gauge",
+            "Whether this worker's spouts are active.",
         );
+        let _ = writeln!(out, "squall_worker_active{{{base}}} {}", u8::from(status.active));
+        head(
+            out,
+            "squall_worker_in_flight",
+            "gauge",
+            "Spout trees pending plus tuples queued on this worker.",
+        );
+        let _ = writeln!(out, "squall_worker_in_flight{{{base}}} {}", status.in_flight);
     }
 }
 
 /// The whole `/metrics` page: the worker's own series from `status`, the engine's from
-/// `snap`, then the data plane's.
+/// `snap`, then the data plane's. `buckets` picks the latency histograms' bounds.
 pub fn render(
     status: &WorkerStatus,
     snap: Option<&Snapshot>,
     links: &[(String, &LinkStats)],
     inbound: &InboundStats,
+    buckets: Buckets,
 ) -> String {
     let mut out = String::new();
     let base = format!(
@@ -147,103 +197,150 @@ pub fn render(
     );
     render_worker(&mut out, &base, status);
     if let Some(snap) = snap {
+        head(
+            &mut out,
+            "squall_uptime_seconds",
+            "gauge",
+            "Time since this worker's engine started.",
+        );
         let _ = writeln!(
             out,
-            "# TYPE squall_uptime_seconds gauge\nsquall_uptime_seconds{{{base}}} {:.3}",
+            "squall_uptime_seconds{{{base}}} {:.3}",
             snap.uptime.as_secs_f64()
         );
         let labels =
             |c: &ComponentSnapshot| format!("{base},component=\"{}\",role=\"{}\"", esc(&c.name), c.role);
         for (name, get, help) in COUNTERS {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            head(&mut out, name, "counter", help);
             for c in &snap.components {
                 let _ = writeln!(out, "{name}{{{}}} {}", labels(c), get(&c.total));
             }
         }
-        let gauges: &[(&str, GaugeOf)] = &[
-            ("squall_pending", |c| c.total.pending),
-            ("squall_queue_depth", |c| c.queue_depth),
-            ("squall_queue_capacity", |c| c.queue_capacity),
-            ("squall_executors", |c| u64::from(c.executors)),
-            ("squall_spout_finished", |c| u64::from(c.finished)),
-        ];
-        for (name, get) in gauges {
-            let _ = writeln!(out, "# TYPE {name} gauge");
+        for (name, get, help) in SECONDS_COUNTERS {
+            head(&mut out, name, "counter", help);
+            for c in &snap.components {
+                let s = get(&c.total) as f64 / 1e9;
+                let _ = writeln!(out, "{name}{{{}}} {s}", labels(c));
+            }
+        }
+        for (name, get, help) in GAUGES {
+            head(&mut out, name, "gauge", help);
             for c in &snap.components {
                 let _ = writeln!(out, "{name}{{{}}} {}", labels(c), get(c));
             }
         }
-        let _ = writeln!(out, "# TYPE squall_task_info gauge");
+        head(
+            &mut out,
+            "squall_task_info",
+            "gauge",
+            "One series per task this worker runs.",
+        );
         for c in &snap.components {
             for (t, _) in &c.tasks {
                 let _ = writeln!(out, "squall_task_info{{{},task=\"{t}\"}} 1", labels(c));
             }
         }
-        for (name, get) in LATENCIES {
-            let _ = writeln!(out, "# TYPE {name} summary");
-            for c in &snap.components {
-                let p = get(&c.total);
-                if p.count == 0 {
-                    continue;
-                }
-                let l = labels(c);
-                let _ = writeln!(out, "{name}{{{l},quantile=\"0.5\"}} {}", p.p50);
-                let _ = writeln!(out, "{name}{{{l},quantile=\"0.99\"}} {}", p.p99);
-                let _ = writeln!(out, "{name}_count{{{l}}} {}", p.count);
-            }
-        }
-        render_histograms(&mut out, snap, &labels);
+        render_histograms(&mut out, snap, &labels, buckets);
     }
-    let link: &[(&str, LinkOf, &str)] = &[
-        ("squall_link_frames_total", |s| get(&s.frames), "counter"),
-        ("squall_link_messages_total", |s| get(&s.messages), "counter"),
-        ("squall_link_bytes_total", |s| get(&s.bytes), "counter"),
-        ("squall_link_dropped_total", |s| get(&s.dropped), "counter"),
+    let connected = |s: &LinkStats| u64::from(s.connected.load(std::sync::atomic::Ordering::Relaxed));
+    let blocked = |s: &LinkStats| u64::from(s.peer_blocked.load(std::sync::atomic::Ordering::Relaxed));
+    let link: &[(&str, LinkOf, &str, &str)] = &[
+        (
+            "squall_link_frames_total",
+            |s| get(&s.frames),
+            "counter",
+            "Frames handed to the connection to the peer.",
+        ),
+        (
+            "squall_link_messages_total",
+            |s| get(&s.messages),
+            "counter",
+            "Engine messages in those frames.",
+        ),
+        (
+            "squall_link_bytes_total",
+            |s| get(&s.bytes),
+            "counter",
+            "Bytes in those frames.",
+        ),
+        (
+            "squall_link_dropped_total",
+            |s| get(&s.dropped),
+            "counter",
+            "Messages discarded because the peer was unreachable or not reading (their trees time out and replay).",
+        ),
         (
             "squall_link_shed_frames_total",
             |s| get(&s.shed_frames),
             "counter",
+            "Frames taken into the backlog while the peer was shed.",
         ),
-        ("squall_link_connects_total", |s| get(&s.connects), "counter"),
-        ("squall_link_failures_total", |s| get(&s.failures), "counter"),
+        (
+            "squall_link_connects_total",
+            |s| get(&s.connects),
+            "counter",
+            "Connections made to the peer.",
+        ),
+        (
+            "squall_link_failures_total",
+            |s| get(&s.failures),
+            "counter",
+            "Connections to the peer lost or refused.",
+        ),
         (
             "squall_link_connected",
-            |s| u64::from(s.connected.load(std::sync::atomic::Ordering::Relaxed)),
+            connected,
             "gauge",
+            "Whether a connection to the peer is up.",
         ),
         (
             "squall_link_peer_blocked",
-            |s| u64::from(s.peer_blocked.load(std::sync::atomic::Ordering::Relaxed)),
+            blocked,
             "gauge",
+            "Whether the peer last reported itself blocked.",
         ),
     ];
-    for (name, get, kind) in link {
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (name, get, kind, help) in link {
+        head(&mut out, name, kind, help);
         for (peer, s) in links {
             let _ = writeln!(out, "{name}{{{base},peer=\"{}\"}} {}", esc(peer), get(s));
         }
     }
-    let inb: &[(&str, u64, &str)] = &[
-        ("squall_inbound_messages_total", get(&inbound.messages), "counter"),
+    let inb: &[(&str, u64, &str, &str)] = &[
+        (
+            "squall_inbound_messages_total",
+            get(&inbound.messages),
+            "counter",
+            "Messages from peers delivered to local executors (or forwarded).",
+        ),
         (
             "squall_inbound_malformed_frames_total",
             get(&inbound.malformed),
             "counter",
+            "Frames from peers refused as malformed.",
         ),
         (
             "squall_inbound_refused_peers_total",
             get(&inbound.refused),
             "counter",
+            "Peers refused at hello (other topology, plan or protocol).",
         ),
-        ("squall_inbound_links", get(&inbound.open), "gauge"),
+        (
+            "squall_inbound_links",
+            get(&inbound.open),
+            "gauge",
+            "Incoming links open.",
+        ),
     ];
-    for (name, v, kind) in inb {
-        let _ = writeln!(out, "# TYPE {name} {kind}\n{name}{{{base}}} {v}");
+    for (name, v, kind, help) in inb {
+        head(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name}{{{base}}} {v}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP squall_worker_dropped_messages_total Messages the data plane dropped (their trees time out and replay).\n\
-         # TYPE squall_worker_dropped_messages_total counter"
+    head(
+        &mut out,
+        "squall_worker_dropped_messages_total",
+        "counter",
+        "Messages the data plane dropped (their trees time out and replay).",
     );
     let drops = &status.drops;
     for (reason, n) in [

@@ -47,7 +47,12 @@ fn component(name: &str, role: &'static str, task: u32, total: Stats) -> Compone
     }
 }
 
+/// A page with the fine buckets, as the supervisor reads them.
 fn page(worker: &str, components: Vec<ComponentSnapshot>) -> String {
+    page_with(worker, components, Buckets::Fine)
+}
+
+fn page_with(worker: &str, components: Vec<ComponentSnapshot>, buckets: Buckets) -> String {
     let snap = Snapshot {
         uptime: Duration::from_secs(3),
         components,
@@ -65,6 +70,7 @@ fn page(worker: &str, components: Vec<ComponentSnapshot>) -> String {
         Some(&snap),
         &[("w1".into(), &link)],
         &InboundStats::default(),
+        buckets,
     )
 }
 
@@ -261,35 +267,32 @@ fn the_page_is_well_formed_prometheus_text() {
             })
             .map(|s| s.2)
     };
-    let name = "squall_complete_latency_us";
+    let name = "squall_complete_latency_seconds";
     assert_eq!(value(&format!("{name}_bucket"), "spout", Some("+Inf")), Some(4.0));
-    let le100 = exported_bounds()
-        .iter()
-        .find(|b| b.1 >= 100)
-        .unwrap()
-        .1
-        .to_string();
+    let le100 = exported_bounds().iter().find(|b| b.1 >= 100).unwrap().1;
+    let le100 = (le100 as f64 / 1e6).to_string();
     assert_eq!(value(&format!("{name}_bucket"), "spout", Some(&le100)), Some(3.0));
-    assert_eq!(value(&format!("{name}_bucket"), "spout", Some("4")), Some(0.0));
+    assert_eq!(
+        value(&format!("{name}_bucket"), "spout", Some("0.000004")),
+        Some(0.0)
+    );
     assert_eq!(value(&format!("{name}_count"), "spout", None), Some(4.0));
     assert_eq!(
-        value("squall_complete_latency_max_us", "spout", None),
-        Some((1u64 << 28) as f64)
+        value("squall_complete_latency_max_seconds", "spout", None),
+        Some((1u64 << 28) as f64 / 1e6)
     );
-    assert_eq!(value("squall_execute_latency_us_count", "bolt", None), Some(3.0));
     assert_eq!(
-        value("squall_process_latency_us_sum", "bolt", None),
-        Some(70_007.0)
+        value("squall_execute_latency_seconds_count", "bolt", None),
+        Some(3.0)
+    );
+    assert_eq!(
+        value("squall_process_latency_seconds_sum", "bolt", None),
+        Some(0.070007)
     );
     // A component without samples exports no latency series.
     assert!(!samples
         .iter()
         .any(|(n, l, _)| n.contains("latency") && l.get("component").map(String::as_str) == Some("idle")));
-    // The summaries stay for existing dashboards.
-    assert_eq!(
-        value("squall_complete_latency_microseconds_count", "spout", None),
-        Some(4.0)
-    );
 }
 
 #[test]
@@ -307,15 +310,12 @@ fn exported_buckets_are_half_the_engine_s_within_their_documented_error() {
     // Every value of every bucket, estimated as the merge does (the maximum far above).
     let mut lo = 1;
     for &(i, hi) in exported {
-        let mut s = Summed {
-            cumulative: vec![0; engine.len()],
+        let s = Summed {
+            cumulative: exported.iter().map(|&(j, _)| (j, u64::from(j >= i))).collect(),
             total: 1,
             sum: 0,
             max: u64::MAX,
         };
-        for c in &mut s.cumulative[i..] {
-            *c = 1;
-        }
         let est = s.quantile(0.5) as f64;
         for x in [lo, hi] {
             let err = (est / x as f64 - 1.0).abs();
@@ -345,10 +345,142 @@ fn the_checker_catches_breaches() {
 #[test]
 fn buckets_at_foreign_bounds_are_skipped() {
     let text = spout_page("w0", &[1, 2, 3, 100]);
-    let foreign = "squall_complete_latency_us_bucket{component=\"spout\",role=\"spout\",le=\"1.5\"} 1000\n\
-                   squall_complete_latency_us_bucket{component=\"spout\",role=\"spout\",le=\"7e9\"} 1000\n";
+    let foreign = "squall_complete_latency_seconds_bucket{component=\"spout\",role=\"spout\",le=\"0.0000015\"} 1000\n\
+                   squall_complete_latency_seconds_bucket{component=\"spout\",role=\"spout\",le=\"7000\"} 1000\n";
     let clean = merge(&[parse(&text)]);
     let mixed = merge(&[parse(&format!("{text}{foreign}"))]);
     assert_eq!(mixed, clean);
     assert_eq!(clean.component("spout").unwrap().total.complete_us.p50, 2);
+}
+
+/// A page with every family: links, tasks, and samples in every histogram.
+fn full_page(buckets: Buckets) -> String {
+    let b = buckets_of(&[2, 90, 4_000, 250_000, 3_000_000]);
+    let stats = Stats {
+        emitted: 5,
+        busy_ns: 1_500_000_001,
+        backpressure_ns: 7,
+        complete_us: b.percentiles(),
+        complete_buckets: b.clone(),
+        execute_buckets: b.clone(),
+        process_buckets: b,
+        ..Stats::default()
+    };
+    page_with("w0", vec![component("c", "bolt", 1, stats)], buckets)
+}
+
+#[test]
+fn pages_keep_prometheus_naming_conventions() {
+    for buckets in [Buckets::Standard, Buckets::Fine] {
+        let text = full_page(buckets);
+        check_well_formed(&text);
+        let mut kinds = BTreeMap::new();
+        let mut helps = BTreeSet::new();
+        for line in text.lines().filter(|l| l.starts_with('#')) {
+            let words: Vec<&str> = line.splitn(4, ' ').collect();
+            if words[1] == "TYPE" {
+                kinds.insert(words[2].to_owned(), words[3].to_owned());
+            } else {
+                helps.insert(words[2].to_owned());
+            }
+        }
+        for (name, kind) in &kinds {
+            assert!(helps.contains(name), "{name} has no HELP");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+            for unit in ["micro", "milli", "nano", "_us", "_ms", "_ns"] {
+                assert!(!name.contains(unit), "{name}: not a base unit");
+            }
+            assert_ne!(kind, "summary", "{name}: summaries do not add up across workers");
+        }
+    }
+    // The standard page is what Prometheus stores: under 20 buckets a series, +Inf included.
+    let text = full_page(Buckets::Standard);
+    let samples = parse(&text);
+    let bucket_lines = samples
+        .iter()
+        .filter(|(n, _, _)| n == "squall_complete_latency_seconds_bucket")
+        .count();
+    assert_eq!(bucket_lines, standard_bounds().len() + 1);
+    assert!(bucket_lines <= 20, "{bucket_lines}");
+    let busy = samples
+        .iter()
+        .find(|(n, _, _)| n == "squall_busy_seconds_total")
+        .unwrap();
+    assert_eq!(busy.2, 1.500000001);
+    let merged = merge(&[samples]);
+    let c = merged.component("c").unwrap();
+    assert_eq!((c.total.busy_ns, c.total.backpressure_ns), (1_500_000_001, 7));
+}
+
+#[test]
+fn standard_bounds_are_two_a_decade_from_one_microsecond() {
+    let engine = latency_bucket_bounds();
+    let standard = standard_bounds();
+    assert!(standard.iter().all(|(i, b)| engine[*i] == *b), "a subset");
+    assert!(standard.windows(2).all(|w| w[0].0 < w[1].0), "rising");
+    assert_eq!(standard.last().map(|b| b.1), engine.last().copied(), "same range");
+    assert_eq!(standard.len(), 18);
+    for (k, (_, b)) in standard.iter().take(17).enumerate() {
+        let want = 10f64.powf(k as f64 / 2.0);
+        let off = (*b as f64 / want).ln().abs();
+        // Half an engine bucket (2^(1/16)) plus the rounding of the smallest ones.
+        assert!(
+            off <= (2f64.ln() / 16.0).max((3.5f64 / 3.16).ln()),
+            "{b} for {want}"
+        );
+    }
+}
+
+#[test]
+fn standard_pages_merge_to_the_bucket_of_the_true_quantile() {
+    let samples: Vec<u64> = (0..1_000).map(|i| 400 + i % 300).collect();
+    let pages = [
+        parse(&page_with(
+            "w0",
+            vec![component("s", "spout", 1, spout_stats(&samples))],
+            Buckets::Standard,
+        )),
+        parse(&page_with(
+            "w1",
+            vec![component("s", "spout", 2, spout_stats(&samples))],
+            Buckets::Standard,
+        )),
+    ];
+    let got = merge(&pages).component("s").unwrap().total.complete_us;
+    assert_eq!(got.count, 2_000);
+    assert_eq!(got.max, 699);
+    // 400..700 µs lies in one standard bucket, (~320, ~1000]: p50 is its middle, capped
+    // at the maximum.
+    let (lo, hi) = standard_bounds()
+        .windows(2)
+        .map(|w| (w[0].1, w[1].1))
+        .find(|(_, hi)| *hi >= 700)
+        .unwrap();
+    assert!(lo < 400, "{lo}");
+    assert!(
+        got.p50 > lo && got.p50 <= hi.min(699),
+        "{} not in {lo}..{hi}",
+        got.p50
+    );
+}
+
+fn spout_stats(samples: &[u64]) -> Stats {
+    let b = buckets_of(samples);
+    Stats {
+        emitted: samples.len() as u64,
+        complete_us: b.percentiles(),
+        complete_buckets: b,
+        ..Stats::default()
+    }
+}
+
+#[test]
+fn the_query_string_picks_the_buckets() {
+    assert_eq!(Buckets::of_query(""), Buckets::Standard);
+    assert_eq!(Buckets::of_query("x=1"), Buckets::Standard);
+    assert_eq!(Buckets::of_query("x=1&buckets=fine"), Buckets::Fine);
+    assert_eq!(
+        FINE_PATH.split_once('?').map(|q| Buckets::of_query(q.1)),
+        Some(Buckets::Fine)
+    );
 }
