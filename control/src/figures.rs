@@ -47,7 +47,7 @@ pub enum FigureRole {
 
 /// A latency distribution in fixed buckets: only buckets holding samples are listed, as
 /// `[upper bound µs, samples]` with bounds ascending. The bounds are the same in every
-/// worker (those of the workers' `/metrics` histograms), so distributions of any number
+/// worker (those of the workers' fine `/metrics?buckets=fine` histograms), so distributions of any number
 /// of tasks and workers add up exactly, bucket by bucket.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,6 +1,6 @@
 //! The worker's `GET /figures` ([`WorkerFigures`]): the engine's snapshot per component
-//! and per task, with latencies in the buckets of the `/metrics` histograms, so the
-//! operator's UI and a Prometheus server read the same distributions.
+//! and per task, with latencies in the fine buckets of `/metrics?buckets=fine`
+//! ([`exported_bounds`]), so the UI's means and quantiles are those of the fine page.
 
 use squall_control::figures::{
     error_text, ComponentFigures, Counters, FigureRole, LatencyFigures, TaskFigures, MAX_FIGURE_TASKS,
