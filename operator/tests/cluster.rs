@@ -484,6 +484,8 @@ async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Resu
                 "--set",
                 "workerLease.durationSeconds=4,workerLease.renewSeconds=1",
             ])
+            // Pods here share the host's network: each replica's API on its own pod IP.
+            .args(["--set", "ui.address=$(POD_IP)"])
             .output()?;
         ensure!(
             out.status.success(),
@@ -556,6 +558,25 @@ async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Resu
         )
         .await?;
         ensure!(text.contains("squall_operator_reconciles_total"), "{text}");
+        // Every replica, leading or standby, serves the UI API, and asks for a token.
+        eventually(
+            "the UI API on both replicas",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async {
+                let mut refused = 0;
+                for p in op_pods.list(&ListParams::default()).await.ok()?.items {
+                    let Some(ip) = p.status.and_then(|s| s.pod_ip) else {
+                        continue;
+                    };
+                    let answer = http_get(&format!("{ip}:8081"), "/api/v1/cluster/summary").await;
+                    let status = answer.as_deref().and_then(|a| a.split_whitespace().nth(1));
+                    refused += usize::from(status == Some("401"));
+                }
+                (refused >= 2).then_some(())
+            },
+        )
+        .await?;
 
         // Scale through the scale subresource: the new leader rebalances over 3 workers.
         let out = cluster
