@@ -180,8 +180,14 @@ async fn reader_sees_figures(
     reader: &str,
 ) -> Result<()> {
     let dir = cluster.dir();
-    let first = eventually("the topology page", Duration::from_secs(20), dir, || async {
-        ui_acked(addr, reader).await.filter(|n| *n > 0)
+    let first = eventually("the topology page", Duration::from_secs(40), dir, || async {
+        let seen = ui_acked(addr, reader).await.filter(|n| *n > 0);
+        if seen.is_none() {
+            // What the reader gets meanwhile, should it never show.
+            let page = call(addr, "GET", &format!("/api/v1/topology/{ID}"), Some(reader)).await;
+            println!("PAGE not yet: {page:?}");
+        }
+        seen
     })
     .await?;
     eventually(

@@ -94,7 +94,8 @@ fn latency(l: &LatencyFigures) -> Latency {
     }
 }
 
-/// A distribution as one count and sum: enough for the means executor rows show.
+/// A distribution as one count and sum: enough for the means executor rows and streams
+/// show.
 fn collapsed(l: &Latency) -> Latency {
     let n = l.count();
     Latency {
@@ -246,19 +247,20 @@ fn component(
         })
     });
     // A single input or output stream gets the component's figures; with more, the
-    // workers' figures cannot tell them apart, so they are left out.
+    // workers' figures cannot tell them apart, so they are left out. Streams show only
+    // mean latencies, so theirs are kept as count and sum.
     let inputs = match c.inputs.as_slice() {
         [only] => vec![InputSample {
             component: only.from.clone(),
             stream: only.stream.clone(),
-            figures: totals.clone(),
+            figures: row_figures(totals.clone()),
         }],
         _ => Vec::new(),
     };
     let outputs = match c.outputs.as_slice() {
         [only] => vec![OutputSample {
             stream: only.stream.clone(),
-            figures: totals.clone(),
+            figures: row_figures(totals.clone()),
         }],
         _ => Vec::new(),
     };
