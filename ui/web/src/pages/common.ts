@@ -26,6 +26,8 @@ export class Poller {
 
   async now(): Promise<void> {
     if (this.running) await this.running;
+    // Another caller may have started the next tick while this one waited.
+    if (this.running) return this.running;
     if (this.stopped) return;
     window.clearTimeout(this.timer);
     this.running = this.tick().finally(() => {
