@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod assets;
 mod error;
 pub mod route;
 pub mod sample;
