@@ -6,12 +6,13 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server prometheus-server test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
 	@echo "make run-word-count   the word-count example for $(RUN_FOR)"
 	@echo "make test   lints and every test, Kubernetes tier included (builds the control plane once into .cache/)"
+	@echo "make ui-assets   rebuild the web UI into ui/assets/dist/ (npm ci, type check, esbuild, its unit tests); commit the result"
 	@echo "make bench  benchmarks; rewrites BENCHMARKS.md"
 	@echo "make bench-idle   1,000 idle executors: peak RSS and stop time; its own section of BENCHMARKS.md"
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
@@ -49,16 +50,45 @@ prometheus-server:
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y prometheus; }
 
+# Debian's headless Chromium and its WebDriver, for the web UI's browser test
+# (cli/tests/browser.rs); installed only when missing.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; }
+
+# The web UI (ui/web/): its npm packages from the committed lock (cached in .cache/npm,
+# no install scripts), a type check, the esbuild bundle into ui/assets/dist/ (committed:
+# squall-ui embeds it, so cargo builds need no Node.js) and the UI's unit tests.
+UI_WEB := ui/web
+NPM_CI = cd $(UI_WEB) && npm ci --cache "$(CURDIR)/.cache/npm" --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error
+
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm not found: install Node.js 20 or later" >&2; exit 1; }
+
+ui-assets: node
+	$(NPM_CI)
+	cd $(UI_WEB) && node_modules/.bin/tsc --noEmit -p . && node build.mjs && node build.mjs --tests
+
+# Rebuilds into a temporary directory and compares with the committed bundle, so drift
+# between ui/web/ and ui/assets/dist/ fails `make test`.
+ui-assets-check: node
+	$(NPM_CI)
+	cd $(UI_WEB) && node_modules/.bin/tsc --noEmit -p . && node build.mjs --tests
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+		node $(UI_WEB)/build.mjs --out "$$tmp" && diff -rq ui/assets/dist "$$tmp" \
+		|| { echo "ui/assets/dist differs from a fresh build of ui/web: run make ui-assets and commit it" >&2; exit 1; }
+
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	CARGO_TARGET_DIR=target $(CARGO) clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets -- -D warnings
 
-unit: toolchain multilang-venv redis-server prometheus-server
+unit: toolchain multilang-venv redis-server prometheus-server chromium
 	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
-test: proto-check crds-check lint unit fuzz-replay test-k8s test-operator test-quickstart
+test: ui-assets-check proto-check crds-check lint unit fuzz-replay test-k8s test-operator test-quickstart
 
 # The fuzz targets' bodies over their seed corpora and seeded generated inputs, on stable.
 # fuzz/ is its own package (excluded from the workspace); it shares target/ so the

@@ -220,6 +220,7 @@ pub fn run(args: RunArgs, workers: usize, limits: &squall_model::Limits) -> anyh
     let mut title = format!("{} on {workers} workers", plan.name);
     if let Some(ui) = &ui {
         println!("REST API: {} (topology id {})", ui.url(), plan.name);
+        println!("Web UI: {}", ui.page_url(&plan.name));
         let _ = std::io::stdout().flush();
         title = format!("{title} (API {})", ui.url());
     }

@@ -107,6 +107,7 @@ pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
     if let Some(ui) = &ui {
         // Printed even with --quiet: it is the only way to learn a port picked with :0.
         println!("REST API: {} (topology id {})", ui.url(), plan.name);
+        println!("Web UI: {}", ui.page_url(&plan.name));
         let _ = std::io::stdout().flush();
         title = format!("{title} (API {})", ui.url());
     }

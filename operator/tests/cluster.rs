@@ -245,9 +245,7 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
         );
 
         // kill -9 one worker process: the pod's container restarts and its tasks run again.
-        let victim = pods.get("numbers-0").await?;
-        let victim_uid = victim.uid().context("pod uid")?;
-        let pid = pid_of_pod(&victim_uid).context("worker process of numbers-0 not found")?;
+        let (_, pid) = pod_process(&cluster, &pods, "numbers-0").await?;
         let killed_at = std::time::Instant::now();
         let killed = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod assets;
 mod auth;
 mod error;
 pub mod route;

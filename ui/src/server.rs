@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::api::{ActionDone, ErrorBody, TopologySummary};
+use crate::assets;
 use crate::auth::{Authorize, Decision, Open, Verb};
 use crate::error::ApiError;
 use crate::route::{self, Action, Query, Route};
@@ -220,6 +221,12 @@ async fn handle<S: Source, C: Control, A: Authorize>(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // The web UI's pages and assets; everything under /api/ goes on to the API.
+    if let Some(r) = assets::answer(&req) {
+        let response = r.unwrap_or_else(|e| error_response(&e));
+        debug!(%method, path = %truncated(&path), status = response.status().as_u16(), "page");
+        return response;
+    }
     let timeout = inner.options.request_timeout;
     let result = match tokio::time::timeout(timeout, answer(inner, req)).await {
         Ok(r) => r,

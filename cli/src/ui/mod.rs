@@ -1,4 +1,4 @@
-//! `squall run --ui ADDR`: Storm's REST API over the running topology.
+//! `squall run --ui ADDR`: Storm's REST API and the web UI over the running topology.
 //!
 //! The API runs on its own small runtime; the run's loop keeps the topology (or the
 //! workers) to itself and answers the API's asks between its polls, so samples and
@@ -158,6 +158,11 @@ impl LocalUi {
     /// The API's base URL.
     pub fn url(&self) -> String {
         format!("http://{}/api/v1/", self.addr)
+    }
+
+    /// The web UI's page of topology `id`.
+    pub fn page_url(&self, id: &str) -> String {
+        format!("http://{}/topology/{}", self.addr, squall_ui::views::encode(id))
     }
 
     /// Waits up to `nap`, answering the API's asks meanwhile. `Some(wait)` when the API

@@ -65,6 +65,8 @@ pub struct TestCluster {
     api_port: u16,
     keep: bool,
     agent_seq: AtomicU8,
+    /// Third octet of every pod address of this cluster; see `pod_octet`.
+    pod_octet: u8,
 }
 
 /// Reserves distinct free loopback ports. They are released before the
@@ -142,6 +144,7 @@ impl TestCluster {
             api_port: 0,
             keep: opts.keep_dir,
             agent_seq: AtomicU8::new(0),
+            pod_octet: pod_octet(),
         };
         let timeout = opts.start_timeout;
         match tokio::time::timeout(timeout, cluster.boot(&bins, &opts)).await {
@@ -388,7 +391,8 @@ impl TestCluster {
     }
 
     /// Starts a node agent for one Node, mapping images to binaries. Each
-    /// agent gets its own pod address range 127.<n>.0.0/16 (n from 1), and
+    /// agent gets its own pod address range 127.<n>.<c>.0 upward (n from 1, c fixed per
+    /// cluster), and
     /// its containers get KUBECONFIG pointing at the admin kubeconfig.
     pub async fn start_node_agent<I, K, B>(&self, node: &str, images: I) -> Result<AgentHandle>
     where
@@ -410,7 +414,7 @@ impl TestCluster {
     pub async fn start_node_agent_with(&self, mut config: AgentConfig) -> Result<AgentHandle> {
         if config.pod_ip_base.octets()[1] == 0 {
             let n = self.agent_seq.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-            config.pod_ip_base = Ipv4Addr::new(127, n, 0, 0);
+            config.pod_ip_base = Ipv4Addr::new(127, n, self.pod_octet, 0);
         }
         Ok(NodeAgent::start(self.client(), config).await?)
     }
@@ -523,4 +527,17 @@ impl Drop for TestCluster {
             eprintln!("kube-testenv: cannot remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// A third octet for this cluster's pod addresses, different between clusters started at
+/// the same time by different test processes: pods bind fixed ports on their addresses,
+/// so two clusters handing out the same address make their workers fail to bind.
+fn pod_octet() -> u8 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mixed = (std::process::id() ^ nanos.rotate_left(7)).wrapping_mul(0x9e37_79b9) >> 24;
+    // 1..=250: 0 stays free, and a few ranges above for pods counted past 255.
+    u8::try_from(mixed % 250).unwrap_or(0) + 1
 }
