@@ -223,10 +223,50 @@ export const WINDOWS: ReadonlyArray<[string, string]> = [
 
 const BASE = "/api/v1/";
 
-async function call<T>(path: string, init?: RequestInit): Promise<T> {
+/**
+ * On a cluster the API wants the caller's Kubernetes bearer token (it asks the API server
+ * who the caller is and what they may do). The page asks for one on the first 401 and
+ * keeps it for the tab's session only; locally the API asks for none.
+ */
+const TOKEN_KEY = "squall.token";
+
+function token(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function askToken(): boolean {
+  const t = window.prompt("Kubernetes bearer token (for example: kubectl create token NAME)");
+  if (!t || !t.trim()) return false;
+  sessionStorage.setItem(TOKEN_KEY, t.trim());
+  return true;
+}
+
+async function send(path: string, init?: RequestInit): Promise<Response> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (init?.body) headers["content-type"] = "application/json";
-  const r = await fetch(BASE + path, { ...init, headers });
+  const t = token();
+  if (t) headers["authorization"] = `Bearer ${t}`;
+  return fetch(BASE + path, { ...init, headers });
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const sent = token();
+  let r = await send(path, init);
+  if (r.status === 401) {
+    // Another request may have asked for a token meanwhile: use it rather than ask again.
+    const now = token();
+    if (now && now !== sent) {
+      r = await send(path, init);
+    } else {
+      // A token that expired or was never given: ask once, then retry with it.
+      sessionStorage.removeItem(TOKEN_KEY);
+      if (askToken()) r = await send(path, init);
+    }
+  }
   const text = await r.text();
   let body: unknown = null;
   try {
