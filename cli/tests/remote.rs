@@ -278,9 +278,56 @@ async fn verbs() -> Result<()> {
     Ok(())
 }
 
-/// `squall logs` reads the workers' logs through the API server.
+/// `squall logs` reads the workers' logs through the API server's pods/log: all of
+/// them, those of one component, and followed.
 async fn logs(kc: &Path) -> Result<()> {
     let out = squall(kc, &["logs", "numbers"]).await?.ok()?;
-    ensure!(out.stdout.lines().count() > 0, "no log lines: {}", out.stderr);
+    ensure!(
+        out.stdout.lines().any(|l| l.starts_with("numbers-0 "))
+            && out.stdout.lines().any(|l| l.starts_with("numbers-1 ")),
+        "lines of both workers, each after its pod's name: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = squall(kc, &["logs", "numbers", "sink"]).await?.ok()?;
+    ensure!(out.stdout.lines().all(|l| l.contains("sink")), "{}", out.stdout);
+    // The spout shares the topology's name, which the workers' lines mention.
+    let out = squall(kc, &["logs", "numbers", "numbers"]).await?.ok()?;
+    ensure!(
+        out.stdout.lines().count() > 0 && out.stdout.lines().all(|l| l.contains("numbers")),
+        "lines about the spout: {}",
+        out.stdout
+    );
+    let out = squall(kc, &["logs", "numbers", "--tail", "2"]).await?.ok()?;
+    ensure!(
+        out.stdout.lines().count() == 4,
+        "two lines of each worker: {}",
+        out.stdout
+    );
+    squall(kc, &["logs", "numbers", "nope"])
+        .await?
+        .fails_with("no component nope")?;
+
+    // -f prints what is there and keeps going: a line arrives, and it is still running.
+    let mut child = std::process::Command::new(BIN)
+        .args(["logs", "numbers", "-f", "--kubeconfig"])
+        .arg(kc)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    });
+    let first = tokio::time::timeout(Duration::from_secs(15), first).await;
+    let running = child.try_wait()?.is_none();
+    child.kill()?;
+    child.wait()?;
+    let line = first.context("no line from logs -f within 15s")???;
+    ensure!(
+        line.starts_with("numbers-") && running,
+        "logs -f: {line:?}, running {running}"
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod agent;
 pub mod config;
 mod env;
+mod logs;
 mod node;
 mod pods;
 mod probe;
