@@ -146,3 +146,13 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_verbs_and_their_flags_do_not_clash() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -134,6 +134,29 @@ fn spawn_operator(
     ))
 }
 
+/// The admin kubeconfig `text` with the token of a ServiceAccount that no role binds.
+fn as_nobody(cluster: &TestCluster, text: &str) -> Result<String> {
+    for args in [
+        &["create", "serviceaccount", "nobody", "--namespace", NS][..],
+        &["create", "token", "nobody", "--namespace", NS][..],
+    ] {
+        let out = cluster.kubectl().args(args).output()?;
+        ensure!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[1] == "token" {
+            let token = String::from_utf8(out.stdout)?.trim().to_owned();
+            let start = text.find("users:").context("no users in kubeconfig")?;
+            let end = text.find("contexts:").context("no contexts in kubeconfig")?;
+            let user = format!("users:\n- name: admin\n  user:\n    token: {token}\n");
+            return Ok(format!("{}{user}{}", &text[..start], &text[end..]));
+        }
+    }
+    anyhow::bail!("no token")
+}
+
 /// Polls `check` every 300 ms for up to `within`.
 async fn until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> Result<T>
 where
@@ -181,6 +204,8 @@ async fn the_cluster_verbs_drive_a_topology_through_its_life() -> Result<()> {
 
 async fn verbs() -> Result<()> {
     let cluster = TestCluster::start().await?;
+    let kc = cluster.kubeconfig_path().to_path_buf();
+    squall(&kc, &["list"]).await?.fails_with("CRD installed")?;
     install_crd(&cluster).await?;
     let _node = cluster
         .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
@@ -188,7 +213,6 @@ async fn verbs() -> Result<()> {
     let client = cluster.client();
     let operator = spawn_operator(&client);
     let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
-    let kc = cluster.kubeconfig_path().to_path_buf();
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("numbers.yaml");
     std::fs::write(&file, PIPELINE)?;
@@ -211,6 +235,9 @@ async fn verbs() -> Result<()> {
     squall(&closed, &["list"])
         .await?
         .fails_with("cannot reach the cluster")?;
+    let nobody = dir.path().join("nobody.kubeconfig");
+    std::fs::write(&nobody, as_nobody(&cluster, &text)?)?;
+    squall(&nobody, &["list"]).await?.fails_with("forbidden")?;
 
     // submit --wait returns once Ready; list shows it Running.
     let out = squall(&kc, &["submit", &file, "--wait", "--timeout", "90"])

@@ -117,6 +117,14 @@ impl Remote {
             None => format!("topologies in namespace {}", self.namespace),
         };
         let line = match &err {
+            // A missing object comes with details naming it; a 404 without them (or on a
+            // list) means the resource type itself is unknown to the API server.
+            kube::Error::Api(s) if s.code == 404 && (name.is_none() || s.details.is_none()) => {
+                format!(
+                    "cluster {}: no Topology resource (is the squall CRD installed?)",
+                    self.server
+                )
+            }
             kube::Error::Api(s) if s.code == 404 => format!("{what}: not found"),
             kube::Error::Api(s) if s.code == 403 => format!("{what}: forbidden: {}", s.message),
             kube::Error::Api(s) if s.code == 401 => {
