@@ -85,8 +85,9 @@ lint: toolchain
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	CARGO_TARGET_DIR=target $(CARGO) clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets -- -D warnings
 
-unit: toolchain multilang-venv redis-server prometheus-server chromium
-	$(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
+# The CLI's cluster verbs are tested on the real control plane (cli/tests/remote.rs).
+unit: toolchain multilang-venv redis-server prometheus-server chromium k8s-bins
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
 test: ui-assets-check proto-check crds-check lint unit fuzz-replay test-k8s test-operator test-quickstart
 

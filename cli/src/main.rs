@@ -6,6 +6,7 @@ mod feed;
 mod graph;
 mod kinds;
 mod overrides;
+mod remote;
 mod run;
 mod table;
 mod ui;
@@ -14,6 +15,7 @@ mod validate;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use squall_model::DesiredState;
 use tracing_subscriber::EnvFilter;
 
 /// Stream topologies in the style of Apache Storm.
@@ -27,6 +29,9 @@ struct Cli {
     /// maxParallelism, maxTasks, maxTotalTasks, maxWorkers).
     #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
     limit: Vec<String>,
+    /// On failure, print the whole chain of causes rather than one line.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
 }
 
 /// The limits of this run: defaults, then `SQUALL_LIMITS` (`name=value,...`), then `--limit`.
@@ -55,12 +60,36 @@ enum Command {
     Kinds,
     /// The local edit feed: serve or dump the bundled Wikipedia-style edit events.
     Feed(feed::FeedArgs),
+    /// Submit a topology to the cluster (server-side apply), after validating it.
+    Submit(remote::SubmitArgs),
+    /// List the topologies in the cluster: phase, workers ready/desired, generation, age.
+    List(remote::ListArgs),
+    /// Live figures per component of a topology in the cluster, read from its workers.
+    Status(remote::StatusArgs),
+    /// Activate a topology's spouts.
+    Activate(remote::StateArgs),
+    /// Deactivate a topology's spouts; in-flight trees still complete.
+    Deactivate(remote::StateArgs),
+    /// Change a topology's workers and components' parallelism.
+    Rebalance(remote::RebalanceArgs),
+    /// Deactivate, wait, then delete a topology.
+    Kill(remote::KillArgs),
+    /// The worker pods' logs, optionally only lines mentioning a component.
+    Logs(remote::LogsArgs),
+}
+
+fn is_remote(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Run(_) | Command::Validate(_) | Command::Graph(_) | Command::Kinds | Command::Feed(_)
+    )
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Default to warn so that log lines do not tear up the live table.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // kube's client logs each failed request itself; the verb's own error line says it.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,kube_client=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -73,12 +102,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Cluster errors print as their one-line summary; kube's chains add little but noise.
+    let one_line = !cli.verbose && is_remote(&cli.command);
     let result = match cli.command {
         Command::Run(args) => run::run(args, &limits),
         Command::Validate(args) => validate::run(args, &limits),
         Command::Graph(args) => graph::run(args, &limits),
         Command::Kinds => kinds::run(),
         Command::Feed(args) => feed::run(args),
+        Command::Submit(args) => remote::block_on(remote::submit::run(args, &limits)),
+        Command::List(args) => remote::block_on(remote::list::run(args)),
+        Command::Status(args) => remote::block_on(remote::status::run(args)),
+        Command::Activate(args) => remote::block_on(remote::control::set_state(args, DesiredState::Active)),
+        Command::Deactivate(args) => {
+            remote::block_on(remote::control::set_state(args, DesiredState::Inactive))
+        }
+        Command::Rebalance(args) => remote::block_on(remote::control::rebalance(args, &limits)),
+        Command::Kill(args) => remote::block_on(remote::control::kill(args)),
+        Command::Logs(args) => remote::block_on(remote::logs::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,9 +130,29 @@ fn main() -> ExitCode {
                 eprintln!("{invalid}");
                 ExitCode::from(2)
             } else {
-                eprintln!("error: {err:#}");
+                if cli.verbose {
+                    // The causes without a backtrace, which says nothing a user can act on.
+                    eprintln!("error: {err}");
+                    for cause in err.chain().skip(1) {
+                        eprintln!("  caused by: {cause}");
+                    }
+                } else if one_line {
+                    eprintln!("error: {}", remote::one_line(&err));
+                } else {
+                    eprintln!("error: {err:#}");
+                }
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_verbs_and_their_flags_do_not_clash() {
+        super::Cli::command().debug_assert();
     }
 }

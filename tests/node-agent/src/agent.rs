@@ -33,9 +33,10 @@ impl NodeAgent {
     pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle> {
         config.validate()?;
         std::fs::create_dir_all(&config.work_dir)?;
+        let (log_port, logs) = crate::logs::serve(config.work_dir.clone()).await?;
         let mut uids = Vec::new();
         for name in &config.nodes {
-            uids.push(node::register(&client, name, &config.node_labels).await?);
+            uids.push(node::register(&client, name, &config.node_labels, log_port).await?);
             tracing::info!(node = %name, "node registered");
         }
         let (mode_tx, mode_rx) = watch::channel(Mode::Running);
@@ -47,6 +48,7 @@ impl NodeAgent {
                 name.clone(),
                 uid,
                 Duration::from_secs(config.heartbeat_seconds),
+                log_port,
                 mode_rx.clone(),
             )));
         }
@@ -58,6 +60,7 @@ impl NodeAgent {
             mode: mode_tx,
             pods: Some(pods),
             heartbeats: tasks,
+            logs: Some(logs),
             registry,
         })
     }
@@ -68,6 +71,7 @@ async fn heartbeat_loop(
     name: String,
     uid: String,
     every: Duration,
+    log_port: u16,
     mut mode: watch::Receiver<Mode>,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -81,7 +85,7 @@ async fn heartbeat_loop(
             tracing::info!(node = %name, "heartbeats stopped");
             return;
         }
-        if let Err(e) = node::heartbeat(&client, &name, Some(&uid)).await {
+        if let Err(e) = node::heartbeat(&client, &name, Some(&uid), log_port).await {
             tracing::warn!(node = %name, error = %e, "heartbeat failed");
         }
     }
@@ -139,6 +143,8 @@ pub struct AgentHandle {
     mode: watch::Sender<Mode>,
     pods: Option<JoinHandle<()>>,
     heartbeats: Vec<JoinHandle<()>>,
+    /// The containerLogs server; it runs until stopped.
+    logs: Option<JoinHandle<()>>,
     registry: Registry,
 }
 
@@ -165,6 +171,9 @@ impl AgentHandle {
     }
 
     async fn join(&mut self) {
+        if let Some(l) = self.logs.take() {
+            l.abort();
+        }
         if let Some(p) = self.pods.take() {
             if let Err(e) = p.await {
                 tracing::warn!(error = %e, "pod worker task failed");
@@ -187,6 +196,9 @@ impl Drop for AgentHandle {
         }
         for h in &self.heartbeats {
             h.abort();
+        }
+        if let Some(l) = &self.logs {
+            l.abort();
         }
     }
 }

@@ -1,11 +1,13 @@
 //! A stand-in for the kubelet in tests: registers Nodes, keeps them Ready with
 //! status and Lease heartbeats, and runs the containers of pods scheduled to
-//! them as local processes, each pod on its own loopback IP.
+//! them as local processes, each pod on its own loopback IP; their logs are served
+//! on the kubelet's containerLogs endpoint, so pods/log (`kubectl logs`) works.
 #![forbid(unsafe_code)]
 
 mod agent;
 pub mod config;
 mod env;
+mod logs;
 mod node;
 mod pods;
 mod probe;

@@ -19,7 +19,13 @@ const LEASE_SECONDS: i32 = 40;
 const MANAGER: &str = "squall-node-agent";
 
 /// Creates the Node if needed and reports it Ready. Returns its uid.
-pub async fn register(client: &Client, name: &str, labels: &BTreeMap<String, String>) -> Result<String> {
+/// `log_port` is the agent's containerLogs endpoint, reported as the kubelet's.
+pub async fn register(
+    client: &Client,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    log_port: u16,
+) -> Result<String> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut all_labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), name.to_string()),
@@ -53,9 +59,13 @@ pub async fn register(client: &Client, name: &str, labels: &BTreeMap<String, Str
     };
     let now = Timestamp::now();
     nodes
-        .patch_status(name, &PatchParams::default(), &Patch::Strategic(full_status(now)))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Strategic(full_status(now, log_port)),
+        )
         .await?;
-    heartbeat(client, name, uid.as_deref()).await?;
+    heartbeat(client, name, uid.as_deref(), log_port).await?;
     Ok(uid.unwrap_or_default())
 }
 
@@ -75,7 +85,7 @@ fn condition(kind: &str, status: &str, reason: &str, message: &str, now: Timesta
     })
 }
 
-fn full_status(now: Timestamp) -> serde_json::Value {
+fn full_status(now: Timestamp, log_port: u16) -> serde_json::Value {
     let resources = json!({"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"});
     json!({"status": {
         "capacity": resources,
@@ -87,7 +97,7 @@ fn full_status(now: Timestamp) -> serde_json::Value {
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "ok", now),
             condition("Ready", "True", "KubeletReady", "squall-node-agent is posting ready status", now),
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": log_port}},
         "nodeInfo": {
             "machineID": "", "systemUUID": "", "bootID": "",
             "kernelVersion": "", "osImage": "squall-node-agent",
@@ -101,7 +111,7 @@ fn full_status(now: Timestamp) -> serde_json::Value {
 /// One heartbeat: renews the Lease and refreshes the conditions' heartbeat
 /// times. Only lastHeartbeatTime changes, so a node that the controller
 /// marked Unknown is set back to Ready with a new transition time.
-pub async fn heartbeat(client: &Client, name: &str, uid: Option<&str>) -> Result<()> {
+pub async fn heartbeat(client: &Client, name: &str, uid: Option<&str>, log_port: u16) -> Result<()> {
     let now = Timestamp::now();
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NS);
     let owner = uid.map(|uid| json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]));
@@ -129,7 +139,7 @@ pub async fn heartbeat(client: &Client, name: &str, uid: Option<&str>) -> Result
         let hb = |t: &str| json!({"type": t, "lastHeartbeatTime": Time(now)});
         json!({"status": {"conditions": [hb("MemoryPressure"), hb("DiskPressure"), hb("PIDPressure"), hb("Ready")]}})
     } else {
-        full_status(now)
+        full_status(now, log_port)
     };
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
