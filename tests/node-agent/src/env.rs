@@ -137,6 +137,21 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
     out
 }
 
+/// On a real node each pod has its own network namespace, so a wildcard bind
+/// (`0.0.0.0:PORT`, `[::]:PORT`) reaches that pod alone. Here every pod shares
+/// the host's, and two replicas binding the same wildcard port would clash; the
+/// pod's own address is what the wildcard means inside a pod.
+pub fn narrow_wildcard(value: &str, pod_ip: &str) -> String {
+    for wildcard in ["0.0.0.0:", "[::]:"] {
+        if let Some(port) = value.strip_prefix(wildcard) {
+            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+                return format!("{pod_ip}:{port}");
+            }
+        }
+    }
+    value.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +185,20 @@ mod tests {
         assert_eq!(f.field("metadata.labels['app']").as_deref(), Some("web"));
         assert_eq!(f.field("metadata.labels['nope']").as_deref(), Some(""));
         assert_eq!(f.field("bogus"), None);
+    }
+
+    #[test]
+    fn a_wildcard_bind_becomes_the_pod_address_and_nothing_else_changes() {
+        assert_eq!(narrow_wildcard("0.0.0.0:8081", "127.1.2.3"), "127.1.2.3:8081");
+        assert_eq!(narrow_wildcard("[::]:9464", "127.1.2.3"), "127.1.2.3:9464");
+        for same in [
+            "0.0.0.0",
+            "0.0.0.0:http",
+            "x0.0.0.0:1",
+            "10.0.0.0:80",
+            "--flag=0.0.0.0:1",
+        ] {
+            assert_eq!(narrow_wildcard(same, "127.1.2.3"), same);
+        }
     }
 }

@@ -304,7 +304,13 @@ impl PodManager {
                         }
                         None => {}
                     }
-                    rt.args = args.iter().map(|a| env::expand(a, &vars)).collect();
+                    rt.args = args
+                        .iter()
+                        .map(|a| env::narrow_wildcard(&env::expand(a, &vars), &ip.to_string()))
+                        .collect();
+                    for (_, v) in vars.iter_mut() {
+                        *v = env::narrow_wildcard(v, &ip.to_string());
+                    }
                     rt.program = Some(img.binary.clone());
                     rt.env = vars;
                 }
