@@ -302,13 +302,8 @@ async fn actor_rebalances_and_kills(
 #[tokio::test]
 async fn the_api_serves_the_cluster_to_each_caller_as_kubernetes_allows() -> Result<()> {
     bounded_for(Duration::from_secs(240), async {
-        let cluster = TestCluster::start().await?;
-        install_crd(&cluster).await?;
+        let (cluster, _agent, operator) = cluster_with_operator().await?;
         let client = cluster.client();
-        let _agent = cluster
-            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
-            .await?;
-        let operator = spawn_operator(&client, 10, 2);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;

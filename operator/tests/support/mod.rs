@@ -267,6 +267,23 @@ pub fn spawn_operator(
     ))
 }
 
+/// A control plane with the CRD, one node agent running `WORKER_IMAGE` as the worker
+/// binary, and the operator in this process (Lease 10 s, renewed every 2 s). Keep the
+/// agent for the test's length; abort the handle to stop the operator.
+pub async fn cluster_with_operator() -> Result<(
+    TestCluster,
+    kube_testenv::AgentHandle,
+    tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>>,
+)> {
+    let cluster = TestCluster::start().await?;
+    install_crd(&cluster).await?;
+    let agent = cluster
+        .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
+        .await?;
+    let operator = spawn_operator(&cluster.client(), 10, 2);
+    Ok((cluster, agent, operator))
+}
+
 /// Waits up to `within` for topology `name` to report phase Running; returns it.
 pub async fn wait_running(
     cluster: &TestCluster,

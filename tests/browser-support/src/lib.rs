@@ -9,6 +9,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::ops::Deref;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ use fantoccini::error::{CmdError, NewSessionError};
 use fantoccini::ClientBuilder;
 pub use fantoccini::{Client, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,21 +66,35 @@ fn binary(var: &'static str, default: &str) -> Result<PathBuf> {
     }
 }
 
+/// chromedriver in a process group of its own, with the browsers it starts: ending the
+/// group ends them too, where killing chromedriver alone would leave Chromium running
+/// after a test that failed before closing its session.
+struct Driver(Proc);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0 .0.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Starts chromedriver on a free loopback port; it accepts local clients only.
-async fn chromedriver() -> Result<(Proc, u16)> {
+async fn chromedriver() -> Result<(Driver, u16)> {
     let driver = binary("SQUALL_CHROMEDRIVER", "/usr/bin/chromedriver")?;
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(io("a free loopback port"))?
         .port();
-    let proc = Proc(
+    let proc = Driver(Proc(
         Command::new(&driver)
             .args([format!("--port={port}"), "--log-level=WARNING".into()])
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(io(format!("starting {}", driver.display())))?,
-    );
+    ));
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() >= deadline {
@@ -94,7 +111,7 @@ pub struct Browser {
     client: Client,
     shots: PathBuf,
     // Dropped after the client: the driver outlives the session.
-    _driver: Proc,
+    driver: Driver,
 }
 
 impl Deref for Browser {
@@ -143,8 +160,13 @@ impl Browser {
         Ok(Browser {
             client,
             shots,
-            _driver: driver,
+            driver,
         })
+    }
+
+    /// chromedriver's process id, which is also its process group's, Chromium's included.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.0 .0.id()
     }
 
     /// Runs `script` in the page; its `return` value.
