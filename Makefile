@@ -50,8 +50,8 @@ prometheus-server:
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y prometheus; }
 
-# Debian's headless Chromium and its WebDriver, for the web UI's browser test
-# (cli/tests/browser.rs); installed only when missing.
+# Debian's headless Chromium and its WebDriver, for the web UI's browser tests
+# (cli/tests/browser.rs, operator/tests/browser.rs); installed only when missing.
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -195,8 +195,9 @@ chart-check: k8s-bins
 	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator $(CHART_MONITORING)
 	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator $(CHART_MONITORING) >/dev/null
 
-# The operator on the real control plane; worker pods run the squall-worker binary.
-test-operator: k8s-bins chart-check redis-server
+# The operator on the real control plane; worker pods run the squall-worker binary. The
+# web UI's browser test needs Chromium; the UI's bundle is committed (ui-assets-check).
+test-operator: k8s-bins chart-check redis-server chromium
 	$(CARGO) build -p squall-worker
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
 

@@ -1,24 +1,23 @@
 //! The web UI in a real browser: headless Chromium driven over WebDriver (chromedriver)
 //! against `squall run --ui`, everything on loopback. Screenshots go to
-//! target/ui-screenshots/.
+//! target/ui-screenshots/. The browser's plumbing is squall-browser-test's.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`make chromium` installs them);
 //! SQUALL_CHROMIUM and SQUALL_CHROMEDRIVER name other binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fantoccini::{Client, ClientBuilder, Locator};
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use squall_browser_test::{Browser, Locator, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_squall");
 
@@ -33,85 +32,6 @@ fn example(name: &str) -> PathBuf {
         .join("../examples")
         .join(name)
         .join("topology.yaml")
-}
-
-fn screenshots() -> PathBuf {
-    // target/tmp's parent is target/, wherever CARGO_TARGET_DIR puts it.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn binary(var: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} not found: install Debian's chromium and chromium-driver (`make chromium`) or set {var}",
-        path.display()
-    );
-    path
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts chromedriver on a free loopback port; it accepts local clients only.
-fn chromedriver() -> (Proc, u16) {
-    let driver = binary("SQUALL_CHROMEDRIVER", "/usr/bin/chromedriver");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let proc = Proc(
-        Command::new(driver)
-            .args([format!("--port={port}"), "--log-level=WARNING".into()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (proc, port)
-}
-
-/// A fresh headless Chromium (empty profile, so a cold cache) that can reach loopback only.
-async fn browser(port: u16) -> Client {
-    let chromium = binary("SQUALL_CHROMIUM", "/usr/bin/chromium");
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1900", "--no-first-run", "--no-default-browser-check",
-                "--disable-extensions", "--disable-background-networking", "--disable-sync",
-                "--disable-component-update", "--disable-default-apps",
-                // Any host name but loopback fails to resolve: nothing leaves the machine.
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            ],
-        },
-    });
-    let Value::Object(caps) = caps else { unreachable!() };
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a WebDriver session with headless Chromium")
 }
 
 /// Starts `squall run FILE --ui 127.0.0.1:0` and reads the API's address from its output.
@@ -168,32 +88,12 @@ async fn get(addr: SocketAddr, path: &str) -> Value {
     v
 }
 
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap()
-}
-
-/// Waits up to `within` for `script` to return true.
-async fn until(c: &Client, what: &str, within: Duration, script: &str) {
-    let deadline = Instant::now() + within;
-    while js(c, script).await != Value::Bool(true) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn refreshes(c: &Client) -> u64 {
-    js(
-        c,
-        "return Number(document.getElementById('app').dataset.refreshes || 0)",
-    )
-    .await
-    .as_u64()
-    .unwrap()
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    std::fs::write(screenshots().join(name), png).unwrap();
+async fn refreshes(c: &Browser) -> u64 {
+    c.js("return Number(document.getElementById('app').dataset.refreshes || 0)")
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap()
 }
 
 fn run_bounded(test: impl std::future::Future<Output = ()>) {
@@ -208,28 +108,6 @@ fn run_bounded(test: impl std::future::Future<Output = ()>) {
             .await
             .expect("the browser test ran over its time budget");
     });
-}
-
-/// The graph as drawn: nodes as `id kind`, edges as `from->to stream grouping`.
-async fn drawn_graph(c: &Client) -> (Vec<String>, Vec<String>) {
-    let v = js(
-        c,
-        "const g = document.getElementById('graph');
-         return [
-           [...g.querySelectorAll('.node')].map(n => n.dataset.id + ' ' + n.dataset.kind).sort(),
-           [...g.querySelectorAll('.edge')].map(e =>
-             `${e.dataset.from}->${e.dataset.to} ${e.dataset.stream} ${e.dataset.grouping}`).sort(),
-         ];",
-    )
-    .await;
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
-            .collect()
-    };
-    (strings(&v[0]), strings(&v[1]))
 }
 
 const TABLE_SCRIPT: &str = "
@@ -316,7 +194,7 @@ fn mismatches(shown: &Value, answer: &Value) -> Vec<String> {
 /// The tables show one of the API's answers from the last refresh: the test records every
 /// distinct answer (the API changes once a second) from before the page's refresh until
 /// after reading the tables, and one of them must match every cell.
-async fn tables_match_the_api(c: &Client, addr: SocketAddr, path: &str) {
+async fn tables_match_the_api(c: &Browser, addr: SocketAddr, path: &str) {
     for attempt in 1..=3 {
         let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -341,8 +219,7 @@ async fn tables_match_the_api(c: &Client, addr: SocketAddr, path: &str) {
         // Let the recorder see the API before the page's next request goes out.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let r = refreshes(c).await;
-        until(
-            c,
+        c.until(
             "two refreshes",
             Duration::from_secs(15),
             &format!(
@@ -350,8 +227,9 @@ async fn tables_match_the_api(c: &Client, addr: SocketAddr, path: &str) {
                 r + 2
             ),
         )
-        .await;
-        let shown = js(c, TABLE_SCRIPT).await;
+        .await
+        .unwrap();
+        let shown = c.js(TABLE_SCRIPT).await.unwrap();
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         recorder.await.unwrap();
         let seen = seen.lock().unwrap().clone();
@@ -372,46 +250,19 @@ fn spout_emitted(page: &Value) -> u64 {
     page["spouts"][0]["emitted"].as_u64().unwrap()
 }
 
-/// Clicks `selector`, then the confirmation dialog's button after `fill` ran on it.
-async fn act(c: &Client, selector: &str, fill: &str) {
-    c.find(Locator::Css(selector))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(
-        c,
-        "the confirmation dialog",
-        Duration::from_secs(5),
-        "return !!document.querySelector('dialog#confirm[open]')",
-    )
-    .await;
-    if !fill.is_empty() {
-        js(c, fill).await;
-    }
-    c.find(Locator::Css("#confirm-ok"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
 #[test]
 fn the_topology_page_draws_the_graph_shows_the_apis_figures_and_deactivates() {
     run_bounded(async {
-        let (_driver, port) = chromedriver();
         let (mut run, addr) = squall_run(&example("word-count"), 90);
-        let c = browser(port).await;
+        let c = Browser::start(env!("CARGO_TARGET_TMPDIR")).await.unwrap();
         c.goto(&format!("http://{addr}/topology/word-count"))
             .await
             .unwrap();
         // Three refreshes: the rates need two, the charts a few points.
-        until(&c, "the graph and three refreshes", Duration::from_secs(30),
-            "return !!document.querySelector('#graph-svg') && Number(document.getElementById('app').dataset.refreshes) >= 3").await;
+        c.until("the graph and three refreshes", Duration::from_secs(30),
+            "return !!document.querySelector('#graph-svg') && Number(document.getElementById('app').dataset.refreshes) >= 3").await.unwrap();
 
-        let (nodes, edges) = drawn_graph(&c).await;
+        let (nodes, edges) = c.drawn_graph().await.unwrap();
         assert_eq!(nodes, ["count bolt", "log bolt", "sentences spout", "split bolt"]);
         assert_eq!(
             edges,
@@ -421,11 +272,10 @@ fn the_topology_page_draws_the_graph_shows_the_apis_figures_and_deactivates() {
                 "split->count default fields"
             ]
         );
-        let rates = js(
-            &c,
-            "return [...document.querySelectorAll('#graph .edge')].map(e => Number(e.dataset.rate))",
-        )
-        .await;
+        let rates = c
+            .js("return [...document.querySelectorAll('#graph .edge')].map(e => Number(e.dataset.rate))")
+            .await
+            .unwrap();
         assert!(
             rates
                 .as_array()
@@ -434,11 +284,11 @@ fn the_topology_page_draws_the_graph_shows_the_apis_figures_and_deactivates() {
                 .all(|r| r.as_f64().unwrap() > 0.0),
             "edge rates: {rates}"
         );
-        screenshot(&c, "topology.png").await;
+        c.screenshot("topology.png").await.unwrap();
 
         tables_match_the_api(&c, addr, "/api/v1/topology/word-count?window=:all-time").await;
 
-        act(&c, "#act-deactivate", "").await;
+        c.act("#act-deactivate", "").await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while get(addr, "/api/v1/topology/word-count").await["status"] != "INACTIVE" {
             assert!(Instant::now() < deadline, "the topology did not become INACTIVE");
@@ -451,11 +301,14 @@ fn the_topology_page_draws_the_graph_shows_the_apis_figures_and_deactivates() {
             stopped,
             "an inactive spout emits nothing"
         );
-        until(&c, "the page to show INACTIVE", Duration::from_secs(10),
-            "return document.getElementById('status')?.textContent === 'INACTIVE' && !document.getElementById('act-activate').disabled").await;
-        let said = js(&c, "return document.getElementById('action-result').textContent").await;
+        c.until("the page to show INACTIVE", Duration::from_secs(10),
+            "return document.getElementById('status')?.textContent === 'INACTIVE' && !document.getElementById('act-activate').disabled").await.unwrap();
+        let said = c
+            .js("return document.getElementById('action-result').textContent")
+            .await
+            .unwrap();
         assert_eq!(said, "Deactivate: success");
-        screenshot(&c, "topology-deactivated.png").await;
+        c.screenshot("topology-deactivated.png").await.unwrap();
 
         component_and_list_pages(&c).await;
 
@@ -463,19 +316,19 @@ fn the_topology_page_draws_the_graph_shows_the_apis_figures_and_deactivates() {
         c.goto(&format!("http://{addr}/topology/word-count"))
             .await
             .unwrap();
-        until(
-            &c,
+        c.until(
             "the page",
             Duration::from_secs(15),
             "return !!document.querySelector('#graph-svg')",
         )
-        .await;
-        act(
-            &c,
+        .await
+        .unwrap();
+        c.act(
             "#act-kill",
             "document.querySelector('#confirm input[name=wait]').value = '0'",
         )
-        .await;
+        .await
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while run.0.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "the kill did not end the run");
@@ -488,29 +341,28 @@ fn the_topology_page_draws_the_graph_shows_the_apis_figures_and_deactivates() {
 
 /// A click on a node opens the component with its executors; the crumb leads back to
 /// the list.
-async fn component_and_list_pages(c: &Client) {
+async fn component_and_list_pages(c: &Browser) {
     c.find(Locator::Css("#graph .node[data-id='split']"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    until(
-        c,
+    c.until(
         "split's executors",
         Duration::from_secs(15),
         "return document.querySelectorAll('#executors tbody tr[data-id]').length === 2",
     )
-    .await;
+    .await
+    .unwrap();
     let path = c.current_url().await.unwrap().path().to_owned();
     assert_eq!(path, "/topology/word-count/component/split");
-    let inputs = js(
-        c,
-        "return [...document.querySelectorAll('#inputs tbody tr[data-id]')].map(r => r.dataset.id)",
-    )
-    .await;
+    let inputs = c
+        .js("return [...document.querySelectorAll('#inputs tbody tr[data-id]')].map(r => r.dataset.id)")
+        .await
+        .unwrap();
     assert_eq!(inputs, json!(["sentences:default"]));
-    screenshot(c, "component.png").await;
+    c.screenshot("component.png").await.unwrap();
 
     c.find(Locator::Css(".crumbs a[href='/']"))
         .await
@@ -518,16 +370,16 @@ async fn component_and_list_pages(c: &Client) {
         .click()
         .await
         .unwrap();
-    until(
-        c,
+    c.until(
         "the topology list",
         Duration::from_secs(15),
         "return !!document.querySelector(\"#topologies tr[data-id='word-count']\")",
     )
-    .await;
-    let status = js(c, "return document.querySelector(\"#topologies tr[data-id='word-count'] td[data-col=status]\").textContent").await;
+    .await
+    .unwrap();
+    let status = c.js("return document.querySelector(\"#topologies tr[data-id='word-count'] td[data-col=status]\").textContent").await.unwrap();
     assert_eq!(status, "INACTIVE");
-    screenshot(c, "list.png").await;
+    c.screenshot("list.png").await.unwrap();
 }
 
 /// A spout and 7 chains of 7 `identity` bolts: 50 components, 49 edges.
@@ -566,9 +418,8 @@ fn a_fifty_component_topology_paints_its_graph_quickly() {
             String::from_utf8_lossy(&valid.stderr)
         );
 
-        let (_driver, port) = chromedriver();
         let (_run, addr) = squall_run(&file, 90);
-        let c = browser(port).await;
+        let c = Browser::start(env!("CARGO_TARGET_TMPDIR")).await.unwrap();
         let url = format!("http://{addr}/topology/fifty");
         let mut times = Vec::new();
         for round in 0..6 {
@@ -577,23 +428,22 @@ fn a_fifty_component_topology_paints_its_graph_quickly() {
             } else {
                 c.refresh().await.unwrap();
             }
-            until(
-                &c,
+            c.until(
                 "the graph's mark",
                 Duration::from_secs(20),
                 "return performance.getEntriesByName('squall:graph-rendered').length > 0",
             )
-            .await;
-            let ms = js(
-                &c,
-                "return performance.getEntriesByName('squall:graph-rendered')[0].startTime",
-            )
-            .await;
+            .await
+            .unwrap();
+            let ms = c
+                .js("return performance.getEntriesByName('squall:graph-rendered')[0].startTime")
+                .await
+                .unwrap();
             times.push(ms.as_f64().unwrap());
         }
-        let (nodes, edges) = drawn_graph(&c).await;
+        let (nodes, edges) = c.drawn_graph().await.unwrap();
         assert_eq!((nodes.len(), edges.len()), (50, 49));
-        screenshot(&c, "fifty-components.png").await;
+        c.screenshot("fifty-components.png").await.unwrap();
         let cold = times[0];
         let mut warm = times[1..].to_vec();
         warm.sort_by(f64::total_cmp);

@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 use kube::Api;
 use kube_testenv::{eventually, TestCluster};
@@ -47,59 +45,6 @@ async fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -
         .context("no status")?;
     let body = serde_json::from_str(body).with_context(|| format!("not JSON: {body}"))?;
     Ok((status, body))
-}
-
-/// A ServiceAccount `name`, bound to a Role allowing `verbs` on topologies (none: no
-/// Role), and a token for it from the TokenRequest API.
-async fn account(client: &kube::Client, name: &str, verbs: &[&str]) -> Result<String> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
-    let mut sa = ServiceAccount::default();
-    sa.metadata.name = Some(name.to_owned());
-    accounts.create(&PostParams::default(), &sa).await?;
-    if !verbs.is_empty() {
-        let mut role = Role::default();
-        role.metadata.name = Some(name.to_owned());
-        role.rules = Some(vec![PolicyRule {
-            api_groups: Some(vec!["squall.dev".to_owned()]),
-            resources: Some(vec!["topologies".to_owned()]),
-            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-            ..PolicyRule::default()
-        }]);
-        Api::<Role>::namespaced(client.clone(), NS)
-            .create(&PostParams::default(), &role)
-            .await?;
-        let mut binding = RoleBinding::default();
-        binding.metadata.name = Some(name.to_owned());
-        binding.role_ref = RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".to_owned()),
-            kind: "Role".to_owned(),
-            name: name.to_owned(),
-        };
-        binding.subjects = Some(vec![Subject {
-            kind: "ServiceAccount".to_owned(),
-            name: name.to_owned(),
-            namespace: Some(NS.to_owned()),
-            ..Subject::default()
-        }]);
-        Api::<RoleBinding>::namespaced(client.clone(), NS)
-            .create(&PostParams::default(), &binding)
-            .await?;
-    }
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let answer: TokenRequest = accounts
-        .create_subresource("token", name, &PostParams::default(), &request)
-        .await?;
-    answer
-        .status
-        .and_then(|s| s.token)
-        .filter(|t| !t.is_empty())
-        .context("no token")
 }
 
 /// The `numbers` spout's acked trees as the UI shows them (all time), if it shows them.
@@ -357,37 +302,15 @@ async fn actor_rebalances_and_kills(
 #[tokio::test]
 async fn the_api_serves_the_cluster_to_each_caller_as_kubernetes_allows() -> Result<()> {
     bounded_for(Duration::from_secs(240), async {
-        let cluster = TestCluster::start().await?;
-        install_crd(&cluster).await?;
+        let (cluster, _agent, operator) = cluster_with_operator().await?;
         let client = cluster.client();
-        let _agent = cluster
-            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
-            .await?;
-        let operator = spawn_operator(&client, 10, 2);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
         topos.create(&PostParams::default(), &topology(PIPELINE)?).await?;
         wait_running(&cluster, &topos, "numbers", Duration::from_secs(40)).await?;
         wait_acked_beyond(&cluster, &pods, 0).await?;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let settings = squall_operator::ui::Settings {
-            period: PERIOD,
-            namespace: Some(NS.to_owned()),
-            limits: squall_model::Limits {
-                raise_with: squall_operator::RAISE_WITH.to_owned(),
-                ..squall_model::Limits::default()
-            },
-            ..squall_operator::ui::Settings::default()
-        };
-        let metrics = std::sync::Arc::new(squall_operator::metrics::Metrics::default());
-        let ui = tokio::spawn(squall_operator::ui::serve(
-            client.clone(),
-            settings,
-            std::sync::Arc::clone(&metrics),
-            listener,
-        ));
+        let (addr, metrics, ui) = spawn_ui(&client, PERIOD).await?;
 
         let reader = account(&client, "reader", &["get", "list"]).await?;
         let actor = account(&client, "actor", &["get", "list", "patch", "delete"]).await?;

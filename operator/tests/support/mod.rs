@@ -1,12 +1,16 @@
 //! Shared by the cluster test files: one control plane per test, run one at a time.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Resource};
 use kube_testenv::{eventually, TestCluster};
 use squall_model::crd::Topology;
@@ -263,6 +267,23 @@ pub fn spawn_operator(
     ))
 }
 
+/// A control plane with the CRD, one node agent running `WORKER_IMAGE` as the worker
+/// binary, and the operator in this process (Lease 10 s, renewed every 2 s). Keep the
+/// agent for the test's length; abort the handle to stop the operator.
+pub async fn cluster_with_operator() -> Result<(
+    TestCluster,
+    kube_testenv::AgentHandle,
+    tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>>,
+)> {
+    let cluster = TestCluster::start().await?;
+    install_crd(&cluster).await?;
+    let agent = cluster
+        .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
+        .await?;
+    let operator = spawn_operator(&cluster.client(), 10, 2);
+    Ok((cluster, agent, operator))
+}
+
 /// Waits up to `within` for topology `name` to report phase Running; returns it.
 pub async fn wait_running(
     cluster: &TestCluster,
@@ -276,4 +297,89 @@ pub async fn wait_running(
     })
     .await
     .map_err(Into::into)
+}
+
+/// The operator's UI (REST API and web pages) in this process on a free loopback port,
+/// as a standby replica serves it (it is not the controller), sampling every `period`;
+/// abort the handle to stop it.
+pub async fn spawn_ui(
+    client: &kube::Client,
+    period: Duration,
+) -> Result<(
+    SocketAddr,
+    Arc<squall_operator::metrics::Metrics>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let settings = squall_operator::ui::Settings {
+        period,
+        namespace: Some(NS.to_owned()),
+        limits: squall_model::Limits {
+            raise_with: squall_operator::RAISE_WITH.to_owned(),
+            ..squall_model::Limits::default()
+        },
+        ..squall_operator::ui::Settings::default()
+    };
+    let metrics = Arc::new(squall_operator::metrics::Metrics::default());
+    let ui = tokio::spawn(squall_operator::ui::serve(
+        client.clone(),
+        settings,
+        Arc::clone(&metrics),
+        listener,
+    ));
+    Ok((addr, metrics, ui))
+}
+
+/// A ServiceAccount `name`, bound to a Role allowing `verbs` on topologies (none: no
+/// Role), and a token for it from the TokenRequest API.
+pub async fn account(client: &kube::Client, name: &str, verbs: &[&str]) -> Result<String> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
+    let mut sa = ServiceAccount::default();
+    sa.metadata.name = Some(name.to_owned());
+    accounts.create(&PostParams::default(), &sa).await?;
+    if !verbs.is_empty() {
+        let mut role = Role::default();
+        role.metadata.name = Some(name.to_owned());
+        role.rules = Some(vec![PolicyRule {
+            api_groups: Some(vec!["squall.dev".to_owned()]),
+            resources: Some(vec!["topologies".to_owned()]),
+            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+            ..PolicyRule::default()
+        }]);
+        Api::<Role>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &role)
+            .await?;
+        let mut binding = RoleBinding::default();
+        binding.metadata.name = Some(name.to_owned());
+        binding.role_ref = RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Role".to_owned(),
+            name: name.to_owned(),
+        };
+        binding.subjects = Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: name.to_owned(),
+            namespace: Some(NS.to_owned()),
+            ..Subject::default()
+        }]);
+        Api::<RoleBinding>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &binding)
+            .await?;
+    }
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let answer: TokenRequest = accounts
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await?;
+    answer
+        .status
+        .and_then(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .context("no token")
 }
