@@ -500,6 +500,120 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Reads frames until `done` says so, or fails after a few seconds.
+    async fn read_until<R: AsyncRead + Unpin>(
+        r: &mut R,
+        seen: &mut Vec<Frame>,
+        done: impl Fn(&[Frame]) -> bool,
+    ) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !done(seen) {
+                seen.push(spdy::read_frame(r).await.unwrap().unwrap());
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("frames so far: {seen:?}"));
+    }
+
+    fn has_fin(frames: &[Frame], id: u32) -> bool {
+        frames
+            .iter()
+            .any(|f| matches!(f, Frame::Data { stream_id, flags, .. } if *stream_id == id && flags & FLAG_FIN != 0))
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_connection_runs_and_every_stream_ends() {
+        // The "pod": answers what it read, uppercased, once its input ends.
+        let pod = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = pod.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = pod.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            s.write_all(&got.to_ascii_uppercase()).await.unwrap();
+        });
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(Session::run(BufReader::new(server), Ipv4Addr::LOCALHOST, "t/pod"));
+        let (mut rd, mut wr) = tokio::io::split(client);
+        let mut deflate = HeaderCompressor::new().unwrap();
+        let port = port.to_string();
+        let mut send = Vec::new();
+        for (id, kind) in [(1, "error"), (3, "data"), (5, "bogus")] {
+            let header_block = deflate
+                .compress(&[("streamtype", kind), ("port", &port), ("requestid", "0")])
+                .unwrap();
+            let syn = Frame::SynStream {
+                stream_id: id,
+                associated_id: 0,
+                priority: 0,
+                flags: 0,
+                header_block,
+            };
+            send.extend(syn.encode().unwrap());
+        }
+        send.extend(Frame::Ping { id: 1 }.encode().unwrap());
+        let hello = Frame::Data {
+            stream_id: 3,
+            flags: FLAG_FIN,
+            data: b"hello".to_vec(),
+        };
+        send.extend(hello.encode().unwrap());
+        wr.write_all(&send).await.unwrap();
+
+        let mut seen = Vec::new();
+        read_until(&mut rd, &mut seen, |f| has_fin(f, 3)).await;
+        let mut inflate = HeaderDecompressor::default();
+        let replies: Vec<u32> = seen
+            .iter()
+            .filter_map(|f| match f {
+                Frame::SynReply {
+                    stream_id,
+                    header_block,
+                    ..
+                } => {
+                    assert!(inflate.decompress(header_block).unwrap().is_empty());
+                    Some(*stream_id)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies, [1, 3]);
+        assert!(seen.contains(&Frame::RstStream {
+            stream_id: 5,
+            status: spdy::RST_REFUSED_STREAM
+        }));
+        assert!(seen.contains(&Frame::Ping { id: 1 }));
+        let echoed: Vec<u8> = seen
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Data {
+                    stream_id: 3, data, ..
+                } => Some(data.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(echoed, b"HELLO");
+
+        // As kubectl does: reset the data stream, then wait for the error stream's end.
+        let rst = Frame::RstStream {
+            stream_id: 3,
+            status: 5,
+        };
+        wr.write_all(&rst.encode().unwrap()).await.unwrap();
+        read_until(&mut rd, &mut seen, |f| has_fin(f, 1)).await;
+        assert!(!seen
+            .iter()
+            .any(|f| matches!(f, Frame::Data { stream_id: 1, data, .. } if !data.is_empty())));
+
+        // The client going away ends the session.
+        drop((rd, wr));
+        let ended = tokio::time::timeout(Duration::from_secs(5), session)
+            .await
+            .unwrap();
+        ended.unwrap().unwrap();
+    }
+
     #[test]
     fn targets_parse_with_and_without_uid() {
         assert_eq!(parse_target("/portForward/ns/p"), Some(("ns", "p", None)));
