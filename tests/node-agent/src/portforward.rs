@@ -97,7 +97,7 @@ where
     tracing::info!(%ns, %pod, %ip, "port-forward connection");
     let label = format!("{ns}/{pod}");
     if let Err(e) = Session::run(conn, ip, &label).await {
-        tracing::debug!(pod = %label, error = %e, "port-forward connection ended");
+        tracing::info!(pod = %label, error = %e, "port-forward connection failed");
     }
     Ok(())
 }
