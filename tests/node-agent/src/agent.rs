@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::AgentConfig;
-use crate::pods::PodManager;
+use crate::pods::{PodAddrs, PodManager};
 use crate::process::Registry;
 use crate::{node, Result};
 
@@ -33,7 +33,12 @@ impl NodeAgent {
     pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle> {
         config.validate()?;
         std::fs::create_dir_all(&config.work_dir)?;
-        let (log_port, logs) = crate::logs::serve(config.work_dir.clone()).await?;
+        let addrs = PodAddrs::default();
+        let (log_port, logs) = crate::server::serve(crate::server::Context {
+            work_dir: config.work_dir.clone(),
+            pods: addrs.clone(),
+        })
+        .await?;
         let mut uids = Vec::new();
         for name in &config.nodes {
             uids.push(node::register(&client, name, &config.node_labels, log_port).await?);
@@ -52,7 +57,7 @@ impl NodeAgent {
                 mode_rx.clone(),
             )));
         }
-        let manager = PodManager::new(client.clone(), config.clone(), registry.clone());
+        let manager = PodManager::new(client.clone(), config.clone(), registry.clone(), addrs);
         let stop_grace = Duration::from_secs(config.stop_grace_seconds);
         let pods = tokio::spawn(pod_loop(client, manager, mode_rx, stop_grace));
         Ok(AgentHandle {
@@ -143,7 +148,7 @@ pub struct AgentHandle {
     mode: watch::Sender<Mode>,
     pods: Option<JoinHandle<()>>,
     heartbeats: Vec<JoinHandle<()>>,
-    /// The containerLogs server; it runs until stopped.
+    /// The kubelet endpoint (containerLogs, portForward); it runs until stopped.
     logs: Option<JoinHandle<()>>,
     registry: Registry,
 }

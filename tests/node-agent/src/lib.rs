@@ -1,7 +1,8 @@
 //! A stand-in for the kubelet in tests: registers Nodes, keeps them Ready with
 //! status and Lease heartbeats, and runs the containers of pods scheduled to
-//! them as local processes, each pod on its own loopback IP; their logs are served
-//! on the kubelet's containerLogs endpoint, so pods/log (`kubectl logs`) works.
+//! them as local processes, each pod on its own loopback IP. The kubelet's HTTPS
+//! endpoint serves containerLogs and portForward, so pods/log (`kubectl logs`) and
+//! pods/portforward (`kubectl port-forward`) work.
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -10,8 +11,11 @@ mod env;
 mod logs;
 mod node;
 mod pods;
+mod portforward;
 mod probe;
 mod process;
+mod server;
+mod spdy;
 
 pub use agent::{AgentHandle, NodeAgent};
 pub use config::{AgentConfig, ImageSpec};

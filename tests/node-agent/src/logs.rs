@@ -1,59 +1,16 @@
 //! The kubelet's `containerLogs` endpoint, so that the API server's pods/log (what
-//! `kubectl logs` and `squall logs` read) works for the agent's pods: HTTPS on a
-//! loopback port the Node reports as its kubelet endpoint, serving each container's
-//! log file, whole, its last lines, or followed.
-//!
-//! The API server does not verify a kubelet's certificate unless told a CA for it, and
-//! this agent serves on loopback for tests, so a self-signed certificate does and no
-//! client is authenticated.
+//! `kubectl logs` and `squall logs` read) works for the agent's pods: each container's
+//! log file, whole, its last lines, or followed. Served by [`crate::server`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio_rustls::rustls;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// How often a followed log is checked for new bytes.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
-
-/// Starts serving; returns the port and the task.
-pub async fn serve(work_dir: PathBuf) -> Result<(u16, tokio::task::JoinHandle<()>)> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config()?));
-    let listener = TcpListener::bind((crate::node::HOST_IP, 0)).await?;
-    let port = listener.local_addr()?.port();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let dir = work_dir.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    if let Err(e) = handle(tls, &dir).await {
-                        tracing::debug!(error = %e, "containerLogs request");
-                    }
-                }
-            });
-        }
-    });
-    Ok((port, task))
-}
-
-fn tls_config() -> Result<rustls::ServerConfig> {
-    let bad = |e: String| Error::ConfigInvalid(format!("kubelet endpoint certificate: {e}"));
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .map_err(|e| bad(e.to_string()))?;
-    let cert = key.cert.der().clone();
-    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], private)
-        .map_err(|e| bad(e.to_string()))
-}
 
 /// What a `containerLogs` request asks for.
 #[derive(Debug, PartialEq)]
@@ -99,32 +56,15 @@ fn log_file(work_dir: &Path, req: &Request) -> Option<PathBuf> {
         .filter(|p| p.exists())
 }
 
-async fn handle<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    stream: S,
+/// Answers `GET {target}` for a `/containerLogs/...` target.
+pub async fn respond<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    target: &str,
     work_dir: &Path,
 ) -> Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    reader.read_line(&mut first).await?;
-    // The rest of the head is not needed; read it up to the blank line.
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 || line.trim().is_empty() {
-            break;
-        }
-    }
-    let target = first.split_whitespace().nth(1).unwrap_or_default();
-    let Some(file) = parse(target).and_then(|req| log_file(work_dir, &req).map(|f| (f, req))) else {
-        let body = "no such container log\n";
-        let head = format!(
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        reader.get_mut().write_all(head.as_bytes()).await?;
-        return Ok(());
+    let Some((path, req)) = parse(target).and_then(|req| log_file(work_dir, &req).map(|f| (f, req))) else {
+        return crate::server::respond_text(stream, "404 Not Found", "", "no such container log\n").await;
     };
-    let (path, req) = file;
-    let stream = reader.get_mut();
     // No length: the body ends when the connection closes, which a follow needs.
     stream
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
@@ -52,6 +53,31 @@ impl IpPool {
     }
     pub fn release(&mut self, ip: Ipv4Addr) {
         self.used.remove(&u32::from(ip));
+    }
+}
+
+/// The loopback IP of every pod this agent runs, by namespace and name, for the
+/// kubelet server's port-forward. Entries appear and go in the same step as the pod
+/// worker's own record of the pod, so a lookup never sees an IP already handed back
+/// to the pool.
+#[derive(Clone, Default)]
+pub struct PodAddrs(Arc<RwLock<HashMap<Key, (String, Ipv4Addr)>>>);
+
+impl PodAddrs {
+    /// The IP of a pod that is running here; with `uid`, only if it is that pod.
+    pub fn lookup(&self, namespace: &str, name: &str, uid: Option<&str>) -> Option<Ipv4Addr> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let (pod_uid, ip) = map.get(&(namespace.to_owned(), name.to_owned()))?;
+        uid.is_none_or(|u| u == pod_uid).then_some(*ip)
+    }
+    fn insert(&self, k: Key, uid: String, ip: Ipv4Addr) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(k, (uid, ip));
+    }
+    fn remove(&self, k: &Key) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(k);
     }
 }
 
@@ -130,6 +156,7 @@ pub struct PodManager {
     registry: Registry,
     pool: IpPool,
     pods: HashMap<Key, PodRt>,
+    addrs: PodAddrs,
 }
 
 fn key(pod: &Pod) -> Key {
@@ -140,7 +167,7 @@ fn key(pod: &Pod) -> Key {
 }
 
 impl PodManager {
-    pub fn new(client: Client, config: AgentConfig, registry: Registry) -> Self {
+    pub fn new(client: Client, config: AgentConfig, registry: Registry, addrs: PodAddrs) -> Self {
         let pool = IpPool::new(config.pod_ip_base);
         Self {
             client,
@@ -148,6 +175,7 @@ impl PodManager {
             registry,
             pool,
             pods: HashMap::new(),
+            addrs,
         }
     }
 
@@ -233,6 +261,7 @@ impl PodManager {
 
     fn forget(&mut self, k: &Key) {
         if let Some(rt) = self.pods.remove(k) {
+            self.addrs.remove(k);
             for c in rt.containers {
                 if let Some(p) = c.proc {
                     process::signal_group(p.pgid, Signal::SIGKILL);
@@ -317,6 +346,7 @@ impl PodManager {
             }
             containers.push(rt);
         }
+        self.addrs.insert(k.clone(), uid.clone(), ip);
         self.pods.insert(
             k,
             PodRt {
