@@ -20,11 +20,14 @@ use squall_worker::supervisor::{Cluster, ClusterSpec};
 
 use crate::Args;
 
+/// The engine's executor threads are named `squall-exec-N`.
+const EXECUTOR_THREADS: &str = "squall-exec";
+
 /// How the worker is asked for its figures in one mode.
 #[derive(Clone, Debug)]
 pub struct Mode {
     pub label: String,
-    /// `None`: not at all (the baseline).
+    /// `None`: not at all (the baseline); zero: back to back.
     pub period: Option<Duration>,
 }
 
@@ -33,6 +36,9 @@ pub struct Mode {
 pub struct Window {
     /// The worker's CPU over the window, in cores (1.0 = one core busy).
     pub cores: f64,
+    /// The CPU of its threads other than the executors' (HTTP, gRPC, timers), in cores:
+    /// where `/figures` is answered, and not elastic as the executors' is.
+    pub serving: f64,
     /// `GET /figures` answered within the window.
     pub calls: u64,
     /// CPU seconds per thread name over the window.
@@ -69,12 +75,13 @@ impl Outcome {
             .collect()
     }
 
-    /// Extra CPU seconds of mode `m` over the baseline per `/figures` answer, per round.
+    /// Extra CPU seconds of mode `m` over the baseline per `/figures` answer, outside the
+    /// executors' threads, per round.
     pub fn per_call(&self, m: usize) -> Vec<f64> {
         self.windows
             .iter()
             .filter(|w| w[m].calls > 0)
-            .map(|w| (w[m].cores - w[0].cores) * self.window.as_secs_f64() / w[m].calls as f64)
+            .map(|w| (w[m].serving - w[0].serving) * self.window.as_secs_f64() / w[m].calls as f64)
             .collect()
     }
 }
@@ -97,10 +104,14 @@ fn executed(c: &Cluster) -> u64 {
 /// Asks `addr` for its figures every `period`, as the operator's UI does, counting answers.
 async fn poll(addr: SocketAddr, period: Duration, answered: Arc<AtomicU64>) {
     let addr = addr.to_string();
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = (!period.is_zero()).then(|| tokio::time::interval(period));
+    if let Some(t) = tick.as_mut() {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
     loop {
-        tick.tick().await;
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
         // The operator's default answer timeout.
         if squall_operator::probe::figures(&addr, Duration::from_secs(2)).await.is_ok() {
             answered.fetch_add(1, Ordering::Relaxed);
@@ -138,15 +149,22 @@ fn measure(rt: &tokio::runtime::Runtime, pid: u32, addr: SocketAddr, mode: &Mode
     if let Some(p) = poller {
         p.abort();
     }
-    let threads = threads1
+    let threads: BTreeMap<String, f64> = threads1
         .into_iter()
         .map(|(name, s)| {
             let before = threads0.get(&name).copied().unwrap_or(0.0);
             (name, s - before)
         })
         .collect();
+    let seconds = (t1 - t0).as_secs_f64();
+    let serving: f64 = threads
+        .iter()
+        .filter(|(name, _)| !name.starts_with(EXECUTOR_THREADS))
+        .map(|(_, s)| s)
+        .sum();
     Window {
-        cores: (cpu1 - cpu0).as_secs_f64() / (t1 - t0).as_secs_f64(),
+        cores: (cpu1 - cpu0).as_secs_f64() / seconds,
+        serving: serving / seconds,
         calls: calls1 - calls0,
         threads,
     }
@@ -204,6 +222,11 @@ fn measure_all(args: &Args, rt: &tokio::runtime::Runtime, c: &Cluster) -> Result
         Mode {
             label: format!("`GET /figures` every {} ms", args.aggressive_ms),
             period: Some(Duration::from_millis(args.aggressive_ms)),
+        },
+        // Enough answers that their cost stands well above the machine's noise.
+        Mode {
+            label: "`GET /figures` back to back (the cost of one answer)".into(),
+            period: Some(Duration::ZERO),
         },
     ];
     std::thread::sleep(Duration::from_secs(args.warmup));
