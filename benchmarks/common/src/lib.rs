@@ -73,7 +73,11 @@ pub fn machine_busy() -> Duration {
     else {
         return Duration::ZERO;
     };
-    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
     let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
     Duration::from_secs_f64(busy as f64 / ticks_per_second())
@@ -157,9 +161,19 @@ mod tests {
     #[test]
     fn a_section_is_replaced_between_its_markers_or_appended() {
         let doc = "# B\n\n<!-- x:begin -->\nold\n<!-- x:end -->\n\ntail\n";
-        let new = splice(doc, "<!-- x:begin -->", "<!-- x:end -->", "<!-- x:begin -->\nnew\n<!-- x:end -->\n");
+        let new = splice(
+            doc,
+            "<!-- x:begin -->",
+            "<!-- x:end -->",
+            "<!-- x:begin -->\nnew\n<!-- x:end -->\n",
+        );
         assert_eq!(new, "# B\n\n<!-- x:begin -->\nnew\n<!-- x:end -->\n\ntail\n");
-        let added = splice("# B\n", "<!-- y:begin -->", "<!-- y:end -->", "<!-- y:begin -->\nz\n<!-- y:end -->\n");
+        let added = splice(
+            "# B\n",
+            "<!-- y:begin -->",
+            "<!-- y:end -->",
+            "<!-- y:begin -->\nz\n<!-- y:end -->\n",
+        );
         assert_eq!(added, "# B\n\n<!-- y:begin -->\nz\n<!-- y:end -->\n");
     }
 

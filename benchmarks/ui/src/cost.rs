@@ -113,7 +113,10 @@ async fn poll(addr: SocketAddr, period: Duration, answered: Arc<AtomicU64>) {
             t.tick().await;
         }
         // The operator's default answer timeout.
-        if squall_operator::probe::figures(&addr, Duration::from_secs(2)).await.is_ok() {
+        if squall_operator::probe::figures(&addr, Duration::from_secs(2))
+            .await
+            .is_ok()
+        {
             answered.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -128,7 +131,13 @@ fn thread_seconds(pid: u32) -> BTreeMap<String, f64> {
 }
 
 /// One window of `mode` on the worker `pid` at `addr`.
-fn measure(rt: &tokio::runtime::Runtime, pid: u32, addr: SocketAddr, mode: &Mode, window: Duration) -> Window {
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    pid: u32,
+    addr: SocketAddr,
+    mode: &Mode,
+    window: Duration,
+) -> Window {
     let answered = Arc::new(AtomicU64::new(0));
     let poller = mode
         .period

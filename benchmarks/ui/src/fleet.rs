@@ -54,7 +54,10 @@ fn manifest(name: &str, shape: Shape) -> String {
         shape.workers, shape.workers
     );
     for s in 0..spouts {
-        y += &format!("    - {{name: spout-{s:02}, component: const, parallelism: {p}, tasks: {}}}\n", 2 * p);
+        y += &format!(
+            "    - {{name: spout-{s:02}, component: const, parallelism: {p}, tasks: {}}}\n",
+            2 * p
+        );
     }
     y += "  bolts:\n";
     for b in 0..shape.components.saturating_sub(spouts) {
@@ -64,7 +67,11 @@ fn manifest(name: &str, shape: Shape) -> String {
         } else {
             format!("bolt-{:02}", b - spouts)
         };
-        let grouping = if b % 2 == 0 { "shuffle" } else { "fields, fields: [payload]" };
+        let grouping = if b % 2 == 0 {
+            "shuffle"
+        } else {
+            "fields, fields: [payload]"
+        };
         y += &format!(
             "    - {{name: bolt-{b:02}, component: identity, parallelism: {p}, tasks: {}, inputs: [{{from: {from}, grouping: {{type: {grouping}}}}}]}}\n",
             2 * p
@@ -111,9 +118,21 @@ fn counters(role: Role, per_s: u64) -> Counters {
         busy_ns: per_s * 900,
         backpressure_ns: per_s * 20,
         pending: 0,
-        complete: if spout { latency(per_s / 20, 60) } else { LatencyFigures::default() },
-        execute: if spout { LatencyFigures::default() } else { latency(per_s / 20, 20) },
-        process: if spout { LatencyFigures::default() } else { latency(per_s / 20, 30) },
+        complete: if spout {
+            latency(per_s / 20, 60)
+        } else {
+            LatencyFigures::default()
+        },
+        execute: if spout {
+            LatencyFigures::default()
+        } else {
+            latency(per_s / 20, 20)
+        },
+        process: if spout {
+            LatencyFigures::default()
+        } else {
+            latency(per_s / 20, 30)
+        },
     }
 }
 
@@ -126,7 +145,11 @@ fn template(plan: &Plan, id: &str, tasks: &std::collections::BTreeSet<u32>) -> W
         .filter(|c| c.tasks.iter().any(|t| tasks.contains(t)))
         .map(|c| {
             let mine: Vec<u32> = c.tasks.iter().copied().filter(|t| tasks.contains(t)).collect();
-            let executors = c.executor_tasks().iter().filter(|e| e.iter().any(|t| tasks.contains(t))).count();
+            let executors = c
+                .executor_tasks()
+                .iter()
+                .filter(|e| e.iter().any(|t| tasks.contains(t)))
+                .count();
             ComponentFigures {
                 name: c.name.clone(),
                 role: match c.role {
@@ -239,7 +262,12 @@ pub struct Fleet {
 
 /// The loopback IP of worker `w` of topology `t`: one per pod, as pod IPs are.
 fn pod_ip(t: usize, w: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 77, u8::try_from(t).unwrap_or(255), u8::try_from(w + 1).unwrap_or(255))
+    Ipv4Addr::new(
+        127,
+        77,
+        u8::try_from(t).unwrap_or(255),
+        u8::try_from(w + 1).unwrap_or(255),
+    )
 }
 
 /// Starts the stand-in workers and API server on the current runtime.
@@ -251,8 +279,10 @@ pub async fn start(shape: Shape) -> Result<Fleet> {
     let port = u16::try_from(squall_operator::HTTP_PORT)?;
     for t in 0..shape.topologies {
         let name = format!("topology-{t:02}");
-        let m = TopologyManifest::from_yaml(&manifest(&name, shape), &name).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let plan = squall_model::validate(&m, &squall_catalog::BuiltinKinds).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let m = TopologyManifest::from_yaml(&manifest(&name, shape), &name)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let plan = squall_model::validate(&m, &squall_catalog::BuiltinKinds)
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let ids: Vec<(String, String)> = (0..shape.workers)
             .map(|w| (format!("{name}-{w}"), format!("{}:7000", pod_ip(t, w))))
             .collect();
@@ -286,7 +316,13 @@ pub async fn start(shape: Shape) -> Result<Fleet> {
             ..TopologyStatus::default()
         });
         items.push(serde_json::to_value(&object)?);
-        let components = plan.spec.spouts.iter().chain(&plan.spec.bolts).map(|c| c.name.clone()).collect();
+        let components = plan
+            .spec
+            .spouts
+            .iter()
+            .chain(&plan.spec.bolts)
+            .map(|c| c.name.clone())
+            .collect();
         topologies.push((format!("{NS}.{name}"), components));
     }
     let asked = Arc::new(Asked::default());
@@ -308,13 +344,20 @@ struct Api {
     asked: Arc<Asked>,
 }
 
-async fn serve_api(items: Vec<serde_json::Value>, pods: BTreeMap<String, Vec<serde_json::Value>>, asked: Arc<Asked>) -> Result<SocketAddr> {
+async fn serve_api(
+    items: Vec<serde_json::Value>,
+    pods: BTreeMap<String, Vec<serde_json::Value>>,
+    asked: Arc<Asked>,
+) -> Result<SocketAddr> {
     let list = |kind: &str, version: &str, items| {
         Bytes::from(json!({"apiVersion": version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items}).to_string())
     };
     let api = Arc::new(Api {
         topologies: list("TopologyList", "squall.dev/v1alpha1", items),
-        pods: pods.into_iter().map(|(t, p)| (t, list("PodList", "v1", p))).collect(),
+        pods: pods
+            .into_iter()
+            .map(|(t, p)| (t, list("PodList", "v1", p)))
+            .collect(),
         asked,
     });
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -338,7 +381,9 @@ async fn serve_api(items: Vec<serde_json::Value>, pods: BTreeMap<String, Vec<ser
 
 /// The value of `key` in a query string, percent-decoded.
 fn query_value(query: &str, key: &str) -> Option<String> {
-    let raw = query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
     squall_ui::route::percent_decode(raw, true).ok()
 }
 
@@ -349,7 +394,10 @@ async fn answer(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let _ = req.into_body().collect().await;
     let ok = |body: Bytes| {
         let mut r = Response::new(Full::new(body));
-        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         r
     };
     let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
@@ -362,7 +410,11 @@ async fn answer(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
             count(&api.asked.pod_lists);
             let selector = query_value(&query, "labelSelector").unwrap_or_default();
             let name = selector.rsplit('=').next().unwrap_or_default();
-            ok(api.pods.get(name).cloned().unwrap_or_else(|| Bytes::from_static(b"{\"apiVersion\":\"v1\",\"kind\":\"PodList\",\"metadata\":{},\"items\":[]}")))
+            ok(api.pods.get(name).cloned().unwrap_or_else(|| {
+                Bytes::from_static(
+                    b"{\"apiVersion\":\"v1\",\"kind\":\"PodList\",\"metadata\":{},\"items\":[]}",
+                )
+            }))
         }
         (Method::POST, "/apis/authentication.k8s.io/v1/tokenreviews") => {
             count(&api.asked.token_reviews);
@@ -373,7 +425,9 @@ async fn answer(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
             ok(Bytes::from_static(br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{},"status":{"allowed":true}}"#))
         }
         _ => {
-            let mut r = ok(Bytes::from_static(br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#));
+            let mut r = ok(Bytes::from_static(
+                br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
+            ));
             *r.status_mut() = StatusCode::NOT_FOUND;
             r
         }

@@ -163,7 +163,10 @@ pub fn run(args: &Args, fleet_rt: &tokio::runtime::Runtime) -> Result<Outcome> {
         settings.memory_budget as f64 / 1048576.0
     );
     let rounds_ms = op_rt.block_on(time_rounds(client.clone(), &settings, 5, shape.topologies))?;
-    eprintln!("  a sampling round of {} workers: {rounds_ms:?} ms", fleet.workers);
+    eprintln!(
+        "  a sampling round of {} workers: {rounds_ms:?} ms",
+        fleet.workers
+    );
     let ui = cluster_ui(client, settings.clone(), Arc::new(Metrics::default()));
     let listener = op_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
@@ -217,9 +220,13 @@ fn time_calls(
             let (status, body) = call(addr, &p)?;
             times.push(t.elapsed().as_micros() as u64);
             ensure!(status == 200, "{p}: {status} {}", String::from_utf8_lossy(&body));
-            let page: serde_json::Value = serde_json::from_slice(&body).with_context(|| format!("{p}: not JSON"))?;
+            let page: serde_json::Value =
+                serde_json::from_slice(&body).with_context(|| format!("{p}: not JSON"))?;
             if kind == 3 {
-                executor_rows = page["executorStats"].as_array().map_or(0, Vec::len).max(executor_rows);
+                executor_rows = page["executorStats"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+                    .max(executor_rows);
             }
             bytes[kind] = bytes[kind].max(body.len());
             std::thread::sleep(pace);

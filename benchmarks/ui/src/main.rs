@@ -96,7 +96,10 @@ fn main() -> Result<()> {
         .build()?;
     let cost = match args.only {
         None | Some(Part::Cost) => {
-            eprintln!("cost: one worker at {} tuples/s, {} rounds of {} windows of {} s ...", args.rate, args.rounds, 3, args.window);
+            eprintln!(
+                "cost: one worker at {} tuples/s, {} rounds of {} windows of {} s ...",
+                args.rate, args.rounds, 3, args.window
+            );
             Some(cost::run(&args, &rt)?)
         }
         Some(Part::Latency) => None,

@@ -53,7 +53,12 @@ fn range(v: &[f64], show: impl Fn(f64) -> String) -> String {
 }
 
 /// The section, markers included.
-pub fn section(args: &Args, cost: Option<&cost::Outcome>, latency: Option<&latency::Outcome>, took: Duration) -> String {
+pub fn section(
+    args: &Args,
+    cost: Option<&cost::Outcome>,
+    latency: Option<&latency::Outcome>,
+    took: Duration,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{BEGIN}");
     s.push_str("## UI and REST API: what it costs a worker, how fast it answers\n\n");
@@ -83,7 +88,9 @@ pub fn section(args: &Args, cost: Option<&cost::Outcome>, latency: Option<&laten
 }
 
 fn cost_part(s: &mut String, c: &cost::Outcome) {
-    s.push_str("### 1. What serving the UI costs a worker pushing 1 M tuples/s (target: under 2% added CPU)\n\n");
+    s.push_str(
+        "### 1. What serving the UI costs a worker pushing 1 M tuples/s (target: under 2% added CPU)\n\n",
+    );
     let _ = writeln!(
         s,
         "On Kubernetes a worker serves no page and no API: the operator serves them for every topology and asks each worker for its figures (`GET /figures`, typed `squall_control::WorkerFigures`) once per period, 5 s by default. So what the UI costs a worker is answering that request. One `squall-worker` process (the pod's binary, started by the supervisor as `make bench-workers` starts it) runs ConstSpout → NullBolt, acking off, the spout paced at {} tuples/s; it ran at {:.0} tuples/s over the measured rounds. The poller is the operator's own client (`squall_operator::probe::figures`: a new HTTP/1.1 connection per call, the answer checked as the operator checks it) in the benchmark process. The worker's CPU is utime + stime from `/proc/PID/stat` (and `/proc/PID/task/*/stat` per thread) over {}-s windows; {} rounds, each running every mode once in a rotated order; each mode is compared with the baseline of its own round. One answer of this worker is {} bytes (two components, one task each).\n",
@@ -95,7 +102,9 @@ fn cost_part(s: &mut String, c: &cost::Outcome) {
     );
     s.push_str("| mode | answers per window | worker CPU, all threads, median (1 core = 100%) | added CPU, all threads, vs the same round's baseline: median (min to max) | worker CPU outside the executor threads, median | added there, ms per window, median |\n|---|---|---|---|---|---|\n");
     for (m, mode) in c.modes.iter().enumerate() {
-        let med = |f: &dyn Fn(&cost::Window) -> f64| median(&c.windows.iter().map(|w| f(&w[m])).collect::<Vec<_>>());
+        let med = |f: &dyn Fn(&cost::Window) -> f64| {
+            median(&c.windows.iter().map(|w| f(&w[m])).collect::<Vec<_>>())
+        };
         let (added, extra) = if m == 0 {
             ("–".to_owned(), "–".to_owned())
         } else {
@@ -118,8 +127,16 @@ fn cost_part(s: &mut String, c: &cost::Outcome) {
     let base: Vec<f64> = c.windows.iter().map(|w| w[0].cores).collect();
     let burst = c.modes.len() - 1;
     let one = median(&c.per_call(burst));
-    let period = c.modes.get(1).and_then(|m| m.period).map_or(5.0, |p| p.as_secs_f64());
-    let short = c.modes.get(2).and_then(|m| m.period).map_or(0.1, |p| p.as_secs_f64());
+    let period = c
+        .modes
+        .get(1)
+        .and_then(|m| m.period)
+        .map_or(5.0, |p| p.as_secs_f64());
+    let short = c
+        .modes
+        .get(2)
+        .and_then(|m| m.period)
+        .map_or(0.1, |p| p.as_secs_f64());
     let predicted = |every: f64| one / every / median(&base).max(1e-9);
     let ok = predicted(period) < COST_TARGET;
     let _ = writeln!(
@@ -150,14 +167,18 @@ fn cost_part(s: &mut String, c: &cost::Outcome) {
 /// The threads that took the added CPU of the last mode, largest first.
 fn thread_shares(c: &cost::Outcome) -> String {
     let last = c.modes.len() - 1;
-    let names: std::collections::BTreeSet<&String> = c.windows.iter().flat_map(|w| w[last].threads.keys()).collect();
+    let names: std::collections::BTreeSet<&String> =
+        c.windows.iter().flat_map(|w| w[last].threads.keys()).collect();
     let mut shares: Vec<(String, f64)> = names
         .into_iter()
         .map(|n| {
             let d: Vec<f64> = c
                 .windows
                 .iter()
-                .map(|w| w[last].threads.get(n).copied().unwrap_or(0.0) - w[0].threads.get(n).copied().unwrap_or(0.0))
+                .map(|w| {
+                    w[last].threads.get(n).copied().unwrap_or(0.0)
+                        - w[0].threads.get(n).copied().unwrap_or(0.0)
+                })
                 .collect();
             (n.clone(), median(&d) / c.window.as_secs_f64())
         })
