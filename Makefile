@@ -6,7 +6,7 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-idle   1,000 idle executors: peak RSS and stop time; its own section of BENCHMARKS.md"
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
 	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately (~15 min); its own section of BENCHMARKS.md"
+	@echo "make bench-ui   what the UI/REST API costs a worker at 1 M tuples/s, and the operator's API latency over 20 topologies of 20 components (~5 min); its own section of BENCHMARKS.md"
 	@echo "make bench-scale   the operator with 30 and 300 simulated workers against a real API server (~10 min; SCALE_SIZES=, SCALE_WINDOW=, SCALE_ROUNDS=); its own section of BENCHMARKS.md"
 
 # CI machines start bare except for the toolchains of the machine image; say so clearly if one is missing.
@@ -117,6 +118,7 @@ bench: toolchain redis-server multilang-venv
 	./target/release/squall-bench all --seconds $(BENCH_SECONDS) --out BENCHMARKS.md
 	./target/release/squall-bench idle-executors --out BENCHMARKS.md
 	$(MAKE) --no-print-directory bench-workers
+	$(MAKE) --no-print-directory bench-ui
 	@cat BENCHMARKS.md
 
 # 1,000 mostly idle executors per process: peak RSS and stop time; rewrites only its own
@@ -130,6 +132,17 @@ bench-idle: toolchain
 bench-workers: toolchain
 	$(CARGO) build --release -p squall-worker -p squall-bench-workers
 	./target/release/squall-bench-workers --seconds $(BENCH_SECONDS) --out BENCHMARKS.md
+
+# The UI/REST API's two targets: the CPU a real worker at 1 M tuples/s spends answering
+# the operator's GET /figures (alternating windows without and with polling, at the
+# operator's period, every 100 ms and back to back), and the latency of every read call of
+# the operator's API over 20 topologies x 20 components of stand-in workers on loopback IPs
+# (a stand-in API server answers its lists and reviews); rewrites only its own section.
+BENCH_UI_ROUNDS ?= 5
+BENCH_UI_WINDOW ?= 10
+bench-ui: toolchain
+	$(CARGO) build --release -p squall-worker -p squall-bench-ui
+	./target/release/squall-bench-ui --rounds $(BENCH_UI_ROUNDS) --window $(BENCH_UI_WINDOW) --out BENCHMARKS.md
 
 # Squall against Apache Storm 2.8 (benchmarks/storm, LocalCluster in one JVM per run): the
 # same perf topologies, Storm then Squall per case, several rounds; rewrites only its own

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use kube::Client;
@@ -46,53 +45,13 @@ pub fn delta(before: &Requests, after: &Requests) -> Requests {
         .collect()
 }
 
-fn ticks_per_second() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .map_or(100.0, |t| t as f64)
-}
-
-/// User + system CPU of a `/proc/.../stat` file.
-fn stat_cpu(path: &str) -> Option<(String, Duration)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some((comm, Duration::from_secs_f64(ticks as f64 / ticks_per_second())))
-}
-
 /// CPU time of process `pid`, children not included.
-pub fn process_cpu(pid: u32) -> Duration {
-    stat_cpu(&format!("/proc/{pid}/stat")).map_or(Duration::ZERO, |(_, d)| d)
-}
+pub use squall_bench_common::process_cpu;
+/// Resident memory of process `pid`, in MiB.
+pub use squall_bench_common::rss_mib;
 
 /// CPU time of this process's threads named `name`.
-pub fn threads_cpu(name: &str) -> Duration {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    dir.flatten()
-        .filter_map(|e| stat_cpu(&format!("{}/stat", e.path().display())))
-        .filter(|(comm, _)| comm == name)
-        .map(|(_, d)| d)
-        .sum()
-}
-
-/// Resident memory of process `pid`, in MiB.
-pub fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
+pub use squall_bench_common::own_threads_cpu as threads_cpu;
 
 /// Reconcile durations in ms, from the operator's `reconciled` debug event.
 #[derive(Clone, Default)]
@@ -136,9 +95,4 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reconciles {
 }
 
 /// The `q` quantile (0..1) of `v`, nearest rank.
-pub fn quantile<T: Copy + Ord>(v: &[T], q: f64) -> Option<T> {
-    let mut s = v.to_vec();
-    s.sort_unstable();
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len().max(1));
-    s.get(rank - 1).copied()
-}
+pub use squall_bench_common::quantile;

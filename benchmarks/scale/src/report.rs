@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use squall_bench_common::machine;
+
 use crate::measure::{quantile, Requests};
 use crate::{Args, Outcome, Size};
 
@@ -55,28 +57,6 @@ pub fn print(o: &Outcome) {
     for ((resource, verb), n) in &o.steady {
         eprintln!("     {resource:<28} {verb:<7} {:>8.2}/s", rate(*n, o.window));
     }
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or("?".into(), |kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0));
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} memory")
 }
 
 fn row(s: &mut String, label: &str, outcomes: &[Outcome], cell: impl Fn(&Outcome) -> String) {
@@ -314,16 +294,7 @@ fn reading(s: &mut String, outcomes: &[Outcome]) {
 
 /// Replaces this benchmark's section of `path` (appends it when there is none).
 pub fn write(path: &Path, args: &Args, outcomes: &[Outcome], failure: Option<&(Size, String)>) -> Result<()> {
-    let current = std::fs::read_to_string(path).unwrap_or_default();
     let section = section(args, outcomes, failure);
-    let new = match (current.find(BEGIN), current.find(END)) {
-        (Some(b), Some(e)) if e > b => format!(
-            "{}{}{}",
-            &current[..b],
-            section.trim_end(),
-            &current[e + END.len()..]
-        ),
-        _ => format!("{}\n{section}", current.trim_end_matches('\n').to_owned() + "\n"),
-    };
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+    squall_bench_common::write_section(path, BEGIN, END, &section)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -62,37 +62,13 @@ fn plan_of(path: &Path) -> Result<Plan> {
 
 /// User + system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
-    cpu_seconds_of(&format!("/proc/{pid}/stat"))
-}
-
-fn cpu_seconds_of(path: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    // utime and stime are fields 14 and 15; index 11 and 12 after the ')'.
-    (ticks(11) + ticks(12)) / hz
+    squall_bench_common::process_cpu(pid).as_secs_f64()
 }
 
 /// CPU seconds per thread name (worker-prefixed) of a process so far.
 fn thread_cpu(pid: u32, worker: &str, into: &mut std::collections::BTreeMap<String, f64>, sign: f64) {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return;
-    };
-    for t in tasks.flatten() {
-        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let cpu = cpu_seconds_of(&format!("/proc/{pid}/task/{tid}/stat"));
-        *into.entry(format!("{worker}/{}", name.trim())).or_default() += sign * cpu;
+    for (name, cpu) in squall_bench_common::threads_cpu(pid) {
+        *into.entry(format!("{worker}/{name}")).or_default() += sign * cpu.as_secs_f64();
     }
 }
 
@@ -354,12 +330,8 @@ fn main() -> Result<()> {
     md.push_str(&format!("\n{END}\n"));
     print!("{md}");
     if let Some(out) = &args.out {
-        let old = std::fs::read_to_string(out).unwrap_or_default();
-        let new = match (old.find(BEGIN), old.find(END)) {
-            (Some(b), Some(e)) if e > b => format!("{}{}{}", &old[..b], md.trim_end(), &old[e + END.len()..]),
-            _ => format!("{}\n{md}", old.trim_end()),
-        };
-        std::fs::write(out, new).with_context(|| format!("writing {}", out.display()))?;
+        squall_bench_common::write_section(out, BEGIN, END, &md)
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
 }
