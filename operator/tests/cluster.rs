@@ -482,8 +482,6 @@ async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Resu
                 "--set",
                 "workerLease.durationSeconds=4,workerLease.renewSeconds=1",
             ])
-            // Pods here share the host's network: each replica's API on its own pod IP.
-            .args(["--set", "ui.address=$(POD_IP)"])
             .output()?;
         ensure!(
             out.status.success(),

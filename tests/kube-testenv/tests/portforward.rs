@@ -15,19 +15,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr};
 
-const ECHO_IMAGE: &str = "squall.dev/http-echo:test";
+mod common;
+use common::{echo_binary, echo_container, init_tracing, pod_ready, ECHO_IMAGE};
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// A running `kubectl port-forward`, killed when dropped.
 struct PortForward {
@@ -110,26 +102,9 @@ fn echo_pod(name: &str) -> Result<Pod> {
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {
             "terminationGracePeriodSeconds": 2,
-            "containers": [{
-                "name": "echo",
-                "image": ECHO_IMAGE,
-                "ports": [{"name": "http", "containerPort": 8080}],
-                "env": [
-                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    {"name": "PORT", "value": "8080"},
-                ],
-                "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
-            }],
+            "containers": [echo_container()],
         },
     }))?)
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 async fn forwards_two_connections(
@@ -163,8 +138,9 @@ async fn kubectl_port_forward_reaches_pods_and_services() -> Result<()> {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let cluster = TestCluster::start().await?;
         let client = cluster.client();
-        let echo = std::path::PathBuf::from(env!("CARGO_BIN_EXE_testenv-http-echo"));
-        let _agent = cluster.start_node_agent("node-pf", [(ECHO_IMAGE, echo)]).await?;
+        let _agent = cluster
+            .start_node_agent("node-pf", [(ECHO_IMAGE, echo_binary())])
+            .await?;
         let nodes: Api<Node> = Api::all(client.clone());
         eventually(
             "node-pf registered",

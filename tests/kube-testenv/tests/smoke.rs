@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -16,21 +16,13 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ECHO_IMAGE: &str = "squall.dev/http-echo:test";
+mod common;
+use common::{echo_binary, echo_container, init_tracing, pod_ready, ECHO_IMAGE};
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Clusters are heavy on 2 cores: run the tests one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// Runs one test body serialized and bounded in time.
 async fn bounded<F: std::future::Future<Output = Result<()>>>(body: F) -> Result<()> {
@@ -39,10 +31,6 @@ async fn bounded<F: std::future::Future<Output = Result<()>>>(body: F) -> Result
     tokio::time::timeout(TEST_TIMEOUT, body)
         .await
         .context("test timed out")?
-}
-
-fn echo_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_testenv-http-echo"))
 }
 
 async fn http_get(addr: SocketAddr) -> Result<String> {
@@ -61,13 +49,6 @@ fn node_ready(node: &Node) -> Option<String> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| c.status.clone())
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 async fn wait_node_ready(cluster: &TestCluster, name: &str) -> Result<()> {
@@ -216,17 +197,7 @@ fn echo_deployment(name: &str, replicas: i32) -> Result<Deployment> {
                 "metadata": {"labels": {"app": name}},
                 "spec": {
                     "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "echo",
-                        "image": ECHO_IMAGE,
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "env": [
-                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                            {"name": "PORT", "value": "8080"},
-                        ],
-                        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
-                    }],
+                    "containers": [echo_container()],
                 },
             },
         },

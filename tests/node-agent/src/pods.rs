@@ -335,10 +335,10 @@ impl PodManager {
                     }
                     rt.args = args
                         .iter()
-                        .map(|a| env::narrow_wildcard(&env::expand(a, &vars), &ip.to_string()))
+                        .map(|a| env::narrow_wildcard(&env::expand(a, &vars), &fields.pod_ip))
                         .collect();
                     for (_, v) in vars.iter_mut() {
-                        *v = env::narrow_wildcard(v, &ip.to_string());
+                        *v = env::narrow_wildcard(v, &fields.pod_ip);
                     }
                     rt.program = Some(img.binary.clone());
                     rt.env = vars;
