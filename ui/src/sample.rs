@@ -248,82 +248,40 @@ impl Figures {
     }
 }
 
-/// A latency distribution in fixed buckets: the count of samples per bucket, keyed by
-/// the bucket's inclusive upper bound in microseconds, and their sum. Sources that share
-/// a set of bounds add up exactly, across tasks and processes; only buckets holding
-/// samples are listed, so an idle or narrow distribution costs little to keep.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A latency distribution as its count and sum: what the means Storm's API shows need,
+/// and all a window's difference needs. Sources add up exactly, across tasks and
+/// processes. Distributions stay with the workers' own metrics (Prometheus histograms);
+/// keeping their buckets in every sample of every window would multiply the history's
+/// memory for figures the API never shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Latency {
-    /// `(upper bound µs, samples)`, bounds ascending and distinct, counts non-zero;
-    /// `u64::MAX` stands for "above the last bound".
-    pub buckets: Vec<(u64, u64)>,
+    /// Samples counted.
+    pub count: u64,
     /// Sum of the samples, µs.
     pub sum_us: u64,
 }
 
 impl Latency {
-    /// Samples in all buckets.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|(_, c)| c).sum()
-    }
-
     /// Mean in milliseconds; 0 without samples (as Storm shows an idle bolt).
     pub fn mean_ms(&self) -> f64 {
-        match self.count() {
+        match self.count {
             0 => 0.0,
             n => self.sum_us as f64 / n as f64 / 1000.0,
         }
     }
 
-    /// Bucket-wise difference with an earlier distribution of the same thing.
+    /// The difference with an earlier figure of the same thing (zero where it went down,
+    /// as after a process restart).
     pub fn since(&self, before: &Latency) -> Latency {
-        let mut out = Vec::with_capacity(self.buckets.len());
-        let mut old = before.buckets.iter().peekable();
-        for &(bound, count) in &self.buckets {
-            while old.next_if(|(b, _)| *b < bound).is_some() {}
-            let prior = old.next_if(|(b, _)| *b == bound).map_or(0, |(_, c)| *c);
-            if count > prior {
-                out.push((bound, count - prior));
-            }
-        }
         Latency {
-            buckets: out,
+            count: self.count.saturating_sub(before.count),
             sum_us: self.sum_us.saturating_sub(before.sum_us),
         }
     }
 
-    /// Adds another distribution into this one, bucket by bucket.
+    /// Adds another figure into this one.
     pub fn add(&mut self, other: &Latency) {
-        if other.buckets.is_empty() {
-            self.sum_us += other.sum_us;
-            return;
-        }
-        let (a, b) = (&self.buckets, &other.buckets);
-        let mut merged = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j) = (0, 0);
-        loop {
-            match (a.get(i), b.get(j)) {
-                (Some(&(x, cx)), Some(&(y, cy))) if x == y => {
-                    merged.push((x, cx + cy));
-                    i += 1;
-                    j += 1;
-                }
-                (Some(&(x, cx)), Some(&(y, _))) if x < y => {
-                    merged.push((x, cx));
-                    i += 1;
-                }
-                (_, Some(&p)) => {
-                    merged.push(p);
-                    j += 1;
-                }
-                (Some(&p), None) => {
-                    merged.push(p);
-                    i += 1;
-                }
-                (None, None) => break,
-            }
-        }
-        self.buckets = merged;
+        self.count += other.count;
         self.sum_us += other.sum_us;
     }
 }
@@ -347,23 +305,37 @@ pub struct ErrorReport {
 mod tests {
     use super::*;
 
-    fn lat(b: &[(u64, u64)], sum: u64) -> Latency {
-        Latency {
-            buckets: b.to_vec(),
-            sum_us: sum,
-        }
-    }
-
     #[test]
-    fn latency_buckets_add_and_subtract_by_bound() {
-        let mut a = lat(&[(10, 2), (100, 1)], 120);
-        a.add(&lat(&[(5, 1), (100, 3), (u64::MAX, 1)], 5_000_000));
-        assert_eq!(a.buckets, vec![(5, 1), (10, 2), (100, 4), (u64::MAX, 1)]);
-        assert_eq!(a.count(), 8);
-        let d = a.since(&lat(&[(10, 2), (100, 1)], 120));
-        assert_eq!(d, lat(&[(5, 1), (100, 3), (u64::MAX, 1)], 5_000_000));
-        assert_eq!(lat(&[], 0).mean_ms(), 0.0);
-        assert_eq!(lat(&[(1000, 4)], 4000).mean_ms(), 1.0);
+    fn latency_adds_and_subtracts_and_means() {
+        let mut a = Latency {
+            count: 3,
+            sum_us: 120,
+        };
+        a.add(&Latency {
+            count: 5,
+            sum_us: 5_000_000,
+        });
+        assert_eq!(
+            a,
+            Latency {
+                count: 8,
+                sum_us: 5_000_120
+            }
+        );
+        let d = a.since(&Latency {
+            count: 3,
+            sum_us: 120,
+        });
+        assert_eq!(
+            d,
+            Latency {
+                count: 5,
+                sum_us: 5_000_000
+            }
+        );
+        assert_eq!(d.mean_ms(), 1000.0);
+        assert_eq!(Latency::default().mean_ms(), 0.0);
+        assert_eq!(Latency { count: 1, sum_us: 1 }.since(&a), Latency::default());
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             period: Duration::from_secs(1),
-            resolution: 60,
+            resolution: 20,
             max_body: 64 * 1024,
             max_path: 2048,
             max_head: 16 * 1024,

@@ -223,7 +223,7 @@ fn latency_part(s: &mut String, l: &latency::Outcome, real_buckets: Option<usize
     let fits = l.default_kept >= sh.topologies;
     let _ = writeln!(
         s,
-        "Memory budget: with the shipped one (`--ui-memory-mib`, {:.0} MiB), one sampling round kept {} of the {} topologies{}. The operator estimates one topology's full history at {:.1} MiB ({} samples of {:.0} KiB: every sample keeps each executor row with its three latency distributions), so {} need {:.0} MiB; the rest are left out of the API (their pages answer 404) and a warning is logged. The estimate grows with the width of the latency distributions, which the stand-ins make wider than the real worker of part 1 shows (a NullBolt's is narrow; bolts doing I/O spread further): with narrower ones more topologies fit. The timed run below uses a budget of {:.0} MiB so that every topology is served; the budget does not change how fast a page is answered, only how many topologies are kept.\n",
+        "Memory budget: with the shipped one (`--ui-memory-mib`, {:.0} MiB), one sampling round kept {} of the {} topologies{}. The operator estimates one topology's full history at {:.2} MiB ({} samples of {:.1} KiB: counters, times and each latency's count and sum, per component, executor and stream), so {} need {:.1} MiB{}. The timed run below uses a budget of {:.0} MiB; the budget does not change how fast a page is answered, only how many topologies are kept.\n",
         mib(Settings::default().memory_budget),
         l.default_kept,
         sh.topologies,
@@ -233,6 +233,11 @@ fn latency_part(s: &mut String, l: &latency::Outcome, real_buckets: Option<usize
         l.history_bytes as f64 / history_samples(l.settings.resolution) as f64 / 1024.0,
         sh.topologies,
         mib(all),
+        if fits {
+            ""
+        } else {
+            "; the rest are left out of the API (their pages answer 404) and a warning is logged"
+        },
         mib(l.settings.memory_budget),
     );
     let _ = writeln!(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use squall_engine::metrics::{latency_bucket_bounds, LatencyBuckets};
+use squall_engine::metrics::LatencyBuckets;
 use squall_engine::{ComponentSnapshot, Snapshot, Stats};
 use squall_model::{Plan, Role};
 use squall_ui::{
@@ -72,19 +72,8 @@ pub fn info(plan: &Plan, status: Status, workers: u32) -> TopologyInfo {
 }
 
 fn latency(b: &LatencyBuckets) -> Latency {
-    let bounds = latency_bucket_bounds();
-    let mut buckets: Vec<(u64, u64)> = b
-        .counts
-        .iter()
-        .zip(bounds)
-        .filter(|(c, _)| **c > 0)
-        .map(|(c, bound)| (*bound, *c))
-        .collect();
-    if b.overflow > 0 {
-        buckets.push((u64::MAX, b.overflow));
-    }
     Latency {
-        buckets,
+        count: b.counts.iter().sum::<u64>() + b.overflow,
         sum_us: b.sum,
     }
 }

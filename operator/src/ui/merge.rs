@@ -81,25 +81,8 @@ pub fn status(t: &Topology) -> Status {
 }
 
 fn latency(l: &LatencyFigures) -> Latency {
-    let mut buckets = l.buckets.clone();
-    if l.overflow > 0 {
-        match buckets.last_mut() {
-            Some((u64::MAX, n)) => *n += l.overflow,
-            _ => buckets.push((u64::MAX, l.overflow)),
-        }
-    }
     Latency {
-        buckets,
-        sum_us: l.sum_us,
-    }
-}
-
-/// A distribution as one count and sum: enough for the means executor rows and streams
-/// show.
-fn collapsed(l: &Latency) -> Latency {
-    let n = l.count();
-    Latency {
-        buckets: if n > 0 { vec![(u64::MAX, n)] } else { Vec::new() },
+        count: l.buckets.iter().map(|(_, n)| n).sum::<u64>() + l.overflow,
         sum_us: l.sum_us,
     }
 }
@@ -127,15 +110,6 @@ fn zero() -> Figures {
     }
 }
 
-fn row_figures(f: Figures) -> Figures {
-    Figures {
-        execute_latency: collapsed(&f.execute_latency),
-        process_latency: collapsed(&f.process_latency),
-        complete_latency: collapsed(&f.complete_latency),
-        ..f
-    }
-}
-
 fn uptime(a: &Answer) -> Duration {
     Duration::from_millis(a.figures.uptime_ms.unwrap_or(0))
 }
@@ -156,7 +130,7 @@ fn row(a: &Answer, id: String, executors: u32, f: Figures) -> ExecutorSample {
         port: u16::try_from(DATA_PORT).ok(),
         worker: Some(a.pod.clone()),
         uptime: uptime(a),
-        figures: row_figures(f),
+        figures: f,
     }
 }
 
@@ -253,14 +227,14 @@ fn component(
         [only] => vec![InputSample {
             component: only.from.clone(),
             stream: only.stream.clone(),
-            figures: row_figures(totals.clone()),
+            figures: totals.clone(),
         }],
         _ => Vec::new(),
     };
     let outputs = match c.outputs.as_slice() {
         [only] => vec![OutputSample {
             stream: only.stream.clone(),
-            figures: row_figures(totals.clone()),
+            figures: totals.clone(),
         }],
         _ => Vec::new(),
     };
@@ -349,13 +323,6 @@ pub fn sample(
 /// About how many bytes `s` holds: what the memory cap counts.
 pub fn approx_bytes(s: &TopologySample) -> usize {
     use std::mem::size_of;
-    let latency = |l: &Latency| l.buckets.len() * size_of::<(u64, u64)>();
-    let figures = |f: &Figures| {
-        size_of::<Figures>()
-            + latency(&f.execute_latency)
-            + latency(&f.process_latency)
-            + latency(&f.complete_latency)
-    };
     let info = s.info.id.len()
         + s.info.name.len()
         + s.info
@@ -375,17 +342,16 @@ pub fn approx_bytes(s: &TopologySample) -> usize {
                         + r.id.len()
                         + r.host.len()
                         + r.worker.as_ref().map_or(0, String::len)
-                        + figures(&r.figures)
                 })
                 .sum();
             let streams: usize = c
                 .inputs
                 .iter()
-                .map(|i| size_of::<InputSample>() + i.component.len() + i.stream.len() + figures(&i.figures))
+                .map(|i| size_of::<InputSample>() + i.component.len() + i.stream.len())
                 .chain(
                     c.outputs
                         .iter()
-                        .map(|o| size_of::<OutputSample>() + o.stream.len() + figures(&o.figures)),
+                        .map(|o| size_of::<OutputSample>() + o.stream.len()),
                 )
                 .sum();
             let error = c.last_error.as_ref().map_or(0, |e| {
@@ -394,7 +360,7 @@ pub fn approx_bytes(s: &TopologySample) -> usize {
                     + e.host.len()
                     + e.worker.as_ref().map_or(0, String::len)
             });
-            size_of::<ComponentSample>() + c.id.len() + figures(&c.totals) + rows + streams + error
+            size_of::<ComponentSample>() + c.id.len() + rows + streams + error
         })
         .sum();
     size_of::<TopologySample>() + info + components
@@ -486,6 +452,39 @@ spec:
         }
     }
 
+    /// The shipped budget serves a cluster of 20 topologies of 20 components of 4
+    /// executors each, whole (about 2.5 MiB a history): the estimate must not regress
+    /// to keeping full latency distributions per sample (15 MiB a history).
+    #[test]
+    fn the_default_budget_holds_twenty_topologies_of_twenty_components() {
+        use std::fmt::Write as _;
+        let mut yaml = String::from(
+            "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {name: numbers}\nspec:\n  workers: 2\n  spouts: [{name: c0, component: sequence, parallelism: 4}]\n  bolts:\n",
+        );
+        for i in 1..20 {
+            let _ = writeln!(
+                yaml,
+                "    - {{name: c{i}, component: identity, parallelism: 4, inputs: [{{from: c{}}}]}}",
+                i - 1
+            );
+        }
+        let m = TopologyManifest::from_yaml(&yaml, "t").unwrap();
+        let plan = squall_model::validate(&m, &squall_catalog::BuiltinKinds).unwrap();
+        let mut t = Topology::new("numbers", m.spec);
+        t.metadata.namespace = Some("default".into());
+        let answers = [answer(&plan, 0, 4_000), answer(&plan, 1, 9_000)];
+        let s = sample("default", &t, &plan, &answers, &mut ErrorClock::default());
+        assert_eq!(s.components.iter().filter(|c| !c.system).count(), 20);
+        assert!(s.executors_total() > 20 * 4, "{} executors", s.executors_total());
+        let settings = crate::ui::Settings::default();
+        let history = approx_bytes(&s) * crate::ui::history_samples(settings.resolution);
+        assert!(
+            history * 20 <= settings.memory_budget,
+            "20 histories of {history} bytes need more than {} bytes",
+            settings.memory_budget
+        );
+    }
+
     #[test]
     fn ids_join_namespace_and_name_and_split_again() {
         assert_eq!(topology_id("default", "numbers"), "default.numbers");
@@ -538,9 +537,8 @@ spec:
         let at = usize::from(tasks[0] % 2 == 1);
         assert_eq!(row.worker.as_deref(), Some(answers[at].pod.as_str()));
         assert_eq!(row.host, answers[at].ip);
-        assert_eq!(row.figures.complete_latency.buckets.len(), 1);
         assert_eq!(
-            row.figures.complete_latency.count(),
+            row.figures.complete_latency.count,
             u64::from(tasks[0]) * 10 + 1,
             "the overflow counts"
         );

@@ -59,7 +59,7 @@ impl Default for Settings {
             answer_timeout: Duration::from_secs(2),
             max_topologies: 100,
             memory_budget: 64 << 20,
-            resolution: 60,
+            resolution: 20,
             namespace: None,
             limits: Limits::default(),
             auth_ttl: Duration::from_secs(10),

@@ -33,11 +33,7 @@ fn figures(t: u64, emitted: u64, executed: u64, busy: f64) -> Figures {
         busy: Some(Duration::from_secs_f64(busy * t as f64)),
         backpressure: Duration::from_secs_f64(0.1 * t as f64),
         execute_latency: Latency {
-            buckets: if executed * t > 0 {
-                vec![(100, executed * t)]
-            } else {
-                vec![]
-            },
+            count: executed * t,
             sum_us: 80 * executed * t,
         },
         process_latency: Latency::default(),
@@ -62,11 +58,7 @@ pub fn word_count(t: u64) -> TopologySample {
     let mut spout = figures(t, SPOUT_RATE, 0, 0.1);
     spout.acked = SPOUT_RATE * t;
     spout.complete_latency = Latency {
-        buckets: if t > 0 {
-            vec![(1000, SPOUT_RATE * t)]
-        } else {
-            vec![]
-        },
+        count: SPOUT_RATE * t,
         sum_us: 800 * SPOUT_RATE * t,
     };
     let half = SPOUT_RATE / 2;
