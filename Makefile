@@ -17,7 +17,7 @@ help:
 	@echo "make bench-idle   1,000 idle executors: peak RSS and stop time; its own section of BENCHMARKS.md"
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
 	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately (~15 min); its own section of BENCHMARKS.md"
-	@echo "make bench-ui   what the UI/REST API costs a worker at 1 M tuples/s, and the operator's API latency over 20 topologies of 20 components (~5 min); its own section of BENCHMARKS.md"
+	@echo "make bench-ui   what the UI/REST API costs a worker at 1 M tuples/s, and the operator's API latency over 20 topologies of 20 components on a real API server (~5 min); its own section of BENCHMARKS.md"
 	@echo "make bench-scale   the operator with 30 and 300 simulated workers against a real API server (~10 min; SCALE_SIZES=, SCALE_WINDOW=, SCALE_ROUNDS=); its own section of BENCHMARKS.md"
 
 # CI machines start bare except for the toolchains of the machine image; say so clearly if one is missing.
@@ -136,13 +136,15 @@ bench-workers: toolchain
 # The UI/REST API's two targets: the CPU a real worker at 1 M tuples/s spends answering
 # the operator's GET /figures (alternating windows without and with polling, at the
 # operator's period, every 100 ms and back to back), and the latency of every read call of
-# the operator's API over 20 topologies x 20 components of stand-in workers on loopback IPs
-# (a stand-in API server answers its lists and reviews); rewrites only its own section.
+# the operator's API over 20 topologies x 20 components held by a real control plane
+# (kube-testenv, the same binaries as `make test-k8s`; TokenReviews and SubjectAccessReviews
+# answered by its API server), whose worker pods are stand-ins on loopback IPs; rewrites
+# only its own section.
 BENCH_UI_ROUNDS ?= 5
 BENCH_UI_WINDOW ?= 10
-bench-ui: toolchain
+bench-ui: toolchain k8s-bins
 	$(CARGO) build --release -p squall-worker -p squall-bench-ui
-	./target/release/squall-bench-ui --rounds $(BENCH_UI_ROUNDS) --window $(BENCH_UI_WINDOW) --out BENCHMARKS.md
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" ./target/release/squall-bench-ui --rounds $(BENCH_UI_ROUNDS) --window $(BENCH_UI_WINDOW) --out BENCHMARKS.md
 
 # Squall against Apache Storm 2.8 (benchmarks/storm, LocalCluster in one JVM per run): the
 # same perf topologies, Storm then Squall per case, several rounds; rewrites only its own

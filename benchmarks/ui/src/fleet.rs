@@ -1,30 +1,22 @@
-//! The cluster the operator's UI reads, stood in on loopback: topologies of many
+//! The worker processes the operator's UI asks, stand-ins on loopback: topologies of many
 //! components, each worker pod a stand-in serving `GET /figures` on its own loopback IP at
-//! the workers' port (through the worker's own HTTP server, `squall_worker::http`), and a
-//! stand-in API server answering the five requests the UI makes: list topologies, list a
-//! topology's pods, TokenReview and SubjectAccessReview (always yes, counted).
+//! the workers' port (through the worker's own HTTP server, `squall_worker::http`). What the
+//! API server holds for them (Topology objects and worker Pods whose IPs are these) is
+//! created in a real control plane by [`crate::plane`].
 //!
 //! The figures are typed `WorkerFigures` for exactly the tasks the real round-robin
 //! assignment gives each worker, with counters that grow with time and latency
 //! distributions over the workers' own bucket bounds, so every window has figures.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use serde_json::json;
 use squall_control::figures::{ComponentFigures, Counters, FigureRole, LatencyFigures, TaskFigures};
 use squall_control::{Assignment, WorkerFigures, WorkerStatus};
-use squall_model::crd::{Phase, Topology, TopologyStatus};
+use squall_model::crd::Topology;
 use squall_model::{Plan, Role, TopologyManifest};
 use squall_worker::http::Endpoints;
 use tokio::net::TcpListener;
@@ -35,7 +27,7 @@ pub const LATENCY_BUCKETS: usize = 24;
 /// The namespace every topology is in.
 pub const NS: &str = "bench";
 
-/// The shape of the stood-in cluster.
+/// The shape of the fleet.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
     pub topologies: usize,
@@ -238,23 +230,35 @@ impl Endpoints for StandIn {
     fn reset_latencies(&self) {}
 }
 
-/// What the stand-in API server was asked, by kind.
-#[derive(Debug, Default)]
-pub struct Asked {
-    pub topology_lists: AtomicU64,
-    pub pod_lists: AtomicU64,
-    pub token_reviews: AtomicU64,
-    pub access_reviews: AtomicU64,
+/// One topology of the fleet: what the control plane is to hold for it.
+pub struct Member {
+    /// The Topology object to create (no status yet).
+    pub topology: Topology,
+    /// Acker tasks of its plan.
+    pub ackers: u32,
+    /// Its worker pods: name and the loopback IP its stand-in serves on.
+    pub pods: Vec<(String, Ipv4Addr)>,
+    /// Its spouts' and bolts' names.
+    pub components: Vec<String>,
 }
 
-/// The stood-in cluster, serving until its runtime ends.
+impl Member {
+    /// The id the UI knows it by, `namespace.name`.
+    pub fn id(&self) -> String {
+        format!(
+            "{NS}.{}",
+            self.topology.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+/// The stand-in workers, serving until their runtime ends, and what the control plane is
+/// to hold for them.
 pub struct Fleet {
-    pub api: SocketAddr,
-    pub asked: Arc<Asked>,
+    pub shape: Shape,
     /// `GET /figures` answered by all the stand-in workers.
     pub figures_answered: Arc<AtomicU64>,
-    /// `(topology id, component names)` of every topology.
-    pub topologies: Vec<(String, Vec<String>)>,
+    pub topologies: Vec<Member>,
     /// Size of one worker's figures, bytes.
     pub figures_bytes: usize,
     pub workers: usize,
@@ -270,10 +274,9 @@ fn pod_ip(t: usize, w: usize) -> Ipv4Addr {
     )
 }
 
-/// Starts the stand-in workers and API server on the current runtime.
+/// Starts the stand-in workers on the current runtime.
 pub async fn start(shape: Shape) -> Result<Fleet> {
     let answered = Arc::new(AtomicU64::new(0));
-    let (mut items, mut pods) = (Vec::new(), BTreeMap::new());
     let mut topologies = Vec::new();
     let mut figures_bytes = 0;
     let port = u16::try_from(squall_operator::HTTP_PORT)?;
@@ -287,7 +290,7 @@ pub async fn start(shape: Shape) -> Result<Fleet> {
             .map(|w| (format!("{name}-{w}"), format!("{}:7000", pod_ip(t, w))))
             .collect();
         let assignment = Assignment::round_robin(&plan, "topology.yaml".into(), &ids, 1);
-        let mut list = Vec::new();
+        let mut pods = Vec::new();
         for (w, spec) in assignment.workers.iter().enumerate() {
             let ip = pod_ip(t, w);
             let standin = StandIn {
@@ -300,22 +303,10 @@ pub async fn start(shape: Shape) -> Result<Fleet> {
                 .await
                 .with_context(|| format!("binding {ip}:{port} for a stand-in worker"))?;
             tokio::spawn(squall_worker::http::serve(listener, Arc::new(standin)));
-            list.push(json!({
-                "metadata": {"name": spec.id, "namespace": NS, "labels": {squall_operator::TOPOLOGY_LABEL: name}},
-                "status": {"podIP": ip.to_string(), "phase": "Running"},
-            }));
+            pods.push((spec.id.clone(), ip));
         }
-        pods.insert(name.clone(), list);
-        let mut object = Topology::new(&name, m.spec.clone());
-        object.metadata.namespace = Some(NS.to_owned());
-        object.metadata.generation = Some(1);
-        object.status = Some(TopologyStatus {
-            phase: Phase::Running,
-            desired_workers: i32::try_from(shape.workers)?,
-            ready_workers: i32::try_from(shape.workers)?,
-            ..TopologyStatus::default()
-        });
-        items.push(serde_json::to_value(&object)?);
+        let mut topology = Topology::new(&name, m.spec.clone());
+        topology.metadata.namespace = Some(NS.to_owned());
         let components = plan
             .spec
             .spouts
@@ -323,113 +314,18 @@ pub async fn start(shape: Shape) -> Result<Fleet> {
             .chain(&plan.spec.bolts)
             .map(|c| c.name.clone())
             .collect();
-        topologies.push((format!("{NS}.{name}"), components));
+        topologies.push(Member {
+            topology,
+            ackers: plan.ackers,
+            pods,
+            components,
+        });
     }
-    let asked = Arc::new(Asked::default());
-    let api = serve_api(items, pods, Arc::clone(&asked)).await?;
     Ok(Fleet {
-        api,
-        asked,
+        shape,
         figures_answered: answered,
         topologies,
         figures_bytes,
         workers: shape.topologies * shape.workers,
     })
-}
-
-/// The stand-in API server's answers, prepared once.
-struct Api {
-    topologies: Bytes,
-    pods: BTreeMap<String, Bytes>,
-    asked: Arc<Asked>,
-}
-
-async fn serve_api(
-    items: Vec<serde_json::Value>,
-    pods: BTreeMap<String, Vec<serde_json::Value>>,
-    asked: Arc<Asked>,
-) -> Result<SocketAddr> {
-    let list = |kind: &str, version: &str, items| {
-        Bytes::from(json!({"apiVersion": version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items}).to_string())
-    };
-    let api = Arc::new(Api {
-        topologies: list("TopologyList", "squall.dev/v1alpha1", items),
-        pods: pods
-            .into_iter()
-            .map(|(t, p)| (t, list("PodList", "v1", p)))
-            .collect(),
-        asked,
-    });
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let api = Arc::clone(&api);
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let api = Arc::clone(&api);
-                    async move { Ok::<_, Infallible>(answer(&api, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(sock), svc)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// The value of `key` in a query string, percent-decoded.
-fn query_value(query: &str, key: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
-    squall_ui::route::percent_decode(raw, true).ok()
-}
-
-async fn answer(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let query = req.uri().query().unwrap_or("").to_owned();
-    // The reviews echo nothing of what they were asked: only the body's end is awaited.
-    let _ = req.into_body().collect().await;
-    let ok = |body: Bytes| {
-        let mut r = Response::new(Full::new(body));
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        r
-    };
-    let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
-    match (method, path.as_str()) {
-        (Method::GET, "/apis/squall.dev/v1alpha1/topologies") => {
-            count(&api.asked.topology_lists);
-            ok(api.topologies.clone())
-        }
-        (Method::GET, p) if p == format!("/api/v1/namespaces/{NS}/pods") => {
-            count(&api.asked.pod_lists);
-            let selector = query_value(&query, "labelSelector").unwrap_or_default();
-            let name = selector.rsplit('=').next().unwrap_or_default();
-            ok(api.pods.get(name).cloned().unwrap_or_else(|| {
-                Bytes::from_static(
-                    b"{\"apiVersion\":\"v1\",\"kind\":\"PodList\",\"metadata\":{},\"items\":[]}",
-                )
-            }))
-        }
-        (Method::POST, "/apis/authentication.k8s.io/v1/tokenreviews") => {
-            count(&api.asked.token_reviews);
-            ok(Bytes::from_static(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{},"status":{"authenticated":true,"user":{"username":"bench","groups":["system:authenticated"]}}}"#))
-        }
-        (Method::POST, "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
-            count(&api.asked.access_reviews);
-            ok(Bytes::from_static(br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{},"status":{"allowed":true}}"#))
-        }
-        _ => {
-            let mut r = ok(Bytes::from_static(
-                br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
-            ));
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            r
-        }
-    }
 }

@@ -2,8 +2,10 @@
 //! built in production (`squall_operator::ui::cluster_ui`: the cluster source that lists
 //! topologies and pods and asks every worker for its figures, the merge, squall-ui's
 //! histories and handlers, and the TokenReview/SubjectAccessReview authorizer with its
-//! cache), served on loopback over the stand-in cluster of [`crate::fleet`], and asked
-//! each of Storm's read calls in turn, with a bearer token, by a client on its own thread.
+//! cache), served on loopback over a real control plane ([`crate::plane`]) that holds the
+//! topologies and worker pods of the stand-in workers of [`crate::fleet`], and asked each
+//! of Storm's read calls in turn by a client on its own thread, with the bearer token of a
+//! ServiceAccount that the API server reviews.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -19,6 +21,7 @@ use squall_operator::ui::{cluster_ui, history_samples, merge, Settings};
 use squall_ui::Source as _;
 
 use crate::fleet::{self, Fleet, Shape};
+use crate::plane::{self, Plane};
 use crate::Args;
 
 /// Threads of the operator's runtime here, to read its CPU by name.
@@ -49,9 +52,17 @@ pub struct Outcome {
     pub workers: usize,
     /// The operator runtime's CPU over the timed requests, in cores.
     pub operator_cores: f64,
-    /// What the rest of the machine (not this process) used meanwhile, in cores.
+    /// The control plane's processes' CPU meanwhile, in cores.
+    pub plane_cores: f64,
+    /// What the rest of the machine (neither this process nor the control plane) used
+    /// meanwhile, in cores.
     pub others_cores: f64,
     pub took: Duration,
+    /// kube-apiserver's version, as it reports it.
+    pub apiserver: String,
+    /// What the API server counted during the timed requests.
+    pub topology_lists: u64,
+    pub pod_lists: u64,
     pub token_reviews: u64,
     pub access_reviews: u64,
     pub figures_answered: u64,
@@ -63,12 +74,12 @@ pub struct Outcome {
 }
 
 /// One GET with a bearer token on a new connection: status and body.
-fn call(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
+fn call(addr: SocketAddr, path: &str, token: &str) -> Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(15)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: ui\r\nAuthorization: Bearer bench-token\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: ui\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )?;
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
@@ -133,7 +144,8 @@ async fn time_rounds(client: kube::Client, settings: &Settings, n: usize, expect
     Ok(out)
 }
 
-/// Stands the cluster up, serves the operator's UI over it and times every call.
+/// Starts the stand-in workers and the control plane holding them, serves the operator's
+/// UI over it and times every call.
 pub fn run(args: &Args, fleet_rt: &tokio::runtime::Runtime) -> Result<Outcome> {
     let shape = Shape {
         topologies: args.topologies,
@@ -142,12 +154,37 @@ pub fn run(args: &Args, fleet_rt: &tokio::runtime::Runtime) -> Result<Outcome> {
         parallelism: args.parallelism,
     };
     let fleet: Fleet = fleet_rt.block_on(fleet::start(shape))?;
+    let started = Instant::now();
+    let plane = fleet_rt.block_on(plane::start(&fleet))?;
+    eprintln!(
+        "  control plane up (kube-apiserver {}) and filled in {:.1} s",
+        plane.version,
+        started.elapsed().as_secs_f64()
+    );
+    let outcome = serve_and_time(args, fleet_rt, &fleet, &plane);
+    // The cluster's processes are stopped within the runtime that started them.
+    let _inside = fleet_rt.enter();
+    drop(plane);
+    outcome
+}
+
+/// The operator's UI over `plane`, in its own runtime, with the cluster's admin
+/// kubeconfig as the operator's tests run it; then the timed calls.
+fn serve_and_time(
+    args: &Args,
+    fleet_rt: &tokio::runtime::Runtime,
+    fleet: &Fleet,
+    plane: &Plane,
+) -> Result<Outcome> {
+    let shape = fleet.shape;
     let op_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(OPERATOR_THREADS)
         .enable_all()
         .build()?;
-    let config = kube::Config::new(format!("http://{}", fleet.api).parse()?);
+    let kubeconfig = kube::config::Kubeconfig::read_from(plane.cluster.kubeconfig_path())?;
+    let options = kube::config::KubeConfigOptions::default();
+    let config = fleet_rt.block_on(kube::Config::from_custom_kubeconfig(kubeconfig, &options))?;
     let client = op_rt.block_on(async { kube::Client::try_from(config) })?;
     let (default_kept, history_bytes) = op_rt.block_on(budget(client.clone()))?;
     // Room for every topology's full history, so that all of them are served.
@@ -177,14 +214,20 @@ pub fn run(args: &Args, fleet_rt: &tokio::runtime::Runtime) -> Result<Outcome> {
     while !fleet
         .topologies
         .iter()
-        .all(|(id, _)| ui.samples_held(id).is_some_and(|n| n >= 2))
+        .all(|m| ui.samples_held(&m.id()).is_some_and(|n| n >= 2))
     {
         if Instant::now() > deadline {
             bail!("the operator's UI did not sample every topology twice in time");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let outcome = time_calls(args, &fleet, addr, shape, &settings, rounds_ms).map(|o| Outcome {
+    let timed = Timed {
+        fleet_rt,
+        fleet,
+        plane,
+        addr,
+    };
+    let outcome = time_calls(args, &timed, &settings, rounds_ms).map(|o| Outcome {
         default_kept,
         history_bytes,
         ..o
@@ -193,31 +236,38 @@ pub fn run(args: &Args, fleet_rt: &tokio::runtime::Runtime) -> Result<Outcome> {
     outcome
 }
 
-fn time_calls(
-    args: &Args,
-    fleet: &Fleet,
+/// What the timed calls go through and read.
+struct Timed<'a> {
+    fleet_rt: &'a tokio::runtime::Runtime,
+    fleet: &'a Fleet,
+    plane: &'a Plane,
+    /// The UI's address.
     addr: SocketAddr,
-    shape: Shape,
-    settings: &Settings,
-    rounds_ms: Vec<u64>,
-) -> Result<Outcome> {
+}
+
+fn time_calls(args: &Args, on: &Timed<'_>, settings: &Settings, rounds_ms: Vec<u64>) -> Result<Outcome> {
+    let (fleet, plane) = (on.fleet, on.plane);
     let pace = Duration::from_millis(args.pace_ms);
     let (mut times, mut bytes) = (vec![Vec::new(); CALLS.len()], vec![0; CALLS.len()]);
-    let reviews0 = (
-        fleet.asked.token_reviews.load(Ordering::Relaxed),
-        fleet.asked.access_reviews.load(Ordering::Relaxed),
-        fleet.figures_answered.load(Ordering::Relaxed),
-    );
-    let others = || machine_busy().saturating_sub(process_cpu(std::process::id()));
-    let (cpu0, others0, t0) = (own_threads_cpu(OPERATOR_THREADS), others(), Instant::now());
+    let admin = plane.cluster.client();
+    let asked0 = on.fleet_rt.block_on(plane::requests(&admin))?;
+    let answered0 = fleet.figures_answered.load(Ordering::Relaxed);
+    let others = || {
+        machine_busy()
+            .saturating_sub(process_cpu(std::process::id()))
+            .saturating_sub(plane.cpu())
+    };
+    let (cpu0, plane0, others0) = (own_threads_cpu(OPERATOR_THREADS), plane.cpu(), others());
+    let t0 = Instant::now();
     let mut executor_rows = 0;
     for i in 0..args.requests {
-        let (id, components) = &fleet.topologies[i % fleet.topologies.len()];
+        let member = &fleet.topologies[i % fleet.topologies.len()];
+        let (id, components) = (member.id(), &member.components);
         let component = &components[(i / fleet.topologies.len()) % components.len()];
         for (kind, times) in times.iter_mut().enumerate() {
-            let p = path(kind, id, component);
+            let p = path(kind, &id, component);
             let t = Instant::now();
-            let (status, body) = call(addr, &p)?;
+            let (status, body) = call(on.addr, &p, &plane.token)?;
             times.push(t.elapsed().as_micros() as u64);
             ensure!(status == 200, "{p}: {status} {}", String::from_utf8_lossy(&body));
             let page: serde_json::Value =
@@ -233,10 +283,14 @@ fn time_calls(
         }
     }
     let took = t0.elapsed();
-    let operator_cores = (own_threads_cpu(OPERATOR_THREADS) - cpu0).as_secs_f64() / took.as_secs_f64();
-    let others_cores = others().saturating_sub(others0).as_secs_f64() / took.as_secs_f64();
+    let cores = |d: Duration| d.as_secs_f64() / took.as_secs_f64();
+    let operator_cores = cores(own_threads_cpu(OPERATOR_THREADS).saturating_sub(cpu0));
+    let plane_cores = cores(plane.cpu().saturating_sub(plane0));
+    let others_cores = cores(others().saturating_sub(others0));
+    let asked1 = on.fleet_rt.block_on(plane::requests(&admin))?;
+    let asked = |resource: &str, verb: Option<&str>| plane::asked(&asked0, &asked1, resource, verb);
     Ok(Outcome {
-        shape,
+        shape: fleet.shape,
         settings: settings.clone(),
         times,
         bytes,
@@ -245,11 +299,15 @@ fn time_calls(
         figures_bytes: fleet.figures_bytes,
         workers: fleet.workers,
         operator_cores,
+        plane_cores,
         others_cores,
         took,
-        token_reviews: fleet.asked.token_reviews.load(Ordering::Relaxed) - reviews0.0,
-        access_reviews: fleet.asked.access_reviews.load(Ordering::Relaxed) - reviews0.1,
-        figures_answered: fleet.figures_answered.load(Ordering::Relaxed) - reviews0.2,
+        apiserver: plane.version.clone(),
+        topology_lists: asked("topologies", Some("LIST")),
+        pod_lists: asked("pods", Some("LIST")),
+        token_reviews: asked("tokenreviews", None),
+        access_reviews: asked("subjectaccessreviews", None),
+        figures_answered: fleet.figures_answered.load(Ordering::Relaxed) - answered0,
         pace,
         default_kept: 0,
         history_bytes: 0,

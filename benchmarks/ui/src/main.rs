@@ -4,7 +4,8 @@
 //! 1. serving the API and UI adds under 2% CPU to a worker pushing 1 M tuples/s
 //!    ([`cost`]: a real `squall-worker` polled for its figures as the operator polls it);
 //! 2. an API call answers in under 50 ms with 20 topologies of 20 components each
-//!    ([`latency`]: the operator's UI over a stood-in cluster, [`fleet`]).
+//!    ([`latency`]: the operator's UI over a real control plane, [`plane`], holding
+//!    topologies whose worker pods are stand-ins, [`fleet`]).
 //!
 //! Writes its own section of BENCHMARKS.md between markers ([`report`]).
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@
 mod cost;
 mod fleet;
 mod latency;
+mod plane;
 mod report;
 
 use std::path::PathBuf;
@@ -44,7 +46,7 @@ pub struct Args {
     /// The short polling period of the cost part, ms (the operator's is 5 s).
     #[arg(long, default_value_t = 100)]
     pub aggressive_ms: u64,
-    /// Topologies in the stood-in cluster.
+    /// Topologies in the control plane.
     #[arg(long, default_value_t = 20)]
     pub topologies: usize,
     /// Components per topology.
@@ -87,8 +89,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let started = std::time::Instant::now();
-    // The pollers and the stood-in cluster: away from the operator's runtime and from the
-    // measuring thread.
+    // The pollers, the stand-in workers and the control plane's client: away from the
+    // operator's runtime and from the measuring thread.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bench-ui")

@@ -7,7 +7,7 @@ use squall_bench_common::{machine, median, quantile};
 use squall_operator::ui::{history_samples, Settings};
 
 use crate::latency::CALLS;
-use crate::{cost, fleet, latency, Args};
+use crate::{cost, fleet, latency, plane, Args};
 
 pub const BEGIN: &str = "<!-- squall-bench-ui:begin -->";
 pub const END: &str = "<!-- squall-bench-ui:end -->";
@@ -201,9 +201,10 @@ fn latency_part(s: &mut String, l: &latency::Outcome, real_buckets: Option<usize
     s.push_str("### 2. API latency with 20 topologies of 20 components (target: every call under 50 ms)\n\n");
     let _ = writeln!(
         s,
-        "The operator's UI as it ships (`squall_operator::ui::cluster_ui` with its default settings: sampling every {} s, answers within {} s, 60 samples a window; its `ClusterSource`, merge, squall-ui's histories and handlers, and the `KubeAuthorizer`), served on loopback in its own 2-thread runtime over a stood-in cluster: {} topologies of {} components ({} spouts, the rest bolts in chains, shuffle and fields groupings) with {} executors of two tasks each, {} workers and {} ackers per topology, {} worker pods in all, each a stand-in on its own loopback IP at the workers' port serving `GET /figures` through the worker's own HTTP server, with typed figures for exactly the tasks the real round-robin assignment gives it (counters growing with time, latency distributions of {} non-empty buckets over the workers' own bounds{}; {} bytes per answer). The API server is a stand-in on loopback too, answering the UI's list of topologies, its lists of pods, and every TokenReview and SubjectAccessReview with yes: the authorizer's code and its cache ({} s) run as in production, but a review costs a loopback round trip here, where a real API server takes a few ms more. During the timed requests it was asked {} TokenReviews and {} SubjectAccessReviews.\n",
+        "The operator's UI as it ships (`squall_operator::ui::cluster_ui` with its default settings: sampling every {} s, answers within {} s, 60 samples a window; its `ClusterSource`, merge, squall-ui's histories and handlers, and the `KubeAuthorizer`), served on loopback in its own 2-thread runtime, reading a real control plane: kube-apiserver {}, etcd, kube-controller-manager and kube-scheduler, built from Kubernetes' Go modules (`make k8s-bins`) and run on loopback by `kube-testenv`, RBAC on. The UI's client uses the cluster's admin kubeconfig, as the operator's tests do. In the API server, as the operator would have left them: the Topology CRD; {} Topology objects in one namespace, of {} components ({} spouts, the rest bolts in chains, shuffle and fields groupings) with {} executors of two tasks each, and {} workers and {} ackers per topology, each Topology's status Running, written through the status subresource (all workers ready, its ackers, assignment generation 1, conditions); and their {} worker Pods with the operator's labels, each with `status.podIP` written through the status subresource (no kubelet runs them and no scheduler binds them). Each pod IP is a loopback IP of its own, where a stand-in worker in the benchmark process serves `GET /figures` at the workers' port through the worker's own HTTP server, with typed figures for exactly the tasks the real round-robin assignment gives it (counters growing with time, latency distributions of {} non-empty buckets over the workers' own bounds{}; {} bytes per answer).\n",
         l.settings.period.as_secs(),
         l.settings.answer_timeout.as_secs(),
+        l.apiserver,
         sh.topologies,
         sh.components,
         (sh.components / 4).max(1),
@@ -214,7 +215,14 @@ fn latency_part(s: &mut String, l: &latency::Outcome, real_buckets: Option<usize
         fleet::LATENCY_BUCKETS,
         real_buckets.map_or(String::new(), |n| format!(", where the real worker of part 1 shows {n}")),
         l.figures_bytes,
+    );
+    let _ = writeln!(
+        s,
+        "The caller is a ServiceAccount that a Role allows to {} topologies in that namespace, with a token from the TokenRequest API: who it is and what it may do is decided by the API server, through the TokenReviews and SubjectAccessReviews the `KubeAuthorizer` makes (its answers cached {} s, as in production). During the timed requests the API server counted (its `apiserver_request_total`) {} lists of topologies, {} lists of pods, {} TokenReviews and {} SubjectAccessReviews.\n",
+        plane::CALLER_VERBS.join(", "),
         l.settings.auth_ttl.as_secs(),
+        l.topology_lists,
+        l.pod_lists,
         l.token_reviews,
         l.access_reviews,
     );
@@ -267,13 +275,14 @@ fn latency_part(s: &mut String, l: &latency::Outcome, real_buckets: Option<usize
     let rounds: Vec<u64> = l.rounds_ms.clone();
     let _ = writeln!(
         s,
-        "\nA component page lists {} executor rows. One sampling round of the whole cluster (`ClusterSource::sample`: list topologies and pods, ask all {} workers, 16 at a time, merge) took {} ms (p50 of {}, max {} ms) before serving started. The operator's runtime used {:.1}% of a core during the requests (serving them and sampling); other processes on the machine used {:.2} cores meanwhile{}. Slowest call: {}, {} the 50 ms target.\n",
+        "\nA component page lists {} executor rows. One sampling round of the whole cluster (`ClusterSource::sample`: list topologies and pods, ask all {} workers, 16 at a time, merge) took {} ms (p50 of {}, max {} ms) before serving started. The operator's runtime used {:.1}% of a core during the requests (serving them and sampling), the control plane's processes (kube-apiserver, etcd, controller manager, scheduler) {:.1}%; other processes on the machine used {:.2} cores meanwhile{}. Slowest call: {}, {} the 50 ms target.\n",
         l.executor_rows,
         l.workers,
         quantile(&rounds, 0.5).unwrap_or(0),
         rounds.len(),
         rounds.iter().max().copied().unwrap_or(0),
         100.0 * l.operator_cores,
+        100.0 * l.plane_cores,
         l.others_cores,
         if l.others_cores > 0.2 { " (other builds ran beside it)" } else { "" },
         ms(worst),
