@@ -165,11 +165,7 @@ fn the_same_batch_applied_twice_counts_once() {
             }
         );
         let r50 = record("edits:0", 50, 0);
-        let keys: Vec<&str> = items
-            .iter()
-            .chain(&r50)
-            .map(|i| i.key.as_str())
-            .collect();
+        let keys: Vec<&str> = items.iter().chain(&r50).map(|i| i.key.as_str()).collect();
         assert_eq!(
             read_counts(&redis, &prefix, &sets_of(keys.iter().copied())),
             expected(keys.iter().copied()),
