@@ -19,7 +19,7 @@
 //! | [`null`] | bolt | none |
 //! | [`log`] | bolt | none |
 //! | [`fail-some`](fail_some) | bolt (test helper) | `default: fields` |
-//! | [`json-keys`](json_keys) | bolt | `default: [key]`; `errors: [event, error]` |
+//! | [`json-keys`](json_keys) | bolt | `default: [key]` (then `carry`, `index`); `errors: [event, error]` |
 //! | [`websocket`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`sse`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`redis-counter`](redis_counter) | bolt | none |
