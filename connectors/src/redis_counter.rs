@@ -63,8 +63,10 @@
 //! Each flush is one Lua script run (`EVALSHA`, loaded once with `SCRIPT LOAD`, and
 //! `EVAL` when Redis answers `NOSCRIPT`, e.g. after a restart). Redis runs it atomically;
 //! it checks every key's type before its first write, so it writes all of the batch or
-//! nothing. For each tuple, in batch order: skip it if `O` is below the stored floor or
-//! its member is already in the set, else add the member and count its writes. Then the
+//! nothing. For each tuple: skip it if `O` is below the stored floor, or its member is in
+//! the set or earlier in the batch; else add the member and count its writes (members are
+//! looked up with `ZMSCORE` and added with `ZADD`, a thousand at a time: Redis 6.2 or
+//! later). Then the
 //! writes with a count: `ZINCRBY` by the number of new tuples (so `aggregate` merges
 //! only tuples not applied before), `ZADD` of the time stamp. Then, per source, raise the
 //! stored floor to the highest floor of the batch's tuples and remove the members below

@@ -179,6 +179,40 @@ fn the_same_batch_applied_twice_counts_once() {
 }
 
 #[test]
+fn batches_larger_than_the_scripts_chunks_count_once() {
+    // The script looks identities up a thousand at a time: duplicates across its chunks,
+    // and a batch of several sources, are found all the same.
+    let redis = RedisServer::start_on("127.0.0.27", false);
+    let mut conn = connect(&redis);
+    let mut applier = Applier::new("big:", false);
+    let once: Vec<Item> = (0..1_500)
+        .flat_map(|o| record(if o % 3 == 0 { "a" } else { "b" }, o, 0))
+        .collect();
+    let mut batch = once.clone();
+    batch.extend(once.iter().rev().take(2_500).cloned());
+    let got = apply(&mut applier, &mut conn, &batch).unwrap();
+    assert_eq!(
+        got,
+        Applied {
+            applied: once.len() as u64,
+            skipped: 2_500
+        }
+    );
+    assert_eq!(
+        apply(&mut applier, &mut conn, &batch).unwrap(),
+        Applied {
+            applied: 0,
+            skipped: batch.len() as u64
+        }
+    );
+    let keys: Vec<&str> = once.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        read_counts(&redis, "big:", &sets_of(keys.iter().copied())),
+        expected(keys.iter().copied())
+    );
+}
+
+#[test]
 fn replays_after_later_records_are_skipped_and_late_first_deliveries_applied_across_two_tasks() {
     let redis = RedisServer::start_on("127.0.0.22", false);
     // Two counter tasks, each with its own connection and applier, sharing one source.
