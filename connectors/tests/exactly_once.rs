@@ -417,6 +417,8 @@ fn apply_with_retries(
             }
         }
         progress.store(n as u64 + 1, Ordering::Relaxed);
+        // Paced, so that the restart lands mid-stream even on a loaded machine.
+        std::thread::sleep(Duration::from_millis(2));
     }
     skipped
 }
