@@ -75,22 +75,26 @@ pub const KINDS: &[&str] = &[
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BuiltinKinds;
 
+/// The one place a spout kind says whether it gives stable record identities with its
+/// config (every tuple names its source record, a replay repeats the same content under
+/// the same identity, and a floor says what is fully processed): what `redis-counter`'s
+/// `exactly_once` needs upstream.
+pub fn giving_spout(outputs: Vec<StreamSpec>, gives: bool) -> KindInfo {
+    KindInfo {
+        identity: if gives { Identity::Gives } else { Identity::None },
+        ..KindInfo::new(Some(Role::Spout), outputs)
+    }
+}
+
 /// Role and default outputs of a known kind with this config, or `None` for an unknown
 /// kind.
 pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>> {
     let info = |role: Role| move |outputs: Vec<StreamSpec>| KindInfo::new(Some(role), outputs);
     let (spout, bolt) = (info(Role::Spout), info(Role::Bolt));
-    // The one place a spout kind says it gives stable record identities (its tuples name
-    // their source record, replays repeat the same content under the same identity, and a
-    // floor says what is fully processed): what `redis-counter`'s `exactly_once` needs.
-    // No built-in spout gives them yet. The `kafka` kind does in `atLeastOnce` mode only:
+    // Spouts giving stable record identities are described with `giving_spout`. None of
+    // the built-in ones does yet; the `kafka` kind will, in `atLeastOnce` mode only:
     //     kafka::KIND => kafka::KafkaConfig::parse(config)
     //         .map(|c| giving_spout(kafka::outputs(&c), c.gives_identities())),
-    #[allow(unused_variables)]
-    let giving_spout = |outputs: Vec<StreamSpec>, gives: bool| KindInfo {
-        identity: if gives { Identity::Gives } else { Identity::None },
-        ..KindInfo::new(Some(Role::Spout), outputs)
-    };
     Some(match kind {
         const_spout::KIND => const_spout::ConstConfig::parse(config)
             .map(|_| const_spout::outputs())

@@ -17,9 +17,7 @@ use squall_engine::{
     Bolt, ComponentError, ComponentFactory, EngineOptions, Spout, SpoutOutput, Topology, Value, Values,
 };
 use squall_feed::{expected_counts, talk_keys, DataSet, Message};
-use squall_model::{
-    validate, Catalog, ComponentPlan, Config, Identity, KindInfo, Role, StreamSpec, TopologyManifest,
-};
+use squall_model::{validate, Catalog, ComponentPlan, Config, KindInfo, StreamSpec, TopologyManifest};
 use support::{custom, wait_for, RedisServer};
 
 const RECORDS: &str = "records";
@@ -111,10 +109,10 @@ struct WithRecords;
 impl Catalog for WithRecords {
     fn describe(&self, kind: &str, config: &Config) -> Option<Result<KindInfo, String>> {
         match kind {
-            RECORDS => Some(Ok(KindInfo {
-                identity: Identity::Gives,
-                ..KindInfo::new(Some(Role::Spout), vec![StreamSpec::new("default", FIELDS)])
-            })),
+            RECORDS => Some(Ok(squall_catalog::giving_spout(
+                vec![StreamSpec::new("default", FIELDS)],
+                true,
+            ))),
             _ => Builtins.describe(kind, config),
         }
     }
