@@ -9,7 +9,9 @@ use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
 pub const KIND: &str = "json-keys";
 /// Stream of malformed events.
 pub const ERROR_STREAM: &str = "errors";
-const KEYS: &[&str] = &["field", "format", "keys"];
+const KEYS: &[&str] = &["field", "format", "keys", "carry", "index"];
+/// The key field of the default stream.
+pub const KEY_FIELD: &str = "key";
 
 /// How scalars are spelled in keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +58,10 @@ pub struct JsonKeysConfig {
     pub format: Format,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// Input fields copied onto every key tuple, after `key`.
+    pub carry: Vec<String>,
+    /// Name of the field holding the key's 0-based position among the event's keys.
+    pub index: Option<String>,
     /// Every path the rules read.
     tree: PathTree,
     /// Distinct paths.
@@ -161,20 +167,45 @@ impl JsonKeysConfig {
             };
             rules.push(rule);
         }
+        let carry = c.fields_opt("carry")?.unwrap_or_default();
+        if carry.iter().any(|f| f == KEY_FIELD) {
+            return Err(c.invalid("carry", "field names other than \"key\" (the key field)"));
+        }
+        let index = c.field_opt("index")?;
+        if let Some(i) = &index {
+            if i == KEY_FIELD || carry.contains(i) {
+                return Err(c.invalid("index", "a field name other than \"key\" and the carried fields"));
+            }
+        }
         Ok(JsonKeysConfig {
             field: c.field_opt("field")?,
             format,
             rules,
+            carry,
+            index,
             tree,
             slots,
         })
     }
+
+    /// Fields of the default stream: `key`, the carried fields, then the index field.
+    pub fn key_fields(&self) -> Vec<String> {
+        std::iter::once(KEY_FIELD.to_owned())
+            .chain(self.carry.iter().cloned())
+            .chain(self.index.iter().cloned())
+            .collect()
+    }
 }
 
-/// Default output streams: the keys, and the malformed events.
-pub fn outputs() -> Vec<StreamSpec> {
+/// Output streams: the keys (with the carried fields and the index, when configured), and
+/// the malformed events.
+pub fn outputs(config: &JsonKeysConfig) -> Vec<StreamSpec> {
     vec![
-        StreamSpec::new(DEFAULT_STREAM, &["key"]),
+        StreamSpec {
+            stream: DEFAULT_STREAM.to_owned(),
+            fields: config.key_fields(),
+            direct: false,
+        },
         StreamSpec::new(ERROR_STREAM, &["event", "error"]),
     ]
 }
@@ -241,6 +272,37 @@ mod tests {
         assert!(
             parse(serde_json::json!({"format": "yaml", "keys": [{"path": "a", "prefix": "x"}]})).is_err()
         );
+    }
+
+    #[test]
+    fn carried_fields_and_the_index_follow_the_key() {
+        let parse = |v: serde_json::Value| {
+            JsonKeysConfig::parse(&serde_json::from_value(v).unwrap()).map_err(|e| e.to_string())
+        };
+        let rule = serde_json::json!([{"path": "a", "prefix": "a_"}]);
+        let c = parse(serde_json::json!({"keys": rule, "carry": ["topic", "offset"], "index": "i"})).unwrap();
+        assert_eq!(
+            outputs(&c),
+            [
+                StreamSpec::new("default", &["key", "topic", "offset", "i"]),
+                StreamSpec::new("errors", &["event", "error"])
+            ]
+        );
+        let c = parse(serde_json::json!({"keys": rule})).unwrap();
+        assert_eq!(outputs(&c)[0], StreamSpec::new("default", &["key"]));
+        for bad in [
+            serde_json::json!({"keys": rule, "carry": ["key"]}),
+            serde_json::json!({"keys": rule, "carry": ["a", "a"]}),
+            serde_json::json!({"keys": rule, "carry": []}),
+            serde_json::json!({"keys": rule, "carry": ["a"], "index": "a"}),
+            serde_json::json!({"keys": rule, "index": "key"}),
+            serde_json::json!({"keys": rule, "index": ""}),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+        assert!(parse(serde_json::json!({"keys": rule, "index": "key"}))
+            .unwrap_err()
+            .starts_with("config key \"index\""));
     }
 
     #[test]

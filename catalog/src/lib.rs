@@ -19,7 +19,7 @@
 //! | [`null`] | bolt | none |
 //! | [`log`] | bolt | none |
 //! | [`fail-some`](fail_some) | bolt (test helper) | `default: fields` |
-//! | [`json-keys`](json_keys) | bolt | `default: [key]`; `errors: [event, error]` |
+//! | [`json-keys`](json_keys) | bolt | `default: [key]` (then `carry`, `index`); `errors: [event, error]` |
 //! | [`websocket`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`sse`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`redis-counter`](redis_counter) | bolt | none |
@@ -47,7 +47,7 @@ pub mod websocket;
 
 pub use squall_component_config::ConfigError;
 
-use squall_model::{Catalog, Config, KindInfo, Role, StreamSpec};
+use squall_model::{Catalog, Config, Identity, KindInfo, Role, StreamSpec};
 
 /// Kind name of components run as a subprocess (Storm's multilang).
 pub const SHELL: &str = "shell";
@@ -75,16 +75,26 @@ pub const KINDS: &[&str] = &[
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BuiltinKinds;
 
+/// The one place a spout kind says whether it gives stable record identities with its
+/// config (every tuple names its source record, a replay repeats the same content under
+/// the same identity, and a floor says what is fully processed): what `redis-counter`'s
+/// `exactly_once` needs upstream.
+pub fn giving_spout(outputs: Vec<StreamSpec>, gives: bool) -> KindInfo {
+    KindInfo {
+        identity: if gives { Identity::Gives } else { Identity::None },
+        ..KindInfo::new(Some(Role::Spout), outputs)
+    }
+}
+
 /// Role and default outputs of a known kind with this config, or `None` for an unknown
 /// kind.
 pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>> {
-    let info = |role: Role| {
-        move |outputs: Vec<StreamSpec>| KindInfo {
-            role: Some(role),
-            outputs,
-        }
-    };
+    let info = |role: Role| move |outputs: Vec<StreamSpec>| KindInfo::new(Some(role), outputs);
     let (spout, bolt) = (info(Role::Spout), info(Role::Bolt));
+    // Spouts giving stable record identities are described with `giving_spout`. None of
+    // the built-in ones does yet; the `kafka` kind will, in `atLeastOnce` mode only:
+    //     kafka::KIND => kafka::KafkaConfig::parse(config)
+    //         .map(|c| giving_spout(kafka::outputs(&c), c.gives_identities())),
     Some(match kind {
         const_spout::KIND => const_spout::ConstConfig::parse(config)
             .map(|_| const_spout::outputs())
@@ -115,17 +125,15 @@ pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigEr
             .map(|c| identity::outputs_for(&c.fields))
             .map(bolt),
         json_keys::KIND => json_keys::JsonKeysConfig::parse(config)
-            .map(|_| json_keys::outputs())
+            .map(|c| json_keys::outputs(&c))
             .map(bolt),
-        redis_counter::KIND => redis_counter::RedisCounterConfig::parse(config)
-            .map(|_| redis_counter::outputs())
-            .map(bolt),
+        redis_counter::KIND => redis_counter::RedisCounterConfig::parse(config).map(|c| KindInfo {
+            identity: c.identity(),
+            ..bolt(redis_counter::outputs())
+        }),
         // The shell block, not `config`, describes a shell component; its outputs are
         // declared in the manifest.
-        SHELL => Ok(KindInfo {
-            role: None,
-            outputs: Vec::new(),
-        }),
+        SHELL => Ok(KindInfo::new(None, Vec::new())),
         _ => return None,
     })
 }
@@ -161,13 +169,7 @@ mod tests {
                         "{kind}: {got:?}"
                     )
                 }
-                SHELL => assert_eq!(
-                    got,
-                    Some(Ok(KindInfo {
-                        role: None,
-                        outputs: Vec::new()
-                    }))
-                ),
+                SHELL => assert_eq!(got, Some(Ok(KindInfo::new(None, Vec::new())))),
                 _ => assert!(matches!(got, Some(Ok(_))), "{kind}: {got:?}"),
             }
         }
@@ -182,10 +184,8 @@ mod tests {
                 .unwrap()
                 .unwrap()
         };
-        let spout = |fields: &[&str]| KindInfo {
-            role: Some(Role::Spout),
-            outputs: vec![StreamSpec::new("default", fields)],
-        };
+        let spout =
+            |fields: &[&str]| KindInfo::new(Some(Role::Spout), vec![StreamSpec::new("default", fields)]);
         assert_eq!(describe("sequence", serde_json::json!({})), spout(&["n"]));
         assert_eq!(
             describe("count", serde_json::json!({"key": "user"})).outputs,
@@ -205,7 +205,29 @@ mod tests {
             ]
         );
         let redis = describe("redis-counter", serde_json::json!({}));
-        assert_eq!((redis.role, redis.outputs), (Some(Role::Bolt), Vec::new()));
+        assert_eq!(
+            (redis.role, redis.outputs, redis.identity),
+            (Some(Role::Bolt), Vec::new(), Identity::None)
+        );
+        let exact = describe(
+            "redis-counter",
+            serde_json::json!({"exactly_once": {"source": ["p"], "offset": "o", "floor": "f"}}),
+        );
+        assert!(matches!(exact.identity, Identity::Needs { ref key, .. } if key == "exactly_once"));
+        // No built-in spout gives stable identities (yet).
+        for kind in BuiltinKinds.kinds() {
+            if let Some(Ok(info)) = BuiltinKinds.describe(&kind, &Config::new()) {
+                assert_ne!(info.identity, Identity::Gives, "{kind}");
+            }
+        }
+        let keys = describe(
+            "json-keys",
+            serde_json::json!({"keys": [{"path": "a", "prefix": "a_"}], "carry": ["offset"], "index": "i"}),
+        );
+        assert_eq!(
+            keys.outputs[0],
+            StreamSpec::new("default", &["key", "offset", "i"])
+        );
     }
 
     #[test]

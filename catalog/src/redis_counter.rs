@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use squall_component_config::{Conf, ConfigError};
-use squall_model::{Config, StreamSpec};
+use squall_model::{Config, Identity, StreamSpec};
 
 use crate::backoff::BackoffConfig;
 
@@ -19,7 +19,105 @@ const KEYS: &[&str] = &[
     "timeout_ms",
     "backoff_initial_ms",
     "backoff_max_ms",
+    "exactly_once",
 ];
+/// Config key of the exactly-once mode.
+pub const EXACTLY_ONCE: &str = "exactly_once";
+const EXACTLY_ONCE_KEYS: &[&str] = &["source", "offset", "floor", "index"];
+
+/// Which input fields carry a record's stable identity (the exactly-once mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExactlyOnceConfig {
+    /// Fields naming the source partition (e.g. `[topic, partition]`).
+    pub source: Vec<String>,
+    /// The record's offset in its source: an integer.
+    pub offset: String,
+    /// The source's floor when the record was emitted: every offset below it is fully
+    /// processed. An integer.
+    pub floor: String,
+    /// The tuple's position among its record's tuples (an integer); `None`: one tuple per
+    /// record.
+    pub index: Option<String>,
+}
+
+impl ExactlyOnceConfig {
+    fn parse(value: &serde_json::Value) -> Result<Self, ConfigError> {
+        let nested = |e: ConfigError| match e {
+            ConfigError::Invalid { key, expected, got } => ConfigError::Invalid {
+                key: format!("{EXACTLY_ONCE}.{key}"),
+                expected,
+                got,
+            },
+            ConfigError::Missing { key, expected } => ConfigError::Missing {
+                key: format!("{EXACTLY_ONCE}.{key}"),
+                expected,
+            },
+            ConfigError::Unknown { key, kind, known } => ConfigError::Unknown {
+                key: format!("{EXACTLY_ONCE}.{key}"),
+                kind,
+                known,
+            },
+        };
+        let Some(map) = value.as_object() else {
+            return Err(ConfigError::Invalid {
+                key: EXACTLY_ONCE.to_owned(),
+                expected: "{source: [fields], offset: field, floor: field, index: field (optional)}"
+                    .to_owned(),
+                got: value.to_string(),
+            });
+        };
+        let map: Config = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let c = Conf::new(KIND, &map, EXACTLY_ONCE_KEYS).map_err(nested)?;
+        let required = |key: &str| {
+            c.field_opt(key)?.ok_or_else(|| ConfigError::Missing {
+                key: key.to_owned(),
+                expected: "the name of an integer input field".to_owned(),
+            })
+        };
+        let parsed = ExactlyOnceConfig {
+            source: c
+                .fields_opt("source")
+                .and_then(|s| {
+                    s.ok_or_else(|| ConfigError::Missing {
+                        key: "source".to_owned(),
+                        expected: "the input fields naming the source partition, e.g. [topic, partition]"
+                            .to_owned(),
+                    })
+                })
+                .map_err(nested)?,
+            offset: required("offset").map_err(nested)?,
+            floor: required("floor").map_err(nested)?,
+            index: c.field_opt("index").map_err(nested)?,
+        };
+        let fields = parsed.fields();
+        for (i, (key, f)) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|(_, g)| g == f) {
+                return Err(nested(ConfigError::Invalid {
+                    key: key.clone(),
+                    expected: "a field not named elsewhere in exactly_once".to_owned(),
+                    got: format!("{f:?}"),
+                }));
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Every identity field, each with its config key below `exactly_once`.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .source
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("source[{i}]"), f.clone()))
+            .collect();
+        out.push(("offset".to_owned(), self.offset.clone()));
+        out.push(("floor".to_owned(), self.floor.clone()));
+        if let Some(i) = &self.index {
+            out.push(("index".to_owned(), i.clone()));
+        }
+        out
+    }
+}
 
 /// Where a Redis server is, and how to log in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +179,8 @@ pub struct RedisCounterConfig {
     pub timeout: Duration,
     /// Reconnection backoff.
     pub backoff: BackoffConfig,
+    /// The exactly-once mode: which fields identify each tuple's source record.
+    pub exactly_once: Option<ExactlyOnceConfig>,
 }
 
 impl RedisCounterConfig {
@@ -106,7 +206,22 @@ impl RedisCounterConfig {
             aggregate: c.bool_or("aggregate", true)?,
             timeout: Duration::from_millis(c.positive_or("timeout_ms", 2000)?),
             backoff: BackoffConfig::parse(&c, 100, 5000)?,
+            exactly_once: match config.get(EXACTLY_ONCE) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(ExactlyOnceConfig::parse(v)?),
+            },
         })
+    }
+
+    /// What this counter needs of its upstream: stable identities in the exactly-once mode.
+    pub fn identity(&self) -> Identity {
+        match &self.exactly_once {
+            Some(eo) => Identity::Needs {
+                key: EXACTLY_ONCE.to_owned(),
+                fields: eo.fields(),
+            },
+            None => Identity::None,
+        }
     }
 }
 
@@ -156,5 +271,56 @@ mod tests {
         assert!(parse(serde_json::json!({"url": "a:1", "address": "b:2"})).is_err());
         assert!(parse(serde_json::json!({"batch_size": 0})).is_err());
         assert!(parse(serde_json::json!({"field": ""})).is_err());
+    }
+
+    #[test]
+    fn exactly_once_config() {
+        let parse = |v: serde_json::Value| {
+            RedisCounterConfig::parse(&serde_json::from_value(v).unwrap()).map_err(|e| e.to_string())
+        };
+        let c = parse(serde_json::json!({})).unwrap();
+        assert_eq!((c.identity(), c.exactly_once), (Identity::None, None));
+        let c = parse(serde_json::json!({"exactly_once": {
+            "source": ["topic", "partition"], "offset": "offset", "floor": "floor", "index": "index"
+        }}))
+        .unwrap();
+        assert_eq!(
+            c.identity(),
+            Identity::Needs {
+                key: "exactly_once".into(),
+                fields: [
+                    ("source[0]", "topic"),
+                    ("source[1]", "partition"),
+                    ("offset", "offset"),
+                    ("floor", "floor"),
+                    ("index", "index")
+                ]
+                .iter()
+                .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
+                .collect()
+            }
+        );
+        let err = |v: serde_json::Value| parse(serde_json::json!({"exactly_once": v})).unwrap_err();
+        assert_eq!(
+            err(serde_json::json!({"offset": "o", "floor": "f"})),
+            "config key \"exactly_once.source\" is required: the input fields naming the source partition, e.g. [topic, partition]"
+        );
+        assert_eq!(
+            err(serde_json::json!({"source": ["p"], "floor": "f"})),
+            "config key \"exactly_once.offset\" is required: the name of an integer input field"
+        );
+        assert_eq!(
+            err(serde_json::json!({"source": ["p"], "offset": "o", "floor": "f", "idx": "i"})),
+            "unknown config key \"exactly_once.idx\" for kind \"redis-counter\"; known keys: source, offset, floor, index"
+        );
+        assert_eq!(
+            err(serde_json::json!({"source": ["p"], "offset": "p", "floor": "f"})),
+            "config key \"exactly_once.offset\": expected a field not named elsewhere in exactly_once, got \"p\""
+        );
+        assert!(err(serde_json::json!(true)).starts_with("config key \"exactly_once\": expected {source"));
+        assert!(
+            err(serde_json::json!({"source": [], "offset": "o", "floor": "f"}))
+                .contains("exactly_once.source")
+        );
     }
 }

@@ -382,3 +382,44 @@ fn ctrl_c_stops_the_run_with_a_summary() {
     let acked: u64 = row(&stdout, "numbers")[4].parse().unwrap();
     assert!(acked > 0, "{stdout}");
 }
+
+#[test]
+fn validate_refuses_exactly_once_counts_behind_a_spout_without_stable_identities() {
+    let dir = Dir::new();
+    let path = dir.file(
+        "eo.yaml",
+        "\
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata:
+  name: eo
+spec:
+  spouts:
+    - name: edits
+      component: json-lines
+      config: {path: edits.jsonl, fields: [partition, offset, floor, value]}
+  bolts:
+    - name: parser
+      component: json-keys
+      config:
+        field: value
+        keys: [{prefix: action_, path: action}]
+        carry: [partition, offset, floor]
+        index: index
+      inputs: [{from: edits}]
+    - name: counts
+      component: redis-counter
+      config:
+        exactly_once: {source: [partition], offset: offset, floor: floor, index: idx}
+      inputs: [{from: parser}]
+",
+    );
+    let (code, out, err) = squall(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    for expected in [
+        "  spec.bolts[1].config.exactly_once: needs stable record identities, but spout \"edits\" (spec.spouts[0], kind \"json-lines\") feeds it (edits -> parser -> counts) and cannot give them",
+        "  spec.bolts[1].config.exactly_once.index: identity field \"idx\" is not declared on stream parser/default (inputs[0]); declared: key, partition, offset, floor, index",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}

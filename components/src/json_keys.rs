@@ -2,8 +2,9 @@
 //! `jsonParser`, made configurable).
 //!
 //! # Emits
-//! - `default` stream, fields `[key]`: one tuple per key the rules produce for the event,
-//!   in rule order, anchored to the input.
+//! - `default` stream, fields `[key]`, then the `carry` fields, then the `index` field when
+//!   configured: one tuple per key the rules produce for the event, in rule order, anchored
+//!   to the input.
 //! - `errors` stream, fields `[event, error]`: events that are not a JSON object or that
 //!   a rule cannot handle, anchored to the input; counted as `malformed`.
 //!
@@ -21,6 +22,13 @@
 //!     Python's sense (present, not null/false/0/""/[]/{}), else `B`. Never malformed.
 //!
 //!   `P` is a dotted path into nested objects, e.g. `geo_ip.country_name`.
+//! - `carry` (list of field names, optional): input fields copied, unchanged, onto every
+//!   key tuple after `key`, e.g. a record's identity (`[topic, partition, offset, floor]`)
+//!   for `redis-counter`'s `exactly_once`. Not `key`.
+//! - `index` (field name, optional): adds this integer field, the key's 0-based position
+//!   among the event's keys. The rules are evaluated in order, so the same event gives
+//!   every key the same index each time: with the carried identity it names the key
+//!   tuple stably across replays.
 //!
 //! The talk's keys are, in its order:
 //! ```yaml
@@ -39,7 +47,9 @@
 //! - MUST NOT fail or crash on a malformed event: it goes to `errors`, is counted
 //!   (`malformed`) and acked — replaying it would fail the same way. The first is
 //!   logged at warn, the rest at debug.
-//! - MUST fail an input whose `field` is missing or not text (a wiring error, reported).
+//! - MUST fail an input whose `field` or a `carry` field is missing, or whose `field` is
+//!   not text (a wiring error, reported).
+//! - The `errors` stream is the same with or without `carry` and `index`.
 //! - MUST ignore tick tuples.
 
 use std::borrow::Cow;
@@ -274,6 +284,33 @@ pub fn keys_of(config: &JsonKeysConfig, text: &str) -> Result<Vec<String>, Strin
     Ok(keys)
 }
 
+/// The default-stream values for an event's keys: each key, the carried fields of `input`,
+/// and the key's position when `index` is configured.
+pub fn key_tuples(
+    config: &JsonKeysConfig,
+    input: &Tuple,
+    keys: Vec<String>,
+) -> Result<Vec<Values>, ComponentError> {
+    let carried = config
+        .carry
+        .iter()
+        .map(|name| fields::named(KIND, "carry", input, name))
+        .collect::<Result<Vec<&Value>, _>>()?;
+    Ok(keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let mut v = Values::with_capacity(2 + carried.len());
+            v.push(Value::Str(ByteString::from(key)));
+            v.extend(carried.iter().map(|c| (*c).clone()));
+            if config.index.is_some() {
+                v.push(Value::Int(i as i64));
+            }
+            v
+        })
+        .collect())
+}
+
 /// The `json-keys` bolt.
 pub struct JsonKeys {
     config: JsonKeysConfig,
@@ -323,9 +360,7 @@ impl BasicBolt for JsonKeys {
         };
         match keys_of(&self.config, text) {
             Ok(keys) => {
-                for key in keys {
-                    let mut v = Values::new();
-                    v.push(Value::Str(ByteString::from(key)));
+                for v in key_tuples(&self.config, input, keys)? {
                     out.emit(&[], v)?;
                 }
             }
@@ -365,6 +400,63 @@ mod tests {
         }))
         .unwrap();
         JsonKeysConfig::parse(&c).unwrap()
+    }
+
+    #[test]
+    fn carried_fields_and_the_index_follow_each_key() {
+        let mut c: Config = serde_json::from_value(serde_json::json!({
+            "format": "python",
+            "keys": [
+                {"prefix": "isanon_", "path": "is_anon"},
+                {"path": "is_anon", "then": "anon_anon", "else": "anon_loggedin"},
+                {"prefix": "country_", "path": "geo_ip.country_name", "optional": true},
+                {"prefix": "action_", "path": "action"},
+            ],
+            "carry": ["topic", "offset"],
+            "index": "index",
+        }))
+        .unwrap();
+        let config = JsonKeysConfig::parse(&c).unwrap();
+        let mut values = Values::new();
+        values.extend([
+            Value::from_static("edits"),
+            Value::Int(42),
+            Value::from_static(r#"{"is_anon": false, "action": "edit"}"#),
+        ]);
+        let input = Tuple::detached("kafka", "default", &["topic", "offset", "value"], values);
+        let keys = keys_of(&config, input.field("value").unwrap().as_str().unwrap()).unwrap();
+        let got = key_tuples(&config, &input, keys).unwrap();
+        let want = |key: &'static str, i: i64| -> Values {
+            [
+                Value::from_static(key),
+                Value::from_static("edits"),
+                Value::Int(42),
+                Value::Int(i),
+            ]
+            .into_iter()
+            .collect()
+        };
+        // No country: the optional key is skipped, and the positions stay contiguous.
+        assert_eq!(
+            got,
+            [
+                want("isanon_False", 0),
+                want("anon_loggedin", 1),
+                want("action_edit", 2)
+            ]
+        );
+        // A carried field the input lacks is a wiring error naming it.
+        c.insert("carry".into(), serde_json::json!(["partition"]));
+        let config = JsonKeysConfig::parse(&c).unwrap();
+        let err = key_tuples(&config, &input, vec!["a_b".into()]).unwrap_err();
+        assert!(
+            err.0.contains("no field \"partition\" (config key \"carry\")"),
+            "{err:?}"
+        );
+        // Without carry and index: the key alone, as before.
+        let config = talk();
+        let got = key_tuples(&config, &input, vec!["a_b".into()]).unwrap();
+        assert_eq!(got, [[Value::from_static("a_b")].into_iter().collect::<Values>()]);
     }
 
     #[test]

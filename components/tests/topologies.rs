@@ -205,10 +205,7 @@ impl BasicBolt for Collect {
 impl Catalog for WithCollector {
     fn describe(&self, kind: &str, config: &Config) -> Option<Result<KindInfo, String>> {
         match kind {
-            "collect" => Some(Ok(KindInfo {
-                role: Some(Role::Bolt),
-                outputs: Vec::new(),
-            })),
+            "collect" => Some(Ok(KindInfo::new(Some(Role::Bolt), Vec::new()))),
             _ => Builtins.describe(kind, config),
         }
     }

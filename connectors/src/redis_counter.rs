@@ -25,6 +25,18 @@
 //! - `timeout_ms` (positive integer, default 2000): connect, read and write timeout.
 //! - `backoff_initial_ms` (default 100), `backoff_max_ms` (default 5000): reconnection
 //!   delays, capped exponential with jitter.
+//! - `exactly_once` (map, optional): count every source record once, however often it is
+//!   delivered (see [Exactly once](#exactly-once)):
+//!   - `source` (list of field names, required): the fields naming the record's source
+//!     partition, e.g. `[topic, partition]` (text or integers);
+//!   - `offset` (field name, required): the record's offset in its source (integer);
+//!   - `floor` (field name, required): the source's floor when the record was emitted
+//!     (integer);
+//!   - `index` (field name, optional): the tuple's position among its record's tuples
+//!     (integer), e.g. `json-keys`' `index`; absent: one tuple per record.
+//!
+//!   Validation refuses the mode unless every spout upstream gives stable identities
+//!   (`kafka` in `atLeastOnce`) and every input stream declares these fields.
 //!
 //! # Guarantees
 //! - MUST ack a tuple only after Redis replied to every write it contributed to without
@@ -38,6 +50,58 @@
 //! - MUST NOT replay what can never succeed: a key that is not text or has no `_` is
 //!   counted as `malformed_keys`, reported once, and acked.
 //! - MUST ignore tick tuples. Never panics on input or on Redis' replies.
+//!
+//! # Exactly once
+//! With `exactly_once`, each tuple has a stable identity: its source `S` (the source
+//! fields' values joined by `:`, text escaping `:` and `\` with `\`), its offset `O`, and
+//! its index `I` when configured. Redis holds, per source, a sorted set
+//! `P+squall:eo:S` of the identities applied above the source's floor (members `O:I`, or
+//! `O`, scored by `O`) and the floor itself (member `floor`, scored by it). The counters'
+//! keys are exactly those above: `ZREVRANGE P+country 0 9 WITHSCORES` reads the same with
+//! the mode on or off.
+//!
+//! Each flush is one Lua script run (`EVALSHA`, loaded once with `SCRIPT LOAD`, and
+//! `EVAL` when Redis answers `NOSCRIPT`, e.g. after a restart). Redis runs it atomically;
+//! it checks every key's type before its first write, so it writes all of the batch or
+//! nothing. For each tuple: skip it if `O` is below the stored floor, or its member is in
+//! the set or earlier in the batch; else add the member and count its writes (members are
+//! looked up with `ZMSCORE` and added with `ZADD`, a thousand at a time: Redis 6.2 or
+//! later). Then the
+//! writes with a count: `ZINCRBY` by the number of new tuples (so `aggregate` merges
+//! only tuples not applied before), `ZADD` of the time stamp. Then, per source, raise the
+//! stored floor to the highest floor of the batch's tuples and remove the members below
+//! it (`ZREMRANGEBYSCORE`).
+//!
+//! Conditions (what the upstream MUST guarantee, which validation checks by kind):
+//! - A replay MUST carry the same content under the same identity: the same key (and,
+//!   with `index`, the same key at the same index) for the same source and offset.
+//!   Without `index`, a record MUST give one tuple.
+//! - The floor promise: when a tuple is emitted with floor `F`, every record of its
+//!   source below `F` MUST be fully processed (its tree acked, or given up for good).
+//!   Anything below the floor is then already counted, so its member can go: the set
+//!   holds only the records in flight, bounded by the spout's pending limit times keys
+//!   per record. A floor MAY be lower than the truth (a replay may carry an old floor).
+//!   A record given up (failed and never replayed) before all its keys were applied
+//!   stays partly counted.
+//! - At-most-once upstream (a record committed before it is processed, never replayed)
+//!   breaks neither rule but loses what failed: counts are then at most the truth.
+//!   Validation refuses the mode for such spouts, as for spouts giving no identities.
+//! - No ordering is needed: a record is skipped only if its own member is present or
+//!   it is below a floor that promises it was processed, so deliveries and replays may
+//!   arrive in any order, in any batch, at any of the counter's tasks (the state is per
+//!   source, not per task), before or after a rebalance.
+//!
+//! Guarantees of the mode:
+//! - MUST ack a batch's tuples only after the script replied, and fail all of them on an
+//!   error reply or a broken connection. A connection that broke after Redis ran the
+//!   script is no harm: the replays are skipped.
+//! - Counts in Redis are exact (each record's increments applied once) under the
+//!   conditions above, provided Redis keeps what it confirmed (e.g. `appendonly yes`,
+//!   `appendfsync always`): a restart that loses confirmed writes loses their counts.
+//! - A tuple without a usable identity (a field missing, not an integer, negative or
+//!   over 2^53, or a source value neither text nor an integer) MUST NOT panic: it is
+//!   counted as `identity_errors`, reported once, and acked (a replay would fail the same
+//!   way). Counted: `applied` and `duplicates` (tuples skipped as applied before).
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -47,6 +111,10 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::resp::{encode, Connection, Reply};
+
+pub mod exactly_once;
+
+use exactly_once::{Applier, ApplyError, RecordId};
 
 pub use squall_catalog::redis_counter::{RedisCounterConfig, KIND};
 
@@ -60,6 +128,12 @@ pub mod counters {
     pub const COMMAND_ERRORS: &str = "command_errors";
     /// Keys that are not `category_value` text.
     pub const MALFORMED_KEYS: &str = "malformed_keys";
+    /// Exactly-once mode: tuples without a usable identity (acked and dropped).
+    pub const IDENTITY_ERRORS: &str = "identity_errors";
+    /// Exactly-once mode: tuples whose increments were applied.
+    pub const APPLIED: &str = "applied";
+    /// Exactly-once mode: tuples skipped as already applied (replays, duplicates).
+    pub const DUPLICATES: &str = "duplicates";
 }
 
 /// The `redis-counter` bolt.
@@ -72,11 +146,15 @@ pub struct RedisCounter {
     down: bool,
     backoff: Backoff,
     pending: Vec<Tuple>,
+    /// Exactly-once mode: the identity of each pending tuple, and the script's applier.
+    ids: Vec<RecordId>,
+    applier: Option<Applier>,
     buf: Vec<u8>,
     counters: Counters,
     component: String,
     warned_malformed: bool,
     warned_command: bool,
+    warned_identity: bool,
 }
 
 /// One write of a flush.
@@ -89,6 +167,15 @@ enum Write<'a> {
 /// The category and value of a key, or `None` when it has no `_`.
 fn split_key(key: &str) -> Option<(&str, &str)> {
     key.split_once('_')
+}
+
+/// The `category_value` key of `input` (field `field`, or the first), if it has one.
+fn key_of<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
+    let v = match field {
+        Some(f) => input.field(f),
+        None => input.get(0),
+    };
+    v.and_then(Value::as_str).filter(|k| split_key(k).is_some())
 }
 
 /// Which writes a batch of keys needs, and for each key the indices of its writes.
@@ -162,8 +249,14 @@ impl RedisCounter {
     /// A bolt with this configuration; it connects on its first flush.
     pub fn new(config: RedisCounterConfig) -> Self {
         let backoff = Backoff::new(config.backoff, Backoff::seed_for(0));
+        let applier = config
+            .exactly_once
+            .as_ref()
+            .map(|_| Applier::new(&config.prefix, config.aggregate));
         RedisCounter {
             config,
+            ids: Vec::new(),
+            applier,
             conn: None,
             retry_at: None,
             down: false,
@@ -174,21 +267,31 @@ impl RedisCounter {
             component: String::new(),
             warned_malformed: false,
             warned_command: false,
+            warned_identity: false,
         }
     }
 
     fn key_of<'t>(&self, input: &'t Tuple) -> Option<&'t str> {
-        let v = match &self.config.field {
-            Some(f) => input.field(f),
-            None => input.get(0),
-        };
-        v.and_then(Value::as_str).filter(|k| split_key(k).is_some())
+        key_of(self.config.field.as_deref(), input)
     }
 
     fn fail_all(&mut self, out: &mut BoltOutput<'_>) {
+        self.ids.clear();
         for t in self.pending.drain(..) {
             out.fail(t);
         }
+    }
+
+    /// Counts and reports (the first time) a Redis error reply that failed `failed` tuples.
+    fn refused(&mut self, error: Option<&str>, failed: u64, out: &mut BoltOutput<'_>) {
+        self.counters.add(counters::COMMAND_ERRORS, failed);
+        if !self.warned_command {
+            self.warned_command = true;
+            warn!(component = %self.component, error = ?error, failed, "Redis refused writes; their tuples failed");
+        }
+        out.report_error(format!(
+            "redis-counter: Redis replied {error:?}; {failed} tuples failed"
+        ));
     }
 
     fn connection_failed(&mut self, error: &str, out: &mut BoltOutput<'_>) {
@@ -245,6 +348,9 @@ impl RedisCounter {
             .map(|d| d.as_secs())
             .unwrap_or(0)
             .to_string();
+        if self.applier.is_some() {
+            return self.flush_exactly_once(&now, out);
+        }
         let keys: Vec<&str> = self
             .pending
             .iter()
@@ -305,19 +411,63 @@ impl RedisCounter {
             }
         }
         if errors > 0 {
-            self.counters.add(counters::COMMAND_ERRORS, errors);
             let first = replies.iter().find_map(|r| match r {
                 Reply::Error(e) => Some(e.as_str()),
                 _ => None,
             });
-            if !self.warned_command {
-                self.warned_command = true;
-                warn!(component = %self.component, error = ?first, failed = errors, "Redis refused writes; their tuples failed");
-            }
-            out.report_error(format!(
-                "redis-counter: Redis replied {first:?}; {errors} tuples failed"
-            ));
+            self.refused(first, errors, out);
         }
+    }
+
+    /// The batch in one script run: every tuple acked once Redis replied, all failed
+    /// otherwise (the script writes all of the batch or none of it).
+    fn flush_exactly_once(&mut self, now: &str, out: &mut BoltOutput<'_>) {
+        let (Some(applier), Some(conn)) = (self.applier.as_mut(), self.conn.as_mut()) else {
+            return self.fail_all(out);
+        };
+        let batch: Vec<(&str, &RecordId)> = self
+            .pending
+            .iter()
+            .zip(&self.ids)
+            .map(|(t, id)| (key_of(self.config.field.as_deref(), t).unwrap_or(""), id))
+            .collect();
+        let result = applier.apply(conn, &batch, now);
+        drop(batch);
+        match result {
+            Ok(done) => {
+                self.backoff.reset();
+                self.retry_at = None;
+                self.down = false;
+                self.counters.add(counters::APPLIED, done.applied);
+                self.counters.add(counters::DUPLICATES, done.skipped);
+                self.ids.clear();
+                for t in self.pending.drain(..) {
+                    out.ack(t);
+                }
+            }
+            Err(ApplyError::Connection(e)) => {
+                self.connection_failed(&e.to_string(), out);
+                self.fail_all(out);
+            }
+            Err(ApplyError::Refused(e)) => {
+                let failed = self.pending.len() as u64;
+                self.refused(Some(&e), failed, out);
+                self.fail_all(out);
+            }
+        }
+    }
+
+    /// A tuple without a usable identity can never be applied exactly once: counted,
+    /// reported the first time, and acked (a replay would be refused the same way).
+    fn no_identity(&mut self, input: Tuple, error: String, out: &mut BoltOutput<'_>) {
+        self.counters.add(counters::IDENTITY_ERRORS, 1);
+        if !self.warned_identity {
+            self.warned_identity = true;
+            let msg = format!("redis-counter: exactly_once: {error}");
+            warn!(component = %self.component, error = %msg, "tuple without an identity acked and dropped; further ones are only counted");
+            out.report_error(msg);
+        }
+        out.ack(input);
     }
 }
 
@@ -348,6 +498,15 @@ impl Bolt for RedisCounter {
             }
             out.ack(input);
             return Ok(());
+        }
+        if let Some(eo) = &self.config.exactly_once {
+            match RecordId::of(eo, &input) {
+                Ok(id) => self.ids.push(id),
+                Err(error) => {
+                    self.no_identity(input, error, out);
+                    return Ok(());
+                }
+            }
         }
         self.pending.push(input);
         if self.pending.len() >= self.config.batch_size {

@@ -112,10 +112,7 @@ mod tests {
                 "null" => (Role::Bolt, Vec::new()),
                 _ => return None,
             };
-            Some(Ok(KindInfo {
-                role: Some(role),
-                outputs,
-            }))
+            Some(Ok(KindInfo::new(Some(role), outputs)))
         }
 
         fn kinds(&self) -> Vec<String> {

@@ -11,6 +11,7 @@ mod bounded;
 #[cfg(feature = "crd")]
 pub mod crd;
 mod depth;
+mod identity;
 mod limits;
 mod manifest;
 mod plan;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use bounded::MAX_VALUE_DEPTH;
 pub use depth::value_depth;
+pub use identity::Identity;
 pub use limits::{LimitKey, Limits, MAX_SECONDS};
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::depth::value_depth;
+use crate::identity::{check_identities, Identity};
 use crate::limits::{shorten, LimitKey, Limits, MAX_SECONDS};
 use crate::manifest::TopologyManifest;
 use crate::plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
@@ -17,6 +18,19 @@ pub struct KindInfo {
     pub role: Option<Role>,
     /// Output streams the kind declares by itself (used when the manifest declares none).
     pub outputs: Vec<StreamSpec>,
+    /// What the kind, with this config, does with stable record identities.
+    pub identity: Identity,
+}
+
+impl KindInfo {
+    /// A kind of this role and these default outputs, with nothing to do with identities.
+    pub fn new(role: Option<Role>, outputs: Vec<StreamSpec>) -> Self {
+        KindInfo {
+            role,
+            outputs,
+            identity: Identity::None,
+        }
+    }
 }
 
 /// The component kinds a runtime knows how to build.
@@ -58,12 +72,12 @@ impl fmt::Display for ValidationErrors {
     }
 }
 
-struct Checker {
+pub(crate) struct Checker {
     problems: Vec<Problem>,
 }
 
 impl Checker {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -168,10 +182,12 @@ pub fn validate_within(
 
     // Resolve each component's kind and outputs.
     let mut outputs: BTreeMap<&str, Vec<StreamSpec>> = BTreeMap::new();
+    let mut identities: Vec<Identity> = Vec::with_capacity(all.len());
     let mut unresolved: BTreeSet<&str> = BTreeSet::new();
     for (path, role, comp) in &all {
         let before = c.problems.len();
-        let resolved = check_component(&mut c, catalog, path, *role, comp);
+        let (resolved, identity) = check_component(&mut c, catalog, path, *role, comp);
+        identities.push(identity);
         // A component whose kind or config is wrong has unknown default outputs: do not
         // pile "declares no stream" errors onto its consumers as well.
         let kind_failed = c.problems[before..]
@@ -197,6 +213,7 @@ pub fn validate_within(
         check_inputs(&mut c, path, comp, &outputs, &unresolved);
     }
     check_fed(&mut c, &all, spec.tick_tuple_frequency_seconds.is_some());
+    check_identities(&mut c, &all, &identities, &outputs, &unresolved);
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -406,7 +423,7 @@ fn check_component(
     path: &str,
     role: Role,
     comp: &ComponentSpec,
-) -> Vec<StreamSpec> {
+) -> (Vec<StreamSpec>, Identity) {
     if comp.parallelism < 1 {
         c.add(
             format!("{path}.parallelism"),
@@ -441,6 +458,7 @@ fn check_component(
         _ => {}
     }
     let mut resolved = comp.outputs.clone();
+    let mut identity = Identity::None;
     match catalog.describe(&comp.component, &comp.config) {
         None => {
             let kinds = catalog.kinds().join(", ");
@@ -470,6 +488,7 @@ fn check_component(
             if resolved.is_empty() {
                 resolved = info.outputs;
             }
+            identity = info.identity;
         }
     }
     let mut streams = BTreeSet::new();
@@ -502,7 +521,7 @@ fn check_component(
             }
         }
     }
-    resolved
+    (resolved, identity)
 }
 
 fn check_inputs(

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use squall_model::{
-    validate, Catalog, Config, KindInfo, Problem, Role, StreamSpec, TopologyManifest, ValidationErrors,
+    validate, Catalog, Config, Identity, KindInfo, Problem, Role, StreamSpec, TopologyManifest,
+    ValidationErrors,
 };
 
 /// A small catalog of its own, so these tests do not depend on the built-in components.
@@ -11,8 +12,33 @@ struct TestCatalog;
 
 impl Catalog for TestCatalog {
     fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
-        let info = |role, outputs| Some(Ok(KindInfo { role, outputs }));
+        let info = |role, outputs| Some(Ok(KindInfo::new(role, outputs)));
+        let with = |role, fields: &[&str], identity| {
+            Some(Ok(KindInfo {
+                identity,
+                ..KindInfo::new(Some(role), vec![StreamSpec::new("default", fields)])
+            }))
+        };
         match kind {
+            // A spout giving stable identities (as kafka in atLeastOnce), a bolt carrying
+            // them, and a sink needing them (as redis-counter with exactly_once).
+            "records" => with(
+                Role::Spout,
+                &["part", "offset", "floor", "value"],
+                Identity::Gives,
+            ),
+            "parse" => with(Role::Bolt, &["key", "part", "offset", "floor"], Identity::None),
+            "exact" => Some(Ok(KindInfo {
+                identity: Identity::Needs {
+                    key: "exactly_once".into(),
+                    fields: vec![
+                        ("source[0]".into(), "part".into()),
+                        ("offset".into(), "offset".into()),
+                        ("floor".into(), "floor".into()),
+                    ],
+                },
+                ..KindInfo::new(Some(Role::Bolt), vec![])
+            })),
             "lines" => info(Some(Role::Spout), vec![StreamSpec::new("default", &["line"])]),
             "split" => info(Some(Role::Bolt), vec![StreamSpec::new("default", &["word"])]),
             "sink" => info(Some(Role::Bolt), vec![]),
@@ -23,10 +49,12 @@ impl Catalog for TestCatalog {
     }
 
     fn kinds(&self) -> Vec<String> {
-        ["lines", "picky", "shell", "sink", "split"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+        [
+            "exact", "lines", "parse", "picky", "records", "shell", "sink", "split",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     }
 }
 
@@ -68,7 +96,7 @@ fn a_good_topology_validates() {
 fn unknown_kind_lists_the_known_kinds() {
     assert_has(
         "  spouts:\n    - {name: src, component: lnes}\n",
-        "spec.spouts[0].component: unknown component kind \"lnes\"; known kinds: lines, picky, shell, sink, split",
+        "spec.spouts[0].component: unknown component kind \"lnes\"; known kinds: exact, lines, parse, picky, records, shell, sink, split",
     );
 }
 
@@ -331,4 +359,54 @@ fn a_manifest_too_large_or_too_deep_is_refused_before_it_is_parsed() {
         err.contains("spec.spouts[0].config: nesting depth 35 is over the limit of 32"),
         "{err}"
     );
+}
+
+#[test]
+fn a_bolt_needing_identities_fed_by_spouts_giving_them_validates() {
+    let text = format!(
+        "{HEADER}spec:\n  spouts:\n    - {{name: kafka, component: records}}\n  bolts:\n    - {{name: parser, component: parse, inputs: [{{from: kafka}}]}}\n    - {{name: counts, component: exact, inputs: [{{from: parser}}]}}\n"
+    );
+    let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
+    validate(&manifest, &TestCatalog).unwrap();
+}
+
+#[test]
+fn a_bolt_needing_identities_names_the_spout_that_cannot_give_them() {
+    // Two spouts feed the parser; one of them gives no identities (and its stream lacks
+    // the fields, which the parser's declared outputs hide from the sink).
+    let spec = "  spouts:\n    - {name: kafka, component: records}\n    - {name: feed, component: lines}\n  bolts:\n    - {name: parser, component: parse, inputs: [{from: kafka}, {from: feed}]}\n    - {name: counts, component: exact, inputs: [{from: parser}]}\n";
+    assert_eq!(
+        lines(spec),
+        ["spec.bolts[1].config.exactly_once: needs stable record identities, but spout \"feed\" (spec.spouts[1], kind \"lines\") \
+          feeds it (feed -> parser -> counts) and cannot give them: its replays are not promised to carry the same content under \
+          the same identity, so a replay could not be told from a new record; feed it from a spout that gives them (kafka with \
+          processingGuarantee atLeastOnce), or remove exactly_once"]
+    );
+}
+
+#[test]
+fn identity_fields_must_be_declared_on_every_input_stream() {
+    // Straight from the spout that gives them: fine. From a bolt dropping them: each
+    // missing field is named with its config key and the stream.
+    let spec = "  spouts:\n    - {name: kafka, component: records}\n  bolts:\n    - {name: words, component: split, inputs: [{from: kafka}]}\n    - {name: counts, component: exact, inputs: [{from: kafka}, {from: words}]}\n";
+    assert_eq!(
+        lines(spec),
+        [
+            "spec.bolts[1].config.exactly_once.source[0]: identity field \"part\" is not declared on stream words/default (inputs[1]); declared: word",
+            "spec.bolts[1].config.exactly_once.offset: identity field \"offset\" is not declared on stream words/default (inputs[1]); declared: word",
+            "spec.bolts[1].config.exactly_once.floor: identity field \"floor\" is not declared on stream words/default (inputs[1]); declared: word",
+        ]
+    );
+}
+
+#[test]
+fn identities_are_checked_through_cycles_and_shared_spouts_once() {
+    // A cycle between two bolts, both fed by the same spout: the walk ends, and the spout
+    // is named once.
+    let spec = "  spouts:\n    - {name: feed, component: lines}\n  bolts:\n    - {name: a, component: parse, inputs: [{from: feed}, {from: counts}]}\n    - name: counts\n      component: exact\n      outputs: [{stream: default, fields: [key, part, offset, floor]}]\n      inputs: [{from: a}, {from: feed, stream: default}]\n";
+    let got = lines(spec);
+    let refusals: Vec<&String> = got.iter().filter(|l| l.contains("cannot give them")).collect();
+    assert_eq!(refusals.len(), 1, "{got:#?}");
+    // Found first on the shortest way up.
+    assert!(refusals[0].contains("feeds it (feed -> counts)"), "{got:#?}");
 }

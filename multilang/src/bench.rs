@@ -92,7 +92,7 @@ impl Catalog for Kinds {
             "shell" => (None, Vec::new()),
             _ => return None,
         };
-        Some(Ok(KindInfo { role, outputs }))
+        Some(Ok(KindInfo::new(role, outputs)))
     }
 
     fn kinds(&self) -> Vec<String> {

@@ -15,13 +15,15 @@ use squall_model::{validate, TopologyManifest};
 /// A redis-server child in a temporary directory, killed on drop.
 pub struct RedisServer {
     child: Option<Child>,
+    /// The loopback address it listens on (127.0.0.1 unless [`RedisServer::start_on`]).
+    pub host: String,
     pub port: u16,
     dir: tempfile::TempDir,
     durable: bool,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+fn free_port(host: &str) -> u16 {
+    let l = std::net::TcpListener::bind((host, 0)).unwrap();
     l.local_addr().unwrap().port()
 }
 
@@ -30,6 +32,11 @@ impl RedisServer {
     /// SIGKILL loses nothing Redis confirmed (what the restart test needs); otherwise no
     /// persistence at all.
     pub fn start(durable: bool) -> Self {
+        Self::start_on("127.0.0.1", durable)
+    }
+
+    /// The same on another loopback address (`127.0.0.N`), apart from other tests' servers.
+    pub fn start_on(host: &str, durable: bool) -> Self {
         let which = Command::new("redis-server").arg("--version").output();
         if !matches!(which, Ok(ref o) if o.status.success()) {
             panic!(
@@ -39,7 +46,8 @@ impl RedisServer {
         }
         let mut s = RedisServer {
             child: None,
-            port: free_port(),
+            host: host.to_owned(),
+            port: free_port(host),
             dir: tempfile::tempdir().unwrap(),
             durable,
         };
@@ -54,7 +62,7 @@ impl RedisServer {
             "--port",
             &self.port.to_string(),
             "--bind",
-            "127.0.0.1",
+            &self.host,
             "--save",
             "",
         ])
@@ -101,11 +109,11 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}:{}", self.host, self.port)
     }
 
     pub fn addr(&self) -> RedisAddr {
-        RedisAddr::parse(&format!("127.0.0.1:{}", self.port)).unwrap()
+        RedisAddr::parse(&format!("{}:{}", self.host, self.port)).unwrap()
     }
 
     pub fn dir(&self) -> &Path {

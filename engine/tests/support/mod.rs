@@ -311,10 +311,7 @@ impl Catalog for Kinds {
             | "gate" => Role::Bolt,
             _ => return None,
         };
-        Some(Ok(KindInfo {
-            role: Some(role),
-            outputs: vec![],
-        }))
+        Some(Ok(KindInfo::new(Some(role), vec![])))
     }
     fn kinds(&self) -> Vec<String> {
         [

@@ -1,0 +1,673 @@
+//! `redis-counter`'s exactly-once mode against a real redis-server: the batch script
+//! (through [`Applier`], what the bolt calls per flush) under replays, duplicates, out of
+//! order deliveries, two tasks sharing a source, a Redis restart, and a property test
+//! over random interleavings of all of these.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestRunner};
+use squall_connectors::redis_counter::exactly_once::{Applied, Applier, ApplyError, RecordId};
+use squall_connectors::resp::{Connection, Reply};
+use support::RedisServer;
+
+type Counts = BTreeMap<String, BTreeMap<String, f64>>;
+
+const NOW: &str = "1700000000";
+
+fn connect(redis: &RedisServer) -> Connection {
+    Connection::open(&redis.addr(), Duration::from_secs(5)).unwrap()
+}
+
+fn id(source: &str, offset: u64, floor: u64, index: Option<u64>) -> RecordId {
+    RecordId {
+        source: source.to_owned(),
+        offset,
+        floor,
+        index,
+    }
+}
+
+/// One tuple: a `category_value` key and its identity.
+#[derive(Clone, Debug)]
+struct Item {
+    key: String,
+    id: RecordId,
+}
+
+fn apply(applier: &mut Applier, conn: &mut Connection, items: &[Item]) -> Result<Applied, ApplyError> {
+    let batch: Vec<(&str, &RecordId)> = items.iter().map(|i| (i.key.as_str(), &i.id)).collect();
+    applier.apply(conn, &batch, NOW)
+}
+
+/// The counters' sets a set of keys writes (`action_x` counts in `actions`).
+fn sets_of<'a>(keys: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    keys.into_iter()
+        .filter_map(|k| k.split_once('_'))
+        .map(|(c, _)| {
+            if c == "action" {
+                "actions".to_owned()
+            } else {
+                c.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// What counting each key once gives.
+fn expected<'a>(keys: impl IntoIterator<Item = &'a str>) -> Counts {
+    let mut out = Counts::new();
+    for key in keys {
+        let Some((c, v)) = key.split_once('_') else {
+            continue;
+        };
+        let set = if c == "action" { "actions" } else { c };
+        *out.entry(set.to_owned())
+            .or_default()
+            .entry(v.to_owned())
+            .or_default() += 1.0;
+    }
+    out
+}
+
+fn read_counts(redis: &RedisServer, prefix: &str, sets: &BTreeSet<String>) -> Counts {
+    sets.iter()
+        .map(|s| (s.clone(), redis.zset(&format!("{prefix}{s}"))))
+        .filter(|(_, m)| !m.is_empty())
+        .collect()
+}
+
+/// A record's keys: one to four from a small vocabulary, so that sets and members repeat
+/// across records (what `aggregate` merges).
+fn record_keys(seed: u64) -> Vec<String> {
+    let n = 1 + (seed % 4) as usize;
+    let vocab = [
+        "country_France",
+        "country_Côte d'Ivoire",
+        "bot_human",
+        "action_edit",
+        "action_create",
+        "anon_anon",
+    ];
+    (0..n)
+        .map(|i| vocab[(mix(seed.wrapping_add(i as u64)) % vocab.len() as u64) as usize].to_owned())
+        .collect()
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The tuples of record `offset` of `source`, emitted with `floor`.
+fn record(source: &str, offset: u64, floor: u64) -> Vec<Item> {
+    record_keys(offset.wrapping_mul(31).wrapping_add(source.len() as u64))
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| Item {
+            key,
+            id: id(source, offset, floor, Some(i as u64)),
+        })
+        .collect()
+}
+
+fn zcard(redis: &RedisServer, key: &str) -> i64 {
+    match redis.command(&[b"ZCARD", key.as_bytes()]) {
+        Reply::Int(n) => n,
+        other => panic!("ZCARD {key}: {other:?}"),
+    }
+}
+
+#[test]
+fn the_same_batch_applied_twice_counts_once() {
+    let redis = RedisServer::start_on("127.0.0.21", false);
+    let mut conn = connect(&redis);
+    for aggregate in [true, false] {
+        let prefix = format!("agg{aggregate}:");
+        let mut applier = Applier::new(&prefix, aggregate);
+        let items: Vec<Item> = (0..50).flat_map(|o| record("edits:0", o, 0)).collect();
+        let n = items.len() as u64;
+        let first = apply(&mut applier, &mut conn, &items).unwrap();
+        assert_eq!(
+            first,
+            Applied {
+                applied: n,
+                skipped: 0
+            }
+        );
+        let again = apply(&mut applier, &mut conn, &items).unwrap();
+        assert_eq!(
+            again,
+            Applied {
+                applied: 0,
+                skipped: n
+            }
+        );
+        // Duplicates within one batch count once too.
+        let mut doubled = items.clone();
+        doubled.extend(record("edits:0", 50, 0));
+        doubled.extend(record("edits:0", 50, 0));
+        let third = apply(&mut applier, &mut conn, &doubled).unwrap();
+        let fresh = record("edits:0", 50, 0).len() as u64;
+        assert_eq!(
+            third,
+            Applied {
+                applied: fresh,
+                skipped: n + fresh
+            }
+        );
+        let r50 = record("edits:0", 50, 0);
+        let keys: Vec<&str> = items.iter().chain(&r50).map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            read_counts(&redis, &prefix, &sets_of(keys.iter().copied())),
+            expected(keys.iter().copied()),
+            "aggregate {aggregate}"
+        );
+        // The talk's layout: the time stamps of actions, in their own set.
+        let stamped: BTreeMap<String, f64> = redis.zset(&format!("{prefix}action"));
+        assert_eq!(stamped.keys().collect::<Vec<_>>(), ["create", "edit"]);
+        assert!(stamped.values().all(|t| *t == 1_700_000_000.0));
+    }
+}
+
+#[test]
+fn batches_larger_than_the_scripts_chunks_count_once() {
+    // The script looks identities up a thousand at a time: duplicates across its chunks,
+    // and a batch of several sources, are found all the same.
+    let redis = RedisServer::start_on("127.0.0.27", false);
+    let mut conn = connect(&redis);
+    let mut applier = Applier::new("big:", false);
+    let once: Vec<Item> = (0..1_500)
+        .flat_map(|o| record(if o % 3 == 0 { "a" } else { "b" }, o, 0))
+        .collect();
+    let mut batch = once.clone();
+    batch.extend(once.iter().rev().take(2_500).cloned());
+    let got = apply(&mut applier, &mut conn, &batch).unwrap();
+    assert_eq!(
+        got,
+        Applied {
+            applied: once.len() as u64,
+            skipped: 2_500
+        }
+    );
+    assert_eq!(
+        apply(&mut applier, &mut conn, &batch).unwrap(),
+        Applied {
+            applied: 0,
+            skipped: batch.len() as u64
+        }
+    );
+    let keys: Vec<&str> = once.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        read_counts(&redis, "big:", &sets_of(keys.iter().copied())),
+        expected(keys.iter().copied())
+    );
+}
+
+#[test]
+fn replays_after_later_records_are_skipped_and_late_first_deliveries_applied_across_two_tasks() {
+    let redis = RedisServer::start_on("127.0.0.22", false);
+    // Two counter tasks, each with its own connection and applier, sharing one source.
+    let (mut a, mut b) = (Applier::new("t:", true), Applier::new("t:", true));
+    let (mut ca, mut cb) = (connect(&redis), connect(&redis));
+    let src = "wiki:3";
+    // Task A: records 0..10, and only the first two keys of record 10.
+    let mut first: Vec<Item> = (0..10).flat_map(|o| record(src, o, 0)).collect();
+    let r10 = record(src, 10, 0);
+    first.extend(r10.iter().take(2).cloned());
+    apply(&mut a, &mut ca, &first).unwrap();
+    // Task B, later: records 12..20 emitted after 0..10 were acked (floor 10), before
+    // record 11 was ever delivered; then replays of 3 and 7 with their old floor, the
+    // whole of record 10 again (its tree failed), and record 11 for the first time, with
+    // an old floor: out of order, on the other task.
+    let mut second: Vec<Item> = (12..20).flat_map(|o| record(src, o, 10)).collect();
+    second.extend(record(src, 3, 0));
+    second.extend(record(src, 7, 2));
+    second.extend(r10.iter().cloned());
+    second.extend(record(src, 11, 5));
+    let got = apply(&mut b, &mut cb, &second).unwrap();
+    let replayed = (record(src, 3, 0).len() + record(src, 7, 0).len() + r10.len().min(2)) as u64;
+    assert_eq!(
+        got.skipped, replayed,
+        "replays skipped; new tuples applied: {got:?}"
+    );
+    assert_eq!(got.applied, second.len() as u64 - replayed);
+    // Later deliveries below the raised floor are skipped without their members.
+    let late = apply(&mut a, &mut ca, &record(src, 4, 0)).unwrap();
+    assert_eq!(late.applied, 0);
+    let all: Vec<Item> = (0..20).flat_map(|o| record(src, o, 0)).collect();
+    let keys: Vec<&str> = all.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        read_counts(&redis, "t:", &sets_of(keys.iter().copied())),
+        expected(keys.iter().copied())
+    );
+    // The floor is the highest seen (10), and nothing below it is kept.
+    let state = redis.zset(&format!("t:squall:eo:{src}"));
+    assert_eq!(state.get("floor"), Some(&10.0));
+    assert!(state.iter().all(|(m, s)| m == "floor" || *s >= 10.0), "{state:?}");
+}
+
+#[test]
+fn floor_trimming_keeps_the_state_bounded() {
+    let redis = RedisServer::start_on("127.0.0.23", false);
+    let mut conn = connect(&redis);
+    let mut applier = Applier::new("b:", true);
+    let key = "b:squall:eo:s:0";
+    let (batch, records) = (50u64, 5_000u64);
+    let mut largest = 0;
+    let mut all_keys: Vec<String> = Vec::new();
+    for start in (0..records).step_by(batch as usize) {
+        // Every earlier batch was acked when this one was emitted: floor = its start.
+        let items: Vec<Item> = (start..start + batch)
+            .flat_map(|o| record("s:0", o, start))
+            .collect();
+        all_keys.extend(items.iter().map(|i| i.key.clone()));
+        apply(&mut applier, &mut conn, &items).unwrap();
+        largest = largest.max(zcard(&redis, key));
+    }
+    // At most one batch's members (up to 4 keys a record) and the floor.
+    assert!(largest <= (4 * batch + 1) as i64, "the set grew to {largest}");
+    assert_eq!(redis.zset(key).get("floor"), Some(&((records - batch) as f64)));
+    let keys: Vec<&str> = all_keys.iter().map(String::as_str).collect();
+    assert_eq!(
+        read_counts(&redis, "b:", &sets_of(keys.iter().copied())),
+        expected(keys.iter().copied())
+    );
+}
+
+#[test]
+fn tuples_without_a_usable_identity_are_errors_not_panics() {
+    use squall_catalog::redis_counter::ExactlyOnceConfig;
+    use squall_engine::{Tuple, Value, Values};
+    let config = ExactlyOnceConfig {
+        source: vec!["topic".into(), "partition".into()],
+        offset: "offset".into(),
+        floor: "floor".into(),
+        index: Some("index".into()),
+    };
+    let tuple = |values: Vec<Value>| {
+        Tuple::detached(
+            "parser",
+            "default",
+            &["key", "topic", "partition", "offset", "floor", "index"][..values.len()],
+            values.into_iter().collect::<Values>(),
+        )
+    };
+    let good = tuple(vec![
+        Value::from_static("country_France"),
+        Value::from_static("a:b\\c"),
+        Value::Int(3),
+        Value::Int(42),
+        Value::Int(40),
+        Value::Int(1),
+    ]);
+    assert_eq!(
+        RecordId::of(&config, &good).unwrap(),
+        id("a\\:b\\\\c:3", 42, 40, Some(1)),
+        "text escaped, so sources stay distinct"
+    );
+    assert_eq!(RecordId::of(&config, &good).unwrap().member(), "42:1");
+    let err = |values: Vec<Value>| RecordId::of(&config, &tuple(values)).unwrap_err();
+    let base = || {
+        vec![
+            Value::from_static("k_v"),
+            Value::from_static("t"),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(0),
+        ]
+    };
+    assert!(err(base()[..4].to_vec()).starts_with("no identity field \"floor\" in input from parser/default"));
+    let mut v = base();
+    v[3] = Value::from_static("12");
+    assert!(err(v).starts_with("identity field \"offset\" is Str"));
+    let mut v = base();
+    v[4] = Value::Int(-1);
+    assert!(err(v).contains("not an integer from 0 to 9007199254740992"));
+    let mut v = base();
+    v[3] = Value::Int(i64::MAX);
+    assert!(err(v).contains("\"offset\""));
+    let mut v = base();
+    v[2] = Value::Float(1.0);
+    assert!(err(v).starts_with("source field \"partition\" is Float"));
+}
+
+#[test]
+fn a_wrong_key_type_refuses_the_whole_batch_and_writes_nothing() {
+    let redis = RedisServer::start_on("127.0.0.24", false);
+    let mut conn = connect(&redis);
+    redis.command(&[b"SET", b"w:bot", b"not a sorted set"]);
+    let mut applier = Applier::new("w:", true);
+    let items: Vec<Item> = vec![
+        Item {
+            key: "country_France".into(),
+            id: id("s", 0, 0, Some(0)),
+        },
+        Item {
+            key: "bot_human".into(),
+            id: id("s", 0, 0, Some(1)),
+        },
+    ];
+    match apply(&mut applier, &mut conn, &items) {
+        Err(ApplyError::Refused(e)) => assert!(e.starts_with("WRONGTYPE w:bot holds a string"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(redis.zset("w:country").is_empty(), "nothing written");
+    assert!(redis.zset("w:squall:eo:s").is_empty(), "no identity recorded");
+    // Fixed, the replay applies all of it.
+    redis.command(&[b"DEL", b"w:bot"]);
+    assert_eq!(apply(&mut applier, &mut conn, &items).unwrap().applied, 2);
+    // A server that lost its script cache gets the script again (NOSCRIPT → EVAL).
+    redis.command(&[b"SCRIPT", b"FLUSH"]);
+    assert_eq!(apply(&mut applier, &mut conn, &items).unwrap().skipped, 2);
+}
+
+/// Applies `batches` in order from a thread that retries each failed batch on a new
+/// connection (as the spout replays and the bolt reconnects); some successful batches are
+/// also replayed, as if their reply had been lost.
+fn apply_with_retries(
+    redis_addr: squall_connectors::resp::RedisAddr,
+    batches: Vec<Vec<Item>>,
+    progress: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+) -> u64 {
+    let mut applier = Applier::new("r:", true);
+    let mut conn: Option<Connection> = None;
+    let mut skipped = 0;
+    for (n, batch) in batches.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "batch {n} never applied");
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match Connection::open(&redis_addr, Duration::from_secs(2)) {
+                    Ok(c) => conn.insert(c),
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                },
+            };
+            match apply(&mut applier, c, batch) {
+                Ok(a) => {
+                    skipped += a.skipped;
+                    if n % 7 == 3 {
+                        // The reply "lost": replayed, all skipped.
+                        let again = apply(&mut applier, c, batch);
+                        if let Ok(a) = again {
+                            assert_eq!(a.applied, 0);
+                            skipped += a.skipped;
+                        }
+                    }
+                    break;
+                }
+                Err(_) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    conn = None;
+                }
+            }
+        }
+        progress.store(n as u64 + 1, Ordering::Relaxed);
+        // Paced, so that the restart lands mid-stream even on a loaded machine.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    skipped
+}
+
+#[test]
+fn a_redis_restart_mid_stream_with_replays_gives_exact_counts() {
+    let mut redis = RedisServer::start_on("127.0.0.25", true);
+    // Two sources, batches of 40 records, floors as a spout acking in order would give.
+    let mut batches = Vec::new();
+    let mut all_keys = Vec::new();
+    for b in 0..300u64 {
+        let src = if b % 2 == 0 { "k:0" } else { "k:1" };
+        let start = (b / 2) * 40;
+        let items: Vec<Item> = (start..start + 40)
+            .flat_map(|o| record(src, o, start.saturating_sub(40)))
+            .collect();
+        all_keys.extend(items.iter().map(|i| i.key.clone()));
+        batches.push(items);
+    }
+    let progress = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let worker = {
+        let (addr, p, f) = (redis.addr(), Arc::clone(&progress), Arc::clone(&failures));
+        std::thread::spawn(move || apply_with_retries(addr, batches, p, f))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress.load(Ordering::Relaxed) < 100 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    redis.restart();
+    let skipped = worker.join().unwrap();
+    assert!(failures.load(Ordering::Relaxed) > 0, "the restart failed batches");
+    assert!(skipped > 0, "replays were skipped");
+    let keys: Vec<&str> = all_keys.iter().map(String::as_str).collect();
+    assert_eq!(
+        read_counts(&redis, "r:", &sets_of(keys.iter().copied())),
+        expected(keys.iter().copied())
+    );
+}
+
+/// One tuple in flight to the counter: which tree of its record it belongs to.
+#[derive(Clone, Debug)]
+struct Delivery {
+    item: Item,
+    tree: u64,
+}
+
+/// A spout's view of one record: its current tree and the tuples of it not yet acked.
+#[derive(Clone, Debug, Default)]
+struct RecordState {
+    tree: u64,
+    unacked: BTreeSet<u64>,
+    done: bool,
+    emitted: bool,
+}
+
+/// Parameters of one random run.
+#[derive(Clone, Debug)]
+struct Run {
+    seed: u64,
+    sources: usize,
+    records: u64,
+    tasks: usize,
+    max_batch: usize,
+    fail_percent: u64,
+    lost_percent: u64,
+    timeout_percent: u64,
+    aggregate: bool,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(1);
+        mix(self.0)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Storm's at-least-once, simulated: records emitted in order per source with the floor of
+/// their source (one past its contiguous completed records), the counter's tuples
+/// delivered in random batches to random tasks, batches failed before Redis saw them or
+/// after (the reply lost), trees timed out and replayed while their tuples are still in
+/// flight. Ends when every record is complete and every stale tuple delivered.
+fn simulate(redis: &RedisServer, prefix: &str, run: &Run) -> (Counts, Counts) {
+    let mut rng = Rng(run.seed);
+    let sources: Vec<String> = (0..run.sources).map(|s| format!("topic:{s}")).collect();
+    let mut state: Vec<Vec<RecordState>> =
+        vec![vec![RecordState::default(); run.records as usize]; run.sources];
+    let mut next_emit = vec![0u64; run.sources];
+    let mut in_flight: Vec<Delivery> = Vec::new();
+    let mut appliers: Vec<(Applier, Connection)> = (0..run.tasks)
+        .map(|_| (Applier::new(prefix, run.aggregate), connect(redis)))
+        .collect();
+    let floor = |st: &Vec<RecordState>| st.iter().position(|r| !r.done).unwrap_or(st.len()) as u64;
+    let emit = |st: &mut RecordState, s: usize, o: u64, f: u64, in_flight: &mut Vec<Delivery>, tree: u64| {
+        st.tree = tree;
+        st.emitted = true;
+        let items = record(&sources[s], o, f);
+        st.unacked = (0..items.len() as u64).collect();
+        in_flight.extend(items.into_iter().map(|item| Delivery { item, tree }));
+    };
+    let mut trees = 0u64;
+    let mut steps = 0u64;
+    loop {
+        steps += 1;
+        assert!(steps < 1_000_000, "the simulation does not end");
+        let all_done = state.iter().all(|st| st.iter().all(|r| r.done));
+        if all_done && in_flight.is_empty() {
+            break;
+        }
+        let choice = rng.below(10);
+        if choice < 3 {
+            // Emit the next record of a source (up to 8 records pending per source).
+            let s = rng.below(run.sources as u64) as usize;
+            let o = next_emit[s];
+            let pending = state[s].iter().filter(|r| r.emitted && !r.done).count();
+            if o < run.records && pending < 8 {
+                trees += 1;
+                let f = floor(&state[s]);
+                emit(&mut state[s][o as usize], s, o, f, &mut in_flight, trees);
+                next_emit[s] += 1;
+                continue;
+            }
+        }
+        if choice == 3 && rng.below(100) < run.timeout_percent {
+            // A tree times out: the record is replayed while its tuples are still in flight.
+            let live: Vec<(usize, u64)> = (0..run.sources)
+                .flat_map(|s| (0..run.records).map(move |o| (s, o)))
+                .filter(|(s, o)| state[*s][*o as usize].emitted && !state[*s][*o as usize].done)
+                .collect();
+            if !live.is_empty() {
+                let (s, o) = live[rng.below(live.len() as u64) as usize];
+                trees += 1;
+                let f = floor(&state[s]);
+                emit(&mut state[s][o as usize], s, o, f, &mut in_flight, trees);
+                continue;
+            }
+        }
+        if in_flight.is_empty() {
+            continue;
+        }
+        // Deliver a random batch to a random task.
+        let n = 1 + rng.below(run.max_batch.min(in_flight.len()) as u64) as usize;
+        let mut batch = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = rng.below(in_flight.len() as u64) as usize;
+            batch.push(in_flight.swap_remove(i));
+        }
+        let (applier, conn) = &mut appliers[rng.below(run.tasks as u64) as usize];
+        let outcome = rng.below(100);
+        let items: Vec<Item> = batch.iter().map(|d| d.item.clone()).collect();
+        let acked = if outcome < run.fail_percent {
+            false
+        } else {
+            apply(applier, conn, &items).unwrap();
+            outcome >= run.fail_percent + run.lost_percent
+        };
+        let mut failed: BTreeSet<(usize, u64)> = BTreeSet::new();
+        for d in batch {
+            let s = sources.iter().position(|x| *x == d.item.id.source).unwrap();
+            let o = d.item.id.offset;
+            let st = &mut state[s][o as usize];
+            if st.done || st.tree != d.tree {
+                continue; // a stale tree's tuple: its ack or failure changes nothing
+            }
+            if acked {
+                st.unacked.remove(&d.item.id.index.unwrap());
+                if st.unacked.is_empty() {
+                    st.done = true;
+                }
+            } else {
+                failed.insert((s, o));
+            }
+        }
+        for (s, o) in failed {
+            // The tree failed: the spout replays the record, with the floor of now.
+            trees += 1;
+            let f = floor(&state[s]);
+            emit(&mut state[s][o as usize], s, o, f, &mut in_flight, trees);
+        }
+    }
+    let all: Vec<Item> = sources
+        .iter()
+        .flat_map(|s| (0..run.records).flat_map(move |o| record(s, o, 0)))
+        .collect();
+    let keys: Vec<&str> = all.iter().map(|i| i.key.as_str()).collect();
+    (
+        read_counts(redis, prefix, &sets_of(keys.iter().copied())),
+        expected(keys.iter().copied()),
+    )
+}
+
+#[test]
+fn random_interleavings_of_deliveries_duplicates_and_failures_count_exactly_once() {
+    let redis = RedisServer::start_on("127.0.0.26", false);
+    let strategy = (
+        any::<u64>(),
+        1usize..=3,
+        1u64..=40,
+        1usize..=3,
+        1usize..=12,
+        0u64..=20,
+        0u64..=15,
+        0u64..=30,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(
+                seed,
+                sources,
+                records,
+                tasks,
+                max_batch,
+                fail_percent,
+                lost_percent,
+                timeout_percent,
+                aggregate,
+            )| Run {
+                seed,
+                sources,
+                records,
+                tasks,
+                max_batch,
+                fail_percent,
+                lost_percent,
+                timeout_percent,
+                aggregate,
+            },
+        );
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let case = AtomicU64::new(0);
+    let result = runner.run(&strategy, |run| {
+        let prefix = format!("p{}:", case.fetch_add(1, Ordering::Relaxed));
+        let (got, want) = simulate(&redis, &prefix, &run);
+        prop_assert_eq!(got, want, "{:?}", run);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
