@@ -91,25 +91,7 @@ fn worker_binary() -> Result<PathBuf> {
 
 async fn install_crd(cluster: &TestCluster) -> Result<()> {
     let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds/topology.yaml");
-    for args in [
-        vec!["apply".to_owned(), "-f".to_owned(), crd.display().to_string()],
-        [
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/topologies.squall.dev",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ] {
-        let out = cluster.kubectl().args(&args).output()?;
-        ensure!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    Ok(cluster.apply_crd(&crd, "topologies.squall.dev")?)
 }
 
 fn spawn_operator(

@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -211,27 +211,7 @@ spec:
 
 fn install_crd(cluster: &TestCluster) -> Result<()> {
     let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/topology.yaml");
-    let out = cluster.kubectl().args(["apply", "-f"]).arg(crd).output()?;
-    ensure!(
-        out.status.success(),
-        "CRD apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cluster
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/topologies.squall.dev",
-        ])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "CRD: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    Ok(cluster.apply_crd(&crd, "topologies.squall.dev")?)
 }
 
 /// Generations of each topology's assignment as a watch on the ConfigMaps sees them.

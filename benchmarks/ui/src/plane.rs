@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _, Result};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kube_testenv::{eventually, ClusterOptions, TestCluster};
@@ -101,27 +99,7 @@ pub async fn start(fleet: &Fleet) -> Result<Plane> {
 
 fn install_crd(cluster: &TestCluster) -> Result<()> {
     let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/topology.yaml");
-    let out = cluster.kubectl().args(["apply", "-f"]).arg(crd).output()?;
-    ensure!(
-        out.status.success(),
-        "CRD apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cluster
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/topologies.squall.dev",
-        ])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "CRD: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    Ok(cluster.apply_crd(&crd, "topologies.squall.dev")?)
 }
 
 /// The status the operator writes for a topology whose workers are all ready.
@@ -203,52 +181,8 @@ async fn populate(client: &Client, member: &Member) -> Result<()> {
 /// The caller's ServiceAccount, its Role and binding, and a token for it from the
 /// TokenRequest API.
 async fn caller(client: &Client) -> Result<String> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
-    let mut sa = ServiceAccount::default();
-    sa.metadata.name = Some(CALLER.to_owned());
-    accounts.create(&PostParams::default(), &sa).await?;
-    let mut role = Role::default();
-    role.metadata.name = Some(CALLER.to_owned());
-    role.rules = Some(vec![PolicyRule {
-        api_groups: Some(vec![squall_model::GROUP.to_owned()]),
-        resources: Some(vec!["topologies".to_owned()]),
-        verbs: CALLER_VERBS.iter().map(|v| (*v).to_owned()).collect(),
-        ..PolicyRule::default()
-    }]);
-    Api::<Role>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &role)
-        .await?;
-    let mut binding = RoleBinding::default();
-    binding.metadata.name = Some(CALLER.to_owned());
-    binding.role_ref = RoleRef {
-        api_group: Some("rbac.authorization.k8s.io".to_owned()),
-        kind: "Role".to_owned(),
-        name: CALLER.to_owned(),
-    };
-    binding.subjects = Some(vec![Subject {
-        kind: "ServiceAccount".to_owned(),
-        name: CALLER.to_owned(),
-        namespace: Some(NS.to_owned()),
-        ..Subject::default()
-    }]);
-    Api::<RoleBinding>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &binding)
-        .await?;
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let answer: TokenRequest = accounts
-        .create_subresource("token", CALLER, &PostParams::default(), &request)
-        .await?;
-    answer
-        .status
-        .and_then(|s| s.token)
-        .filter(|t| !t.is_empty())
-        .context("no token")
+    let topologies = (squall_model::GROUP, "topologies");
+    Ok(kube_testenv::rbac::account_token(client, NS, CALLER, topologies, &CALLER_VERBS).await?)
 }
 
 /// What the API server counted (`apiserver_request_total`), summed over codes and scopes,

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{ListParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::{Api, Resource};
 use kube_testenv::{eventually, TestCluster};
 use squall_model::crd::Topology;
@@ -67,31 +65,7 @@ pub fn worker_binary() -> Result<PathBuf> {
 }
 
 pub async fn install_crd(cluster: &TestCluster) -> Result<()> {
-    let out = cluster
-        .kubectl()
-        .args(["apply", "-f"])
-        .arg(repo().join("crds/topology.yaml"))
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "CRD apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cluster
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/topologies.squall.dev",
-        ])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "CRD not established: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    Ok(cluster.apply_crd(&repo().join("crds/topology.yaml"), "topologies.squall.dev")?)
 }
 
 pub fn topology(yaml: &str) -> Result<Topology> {
@@ -334,52 +308,6 @@ pub async fn spawn_ui(
 /// A ServiceAccount `name`, bound to a Role allowing `verbs` on topologies (none: no
 /// Role), and a token for it from the TokenRequest API.
 pub async fn account(client: &kube::Client, name: &str, verbs: &[&str]) -> Result<String> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
-    let mut sa = ServiceAccount::default();
-    sa.metadata.name = Some(name.to_owned());
-    accounts.create(&PostParams::default(), &sa).await?;
-    if !verbs.is_empty() {
-        let mut role = Role::default();
-        role.metadata.name = Some(name.to_owned());
-        role.rules = Some(vec![PolicyRule {
-            api_groups: Some(vec!["squall.dev".to_owned()]),
-            resources: Some(vec!["topologies".to_owned()]),
-            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-            ..PolicyRule::default()
-        }]);
-        Api::<Role>::namespaced(client.clone(), NS)
-            .create(&PostParams::default(), &role)
-            .await?;
-        let mut binding = RoleBinding::default();
-        binding.metadata.name = Some(name.to_owned());
-        binding.role_ref = RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".to_owned()),
-            kind: "Role".to_owned(),
-            name: name.to_owned(),
-        };
-        binding.subjects = Some(vec![Subject {
-            kind: "ServiceAccount".to_owned(),
-            name: name.to_owned(),
-            namespace: Some(NS.to_owned()),
-            ..Subject::default()
-        }]);
-        Api::<RoleBinding>::namespaced(client.clone(), NS)
-            .create(&PostParams::default(), &binding)
-            .await?;
-    }
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let answer: TokenRequest = accounts
-        .create_subresource("token", name, &PostParams::default(), &request)
-        .await?;
-    answer
-        .status
-        .and_then(|s| s.token)
-        .filter(|t| !t.is_empty())
-        .context("no token")
+    let topologies = (squall_model::GROUP, "topologies");
+    Ok(kube_testenv::rbac::account_token(client, NS, name, topologies, verbs).await?)
 }

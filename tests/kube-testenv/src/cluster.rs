@@ -372,6 +372,28 @@ impl TestCluster {
         c
     }
 
+    /// `kubectl apply -f crd_file`, then waits (up to 60 s) until the CRD named `crd` is
+    /// Established, so objects of its kind can be created at once.
+    pub fn apply_crd(&self, crd_file: &Path, crd: &str) -> Result<()> {
+        let run = |step: &str, mut cmd: Command| -> Result<()> {
+            let out = cmd.output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            Err(Error::Kubectl {
+                step: format!("{step} ({crd})"),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        };
+        let mut apply = self.kubectl();
+        apply.args(["apply", "-f"]).arg(crd_file);
+        run("kubectl apply", apply)?;
+        let mut wait = self.kubectl();
+        wait.args(["wait", "--for=condition=Established", "--timeout=60s"])
+            .arg(format!("crd/{crd}"));
+        run("kubectl wait", wait)
+    }
+
     /// `helm --kubeconfig <this cluster>` with its cache/config dirs inside
     /// the cluster directory, ready for more arguments.
     pub fn helm(&self) -> Command {

@@ -13,6 +13,7 @@
 
 mod certs;
 mod cluster;
+pub mod rbac;
 pub use cluster::eventually;
 
 pub use cluster::{ClusterOptions, TestCluster};
@@ -55,6 +56,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("node agent: {0}")]
     Agent(#[from] squall_node_agent::Error),
+    #[error("{step} failed: {stderr}")]
+    Kubectl { step: String, stderr: String },
+    #[error("the TokenRequest for {account} returned no token")]
+    NoToken { account: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
