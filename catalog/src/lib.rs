@@ -23,6 +23,8 @@
 //! | [`websocket`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`sse`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`redis-counter`](redis_counter) | bolt | none |
+//! | [`kafka`] | spout | `default: [topic, partition, offset, key, value, floor]` or `fields` + `[topic, partition, offset, floor]`; `errors: [topic, partition, offset, value, error]` |
+//! | [`kafka-producer`](kafka_producer) | bolt | none |
 //! | `shell` | either | none (declared in the manifest) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,6 +37,8 @@ pub mod fail_some;
 pub mod identity;
 pub mod json_keys;
 pub mod json_lines;
+pub mod kafka;
+pub mod kafka_producer;
 pub mod live;
 pub mod log;
 pub mod null;
@@ -68,6 +72,8 @@ pub const KINDS: &[&str] = &[
     websocket::KIND,
     sse::KIND,
     redis_counter::KIND,
+    kafka::KIND,
+    kafka_producer::KIND,
     SHELL,
 ];
 
@@ -120,6 +126,12 @@ pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigEr
         redis_counter::KIND => redis_counter::RedisCounterConfig::parse(config)
             .map(|_| redis_counter::outputs())
             .map(bolt),
+        kafka::KIND => kafka::KafkaSpoutConfig::parse(config)
+            .map(|c| kafka::outputs(&c))
+            .map(spout),
+        kafka_producer::KIND => kafka_producer::KafkaProducerConfig::parse(config)
+            .map(|_| kafka_producer::outputs())
+            .map(bolt),
         // The shell block, not `config`, describes a shell component; its outputs are
         // declared in the manifest.
         SHELL => Ok(KindInfo {
@@ -154,6 +166,12 @@ mod tests {
                 }
                 json_keys::KIND => {
                     assert!(matches!(got, Some(Err(ref e)) if e.contains("\"keys\"")))
+                }
+                kafka::KIND | kafka_producer::KIND => {
+                    assert!(
+                        matches!(got, Some(Err(ref e)) if e.contains("\"bootstrap_servers\"")),
+                        "{kind}: {got:?}"
+                    )
                 }
                 websocket::KIND | sse::KIND => {
                     assert!(
