@@ -7,7 +7,8 @@
 //!
 //! The kinds, their roles and default outputs are listed in `squall-catalog`; each
 //! module's documentation here (and in `squall-connectors` for `websocket`, `sse` and
-//! `redis-counter`) is the component's specification.
+//! `redis-counter`, in `squall-kafka` for `kafka` and `kafka-producer`) is the
+//! component's specification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -89,12 +90,19 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
                 "shell components are built from their `shell` block, not from a config",
             ))
         }
-        other => match squall_connectors::build(other, config) {
-            Some(built) => match built? {
+        other => match (
+            squall_connectors::build(other, config),
+            squall_kafka::build(other, config),
+        ) {
+            (Some(built), _) => match built? {
                 squall_connectors::Built::Spout(s) => Instance::Spout(s),
                 squall_connectors::Built::Bolt(b) => Instance::Bolt(b),
             },
-            None => {
+            (None, Some(built)) => match built? {
+                squall_kafka::Built::Spout(s) => Instance::Spout(s),
+                squall_kafka::Built::Bolt(b) => Instance::Bolt(b),
+            },
+            (None, None) => {
                 return Err(ComponentError(format!(
                     "unknown component kind {other:?}; known kinds: {}",
                     KINDS.join(", ")
@@ -142,8 +150,9 @@ impl ComponentFactory for Builtins {
         }
     }
 
-    /// In-memory kinds, local file reads and the live feeds (a reader thread fills a
-    /// channel) return within microseconds;
+    /// In-memory kinds, local file reads, the live feeds (a reader thread fills a
+    /// channel) and the Kafka kinds (librdkafka's queues and threads) return within
+    /// microseconds;
     /// `shell` (subprocess round trips) and `redis-counter` (network) keep their own thread.
     fn cooperative(&self, component: &ComponentPlan) -> bool {
         let blocking = [SHELL, squall_connectors::redis_counter::KIND];

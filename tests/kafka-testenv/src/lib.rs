@@ -79,9 +79,7 @@ pub fn cache_dir() -> PathBuf {
 
 /// Whether `dir` holds the jars of exactly this pom.
 fn cache_is_current(dir: &Path, pom: &[u8]) -> bool {
-    let jar = dir
-        .join("libs")
-        .join(format!("kafka_2.13-{KAFKA_VERSION}.jar"));
+    let jar = dir.join("libs").join(format!("kafka_2.13-{KAFKA_VERSION}.jar"));
     jar.is_file() && fs::read(dir.join("pom.xml")).is_ok_and(|p| p == pom)
 }
 
@@ -148,7 +146,12 @@ pub struct KafkaBroker {
     libs: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     detached: bool,
+    watchdog: bool,
 }
+
+/// `sh -c` script: run "$@" (the JVM), SIGKILL it when stdin reaches end of file.
+/// (An asynchronous list's stdin is /dev/null unless redirected: hence fd 3.)
+const WATCHDOG: &str = "exec 3<&0; \"$@\" </dev/null & j=$!; trap '' TERM; { cat <&3 >/dev/null; kill -9 $j 2>/dev/null; } & exec 3<&-; wait $j";
 
 const LOG4J: &str = "\
 status = warn
@@ -181,8 +184,24 @@ impl KafkaBroker {
         Self::start_in(host, &dir, Some(tmp))
     }
 
-    /// A broker on `host` whose files live in `dir` (created; formatted if new).
+    /// A broker on `host` whose files live in `dir` (created; formatted if new), killed
+    /// when this process exits.
     pub fn start_in(host: Ipv4Addr, dir: &Path, tmp: Option<tempfile::TempDir>) -> Result<Self, Error> {
+        Self::start_with(host, dir, tmp, true)
+    }
+
+    /// A broker that outlives this process (`kafka-testenv up`): no watchdog; stop it
+    /// with SIGTERM to its process group.
+    pub fn start_detached(host: Ipv4Addr, dir: &Path) -> Result<Self, Error> {
+        Self::start_with(host, dir, None, false)
+    }
+
+    fn start_with(
+        host: Ipv4Addr,
+        dir: &Path,
+        tmp: Option<tempfile::TempDir>,
+        watchdog: bool,
+    ) -> Result<Self, Error> {
         if !host.is_loopback() {
             return Err(Error::Broker(format!("{host} is not a loopback address")));
         }
@@ -197,6 +216,7 @@ impl KafkaBroker {
             libs,
             _tmp: tmp,
             detached: false,
+            watchdog,
         };
         b.write_config()?;
         b.format()?;
@@ -263,19 +283,22 @@ impl KafkaBroker {
 
     /// Runs a tool class of the Kafka jars to completion.
     fn tool(&self, args: &[&str]) -> Result<String, Error> {
-        let out = self
-            .java()
-            .arg("-Xmx256m")
-            .args(args)
-            .output()
-            .map_err(|e| Error::Tool(format!("java not found ({e}): install a JDK 17 (Debian: openjdk-17-jdk-headless)")))?;
+        let out = self.java().arg("-Xmx256m").args(args).output().map_err(|e| {
+            Error::Tool(format!(
+                "java not found ({e}): install a JDK 17 (Debian: openjdk-17-jdk-headless)"
+            ))
+        })?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         if !out.status.success() {
-            return Err(Error::Tool(format!("java {}: {}\n{text}", args.join(" "), out.status)));
+            return Err(Error::Tool(format!(
+                "java {}: {}\n{text}",
+                args.join(" "),
+                out.status
+            )));
         }
         Ok(text)
     }
@@ -302,8 +325,25 @@ impl KafkaBroker {
     fn spawn(&mut self) -> Result<(), Error> {
         let stdout = fs::File::create(self.dir.join("stdout.log")).map_err(io("creating stdout.log"))?;
         let stderr = stdout.try_clone().map_err(io("stdout.log"))?;
-        let child = self
-            .java()
+        let java = self.java();
+        let mut cmd = if self.watchdog {
+            // sh runs the JVM and a watchdog that SIGKILLs it once our end of the pipe on
+            // its stdin closes: when this process exits, however it exits (a test binary
+            // killed, a broker held in a static). It ignores SIGTERM after starting the
+            // JVM, so `stop` reaches the JVM's shutdown hook and sh waits for it.
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(WATCHDOG)
+                .arg("sh")
+                .arg(java.get_program())
+                .args(java.get_args())
+                .current_dir(&self.dir)
+                .stdin(Stdio::piped());
+            sh
+        } else {
+            java
+        };
+        let child = cmd
             .arg("-Xmx512m")
             .arg("-XX:+UseSerialGC")
             .arg("kafka.Kafka")
@@ -506,7 +546,9 @@ mod tests {
     fn cluster_ids_are_22_url_safe_characters() {
         let id = cluster_id();
         assert_eq!(id.len(), 22, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(id, cluster_id());
     }
 }

@@ -20,7 +20,11 @@ fn run_dir() -> PathBuf {
 
 fn running() -> Option<(i32, String)> {
     let dir = run_dir();
-    let pid: i32 = std::fs::read_to_string(dir.join("broker.pid")).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(dir.join("broker.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let bootstrap = std::fs::read_to_string(dir.join("bootstrap")).ok()?;
     kill(Pid::from_raw(pid), None).ok()?;
     Some((pid, bootstrap.trim().to_owned()))
@@ -34,7 +38,7 @@ fn up() -> Result<(), Error> {
     let dir = run_dir();
     let _ = std::fs::remove_dir_all(&dir);
     let started = Instant::now();
-    let broker = KafkaBroker::start_in(Ipv4Addr::LOCALHOST, &dir, None)?;
+    let broker = KafkaBroker::start_detached(Ipv4Addr::LOCALHOST, &dir)?;
     let bootstrap = broker.bootstrap();
     eprintln!(
         "kafka-testenv: broker up in {:.1} s; files in {}",
