@@ -33,6 +33,7 @@ mod offsets;
 mod refresh;
 mod translate;
 
+pub mod feed;
 pub mod producer;
 pub mod spout;
 

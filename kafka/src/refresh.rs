@@ -21,8 +21,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where a newly assigned partition starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Start {
-    /// The group's committed offset, or librdkafka's `auto.offset.reset` without one.
-    Committed,
+    /// At this offset (the group's committed offset).
+    At(i64),
     /// The partition's first offset.
     Beginning,
     /// The partition's end.
@@ -32,7 +32,7 @@ pub(crate) enum Start {
 impl Start {
     pub fn offset(self) -> Offset {
         match self {
-            Start::Committed => Offset::Stored,
+            Start::At(o) => Offset::Offset(o),
             Start::Beginning => Offset::Beginning,
             Start::End => Offset::End,
         }
@@ -81,27 +81,40 @@ fn run(
     let mut known: HashSet<TopicPartition> = HashSet::new();
     let mut warned = false;
     loop {
-        match lookup(client, &spec.config.topics) {
-            Ok(all) => {
+        // Until an assignment went out, look again soon after a failure.
+        let mut wait = spec.config.partition_refresh;
+        let step = lookup(client, &spec.config.topics).and_then(|all| {
+            let mine = partitions_for_task(&all, spec.task_index, spec.tasks);
+            if last.as_ref() == Some(&mine) {
+                return Ok(None);
+            }
+            let starts = starts(spec, client, &mine, &known)?;
+            Ok(Some((mine, starts)))
+        });
+        match step {
+            Ok(None) => warned = false,
+            Ok(Some((mine, starts))) => {
                 warned = false;
-                let mine = partitions_for_task(&all, spec.task_index, spec.tasks);
-                if last.as_ref() != Some(&mine) {
-                    let starts = starts(spec, client, &mine, &known);
-                    known.extend(mine.iter().cloned());
-                    info!(spout = %spec.name, partitions = ?mine, "kafka spout assignment");
-                    if tx.send(starts).is_err() {
-                        return;
-                    }
-                    last = Some(mine);
+                known.extend(mine.iter().cloned());
+                info!(spout = %spec.name, partitions = ?starts, "kafka spout assignment");
+                if tx.send(starts).is_err() {
+                    return;
+                }
+                last = Some(mine);
+            }
+            Err(e) => {
+                if last.is_none() {
+                    wait = wait.min(Duration::from_millis(500));
+                }
+                if !warned {
+                    warned = true;
+                    warn!(spout = %spec.name, error = %e, "looking up the topics' partitions or committed offsets failed; keeping the current assignment and retrying");
+                } else {
+                    debug!(spout = %spec.name, error = %e, "partition lookup failed again");
                 }
             }
-            Err(e) if !warned => {
-                warned = true;
-                warn!(spout = %spec.name, error = %e, "looking up the topics' partitions failed; keeping the current assignment and retrying");
-            }
-            Err(e) => debug!(spout = %spec.name, error = %e, "partition lookup failed again"),
         }
-        match stopped.recv_timeout(spec.config.partition_refresh) {
+        match stopped.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
@@ -127,47 +140,38 @@ fn lookup(
     Ok(out)
 }
 
-/// Where each partition starts: the strategy decides for partitions new to this spout
-/// instance; a partition seen before resumes from the committed offset.
+/// Where each partition starts: at the group's committed offset when there is one and
+/// the strategy takes it (UNCOMMITTED_*: always; EARLIEST and LATEST: when this topology
+/// committed it, or when the partition was this task's before); otherwise at the
+/// beginning or the end, per the strategy.
 fn starts(
     spec: &RefreshSpec,
     client: &BaseConsumer,
     mine: &[TopicPartition],
     known: &HashSet<TopicPartition>,
-) -> Assignment {
-    let fresh = match spec.config.first_poll {
-        FirstPoll::Earliest => Start::Beginning,
-        FirstPoll::Latest => Start::End,
-        FirstPoll::UncommittedEarliest | FirstPoll::UncommittedLatest => Start::Committed,
+) -> Result<Assignment, rdkafka::error::KafkaError> {
+    let (fresh, uncommitted) = match spec.config.first_poll {
+        FirstPoll::Earliest => (Start::Beginning, false),
+        FirstPoll::Latest => (Start::End, false),
+        FirstPoll::UncommittedEarliest => (Start::Beginning, true),
+        FirstPoll::UncommittedLatest => (Start::End, true),
     };
-    let new: Vec<&TopicPartition> = mine.iter().filter(|tp| !known.contains(*tp)).collect();
-    let mut ours: HashSet<TopicPartition> = HashSet::new();
-    if fresh != Start::Committed && !new.is_empty() {
-        let mut tpl = TopicPartitionList::new();
-        for (t, p) in &new {
-            tpl.add_partition(t, *p);
-        }
-        match client.committed_offsets(tpl, REQUEST_TIMEOUT) {
-            Ok(c) => {
-                for e in c.elements() {
-                    if e.offset().to_raw().is_some_and(|o| o >= 0) && e.metadata() == spec.marker {
-                        ours.insert((e.topic().to_owned(), e.partition()));
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(spout = %spec.name, error = %e, "reading committed offsets failed; starting new partitions per the first-poll strategy")
-            }
-        }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in mine {
+        tpl.add_partition(t, *p);
     }
-    mine.iter()
+    let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT)?;
+    Ok(mine
+        .iter()
         .map(|tp| {
-            let start = if known.contains(tp) || ours.contains(tp) {
-                Start::Committed
-            } else {
-                fresh
+            let c = committed.find_partition(&tp.0, tp.1);
+            let offset = c.as_ref().and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0);
+            let ours = c.as_ref().is_some_and(|e| e.metadata() == spec.marker);
+            let start = match offset {
+                Some(o) if uncommitted || ours || known.contains(tp) => Start::At(o),
+                _ => fresh,
             };
             (tp.clone(), start)
         })
-        .collect()
+        .collect())
 }

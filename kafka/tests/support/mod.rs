@@ -302,3 +302,42 @@ pub fn custom(s: &Snapshot, component: &str, counter: &str) -> u64 {
 pub fn gauge(s: &Snapshot, component: &str, series: &str) -> Option<u64> {
     s.component(component).and_then(|c| c.gauges.get(series).copied())
 }
+
+/// A topology from YAML, built with Builtins.
+pub fn start_yaml(yaml: &str) -> Topology {
+    let m = TopologyManifest::from_yaml(yaml, "test").unwrap();
+    let plan = validate(&m, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).unwrap()
+}
+
+/// Every (key, value) of `topic`'s partitions, read from the start until `n` arrived (or
+/// `limit` passed).
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[i32],
+    n: usize,
+    limit: Duration,
+) -> Vec<(Option<String>, String)> {
+    use rdkafka::Message;
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            out.push((text(m.key()), text(m.payload()).unwrap_or_default()));
+        }
+    }
+    out
+}

@@ -61,7 +61,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// The committed pom naming the broker's jars.
@@ -526,6 +527,10 @@ fn cluster_id() -> String {
     if bits > 0 {
         out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
     }
+    // A leading '-' would read as an option to StorageTool.
+    if out.starts_with(['-', '_']) {
+        out.replace_range(..1, "A");
+    }
     out
 }
 
@@ -550,5 +555,8 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(id, cluster_id());
+        for _ in 0..200 {
+            assert!(!cluster_id().starts_with(['-', '_']));
+        }
     }
 }
