@@ -201,12 +201,37 @@ mod tests {
             tick: None,
             shell: None,
         };
-        for kind in ["const", "identity", "null", "count", "websocket"] {
+        for kind in [
+            "const",
+            "identity",
+            "null",
+            "count",
+            "websocket",
+            "kafka",
+            "kafka-producer",
+        ] {
             assert!(Builtins.cooperative(&plan(kind)), "{kind}");
         }
         for kind in [SHELL, "redis-counter", "no-such-kind"] {
             assert!(!Builtins.cooperative(&plan(kind)), "{kind}");
         }
+    }
+
+    #[test]
+    fn the_kafka_kinds_build_in_their_roles_without_touching_the_network() {
+        let cfg = |v: serde_json::Value| -> Config { serde_json::from_value(v).unwrap() };
+        let spout = cfg(serde_json::json!({"bootstrap_servers": "127.0.0.1:1", "topics": ["t"]}));
+        assert!(matches!(build("kafka", &spout), Ok(Instance::Spout(_))));
+        let bolt = cfg(serde_json::json!({"bootstrap_servers": "127.0.0.1:1", "topic": "t"}));
+        assert!(matches!(build("kafka-producer", &bolt), Ok(Instance::Bolt(_))));
+        let err = build("kafka", &Config::new())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("kafka: invalid config: config key \"bootstrap_servers\" is required"),
+            "{err}"
+        );
     }
 
     #[test]

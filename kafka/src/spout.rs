@@ -468,7 +468,7 @@ impl KafkaSpout {
             let mut v = f.values.clone();
             v.push(Value::Int(floor));
             self.counters.add(counters::RETRIED, 1);
-            out.emit(v, Some(Value::Int(id)))?;
+            self.emit_tracked(v, id, out)?;
             return Ok(true);
         }
         Ok(false)
@@ -522,7 +522,22 @@ impl KafkaSpout {
             },
         );
         values.push(Value::Int(floor));
-        out.emit(values, Some(Value::Int(id)))?;
+        self.emit_tracked(values, id, out)?;
+        Ok(())
+    }
+
+    /// Emits with message id `id`; if the engine refuses the emit, the record is
+    /// scheduled again like a failed one, so it never holds its partition back unseen.
+    fn emit_tracked(
+        &mut self,
+        values: Values,
+        id: i64,
+        out: &mut SpoutOutput<'_>,
+    ) -> Result<(), ComponentError> {
+        if let Err(e) = out.emit(values, Some(Value::Int(id))) {
+            self.fail(Value::Int(id));
+            return Err(e);
+        }
         Ok(())
     }
 
