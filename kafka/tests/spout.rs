@@ -373,3 +373,39 @@ fn first_poll_strategies() {
     assert_eq!(offsets, [6]);
     topo.shutdown();
 }
+
+#[test]
+fn partitions_added_to_a_topic_are_picked_up_at_the_next_refresh() {
+    let b = broker();
+    b.create_topic("grow", 1).unwrap();
+    produce(&b.bootstrap(), "grow", Some(0), &texts("p0", 3));
+    let (topo, gate) = start_spout("grow", 2, config("grow", "g-grow", json!({})));
+    wait_until(LIMIT, "partition 0", || gate.default_stream().len(), |n| *n >= 3);
+    b.add_partitions("grow", 2).unwrap();
+    // Keep producing to partition 1 until the spout's refresh picked it up.
+    let deadline = Instant::now() + LIMIT;
+    while !gate.default_stream().iter().any(|s| s.int("partition") == 1) {
+        assert!(Instant::now() < deadline, "partition 1 never read");
+        produce(&b.bootstrap(), "grow", Some(1), &texts("p1", 1));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let seen = gate.default_stream();
+    let task = |p: i64| {
+        seen.iter()
+            .filter(|s| s.int("partition") == p)
+            .map(|s| s.task)
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(task(0).len(), 1);
+    assert_eq!(task(1).len(), 1);
+    assert_ne!(task(0), task(1), "the new partition went to the other task");
+    // Read from its first offset: nothing was committed for it (UNCOMMITTED_EARLIEST).
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.int("partition") == 1)
+            .map(|s| s.int("offset"))
+            .min(),
+        Some(0)
+    );
+    topo.shutdown();
+}
