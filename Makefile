@@ -6,13 +6,14 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server jdk kafka-jars kafka-up kafka-down prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
 	@echo "make run-word-count   the word-count example for $(RUN_FOR)"
 	@echo "make test   lints and every test, Kubernetes tier included (builds the control plane once into .cache/)"
 	@echo "make ui-assets   rebuild the web UI into ui/assets/dist/ (npm ci, type check, esbuild, its unit tests); commit the result"
+	@echo "make kafka-up   a local Apache Kafka broker (KRaft, 127.0.0.1, free ports); prints its bootstrap address. make kafka-down stops it"
 	@echo "make bench  benchmarks; rewrites BENCHMARKS.md"
 	@echo "make bench-idle   1,000 idle executors: peak RSS and stop time; its own section of BENCHMARKS.md"
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
@@ -42,6 +43,28 @@ redis-server:
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y redis-server; }
+
+# A JDK and Maven (Debian's), for the Kafka broker of the tests and `make kafka-up`;
+# installed only when missing.
+jdk:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y openjdk-17-jdk-headless maven; }
+
+# Apache Kafka's jars (tests/kafka-testenv/pom.xml, from Maven Central) into
+# .cache/kafka/libs, Maven's repository in .cache/m2. Nothing is fetched when the cache
+# holds the jars of the committed pom; offline first otherwise. The Kafka tests
+# (kafka/tests/, cli/tests/kafka.rs) start their own brokers from these jars.
+kafka-jars: toolchain jdk
+	$(CARGO) run -q -p kafka-testenv --bin kafka-testenv -- jars
+
+# A broker left running for manual use (files in .cache/kafka/run); prints its bootstrap
+# address, e.g. for `squall feed kafka --bootstrap ADDR --topic edits`.
+kafka-up: kafka-jars
+	@$(CARGO) run -q -p kafka-testenv --bin kafka-testenv -- up
+
+kafka-down: toolchain
+	@$(CARGO) run -q -p kafka-testenv --bin kafka-testenv -- down
 
 # Debian's prometheus (with promtool), for the test that runs the chart's Grafana
 # dashboard queries on a real server (worker/tests/prometheus.rs); installed only when
@@ -87,7 +110,7 @@ lint: toolchain
 	CARGO_TARGET_DIR=target $(CARGO) clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets -- -D warnings
 
 # The CLI's cluster verbs are tested on the real control plane (cli/tests/remote.rs).
-unit: toolchain multilang-venv redis-server prometheus-server chromium k8s-bins
+unit: toolchain multilang-venv redis-server prometheus-server chromium k8s-bins kafka-jars
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test --workspace --exclude kube-testenv --exclude squall-node-agent --exclude squall-operator
 
 test: ui-assets-check proto-check crds-check lint unit fuzz-replay test-k8s test-operator test-quickstart

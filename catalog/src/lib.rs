@@ -23,6 +23,8 @@
 //! | [`websocket`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`sse`] | spout | `default: [event]`; `errors: [event, error]` |
 //! | [`redis-counter`](redis_counter) | bolt | none |
+//! | [`kafka`] | spout | `default: [topic, partition, offset, key, value, floor]` or `fields` + `[topic, partition, offset, floor]`; `errors: [topic, partition, offset, value, error]` |
+//! | [`kafka-producer`](kafka_producer) | bolt | none |
 //! | `shell` | either | none (declared in the manifest) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,6 +37,8 @@ pub mod fail_some;
 pub mod identity;
 pub mod json_keys;
 pub mod json_lines;
+pub mod kafka;
+pub mod kafka_producer;
 pub mod live;
 pub mod log;
 pub mod null;
@@ -68,6 +72,8 @@ pub const KINDS: &[&str] = &[
     websocket::KIND,
     sse::KIND,
     redis_counter::KIND,
+    kafka::KIND,
+    kafka_producer::KIND,
     SHELL,
 ];
 
@@ -91,10 +97,8 @@ pub fn giving_spout(outputs: Vec<StreamSpec>, gives: bool) -> KindInfo {
 pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigError>> {
     let info = |role: Role| move |outputs: Vec<StreamSpec>| KindInfo::new(Some(role), outputs);
     let (spout, bolt) = (info(Role::Spout), info(Role::Bolt));
-    // Spouts giving stable record identities are described with `giving_spout`. None of
-    // the built-in ones does yet; the `kafka` kind will, in `atLeastOnce` mode only:
-    //     kafka::KIND => kafka::KafkaConfig::parse(config)
-    //         .map(|c| giving_spout(kafka::outputs(&c), c.gives_identities())),
+    // Spouts giving stable record identities are described with `giving_spout`: `kafka`,
+    // in `atLeastOnce` mode only (the others replay nothing, so nothing to be exact about).
     Some(match kind {
         const_spout::KIND => const_spout::ConstConfig::parse(config)
             .map(|_| const_spout::outputs())
@@ -131,6 +135,11 @@ pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigEr
             identity: c.identity(),
             ..bolt(redis_counter::outputs())
         }),
+        kafka::KIND => kafka::KafkaSpoutConfig::parse(config)
+            .map(|c| giving_spout(kafka::outputs(&c), c.gives_identities())),
+        kafka_producer::KIND => kafka_producer::KafkaProducerConfig::parse(config)
+            .map(|_| kafka_producer::outputs())
+            .map(bolt),
         // The shell block, not `config`, describes a shell component; its outputs are
         // declared in the manifest.
         SHELL => Ok(KindInfo::new(None, Vec::new())),
@@ -162,6 +171,12 @@ mod tests {
                 }
                 json_keys::KIND => {
                     assert!(matches!(got, Some(Err(ref e)) if e.contains("\"keys\"")))
+                }
+                kafka::KIND | kafka_producer::KIND => {
+                    assert!(
+                        matches!(got, Some(Err(ref e)) if e.contains("\"bootstrap_servers\"")),
+                        "{kind}: {got:?}"
+                    )
                 }
                 websocket::KIND | sse::KIND => {
                     assert!(
@@ -214,12 +229,23 @@ mod tests {
             serde_json::json!({"exactly_once": {"source": ["p"], "offset": "o", "floor": "f"}}),
         );
         assert!(matches!(exact.identity, Identity::Needs { ref key, .. } if key == "exactly_once"));
-        // No built-in spout gives stable identities (yet).
+        // Only `kafka` in atLeastOnce mode gives stable identities.
         for kind in BuiltinKinds.kinds() {
             if let Some(Ok(info)) = BuiltinKinds.describe(&kind, &Config::new()) {
                 assert_ne!(info.identity, Identity::Gives, "{kind}");
             }
         }
+        let kafka = |guarantee: &str| {
+            describe(
+                "kafka",
+                serde_json::json!({"bootstrap_servers": "127.0.0.1:9092", "topics": ["t"],
+                    "processing_guarantee": guarantee}),
+            )
+            .identity
+        };
+        assert_eq!(kafka("atLeastOnce"), Identity::Gives);
+        assert_eq!(kafka("atMostOnce"), Identity::None);
+        assert_eq!(kafka("none"), Identity::None);
         let keys = describe(
             "json-keys",
             serde_json::json!({"keys": [{"path": "a", "prefix": "a_"}], "carry": ["offset"], "index": "i"}),

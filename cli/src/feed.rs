@@ -19,6 +19,29 @@ enum FeedCommand {
     Serve(ServeArgs),
     /// Print the bundled edit events as JSON lines (what the feed would send).
     Dump(DumpArgs),
+    /// Publish the bundled edit events into a Kafka topic (JSON values, no key).
+    Kafka(KafkaArgs),
+}
+
+#[derive(clap::Args)]
+struct KafkaArgs {
+    /// Bootstrap servers, host:port[,host:port...] (`make kafka-up` prints one).
+    #[arg(long, value_name = "ADDR")]
+    bootstrap: String,
+    /// The topic (it must exist).
+    #[arg(long)]
+    topic: String,
+    /// Events per second; 0 publishes as fast as the broker takes them.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// How many events, then exit once the broker acknowledged them (default: until Ctrl-C).
+    #[arg(long)]
+    count: Option<u64>,
+    /// First message index.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(clap::Args)]
@@ -74,7 +97,37 @@ pub fn run(args: FeedArgs) -> anyhow::Result<()> {
     match args.command {
         FeedCommand::Serve(a) => serve(a),
         FeedCommand::Dump(a) => dump(a),
+        FeedCommand::Kafka(a) => kafka(a),
     }
+}
+
+fn kafka(args: KafkaArgs) -> anyhow::Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let publish = squall_kafka::feed::Publish {
+        bootstrap: args.bootstrap,
+        topic: args.topic,
+        rate: args.rate,
+        count: args.count,
+        from: args.from,
+    };
+    eprintln!(
+        "feed: publishing to {} on {} ({}, seed {}); Ctrl-C to stop",
+        publish.topic,
+        publish.bootstrap,
+        if args.rate == 0 {
+            "unpaced".to_owned()
+        } else {
+            format!("{} events/s", args.rate)
+        },
+        args.data.seed
+    );
+    let sent = squall_kafka::feed::publish_edits(&publish, &args.data.data_set(), &stop)
+        .with_context(|| format!("publishing to {}", publish.topic))?;
+    println!("feed: {sent} events published to {}", publish.topic);
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

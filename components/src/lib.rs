@@ -7,7 +7,8 @@
 //!
 //! The kinds, their roles and default outputs are listed in `squall-catalog`; each
 //! module's documentation here (and in `squall-connectors` for `websocket`, `sse` and
-//! `redis-counter`) is the component's specification.
+//! `redis-counter`, in `squall-kafka` for `kafka` and `kafka-producer`) is the
+//! component's specification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -89,12 +90,19 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
                 "shell components are built from their `shell` block, not from a config",
             ))
         }
-        other => match squall_connectors::build(other, config) {
-            Some(built) => match built? {
+        other => match (
+            squall_connectors::build(other, config),
+            squall_kafka::build(other, config),
+        ) {
+            (Some(built), _) => match built? {
                 squall_connectors::Built::Spout(s) => Instance::Spout(s),
                 squall_connectors::Built::Bolt(b) => Instance::Bolt(b),
             },
-            None => {
+            (None, Some(built)) => match built? {
+                squall_kafka::Built::Spout(s) => Instance::Spout(s),
+                squall_kafka::Built::Bolt(b) => Instance::Bolt(b),
+            },
+            (None, None) => {
                 return Err(ComponentError(format!(
                     "unknown component kind {other:?}; known kinds: {}",
                     KINDS.join(", ")
@@ -142,8 +150,9 @@ impl ComponentFactory for Builtins {
         }
     }
 
-    /// In-memory kinds, local file reads and the live feeds (a reader thread fills a
-    /// channel) return within microseconds;
+    /// In-memory kinds, local file reads, the live feeds (a reader thread fills a
+    /// channel) and the Kafka kinds (librdkafka's queues and threads) return within
+    /// microseconds;
     /// `shell` (subprocess round trips) and `redis-counter` (network) keep their own thread.
     fn cooperative(&self, component: &ComponentPlan) -> bool {
         let blocking = [SHELL, squall_connectors::redis_counter::KIND];
@@ -192,12 +201,37 @@ mod tests {
             tick: None,
             shell: None,
         };
-        for kind in ["const", "identity", "null", "count", "websocket"] {
+        for kind in [
+            "const",
+            "identity",
+            "null",
+            "count",
+            "websocket",
+            "kafka",
+            "kafka-producer",
+        ] {
             assert!(Builtins.cooperative(&plan(kind)), "{kind}");
         }
         for kind in [SHELL, "redis-counter", "no-such-kind"] {
             assert!(!Builtins.cooperative(&plan(kind)), "{kind}");
         }
+    }
+
+    #[test]
+    fn the_kafka_kinds_build_in_their_roles_without_touching_the_network() {
+        let cfg = |v: serde_json::Value| -> Config { serde_json::from_value(v).unwrap() };
+        let spout = cfg(serde_json::json!({"bootstrap_servers": "127.0.0.1:1", "topics": ["t"]}));
+        assert!(matches!(build("kafka", &spout), Ok(Instance::Spout(_))));
+        let bolt = cfg(serde_json::json!({"bootstrap_servers": "127.0.0.1:1", "topic": "t"}));
+        assert!(matches!(build("kafka-producer", &bolt), Ok(Instance::Bolt(_))));
+        let err = build("kafka", &Config::new())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("kafka: invalid config: config key \"bootstrap_servers\" is required"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -142,10 +142,29 @@ impl std::fmt::Debug for Waker {
     }
 }
 
-/// Named counters a component keeps for itself (reconnects, malformed input, ...).
+/// Named counters a component keeps for itself (reconnects, malformed input, ...), and
+/// gauges (values that go up and down, such as a consumer's lag).
 /// Meant for events, not for every tuple: each update takes a lock.
 #[derive(Clone, Default, Debug)]
-pub struct Counters(pub(crate) Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct Counters(pub(crate) Arc<Mutex<BTreeMap<String, u64>>>, Gauges);
+
+/// A task's gauges, by series: a name, optionally with Prometheus labels.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct Gauges(pub(crate) Arc<Mutex<BTreeMap<String, u64>>>);
+
+/// The series key of a gauge: `name` or `name{k="v",...}`, label values escaped as in
+/// Prometheus' text format.
+pub fn gauge_series(name: &str, labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return name.to_owned();
+    }
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+        .collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
 
 impl Counters {
     /// Adds `n` to the counter `name`.
@@ -167,6 +186,28 @@ impl Counters {
     /// All counters.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().clone()
+    }
+
+    /// Sets the gauge `series` (see [`gauge_series`]; a name of `[a-z0-9_]`, exported by
+    /// a worker as `squall_<name>` with the component's labels and the series' own).
+    pub fn set_gauge(&self, series: &str, value: u64) {
+        let mut m = self.1 .0.lock();
+        match m.get_mut(series) {
+            Some(v) => *v = value,
+            None => {
+                m.insert(series.to_owned(), value);
+            }
+        }
+    }
+
+    /// Removes the gauge `series` (what it measured is gone, e.g. a partition moved away).
+    pub fn remove_gauge(&self, series: &str) {
+        self.1 .0.lock().remove(series);
+    }
+
+    /// All gauges, by series.
+    pub fn gauges(&self) -> BTreeMap<String, u64> {
+        self.1 .0.lock().clone()
     }
 }
 

@@ -40,7 +40,8 @@ mod value;
 
 pub use collector::{BoltOutput, SpoutOutput};
 pub use component::{
-    Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Counters, Spout, TaskContext, Waker,
+    gauge_series, Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Counters, Spout, TaskContext,
+    Waker,
 };
 pub use metrics::{ComponentSnapshot, Percentiles, Snapshot, Stats};
 pub use placement::{Inbound, Links, Placement, WireSchemas};

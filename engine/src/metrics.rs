@@ -215,6 +215,8 @@ pub struct ComponentSnapshot {
     pub last_error: Option<String>,
     /// The component's own counters, summed over tasks.
     pub custom: std::collections::BTreeMap<String, u64>,
+    /// The component's own gauges by series (see `Counters::set_gauge`), summed over tasks.
+    pub gauges: std::collections::BTreeMap<String, u64>,
     /// Spouts: every local task is finished (finite spouts only) with nothing pending.
     pub finished: bool,
 }

@@ -275,6 +275,7 @@ impl Topology {
             let mut merged = TaskLatencies::default();
             let mut last_error = None;
             let mut custom = std::collections::BTreeMap::new();
+            let mut gauges = std::collections::BTreeMap::new();
             // A process reports the tasks it runs; its peers report theirs.
             let here = self.metrics[ci].iter().filter(|m| self.local.contains(&m.task));
             let executors = self.executors.iter().filter(|e| e.component == ci).count() as u32;
@@ -284,6 +285,9 @@ impl Topology {
             for m in here {
                 for (k, v) in m.custom.snapshot() {
                     *custom.entry(k).or_insert(0) += v;
+                }
+                for (k, v) in m.custom.gauges() {
+                    *gauges.entry(k).or_insert(0) += v;
                 }
                 let (s, lat) = stats_of(m);
                 merged.merge(&lat);
@@ -313,6 +317,7 @@ impl Topology {
                 queue_capacity: cap,
                 last_error,
                 custom,
+                gauges,
                 finished: comp.role == Role::Spout
                     && self
                         .executors

@@ -150,6 +150,7 @@ mod tests {
             queue_capacity: 1024,
             last_error: Some("boom".into()),
             custom: Default::default(),
+            gauges: Default::default(),
             finished: false,
         }
     }

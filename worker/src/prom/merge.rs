@@ -134,6 +134,7 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                 queue_capacity: 0,
                 last_error: None,
                 custom: BTreeMap::new(),
+                gauges: BTreeMap::new(),
                 // All of a spout's workers must say finished; see squall_spout_finished.
                 finished: labels.get("role").map(String::as_str) == Some("spout"),
             });

@@ -141,6 +141,43 @@ fn render_histograms(
     }
 }
 
+/// The components' own gauges (`Counters::set_gauge`): series `name{labels}` become
+/// `squall_<name>{<component labels>,labels}`, one family per name.
+fn render_component_gauges(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&ComponentSnapshot) -> String) {
+    let mut families: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for c in &snap.components {
+        for (series, v) in &c.gauges {
+            let (name, own) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}').unwrap_or(rest)),
+                None => (series.as_str(), ""),
+            };
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                continue;
+            }
+            let sep = if own.is_empty() { "" } else { "," };
+            families
+                .entry(name)
+                .or_default()
+                .push(format!("squall_{name}{{{}{sep}{own}}} {v}", labels(c)));
+        }
+    }
+    for (name, lines) in families {
+        head(
+            out,
+            &format!("squall_{name}"),
+            "gauge",
+            "A component's own gauge (see the component's documentation).",
+        );
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+}
+
 /// The worker's own series, from the same [`WorkerStatus`] it serves on `/status`.
 fn render_worker(out: &mut String, base: &str, status: &WorkerStatus) {
     head(
@@ -241,6 +278,7 @@ pub fn render(
             }
         }
         render_histograms(&mut out, snap, &labels, buckets);
+        render_component_gauges(&mut out, snap, &labels);
     }
     let connected = |s: &LinkStats| u64::from(s.connected.load(std::sync::atomic::Ordering::Relaxed));
     let blocked = |s: &LinkStats| u64::from(s.peer_blocked.load(std::sync::atomic::Ordering::Relaxed));

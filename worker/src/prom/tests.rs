@@ -43,6 +43,7 @@ fn component(name: &str, role: &'static str, task: u32, total: Stats) -> Compone
         queue_capacity: 16,
         last_error: None,
         custom: BTreeMap::new(),
+        gauges: BTreeMap::new(),
         finished: false,
     }
 }
@@ -483,4 +484,25 @@ fn the_query_string_picks_the_buckets() {
         FINE_PATH.split_once('?').map(|q| Buckets::of_query(q.1)),
         Some(Buckets::Fine)
     );
+}
+
+#[test]
+fn component_gauges_are_families_of_their_own_with_their_labels() {
+    let mut c = component("kafka", "spout", 1, Stats::default());
+    c.gauges.insert(
+        squall_engine::gauge_series("kafka_consumer_lag", &[("topic", "edits"), ("partition", "0")]),
+        42,
+    );
+    c.gauges.insert("Bad-Name".into(), 1);
+    let text = page("w0", vec![c]);
+    assert!(text.contains("# TYPE squall_kafka_consumer_lag gauge"), "{text}");
+    assert!(
+        text.contains(
+            "squall_kafka_consumer_lag{topology=\"t\",worker=\"w0\",component=\"kafka\",role=\"spout\",topic=\"edits\",partition=\"0\"} 42"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Bad-Name"));
+    // The merging reader skips families it does not know.
+    assert_eq!(merge(&[parse(&text)]).components.len(), 1);
 }
