@@ -276,7 +276,7 @@ apiVersion: squall.dev/v1alpha1
 kind: Topology
 metadata: {name: bad}
 spec:
-  spouts: [{name: s, component: kafka}]
+  spouts: [{name: s, component: jms}]
 "#,
         "test",
     )
@@ -285,7 +285,7 @@ spec:
     let p = &errs.0[0];
     assert_eq!(p.path, "spec.spouts[0].component");
     assert!(
-        p.message.contains("unknown component kind \"kafka\""),
+        p.message.contains("unknown component kind \"jms\""),
         "{}",
         p.message
     );
@@ -300,6 +300,8 @@ spec:
         "null",
         "log",
         "fail-some",
+        "kafka",
+        "kafka-producer",
         "shell",
     ] {
         assert!(p.message.contains(kind), "{kind} missing from {}", p.message);
