@@ -469,6 +469,7 @@ spec:
                     queue_capacity: 100,
                     last_error: (c.name == "sink").then(|| "boom".to_owned()),
                     tasks,
+                    gauges: Default::default(),
                 })
             })
             .collect();
