@@ -4,7 +4,7 @@
 //! text format would need a parser in the operator.
 //!
 //! Every list is bounded by the worker that writes it ([`MAX_FIGURE_TASKS`],
-//! [`MAX_ERROR_CHARS`]) and the reader takes at most [`MAX_FIGURES_BYTES`] of it, then
+//! [`MAX_ERROR_CHARS`], [`MAX_FIGURE_GAUGES`], [`MAX_GAUGE_SERIES_CHARS`]) and the reader takes at most [`MAX_FIGURES_BYTES`] of it, then
 //! checks it with [`WorkerFigures::check`].
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,9 @@ pub const FIGURES_PATH: &str = "/figures";
 /// The most a reader takes of a figures body. A worker lists at most
 /// [`MAX_FIGURE_TASKS`] tasks and [`MAX_FIGURE_COMPONENTS`] components, each with
 /// counters and three sparse latency distributions over the same ~130 bounds: 6 KiB each
-/// at worst, so about 7.5 MiB in all. Anything longer is not a worker's answer.
-pub const MAX_FIGURES_BYTES: usize = 8 << 20;
+/// at worst, so about 7.5 MiB in all, plus [`MAX_FIGURE_GAUGES`] gauges of at most
+/// [`MAX_GAUGE_SERIES_CHARS`] (under 0.6 MiB). Anything longer is not a worker's answer.
+pub const MAX_FIGURES_BYTES: usize = 9 << 20;
 
 /// Tasks a worker lists one by one; beyond this it lists components only and says how
 /// many tasks it left out ([`WorkerFigures::tasks_omitted`]).
@@ -25,6 +26,14 @@ pub const MAX_FIGURE_TASKS: usize = 1024;
 /// Components one worker's figures may hold (the model's default limit on components,
 /// plus the ackers).
 pub const MAX_FIGURE_COMPONENTS: usize = 257;
+
+/// Components' own gauges (`Counters::set_gauge`) one worker lists at most, over all its
+/// components; beyond this it leaves the rest out.
+pub const MAX_FIGURE_GAUGES: usize = 2048;
+
+/// A gauge's series key (`name` or `name{k="v",...}`) is at most this long; a worker
+/// leaves longer ones out.
+pub const MAX_GAUGE_SERIES_CHARS: usize = 256;
 
 /// A last error's text is cut to this many characters.
 pub const MAX_ERROR_CHARS: usize = 1024;
@@ -157,6 +166,11 @@ pub struct ComponentFigures {
     /// Its tasks on this worker, by id; empty when the worker left tasks out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskFigures>,
+    /// Its own gauges by series key (`name` or `name{k="v",...}`, label values escaped as
+    /// in Prometheus' text format), summed over its tasks on this worker; e.g. the Kafka
+    /// spout's `kafka_consumer_lag{topic="t",partition="0"}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub gauges: std::collections::BTreeMap<String, u64>,
 }
 
 /// A worker's figures: what its engine counted, per component and task.
@@ -213,6 +227,23 @@ impl WorkerFigures {
                 limit: MAX_FIGURE_TASKS,
             });
         }
+        let gauges: usize = self.components.iter().map(|c| c.gauges.len()).sum();
+        if gauges > MAX_FIGURE_GAUGES {
+            return Err(FiguresError::TooMany {
+                what: "gauges",
+                limit: MAX_FIGURE_GAUGES,
+            });
+        }
+        if self
+            .components
+            .iter()
+            .any(|c| c.gauges.keys().any(|k| k.len() > MAX_GAUGE_SERIES_CHARS))
+        {
+            return Err(FiguresError::TooMany {
+                what: "characters in a gauge's series",
+                limit: MAX_GAUGE_SERIES_CHARS,
+            });
+        }
         for c in &self.components {
             c.totals.check()?;
             for t in &c.tasks {
@@ -267,6 +298,7 @@ mod tests {
                 queue_capacity: 1024,
                 last_error: Some(error_text(&"x".repeat(5000))),
                 tasks: vec![TaskFigures { task: 1, counters }],
+                gauges: [("kafka_consumer_lag{topic=\"t\",partition=\"0\"}".to_owned(), 42)].into(),
             }],
             tasks_omitted: 0,
         }
@@ -281,6 +313,10 @@ mod tests {
         assert!(text.contains("\"buckets\":[[100,4],[200,5]]"), "{text}");
         assert!(!text.contains("\"execute\""), "empty distributions are left out");
         assert!(!text.contains("tasksOmitted"));
+        assert!(
+            text.contains(r#""gauges":{"kafka_consumer_lag{topic=\"t\",partition=\"0\"}":42}"#),
+            "{text}"
+        );
         let back: WorkerFigures = serde_json::from_str(&text).unwrap();
         assert_eq!(back, f);
         assert_eq!(
@@ -302,6 +338,15 @@ mod tests {
             f.check(),
             Err(FiguresError::TooMany { what: "tasks", .. })
         ));
+        let mut f = figures();
+        f.components[0].gauges = (0..=MAX_FIGURE_GAUGES).map(|i| (format!("g{i}"), 1)).collect();
+        assert!(matches!(
+            f.check(),
+            Err(FiguresError::TooMany { what: "gauges", .. })
+        ));
+        let mut f = figures();
+        f.components[0].gauges = [("g".repeat(MAX_GAUGE_SERIES_CHARS + 1), 1)].into();
+        assert!(f.check().is_err());
         let mut f = figures();
         f.components = vec![f.components[0].clone(); MAX_FIGURE_COMPONENTS + 1];
         assert!(matches!(f.check(), Err(FiguresError::TooMany { .. })));

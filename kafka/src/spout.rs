@@ -74,7 +74,12 @@
 //!   `max_uncommitted_offsets`.
 //! - Lag: per assigned partition, `high watermark - floor`, exported as the gauge
 //!   `kafka_consumer_lag{topic, partition}` (a worker's `/metrics`:
-//!   `squall_kafka_consumer_lag`). Counted: `retried`, `given_up`, `undecodable`,
+//!   `squall_kafka_consumer_lag`), with the log head (the high watermark) as
+//!   `kafka_log_head_offset` and the group's committed offset (the highest this task had
+//!   confirmed, else what librdkafka last fetched; left out while unknown) as
+//!   `kafka_committed_offset`, same labels; all three go when the partition moves away.
+//!   The UI shows them as Storm's spout lag (`GET /api/v1/topology/{id}/lag`, the
+//!   topology page's "Kafka spouts lag" table). Counted: `retried`, `given_up`, `undecodable`,
 //!   `commits`, `commit_failures`, `paused`.
 //! - Never panics on records or broker errors; a broker outage delays records, it
 //!   loses none (librdkafka reconnects).
@@ -117,6 +122,10 @@ pub mod counters {
     pub const PAUSED: &str = "paused";
     /// Gauge: per partition, high watermark minus floor.
     pub const LAG: &str = "kafka_consumer_lag";
+    /// Gauge: per partition, the group's committed offset, once known.
+    pub const COMMITTED: &str = "kafka_committed_offset";
+    /// Gauge: per partition, the log head (high watermark).
+    pub const HEAD: &str = "kafka_log_head_offset";
 }
 
 /// What librdkafka's statistics callback (run inside `poll`, on the spout's thread)
@@ -156,6 +165,8 @@ struct Part {
     topic: ByteString,
     offsets: PartitionOffsets,
     lag_series: String,
+    committed_series: String,
+    head_series: String,
 }
 
 /// A record emitted and not yet acked (atLeastOnce).
@@ -294,6 +305,8 @@ impl KafkaSpout {
                 if let Some(m) = self.parts.get_mut(e.topic()) {
                     if let Some(p) = m.remove(&e.partition()) {
                         self.counters.remove_gauge(&p.lag_series);
+                        self.counters.remove_gauge(&p.committed_series);
+                        self.counters.remove_gauge(&p.head_series);
                     }
                 }
                 let (topic, partition) = (e.topic(), e.partition());
@@ -310,13 +323,14 @@ impl KafkaSpout {
                 continue;
             }
             let _ = added.add_partition_offset(&tp.0, tp.1, start.offset());
+            let partition = tp.1.to_string();
+            let series = |name| gauge_series(name, &[("topic", &tp.0), ("partition", &partition)]);
             let part = Part {
                 topic: ByteString::from(tp.0.as_str()),
                 offsets: PartitionOffsets::default(),
-                lag_series: gauge_series(
-                    counters::LAG,
-                    &[("topic", &tp.0), ("partition", &tp.1.to_string())],
-                ),
+                lag_series: series(counters::LAG),
+                committed_series: series(counters::COMMITTED),
+                head_series: series(counters::HEAD),
             };
             self.parts.entry(tp.0.clone()).or_default().insert(tp.1, part);
         }
@@ -368,11 +382,27 @@ impl KafkaSpout {
 
     fn update_lag(&mut self) {
         let marks = self.watermarks.lock().clone();
+        let confirmed = match &self.committer {
+            Some(c) => c.outcomes.lock().confirmed.clone(),
+            None => HashMap::new(),
+        };
         for (t, m) in &self.parts {
             for (p, part) in m {
                 let Some(&(hi, committed, next)) = marks.get(&(t.clone(), *p)) else {
                     continue;
                 };
+                self.counters
+                    .set_gauge(&part.head_series, u64::try_from(hi).unwrap_or(0));
+                // The group's committed offset: the larger of what this task had confirmed
+                // and what librdkafka last fetched (negative: none).
+                let group = confirmed
+                    .get(&(t.clone(), *p))
+                    .copied()
+                    .unwrap_or(-1)
+                    .max(committed);
+                if let Ok(c) = u64::try_from(group) {
+                    self.counters.set_gauge(&part.committed_series, c);
+                }
                 // Before the first record: the committed offset, else where fetching starts.
                 let base = part
                     .offsets

@@ -302,6 +302,34 @@ pub struct GraphEdge {
     pub grouping: String,
 }
 
+/// `GET /api/v1/topology/{id}/lag`: Storm's spout lag, keyed by spout id; only spouts
+/// with lag figures (Kafka spouts) are listed.
+pub type TopologyLag = std::collections::BTreeMap<String, SpoutLag>;
+
+/// One spout's lag.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct SpoutLag {
+    pub spout_id: String,
+    /// `KAFKA`, as Storm says of its Kafka spouts.
+    pub spout_type: &'static str,
+    pub spout_lag_result: SpoutLagResult,
+}
+
+/// A spout's lag by topic, then partition (keys in text order, as JSON keys are text).
+pub type SpoutLagResult =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, PartitionLagRow>>;
+
+/// One partition's offsets and lag.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionLagRow {
+    /// `null` while the spout does not know the group's committed offset.
+    pub consumer_committed_offset: Option<u64>,
+    pub log_head_offset: u64,
+    pub lag: u64,
+}
+
 /// The answer to an action.
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]

@@ -16,6 +16,7 @@ pub mod api;
 mod assets;
 mod auth;
 mod error;
+pub mod lag;
 pub mod route;
 pub mod sample;
 mod server;
@@ -25,6 +26,7 @@ pub mod window;
 
 pub use auth::{Authorize, Decision, Open, Verb};
 pub use error::ApiError;
+pub use lag::{Lags, PartitionLag};
 pub use sample::{
     ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,
     OutputSample, Status, TopologyInfo, TopologySample,

@@ -29,6 +29,8 @@ pub enum Route {
     Component(String, String),
     /// `topology/{id}/visualization`.
     Visualization(String),
+    /// `topology/{id}/lag`: the Kafka spouts' lag.
+    Lag(String),
     /// `topology/{id}/{action}[/{wait-secs}]`.
     Action(String, Action),
 }
@@ -113,6 +115,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         ["topology", "summary"] => Route::TopologySummary,
         ["topology", id] => Route::Topology((*id).to_owned()),
         ["topology", id, "visualization"] => Route::Visualization((*id).to_owned()),
+        ["topology", id, "lag"] => Route::Lag((*id).to_owned()),
         ["topology", id, "component", c] => Route::Component((*id).to_owned(), (*c).to_owned()),
         ["topology", id, "activate"] => Route::Action((*id).to_owned(), Action::Activate),
         ["topology", id, "deactivate"] => Route::Action((*id).to_owned(), Action::Deactivate),
@@ -121,7 +124,11 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         _ => return Err(not_found()),
     };
     match &route {
-        Route::Topology(id) | Route::Visualization(id) | Route::Component(id, _) | Route::Action(id, _)
+        Route::Topology(id)
+        | Route::Visualization(id)
+        | Route::Lag(id)
+        | Route::Component(id, _)
+        | Route::Action(id, _)
             if id.is_empty() =>
         {
             Err(not_found())
@@ -236,6 +243,11 @@ mod tests {
         assert!(matches!(
             parse("/api/v1/topology/wc/kill/-1"),
             Err(ApiError::BadRequest(_))
+        ));
+        assert_eq!(parse("/api/v1/topology/wc/lag"), Ok(Route::Lag("wc".into())));
+        assert!(matches!(
+            parse("/api/v1/topology//lag"),
+            Err(ApiError::NotFound(_))
         ));
         assert!(matches!(
             parse("/api/v1/topology//visualization"),

@@ -141,6 +141,9 @@ pub struct ComponentSample {
     pub pending: u64,
     /// The last error any of its tasks reported.
     pub last_error: Option<ErrorReport>,
+    /// Kafka spouts: the lag per partition now (gauges), by topic and partition, at
+    /// most [`MAX_LAGS`](crate::lag::MAX_LAGS); gathered with [`Lags`](crate::lag::Lags).
+    pub lags: Vec<crate::lag::PartitionLag>,
 }
 
 /// The figures of one executor, or of a group of executors the source cannot tell apart

@@ -419,6 +419,7 @@ fn page<S, C, A>(
         }),
         Route::Topology(id) => to_json(&views::topology_page(history(id)?, q.window, q.sys)),
         Route::Visualization(id) => to_json(&views::visualization(history(id)?, q.window, q.sys)),
+        Route::Lag(id) => to_json(&views::lag(history(id)?)),
         Route::Component(id, comp) => {
             let h = history(id)?;
             let c = h.newest().component(comp).ok_or_else(|| {
@@ -443,7 +444,9 @@ impl Route {
     fn access(&self) -> (Option<&str>, Verb) {
         match self {
             Route::ClusterSummary | Route::TopologySummary => (None, Verb::List),
-            Route::Topology(id) | Route::Visualization(id) | Route::Component(id, _) => (Some(id), Verb::Get),
+            Route::Topology(id) | Route::Visualization(id) | Route::Lag(id) | Route::Component(id, _) => {
+                (Some(id), Verb::Get)
+            }
             Route::Action(id, Action::Kill(_)) => (Some(id), Verb::Delete),
             Route::Action(id, _) => (Some(id), Verb::Patch),
         }

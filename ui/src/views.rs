@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::{
     BoltRow, ClusterSummary, ComponentError, ComponentPage, ComponentWindowStats, ExecutorStats, GraphEdge,
-    InputStats, LastError, Node, OutputStats, Rates, SpoutRow, TopologyPage, TopologyRow, Visualization,
-    WindowStats,
+    InputStats, LastError, Node, OutputStats, PartitionLagRow, Rates, SpoutLag, SpoutLagResult, SpoutRow,
+    TopologyLag, TopologyPage, TopologyRow, Visualization, WindowStats,
 };
 use crate::sample::{ComponentKind, ComponentSample, ErrorReport, Figures, TopologySample};
 use crate::window::{History, Span, Window};
@@ -480,6 +480,36 @@ pub fn visualization(h: &History, w: Window, sys: bool) -> Visualization {
         nodes,
         edges,
     }
+}
+
+/// `topology/{id}/lag`: the newest sample's lag of each spout that has any.
+pub fn lag(h: &History) -> TopologyLag {
+    let mut out = TopologyLag::new();
+    for c in &h.newest().components {
+        if c.kind != ComponentKind::Spout || c.lags.is_empty() {
+            continue;
+        }
+        let mut result = SpoutLagResult::new();
+        for l in &c.lags {
+            result.entry(l.topic.clone()).or_default().insert(
+                l.partition.to_string(),
+                PartitionLagRow {
+                    consumer_committed_offset: l.committed,
+                    log_head_offset: l.head,
+                    lag: l.lag,
+                },
+            );
+        }
+        out.insert(
+            c.id.clone(),
+            SpoutLag {
+                spout_id: c.id.clone(),
+                spout_type: "KAFKA",
+                spout_lag_result: result,
+            },
+        );
+    }
+    out
 }
 
 #[cfg(test)]

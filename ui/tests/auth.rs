@@ -136,6 +136,15 @@ async fn no_token_is_401_and_no_right_is_403_with_storms_body() {
         (status, v["error"].as_str()),
         (503, Some("503 Service Unavailable"))
     );
+    // The spout lag is a read of the topology like its page.
+    let (status, _, v) = call(addr, "GET", "/api/v1/topology/other/lag", Some("reader")).await;
+    assert_eq!(
+        (status, v["errorMessage"].as_str()),
+        (403, Some("reader may not get other"))
+    );
+    assert_eq!(call(addr, "GET", "/api/v1/topology/wc/lag", None).await.0, 401);
+    let (status, _, v) = call(addr, "GET", "/api/v1/topology/wc/lag", Some("reader")).await;
+    assert_eq!((status, v), (200, serde_json::json!({})));
     // Refused before the lookup: a caller without rights cannot tell what exists.
     let (status, _, _) = call(addr, "GET", "/api/v1/topology/nope", Some("nobody")).await;
     assert_eq!(status, 403);

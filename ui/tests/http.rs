@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use squall_ui::Options;
+use squall_ui::{Options, PartitionLag};
 use support::{call, get, serve, word_count, Recorder, SPOUT_RATE};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -313,6 +313,65 @@ async fn the_visualization_is_the_graph() {
     );
     let sys = get(addr, "/api/v1/topology/wc/visualization?sys=1").await;
     assert_eq!(sys["edges"].as_array().unwrap().len(), 3);
+}
+
+/// `wc` with a second spout, `edits`, reading two partitions of `edits` and one of
+/// `more`: what a Kafka spout's gauges become.
+fn with_kafka(t: u64) -> squall_ui::TopologySample {
+    let mut s = word_count(t);
+    let mut spout = s.components[0].clone();
+    spout.id = "edits".into();
+    let p = |topic: &str, partition, committed, head, lag| PartitionLag {
+        topic: topic.into(),
+        partition,
+        committed,
+        head,
+        lag,
+    };
+    spout.lags = vec![
+        p("edits", 0, Some(100 + t), 150 + t, 50),
+        p("edits", 1, None, 7, 7),
+        p("more", 3, Some(5), 5, 0),
+    ];
+    s.components.insert(1, spout);
+    s
+}
+
+#[tokio::test]
+async fn the_lag_is_storms_spout_lag_of_the_kafka_spouts_only() {
+    let control = Recorder::default();
+    let served = serve(control, Options::default()).await;
+    let addr = served.addr;
+    served.feed(word_count(10)).await;
+    let v = get(addr, "/api/v1/topology/wc/lag").await;
+    assert_eq!(v, serde_json::json!({}), "no Kafka spout: an empty object");
+
+    served.feed(with_kafka(20)).await;
+    let v = get(addr, "/api/v1/topology/wc/lag").await;
+    assert_eq!(keys(&v), ["edits"], "the spout without lag is left out");
+    assert_eq!(
+        v["edits"],
+        serde_json::json!({
+            "spoutId": "edits",
+            "spoutType": "KAFKA",
+            "spoutLagResult": {
+                "edits": {
+                    "0": {"consumerCommittedOffset": 120, "logHeadOffset": 170, "lag": 50},
+                    "1": {"consumerCommittedOffset": null, "logHeadOffset": 7, "lag": 7}
+                },
+                "more": {"3": {"consumerCommittedOffset": 5, "logHeadOffset": 5, "lag": 0}}
+            }
+        })
+    );
+    // Gauges are the newest sample's, whatever the window.
+    served.feed(with_kafka(30)).await;
+    let v = get(addr, "/api/v1/topology/wc/lag?window=600").await;
+    assert_eq!(v["edits"]["spoutLagResult"]["edits"]["0"]["logHeadOffset"], 180);
+
+    let (status, _, _) = call(addr, "GET", "/api/v1/topology/nope/lag", b"").await;
+    assert_eq!(status, 404);
+    let (status, allow, _) = call(addr, "POST", "/api/v1/topology/wc/lag", b"").await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET")));
 }
 
 async fn error(

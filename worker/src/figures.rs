@@ -2,8 +2,12 @@
 //! and per task, with latencies in the fine buckets of `/metrics?buckets=fine`
 //! ([`exported_bounds`]), so the UI's means and quantiles are those of the fine page.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use squall_control::figures::{
-    error_text, ComponentFigures, Counters, FigureRole, LatencyFigures, TaskFigures, MAX_FIGURE_TASKS,
+    error_text, ComponentFigures, Counters, FigureRole, LatencyFigures, TaskFigures, MAX_FIGURE_GAUGES,
+    MAX_FIGURE_TASKS, MAX_GAUGE_SERIES_CHARS,
 };
 use squall_control::{WorkerFigures, WorkerStatus};
 use squall_engine::metrics::LatencyBuckets;
@@ -55,6 +59,33 @@ fn counters(s: &Stats) -> Counters {
     }
 }
 
+static GAUGES_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// A component's gauges within the figures' bounds: series keys of at most
+/// [`MAX_GAUGE_SERIES_CHARS`], and no more than `room` of them (what is left of
+/// [`MAX_FIGURE_GAUGES`] for the worker). What is left out is logged, as a warning the
+/// first time.
+fn gauges(component: &str, all: &BTreeMap<String, u64>, room: &mut usize) -> BTreeMap<String, u64> {
+    let fits = all.iter().filter(|(k, _)| k.len() <= MAX_GAUGE_SERIES_CHARS);
+    let out: BTreeMap<String, u64> = fits.take(*room).map(|(k, v)| (k.clone(), *v)).collect();
+    *room -= out.len();
+    let left_out = all.len() - out.len();
+    if left_out > 0 {
+        if GAUGES_WARNED.swap(true, Ordering::Relaxed) {
+            tracing::debug!(component, left_out, "gauges left out of /figures");
+        } else {
+            tracing::warn!(
+                component,
+                left_out,
+                limit = MAX_FIGURE_GAUGES,
+                max_chars = MAX_GAUGE_SERIES_CHARS,
+                "gauges left out of /figures: over the worker's limit, or series keys too long (logged once; then at debug level)"
+            );
+        }
+    }
+    out
+}
+
 fn role(engine_role: &str) -> FigureRole {
     match engine_role {
         "spout" => FigureRole::Spout,
@@ -82,10 +113,12 @@ pub fn figures(status: &WorkerStatus, snap: Option<&Snapshot>) -> WorkerFigures 
     if !list_tasks {
         out.tasks_omitted = tasks as u64;
     }
+    let mut room = MAX_FIGURE_GAUGES;
     out.components = snap
         .components
         .iter()
         .map(|c| ComponentFigures {
+            gauges: gauges(&c.name, &c.gauges, &mut room),
             name: c.name.clone(),
             role: role(c.role),
             executors: c.executors,
@@ -198,6 +231,33 @@ mod tests {
         assert_eq!((s.totals.acked, s.totals.complete.count()), (5, 6));
         assert_eq!(s.last_error.as_deref(), Some("boom"));
         assert_eq!(f.components[1].role, FigureRole::Acker);
+        assert!(s.gauges.is_empty());
+
+        let mut kafka = component("k", "spout", &[5]);
+        kafka.gauges = (0..MAX_FIGURE_GAUGES + 2)
+            .map(|i| {
+                (
+                    format!("kafka_consumer_lag{{topic=\"t\",partition=\"{i}\"}}"),
+                    i as u64,
+                )
+            })
+            .collect();
+        kafka.gauges.insert("x".repeat(MAX_GAUGE_SERIES_CHARS + 1), 1);
+        let snap = Snapshot {
+            uptime: Duration::from_secs(1),
+            components: vec![kafka],
+        };
+        let f = figures(&status, Some(&snap));
+        assert_eq!(
+            f.components[0].gauges.len(),
+            MAX_FIGURE_GAUGES,
+            "bounded, long keys out"
+        );
+        assert_eq!(
+            f.components[0].gauges["kafka_consumer_lag{topic=\"t\",partition=\"7\"}"],
+            7
+        );
+        assert_eq!(f.check(), Ok(()));
 
         let many: Vec<u32> = (0..=MAX_FIGURE_TASKS as u32).collect();
         let big = Snapshot {

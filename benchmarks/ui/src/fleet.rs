@@ -154,6 +154,7 @@ fn template(plan: &Plan, id: &str, tasks: &std::collections::BTreeSet<u32>) -> W
                 queue_depth: 12,
                 queue_capacity: 16_384,
                 last_error: None,
+                gauges: Default::default(),
                 tasks: mine
                     .iter()
                     .map(|&task| TaskFigures {

@@ -9,8 +9,8 @@ use squall_engine::metrics::LatencyBuckets;
 use squall_engine::{ComponentSnapshot, Snapshot, Stats};
 use squall_model::{Plan, Role};
 use squall_ui::{
-    ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,
-    OutputSample, Status, TopologyInfo, TopologySample,
+    ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Lags, Latency,
+    OutputSample, PartitionLag, Status, TopologyInfo, TopologySample,
 };
 
 /// Where a local run's executors are, for the API's `host`.
@@ -103,8 +103,19 @@ fn executor_id(tasks: &[u32]) -> String {
     }
 }
 
+/// The Kafka spouts' lag per partition from the gauges of one or more snapshots of a
+/// component (one per process: see `Lags` for partitions two of them name).
+fn lags<'a>(name: &str, parts: impl IntoIterator<Item = &'a ComponentSnapshot>) -> Vec<PartitionLag> {
+    let mut lags = Lags::default();
+    for c in parts {
+        lags.add(c.gauges.iter().map(|(k, v)| (k.as_str(), *v)));
+    }
+    lags.finish(name)
+}
+
 /// A component without its per-executor rows: kind, counts, streams where the plan makes
-/// them unambiguous (a single input, a single output stream), gauges.
+/// them unambiguous (a single input, a single output stream), gauges (the lag from the
+/// gauges of `c`; `on_workers` sets it from each worker's own).
 fn component(plan: &Plan, c: &ComponentSnapshot, error: Option<ErrorReport>) -> ComponentSample {
     let p = plan.component(&c.name);
     let totals = figures(&c.total);
@@ -141,6 +152,7 @@ fn component(plan: &Plan, c: &ComponentSnapshot, error: Option<ErrorReport>) -> 
         queue_capacity: c.queue_capacity,
         pending: c.total.pending,
         last_error: error,
+        lags: lags(&c.name, [c]),
     }
 }
 
@@ -220,6 +232,10 @@ pub fn on_workers(
         .iter()
         .map(|c| {
             let mut out = component(plan, c, None);
+            out.lags = lags(
+                &c.name,
+                workers.iter().filter_map(|w| w.snapshot.component(&c.name)),
+            );
             for w in workers {
                 let Some(part) = w.snapshot.component(&c.name) else {
                     continue;
@@ -243,5 +259,60 @@ pub fn on_workers(
         uptime: merged.uptime,
         taken_at: SystemTime::now(),
         components: in_manifest_order(plan, components),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(gauges: &[(&str, u64)]) -> ComponentSnapshot {
+        ComponentSnapshot {
+            name: "edits".into(),
+            role: "spout",
+            executors: 1,
+            total: Stats::default(),
+            tasks: Vec::new(),
+            queue_depth: 0,
+            queue_capacity: 0,
+            last_error: None,
+            custom: BTreeMap::new(),
+            gauges: gauges.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn the_kafka_gauges_of_each_process_become_the_lag() {
+        let s = |name, p: u32| {
+            squall_engine::gauge_series(name, &[("topic", "t"), ("partition", &p.to_string())])
+        };
+        let (lag0, head0, committed0) = (
+            s("kafka_consumer_lag", 0),
+            s("kafka_log_head_offset", 0),
+            s("kafka_committed_offset", 0),
+        );
+        let (lag1, head1) = (s("kafka_consumer_lag", 1), s("kafka_log_head_offset", 1));
+        let one = snapshot(&[(&lag0, 3), (&head0, 10), (&committed0, 7), ("retried", 2)]);
+        let two = snapshot(&[(&lag1, 4), (&head1, 4)]);
+        let got = lags("edits", [&one, &two]);
+        let want = vec![
+            PartitionLag {
+                topic: "t".into(),
+                partition: 0,
+                committed: Some(7),
+                head: 10,
+                lag: 3,
+            },
+            PartitionLag {
+                topic: "t".into(),
+                partition: 1,
+                committed: None,
+                head: 4,
+                lag: 4,
+            },
+        ];
+        assert_eq!(got, want);
+        assert!(lags("edits", [&snapshot(&[("retried", 1)])]).is_empty());
     }
 }

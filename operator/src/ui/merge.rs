@@ -10,8 +10,8 @@ use squall_control::WorkerFigures;
 use squall_model::crd::{Phase, Topology};
 use squall_model::{DesiredState, Plan, Role};
 use squall_ui::{
-    ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,
-    OutputSample, Status, TopologyInfo, TopologySample,
+    ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Lags, Latency,
+    OutputSample, PartitionLag, Status, TopologyInfo, TopologySample,
 };
 
 use crate::DATA_PORT;
@@ -192,11 +192,14 @@ fn component(
 ) -> ComponentSample {
     let mut totals = zero();
     let (mut depth, mut capacity, mut pending) = (0, 0, 0);
+    // Kafka spouts' lag: each worker's partitions, merged (see `Lags`).
+    let mut lags = Lags::default();
     for (_, p) in parts {
         totals.add(&figures(&p.totals));
         depth += p.queue_depth;
         capacity += p.queue_capacity;
         pending += p.totals.pending;
+        lags.add(p.gauges.iter().map(|(k, v)| (k.as_str(), *v)));
     }
     let by_executor = match rows {
         Rows::Executors => executor_rows(c, parts),
@@ -255,6 +258,7 @@ fn component(
         queue_capacity: capacity,
         pending,
         last_error,
+        lags: lags.finish(&c.name),
     }
 }
 
@@ -360,7 +364,12 @@ pub fn approx_bytes(s: &TopologySample) -> usize {
                     + e.host.len()
                     + e.worker.as_ref().map_or(0, String::len)
             });
-            size_of::<ComponentSample>() + c.id.len() + rows + streams + error
+            let lags: usize = c
+                .lags
+                .iter()
+                .map(|l| size_of::<PartitionLag>() + l.topic.len())
+                .sum();
+            size_of::<ComponentSample>() + c.id.len() + rows + streams + error + lags
         })
         .sum();
     size_of::<TopologySample>() + info + components
@@ -435,6 +444,7 @@ spec:
                     queue_capacity: 100,
                     last_error: (c.name == "sink").then(|| "boom".to_owned()),
                     tasks,
+                    gauges: Default::default(),
                 })
             })
             .collect();
@@ -550,6 +560,61 @@ spec:
         let first = sink.last_error.as_ref().unwrap().time;
         let again = sample("default", &t, &plan, &answers, &mut errors);
         assert_eq!(again.components[1].last_error.as_ref().unwrap().time, first);
+    }
+
+    #[test]
+    fn kafka_gauges_of_two_workers_become_one_spout_lag() {
+        let (t, plan) = topology();
+        let mut answers = [answer(&plan, 0, 4_000), answer(&plan, 1, 4_000)];
+        let series =
+            |name: &str, partition: u32| format!("{name}{{topic=\"edits\",partition=\"{partition}\"}}");
+        // Each worker reads its own partitions; worker 1 also still reports partition 1,
+        // which it is handing over to worker 0, with older figures.
+        for (i, a) in answers.iter_mut().enumerate() {
+            let spout = a
+                .figures
+                .components
+                .iter_mut()
+                .find(|c| c.name == "numbers")
+                .unwrap();
+            let i = i as u32;
+            for p in [i, 1] {
+                let stale = u64::from(p != i) * 10;
+                spout
+                    .gauges
+                    .insert(series("kafka_consumer_lag", p), 5 + u64::from(p) - stale / 10);
+                spout
+                    .gauges
+                    .insert(series("kafka_log_head_offset", p), 100 * u64::from(p + 1) - stale);
+                spout
+                    .gauges
+                    .insert(series("kafka_committed_offset", p), 90 * u64::from(p + 1) - stale);
+            }
+            spout.gauges.insert("retried".into(), 1);
+        }
+        let s = sample("default", &t, &plan, &answers, &mut ErrorClock::default());
+        let got: Vec<(u32, Option<u64>, u64, u64)> = s.components[0]
+            .lags
+            .iter()
+            .map(|l| {
+                assert_eq!(l.topic, "edits");
+                (l.partition, l.committed, l.head, l.lag)
+            })
+            .collect();
+        assert_eq!(got, [(0, Some(90), 100, 5), (1, Some(180), 200, 6)]);
+        assert!(s.components[1].lags.is_empty(), "the sink has no gauges");
+        let without = TopologySample {
+            components: s
+                .components
+                .iter()
+                .map(|c| ComponentSample {
+                    lags: vec![],
+                    ..c.clone()
+                })
+                .collect(),
+            ..s.clone()
+        };
+        assert!(approx_bytes(&s) > approx_bytes(&without), "lags are costed");
     }
 
     #[test]

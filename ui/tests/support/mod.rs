@@ -92,6 +92,7 @@ pub fn word_count(t: u64) -> TopologySample {
         queue_capacity: 1024,
         pending: 7,
         last_error: None,
+        lags: vec![],
     };
     let mut split = comp("split", ComponentKind::Bolt, 2, split_total.clone(), split_rows);
     split.inputs = vec![InputSample {

@@ -197,6 +197,20 @@ export interface ComponentPage {
   queueCapacity: number;
 }
 
+/** One partition in Storm's spout lag. */
+export interface PartitionLag {
+  /** null while the spout does not know the group's committed offset. */
+  consumerCommittedOffset: number | null;
+  logHeadOffset: number;
+  lag: number;
+}
+
+/** `topology/{id}/lag`: by spout id; only spouts with lag figures (Kafka spouts). */
+export type TopologyLag = Record<
+  string,
+  { spoutId: string; spoutType: string; spoutLagResult: Record<string, Record<string, PartitionLag>> }
+>;
+
 export interface ActionDone {
   topologyOperation: string;
   topologyId: string;
@@ -291,6 +305,7 @@ export const api = {
     call<TopologyPage>(`topology/${enc(id)}?window=${enc(window)}${sys ? "&sys=1" : ""}`),
   visualization: (id: string, sys = false) =>
     call<Visualization>(`topology/${enc(id)}/visualization${sys ? "?sys=1" : ""}`),
+  lag: (id: string) => call<TopologyLag>(`topology/${enc(id)}/lag`),
   component: (id: string, c: string, window: string) =>
     call<ComponentPage>(`topology/${enc(id)}/component/${enc(c)}?window=${enc(window)}`),
   /** `action` is `activate`, `deactivate`, `rebalance/{wait}` or `kill/{wait}`. */

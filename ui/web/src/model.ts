@@ -1,6 +1,32 @@
 // What the pages work out from successive answers: live rates, interval latencies, the
 // back-pressure root cause, colours. Pure functions, tested with `node build.mjs --tests`.
 
+/** One row of the Kafka spouts' lag table. */
+export interface LagRow {
+  spout: string;
+  topic: string;
+  partition: number;
+  committed: number | null;
+  head: number;
+  lag: number;
+}
+
+/** Storm's spout lag as table rows: by spout, topic, then partition in numeric order. */
+export function lagRows(
+  lag: Record<string, { spoutLagResult: Record<string, Record<string, { consumerCommittedOffset: number | null; logHeadOffset: number; lag: number }>> }>,
+): LagRow[] {
+  const rows: LagRow[] = [];
+  for (const [spout, s] of Object.entries(lag)) {
+    for (const [topic, parts] of Object.entries(s.spoutLagResult ?? {})) {
+      for (const [p, v] of Object.entries(parts)) {
+        rows.push({ spout, topic, partition: Number(p), committed: v.consumerCommittedOffset ?? null, head: v.logHeadOffset, lag: v.lag });
+      }
+    }
+  }
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return rows.sort((a, b) => cmp(a.spout, b.spout) || cmp(a.topic, b.topic) || a.partition - b.partition);
+}
+
 /** Seconds of history the charts keep. */
 export const HISTORY_SECONDS = 600;
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { backpressureRoots, capacityColour, compact, History, intervalMean, perSecond } from "../src/model.ts";
+import { backpressureRoots, capacityColour, compact, History, intervalMean, lagRows, perSecond } from "../src/model.ts";
 
 const bolt = (id, fill, backpressure = 0) => ({ id, kind: "bolt", queueDepth: fill * 100, queueCapacity: 100, backpressure });
 const spout = (id, backpressure = 0) => ({ id, kind: "spout", queueDepth: 0, queueCapacity: 0, backpressure });
@@ -59,4 +59,26 @@ test("the history keeps only its last seconds", () => {
 test("a full acker that everyone waits on is the root, the bolts its victims", () => {
   const flows = [spout("s", 0.05), bolt("a", 0, 0.4), bolt("b", 0.01, 0.4), bolt("__acker", 0.99, 0)];
   assert.deepEqual([...backpressureRoots(flows, chain("s", "a", "b"))], ["__acker"]);
+});
+
+test("the spout lag becomes rows by spout, topic and partition in numeric order", () => {
+  const part = (c, h, l) => ({ consumerCommittedOffset: c, logHeadOffset: h, lag: l });
+  const lag = {
+    z: { spoutId: "z", spoutType: "KAFKA", spoutLagResult: { t: { 0: part(1, 2, 1) } } },
+    a: {
+      spoutId: "a",
+      spoutType: "KAFKA",
+      spoutLagResult: { u: { 10: part(5, 9, 4), 2: part(null, 7, 7) }, t: { 1: part(3, 3, 0) } },
+    },
+  };
+  assert.deepEqual(
+    lagRows(lag).map((r) => [r.spout, r.topic, r.partition, r.committed, r.head, r.lag]),
+    [
+      ["a", "t", 1, 3, 3, 0],
+      ["a", "u", 2, null, 7, 7],
+      ["a", "u", 10, 5, 9, 4],
+      ["z", "t", 0, 1, 2, 1],
+    ],
+  );
+  assert.deepEqual(lagRows({}), []);
 });

@@ -27,8 +27,14 @@ pub(super) struct Summed {
 }
 
 impl Summed {
-    /// Adds one sample of a page if it belongs to a latency histogram.
-    fn add(all: &mut BTreeMap<(String, usize), Summed>, comp: &str, name: &str, le: Option<&str>, v: f64) {
+    /// Adds one sample of a page if it belongs to a latency histogram; false if not.
+    fn add(
+        all: &mut BTreeMap<(String, usize), Summed>,
+        comp: &str,
+        name: &str,
+        le: Option<&str>,
+        v: f64,
+    ) -> bool {
         let Some((which, part)) = HISTOGRAMS.iter().enumerate().find_map(|(i, h)| {
             if name == h.max {
                 return Some((i, "max"));
@@ -36,7 +42,7 @@ impl Summed {
             let part = name.strip_prefix(h.name)?;
             ["_bucket", "_sum", "_count"].contains(&part).then_some((i, part))
         }) else {
-            return;
+            return false;
         };
         let s = all.entry((comp.to_owned(), which)).or_default();
         match (part, le) {
@@ -57,6 +63,7 @@ impl Summed {
             }
             _ => {}
         }
+        true
     }
 
     /// A quantile from the buckets: the geometric middle of the one holding its rank (at
@@ -106,8 +113,25 @@ impl Summed {
     }
 }
 
+/// A component's own gauge (`squall_<name>` with the component's labels and its own,
+/// as `render_component_gauges` writes it) back under its series key, summed over pages.
+fn component_gauge(c: &mut ComponentSnapshot, name: &str, labels: &BTreeMap<String, String>, v: u64) {
+    const COMPONENT_LABELS: [&str; 4] = ["topology", "worker", "component", "role"];
+    let Some(gauge) = name.strip_prefix("squall_") else {
+        return;
+    };
+    let own: Vec<(&str, &str)> = labels
+        .iter()
+        .filter(|(k, _)| !COMPONENT_LABELS.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    *c.gauges
+        .entry(squall_engine::gauge_series(gauge, &own))
+        .or_insert(0) += v;
+}
+
 /// Sums the components of several workers' pages into one snapshot. Counters and gauges
-/// add up; latency histograms add up bucket by bucket, so p50/p99 are those of all the
+/// add up (components' own gauges too, under their series keys); latency histograms add up bucket by bucket, so p50/p99 are those of all the
 /// workers' samples together (within [`EXPORTED_BUCKET_ERROR`](super::EXPORTED_BUCKET_ERROR)
 /// from [fine](super::Buckets::Fine) pages, within a bucket from standard ones),
 /// the maximum is the largest and the mean comes from the summed sums.
@@ -162,13 +186,12 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                         c.tasks.push((task, Stats::default()));
                     }
                 }
-                other => Summed::add(
-                    &mut histograms,
-                    comp,
-                    other,
-                    labels.get("le").map(String::as_str),
-                    *v,
-                ),
+                other => {
+                    let le = labels.get("le").map(String::as_str);
+                    if !Summed::add(&mut histograms, comp, other, le, *v) {
+                        component_gauge(c, other, labels, n);
+                    }
+                }
             }
         }
     }

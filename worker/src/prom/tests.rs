@@ -503,6 +503,14 @@ fn component_gauges_are_families_of_their_own_with_their_labels() {
         "{text}"
     );
     assert!(!text.contains("Bad-Name"));
-    // The merging reader skips families it does not know.
-    assert_eq!(merge(&[parse(&text)]).components.len(), 1);
+    // The merging reader reads them back under their series keys (labels sorted).
+    let merged = merge(&[parse(&text)]);
+    assert_eq!(merged.components.len(), 1);
+    assert_eq!(
+        merged.components[0].gauges,
+        BTreeMap::from([(
+            squall_engine::gauge_series("kafka_consumer_lag", &[("partition", "0"), ("topic", "edits")]),
+            42
+        )])
+    );
 }

@@ -2,7 +2,7 @@
 
 import type { BoltRow, LastError, SpoutRow, WindowStats } from "../api";
 import { ago, h, link, table, when, type Child, type Column } from "../dom";
-import { queueFill } from "../model";
+import { queueFill, type LagRow } from "../model";
 
 export function componentHref(topology: string, component: string, params = ""): string {
   return `/topology/${encodeURIComponent(topology)}/component/${encodeURIComponent(component)}${params}`;
@@ -80,6 +80,23 @@ export function boltsTable(topology: string, rows: BoltRow[], query: string, roo
     rows,
     (b) => b.boltId,
     (b) => (roots.has(b.boltId) ? "root" : undefined),
+  );
+}
+
+/** The Kafka spouts' lag: one row per spout and partition. */
+export function lagTable(topology: string, rows: LagRow[], query: string): HTMLTableElement {
+  return table<LagRow>(
+    "kafka-lag",
+    [
+      { key: "spoutId", title: "Spout", cell: (r) => link(componentHref(topology, r.spout, query), r.spout) },
+      { key: "topic", title: "Topic", cell: (r) => r.topic },
+      n("partition", "Partition", (r: LagRow) => r.partition),
+      n("consumerCommittedOffset", "Committed offset", (r: LagRow) => r.committed ?? "–", "the consumer group's committed offset"),
+      n("logHeadOffset", "Log head offset", (r: LagRow) => r.head, "the partition's high watermark"),
+      n("lag", "Lag", (r: LagRow) => r.lag, "records between the spout's progress and the log head"),
+    ],
+    rows,
+    (r) => `${r.spout}/${r.topic}/${r.partition}`,
   );
 }
 

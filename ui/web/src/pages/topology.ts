@@ -1,15 +1,15 @@
 // `/topology/{id}`: the live graph, the charts, Storm's tables, errors and actions.
 
-import { api, ApiError, type TopologyPage, type Visualization } from "../api";
+import { api, ApiError, type TopologyLag, type TopologyPage, type Visualization } from "../api";
 import { Chart } from "../charts";
 import { h, link, put } from "../dom";
 import { legend, TopologyGraph, type NodeFigures } from "../graph";
 import { live, type Live, type Poll } from "../live";
-import { History, isSystem, queueFill } from "../model";
+import { History, isSystem, lagRows, queueFill } from "../model";
 import { actionBar } from "./actions";
 import { badge, banner, facts, frame, pageQuery, Poller, problem, section, sysParam, windowParam, windowSelect, type Page } from "./common";
 import { topologyHref } from "./list";
-import { boltsTable, componentHref, errorsList, queueText, spoutsTable, statsTable } from "./tables";
+import { boltsTable, componentHref, errorsList, lagTable, queueText, spoutsTable, statsTable } from "./tables";
 
 /** Set once the first graph is on screen: what the first-paint figure measures to. */
 export const GRAPH_MARK = "squall:graph-rendered";
@@ -26,18 +26,19 @@ function multiStream(viz: Visualization): string[] {
  * and latencies) and the graph, these two with system components, which back pressure
  * can start at; then the window the tables show.
  */
-async function fetchPoll(id: string, win: string, sys: boolean): Promise<[Poll, TopologyPage]> {
-  const [all, ten, viz] = await Promise.all([
+async function fetchPoll(id: string, win: string, sys: boolean): Promise<[Poll, TopologyPage, TopologyLag]> {
+  const [all, ten, viz, lag] = await Promise.all([
     api.topology(id, ":all-time", sys),
     api.topology(id, "600", true),
     api.visualization(id, true),
+    api.lag(id),
   ]);
   const [shown, pages] = await Promise.all([
     win === ":all-time" ? all : api.topology(id, win, sys),
     Promise.all(multiStream(viz).map((c) => api.component(id, c, ":all-time"))),
   ]);
   const streams = new Map(pages.map((p) => [p.id, new Map(p.outputStats.map((o) => [o.stream, o.emitted]))]));
-  return [{ all, ten, viz, streams }, shown];
+  return [{ all, ten, viz, streams }, shown, lag];
 }
 
 /** The graph to draw: system components only when asked for. */
@@ -96,6 +97,11 @@ export function topologyPage(root: HTMLElement, id: string, params: URLSearchPar
   const stats = h("div");
   const spouts = h("div");
   const bolts = h("div");
+  const lagEl = h("div");
+  // Shown only while some spout reports a lag (Kafka spouts).
+  const lagSection = section("Kafka spouts lag", lagEl);
+  lagSection.id = "kafka-lag-section";
+  lagSection.hidden = true;
   const errors = h("div");
   root.replaceChildren(
     frame(
@@ -109,6 +115,7 @@ export function topologyPage(root: HTMLElement, id: string, params: URLSearchPar
       section("Topology stats", stats),
       section(h("span", null, "Spouts ", windowSelect(win, (w) => navigate(topologyHref(id, pageQuery(w, sys))))), spouts),
       section("Bolts", bolts),
+      lagSection,
       section("Recent errors", errors),
     ),
   );
@@ -130,7 +137,7 @@ export function topologyPage(root: HTMLElement, id: string, params: URLSearchPar
   let prev: Poll | null = null;
   let refreshes = 0;
 
-  const render = (p: Poll, shown: TopologyPage) => {
+  const render = (p: Poll, shown: TopologyPage, lag: TopologyLag) => {
     const l = live(prev, p);
     if (l.dt === null) {
       throughput.clear();
@@ -162,6 +169,9 @@ export function topologyPage(root: HTMLElement, id: string, params: URLSearchPar
     put(stats, statsTable(shown.topologyStats));
     put(spouts, spoutsTable(id, shown.spouts, query));
     put(bolts, boltsTable(id, shown.bolts, query, l.roots));
+    const lags = lagRows(lag);
+    lagSection.hidden = lags.length === 0;
+    put(lagEl, lags.length === 0 ? null : lagTable(id, lags, query));
     const rows = [...p.all.spouts.map((s) => ({ ...s, id: s.spoutId })), ...p.all.bolts.map((b) => ({ ...b, id: b.boltId }))];
     put(errors, errorsList(id, rows, query));
     prev = p;
@@ -170,9 +180,9 @@ export function topologyPage(root: HTMLElement, id: string, params: URLSearchPar
 
   const poller = new Poller(async () => {
     try {
-      const [p, shown] = await fetchPoll(id, win, sys);
+      const [p, shown, lag] = await fetchPoll(id, win, sys);
       err.show(null);
-      render(p, shown);
+      render(p, shown, lag);
     } catch (e) {
       const gone = e instanceof ApiError && e.status === 404;
       err.show(gone ? `Topology ${id} is not running (it was killed, or the run ended).` : problem(e));
