@@ -436,8 +436,10 @@ fn chaos(name: &str, exactly_once: bool) -> Vec<(String, String, u64, u64)> {
             assert!(at_least(&settled, &want), "{fault:?}: {settled:?}");
         }
         let extra = over(&settled, &want);
+        // Trees failed (timed out) and replayed by the spouts since their engine started.
+        let replays = total(&c.scrape(), "edits").failed;
         eprintln!(
-            "{name}: {fault:?} at {at_fault} of {to} edits counted; counts {} after {:.1?}; edits counted twice so far: {}",
+            "{name}: {fault:?} at {at_fault} of {to} edits counted; counts {} after {:.1?}; edits counted twice so far: {}; spout replays: {replays}",
             if exactly_once { "exact" } else { "at least" },
             phase.elapsed(),
             counted(&settled) - to
