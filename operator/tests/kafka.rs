@@ -4,9 +4,9 @@
 //!
 //! - a worker pod's process killed -9 mid-stream: the node agent restarts it, the
 //!   replays are counted once, and the sorted sets equal the data set's counts exactly;
-//! - then a rebalance (the parser's parallelism changed in the Topology spec: the
-//!   operator deactivates, drains and applies the new plan) while a second batch is
-//!   counted: exact again.
+//! - then two rebalances (the parser's, then the spout's parallelism changed in the
+//!   Topology spec: the operator deactivates, drains and applies the new plan), each
+//!   while a batch is counted: exact again.
 //!
 //! Needs `make k8s-bins`, a built `squall-worker`, redis-server and the Kafka jars
 //! (`make test-operator`).
@@ -210,7 +210,7 @@ async fn exact(
 }
 
 #[tokio::test]
-async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_a_rebalance() -> Result<()> {
+async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalances() -> Result<()> {
     bounded_for(Duration::from_secs(240), async {
         let cluster = TestCluster::start().await?;
         install_crd(&cluster).await?;
@@ -275,66 +275,100 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_a_rebala
         .await?;
         tracing::info!(at_kill, pid, restarted, "kill -9 mid-stream: counts exact");
 
-        // 2. A rebalance mid-stream: the parser from 2 executors to 3.
-        let generation = topos
-            .get(NAME)
-            .await?
-            .status
-            .and_then(|s| s.assignment_generation)
-            .context("no assignment generation")?;
-        let publisher = publish(&bootstrap, batch, batch, rate);
-        eventually(
-            "second batch under way",
-            Duration::from_secs(60),
-            cluster.dir(),
-            || async { (counted(&redis.counts()?) > batch + batch / 5).then_some(()) },
-        )
-        .await?;
-        let at_rebalance = redis.counts().map_or(0, |c| counted(&c));
-        let mut t = topos.get(NAME).await?;
-        let parser = t
-            .spec
-            .bolts
-            .iter_mut()
-            .find(|b| b.name == "parser")
-            .context("no parser")?;
-        parser.parallelism = 3;
-        topos.replace(NAME, &PostParams::default(), &t).await?;
-        ensure!(
-            at_rebalance < 2 * batch,
-            "the rebalance came after the batch was counted"
-        );
-        eventually(
-            "rebalanced and Running",
-            Duration::from_secs(60),
-            cluster.dir(),
-            || async {
-                let s = topos.get(NAME).await.ok()?.status?;
-                (s.phase == Phase::Running
-                    && s.drain_deadline.is_none()
-                    && s.assignment_generation >= Some(generation + 3))
-                .then_some(())
-            },
-        )
-        .await?;
-        ensure!(
-            tokio::task::spawn_blocking(move || publisher.join())
-                .await?
-                .map_err(|_| anyhow::anyhow!("publisher panicked"))??
-                == batch
-        );
-        exact(
-            &cluster,
-            &pods,
-            &redis,
-            &expected(2 * batch),
-            "exact counts after the rebalance",
-        )
-        .await?;
-        tracing::info!(at_rebalance, "rebalance mid-stream: counts exact");
+        // 2. Rebalances mid-stream: the parser, then the spout (its partitions split
+        // over 3 tasks instead of 2), from 2 executors to 3.
+        for (k, component) in [(1u64, "parser"), (2, "edits")] {
+            let at = rebalance_mid_stream(
+                &cluster,
+                &topos,
+                &redis,
+                &bootstrap,
+                k * batch,
+                batch,
+                rate,
+                component,
+            )
+            .await?;
+            exact(
+                &cluster,
+                &pods,
+                &redis,
+                &expected((k + 1) * batch),
+                &format!("exact counts after rebalancing {component}"),
+            )
+            .await?;
+            tracing::info!(at, component, "rebalance mid-stream: counts exact");
+        }
         operator.abort();
         drop(broker);
         Ok(())
     })
     .await
+}
+
+/// Publishes edits `from..from+batch`; once a fifth of them is counted, gives `component`
+/// 3 executors in the Topology spec and waits for the operator's rebalance (deactivate,
+/// drain, the new plan, activate). Returns the edits counted at the change.
+#[allow(clippy::too_many_arguments)]
+async fn rebalance_mid_stream(
+    cluster: &TestCluster,
+    topos: &Api<Topology>,
+    redis: &Redis,
+    bootstrap: &str,
+    from: u64,
+    batch: u64,
+    rate: u64,
+    component: &str,
+) -> Result<u64> {
+    let generation = topos
+        .get(NAME)
+        .await?
+        .status
+        .and_then(|s| s.assignment_generation)
+        .context("no assignment generation")?;
+    let publisher = publish(bootstrap, from, batch, rate);
+    eventually(
+        "the batch under way",
+        Duration::from_secs(60),
+        cluster.dir(),
+        || async { (counted(&redis.counts()?) > from + batch / 5).then_some(()) },
+    )
+    .await?;
+    let at = redis.counts().map_or(0, |c| counted(&c));
+    let mut t = topos.get(NAME).await?;
+    if let Some(s) = t.spec.spouts.iter_mut().find(|s| s.name == component) {
+        s.parallelism = 3;
+    } else {
+        t.spec
+            .bolts
+            .iter_mut()
+            .find(|b| b.name == component)
+            .context("no such component")?
+            .parallelism = 3;
+    }
+    topos.replace(NAME, &PostParams::default(), &t).await?;
+    ensure!(
+        at < from + batch,
+        "the rebalance came after the batch was counted"
+    );
+    eventually(
+        "rebalanced and Running",
+        Duration::from_secs(60),
+        cluster.dir(),
+        || async {
+            let s = topos.get(NAME).await.ok()?.status?;
+            (s.phase == Phase::Running
+                && s.drain_deadline.is_none()
+                && s.assignment_generation >= Some(generation + 3))
+            .then_some(())
+        },
+    )
+    .await?;
+    ensure!(
+        tokio::task::spawn_blocking(move || publisher.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("publisher panicked"))??
+            == batch
+    );
+    Ok(at)
 }
