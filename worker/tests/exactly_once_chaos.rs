@@ -9,10 +9,12 @@
 //!   restarted the same way;
 //! - kill -9 and restart of Redis (on its append-only file);
 //! - a rebalance: the supervisor's new assignment swaps the spout's and the parser's
-//!   workers while tuples flow.
+//!   workers while tuples flow;
+//! - a new plan while everything runs (no drain): the spout from 2 executors to 3, so
+//!   its partitions split anew and the other components' task ids shift.
 //!
 //! The edits are published in one batch per fault, paced, so each fault lands while the
-//! batch is being counted (checked: some but not all of it counted at the fault). After
+//! batch is being counted (checked: a quarter but not all of it counted at the fault). After
 //! each, with `exactly_once` the sorted sets equal the data set's counts of everything
 //! published so far, exactly; without it every count is at least that.
 //!
@@ -332,9 +334,10 @@ enum Fault {
     KillBroker,
     RestartRedis,
     Rebalance,
+    ScaleSpout,
 }
 
-const FAULTS: [Fault; 8] = [
+const FAULTS: [Fault; 9] = [
     Fault::KillSpoutWorker,
     Fault::KillParserWorker,
     Fault::KillSinkWorker,
@@ -343,6 +346,7 @@ const FAULTS: [Fault; 8] = [
     Fault::KillBroker,
     Fault::RestartRedis,
     Fault::Rebalance,
+    Fault::ScaleSpout,
 ];
 
 /// Edits per phase, and their pace: one phase takes a few seconds to publish, and the
@@ -372,6 +376,41 @@ fn swap_spout_and_parser(c: &mut Cluster) {
     assert!(moved, "the spout and the parser did not swap workers");
 }
 
+/// A rebalance to a new plan while everything runs (no drain): the spout from 2
+/// executors to 3, so the partitions split anew and every task id after the spout's
+/// shifts; each component back on its first worker.
+fn scale_spout(c: &mut Cluster) {
+    let path = c.assignment().manifest.clone();
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let scaled = yaml.replacen(
+        "      parallelism: 2\n      config:\n        bootstrap_servers",
+        "      parallelism: 3\n      config:\n        bootstrap_servers",
+        1,
+    );
+    assert_ne!(yaml, scaled);
+    std::fs::write(&path, scaled).unwrap();
+    let plan = plan_of(&path);
+    let tasks = |c: &str| -> BTreeSet<u32> { plan.component(c).unwrap().tasks.iter().copied().collect() };
+    assert_eq!(tasks("edits").len(), 3);
+    let mut a = c.assignment().clone();
+    for (i, component) in [
+        (ACKER, "__acker"),
+        (SPOUT, "edits"),
+        (PARSER, "parser"),
+        (SINK, "counts"),
+    ] {
+        a.workers[i].tasks = tasks(component);
+    }
+    a.generation += 1;
+    c.set_assignment(a).unwrap();
+    let moved = support::wait_until(Duration::from_secs(30), || {
+        hosts(c, SPOUT, "edits")
+            && hosts(c, PARSER, "parser")
+            && support::metric(c, SPOUT, "squall_executors") >= 3.0
+    });
+    assert!(moved, "the new plan did not take effect");
+}
+
 fn apply(fault: Fault, c: &mut Cluster, redis: &mut Redis) {
     match fault {
         Fault::KillSpoutWorker => kill9_and_restart(c, SPOUT),
@@ -390,6 +429,7 @@ fn apply(fault: Fault, c: &mut Cluster, redis: &mut Redis) {
         }
         Fault::RestartRedis => redis.kill9_and_restart(),
         Fault::Rebalance => swap_spout_and_parser(c),
+        Fault::ScaleSpout => scale_spout(c),
     }
 }
 
@@ -414,10 +454,12 @@ fn chaos(name: &str, exactly_once: bool) -> u64 {
     for (k, fault) in FAULTS.iter().enumerate() {
         let (from, to) = (k as u64 * BATCH, (k as u64 + 1) * BATCH);
         let phase = Instant::now();
+        // Edits counted before this batch: `from`, plus those counted twice before.
+        let base = counted(&redis.counts());
         let publisher = publish(&bootstrap, name, from, BATCH, RATE);
         // Mid-stream: a quarter of this batch counted, and not all of it.
         let (got, ok) = wait_counts(&redis, Duration::from_secs(60), |g| {
-            counted(g) >= from + BATCH / 4
+            counted(g) >= base + BATCH / 4
         });
         if !ok {
             dump_logs(&c);
@@ -427,7 +469,7 @@ fn chaos(name: &str, exactly_once: bool) -> u64 {
             "{fault:?}: counting did not get under way: {} of {to}",
             counted(&got)
         );
-        let at_fault = counted(&redis.counts());
+        let at_fault = counted(&redis.counts()) - (base - from);
         assert!(at_fault < to, "{fault:?} came after the batch was counted");
         apply(*fault, &mut c, &mut redis);
         assert_eq!(publisher.join().unwrap(), BATCH);
