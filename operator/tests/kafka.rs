@@ -175,6 +175,19 @@ async fn spout_metric(pods: &Api<Pod>, name: &str) -> Option<u64> {
     Some(total as u64)
 }
 
+/// The components with executors on pod `name`.
+async fn hosted(pods: &Api<Pod>, name: &str) -> Option<Vec<String>> {
+    let ip = pods.get(name).await.ok()?.status?.pod_ip?;
+    let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
+    Some(
+        squall_worker::prom::parse(&text)
+            .into_iter()
+            .filter(|s| s.0 == "squall_executors" && s.2 > 0.0)
+            .filter_map(|s| s.1.get("component").cloned())
+            .collect(),
+    )
+}
+
 /// Waits until the counts equal `want`, then until the spouts have nothing pending, and
 /// checks they still do (a late replay would show).
 async fn exact(
@@ -245,6 +258,12 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
         )
         .await?;
         let (_, pid) = pod_process(&cluster, &pods, &format!("{NAME}-0")).await?;
+        // The victim runs a spout task, a parser and the acker: the kill costs the spout
+        // its uncommitted offsets, and in-flight trees their acks.
+        let hosted = hosted(&pods, &format!("{NAME}-0")).await.unwrap_or_default();
+        for c in ["edits", "parser", "__acker"] {
+            ensure!(hosted.iter().any(|h| h == c), "{NAME}-0 runs {hosted:?}, not {c}");
+        }
         let at_kill = redis.counts().map_or(0, |c| counted(&c));
         let killed = Command::new("kill").args(["-9", &pid.to_string()]).status()?;
         ensure!(killed.success(), "kill -9 {pid} failed");
