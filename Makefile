@@ -235,7 +235,7 @@ chart-check: k8s-bins
 
 # The operator on the real control plane; worker pods run the squall-worker binary. The
 # web UI's browser test needs Chromium; the UI's bundle is committed (ui-assets-check).
-test-operator: k8s-bins chart-check redis-server chromium
+test-operator: k8s-bins chart-check redis-server chromium kafka-jars
 	$(CARGO) build -p squall-worker
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
 
