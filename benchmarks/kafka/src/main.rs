@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use kafka_testenv::KafkaBroker;
-use squall_bench_common::{load_average, machine, machine_busy, median, process_cpu, write_section};
+use squall_bench_common::{
+    load_average, machine, machine_busy, median, process_cpu, threads_cpu, write_section,
+};
 use squall_components::Builtins;
 use squall_connectors::resp::{Connection, RedisAddr, Reply};
 use squall_engine::{EngineOptions, Topology};
@@ -294,8 +296,9 @@ impl Drop for Redis {
 }
 
 /// CPU and time at one instant of a run.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Mark {
+    threads: BTreeMap<String, Duration>,
     at: Instant,
     acked: u64,
     own: Duration,
@@ -326,6 +329,8 @@ struct RunResult {
     evalsha_us_per_call: f64,
     tuples_per_call: f64,
     check: String,
+    /// The engine's CPU by thread name, seconds per million edits, most first.
+    threads: Vec<(String, f64)>,
 }
 
 struct Env {
@@ -351,7 +356,12 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
     let (lo, hi) = (n / 10, n - n / 10);
     let mark = |acked: u64| {
         let (own, redis, broker) = (process_cpu(me), process_cpu(redis_pid), group_cpu(broker_pid));
+        let mut threads = BTreeMap::new();
+        for (name, d) in threads_cpu(me) {
+            *threads.entry(name).or_insert(Duration::ZERO) += d;
+        }
         Mark {
+            threads,
             at: Instant::now(),
             acked,
             own,
@@ -394,6 +404,15 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
     let (Some(a), Some(b)) = (start, end) else {
         bail!("no measured span");
     };
+    let mut threads: Vec<(String, f64)> = b
+        .threads
+        .iter()
+        .map(|(name, d)| {
+            let before = a.threads.get(name).copied().unwrap_or(Duration::ZERO);
+            (name.clone(), d.saturating_sub(before).as_secs_f64())
+        })
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
     let events = (b.acked - a.acked) as f64;
     let secs = (b.at - a.at).as_secs_f64();
     let per_m = |d: Duration| d.as_secs_f64() / (events / 1e6);
@@ -401,6 +420,8 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
         .busy
         .saturating_sub(a.busy)
         .saturating_sub((b.own - a.own) + (b.redis - a.redis) + (b.broker - a.broker));
+    threads.iter_mut().for_each(|(_, d)| *d /= events / 1e6);
+    threads.sort_by(|x, y| y.1.total_cmp(&x.1));
     let counts = snapshot.component("counts").context("no counter")?;
     let stats = redis.commandstats()?;
     let total_us: u64 = stats.values().map(|(_, us)| us).sum();
@@ -428,6 +449,7 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
         },
         tuples_per_call: if calls > 0 { tuples / calls as f64 } else { 0.0 },
         check,
+        threads,
     })
 }
 
@@ -455,6 +477,15 @@ fn check(redis: &Redis, want: &BTreeMap<String, BTreeMap<String, u64>>, mode: Mo
         Mode::AtLeastOnce if over == 0 => format!("{members} counts ≥ truth (all exact)"),
         Mode::AtLeastOnce => format!("{members} counts ≥ truth ({over} over)"),
     })
+}
+
+fn threads_line(threads: &[(String, f64)]) -> String {
+    threads
+        .iter()
+        .take(6)
+        .map(|(n, d)| format!("{n} {d:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn fmt_rate(v: f64) -> String {
@@ -535,6 +566,7 @@ fn main() -> Result<()> {
                 r.tuples_per_call,
                 r.check
             );
+            eprintln!("  engine threads, CPU s / M edits: {}", threads_line(&r.threads));
             results.push(r);
         }
     }
@@ -669,6 +701,12 @@ fn render(args: &Args, date: &str, publish_rate: f64, keys_per_edit: f64, result
             fmt_rate(cores / total(&eo) * 1e6),
             fmt_rate(cores / total(&alo) * 1e6),
         ));
+    }
+    if let Some(last) = results.last().map(|r| r.round) {
+        s.push_str("\nThe engine's CPU by thread in the last round (CPU s per million edits; `edits`, `parser` and `counts` executors run on the shared `squall-exec-*` threads unless they may block: redis-counter's on `counts-*`; `rdk:*` are librdkafka's):\n\n");
+        for r in results.iter().filter(|r| r.round == last) {
+            s.push_str(&format!("- {}: {}\n", r.mode.name(), threads_line(&r.threads)));
+        }
     }
     let others = median(&results.iter().map(|r| r.others_cores).collect::<Vec<_>>());
     let loads = results
