@@ -6,7 +6,7 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server jdk kafka-jars kafka-up kafka-down prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server jdk kafka-jars kafka-up kafka-down prometheus-server chromium node ui-assets ui-assets-check test lint unit fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui bench-kafka crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
@@ -19,6 +19,7 @@ help:
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
 	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately (~15 min); its own section of BENCHMARKS.md"
 	@echo "make bench-ui   what the UI/REST API costs a worker at 1 M tuples/s, and the operator's API latency over 20 topologies of 20 components on a real API server (~5 min); its own section of BENCHMARKS.md"
+	@echo "make bench-kafka   Kafka -> parser -> Redis on a real broker and Redis, at-least-once against exactly-once, alternating rounds (~3 min; KAFKA_BENCH_EDITS=, KAFKA_BENCH_ROUNDS=); its own section of BENCHMARKS.md"
 	@echo "make bench-scale   the operator with 30 and 300 simulated workers against a real API server (~10 min; SCALE_SIZES=, SCALE_WINDOW=, SCALE_ROUNDS=); its own section of BENCHMARKS.md"
 
 # CI machines start bare except for the toolchains of the machine image; say so clearly if one is missing.
@@ -142,6 +143,7 @@ bench: toolchain redis-server multilang-venv
 	./target/release/squall-bench idle-executors --out BENCHMARKS.md
 	$(MAKE) --no-print-directory bench-workers
 	$(MAKE) --no-print-directory bench-ui
+	$(MAKE) --no-print-directory bench-kafka
 	@cat BENCHMARKS.md
 
 # 1,000 mostly idle executors per process: peak RSS and stop time; rewrites only its own
@@ -168,6 +170,18 @@ BENCH_UI_WINDOW ?= 10
 bench-ui: toolchain k8s-bins
 	$(CARGO) build --release -p squall-worker -p squall-bench-ui
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" ./target/release/squall-bench-ui --rounds $(BENCH_UI_ROUNDS) --window $(BENCH_UI_WINDOW) --out BENCHMARKS.md
+
+# The Wikipedia-edits pipeline read from Kafka (benchmarks/kafka): a real broker
+# (kafka-testenv) and a real redis-server on loopback, a topic pre-loaded with the bundled
+# edits, then kafka -> json-keys -> redis-counter on the in-process engine, at-least-once
+# and exactly-once alternately over a few rounds, each run checking the counts in Redis.
+# Rewrites only its own section of BENCHMARKS.md (also part of `make bench`).
+KAFKA_BENCH_EDITS ?= 300000
+KAFKA_BENCH_ROUNDS ?= 3
+bench-kafka: toolchain redis-server kafka-jars
+	$(CARGO) build --release -p squall-bench-kafka
+	./target/release/squall-bench-kafka --edits $(KAFKA_BENCH_EDITS) --rounds $(KAFKA_BENCH_ROUNDS) --out BENCHMARKS.md
+	@sed -n '/<!-- squall-bench-kafka:begin -->/,/<!-- squall-bench-kafka:end -->/p' BENCHMARKS.md
 
 # Squall against Apache Storm 2.8 (benchmarks/storm, LocalCluster in one JVM per run): the
 # same perf topologies, Storm then Squall per case, several rounds; rewrites only its own

@@ -4,10 +4,10 @@
 -- KEYS: the sources' sets of applied identities (ns of them), then the counters' sets
 --       (nw of them, one per write).
 -- ARGV: now, ns, the max floor seen per source (ns), nw, per write its kind ("i": ZINCRBY
---       by the number of new tuples, "s": ZADD now) and member (2 x nw), nt, per tuple its
---       source (1-based), offset, identity member and writes (1-based, 0: none) (5 x nt).
--- Reply: {applied, skipped}. Every check comes before the first write, so an error reply
--- means nothing was written. Needs Redis 6.2 or later (ZMSCORE).
+--       by the number of new tuples, "s": ZADD now) and member (2 x nw), then the tuples
+--       per source (below).
+-- Reply: {applied, skipped} of the tuples sent. Every check comes before the first write,
+-- so an error reply means nothing was written. Needs Redis 6.2 or later (ZMSCORE).
 local now = ARGV[1]
 local ns = tonumber(ARGV[2])
 local floor, raise = {}, {}
@@ -33,45 +33,48 @@ for w = 1, nw do
   count[w] = 0
 end
 at = at + 2 * nw + 1
-local nt = tonumber(ARGV[at])
--- The tuples of each source at or above its floor (below it: applied before, or given
--- up, and trimmed), by their first ARGV index.
-local by = {}
-for s = 1, ns do by[s] = {} end
-for t = 0, nt - 1 do
-  local i = at + 5 * t
-  local s = tonumber(ARGV[i + 1])
-  if tonumber(ARGV[i + 2]) >= floor[s] then
-    local list = by[s]
-    list[#list + 1] = i
-  end
-end
--- New identities: absent from the set and not earlier in this batch. Looked up and added
--- a thousand at a time (ZMSCORE, ZADD), within the limits of unpack.
-local applied = 0
+-- Per source (in KEYS order): its tuple count c, then c tuples of (offset, identity
+-- member, writes) in ascending offset order without repeated members; writes is
+-- a * (nw + 1) + b for the tuple's writes a and b (1-based, 0: none).
+-- Below the source's floor (applied before, or given up, and trimmed): skipped. New
+-- identities (absent from the set) are looked up and added a thousand at a time (ZMSCORE,
+-- ZADD), within the limits of unpack.
+local m = nw + 1
+local applied, total = 0, 0
 for s = 1, ns do
-  local list, seen = by[s], {}
-  for c = 1, #list, 1000 do
-    local last = math.min(c + 999, #list)
-    local members = {}
-    for j = c, last do members[#members + 1] = ARGV[list[j] + 3] end
+  local c = tonumber(ARGV[at])
+  total = total + c
+  local i, stop = at + 1, at + 1 + 3 * c
+  local f = floor[s]
+  while i < stop and tonumber(ARGV[i]) < f do i = i + 3 end
+  while i < stop do
+    local last = math.min(i + 3000, stop)
+    local members, n = {}, 0
+    for j = i + 1, last - 1, 3 do
+      n = n + 1
+      members[n] = ARGV[j]
+    end
     local scores = redis.call('ZMSCORE', KEYS[s], unpack(members))
-    local add = {}
-    for j = c, last do
-      local i = list[j]
-      local m = ARGV[i + 3]
-      if not scores[j - c + 1] and not seen[m] then
-        seen[m] = true
-        add[#add + 1] = ARGV[i + 2]
-        add[#add + 1] = m
-        applied = applied + 1
-        local a, b = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-        if a > 0 then count[a] = count[a] + 1 end
-        if b > 0 then count[b] = count[b] + 1 end
+    local add, na, k = {}, 0, 0
+    for j = i, last - 1, 3 do
+      k = k + 1
+      if not scores[k] then
+        add[na + 1] = ARGV[j]
+        add[na + 2] = ARGV[j + 1]
+        na = na + 2
+        local w = tonumber(ARGV[j + 2])
+        if w > 0 then
+          local a, b = math.floor(w / m), w % m
+          if a > 0 then count[a] = count[a] + 1 end
+          if b > 0 then count[b] = count[b] + 1 end
+        end
       end
     end
-    if #add > 0 then redis.call('ZADD', KEYS[s], unpack(add)) end
+    applied = applied + na / 2
+    if na > 0 then redis.call('ZADD', KEYS[s], unpack(add)) end
+    i = last
   end
+  at = stop
 end
 for w = 1, nw do
   if count[w] > 0 then
@@ -88,4 +91,4 @@ for s = 1, ns do
     redis.call('ZREMRANGEBYSCORE', KEYS[s], '-inf', '(' .. raise[s])
   end
 end
-return {applied, nt - applied}
+return {applied, total - applied}

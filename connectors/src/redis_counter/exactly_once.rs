@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use squall_engine::{Tuple, Value};
 
 use super::{plan, Write};
-use crate::resp::{encode, Connection, Reply, RespError};
+use crate::resp::{Connection, Reply, RespError};
 
 pub use squall_catalog::redis_counter::ExactlyOnceConfig;
 
@@ -133,7 +133,9 @@ pub struct Applier {
     aggregate: bool,
     /// The script's SHA1 once loaded (it does not change across connections or servers).
     sha: Option<String>,
+    /// The command sent, and its arguments after the verb and script.
     buf: Vec<u8>,
+    args: Vec<u8>,
 }
 
 impl Applier {
@@ -144,6 +146,7 @@ impl Applier {
             aggregate,
             sha: None,
             buf: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -159,8 +162,7 @@ impl Applier {
         if batch.is_empty() {
             return Ok(Applied::default());
         }
-        let args = self.arguments(batch, now);
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (n, repeats) = self.arguments(batch, now);
         let sha = match &self.sha {
             Some(sha) => sha.clone(),
             None => match conn.command(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()])? {
@@ -173,19 +175,17 @@ impl Applier {
                 other => return Err(ApplyError::Refused(format!("SCRIPT LOAD: {other:?}"))),
             },
         };
-        let reply = self.call(conn, b"EVALSHA", sha.as_bytes(), &args)?;
+        let reply = self.call(conn, b"EVALSHA", sha.as_bytes(), n)?;
         let reply = match reply {
             // The server lost its script cache (a restart, SCRIPT FLUSH): send the script.
-            Reply::Error(e) if e.starts_with("NOSCRIPT") => {
-                self.call(conn, b"EVAL", SCRIPT.as_bytes(), &args)?
-            }
+            Reply::Error(e) if e.starts_with("NOSCRIPT") => self.call(conn, b"EVAL", SCRIPT.as_bytes(), n)?,
             other => other,
         };
         match reply {
             Reply::Array(Some(r)) => match r.as_slice() {
                 [Reply::Int(a), Reply::Int(s)] => Ok(Applied {
                     applied: u64::try_from(*a).unwrap_or(0),
-                    skipped: u64::try_from(*s).unwrap_or(0),
+                    skipped: u64::try_from(*s).unwrap_or(0) + repeats,
                 }),
                 _ => Err(ApplyError::Refused(format!("unexpected reply {r:?}"))),
             },
@@ -194,27 +194,31 @@ impl Applier {
         }
     }
 
+    /// Sends `verb script` followed by the `n` arguments encoded in `self.args`.
     fn call(
         &mut self,
         conn: &mut Connection,
         verb: &[u8],
         script: &[u8],
-        args: &[&[u8]],
+        n: usize,
     ) -> Result<Reply, RespError> {
         self.buf.clear();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
-        all.push(verb);
-        all.push(script);
-        all.extend_from_slice(args);
-        encode(&all, &mut self.buf);
+        self.buf.push(b'*');
+        push_uint(&mut self.buf, (n + 2) as u64);
+        self.buf.extend_from_slice(b"\r\n");
+        bulk(&mut self.buf, verb);
+        bulk(&mut self.buf, script);
+        self.buf.extend_from_slice(&self.args);
         let mut replies = conn.pipeline(&self.buf, 1)?;
         replies
             .pop()
             .ok_or_else(|| RespError::Protocol("no reply".to_owned()))
     }
 
-    /// `numkeys`, KEYS and ARGV of the script for this batch.
-    fn arguments(&self, batch: &[(&str, &RecordId)], now: &str) -> Vec<String> {
+    /// `numkeys`, KEYS and ARGV of the script for this batch, encoded as RESP bulk
+    /// strings into `self.args` (no string per argument); returns how many, and how many
+    /// tuples repeat an identity earlier in the batch (left out).
+    fn arguments(&mut self, batch: &[(&str, &RecordId)], now: &str) -> (usize, u64) {
         let keys: Vec<&str> = batch.iter().map(|(k, _)| *k).collect();
         let (writes, deps) = plan(&keys, self.aggregate);
         // Sources in order of first appearance, each with the highest floor seen.
@@ -232,36 +236,101 @@ impl Applier {
             source_of.push(s + 1);
         }
         let (ns, nw) = (sources.len(), writes.len());
-        let mut a = Vec::with_capacity(4 + 2 * ns + 3 * nw + 5 * batch.len());
-        a.push((ns + nw).to_string());
+        let a = &mut self.args;
+        a.clear();
+        bulk_uint(a, (ns + nw) as u64);
+        let mut key = Vec::new();
         for (s, _) in &sources {
-            a.push(format!("{}{STATE_KEY}{s}", self.prefix));
+            key.clear();
+            key.extend_from_slice(self.prefix.as_bytes());
+            key.extend_from_slice(STATE_KEY.as_bytes());
+            key.extend_from_slice(s.as_bytes());
+            bulk(a, &key);
         }
         for w in &writes {
             let (Write::Incr { set, .. } | Write::Stamp { set, .. }) = w;
-            a.push(format!("{}{set}", self.prefix));
+            key.clear();
+            key.extend_from_slice(self.prefix.as_bytes());
+            key.extend_from_slice(set.as_bytes());
+            bulk(a, &key);
         }
-        a.push(now.to_owned());
-        a.push(ns.to_string());
-        a.extend(sources.iter().map(|(_, f)| f.to_string()));
-        a.push(nw.to_string());
+        bulk(a, now.as_bytes());
+        bulk_uint(a, ns as u64);
+        for (_, f) in &sources {
+            bulk_uint(a, *f);
+        }
+        bulk_uint(a, nw as u64);
         for w in &writes {
-            let (kind, member) = match w {
-                Write::Incr { member, .. } => ("i", member),
-                Write::Stamp { member, .. } => ("s", member),
+            let (kind, member): (&[u8], &str) = match w {
+                Write::Incr { member, .. } => (b"i", member),
+                Write::Stamp { member, .. } => (b"s", member),
             };
-            a.push(kind.to_owned());
-            a.push((*member).to_owned());
+            bulk(a, kind);
+            bulk(a, member.as_bytes());
         }
-        a.push(batch.len().to_string());
-        let write_ref = |i: u32| if i == u32::MAX { 0 } else { i as usize + 1 };
-        for (((_, id), s), [wa, wb]) in batch.iter().zip(source_of).zip(deps) {
-            a.push(s.to_string());
-            a.push(id.offset.to_string());
-            a.push(id.member());
-            a.push(write_ref(wa).to_string());
-            a.push(write_ref(wb).to_string());
+        // The tuples per source in ascending offset order (the script skips those below
+        // the source's floor from the start), each identity once: a repeat within the
+        // batch is skipped here, as one applied before is skipped by the script.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_unstable_by_key(|&t| (source_of[t], batch[t].1.offset, batch[t].1.index));
+        order.dedup_by_key(|t| (source_of[*t], batch[*t].1.offset, batch[*t].1.index));
+        let repeats = (batch.len() - order.len()) as u64;
+        let write_ref = |i: u32| if i == u32::MAX { 0 } else { u64::from(i) + 1 };
+        let m = nw as u64 + 1;
+        let mut next = 0;
+        for s in 1..=ns {
+            let end = next + order[next..].iter().take_while(|&&t| source_of[t] == s).count();
+            bulk_uint(a, (end - next) as u64);
+            for &t in &order[next..end] {
+                let id = batch[t].1;
+                bulk_uint(a, id.offset);
+                // The member, `offset:index` or `offset`, without a string of its own.
+                key.clear();
+                push_uint(&mut key, id.offset);
+                if let Some(i) = id.index {
+                    key.push(b':');
+                    push_uint(&mut key, i);
+                }
+                bulk(a, &key);
+                let [wa, wb] = deps[t];
+                bulk_uint(a, write_ref(wa) * m + write_ref(wb));
+            }
+            next = end;
         }
-        a
+        let n = 1 + ns + nw + 1 + 1 + ns + 1 + 2 * nw + ns + 3 * order.len();
+        (n, repeats)
     }
+}
+
+/// `v` in decimal, written at the end of `buf`.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends `v` in decimal.
+fn push_uint(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(decimal(v, &mut [0; 20]));
+}
+
+/// Appends one RESP bulk string.
+fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'$');
+    push_uint(out, b.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `v` in decimal as one RESP bulk string.
+fn bulk_uint(out: &mut Vec<u8>, v: u64) {
+    bulk(out, decimal(v, &mut [0; 20]));
 }
