@@ -187,26 +187,50 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
+    /// The row of output stream `stream`, added at zero if missing.
+    pub fn output_mut(&mut self, stream: &str) -> &mut OutputStats {
+        let i = match self.outputs.iter().position(|y| y.stream == stream) {
+            Some(i) => i,
+            None => {
+                self.outputs.push(OutputStats {
+                    stream: stream.to_owned(),
+                    ..Default::default()
+                });
+                self.outputs.len() - 1
+            }
+        };
+        &mut self.outputs[i]
+    }
+
+    /// The row of input `(component, stream)`, added at zero if missing.
+    pub fn input_mut(&mut self, component: &str, stream: &str) -> &mut InputStats {
+        let i = match self
+            .inputs
+            .iter()
+            .position(|y| y.component == component && y.stream == stream)
+        {
+            Some(i) => i,
+            None => {
+                self.inputs.push(InputStats {
+                    component: component.to_owned(),
+                    stream: stream.to_owned(),
+                    ..Default::default()
+                });
+                self.inputs.len() - 1
+            }
+        };
+        &mut self.inputs[i]
+    }
+
     /// Adds another task's figures into these, by stream and by input.
     pub fn add(&mut self, o: &StreamStats) {
         for x in &o.outputs {
-            match self.outputs.iter_mut().find(|y| y.stream == x.stream) {
-                Some(y) => {
-                    y.emitted += x.emitted;
-                    y.transferred += x.transferred;
-                }
-                None => self.outputs.push(x.clone()),
-            }
+            let y = self.output_mut(&x.stream);
+            y.emitted += x.emitted;
+            y.transferred += x.transferred;
         }
         for x in &o.inputs {
-            match self
-                .inputs
-                .iter_mut()
-                .find(|y| y.component == x.component && y.stream == x.stream)
-            {
-                Some(y) => y.add(x),
-                None => self.inputs.push(x.clone()),
-            }
+            self.input_mut(&x.component, &x.stream).add(x);
         }
     }
 }
