@@ -165,6 +165,32 @@ pub struct InputStats {
 }
 
 impl InputStats {
+    /// Zeroes the counts, keeping the names (no allocation).
+    fn clear_counts(&mut self) {
+        let InputStats {
+            component: _,
+            stream: _,
+            executed,
+            acked,
+            failed,
+            execute_count,
+            execute_sum_us,
+            process_count,
+            process_sum_us,
+        } = self;
+        for n in [
+            executed,
+            acked,
+            failed,
+            execute_count,
+            execute_sum_us,
+            process_count,
+            process_sum_us,
+        ] {
+            *n = 0;
+        }
+    }
+
     fn add(&mut self, o: &InputStats) {
         self.executed += o.executed;
         self.acked += o.acked;
@@ -692,11 +718,7 @@ impl LocalStreams {
                 });
             }
             shared.inputs[i].add(x);
-            *x = InputStats {
-                component: std::mem::take(&mut x.component),
-                stream: std::mem::take(&mut x.stream),
-                ..Default::default()
-            };
+            x.clear_counts();
         }
     }
 }
