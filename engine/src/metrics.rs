@@ -837,3 +837,57 @@ mod latency_bucket_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod stream_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn inputs_are_found_by_schema_ticks_are_none_and_publishing_adds_up() {
+        let mut local = LocalStreams::new(["default", "errors"], [("a", "default"), ("a", "errors")]);
+        let errors = Schema::intern("a", "errors", &["x".to_owned()]);
+        // Another schema of the same input (other fields) shares its row.
+        let errors_too = Schema::intern("a", "errors", &["y".to_owned()]);
+        let stray = Schema::intern("z", "default", &[]);
+        assert!(local.input(Schema::tick()).is_none());
+        local.input(errors).unwrap().executed += 2;
+        local.input(errors_too).unwrap().failed += 1;
+        local.input(stray).unwrap().acked += 1;
+        local.emitted(1, 3);
+        local.emitted(7, 1); // no such stream: ignored, never a panic
+        let shared = Mutex::new(StreamStats::default());
+        local.publish(&shared);
+        local.input(errors).unwrap().executed += 1;
+        local.publish(&shared);
+        local.publish(&shared); // nothing new: no lock, no change
+        let s = shared.lock();
+        let outs: Vec<_> = s
+            .outputs
+            .iter()
+            .map(|o| (o.stream.as_str(), o.emitted, o.transferred))
+            .collect();
+        assert_eq!(outs, [("default", 0, 0), ("errors", 1, 3)]);
+        let ins: Vec<_> = s
+            .inputs
+            .iter()
+            .map(|i| {
+                (
+                    i.component.as_str(),
+                    i.stream.as_str(),
+                    i.executed,
+                    i.acked,
+                    i.failed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ins,
+            [
+                ("a", "default", 0, 0, 0),
+                ("a", "errors", 3, 0, 1),
+                ("z", "default", 0, 1, 0)
+            ]
+        );
+    }
+}
