@@ -276,6 +276,18 @@ fn on_workers_the_api_reads_every_worker_and_switches_their_spouts() {
         2,
         "count's two executors are dealt to both workers: {count}"
     );
+    // Per-stream rows come from the workers' pages, summed over both.
+    eventually("count's input and output rows", || {
+        let count = get(
+            addr,
+            &format!("/api/v1/topology/{id}/component/count?window=:all-time"),
+        );
+        let (input, output) = (&count["inputStats"][0], &count["outputStats"][0]);
+        input["component"] == "split"
+            && input["executed"].as_u64().unwrap() > 0
+            && output["stream"] == "default"
+            && output["emitted"].as_u64().unwrap() > 0
+    });
 
     let (status, _) = call(addr, "POST", &format!("/api/v1/topology/{id}/deactivate"));
     assert_eq!(status, 200);

@@ -16,8 +16,10 @@ pub const FIGURES_PATH: &str = "/figures";
 /// [`MAX_FIGURE_TASKS`] tasks and [`MAX_FIGURE_COMPONENTS`] components, each with
 /// counters and three sparse latency distributions over the same ~130 bounds: 6 KiB each
 /// at worst, so about 7.5 MiB in all, plus [`MAX_FIGURE_GAUGES`] gauges of at most
-/// [`MAX_GAUGE_SERIES_CHARS`] (under 0.6 MiB). Anything longer is not a worker's answer.
-pub const MAX_FIGURES_BYTES: usize = 9 << 20;
+/// [`MAX_GAUGE_SERIES_CHARS`] (under 0.6 MiB) and [`MAX_FIGURE_STREAMS`] per-stream rows
+/// of at most 2 × [`MAX_STREAM_NAME_CHARS`] and eight counters (under 3 MiB). Anything
+/// longer is not a worker's answer.
+pub const MAX_FIGURES_BYTES: usize = 12 << 20;
 
 /// Tasks a worker lists one by one; beyond this it lists components only and says how
 /// many tasks it left out ([`WorkerFigures::tasks_omitted`]).
@@ -34,6 +36,14 @@ pub const MAX_FIGURE_GAUGES: usize = 2048;
 /// A gauge's series key (`name` or `name{k="v",...}`) is at most this long; a worker
 /// leaves longer ones out.
 pub const MAX_GAUGE_SERIES_CHARS: usize = 256;
+
+/// Per-stream rows (outputs and inputs together) one worker lists at most, over all its
+/// components; beyond this it leaves the rest out.
+pub const MAX_FIGURE_STREAMS: usize = 4096;
+
+/// A stream or component name in a per-stream row is at most this long (the model's
+/// names are far shorter); a worker leaves longer rows out.
+pub const MAX_STREAM_NAME_CHARS: usize = 256;
 
 /// A last error's text is cut to this many characters.
 pub const MAX_ERROR_CHARS: usize = 1024;
@@ -171,6 +181,52 @@ pub struct ComponentFigures {
     /// spout's `kafka_consumer_lag{topic="t",partition="0"}`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub gauges: std::collections::BTreeMap<String, u64>,
+    /// Per output stream, summed over its tasks on this worker (absent from older workers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputFigures>,
+    /// Per input `(component, stream)`, summed over its tasks on this worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputFigures>,
+}
+
+/// One output stream's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputFigures {
+    /// The stream.
+    pub stream: String,
+    /// Tuples emitted on it.
+    pub emitted: u64,
+    /// Tuples sent from it to tasks (once per receiving task).
+    pub transferred: u64,
+}
+
+/// One input's figures: a `(component, stream)` a bolt subscribes to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputFigures {
+    /// The source component.
+    pub component: String,
+    /// The source stream.
+    pub stream: String,
+    /// Tuples executed.
+    pub executed: u64,
+    /// Tuples acked.
+    pub acked: u64,
+    /// Tuples failed.
+    pub failed: u64,
+    /// Execute latency samples (sampled tuples) and their sum, µs.
+    #[serde(default)]
+    pub execute_count: u64,
+    /// See `execute_count`.
+    #[serde(default)]
+    pub execute_sum_us: u64,
+    /// Process latency samples and their sum, µs.
+    #[serde(default)]
+    pub process_count: u64,
+    /// See `process_count`.
+    #[serde(default)]
+    pub process_sum_us: u64,
 }
 
 /// A worker's figures: what its engine counted, per component and task.
@@ -244,6 +300,27 @@ impl WorkerFigures {
                 limit: MAX_GAUGE_SERIES_CHARS,
             });
         }
+        let streams: usize = self
+            .components
+            .iter()
+            .map(|c| c.outputs.len() + c.inputs.len())
+            .sum();
+        if streams > MAX_FIGURE_STREAMS {
+            return Err(FiguresError::TooMany {
+                what: "per-stream rows",
+                limit: MAX_FIGURE_STREAMS,
+            });
+        }
+        let long = |s: &String| s.len() > MAX_STREAM_NAME_CHARS;
+        if self.components.iter().any(|c| {
+            c.outputs.iter().any(|o| long(&o.stream))
+                || c.inputs.iter().any(|i| long(&i.component) || long(&i.stream))
+        }) {
+            return Err(FiguresError::TooMany {
+                what: "characters in a stream's name",
+                limit: MAX_STREAM_NAME_CHARS,
+            });
+        }
         for c in &self.components {
             c.totals.check()?;
             for t in &c.tasks {
@@ -299,6 +376,12 @@ mod tests {
                 last_error: Some(error_text(&"x".repeat(5000))),
                 tasks: vec![TaskFigures { task: 1, counters }],
                 gauges: [("kafka_consumer_lag{topic=\"t\",partition=\"0\"}".to_owned(), 42)].into(),
+                outputs: vec![OutputFigures {
+                    stream: "default".into(),
+                    emitted: 10,
+                    transferred: 20,
+                }],
+                inputs: vec![],
             }],
             tasks_omitted: 0,
         }
@@ -313,6 +396,18 @@ mod tests {
         assert!(text.contains("\"buckets\":[[100,4],[200,5]]"), "{text}");
         assert!(!text.contains("\"execute\""), "empty distributions are left out");
         assert!(!text.contains("tasksOmitted"));
+        assert!(
+            text.contains(r#""outputs":[{"stream":"default","emitted":10,"transferred":20}]"#),
+            "{text}"
+        );
+        assert!(!text.contains("\"inputs\""), "no inputs, no field");
+        // Figures of a worker from before per-stream rows still read.
+        let old = text.replace(
+            r#","outputs":[{"stream":"default","emitted":10,"transferred":20}]"#,
+            "",
+        );
+        let old: WorkerFigures = serde_json::from_str(&old).unwrap();
+        assert!(old.components[0].outputs.is_empty());
         assert!(
             text.contains(r#""gauges":{"kafka_consumer_lag{topic=\"t\",partition=\"0\"}":42}"#),
             "{text}"
@@ -346,6 +441,21 @@ mod tests {
         ));
         let mut f = figures();
         f.components[0].gauges = [("g".repeat(MAX_GAUGE_SERIES_CHARS + 1), 1)].into();
+        assert!(f.check().is_err());
+        let mut f = figures();
+        f.components[0].outputs = vec![OutputFigures::default(); MAX_FIGURE_STREAMS + 1];
+        assert!(matches!(
+            f.check(),
+            Err(FiguresError::TooMany {
+                what: "per-stream rows",
+                ..
+            })
+        ));
+        let mut f = figures();
+        f.components[0].inputs = vec![InputFigures {
+            component: "c".repeat(MAX_STREAM_NAME_CHARS + 1),
+            ..Default::default()
+        }];
         assert!(f.check().is_err());
         let mut f = figures();
         f.components = vec![f.components[0].clone(); MAX_FIGURE_COMPONENTS + 1];

@@ -175,6 +175,7 @@ impl SpoutOutput<'_> {
         let n = self.routing.targets.len();
         self.counts.emitted += 1;
         self.counts.transferred += n as u64;
+        self.counts.streams.emitted(idx, n);
         self.emitted_now += 1;
         let track = msg_id.is_some() && !self.fabric.ackers.is_empty() && n > 0;
         let mut values = Some(values);
@@ -285,6 +286,7 @@ impl BoltOutput<'_> {
         let n = self.routing.targets.len();
         self.counts.emitted += 1;
         self.counts.transferred += n as u64;
+        self.counts.streams.emitted(idx, n);
         let acking = !self.fabric.ackers.is_empty();
         let mut values = Some(values);
         for i in 0..n {
@@ -333,12 +335,18 @@ impl BoltOutput<'_> {
     pub fn ack(&mut self, input: Tuple) {
         self.settle(&input);
         self.counts.acked += 1;
+        let slot = self.counts.streams.input(input.schema);
         if input.stamp_ns != 0 {
             let now = self.epoch.elapsed().as_nanos() as u64;
-            TaskLatencies::record(
-                &mut self.latencies.process,
-                std::time::Duration::from_nanos(now.saturating_sub(input.stamp_ns)),
-            );
+            let d = std::time::Duration::from_nanos(now.saturating_sub(input.stamp_ns));
+            TaskLatencies::record(&mut self.latencies.process, d);
+            if let Some(x) = slot {
+                x.acked += 1;
+                x.process_count += 1;
+                x.process_sum_us += TaskLatencies::micros(d);
+            }
+        } else if let Some(x) = slot {
+            x.acked += 1;
         }
         if self.fabric.ackers.is_empty() {
             return;
@@ -361,6 +369,9 @@ impl BoltOutput<'_> {
     pub fn fail(&mut self, input: Tuple) {
         self.settle(&input);
         self.counts.failed += 1;
+        if let Some(x) = self.counts.streams.input(input.schema) {
+            x.failed += 1;
+        }
         for (root, _) in input.ids.iter() {
             let acker = self.fabric.acker_for(*root);
             self.outbox.send(

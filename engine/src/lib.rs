@@ -43,7 +43,7 @@ pub use component::{
     gauge_series, Basic, BasicBolt, Bolt, ComponentError, ComponentFactory, Counters, Spout, TaskContext,
     Waker,
 };
-pub use metrics::{ComponentSnapshot, Percentiles, Snapshot, Stats};
+pub use metrics::{ComponentSnapshot, InputStats, OutputStats, Percentiles, Snapshot, Stats, StreamStats};
 pub use placement::{Inbound, Links, Placement, WireSchemas};
 pub use runtime::{EngineError, EngineOptions, Topology};
 pub use tuple::{MessageIds, Schema, Tuple, SYSTEM_COMPONENT, SYSTEM_TASK_ID, TICK_STREAM};

@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+use crate::tuple::Schema;
+
 /// Largest latency recorded, in microseconds (one hour); longer ones count as this.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
@@ -87,8 +89,12 @@ impl TaskLatencies {
     }
 
     pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, MAX_LATENCY_US);
-        let _ = h.record(us);
+        let _ = h.record(Self::micros(d));
+    }
+
+    /// A latency as recorded: whole microseconds, at least 1, at most an hour.
+    pub(crate) fn micros(d: Duration) -> u64 {
+        (d.as_micros() as u64).clamp(1, MAX_LATENCY_US)
     }
 }
 
@@ -106,6 +112,8 @@ pub struct TaskMetrics {
     pub last_error: Mutex<Option<String>>,
     /// The component's own counters.
     pub custom: crate::component::Counters,
+    /// Per output stream and per input, cumulative; locked once per publication.
+    pub streams: Mutex<StreamStats>,
 }
 
 impl TaskMetrics {
@@ -117,6 +125,138 @@ impl TaskMetrics {
             latencies: Mutex::new(TaskLatencies::default()),
             last_error: Mutex::new(None),
             custom: Default::default(),
+            streams: Mutex::new(StreamStats::default()),
+        }
+    }
+}
+
+/// Figures of one output stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputStats {
+    /// Stream name.
+    pub stream: String,
+    /// Tuples emitted on it.
+    pub emitted: u64,
+    /// Tuples sent to tasks from it (once per target).
+    pub transferred: u64,
+}
+
+/// Figures of one input, a `(component, stream)` a bolt subscribes to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputStats {
+    /// Source component.
+    pub component: String,
+    /// Source stream.
+    pub stream: String,
+    /// Tuples executed.
+    pub executed: u64,
+    /// Tuples acked.
+    pub acked: u64,
+    /// Tuples failed.
+    pub failed: u64,
+    /// Execute latency samples (the sampled tuples, as the histograms have).
+    pub execute_count: u64,
+    /// Sum of those samples, µs.
+    pub execute_sum_us: u64,
+    /// Process latency samples.
+    pub process_count: u64,
+    /// Sum of those samples, µs.
+    pub process_sum_us: u64,
+}
+
+impl InputStats {
+    /// Zeroes the counts, keeping the names (no allocation).
+    fn clear_counts(&mut self) {
+        let InputStats {
+            component: _,
+            stream: _,
+            executed,
+            acked,
+            failed,
+            execute_count,
+            execute_sum_us,
+            process_count,
+            process_sum_us,
+        } = self;
+        for n in [
+            executed,
+            acked,
+            failed,
+            execute_count,
+            execute_sum_us,
+            process_count,
+            process_sum_us,
+        ] {
+            *n = 0;
+        }
+    }
+
+    fn add(&mut self, o: &InputStats) {
+        self.executed += o.executed;
+        self.acked += o.acked;
+        self.failed += o.failed;
+        self.execute_count += o.execute_count;
+        self.execute_sum_us += o.execute_sum_us;
+        self.process_count += o.process_count;
+        self.process_sum_us += o.process_sum_us;
+    }
+}
+
+/// Per-stream figures of a task or a component: output streams in declaration order,
+/// inputs as the plan lists them, then any other source seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Per output stream.
+    pub outputs: Vec<OutputStats>,
+    /// Per input.
+    pub inputs: Vec<InputStats>,
+}
+
+impl StreamStats {
+    /// The row of output stream `stream`, added at zero if missing.
+    pub fn output_mut(&mut self, stream: &str) -> &mut OutputStats {
+        let i = match self.outputs.iter().position(|y| y.stream == stream) {
+            Some(i) => i,
+            None => {
+                self.outputs.push(OutputStats {
+                    stream: stream.to_owned(),
+                    ..Default::default()
+                });
+                self.outputs.len() - 1
+            }
+        };
+        &mut self.outputs[i]
+    }
+
+    /// The row of input `(component, stream)`, added at zero if missing.
+    pub fn input_mut(&mut self, component: &str, stream: &str) -> &mut InputStats {
+        let i = match self
+            .inputs
+            .iter()
+            .position(|y| y.component == component && y.stream == stream)
+        {
+            Some(i) => i,
+            None => {
+                self.inputs.push(InputStats {
+                    component: component.to_owned(),
+                    stream: stream.to_owned(),
+                    ..Default::default()
+                });
+                self.inputs.len() - 1
+            }
+        };
+        &mut self.inputs[i]
+    }
+
+    /// Adds another task's figures into these, by stream and by input.
+    pub fn add(&mut self, o: &StreamStats) {
+        for x in &o.outputs {
+            let y = self.output_mut(&x.stream);
+            y.emitted += x.emitted;
+            y.transferred += x.transferred;
+        }
+        for x in &o.inputs {
+            self.input_mut(&x.component, &x.stream).add(x);
         }
     }
 }
@@ -162,6 +302,8 @@ pub struct Stats {
     pub process_buckets: LatencyBuckets,
     /// Complete latencies in fixed buckets.
     pub complete_buckets: LatencyBuckets,
+    /// Per output stream and per input.
+    pub streams: StreamStats,
 }
 
 /// A few figures of a latency distribution, in microseconds.
@@ -279,6 +421,7 @@ pub(crate) fn stats_of(m: &TaskMetrics) -> (Stats, TaskLatencies) {
         execute_buckets: LatencyBuckets::of(&copy.execute),
         process_buckets: LatencyBuckets::of(&copy.process),
         complete_buckets: LatencyBuckets::of(&copy.complete),
+        streams: m.streams.lock().clone(),
     };
     (stats, copy)
 }
@@ -299,6 +442,7 @@ pub(crate) fn sum_stats(tasks: &[(u32, Stats)], merged: &TaskLatencies) -> Stats
         t.errors += s.errors;
         t.restarts += s.restarts;
         t.pending += s.pending;
+        t.streams.add(&s.streams);
     }
     t.execute_us = Percentiles::of(&merged.execute);
     t.process_us = Percentiles::of(&merged.process);
@@ -455,23 +599,155 @@ pub(crate) struct LocalCounts {
     pub failed: u64,
     pub timed_out: u64,
     pub busy_ns: u64,
+    /// Per output stream, by the routing's stream index, and per input.
+    pub streams: LocalStreams,
+}
+
+/// A task's per-stream counts since the last publication. Slots are addressed by index
+/// (the routing's stream index; an input's slot found by comparing interned schema
+/// pointers), so counting allocates nothing and takes no lock.
+#[derive(Default)]
+pub(crate) struct LocalStreams {
+    outputs: Vec<OutputStats>,
+    inputs: Vec<InputStats>,
+    /// Schemas seen, with their input slot: a tuple's schema is interned, so a pointer
+    /// comparison finds its input (several schemas may share a slot).
+    seen: Vec<(&'static Schema, usize)>,
+    dirty: bool,
+}
+
+impl LocalStreams {
+    /// Slots for these output streams (in the routing's order) and inputs.
+    pub(crate) fn new<'a>(
+        outputs: impl IntoIterator<Item = &'a str>,
+        inputs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        LocalStreams {
+            outputs: outputs
+                .into_iter()
+                .map(|s| OutputStats {
+                    stream: s.to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+            inputs: inputs
+                .into_iter()
+                .map(|(c, s)| InputStats {
+                    component: c.to_owned(),
+                    stream: s.to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+            seen: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Counts an emit on output stream `idx` sent to `targets` tasks.
+    #[inline]
+    pub(crate) fn emitted(&mut self, idx: usize, targets: usize) {
+        if let Some(o) = self.outputs.get_mut(idx) {
+            o.emitted += 1;
+            o.transferred += targets as u64;
+            self.dirty = true;
+        }
+    }
+
+    /// The input slot of tuples of this schema; `None` for ticks, which are no input.
+    #[inline]
+    pub(crate) fn input(&mut self, schema: &'static Schema) -> Option<&mut InputStats> {
+        let i = match self.seen.iter().find(|(s, _)| std::ptr::eq(*s, schema)) {
+            Some((_, i)) => *i,
+            None => self.learn(schema)?,
+        };
+        self.dirty = true;
+        self.inputs.get_mut(i)
+    }
+
+    /// First tuple of a schema: find its input by name, or add one (a source the plan
+    /// does not list, e.g. a tuple handed in by a test). Once per schema, not per tuple.
+    #[cold]
+    fn learn(&mut self, schema: &'static Schema) -> Option<usize> {
+        if std::ptr::eq(schema, Schema::tick()) {
+            return None;
+        }
+        let i = match self
+            .inputs
+            .iter()
+            .position(|x| x.component == schema.component && x.stream == schema.stream)
+        {
+            Some(i) => i,
+            None => {
+                self.inputs.push(InputStats {
+                    component: schema.component.clone(),
+                    stream: schema.stream.clone(),
+                    ..Default::default()
+                });
+                self.inputs.len() - 1
+            }
+        };
+        self.seen.push((schema, i));
+        Some(i)
+    }
+
+    /// Adds the counts since the last publication into `to` and clears them.
+    fn publish(&mut self, to: &Mutex<StreamStats>) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let mut shared = to.lock();
+        // Slots only ever grow at the end, so the shared copy is index-aligned.
+        for (i, o) in self.outputs.iter_mut().enumerate() {
+            if shared.outputs.len() <= i {
+                shared.outputs.push(OutputStats {
+                    stream: o.stream.clone(),
+                    ..Default::default()
+                });
+            }
+            let y = &mut shared.outputs[i];
+            y.emitted += std::mem::take(&mut o.emitted);
+            y.transferred += std::mem::take(&mut o.transferred);
+        }
+        for (i, x) in self.inputs.iter_mut().enumerate() {
+            if shared.inputs.len() <= i {
+                shared.inputs.push(InputStats {
+                    component: x.component.clone(),
+                    stream: x.stream.clone(),
+                    ..Default::default()
+                });
+            }
+            shared.inputs[i].add(x);
+            x.clear_counts();
+        }
+    }
 }
 
 impl LocalCounts {
-    pub(crate) fn publish(&mut self, to: &TaskCounters) {
+    /// Counts with per-stream slots (see [`LocalStreams::new`]).
+    pub(crate) fn with_streams(streams: LocalStreams) -> Self {
+        LocalCounts {
+            streams,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn publish(&mut self, to: &TaskMetrics) {
+        let c = &to.counters;
         let add = |a: &AtomicU64, v: &mut u64| {
             if *v != 0 {
                 a.fetch_add(*v, Ordering::Relaxed);
                 *v = 0;
             }
         };
-        add(&to.emitted, &mut self.emitted);
-        add(&to.transferred, &mut self.transferred);
-        add(&to.executed, &mut self.executed);
-        add(&to.acked, &mut self.acked);
-        add(&to.failed, &mut self.failed);
-        add(&to.timed_out, &mut self.timed_out);
-        add(&to.busy_ns, &mut self.busy_ns);
+        add(&c.emitted, &mut self.emitted);
+        add(&c.transferred, &mut self.transferred);
+        add(&c.executed, &mut self.executed);
+        add(&c.acked, &mut self.acked);
+        add(&c.failed, &mut self.failed);
+        add(&c.timed_out, &mut self.timed_out);
+        add(&c.busy_ns, &mut self.busy_ns);
+        self.streams.publish(&to.streams);
     }
 }
 
@@ -559,5 +835,59 @@ mod latency_bucket_tests {
             prop_assert!(max >= *all.last().unwrap() as f64);
             prop_assert!(max / *all.last().unwrap() as f64 <= 1.01);
         }
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn inputs_are_found_by_schema_ticks_are_none_and_publishing_adds_up() {
+        let mut local = LocalStreams::new(["default", "errors"], [("a", "default"), ("a", "errors")]);
+        let errors = Schema::intern("a", "errors", &["x".to_owned()]);
+        // Another schema of the same input (other fields) shares its row.
+        let errors_too = Schema::intern("a", "errors", &["y".to_owned()]);
+        let stray = Schema::intern("z", "default", &[]);
+        assert!(local.input(Schema::tick()).is_none());
+        local.input(errors).unwrap().executed += 2;
+        local.input(errors_too).unwrap().failed += 1;
+        local.input(stray).unwrap().acked += 1;
+        local.emitted(1, 3);
+        local.emitted(7, 1); // no such stream: ignored, never a panic
+        let shared = Mutex::new(StreamStats::default());
+        local.publish(&shared);
+        local.input(errors).unwrap().executed += 1;
+        local.publish(&shared);
+        local.publish(&shared); // nothing new: no lock, no change
+        let s = shared.lock();
+        let outs: Vec<_> = s
+            .outputs
+            .iter()
+            .map(|o| (o.stream.as_str(), o.emitted, o.transferred))
+            .collect();
+        assert_eq!(outs, [("default", 0, 0), ("errors", 1, 3)]);
+        let ins: Vec<_> = s
+            .inputs
+            .iter()
+            .map(|i| {
+                (
+                    i.component.as_str(),
+                    i.stream.as_str(),
+                    i.executed,
+                    i.acked,
+                    i.failed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ins,
+            [
+                ("a", "default", 0, 0, 0),
+                ("a", "errors", 3, 0, 1),
+                ("z", "default", 0, 1, 0)
+            ]
+        );
     }
 }

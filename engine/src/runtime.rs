@@ -19,12 +19,20 @@ use crate::executor::{
 use crate::fabric::{Fabric, Msg, Outbox, NO_QUEUE};
 use crate::grouping::{Grouper, Rng};
 use crate::metrics::{
-    stats_of, sum_stats, ComponentSnapshot, LocalCounts, Snapshot, TaskLatencies, TaskMetrics,
+    stats_of, sum_stats, ComponentSnapshot, LocalCounts, LocalStreams, Snapshot, TaskLatencies, TaskMetrics,
 };
 use crate::placement::{Inbound, Links, Placement, WireSchemas};
 use crate::queue::BatchQueue;
 use crate::scheduler;
 use crate::tuple::Schema;
+
+/// Per-stream slots of a task: its routing's output streams and the plan's inputs.
+fn streams_of(comp: &ComponentPlan, routing: &Routing) -> LocalStreams {
+    LocalStreams::new(
+        routing.streams.iter().map(|s| s.name.as_str()),
+        comp.inputs.iter().map(|i| (i.from.as_str(), i.stream.as_str())),
+    )
+}
 
 /// Engine settings that are not part of the topology's semantics.
 #[derive(Clone, Debug)]
@@ -593,18 +601,20 @@ impl ExecutorBuilder<'_> {
             instance
                 .open(&ctx)
                 .map_err(|error| component_error(comp, t, error))?;
+            let routing = routing_for(self.plan, comp, t, &self.local_tasks, &mut self.rng);
+            let counts = LocalCounts::with_streams(streams_of(comp, &routing));
             ts.push(SpoutTask {
                 id: t,
                 instance,
                 ctx,
-                routing: routing_for(self.plan, comp, t, &self.local_tasks, &mut self.rng),
+                routing,
                 state: SpoutState {
                     pending: IdMap::default(),
                     immediate_acks: Vec::new(),
                     errors: Vec::new(),
                 },
                 metrics: self.task_metrics(ci, comp, t),
-                counts: LocalCounts::default(),
+                counts,
                 latencies: TaskLatencies::default(),
                 finished: false,
             });
@@ -630,13 +640,15 @@ impl ExecutorBuilder<'_> {
             instance
                 .prepare(&ctx)
                 .map_err(|error| component_error(comp, t, error))?;
+            let routing = routing_for(self.plan, comp, t, &self.local_tasks, &mut self.rng);
+            let counts = LocalCounts::with_streams(streams_of(comp, &routing));
             ts.push(BoltTask {
                 id: t,
                 instance: Some(instance),
                 ctx,
                 io: BoltIo {
-                    routing: routing_for(self.plan, comp, t, &self.local_tasks, &mut self.rng),
-                    counts: LocalCounts::default(),
+                    routing,
+                    counts,
                     latencies: TaskLatencies::default(),
                     errors: Vec::new(),
                 },

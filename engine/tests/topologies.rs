@@ -412,3 +412,106 @@ spec:
     let flushes = buf.custom.get("flushes").copied().unwrap_or(0);
     assert!(flushes > 0 && flushes < 5000, "batched flushes: {flushes}");
 }
+
+#[test]
+fn figures_per_output_stream_and_per_input_are_exact() {
+    // Unreliable spout: a failed tuple is not replayed, so every count is exact.
+    let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  spouts:
+    - {name: ids, component: replay, config: {count: 1000, reliable: false}, outputs: [{fields: [id]}]}
+  bolts:
+    - name: parity
+      component: parity
+      parallelism: 2
+      inputs: [{from: ids}]
+      outputs: [{fields: [id]}, {stream: odd, fields: [id]}]
+    - name: judge
+      component: judge
+      parallelism: 2
+      inputs: [{from: parity}, {from: parity, stream: odd}]
+    - {name: odd-sink, component: sink, inputs: [{from: parity, stream: odd}]}
+"#;
+    let (topo, _ledger) = start(yaml);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let m = topo.metrics();
+            m.component("judge").unwrap().total.executed == 1000
+                && m.component("odd-sink").unwrap().total.executed == 500
+        }),
+        "not done: {:?}",
+        topo.metrics()
+    );
+    let m = topo.shutdown();
+    let ids = m.component("ids").unwrap();
+    let outputs = |c: &squall_engine::ComponentSnapshot| -> Vec<(String, u64, u64)> {
+        let s = &c.total.streams;
+        s.outputs
+            .iter()
+            .map(|o| (o.stream.clone(), o.emitted, o.transferred))
+            .collect()
+    };
+    assert_eq!(outputs(ids), vec![("default".to_owned(), 1000, 1000)]);
+    assert!(ids.total.streams.inputs.is_empty());
+
+    let parity = m.component("parity").unwrap();
+    // `odd` has two subscribers: each tuple is transferred twice.
+    assert_eq!(
+        outputs(parity),
+        vec![("default".to_owned(), 500, 500), ("odd".to_owned(), 500, 1000)]
+    );
+    let input = &parity.total.streams.inputs;
+    assert_eq!(input.len(), 1);
+    assert_eq!(
+        (input[0].component.as_str(), input[0].stream.as_str()),
+        ("ids", "default")
+    );
+    assert_eq!(
+        (input[0].executed, input[0].acked, input[0].failed),
+        (1000, 1000, 0)
+    );
+    // Per task, the streams add up to the task's totals.
+    for (_, s) in &parity.tasks {
+        assert_eq!(
+            s.streams.outputs.iter().map(|o| o.emitted).sum::<u64>(),
+            s.emitted
+        );
+    }
+
+    let judge = m.component("judge").unwrap();
+    let rows: Vec<(&str, &str, u64, u64, u64)> = judge
+        .total
+        .streams
+        .inputs
+        .iter()
+        .map(|i| {
+            (
+                i.component.as_str(),
+                i.stream.as_str(),
+                i.executed,
+                i.acked,
+                i.failed,
+            )
+        })
+        .collect();
+    // 0, 10, 20, ... fail on `default`; 5, 15, 25, ... on `odd`.
+    assert_eq!(
+        rows,
+        vec![
+            ("parity", "default", 500, 400, 100),
+            ("parity", "odd", 500, 400, 100)
+        ]
+    );
+    assert!(judge.total.streams.outputs.is_empty());
+    // Latency samples per input add up to the component's histograms.
+    let inputs = &judge.total.streams.inputs;
+    let exec: u64 = inputs.iter().map(|i| i.execute_count).sum();
+    let process: u64 = inputs.iter().map(|i| i.process_count).sum();
+    assert_eq!(exec, judge.total.execute_us.count);
+    assert_eq!(process, judge.total.process_us.count);
+    assert!(exec > 0 && process > 0, "latencies sampled: {inputs:?}");
+    assert!(inputs.iter().all(|i| i.execute_sum_us >= i.execute_count));
+}

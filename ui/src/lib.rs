@@ -29,7 +29,7 @@ pub use error::ApiError;
 pub use lag::{Lags, PartitionLag};
 pub use sample::{
     ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Latency,
-    OutputSample, Status, TopologyInfo, TopologySample,
+    OutputSample, Status, StreamRows, TopologyInfo, TopologySample,
 };
 pub use server::{Options, Ui};
 pub use source::{Control, ControlError, ReadOnly, RebalanceOptions, Source};

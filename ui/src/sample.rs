@@ -177,6 +177,85 @@ pub struct InputSample {
     pub figures: Figures,
 }
 
+/// Builds a component's per-stream rows: the declared output streams and inputs first
+/// (at zero until counted), then any others a source reported, each summed over the
+/// parts (tasks, workers) that report it.
+#[derive(Clone, Debug, Default)]
+pub struct StreamRows {
+    inputs: Vec<InputSample>,
+    outputs: Vec<OutputSample>,
+}
+
+impl StreamRows {
+    fn output_row(&mut self, stream: &str) -> &mut Figures {
+        let i = match self.outputs.iter().position(|o| o.stream == stream) {
+            Some(i) => i,
+            None => {
+                self.outputs.push(OutputSample {
+                    stream: stream.to_owned(),
+                    figures: Figures::default(),
+                });
+                self.outputs.len() - 1
+            }
+        };
+        &mut self.outputs[i].figures
+    }
+
+    fn input_row(&mut self, component: &str, stream: &str) -> &mut Figures {
+        let i = match self
+            .inputs
+            .iter()
+            .position(|x| x.component == component && x.stream == stream)
+        {
+            Some(i) => i,
+            None => {
+                self.inputs.push(InputSample {
+                    component: component.to_owned(),
+                    stream: stream.to_owned(),
+                    figures: Figures::default(),
+                });
+                self.inputs.len() - 1
+            }
+        };
+        &mut self.inputs[i].figures
+    }
+
+    /// A declared output stream: listed even before anything is counted on it.
+    pub fn declare_output(&mut self, stream: &str) {
+        self.output_row(stream);
+    }
+
+    /// A declared input `(component, stream)`.
+    pub fn declare_input(&mut self, component: &str, stream: &str) {
+        self.input_row(component, stream);
+    }
+
+    /// Adds a part's figures of one output stream.
+    pub fn add_output(&mut self, stream: &str, emitted: u64, transferred: u64) {
+        let f = self.output_row(stream);
+        f.emitted += emitted;
+        f.transferred += transferred;
+    }
+
+    /// Adds a part's figures of one input: `executed`, `acked`, `failed` and the
+    /// execute and process latencies count.
+    pub fn add_input(&mut self, component: &str, stream: &str, part: &Figures) {
+        self.input_row(component, stream).add(part);
+    }
+
+    /// The rows, inputs then outputs. A spout's trees are counted per spout, not per
+    /// stream, so with `spout_totals` a single output stream gets its acked, failed and
+    /// complete latency (every tree is rooted on it); with several they stay zero.
+    pub fn finish(mut self, spout_totals: Option<&Figures>) -> (Vec<InputSample>, Vec<OutputSample>) {
+        if let (Some(t), [only]) = (spout_totals, self.outputs.as_mut_slice()) {
+            only.figures.acked = t.acked;
+            only.figures.failed = t.failed;
+            only.figures.complete_latency = t.complete_latency;
+        }
+        (self.inputs, self.outputs)
+    }
+}
+
 /// A component's figures for one of its output streams.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputSample {

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use squall_control::figures::{
-    error_text, ComponentFigures, Counters, FigureRole, LatencyFigures, TaskFigures, MAX_FIGURE_GAUGES,
-    MAX_FIGURE_TASKS, MAX_GAUGE_SERIES_CHARS,
+    error_text, ComponentFigures, Counters, FigureRole, InputFigures, LatencyFigures, OutputFigures,
+    TaskFigures, MAX_FIGURE_GAUGES, MAX_FIGURE_STREAMS, MAX_FIGURE_TASKS, MAX_GAUGE_SERIES_CHARS,
+    MAX_STREAM_NAME_CHARS,
 };
 use squall_control::{WorkerFigures, WorkerStatus};
 use squall_engine::metrics::LatencyBuckets;
-use squall_engine::{Snapshot, Stats};
+use squall_engine::{Snapshot, Stats, StreamStats};
 
 use crate::prom::exported_bounds;
 
@@ -86,6 +87,48 @@ fn gauges(component: &str, all: &BTreeMap<String, u64>, room: &mut usize) -> BTr
     out
 }
 
+/// A component's per-stream rows within the figures' bounds: names of at most
+/// [`MAX_STREAM_NAME_CHARS`], and no more rows than `room` (what is left of
+/// [`MAX_FIGURE_STREAMS`] for the worker). Rows left out are logged.
+fn streams(component: &str, s: &StreamStats, room: &mut usize) -> (Vec<OutputFigures>, Vec<InputFigures>) {
+    let fits = |n: &str| n.len() <= MAX_STREAM_NAME_CHARS;
+    let outputs: Vec<OutputFigures> = s
+        .outputs
+        .iter()
+        .filter(|o| fits(&o.stream))
+        .take(*room)
+        .map(|o| OutputFigures {
+            stream: o.stream.clone(),
+            emitted: o.emitted,
+            transferred: o.transferred,
+        })
+        .collect();
+    *room -= outputs.len();
+    let inputs: Vec<InputFigures> = s
+        .inputs
+        .iter()
+        .filter(|i| fits(&i.component) && fits(&i.stream))
+        .take(*room)
+        .map(|i| InputFigures {
+            component: i.component.clone(),
+            stream: i.stream.clone(),
+            executed: i.executed,
+            acked: i.acked,
+            failed: i.failed,
+            execute_count: i.execute_count,
+            execute_sum_us: i.execute_sum_us,
+            process_count: i.process_count,
+            process_sum_us: i.process_sum_us,
+        })
+        .collect();
+    *room -= inputs.len();
+    let left_out = s.outputs.len() + s.inputs.len() - outputs.len() - inputs.len();
+    if left_out > 0 {
+        tracing::debug!(component, left_out, "per-stream rows left out of /figures");
+    }
+    (outputs, inputs)
+}
+
 fn role(engine_role: &str) -> FigureRole {
     match engine_role {
         "spout" => FigureRole::Spout,
@@ -114,29 +157,35 @@ pub fn figures(status: &WorkerStatus, snap: Option<&Snapshot>) -> WorkerFigures 
         out.tasks_omitted = tasks as u64;
     }
     let mut room = MAX_FIGURE_GAUGES;
+    let mut stream_room = MAX_FIGURE_STREAMS;
     out.components = snap
         .components
         .iter()
-        .map(|c| ComponentFigures {
-            gauges: gauges(&c.name, &c.gauges, &mut room),
-            name: c.name.clone(),
-            role: role(c.role),
-            executors: c.executors,
-            totals: counters(&c.total),
-            queue_depth: c.queue_depth,
-            queue_capacity: c.queue_capacity,
-            last_error: c.last_error.as_deref().map(error_text),
-            tasks: if list_tasks {
-                c.tasks
-                    .iter()
-                    .map(|(task, s)| TaskFigures {
-                        task: *task,
-                        counters: counters(s),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
+        .map(|c| {
+            let (outputs, inputs) = streams(&c.name, &c.total.streams, &mut stream_room);
+            ComponentFigures {
+                outputs,
+                inputs,
+                gauges: gauges(&c.name, &c.gauges, &mut room),
+                name: c.name.clone(),
+                role: role(c.role),
+                executors: c.executors,
+                totals: counters(&c.total),
+                queue_depth: c.queue_depth,
+                queue_capacity: c.queue_capacity,
+                last_error: c.last_error.as_deref().map(error_text),
+                tasks: if list_tasks {
+                    c.tasks
+                        .iter()
+                        .map(|(task, s)| TaskFigures {
+                            task: *task,
+                            counters: counters(s),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            }
         })
         .collect();
     out
@@ -148,7 +197,7 @@ mod tests {
     use std::time::Duration;
 
     use squall_engine::metrics::latency_bucket_bounds;
-    use squall_engine::ComponentSnapshot;
+    use squall_engine::{ComponentSnapshot, InputStats, OutputStats};
 
     use super::*;
 
@@ -166,11 +215,38 @@ mod tests {
     }
 
     fn component(name: &str, role: &'static str, tasks: &[u32]) -> ComponentSnapshot {
+        let out = |stream: &str, emitted, transferred| OutputStats {
+            stream: stream.into(),
+            emitted,
+            transferred,
+        };
+        let streams = if role == "spout" {
+            StreamStats {
+                outputs: vec![out("default", 4, 4), out("errors", 3, 6)],
+                inputs: vec![],
+            }
+        } else {
+            StreamStats {
+                outputs: vec![],
+                inputs: vec![InputStats {
+                    component: "s".into(),
+                    stream: "errors".into(),
+                    executed: 3,
+                    acked: 2,
+                    failed: 1,
+                    execute_count: 1,
+                    execute_sum_us: 10,
+                    process_count: 1,
+                    process_sum_us: 20,
+                }],
+            }
+        };
         let stats = Stats {
             emitted: 7,
             acked: 5,
             busy_ns: 1_000,
             complete_buckets: buckets(&[(0, 2), (30, 3)]),
+            streams,
             ..Stats::default()
         };
         ComponentSnapshot {
@@ -227,6 +303,31 @@ mod tests {
         );
         let s = &f.components[0];
         assert_eq!((s.role, s.executors, s.queue_depth), (FigureRole::Spout, 2, 3));
+        let stream = |x: &OutputFigures| (x.stream.clone(), x.emitted, x.transferred);
+        assert_eq!(
+            s.outputs.iter().map(stream).collect::<Vec<_>>(),
+            vec![("default".to_owned(), 4, 4), ("errors".to_owned(), 3, 6)]
+        );
+        let i = &f.components[1].inputs[0];
+        assert_eq!(
+            (
+                i.component.as_str(),
+                i.stream.as_str(),
+                i.executed,
+                i.acked,
+                i.failed
+            ),
+            ("s", "errors", 3, 2, 1)
+        );
+        assert_eq!(
+            (
+                i.execute_count,
+                i.execute_sum_us,
+                i.process_count,
+                i.process_sum_us
+            ),
+            (1, 10, 1, 20)
+        );
         assert_eq!(s.tasks.iter().map(|t| t.task).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!((s.totals.acked, s.totals.complete.count()), (5, 6));
         assert_eq!(s.last_error.as_deref(), Some("boom"));

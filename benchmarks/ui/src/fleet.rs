@@ -155,6 +155,8 @@ fn template(plan: &Plan, id: &str, tasks: &std::collections::BTreeSet<u32>) -> W
                 queue_capacity: 16_384,
                 last_error: None,
                 gauges: Default::default(),
+                outputs: Vec::new(),
+                inputs: Vec::new(),
                 tasks: mine
                     .iter()
                     .map(|&task| TaskFigures {

@@ -10,7 +10,7 @@ use squall_engine::{ComponentSnapshot, Snapshot, Stats};
 use squall_model::{Plan, Role};
 use squall_ui::{
     ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Lags, Latency,
-    OutputSample, PartitionLag, Status, TopologyInfo, TopologySample,
+    OutputSample, PartitionLag, Status, StreamRows, TopologyInfo, TopologySample,
 };
 
 /// Where a local run's executors are, for the API's `host`.
@@ -113,27 +113,49 @@ fn lags<'a>(name: &str, parts: impl IntoIterator<Item = &'a ComponentSnapshot>) 
     lags.finish(name)
 }
 
-/// A component without its per-executor rows: kind, counts, streams where the plan makes
-/// them unambiguous (a single input, a single output stream), gauges (the lag from the
-/// gauges of `c`; `on_workers` sets it from each worker's own).
+/// The component's rows per input and per output stream: the plan's, then any other the
+/// engine counted. Streams show only mean latencies, so theirs are kept as count and sum.
+fn streams(
+    p: Option<&squall_model::ComponentPlan>,
+    c: &ComponentSnapshot,
+    totals: &Figures,
+) -> (Vec<InputSample>, Vec<OutputSample>) {
+    let mut rows = StreamRows::default();
+    for o in p.map(|p| p.outputs.as_slice()).unwrap_or_default() {
+        rows.declare_output(&o.stream);
+    }
+    for i in p.map(|p| p.inputs.as_slice()).unwrap_or_default() {
+        rows.declare_input(&i.from, &i.stream);
+    }
+    for o in &c.total.streams.outputs {
+        rows.add_output(&o.stream, o.emitted, o.transferred);
+    }
+    for i in &c.total.streams.inputs {
+        let f = Figures {
+            executed: i.executed,
+            acked: i.acked,
+            failed: i.failed,
+            execute_latency: Latency {
+                count: i.execute_count,
+                sum_us: i.execute_sum_us,
+            },
+            process_latency: Latency {
+                count: i.process_count,
+                sum_us: i.process_sum_us,
+            },
+            ..Figures::default()
+        };
+        rows.add_input(&i.component, &i.stream, &f);
+    }
+    rows.finish((c.role == "spout").then_some(totals))
+}
+
+/// A component without its per-executor rows: kind, counts, streams, gauges (the lag
+/// from the gauges of `c`; `on_workers` sets it from each worker's own).
 fn component(plan: &Plan, c: &ComponentSnapshot, error: Option<ErrorReport>) -> ComponentSample {
     let p = plan.component(&c.name);
     let totals = figures(&c.total);
-    let inputs = match p.map(|p| p.inputs.as_slice()) {
-        Some([only]) => vec![InputSample {
-            component: only.from.clone(),
-            stream: only.stream.clone(),
-            figures: totals.clone(),
-        }],
-        _ => Vec::new(),
-    };
-    let outputs = match p.map(|p| p.outputs.as_slice()) {
-        Some([only]) => vec![OutputSample {
-            stream: only.stream.clone(),
-            figures: totals.clone(),
-        }],
-        _ => Vec::new(),
-    };
+    let (inputs, outputs) = streams(p, c, &totals);
     ComponentSample {
         id: c.name.clone(),
         kind: if c.role == "spout" {
@@ -314,5 +336,119 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert!(lags("edits", [&snapshot(&[("retried", 1)])]).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use squall_engine::{EngineOptions, Topology};
+    use squall_ui::views::component_page;
+    use squall_ui::window::History;
+    use squall_ui::Window;
+
+    use super::*;
+
+    /// A parser with two output streams feeding a bolt with two inputs, as the Wikipedia
+    /// pipeline's `parser` and `rejects`: each stream and input gets its own row.
+    const MANIFEST: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: streams}
+spec:
+  spouts:
+    - {name: lines, component: json-lines, config: {path: events.jsonl}}
+  bolts:
+    - name: parser
+      component: json-keys
+      parallelism: 2
+      config: {field: line, keys: [{prefix: k_, path: a}]}
+      inputs: [{from: lines}]
+    - name: rejects
+      component: log
+      config: {every: 1000}
+      inputs: [{from: parser}, {from: parser, stream: errors}]
+"#;
+
+    fn row(v: &serde_json::Value, keys: &[&str]) -> Vec<String> {
+        keys.iter().map(|k| v[*k].to_string()).collect()
+    }
+
+    #[test]
+    fn the_component_page_lists_every_stream_with_its_own_figures() {
+        let dir = std::env::temp_dir().join(format!("squall-streams-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Lines 0, 3, 6, 9 are not JSON: four go to `errors`, six give one key each.
+        let lines: String = (0..10)
+            .map(|i| {
+                if i % 3 == 0 {
+                    "not json\n"
+                } else {
+                    "{\"a\": \"x\"}\n"
+                }
+            })
+            .collect();
+        std::fs::write(dir.join("events.jsonl"), lines).unwrap();
+        let file = dir.join("topology.yaml");
+        std::fs::write(&file, MANIFEST).unwrap();
+        let plan = crate::validate::load(&file, &[], &squall_model::Limits::default()).unwrap();
+        let topo = Topology::start(
+            &plan,
+            Arc::new(squall_components::Builtins),
+            EngineOptions::from_plan(&plan),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !topo.is_drained() {
+            assert!(Instant::now() < deadline, "not drained: {:?}", topo.metrics());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let snap = topo.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+        let sample = in_process(&plan, &snap, Status::Active, &mut ErrorClock::default());
+        let h = History::new(sample.clone(), 10);
+        let page = |name: &str| {
+            let c = sample.component(name).unwrap();
+            serde_json::to_value(component_page(&h, c, Window::AllTime)).unwrap()
+        };
+
+        let parser = page("parser");
+        let outs: Vec<Vec<String>> = parser["outputStats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| row(o, &["stream", "emitted", "transferred"]))
+            .collect();
+        assert_eq!(
+            outs,
+            [["\"default\"", "6", "6"], ["\"errors\"", "4", "4"]],
+            "{parser}"
+        );
+        let ins = parser["inputStats"].as_array().unwrap();
+        assert_eq!(ins.len(), 1, "{parser}");
+        assert_eq!(
+            row(&ins[0], &["component", "stream", "executed", "acked", "failed"]),
+            ["\"lines\"", "\"default\"", "10", "10", "0"]
+        );
+
+        let rejects = page("rejects");
+        let ins: Vec<Vec<String>> = rejects["inputStats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| row(i, &["component", "stream", "executed", "acked", "failed"]))
+            .collect();
+        assert_eq!(
+            ins,
+            [
+                ["\"parser\"", "\"default\"", "6", "6", "0"],
+                ["\"parser\"", "\"errors\"", "4", "4", "0"]
+            ],
+            "{rejects}"
+        );
+        assert!(rejects["outputStats"].as_array().unwrap().is_empty(), "{rejects}");
     }
 }

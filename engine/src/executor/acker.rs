@@ -41,7 +41,7 @@ impl AckerExecutor {
     fn publish(&mut self) {
         self.base.publish_held();
         for t in &mut self.tasks {
-            t.counts.publish(&t.metrics.counters);
+            t.counts.publish(&t.metrics);
             t.metrics
                 .counters
                 .pending

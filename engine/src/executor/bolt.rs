@@ -175,16 +175,24 @@ impl BoltExecutor {
             None
         };
         let is_tick = tuple.is_tick();
+        let schema = tuple.schema;
         let mut out = t.io.output(&mut self.base, Some((tuple.ids.clone(), false)));
         let r = catch_unwind(AssertUnwindSafe(|| instance.execute(tuple, &mut out)));
         // The input's ids come back with whether the bolt acked or failed it.
         let (roots, settled) = out.current.take().unwrap_or_default();
         let unsettled = !settled;
+        let d = t0.map(|t0| t0.elapsed());
         if !is_tick {
             t.io.counts.executed += 1;
+            if let Some(x) = t.io.counts.streams.input(schema) {
+                x.executed += 1;
+                if let Some(d) = d {
+                    x.execute_count += 1;
+                    x.execute_sum_us += TaskLatencies::micros(d);
+                }
+            }
         }
-        if let Some(t0) = t0 {
-            let d = t0.elapsed();
+        if let Some(d) = d {
             TaskLatencies::record(&mut t.io.latencies.execute, d);
             t.io.counts.busy_ns += d.as_nanos() as u64 * SAMPLE_EVERY;
         }
@@ -199,6 +207,9 @@ impl BoltExecutor {
                 // than leaving its tree to time out.
                 if unsettled && !is_tick {
                     t.io.counts.failed += 1;
+                    if let Some(x) = t.io.counts.streams.input(schema) {
+                        x.failed += 1;
+                    }
                     Self::fail_roots(&self.base.fabric, &mut self.base.outbox, &roots);
                 }
             }
@@ -214,6 +225,9 @@ impl BoltExecutor {
                 // instance held time out.
                 if unsettled && !is_tick {
                     t.io.counts.failed += 1;
+                    if let Some(x) = t.io.counts.streams.input(schema) {
+                        x.failed += 1;
+                    }
                     Self::fail_roots(&self.base.fabric, &mut self.base.outbox, &roots);
                 }
                 t.metrics.counters.restarts.fetch_add(1, Ordering::Relaxed);
@@ -307,7 +321,7 @@ impl BoltExecutor {
     fn publish(&mut self, latencies: bool) {
         self.base.publish_held();
         for t in &mut self.tasks {
-            t.io.counts.publish(&t.metrics.counters);
+            t.io.counts.publish(&t.metrics);
             if latencies && (!t.io.latencies.execute.is_empty() || !t.io.latencies.process.is_empty()) {
                 t.metrics.latencies.lock().merge(&t.io.latencies);
                 t.io.latencies.reset();

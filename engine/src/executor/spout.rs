@@ -412,7 +412,7 @@ impl SpoutExecutor {
     fn publish(&mut self, latencies: bool) {
         self.base.publish_held();
         for t in &mut self.tasks {
-            t.counts.publish(&t.metrics.counters);
+            t.counts.publish(&t.metrics);
             t.metrics
                 .counters
                 .pending

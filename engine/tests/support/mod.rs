@@ -137,6 +137,33 @@ impl Bolt for Sink {
     }
 }
 
+/// Even ids go out on `default`, odd ones on `odd`.
+pub struct Parity;
+
+impl BasicBolt for Parity {
+    fn execute(&mut self, input: &Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let id = input.get(0).and_then(Value::as_i64).ok_or("no id")?;
+        let stream = if id % 2 == 0 { "default" } else { "odd" };
+        out.emit_on(stream, &[], values![id])?;
+        Ok(())
+    }
+}
+
+/// Fails ids divisible by 5, acks the rest.
+pub struct Judge;
+
+impl Bolt for Judge {
+    fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        let id = input.get(0).and_then(Value::as_i64).ok_or("no id")?;
+        if id % 5 == 0 {
+            out.fail(input);
+        } else {
+            out.ack(input);
+        }
+        Ok(())
+    }
+}
+
 /// Identity bolt that acks with Basic semantics.
 pub struct Pass;
 
@@ -308,7 +335,7 @@ impl Catalog for Kinds {
         let role = match kind {
             "replay" => Role::Spout,
             "flaky" | "sink" | "pass" | "router" | "direct-sink" | "holder" | "erring" | "buffering"
-            | "gate" => Role::Bolt,
+            | "gate" | "parity" | "judge" => Role::Bolt,
             _ => return None,
         };
         Some(Ok(KindInfo::new(Some(role), vec![])))
@@ -323,6 +350,8 @@ impl Catalog for Kinds {
             "direct-sink",
             "holder",
             "gate",
+            "parity",
+            "judge",
         ]
         .map(String::from)
         .to_vec()
@@ -357,6 +386,8 @@ impl ComponentFactory for Kinds {
             }),
             "direct-sink" => Box::new(DirectSink { me: 0, ledger }),
             "gate" => Box::new(Gate { ledger }),
+            "parity" => Box::new(Basic(Parity)),
+            "judge" => Box::new(Judge),
             "holder" => Box::new(Holder {
                 held: Vec::new(),
                 hold: Duration::from_millis(num(&c.config, "hold_ms", 0)),

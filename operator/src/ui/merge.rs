@@ -11,7 +11,7 @@ use squall_model::crd::{Phase, Topology};
 use squall_model::{DesiredState, Plan, Role};
 use squall_ui::{
     ComponentKind, ComponentSample, Edge, ErrorReport, ExecutorSample, Figures, InputSample, Lags, Latency,
-    OutputSample, PartitionLag, Status, TopologyInfo, TopologySample,
+    OutputSample, PartitionLag, Status, StreamRows, TopologyInfo, TopologySample,
 };
 
 use crate::DATA_PORT;
@@ -181,6 +181,45 @@ fn executor_rows(
         .collect()
 }
 
+/// The component's rows per input and per output stream, summed over the workers. Streams
+/// show only mean latencies, so theirs are kept as count and sum.
+fn streams(
+    c: &squall_model::ComponentPlan,
+    parts: &[(&Answer, &ComponentFigures)],
+    totals: &Figures,
+) -> (Vec<InputSample>, Vec<OutputSample>) {
+    let mut rows = StreamRows::default();
+    for o in &c.outputs {
+        rows.declare_output(&o.stream);
+    }
+    for i in &c.inputs {
+        rows.declare_input(&i.from, &i.stream);
+    }
+    for (_, p) in parts {
+        for o in &p.outputs {
+            rows.add_output(&o.stream, o.emitted, o.transferred);
+        }
+        for i in &p.inputs {
+            let f = Figures {
+                executed: i.executed,
+                acked: i.acked,
+                failed: i.failed,
+                execute_latency: Latency {
+                    count: i.execute_count,
+                    sum_us: i.execute_sum_us,
+                },
+                process_latency: Latency {
+                    count: i.process_count,
+                    sum_us: i.process_sum_us,
+                },
+                ..Figures::default()
+            };
+            rows.add_input(&i.component, &i.stream, &f);
+        }
+    }
+    rows.finish((c.role == Role::Spout).then_some(totals))
+}
+
 /// The component's figures over every worker's part of it.
 fn component(
     id: &str,
@@ -223,24 +262,7 @@ fn component(
             worker: Some(a.pod.clone()),
         })
     });
-    // A single input or output stream gets the component's figures; with more, the
-    // workers' figures cannot tell them apart, so they are left out. Streams show only
-    // mean latencies, so theirs are kept as count and sum.
-    let inputs = match c.inputs.as_slice() {
-        [only] => vec![InputSample {
-            component: only.from.clone(),
-            stream: only.stream.clone(),
-            figures: totals.clone(),
-        }],
-        _ => Vec::new(),
-    };
-    let outputs = match c.outputs.as_slice() {
-        [only] => vec![OutputSample {
-            stream: only.stream.clone(),
-            figures: totals.clone(),
-        }],
-        _ => Vec::new(),
-    };
+    let (inputs, outputs) = streams(c, parts, &totals);
     ComponentSample {
         id: c.name.clone(),
         kind: match c.role {
@@ -445,6 +467,8 @@ spec:
                     last_error: (c.name == "sink").then(|| "boom".to_owned()),
                     tasks,
                     gauges: Default::default(),
+                    outputs: vec![],
+                    inputs: vec![],
                 })
             })
             .collect();
@@ -493,6 +517,119 @@ spec:
             "20 histories of {history} bytes need more than {} bytes",
             settings.memory_budget
         );
+    }
+
+    /// Per-stream rows of one component on one worker.
+    fn streams(p: &mut ComponentFigures, outputs: &[(&str, u64)], inputs: &[(&str, &str, u64)]) {
+        use squall_control::figures::{InputFigures, OutputFigures};
+        p.outputs = outputs
+            .iter()
+            .map(|(s, n)| OutputFigures {
+                stream: (*s).into(),
+                emitted: *n,
+                transferred: 2 * n,
+            })
+            .collect();
+        p.inputs = inputs
+            .iter()
+            .map(|(c, s, n)| InputFigures {
+                component: (*c).into(),
+                stream: (*s).into(),
+                executed: *n,
+                acked: n - 1,
+                failed: 1,
+                execute_count: 2,
+                execute_sum_us: 10 * n,
+                process_count: 1,
+                process_sum_us: 100 * n,
+            })
+            .collect();
+    }
+
+    #[test]
+    fn two_workers_add_up_per_input_and_per_output_stream() {
+        let yaml = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: numbers}
+spec:
+  workers: 2
+  spouts: [{name: numbers, component: sequence, parallelism: 2}]
+  bolts:
+    - name: parse
+      component: identity
+      parallelism: 2
+      inputs: [{from: numbers}]
+      outputs: [{fields: [payload]}, {stream: errors, fields: [payload]}]
+    - name: rejects
+      component: "null"
+      parallelism: 2
+      inputs: [{from: parse}, {from: parse, stream: errors}]
+"#;
+        let m = TopologyManifest::from_yaml(yaml, "t").unwrap();
+        let plan = squall_model::validate(&m, &squall_catalog::BuiltinKinds).unwrap();
+        let mut t = Topology::new("numbers", m.spec);
+        t.metadata.namespace = Some("default".into());
+        let mut answers = [answer(&plan, 0, 1_000), answer(&plan, 1, 1_000)];
+        for (w, a) in answers.iter_mut().enumerate() {
+            let w = w as u64;
+            for p in &mut a.figures.components {
+                match p.name.as_str() {
+                    "parse" => streams(p, &[("default", 10 + w), ("errors", 3 + w)], &[]),
+                    // Worker 1 has seen no `errors` yet: its row is absent, not zero.
+                    "rejects" if w == 1 => streams(p, &[], &[("parse", "default", 20)]),
+                    "rejects" => streams(p, &[], &[("parse", "default", 10), ("parse", "errors", 4)]),
+                    _ => {}
+                }
+            }
+        }
+        let s = sample("default", &t, &plan, &answers, &mut ErrorClock::default());
+        let parse = s.components.iter().find(|c| c.id == "parse").unwrap();
+        let outs: Vec<(&str, u64, u64)> = parse
+            .outputs
+            .iter()
+            .map(|o| (o.stream.as_str(), o.figures.emitted, o.figures.transferred))
+            .collect();
+        assert_eq!(outs, [("default", 21, 42), ("errors", 7, 14)]);
+        let ins: Vec<(&str, &str)> = parse
+            .inputs
+            .iter()
+            .map(|i| (i.component.as_str(), i.stream.as_str()))
+            .collect();
+        assert_eq!(ins, [("numbers", "default")], "declared, not yet counted");
+        assert_eq!(parse.inputs[0].figures.executed, 0);
+
+        let rejects = s.components.iter().find(|c| c.id == "rejects").unwrap();
+        let ins: Vec<(&str, &str, u64, u64, u64, Latency, Latency)> = rejects
+            .inputs
+            .iter()
+            .map(|i| {
+                let f = &i.figures;
+                let (c, st) = (i.component.as_str(), i.stream.as_str());
+                (
+                    c,
+                    st,
+                    f.executed,
+                    f.acked,
+                    f.failed,
+                    f.execute_latency,
+                    f.process_latency,
+                )
+            })
+            .collect();
+        let lat = |count, sum_us| Latency { count, sum_us };
+        assert_eq!(
+            ins,
+            [
+                ("parse", "default", 30, 28, 2, lat(4, 300), lat(2, 3_000)),
+                ("parse", "errors", 4, 3, 1, lat(2, 40), lat(1, 400)),
+            ]
+        );
+        assert!(rejects.outputs.is_empty());
+        // A spout's single stream carries its trees' figures.
+        let spout = &s.components[0];
+        assert_eq!(spout.outputs.len(), 1);
+        assert_eq!(spout.outputs[0].figures.acked, spout.totals.acked);
     }
 
     #[test]

@@ -130,6 +130,38 @@ fn component_gauge(c: &mut ComponentSnapshot, name: &str, labels: &BTreeMap<Stri
         .or_insert(0) += v;
 }
 
+/// Adds a per-stream or per-input sample of a page (see `render_streams`); false if
+/// `name` is none of those families.
+fn stream_sample(c: &mut ComponentSnapshot, name: &str, labels: &BTreeMap<String, String>, v: f64) -> bool {
+    let label = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
+    let n = v as u64;
+    let streams = &mut c.total.streams;
+    if name.starts_with("squall_stream_") {
+        let o = streams.output_mut(label("stream"));
+        match name {
+            "squall_stream_emitted_total" => o.emitted += n,
+            "squall_stream_transferred_total" => o.transferred += n,
+            _ => {}
+        }
+        return true;
+    }
+    if !name.starts_with("squall_input_") {
+        return false;
+    }
+    let i = streams.input_mut(label("source_component"), label("source_stream"));
+    match name {
+        "squall_input_executed_total" => i.executed += n,
+        "squall_input_acked_total" => i.acked += n,
+        "squall_input_failed_total" => i.failed += n,
+        "squall_input_execute_samples_total" => i.execute_count += n,
+        "squall_input_execute_seconds_total" => i.execute_sum_us += micros_of(v),
+        "squall_input_process_samples_total" => i.process_count += n,
+        "squall_input_process_seconds_total" => i.process_sum_us += micros_of(v),
+        _ => {}
+    }
+    true
+}
+
 /// Sums the components of several workers' pages into one snapshot. Counters and gauges
 /// add up (components' own gauges too, under their series keys); latency histograms add up bucket by bucket, so p50/p99 are those of all the
 /// workers' samples together (within [`EXPORTED_BUCKET_ERROR`](super::EXPORTED_BUCKET_ERROR)
@@ -186,6 +218,7 @@ pub fn merge(pages: &[Vec<Sample>]) -> Snapshot {
                         c.tasks.push((task, Stats::default()));
                     }
                 }
+                other if stream_sample(c, other, labels, *v) => {}
                 other => {
                     let le = labels.get("le").map(String::as_str);
                     if !Summed::add(&mut histograms, comp, other, le, *v) {

@@ -141,6 +141,109 @@ fn render_histograms(
     }
 }
 
+type OutputOf = fn(&squall_engine::OutputStats) -> u64;
+type InputOf = fn(&squall_engine::InputStats) -> u64;
+
+/// Per output stream, labelled `stream`.
+pub(super) const STREAM_COUNTERS: &[(&str, OutputOf, &str)] = &[
+    (
+        "squall_stream_emitted_total",
+        |o| o.emitted,
+        "Tuples emitted on one output stream.",
+    ),
+    (
+        "squall_stream_transferred_total",
+        |o| o.transferred,
+        "Tuples sent to tasks from one output stream.",
+    ),
+];
+
+/// Per input, labelled `source_component` and `source_stream`. Latencies are a count of
+/// samples and a sum (counters, which add up across workers): the UI shows means only.
+pub(super) const INPUT_COUNTERS: &[(&str, InputOf, &str)] = &[
+    (
+        "squall_input_executed_total",
+        |i| i.executed,
+        "Tuples of one input executed.",
+    ),
+    (
+        "squall_input_acked_total",
+        |i| i.acked,
+        "Tuples of one input acked.",
+    ),
+    (
+        "squall_input_failed_total",
+        |i| i.failed,
+        "Tuples of one input failed.",
+    ),
+    (
+        "squall_input_execute_samples_total",
+        |i| i.execute_count,
+        "Execute latency samples of one input's tuples.",
+    ),
+    (
+        "squall_input_process_samples_total",
+        |i| i.process_count,
+        "Process latency samples of one input's tuples.",
+    ),
+];
+
+/// Sums of latency samples per input, kept in µs and shown in seconds.
+pub(super) const INPUT_SECONDS: &[(&str, InputOf, &str)] = &[
+    (
+        "squall_input_execute_seconds_total",
+        |i| i.execute_sum_us,
+        "Time inside execute of one input's sampled tuples.",
+    ),
+    (
+        "squall_input_process_seconds_total",
+        |i| i.process_sum_us,
+        "Time from receipt to ack of one input's sampled tuples.",
+    ),
+];
+
+/// The per-stream and per-input families.
+fn render_streams(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&ComponentSnapshot) -> String) {
+    for (name, get, help) in STREAM_COUNTERS {
+        head(out, name, "counter", help);
+        for c in &snap.components {
+            for o in &c.total.streams.outputs {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{},stream=\"{}\"}} {}",
+                    labels(c),
+                    esc(&o.stream),
+                    get(o)
+                );
+            }
+        }
+    }
+    let input = |c: &ComponentSnapshot, i: &squall_engine::InputStats| {
+        format!(
+            "{},source_component=\"{}\",source_stream=\"{}\"",
+            labels(c),
+            esc(&i.component),
+            esc(&i.stream)
+        )
+    };
+    for (name, get, help) in INPUT_COUNTERS {
+        head(out, name, "counter", help);
+        for c in &snap.components {
+            for i in &c.total.streams.inputs {
+                let _ = writeln!(out, "{name}{{{}}} {}", input(c, i), get(i));
+            }
+        }
+    }
+    for (name, get, help) in INPUT_SECONDS {
+        head(out, name, "counter", help);
+        for c in &snap.components {
+            for i in &c.total.streams.inputs {
+                let _ = writeln!(out, "{name}{{{}}} {}", input(c, i), seconds_of_micros(get(i)));
+            }
+        }
+    }
+}
+
 /// The components' own gauges (`Counters::set_gauge`): series `name{labels}` become
 /// `squall_<name>{<component labels>,labels}`, one family per name.
 fn render_component_gauges(out: &mut String, snap: &Snapshot, labels: &dyn Fn(&ComponentSnapshot) -> String) {
@@ -278,6 +381,7 @@ pub fn render(
             }
         }
         render_histograms(&mut out, snap, &labels, buckets);
+        render_streams(&mut out, snap, &labels);
         render_component_gauges(&mut out, snap, &labels);
     }
     let connected = |s: &LinkStats| u64::from(s.connected.load(std::sync::atomic::Ordering::Relaxed));

@@ -365,9 +365,48 @@ fn full_page(buckets: Buckets) -> String {
         complete_buckets: b.clone(),
         execute_buckets: b.clone(),
         process_buckets: b,
+        streams: two_streams(),
         ..Stats::default()
     };
     page_with("w0", vec![component("c", "bolt", 1, stats)], buckets)
+}
+
+/// A bolt's per-stream figures: two output streams, two inputs.
+fn two_streams() -> squall_engine::StreamStats {
+    use squall_engine::{InputStats, OutputStats};
+    let out = |stream: &str, emitted| OutputStats {
+        stream: stream.into(),
+        emitted,
+        transferred: 2 * emitted,
+    };
+    let input = |stream: &str, executed| InputStats {
+        component: "p\"x".into(),
+        stream: stream.into(),
+        executed,
+        acked: executed - 1,
+        failed: 1,
+        execute_count: 2,
+        execute_sum_us: 1_234_567,
+        process_count: 1,
+        process_sum_us: 89,
+    };
+    squall_engine::StreamStats {
+        outputs: vec![out("default", 5), out("errors", 3)],
+        inputs: vec![input("default", 9), input("errors", 4)],
+    }
+}
+
+#[test]
+fn per_stream_figures_read_back_and_add_up_across_workers() {
+    let text = full_page(Buckets::Fine);
+    check_well_formed(&text);
+    let page = parse(&text);
+    let merged = merge(&[page.clone(), page]);
+    let c = merged.component("c").unwrap();
+    let mut want = two_streams();
+    want.add(&two_streams());
+    assert_eq!(c.total.streams, want);
+    assert_eq!(c.total.streams.inputs[0].execute_sum_us, 2 * 1_234_567);
 }
 
 #[test]
