@@ -288,7 +288,10 @@ fn max_uncommitted_offsets_holds_back_new_records_until_a_commit() {
         if emitted == 20 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "only {emitted} of 20 emitted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {emitted} of 20 emitted"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(custom(&topo.shutdown(), "kafka", "paused") >= 3);
