@@ -179,13 +179,18 @@ fn word_count_counts_grow_and_the_graph_is_the_manifests() {
         ]
     );
 
-    let split = get(addr, &format!("/api/v1/topology/{id}/component/split?window=600"));
-    let executors = split["executorStats"].as_array().unwrap();
-    assert_eq!(executors.len(), 2, "{split}");
-    assert!(
-        executors.iter().all(|e| e["executed"].as_u64().unwrap() > 0),
-        "{split}"
-    );
+    // Executors publish their counts per batch, so one executor's first
+    // counts may reach the API a sample later than the other's.
+    let split_page = || get(addr, &format!("/api/v1/topology/{id}/component/split?window=600"));
+    eventually("both split executors to execute", || {
+        split_page()["executorStats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["executed"].as_u64().unwrap() > 0)
+    });
+    let split = split_page();
+    assert_eq!(split["executorStats"].as_array().unwrap().len(), 2, "{split}");
     assert_eq!(split["inputStats"][0]["component"], "sentences");
 
     let (status, v) = call(addr, "POST", &format!("/api/v1/topology/{id}/rebalance/0"));
