@@ -195,7 +195,8 @@ fn sse_pipeline_resumes_after_the_feed_restarts_without_loss_or_duplicates() {
     });
     topology.shutdown();
     let resumed = server.last_resumed_at().expect("the spout sent Last-Event-ID");
-    assert!(resumed > 0 && resumed < n / 2, "{resumed}");
+    // On a slow machine the spout may have read the whole first half before the stop.
+    assert!(resumed > 0 && resumed <= n / 2, "{resumed}");
     assert!(custom(&s, "edits", "reconnects") >= 1);
     assert_eq!(
         s.component("edits").unwrap().total.acked,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kafka_testenv::KafkaBroker;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use squall_components::Builtins;
@@ -66,7 +67,17 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: &[i32]) 
     for p in partitions {
         tpl.add_partition(topic, *p);
     }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    // A busy broker may still be loading the group's coordinator: that answer is retried.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        match c.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(got) => break got,
+            Err(e) if Instant::now() < deadline && is_transient(&e) => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Err(e) => panic!("committed offsets of {group} on {topic}: {e}"),
+        }
+    };
     partitions
         .iter()
         .map(|p| match got.find_partition(topic, *p).map(|e| e.offset()) {
@@ -74,6 +85,19 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: &[i32]) 
             _ => None,
         })
         .collect()
+}
+
+fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+        )
+    )
 }
 
 /// Waits until `done` holds, or panics after `limit` naming `what` and the last value.
