@@ -55,7 +55,12 @@ pub const OPERATOR_ACCESS: &[Access] = &[
         "the controller watches; the finalizer helper patches; the UI reads, patches \
          (activate, deactivate, rebalance) and deletes (kill) after the caller's own review",
     ),
-    cluster("squall.dev", "topologies/status", &["patch"], "status by server-side apply"),
+    cluster(
+        "squall.dev",
+        "topologies/status",
+        &["patch"],
+        "status by server-side apply",
+    ),
     cluster(
         "squall.dev",
         "topologies/finalizers",
@@ -87,7 +92,12 @@ pub const OPERATOR_ACCESS: &[Access] = &[
         &["list", "watch", "delete"],
         "worker pods observed, and deleted when their Lease expires or node is lost",
     ),
-    cluster("", "nodes", &["get"], "a worker on a node that is not Ready is replaced"),
+    cluster(
+        "",
+        "nodes",
+        &["get"],
+        "a worker on a node that is not Ready is replaced",
+    ),
     cluster(
         "coordination.k8s.io",
         "leases",
@@ -154,9 +164,14 @@ pub fn operator_triples() -> std::collections::BTreeSet<Triple> {
     OPERATOR_ACCESS
         .iter()
         .flat_map(|a| {
-            a.verbs
-                .iter()
-                .map(|v| (a.scope, a.group.to_owned(), a.resource.to_owned(), (*v).to_owned()))
+            a.verbs.iter().map(|v| {
+                (
+                    a.scope,
+                    a.group.to_owned(),
+                    a.resource.to_owned(),
+                    (*v).to_owned(),
+                )
+            })
         })
         .collect()
 }
@@ -199,13 +214,19 @@ mod tests {
         assert!(!granted.is_empty());
         let held = operator_triples();
         let missing: Vec<_> = granted.difference(&held).collect();
-        assert!(missing.is_empty(), "the workers' Role grants what the operator does not hold: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "the workers' Role grants what the operator does not hold: {missing:?}"
+        );
     }
 
     #[test]
     fn no_wildcards() {
         for a in OPERATOR_ACCESS {
-            assert!(!a.verbs.contains(&"*") && a.resource != "*" && a.group != "*", "{a:?}");
+            assert!(
+                !a.verbs.contains(&"*") && a.resource != "*" && a.group != "*",
+                "{a:?}"
+            );
         }
     }
 }

@@ -520,7 +520,10 @@ spec:
         .unwrap();
         let p = network_policy(&t, &net).unwrap();
         let spec = p.spec.unwrap();
-        assert_eq!(spec.pod_selector.unwrap().match_labels, Some(selector_labels("wc")));
+        assert_eq!(
+            spec.pod_selector.unwrap().match_labels,
+            Some(selector_labels("wc"))
+        );
         let rules = spec.ingress.unwrap();
         assert_eq!(rules.len(), 2);
         let data = &rules[0];
@@ -533,8 +536,17 @@ spec:
         let peers = http.from.as_ref().unwrap();
         assert_eq!(peers.len(), 2);
         let ns = peers[0].namespace_selector.as_ref().unwrap();
-        assert_eq!(ns.match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"], "ops");
-        let pods = peers[0].pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+        assert_eq!(
+            ns.match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+            "ops"
+        );
+        let pods = peers[0]
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap();
         assert_eq!(pods["app.kubernetes.io/instance"], "squall");
         assert!(peers[1].namespace_selector.is_some());
         // No peers at all: the HTTP rule is left out, as an empty `from` admits everyone.
