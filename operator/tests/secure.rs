@@ -15,7 +15,9 @@
 //!   exactly those, and to port 9464 exactly the operator's pods and the Prometheus the
 //!   chart names. The node agent does not enforce policies: the selectors are evaluated
 //!   by the API server against the real pods' labels. Deleting the topology removes its
-//!   policy.
+//!   policy;
+//! - the UI REST API (token and access reviews, list, activate, deactivate, rebalance,
+//!   kill) and the leader election work with the chart's ServiceAccount too.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -30,7 +32,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use kube_testenv::{eventually, TestCluster};
 use serde_json::json;
@@ -580,6 +582,89 @@ async fn template_needs_every_setting(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// One request to a UI: the whole answer, head and body.
+async fn ui_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: ui\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    Ok(out)
+}
+
+/// The UI REST API and the leader election, run with the chart's ServiceAccount as the
+/// controller is: each of their calls must be within the chart's grants. The UI reviews a
+/// caller's token, lists, deactivates, activates, rebalances `other` and kills `numbers`.
+async fn ui_and_election_under_the_chart(client: &Client, operator_client: &Client) -> Result<()> {
+    let mut elector = squall_operator::leader::Elector::new(
+        operator_client.clone(),
+        SYSTEM,
+        "secure-test-leader",
+        "secure-test",
+        Duration::from_secs(10),
+    );
+    for round in ["acquire", "renew"] {
+        ensure!(
+            elector.try_acquire_or_renew().await?,
+            "leader Lease: {round} failed"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let settings = squall_operator::ui::Settings {
+        period: Duration::from_secs(1),
+        namespace: Some(APPS.to_owned()),
+        ..squall_operator::ui::Settings::default()
+    };
+    let metrics = std::sync::Arc::new(squall_operator::metrics::Metrics::default());
+    let ui = tokio::spawn(squall_operator::ui::serve(
+        operator_client.clone(),
+        settings,
+        metrics,
+        listener,
+    ));
+    let verbs = ["get", "list", "patch", "delete"];
+    let actor =
+        kube_testenv::rbac::account_token(client, APPS, "actor", (squall_model::GROUP, "topologies"), &verbs)
+            .await?;
+    let ok = |answer: String, what: &str| {
+        ensure!(answer.starts_with("HTTP/1.1 200"), "{what}: {answer}");
+        Ok(answer)
+    };
+    let summary = ui_call(addr, "GET", "/api/v1/topology/summary", &actor, "").await?;
+    ensure!(
+        ok(summary, "summary")?.contains("apps.other"),
+        "the summary lists no topology"
+    );
+    for action in ["deactivate", "activate"] {
+        let path = format!("/api/v1/topology/{APPS}.other/{action}");
+        ok(ui_call(addr, "POST", &path, &actor, "").await?, action)?;
+    }
+    let body = r#"{"rebalanceOptions": {"executors": {"sink": 1}}}"#;
+    let path = format!("/api/v1/topology/{APPS}.other/rebalance/0");
+    ok(ui_call(addr, "POST", &path, &actor, body).await?, "rebalance")?;
+    let topos: Api<Topology> = Api::namespaced(client.clone(), APPS);
+    ensure!(
+        topos.get("other").await?.spec.bolts[0].parallelism == 1,
+        "not rebalanced"
+    );
+    let path = format!("/api/v1/topology/{APPS}.numbers/kill/1");
+    ok(ui_call(addr, "POST", &path, &actor, "").await?, "kill")?;
+    ui.abort();
+    Ok(())
+}
+
 /// Every worker pod of the namespace admitted, running and ready.
 async fn all_workers_run(cluster: &TestCluster, pods: &Api<Pod>, count: usize) -> Result<()> {
     eventually(
@@ -661,8 +746,8 @@ async fn restricted_namespaces_least_privilege_and_network_policies() -> Result<
             policy_selects_exactly(&client, &t.name_any(), &uid).await?;
         }
 
-        // The kill path removes the policy with the rest.
-        topos.delete("numbers", &DeleteParams::default()).await?;
+        // The kill (through the UI) removes the policy with the rest.
+        ui_and_election_under_the_chart(&client, &operator_client).await?;
         let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), APPS);
         eventually(
             "the topology and its policy gone",
