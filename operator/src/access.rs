@@ -1,8 +1,9 @@
 //! Every Kubernetes permission the operator holds, with the reason it needs it.
 //!
-//! The chart's ClusterRole and leader Role must grant exactly these: `tests/access.rs`
-//! compares them with what helm installs on a real API server, both ways, and runs the
-//! operator under that ClusterRole, so an API call missing here fails there with 403.
+//! The chart's ClusterRole and leader Role must grant exactly these: `tests/secure.rs`
+//! compares them with what helm installs on a real API server, both ways, runs the
+//! operator under them (an API call missing here fails there with 403), and checks in the
+//! API server's audit log that each permission here is requested or says why not.
 //! The workers' Role (`rbac.rs`) may only grant what is here too: Kubernetes lets a
 //! subject grant only permissions it holds (`the_workers_role_needs_nothing_beyond_the_table`).
 

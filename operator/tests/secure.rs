@@ -17,7 +17,9 @@
 //!   by the API server against the real pods' labels. Deleting the topology removes its
 //!   policy;
 //! - the UI REST API (token and access reviews, list, activate, deactivate, rebalance,
-//!   kill) and the leader election work with the chart's ServiceAccount too.
+//!   kill) and the leader election work with the chart's ServiceAccount too; the API
+//!   server's audit log shows every permission of the table requested, bar a listed few
+//!   that each say why they are held.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -606,7 +608,11 @@ async fn ui_call(
 /// The UI REST API and the leader election, run with the chart's ServiceAccount as the
 /// controller is: each of their calls must be within the chart's grants. The UI reviews a
 /// caller's token, lists, deactivates, activates, rebalances `other` and kills `numbers`.
-async fn ui_and_election_under_the_chart(client: &Client, operator_client: &Client) -> Result<()> {
+async fn ui_and_election_under_the_chart(
+    cluster: &TestCluster,
+    client: &Client,
+    operator_client: &Client,
+) -> Result<()> {
     let mut elector = squall_operator::leader::Elector::new(
         operator_client.clone(),
         SYSTEM,
@@ -642,11 +648,19 @@ async fn ui_and_election_under_the_chart(client: &Client, operator_client: &Clie
         ensure!(answer.starts_with("HTTP/1.1 200"), "{what}: {answer}");
         Ok(answer)
     };
-    let summary = ui_call(addr, "GET", "/api/v1/topology/summary", &actor, "").await?;
-    ensure!(
-        ok(summary, "summary")?.contains("apps.other"),
-        "the summary lists no topology"
-    );
+    // The UI lists what its sampler has read: the first round may still be on its way.
+    eventually(
+        "the UI's summary",
+        Duration::from_secs(15),
+        cluster.dir(),
+        || async {
+            let answer = ui_call(addr, "GET", "/api/v1/topology/summary", &actor, "")
+                .await
+                .ok()?;
+            (answer.starts_with("HTTP/1.1 200") && answer.contains("apps.other")).then_some(())
+        },
+    )
+    .await?;
     for action in ["deactivate", "activate"] {
         let path = format!("/api/v1/topology/{APPS}.other/{action}");
         ok(ui_call(addr, "POST", &path, &actor, "").await?, action)?;
@@ -662,6 +676,139 @@ async fn ui_and_election_under_the_chart(client: &Client, operator_client: &Clie
     let path = format!("/api/v1/topology/{APPS}.numbers/kill/1");
     ok(ui_call(addr, "POST", &path, &actor, "").await?, "kill")?;
     ui.abort();
+    Ok(())
+}
+
+/// The API server's audit log of the chart ServiceAccount's requests (metadata only), in
+/// a directory of its own that goes with it.
+struct Audit {
+    dir: PathBuf,
+}
+
+impl Audit {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("squall-secure-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let user = service_account(SYSTEM, RELEASE).user;
+        std::fs::write(
+            dir.join("policy.yaml"),
+            format!(
+                "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
+                 - level: Metadata\n  users: [\"{user}\"]\n- level: None\n"
+            ),
+        )?;
+        Ok(Audit { dir })
+    }
+
+    fn apiserver_args(&self) -> Vec<String> {
+        vec![
+            format!("--audit-policy-file={}", self.dir.join("policy.yaml").display()),
+            format!("--audit-log-path={}", self.dir.join("audit.log").display()),
+        ]
+    }
+
+    /// Each (scope, group, resource, verb) requested, and the requests refused.
+    fn requests(&self) -> Result<(BTreeSet<squall_operator::access::Triple>, Vec<String>)> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log"))?;
+        let (mut used, mut refused) = (BTreeSet::new(), Vec::new());
+        for line in text.lines() {
+            let e: serde_json::Value = serde_json::from_str(line)?;
+            let Some(obj) = e.get("objectRef") else { continue };
+            let field =
+                |v: &serde_json::Value, k: &str| v.get(k).and_then(|s| s.as_str()).unwrap_or("").to_owned();
+            let mut resource = field(obj, "resource");
+            let sub = field(obj, "subresource");
+            if !sub.is_empty() {
+                resource = format!("{resource}/{sub}");
+            }
+            let (group, verb) = (field(obj, "apiGroup"), field(&e, "verb"));
+            let own = field(obj, "namespace") == SYSTEM && resource == "leases";
+            let scope = if own { Scope::OwnNamespace } else { Scope::Cluster };
+            if e.pointer("/responseStatus/code").and_then(|c| c.as_u64()) == Some(403) {
+                refused.push(format!("{verb} {group}/{resource}"));
+            }
+            used.insert((scope, group, resource, verb));
+        }
+        Ok((used, refused))
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Permissions of the table this test does not see requested, and why each is held.
+const NOT_SEEN: &[(&str, &str, &str, &str)] = &[
+    (
+        "apps",
+        "statefulsets",
+        "create",
+        "a server-side apply that creates is authorized inside its patch",
+    ),
+    ("", "services", "create", "as above"),
+    ("", "configmaps", "create", "as above"),
+    ("", "serviceaccounts", "create", "as above"),
+    ("rbac.authorization.k8s.io", "roles", "create", "as above"),
+    ("rbac.authorization.k8s.io", "rolebindings", "create", "as above"),
+    ("networking.k8s.io", "networkpolicies", "create", "as above"),
+    (
+        "",
+        "pods",
+        "delete",
+        "only for a worker whose Lease expired or node was lost",
+    ),
+    (
+        "events.k8s.io",
+        "events",
+        "patch",
+        "only when an Event repeats (a series)",
+    ),
+    (
+        "squall.dev",
+        "topologies/finalizers",
+        "update",
+        "checked inside children's writes where OwnerReferencesPermissionEnforcement is on",
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        "get",
+        "granted on to the workers (escalation check, passed when their Role was applied)",
+    ),
+    ("coordination.k8s.io", "leases", "create", "as above"),
+    ("coordination.k8s.io", "leases", "patch", "as above"),
+];
+
+/// Every permission of the table was requested here, or is one of [`NOT_SEEN`]; nothing
+/// beyond the table was requested, and nothing was refused.
+fn table_is_used(audit: &Audit) -> Result<()> {
+    let (used, refused) = audit.requests()?;
+    ensure!(
+        refused.is_empty(),
+        "requests of the operator refused: {refused:?}"
+    );
+    let wanted = operator_triples();
+    let beyond: Vec<_> = used.difference(&wanted).collect();
+    ensure!(
+        beyond.is_empty(),
+        "the operator requested beyond its table: {beyond:?}"
+    );
+    let not_seen: BTreeSet<_> = NOT_SEEN
+        .iter()
+        .map(|(g, r, v, _)| (Scope::Cluster, (*g).to_owned(), (*r).to_owned(), (*v).to_owned()))
+        .collect();
+    let stale: Vec<_> = not_seen.difference(&wanted).collect();
+    ensure!(
+        stale.is_empty(),
+        "NOT_SEEN names what the table does not hold: {stale:?}"
+    );
+    let unused: Vec<_> = wanted
+        .difference(&used)
+        .filter(|t| !not_seen.contains(*t))
+        .collect();
+    ensure!(unused.is_empty(), "held but never requested: {unused:?}");
     Ok(())
 }
 
@@ -692,7 +839,12 @@ async fn all_workers_run(cluster: &TestCluster, pods: &Api<Pod>, count: usize) -
 #[tokio::test]
 async fn restricted_namespaces_least_privilege_and_network_policies() -> Result<()> {
     bounded_for(Duration::from_secs(240), async {
-        let cluster = TestCluster::start().await?;
+        let audit = Audit::new()?;
+        let cluster = TestCluster::start_with(kube_testenv::ClusterOptions {
+            extra_apiserver_args: audit.apiserver_args(),
+            ..kube_testenv::ClusterOptions::default()
+        })
+        .await?;
         let client = cluster.client();
         let _node = cluster
             .start_node_agent(
@@ -747,7 +899,7 @@ async fn restricted_namespaces_least_privilege_and_network_policies() -> Result<
         }
 
         // The kill (through the UI) removes the policy with the rest.
-        ui_and_election_under_the_chart(&client, &operator_client).await?;
+        ui_and_election_under_the_chart(&cluster, &client, &operator_client).await?;
         let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), APPS);
         eventually(
             "the topology and its policy gone",
@@ -766,6 +918,7 @@ async fn restricted_namespaces_least_privilege_and_network_policies() -> Result<
         );
         ensure!(!operator.is_finished(), "the operator stopped: {operator:?}");
         operator.abort();
+        table_is_used(&audit)?;
         Ok(())
     })
     .await
