@@ -108,6 +108,7 @@ fn spawn_operator(
                     raise_with: squall_operator::RAISE_WITH.to_owned(),
                     ..squall_model::Limits::default()
                 },
+                network: Default::default(),
             },
             namespace: Some(NS.to_owned()),
             instance: "test".to_owned(),

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -165,6 +166,14 @@ async fn act(
             &resources::service_name(&name),
             &ssa,
             &Patch::Apply(resources::service(t)?),
+        )
+        .await?;
+    // Who may reach the workers, before they listen.
+    Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+        .patch(
+            &resources::network_policy_name(&name),
+            &ssa,
+            &Patch::Apply(resources::network_policy(t, &ctx.config.workers.network)?),
         )
         .await?;
     // The workers' identity before the pods that use it.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -137,6 +138,11 @@ pub(crate) async fn cleanup(t: Arc<Topology>, ctx: &Context) -> Result<Action, E
     ignore_missing(
         Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
             .delete(&resources::configmap_name(&name), &dp)
+            .await,
+    )?;
+    ignore_missing(
+        Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &ns)
+            .delete(&resources::network_policy_name(&name), &dp)
             .await,
     )?;
     let account = resources::worker_account_name(&name);

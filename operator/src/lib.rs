@@ -9,8 +9,10 @@
 //! - [`lifecycle`]: the topology's states (unassigned, active, inactive, draining,
 //!   killing), observed from the cluster each reconcile, and the table of legal
 //!   transitions between them; pure.
-//! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap).
+//! - [`resources`]: the child objects (StatefulSet, headless Service, ConfigMap,
+//!   NetworkPolicy).
 //! - [`rbac`]: the workers' per-topology ServiceAccount, Role and RoleBinding.
+//! - [`access`]: every permission the operator holds and why; the chart grants exactly these.
 //! - [`decide`]: pure functions from what was observed to what should be (assignment
 //!   through the lifecycle's transitions, status, events); unit-tested without an API
 //!   server.
@@ -31,6 +33,7 @@
 //! reconcile path).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod change;
 mod context;
 pub mod controller;

@@ -90,6 +90,19 @@ struct Args {
     /// One limit, `name=value` (repeatable; after `--limits`).
     #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
     limit: Vec<String>,
+    /// Labels of the operator's own pods (`k=v,k=v`): the topologies' NetworkPolicies let
+    /// only these pods, in the operator's namespace, reach the workers' HTTP port.
+    #[arg(
+        long,
+        env = "SQUALL_OPERATOR_POD_LABELS",
+        default_value = "app.kubernetes.io/name=squall-operator",
+        global = true
+    )]
+    operator_pod_labels: String,
+    /// Who else may reach the workers' HTTP port (Prometheus): a JSON list of
+    /// NetworkPolicy peers.
+    #[arg(long, env = "SQUALL_METRICS_PEERS", default_value = "", global = true)]
+    metrics_peers: String,
     /// This instance's name in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "squall-operator", global = true)]
     instance: String,
@@ -170,12 +183,19 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     start_ui(&args, &client, &limits, &metrics).await?;
+    let network = squall_operator::resources::NetworkSettings::parse(
+        Some(args.leader_namespace.clone()),
+        &args.operator_pod_labels,
+        &args.metrics_peers,
+    )
+    .context("the workers' network policy settings")?;
     let config = squall_operator::controller::Config {
         workers: squall_operator::resources::WorkerDefaults {
             image: args.worker_image,
             lease_duration_seconds: args.lease_duration,
             lease_renew_seconds: args.lease_renew,
             limits,
+            network,
         },
         namespace: args.namespace,
         instance: args.instance.clone(),

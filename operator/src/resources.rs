@@ -4,9 +4,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext, Service,
-    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    Capabilities, ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
+    Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -24,6 +28,11 @@ pub fn service_name(topology: &str) -> String {
 /// The ServiceAccount (and Role, RoleBinding) of a topology's workers.
 pub fn worker_account_name(topology: &str) -> String {
     format!("{topology}-worker")
+}
+
+/// The topology's NetworkPolicy.
+pub fn network_policy_name(topology: &str) -> String {
+    format!("{topology}-workers")
 }
 
 /// The ConfigMap carrying the assignment and manifest.
@@ -186,6 +195,156 @@ pub struct WorkerDefaults {
     /// What a spec may ask for: the operator validates with these, and its workers load
     /// the manifest with the same (`SQUALL_LIMITS`), so raising one raises both.
     pub limits: squall_model::Limits,
+    /// Who may reach the workers' HTTP port besides each other's data port.
+    pub network: NetworkSettings,
+}
+
+/// The peers a topology's NetworkPolicy lets reach the workers' HTTP port (9464).
+#[derive(Clone, Debug, Default)]
+pub struct NetworkSettings {
+    /// The operator's own namespace (its pods probe `/status` and read `/metrics`).
+    pub operator_namespace: Option<String>,
+    /// Labels of the operator's pods; none: no operator pod is let in (an operator run
+    /// outside the cluster).
+    pub operator_labels: BTreeMap<String, String>,
+    /// Scrapers (Prometheus), as NetworkPolicy peers.
+    pub metrics_peers: Vec<NetworkPolicyPeer>,
+}
+
+/// Why network settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkSettingsError {
+    /// A label is not `key=value`.
+    #[error("operator pod labels: {0:?} is not key=value")]
+    Label(String),
+    /// The peers are not a JSON list of NetworkPolicy peers.
+    #[error("metrics peers: {0}")]
+    Peers(#[from] serde_json::Error),
+}
+
+impl NetworkSettings {
+    /// From the operator's settings: `operator_labels` as `k=v,k=v`, `metrics_peers` as a
+    /// JSON list of NetworkPolicy peers (empty: none).
+    pub fn parse(
+        operator_namespace: Option<String>,
+        operator_labels: &str,
+        metrics_peers: &str,
+    ) -> Result<Self, NetworkSettingsError> {
+        let labels = operator_labels
+            .split(',')
+            .map(str::trim)
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                _ => Err(NetworkSettingsError::Label(kv.to_owned())),
+            })
+            .collect::<Result<_, _>>()?;
+        let peers = if metrics_peers.trim().is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(metrics_peers)?
+        };
+        Ok(NetworkSettings {
+            operator_namespace,
+            operator_labels: labels,
+            metrics_peers: peers,
+        })
+    }
+}
+
+/// Ingress to a topology's worker pods: the data port from its own workers only, the HTTP
+/// port from the operator's pods and the configured scrapers only. Egress is not limited.
+/// A rule with no peers would let everyone in, so the HTTP rule is left out when there
+/// are none: then nothing reaches that port through the policy.
+pub fn network_policy(t: &Topology, net: &NetworkSettings) -> Result<NetworkPolicy, BuildError> {
+    let name = t.metadata.name.clone().ok_or(BuildError::Unnamed)?;
+    let workers = || LabelSelector {
+        match_labels: Some(selector_labels(&name)),
+        ..LabelSelector::default()
+    };
+    let port = |p: i32| NetworkPolicyPort {
+        port: Some(IntOrString::Int(p)),
+        protocol: Some("TCP".to_owned()),
+        ..NetworkPolicyPort::default()
+    };
+    let mut http_peers = Vec::new();
+    if !net.operator_labels.is_empty() {
+        http_peers.push(NetworkPolicyPeer {
+            // No namespace selector would mean the topology's own namespace.
+            namespace_selector: net.operator_namespace.as_ref().map(|ns| LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    ns.clone(),
+                )])),
+                ..LabelSelector::default()
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(net.operator_labels.clone()),
+                ..LabelSelector::default()
+            }),
+            ..NetworkPolicyPeer::default()
+        });
+    }
+    http_peers.extend(net.metrics_peers.iter().cloned());
+    let mut ingress = vec![NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(workers()),
+            ..NetworkPolicyPeer::default()
+        }]),
+        ports: Some(vec![port(DATA_PORT)]),
+    }];
+    if !http_peers.is_empty() {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(http_peers),
+            ports: Some(vec![port(HTTP_PORT)]),
+        });
+    }
+    Ok(NetworkPolicy {
+        metadata: meta(
+            network_policy_name(&name),
+            t.metadata.namespace.clone(),
+            &owner(t)?,
+            &name,
+        ),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(workers()),
+            policy_types: Some(vec!["Ingress".to_owned()]),
+            ingress: Some(ingress),
+            ..NetworkPolicySpec::default()
+        }),
+    })
+}
+
+/// The `restricted` Pod Security Standard for the worker pods: not root, no privilege
+/// escalation, no capabilities, the runtime's default seccomp profile; and a read-only
+/// root filesystem (the worker writes only under /tmp, an emptyDir). The user is fixed so
+/// that images naming their user by name (which the kubelet cannot check) still start.
+const WORKER_UID: i64 = 65532;
+
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(WORKER_UID),
+        run_as_group: Some(WORKER_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
 }
 
 /// The StatefulSet of worker pods.
@@ -261,12 +420,7 @@ pub fn statefulset(
             ..Probe::default()
         }),
         resources,
-        security_context: Some(SecurityContext {
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            allow_privilege_escalation: Some(false),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(container_security()),
         volume_mounts: Some(vec![VolumeMount {
             name: "tmp".to_owned(),
             mount_path: "/tmp".to_owned(),
@@ -302,6 +456,7 @@ pub fn statefulset(
                             .unwrap_or_else(|| worker_account_name(&name)),
                     ),
                     termination_grace_period_seconds: Some(grace),
+                    security_context: Some(pod_security()),
                     volumes: Some(vec![Volume {
                         name: "tmp".to_owned(),
                         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -338,6 +493,7 @@ spec:
             lease_duration_seconds: 10,
             lease_renew_seconds: 2,
             limits: squall_model::Limits::default(),
+            network: NetworkSettings::default(),
         };
         let s = statefulset(&t, &defaults, 2).unwrap();
         let meta = s.spec.template.metadata.unwrap();
@@ -348,5 +504,55 @@ spec:
         let labels = meta.labels.unwrap();
         assert_eq!(labels["team"], "a");
         assert_eq!(labels[TOPOLOGY_LABEL], "wc");
+    }
+
+    #[test]
+    fn the_policy_lets_workers_reach_port_7000_and_the_operator_and_scrapers_port_9464() {
+        let yaml = "apiVersion: squall.dev/v1alpha1\nkind: Topology\n\
+                    metadata: {name: wc, namespace: ns, uid: u1}\n\
+                    spec: {spouts: [{name: s, component: sequence}]}\n";
+        let t: Topology = serde_yaml_ng::from_str(yaml).unwrap();
+        let net = NetworkSettings::parse(
+            Some("ops".into()),
+            "app.kubernetes.io/name=squall-operator, app.kubernetes.io/instance=squall",
+            r#"[{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]"#,
+        )
+        .unwrap();
+        let p = network_policy(&t, &net).unwrap();
+        let spec = p.spec.unwrap();
+        assert_eq!(
+            spec.pod_selector.unwrap().match_labels,
+            Some(selector_labels("wc"))
+        );
+        let rules = spec.ingress.unwrap();
+        assert_eq!(rules.len(), 2);
+        let data = &rules[0];
+        assert_eq!(data.ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(7000)));
+        let peers = data.from.as_ref().unwrap();
+        assert_eq!(peers.len(), 1);
+        assert!(peers[0].namespace_selector.is_none(), "same namespace only");
+        let http = &rules[1];
+        assert_eq!(http.ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(9464)));
+        let peers = http.from.as_ref().unwrap();
+        assert_eq!(peers.len(), 2);
+        let ns = peers[0].namespace_selector.as_ref().unwrap();
+        assert_eq!(
+            ns.match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+            "ops"
+        );
+        let pods = peers[0]
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap();
+        assert_eq!(pods["app.kubernetes.io/instance"], "squall");
+        assert!(peers[1].namespace_selector.is_some());
+        // No peers at all: the HTTP rule is left out, as an empty `from` admits everyone.
+        let closed = network_policy(&t, &NetworkSettings::default()).unwrap();
+        assert_eq!(closed.spec.unwrap().ingress.unwrap().len(), 1);
+        assert!(NetworkSettings::parse(None, "novalue", "").is_err());
+        assert!(NetworkSettings::parse(None, "", "{").is_err());
     }
 }

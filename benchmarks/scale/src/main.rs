@@ -309,6 +309,7 @@ async fn run_size(
                         raise_with: squall_operator::RAISE_WITH.to_owned(),
                         ..squall_model::Limits::default()
                     },
+                    network: Default::default(),
                 },
                 namespace: Some(NS.to_owned()),
                 instance: "bench-scale".to_owned(),

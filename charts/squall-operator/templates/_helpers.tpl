@@ -17,3 +17,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "squall-operator.serviceAccount" -}}
 {{- default (include "squall-operator.name" .) .Values.serviceAccount.name -}}
 {{- end -}}
+
+{{- /* NetworkPolicy peers that may scrape the workers' port 9464 besides the operator:
+Prometheus when the chart's monitoring is on, plus networkPolicy.metricsFrom. */ -}}
+{{- define "squall-operator.metricsPeers" -}}
+{{- $peers := list -}}
+{{- $p := .Values.networkPolicy.prometheus -}}
+{{- if or .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled $p.enabled -}}
+{{- $peer := dict -}}
+{{- with $p.namespaceSelector }}{{ $_ := set $peer "namespaceSelector" . }}{{ end -}}
+{{- with $p.podSelector }}{{ $_ := set $peer "podSelector" . }}{{ end -}}
+{{- $peers = append $peers $peer -}}
+{{- end -}}
+{{- range .Values.networkPolicy.metricsFrom }}{{ $peers = append $peers . }}{{ end -}}
+{{- toYaml $peers -}}
+{{- end -}}

@@ -222,6 +222,18 @@ pub fn spawn_operator(
     lease_seconds: u64,
     renew_seconds: u64,
 ) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
+    let lease = (lease_seconds, renew_seconds);
+    spawn_operator_in(client, NS, lease, Default::default())
+}
+
+/// The operator in this process, watching `namespace`, with workers on `WORKER_IMAGE`,
+/// the given Lease timing (duration, renewal) and network policy settings.
+pub fn spawn_operator_in(
+    client: &kube::Client,
+    namespace: &str,
+    (lease_seconds, renew_seconds): (u64, u64),
+    network: squall_operator::resources::NetworkSettings,
+) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
     tokio::spawn(squall_operator::controller::run(
         client.clone(),
         squall_operator::controller::Config {
@@ -233,8 +245,9 @@ pub fn spawn_operator(
                     raise_with: squall_operator::RAISE_WITH.to_owned(),
                     ..squall_model::Limits::default()
                 },
+                network,
             },
-            namespace: Some(NS.to_owned()),
+            namespace: Some(namespace.to_owned()),
             instance: "test".to_owned(),
             metrics: Default::default(),
         },
@@ -310,4 +323,23 @@ pub async fn spawn_ui(
 pub async fn account(client: &kube::Client, name: &str, verbs: &[&str]) -> Result<String> {
     let topologies = (squall_model::GROUP, "topologies");
     Ok(kube_testenv::rbac::account_token(client, NS, name, topologies, verbs).await?)
+}
+
+/// A client of `cluster` that authenticates with `token` only (no client certificate).
+pub async fn client_with_token(cluster: &TestCluster, token: &str) -> Result<kube::Client> {
+    let admin = std::fs::read_to_string(cluster.kubeconfig_path())?;
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&admin)?;
+    let users = doc
+        .get_mut("users")
+        .and_then(|u| u.as_sequence_mut())
+        .context("kubeconfig without users")?;
+    for u in users {
+        let mut user = serde_yaml_ng::Mapping::new();
+        user.insert("token".into(), token.into());
+        u["user"] = serde_yaml_ng::Value::Mapping(user);
+    }
+    let kc = kube::config::Kubeconfig::from_yaml(&serde_yaml_ng::to_string(&doc)?)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
