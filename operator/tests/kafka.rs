@@ -11,17 +11,17 @@
 //! Needs `make k8s-bins`, a built `squall-worker`, redis-server and the Kafka jars
 //! (`make test-operator`).
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
 use kube_testenv::{eventually, TestCluster};
+use redis_testenv::{Counts, Options, RedisServer};
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
 use squall_kafka::feed::{publish_edits, Publish};
 use squall_model::crd::{Phase, Topology};
@@ -31,74 +31,9 @@ mod support;
 
 use support::*;
 
-type Counts = BTreeMap<String, BTreeMap<String, u64>>;
-
 const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
 const NAME: &str = "wikipedia-edits-kafka";
 const TOPIC: &str = "edits";
-
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &std::path::Path) -> Result<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("redis-server is not installed: run `make redis-server`")?;
-        let r = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.cli(&["PING"]).as_deref() != Some("PONG") {
-            ensure!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(r)
-    }
-
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    fn counts(&self) -> Option<Counts> {
-        let mut out = Counts::new();
-        for set in SETS {
-            let text = self.cli(&["ZRANGE", set, "0", "-1", "WITHSCORES"])?;
-            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-            let members: BTreeMap<String, u64> = lines
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.to_string(), p.get(1)?.parse::<f64>().ok()? as u64)))
-                .collect();
-            if !members.is_empty() {
-                out.insert((*set).to_owned(), members);
-            }
-        }
-        Some(out)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The data set's counts of edits `0..n`.
 fn expected(n: u64) -> Counts {
@@ -193,19 +128,19 @@ async fn hosted(pods: &Api<Pod>, name: &str) -> Option<Vec<String>> {
 async fn exact(
     cluster: &TestCluster,
     pods: &Api<Pod>,
-    redis: &Redis,
+    redis: &RedisServer,
     want: &Counts,
     what: &str,
 ) -> Result<()> {
     let got = eventually(what, Duration::from_secs(90), cluster.dir(), || async {
-        let got = redis.counts()?;
+        let got = redis.counts(SETS).ok()?;
         (got == *want).then_some(got)
     })
     .await;
     ensure!(
         got.is_ok(),
         "{what}: counts differ: got {:?}\nwant {want:?}",
-        redis.counts()
+        redis.counts(SETS).ok()
     );
     let _ = eventually(
         "nothing pending",
@@ -215,9 +150,9 @@ async fn exact(
     )
     .await;
     ensure!(
-        redis.counts().as_ref() == Some(want),
+        redis.counts(SETS).ok().as_ref() == Some(want),
         "{what}: counted twice after settling: got {:?}\nwant {want:?}",
-        redis.counts()
+        redis.counts(SETS).ok()
     );
     Ok(())
 }
@@ -234,7 +169,10 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
         let operator = spawn_operator(&client, 4, 1);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-        let redis = Redis::start(cluster.dir())?;
+        let redis = RedisServer::start_with(Options {
+            dir: Some(cluster.dir().join("redis")),
+            ..Options::default()
+        })?;
         let broker = tokio::task::spawn_blocking(|| {
             kafka_testenv::KafkaBroker::start_on(Ipv4Addr::new(127, 0, 0, 12))
         })
@@ -243,7 +181,7 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
         broker.create_topic(TOPIC, 4)?;
 
         topos
-            .create(&PostParams::default(), &topology(&bootstrap, redis.port)?)
+            .create(&PostParams::default(), &topology(&bootstrap, redis.port())?)
             .await?;
         wait_running(&cluster, &topos, NAME, Duration::from_secs(60)).await?;
 
@@ -254,7 +192,7 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
             "counting under way",
             Duration::from_secs(60),
             cluster.dir(),
-            || async { (counted(&redis.counts()?) > batch / 5).then_some(()) },
+            || async { (counted(&redis.counts(SETS).ok()?) > batch / 5).then_some(()) },
         )
         .await?;
         let (_, pid) = pod_process(&cluster, &pods, &format!("{NAME}-0")).await?;
@@ -264,7 +202,7 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
         for c in ["edits", "parser", "__acker"] {
             ensure!(hosted.iter().any(|h| h == c), "{NAME}-0 runs {hosted:?}, not {c}");
         }
-        let at_kill = redis.counts().map_or(0, |c| counted(&c));
+        let at_kill = redis.counts(SETS).ok().map_or(0, |c| counted(&c));
         let killed = Command::new("kill").args(["-9", &pid.to_string()]).status()?;
         ensure!(killed.success(), "kill -9 {pid} failed");
         ensure!(at_kill < batch, "the kill came after the batch was counted");
@@ -332,7 +270,7 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
 async fn rebalance_mid_stream(
     cluster: &TestCluster,
     topos: &Api<Topology>,
-    redis: &Redis,
+    redis: &RedisServer,
     bootstrap: &str,
     from: u64,
     batch: u64,
@@ -350,10 +288,10 @@ async fn rebalance_mid_stream(
         "the batch under way",
         Duration::from_secs(60),
         cluster.dir(),
-        || async { (counted(&redis.counts()?) > from + batch / 5).then_some(()) },
+        || async { (counted(&redis.counts(SETS).ok()?) > from + batch / 5).then_some(()) },
     )
     .await?;
-    let at = redis.counts().map_or(0, |c| counted(&c));
+    let at = redis.counts(SETS).ok().map_or(0, |c| counted(&c));
     let mut t = topos.get(NAME).await?;
     if let Some(s) = t.spec.spouts.iter_mut().find(|s| s.name == component) {
         s.parallelism = 3;

@@ -13,16 +13,15 @@
 //!
 //! Needs `make k8s-bins`, a built `squall-worker` and redis-server (`make test-operator`).
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use kube_testenv::{eventually, TestCluster};
+use redis_testenv::{Counts, Options, RedisServer};
 use squall_feed::{expected_counts, talk_keys, DataSet, FeedOptions, FeedServer, MalformedKind, Message};
 use squall_model::crd::{Phase, Topology};
 use squall_model::TopologyManifest;
@@ -31,73 +30,7 @@ mod support;
 
 use support::*;
 
-type Counts = BTreeMap<String, BTreeMap<String, u64>>;
-
 const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
-
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &std::path::Path) -> Result<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("redis-server is not installed: run `make redis-server`")?;
-        let r = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.cli(&["PING"]).as_deref() != Some("PONG") {
-            ensure!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(r)
-    }
-
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// Every counted sorted set: member → score.
-    fn counts(&self) -> Option<Counts> {
-        let mut out = Counts::new();
-        for set in SETS {
-            let text = self.cli(&["ZRANGE", set, "0", "-1", "WITHSCORES"])?;
-            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-            let members: BTreeMap<String, u64> = lines
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.to_string(), p.get(1)?.parse::<f64>().ok()? as u64)))
-                .collect();
-            if !members.is_empty() {
-                out.insert((*set).to_owned(), members);
-            }
-        }
-        Some(out)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn expected(data: &DataSet, n: u64) -> (Counts, u64) {
     let mut keys = Vec::new();
@@ -237,7 +170,10 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         let operator = spawn_operator(&client, 4, 1);
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-        let redis = Redis::start(cluster.dir())?;
+        let redis = RedisServer::start_with(Options {
+            dir: Some(cluster.dir().join("redis")),
+            ..Options::default()
+        })?;
         let data = DataSet::new(squall_feed::DEFAULT_SEED).with_malformed_every(500);
 
         // 1. Nothing fails: the counts are exact, each event acked once.
@@ -246,7 +182,7 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         let server = Feed::start(n, 0, data)?;
         let url = server.url()?;
         topos
-            .create(&PostParams::default(), &wikipedia(&url, redis.port, 30)?)
+            .create(&PostParams::default(), &wikipedia(&url, redis.port(), 30)?)
             .await?;
         wait_running(&cluster, &topos).await?;
         let got = eventually(
@@ -254,7 +190,7 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
             Duration::from_secs(40),
             cluster.dir(),
             || async {
-                let got = redis.counts()?;
+                let got = redis.counts(SETS).ok()?;
                 (got == want).then_some(got)
             },
         )
@@ -262,7 +198,7 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         ensure!(
             got.is_ok(),
             "counts differ: got {:?}\nwant {want:?}",
-            redis.counts()
+            redis.counts(SETS).ok()
         );
         eventually(
             "every event acked once",
@@ -296,13 +232,13 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         )
         .await?;
         drop(server);
-        ensure!(redis.cli(&["FLUSHALL"]).as_deref() == Some("OK"));
+        ensure!(redis.command(&["FLUSHALL"])? == redis_testenv::Reply::Status("OK".into()));
         let n = 20_000;
         let (want, _) = expected(&data, n);
         let server = Feed::start(n, 2_000, data)?;
         let url = server.url()?;
         topos
-            .create(&PostParams::default(), &wikipedia(&url, redis.port, 5)?)
+            .create(&PostParams::default(), &wikipedia(&url, redis.port(), 5)?)
             .await?;
         wait_running(&cluster, &topos).await?;
         eventually(
@@ -310,7 +246,7 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
             Duration::from_secs(30),
             cluster.dir(),
             || async {
-                let c = redis.counts()?;
+                let c = redis.counts(SETS).ok()?;
                 (c.get("bot")?.values().sum::<u64>() > 2_000).then_some(())
             },
         )
@@ -326,14 +262,14 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
             Duration::from_secs(60),
             cluster.dir(),
             || async {
-                let got = redis.counts()?;
+                let got = redis.counts(SETS).ok()?;
                 at_least(&got, &want).then_some(got)
             },
         )
         .await;
         let got = match done {
             Ok(got) => got,
-            Err(e) => anyhow::bail!("{e}: got {:?}\nwant at least {want:?}", redis.counts()),
+            Err(e) => anyhow::bail!("{e}: got {:?}\nwant at least {want:?}", redis.counts(SETS).ok()),
         };
         let total = |c: &Counts| c.get("bot").map_or(0, |m| m.values().sum::<u64>());
         tracing::info!(
