@@ -32,13 +32,7 @@ pub async fn bounded_for<F: std::future::Future<Output = Result<()>>>(
     limit: Duration,
     body: F,
 ) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
-        )
-        .with_test_writer()
-        .try_init();
+    kube_testenv::init_tracing();
     let _guard = SERIAL.lock().await;
     tokio::time::timeout(limit, body)
         .await
