@@ -3,85 +3,22 @@
 //! the counts in Redis are those of the edits published.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_testenv::KafkaBroker;
+use redis_testenv::RedisServer;
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
 
 const BIN: &str = env!("CARGO_BIN_EXE_squall");
 const EDITS: u64 = 2000;
 
-struct Redis(Child, u16, #[allow(dead_code)] tempfile::TempDir);
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run `make redis-server`");
-        let r = Redis(child, port, dir);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.cli(&["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        r
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .arg("-p")
-            .arg(self.1.to_string())
-            .args(args)
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// member -> score of a sorted set.
-    fn zset(&self, key: &str) -> BTreeMap<String, u64> {
-        let out = self.cli(&["ZRANGE", key, "0", "-1", "WITHSCORES"]);
-        let lines: Vec<&str> = out.lines().collect();
-        lines
-            .chunks(2)
-            .filter(|c| c.len() == 2)
-            .map(|c| (c[0].to_owned(), c[1].parse().unwrap()))
-            .collect()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn feed_kafka_then_run_the_kafka_example_counts_every_published_edit() {
     let broker = KafkaBroker::start_on(Ipv4Addr::new(127, 0, 0, 4)).unwrap();
     broker.create_topic("edits", 3).unwrap();
-    let redis = Redis::start();
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
 
     let feed = Command::new(BIN)
         .args([
@@ -109,12 +46,14 @@ fn feed_kafka_then_run_the_kafka_example_counts_every_published_edit() {
     let data = DataSet::new(DEFAULT_SEED);
     let keys: Vec<String> = (0..EDITS).flat_map(|i| talk_keys(&data.edit(i))).collect();
     let want = expected_counts(keys.iter().map(String::as_str));
-    let reached = |r: &Redis| {
+    let sets: Vec<&str> = want.keys().map(String::as_str).collect();
+    let reached = || {
+        let got = redis.counts(&sets).unwrap_or_default();
         want.iter().all(|(set, members)| {
-            let got = r.zset(set);
+            let got = got.get(set);
             members
                 .iter()
-                .all(|(m, n)| got.get(m).copied().unwrap_or(0) >= *n)
+                .all(|(m, n)| got.and_then(|g| g.get(m)).is_some_and(|g| g >= n))
         })
     };
 
@@ -132,17 +71,14 @@ fn feed_kafka_then_run_the_kafka_example_counts_every_published_edit() {
             broker.bootstrap()
         ))
         .arg("--set")
-        .arg(format!(
-            "spec.bolts.counts.config.url=redis://127.0.0.1:{}",
-            redis.1
-        ))
+        .arg(format!("spec.bolts.counts.config.url={}", redis.url()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !reached(&redis) && Instant::now() < deadline {
+    while !reached() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(500)); // anything counted twice shows now
@@ -155,12 +91,6 @@ fn feed_kafka_then_run_the_kafka_example_counts_every_published_edit() {
     assert!(run.status.success(), "{summary}");
 
     // The example counts exactly once: every edit once, whatever was replayed.
-    for (set, members) in &want {
-        let got = redis.zset(set);
-        for (member, n) in members {
-            let g = got.get(member).copied().unwrap_or(0);
-            assert_eq!(g, *n, "{set} {member}; the run:\n{summary}");
-        }
-    }
-    assert_eq!(redis.zset("country").len(), want["country"].len());
+    let got = redis.counts(&sets).unwrap();
+    assert_eq!(got, want, "the run:\n{summary}");
 }

@@ -5,9 +5,11 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use squall_engine::Topology;
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -27,21 +29,72 @@ fn config(topic: &str, group: &str, extra: serde_json::Value) -> serde_json::Val
     c
 }
 
+/// A topic of a test's own on the shared broker, read by the group `g-<topic>`.
+struct Topic {
+    name: &'static str,
+    group: String,
+    bootstrap: String,
+}
+
+impl Topic {
+    /// Creates `name` with `partitions` partitions.
+    fn create(name: &'static str, partitions: u32) -> Topic {
+        let b = broker();
+        b.create_topic(name, partitions).unwrap();
+        Topic {
+            name,
+            group: format!("g-{name}"),
+            bootstrap: b.bootstrap(),
+        }
+    }
+
+    /// Writes `values` to `partition`.
+    fn produce(&self, partition: i32, values: &[Vec<u8>]) {
+        produce(&self.bootstrap, self.name, Some(partition), values);
+    }
+
+    /// A topology named after the topic: its spout (`tasks` tasks, the group's config
+    /// with `extra`) into the gate.
+    fn spout(&self, tasks: usize, extra: serde_json::Value) -> (Topology, Arc<Gate>) {
+        self.spout_as(self.name, tasks, extra)
+    }
+
+    /// The same under another topology name.
+    fn spout_as(&self, topology: &str, tasks: usize, extra: serde_json::Value) -> (Topology, Arc<Gate>) {
+        start_spout(topology, tasks, config(self.name, &self.group, extra))
+    }
+
+    /// The group's committed offsets of `partitions` (`None`: nothing committed).
+    fn committed(&self, partitions: &[i32]) -> Vec<Option<i64>> {
+        committed(&self.bootstrap, &self.group, self.name, partitions)
+    }
+
+    /// Waits until the group's commit of partition 0 is `offset`.
+    fn wait_committed(&self, offset: i64) {
+        let what = format!("commit of {offset}");
+        wait_until(LIMIT, &what, || self.committed(&[0])[0], |c| *c == Some(offset));
+    }
+
+    /// Waits until `topo`'s spout reports a lag of partition 0 that `done` accepts.
+    fn wait_lag(&self, topo: &Topology, what: &str, done: impl Fn(&Option<u64>) -> bool) {
+        let series =
+            squall_engine::gauge_series("kafka_consumer_lag", &[("topic", self.name), ("partition", "0")]);
+        wait_until(LIMIT, what, || gauge(&topo.metrics(), "kafka", &series), done);
+    }
+}
+
 #[test]
 fn commits_stop_at_the_highest_contiguous_acked_offset_until_the_gap_is_acked() {
-    let b = broker();
-    b.create_topic("gap", 1).unwrap();
-    produce(&b.bootstrap(), "gap", Some(0), &texts("gap", 10));
-    let (topo, gate) = start_spout("gap", 1, config("gap", "g-gap", json!({})));
+    let t = Topic::create("gap", 1);
+    t.produce(0, &texts("gap", 10));
+    let (topo, gate) = t.spout(1, json!({}));
     gate.set(0, 3, Action::Hold);
     wait_until(LIMIT, "10 records", || gate.default_stream().len(), |n| *n == 10);
 
     // 0..2 and 4..9 acked, 3 held: the commit stays at 3, the first offset not done.
-    let bootstrap = b.bootstrap();
-    let read = || committed(&bootstrap, "g-gap", "gap", &[0])[0];
-    wait_until(LIMIT, "commit of 3", read, |c| *c == Some(3));
+    t.wait_committed(3);
     std::thread::sleep(Duration::from_millis(600)); // several commit periods
-    assert_eq!(read(), Some(3), "never past the un-acked offset");
+    assert_eq!(t.committed(&[0]), [Some(3)], "never past the un-acked offset");
     for s in gate.default_stream() {
         let (offset, floor) = (s.int("offset"), s.int("floor"));
         assert!(floor <= offset.min(3), "offset {offset}: floor {floor}");
@@ -49,49 +102,26 @@ fn commits_stop_at_the_highest_contiguous_acked_offset_until_the_gap_is_acked() 
         assert_eq!(s.text("topic"), "gap");
     }
     // Lag: high watermark 10 minus floor 3.
-    let series = squall_engine::gauge_series("kafka_consumer_lag", &[("topic", "gap"), ("partition", "0")]);
-    wait_until(
-        LIMIT,
-        "lag 7",
-        || gauge(&topo.metrics(), "kafka", &series),
-        |l| *l == Some(7),
-    );
+    t.wait_lag(&topo, "lag 7", |l| *l == Some(7));
 
     gate.release(0, 3);
-    wait_until(LIMIT, "commit of 10", read, |c| *c == Some(10));
-    wait_until(
-        LIMIT,
-        "lag 0",
-        || gauge(&topo.metrics(), "kafka", &series),
-        |l| *l == Some(0),
-    );
+    t.wait_committed(10);
+    t.wait_lag(&topo, "lag 0", |l| *l == Some(0));
     let s = topo.shutdown();
     assert_eq!(s.component("kafka").unwrap().total.acked, 10);
 }
 
 #[test]
 fn a_failed_record_is_emitted_again_after_its_backoff_and_never_skipped() {
-    let b = broker();
-    b.create_topic("retry", 1).unwrap();
-    produce(&b.bootstrap(), "retry", Some(0), &texts("retry", 20));
-    let (topo, gate) = start_spout(
-        "retry",
+    let t = Topic::create("retry", 1);
+    t.produce(0, &texts("retry", 20));
+    let (topo, gate) = t.spout(
         1,
-        config(
-            "retry",
-            "g-retry",
-            json!({"retry_delay_period_ms": 50, "retry_max_delay_ms": 1000}),
-        ),
+        json!({"retry_delay_period_ms": 50, "retry_max_delay_ms": 1000}),
     );
     gate.set(0, 5, Action::FailTimes(3));
     gate.set(0, 7, Action::FailTimes(2));
-    let bootstrap = b.bootstrap();
-    wait_until(
-        LIMIT,
-        "commit of 20",
-        || committed(&bootstrap, "g-retry", "retry", &[0])[0],
-        |c| *c == Some(20),
-    );
+    t.wait_committed(20);
     let seen = gate.default_stream();
     let mut by_offset: BTreeMap<i64, Vec<&support::Seen>> = BTreeMap::new();
     for s in &seen {
@@ -125,22 +155,11 @@ fn a_failed_record_is_emitted_again_after_its_backoff_and_never_skipped() {
 
 #[test]
 fn a_record_past_its_max_retries_is_given_up_and_committed() {
-    let b = broker();
-    b.create_topic("giveup", 1).unwrap();
-    produce(&b.bootstrap(), "giveup", Some(0), &texts("giveup", 5));
-    let (topo, gate) = start_spout(
-        "giveup",
-        1,
-        config("giveup", "g-giveup", json!({"retry_max_retries": 2})),
-    );
+    let t = Topic::create("giveup", 1);
+    t.produce(0, &texts("giveup", 5));
+    let (topo, gate) = t.spout(1, json!({"retry_max_retries": 2}));
     gate.set(0, 1, Action::FailAlways);
-    let bootstrap = b.bootstrap();
-    wait_until(
-        LIMIT,
-        "commit of 5",
-        || committed(&bootstrap, "g-giveup", "giveup", &[0])[0],
-        |c| *c == Some(5),
-    );
+    t.wait_committed(5);
     let n = gate
         .default_stream()
         .iter()
@@ -152,13 +171,12 @@ fn a_record_past_its_max_retries_is_given_up_and_committed() {
 
 /// Every record's (partition, spout task), from a run of `tasks` tasks that reads until
 /// all 5 partitions are committed at `end`.
-fn split(topic: &str, group: &str, tasks: usize, end: i64) -> BTreeMap<i64, BTreeSet<i32>> {
-    let (topo, gate) = start_spout(topic, tasks, config(topic, group, json!({})));
-    let bootstrap = broker().bootstrap();
+fn split(topic: &Topic, tasks: usize, end: i64) -> BTreeMap<i64, BTreeSet<i32>> {
+    let (topo, gate) = topic.spout(tasks, json!({}));
     wait_until(
         LIMIT,
         "every partition committed",
-        || committed(&bootstrap, group, topic, &[0, 1, 2, 3, 4]),
+        || topic.committed(&[0, 1, 2, 3, 4]),
         |c| c.iter().all(|o| *o == Some(end)),
     );
     let mut out: BTreeMap<i64, BTreeSet<i32>> = BTreeMap::new();
@@ -171,13 +189,12 @@ fn split(topic: &str, group: &str, tasks: usize, end: i64) -> BTreeMap<i64, BTre
 
 #[test]
 fn partitions_are_split_over_the_spout_tasks_and_a_rebalance_resumes_from_the_commits() {
-    let b = broker();
-    b.create_topic("split", 5).unwrap();
+    let t = Topic::create("split", 5);
     for p in 0..5 {
-        produce(&b.bootstrap(), "split", Some(p), &texts(&format!("p{p}"), 4));
+        t.produce(p, &texts(&format!("p{p}"), 4));
     }
     // Two tasks: each partition read by one task only, all covered, both tasks busy.
-    let two = split("split", "g-split", 2, 4);
+    let two = split(&t, 2, 4);
     assert_eq!(two.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
     assert!(two.values().all(|t| t.len() == 1), "{two:?}");
     let tasks: BTreeSet<i32> = two.values().flatten().copied().collect();
@@ -189,9 +206,9 @@ fn partitions_are_split_over_the_spout_tasks_and_a_rebalance_resumes_from_the_co
 
     // The same group with three tasks (a rebalance): only the new records are read.
     for p in 0..5 {
-        produce(&b.bootstrap(), "split", Some(p), &texts(&format!("q{p}"), 3));
+        t.produce(p, &texts(&format!("q{p}"), 3));
     }
-    let three = split("split", "g-split", 3, 7);
+    let three = split(&t, 3, 7);
     assert!(three.values().all(|t| t.len() == 1), "{three:?}");
     let tasks: BTreeSet<i32> = three.values().flatten().copied().collect();
     assert_eq!(tasks.len(), 3);
@@ -199,8 +216,7 @@ fn partitions_are_split_over_the_spout_tasks_and_a_rebalance_resumes_from_the_co
 
 #[test]
 fn undecodable_records_go_to_the_errors_stream_and_never_stall_the_partition() {
-    let b = broker();
-    b.create_topic("json", 1).unwrap();
+    let t = Topic::create("json", 1);
     let values: Vec<Vec<u8>> = vec![
         br#"{"user": "ann", "n": 1}"#.to_vec(),
         b"{not json".to_vec(),
@@ -208,20 +224,9 @@ fn undecodable_records_go_to_the_errors_stream_and_never_stall_the_partition() {
         vec![0xff, 0xfe],
         br#"{"user": "bob"}"#.to_vec(),
     ];
-    produce(&b.bootstrap(), "json", Some(0), &values);
-    let cfg = config(
-        "json",
-        "g-json",
-        json!({"translation": "json", "fields": ["user", "n"]}),
-    );
-    let (topo, gate) = start_spout("json", 1, cfg);
-    let bootstrap = b.bootstrap();
-    wait_until(
-        LIMIT,
-        "commit of 5",
-        || committed(&bootstrap, "g-json", "json", &[0])[0],
-        |c| *c == Some(5),
-    );
+    t.produce(0, &values);
+    let (topo, gate) = t.spout(1, json!({"translation": "json", "fields": ["user", "n"]}));
+    t.wait_committed(5);
     let ok = gate.default_stream();
     assert_eq!(ok.len(), 2);
     assert_eq!(
@@ -265,22 +270,19 @@ fn undecodable_records_go_to_the_errors_stream_and_never_stall_the_partition() {
 
 #[test]
 fn max_uncommitted_offsets_holds_back_new_records_until_a_commit() {
-    let b = broker();
-    b.create_topic("bound", 1).unwrap();
-    produce(&b.bootstrap(), "bound", Some(0), &texts("bound", 20));
-    let cfg = config(
-        "bound",
-        "g-bound",
+    let t = Topic::create("bound", 1);
+    t.produce(0, &texts("bound", 20));
+    let (topo, gate) = t.spout(
+        1,
         json!({"max_uncommitted_offsets": 5, "offset_commit_period_ms": 2000}),
     );
-    let (topo, gate) = start_spout("bound", 1, cfg);
     // Whenever looked at, at most 5 records are emitted beyond the committed offset (read
     // after the count: a commit in between only raises it). No timing is assumed, so a
     // slow machine cannot make a commit land "early".
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
         let emitted = gate.default_stream().len() as i64;
-        let committed = committed(&b.bootstrap(), "g-bound", "bound", &[0])[0].unwrap_or(0);
+        let committed = t.committed(&[0])[0].unwrap_or(0);
         assert!(
             emitted <= committed + 5,
             "{emitted} records emitted with {committed} committed"
@@ -299,20 +301,15 @@ fn max_uncommitted_offsets_holds_back_new_records_until_a_commit() {
 
 #[test]
 fn at_most_once_commits_before_emitting_and_never_replays() {
-    let b = broker();
-    b.create_topic("amo", 1).unwrap();
-    produce(&b.bootstrap(), "amo", Some(0), &texts("amo", 10));
-    let (topo, gate) = start_spout(
-        "amo",
-        1,
-        config("amo", "g-amo", json!({"processing_guarantee": "atMostOnce"})),
-    );
+    let t = Topic::create("amo", 1);
+    t.produce(0, &texts("amo", 10));
+    let (topo, gate) = t.spout(1, json!({"processing_guarantee": "atMostOnce"}));
     for o in 0..10 {
         gate.set(0, o, Action::FailAlways);
     }
     wait_until(LIMIT, "10 records", || gate.default_stream().len(), |n| *n >= 10);
     // The commit came before the records: it is already there.
-    assert_eq!(committed(&b.bootstrap(), "g-amo", "amo", &[0])[0], Some(10));
+    assert_eq!(t.committed(&[0]), [Some(10)]);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(gate.default_stream().len(), 10, "failed records are not replayed");
     let s = topo.shutdown();
@@ -321,29 +318,13 @@ fn at_most_once_commits_before_emitting_and_never_replays() {
 
 #[test]
 fn first_poll_strategies() {
-    let b = broker();
-    b.create_topic("first", 1).unwrap();
-    produce(&b.bootstrap(), "first", Some(0), &texts("first", 4));
+    let t = Topic::create("first", 1);
+    t.produce(0, &texts("first", 4));
     // UNCOMMITTED_LATEST without a commit starts at the end: only what comes later.
-    let (topo, gate) = start_spout(
-        "first",
-        1,
-        config(
-            "first",
-            "g-first",
-            json!({"first_poll_offset_strategy": "UNCOMMITTED_LATEST"}),
-        ),
-    );
-    let bootstrap = b.bootstrap();
+    let (topo, gate) = t.spout(1, json!({"first_poll_offset_strategy": "UNCOMMITTED_LATEST"}));
     // The assignment is in place once the spout reports lag for the partition.
-    let series = squall_engine::gauge_series("kafka_consumer_lag", &[("topic", "first"), ("partition", "0")]);
-    wait_until(
-        LIMIT,
-        "the assignment",
-        || gauge(&topo.metrics(), "kafka", &series),
-        |l| l.is_some(),
-    );
-    produce(&bootstrap, "first", Some(0), &texts("later", 2));
+    t.wait_lag(&topo, "the assignment", Option::is_some);
+    t.produce(0, &texts("later", 2));
     wait_until(
         LIMIT,
         "the later records",
@@ -354,28 +335,13 @@ fn first_poll_strategies() {
     assert_eq!(offsets, [4, 5]);
     topo.shutdown();
     // EARLIEST ignores another topology's commit (g-first is at 6) and reads from 0.
-    let (topo, gate) = start_spout(
-        "other",
-        1,
-        config(
-            "first",
-            "g-first",
-            json!({"first_poll_offset_strategy": "EARLIEST"}),
-        ),
-    );
+    let earliest = json!({"first_poll_offset_strategy": "EARLIEST"});
+    let (topo, gate) = t.spout_as("other", 1, earliest.clone());
     wait_until(LIMIT, "all 6", || gate.default_stream().len(), |n| *n >= 6);
     topo.shutdown();
     // EARLIEST again for the topology that committed last: it resumes from its commit.
-    produce(&bootstrap, "first", Some(0), &texts("last", 1));
-    let (topo, gate) = start_spout(
-        "other",
-        1,
-        config(
-            "first",
-            "g-first",
-            json!({"first_poll_offset_strategy": "EARLIEST"}),
-        ),
-    );
+    t.produce(0, &texts("last", 1));
+    let (topo, gate) = t.spout_as("other", 1, earliest);
     wait_until(
         LIMIT,
         "the new record",
@@ -390,17 +356,16 @@ fn first_poll_strategies() {
 
 #[test]
 fn partitions_added_to_a_topic_are_picked_up_at_the_next_refresh() {
-    let b = broker();
-    b.create_topic("grow", 1).unwrap();
-    produce(&b.bootstrap(), "grow", Some(0), &texts("p0", 3));
-    let (topo, gate) = start_spout("grow", 2, config("grow", "g-grow", json!({})));
+    let t = Topic::create("grow", 1);
+    t.produce(0, &texts("p0", 3));
+    let (topo, gate) = t.spout(2, json!({}));
     wait_until(LIMIT, "partition 0", || gate.default_stream().len(), |n| *n >= 3);
-    b.add_partitions("grow", 2).unwrap();
+    broker().add_partitions("grow", 2).unwrap();
     // Keep producing to partition 1 until the spout's refresh picked it up.
     let deadline = Instant::now() + LIMIT;
     while !gate.default_stream().iter().any(|s| s.int("partition") == 1) {
         assert!(Instant::now() < deadline, "partition 1 never read");
-        produce(&b.bootstrap(), "grow", Some(1), &texts("p1", 1));
+        t.produce(1, &texts("p1", 1));
         std::thread::sleep(Duration::from_millis(500));
     }
     let seen = gate.default_stream();

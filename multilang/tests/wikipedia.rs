@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis_testenv::RedisServer;
 use squall_components::Builtins;
 use squall_engine::{EngineOptions, Snapshot, Topology};
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
@@ -32,65 +32,20 @@ fn venv(bin: &str) -> PathBuf {
     p
 }
 
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server could not start ({e}): run `make multilang-venv`, which installs it")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    /// Every sorted set under `prefix`, read with redis-py from the venv.
-    fn sorted_sets(&self, prefix: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
-        let script = format!(
-            "import json, redis\n\
-             r = redis.Redis(port={}, decode_responses=True)\n\
-             print(json.dumps({{k[len('{prefix}'):]: dict(r.zrange(k, 0, -1, withscores=True)) for k in r.keys('{prefix}*')}}))",
-            self.port
-        );
-        let out = Command::new(venv("python"))
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Every sorted set under `prefix` in `redis`, read with redis-py from the venv.
+fn sorted_sets(redis: &RedisServer, prefix: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let script = format!(
+        "import json, redis\n\
+         r = redis.Redis(port={}, decode_responses=True)\n\
+         print(json.dumps({{k[len('{prefix}'):]: dict(r.zrange(k, 0, -1, withscores=True)) for k in r.keys('{prefix}*')}}))",
+        redis.port()
+    );
+    let out = Command::new(venv("python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Writes messages `0..n` of the data set (every `malformed_every`-th one malformed) as
@@ -179,10 +134,10 @@ fn as_counts(sets: &BTreeMap<String, BTreeMap<String, f64>>) -> Counts {
 #[test]
 fn python_parser_and_redis_bolt_count_exactly_what_the_data_set_holds() {
     let dir = scratch("exact");
-    let redis = Redis::start();
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let (path, expected) = events(&dir, 1000, 50);
     let m = drain(
-        topology("exact", &dir, &path, redis.port, false),
+        topology("exact", &dir, &path, redis.port(), false),
         Duration::from_secs(90),
     );
     let edits = m.component("edits").unwrap();
@@ -192,7 +147,7 @@ fn python_parser_and_redis_bolt_count_exactly_what_the_data_set_holds() {
     let parser = m.component("parser").unwrap();
     assert_eq!(parser.custom.get("metric.malformed"), Some(&20));
     assert_eq!(m.component("parse-errors").unwrap().total.executed, 20);
-    let sets = redis.sorted_sets("exact:");
+    let sets = sorted_sets(&redis, "exact:");
     assert_eq!(
         as_counts(&sets),
         expected,
@@ -207,9 +162,9 @@ fn python_parser_and_redis_bolt_count_exactly_what_the_data_set_holds() {
 #[test]
 fn killing_the_python_parser_mid_run_loses_nothing() {
     let dir = scratch("kill");
-    let redis = Redis::start();
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let (path, expected) = events(&dir, 3000, 0);
-    let topo = topology("kill", &dir, &path, redis.port, true);
+    let topo = topology("kill", &dir, &path, redis.port(), true);
     let deadline = Instant::now() + Duration::from_secs(60);
     while topo.metrics().component("edits").unwrap().total.acked < 500 {
         assert!(Instant::now() < deadline, "no progress: {:#?}", topo.metrics());
@@ -234,7 +189,7 @@ fn killing_the_python_parser_mid_run_loses_nothing() {
         m.component("parser").unwrap().custom.get("child_restarts"),
         Some(&1)
     );
-    let got = as_counts(&redis.sorted_sets("kill:"));
+    let got = as_counts(&sorted_sets(&redis, "kill:"));
     // At-least-once: every count is there, some possibly more than once.
     for (set, members) in &expected {
         for (member, n) in members {
@@ -253,7 +208,7 @@ fn killing_the_python_parser_mid_run_loses_nothing() {
 /// relative to its directory), against the feed server and a Redis on free ports.
 #[test]
 fn the_python_example_topology_counts_the_feed_into_redis() {
-    let redis = Redis::start();
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let n = 2000;
     let feed = squall_feed::FeedServer::start(squall_feed::FeedOptions {
         ws: Some("127.0.0.1:0".parse().unwrap()),
@@ -269,9 +224,7 @@ fn the_python_example_topology_counts_the_feed_into_redis() {
     let edits = spec.spouts.iter_mut().find(|s| s.name == "edits").unwrap();
     edits.config.insert("url".into(), feed.ws_url().unwrap().into());
     let counts = spec.bolts.iter_mut().find(|b| b.name == "counts").unwrap();
-    counts
-        .config
-        .insert("url".into(), format!("redis://127.0.0.1:{}", redis.port).into());
+    counts.config.insert("url".into(), redis.url().into());
     counts.config.insert("prefix".into(), "example:".into());
     let dir = scratch("example");
     spec.config.insert(
@@ -298,5 +251,5 @@ fn the_python_example_topology_counts_the_feed_into_redis() {
     let data = DataSet::new(DEFAULT_SEED);
     let keys: Vec<String> = (0..n).flat_map(|i| talk_keys(&data.edit(i))).collect();
     let expected = expected_counts(keys.iter().map(String::as_str));
-    assert_eq!(as_counts(&redis.sorted_sets("example:")), expected);
+    assert_eq!(as_counts(&sorted_sets(&redis, "example:")), expected);
 }

@@ -11,94 +11,27 @@
 //! Needs `make k8s-bins`, a built `squall-worker`, redis-server and the Kafka jars
 //! (`make test-operator`).
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use kube::Api;
-use kube_testenv::{eventually, TestCluster};
+use kube_testenv::eventually;
+use redis_testenv::Counts;
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
 use squall_kafka::feed::{publish_edits, Publish};
 use squall_model::crd::{Phase, Topology};
-use squall_model::TopologyManifest;
 
 mod support;
 
 use support::*;
 
-type Counts = BTreeMap<String, BTreeMap<String, u64>>;
-
-const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
 const NAME: &str = "wikipedia-edits-kafka";
 const TOPIC: &str = "edits";
-
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &std::path::Path) -> Result<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("redis-server is not installed: run `make redis-server`")?;
-        let r = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.cli(&["PING"]).as_deref() != Some("PONG") {
-            ensure!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(r)
-    }
-
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    fn counts(&self) -> Option<Counts> {
-        let mut out = Counts::new();
-        for set in SETS {
-            let text = self.cli(&["ZRANGE", set, "0", "-1", "WITHSCORES"])?;
-            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-            let members: BTreeMap<String, u64> = lines
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.to_string(), p.get(1)?.parse::<f64>().ok()? as u64)))
-                .collect();
-            if !members.is_empty() {
-                out.insert((*set).to_owned(), members);
-            }
-        }
-        Some(out)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The data set's counts of edits `0..n`.
 fn expected(n: u64) -> Counts {
@@ -129,50 +62,18 @@ fn publish(bootstrap: &str, from: u64, count: u64, rate: u64) -> std::thread::Jo
     })
 }
 
-/// The example on two worker pods of the test image, against this broker and Redis.
-fn topology(bootstrap: &str, redis_port: u16) -> Result<Topology> {
-    let mut m = TopologyManifest::from_file(&repo().join("examples/wikipedia-edits/topology-kafka.yaml"))?;
-    m.spec.workers = 2;
-    m.spec.message_timeout_seconds = 5;
-    m.spec.pod = Some(squall_model::PodSettings {
-        image: Some(WORKER_IMAGE.into()),
-        ..Default::default()
-    });
-    let spout = m.spec.spouts.first_mut().context("no spout")?;
-    spout.config.insert("bootstrap_servers".into(), bootstrap.into());
-    spout.config.insert("offset_commit_period_ms".into(), 500.into());
-    spout.config.insert("retry_max_delay_ms".into(), 1000.into());
-    let counts = m
-        .spec
-        .bolts
-        .iter_mut()
-        .find(|b| b.name == "counts")
-        .context("no counts bolt")?;
-    counts
-        .config
-        .insert("url".into(), format!("redis://127.0.0.1:{redis_port}").into());
-    let mut t = Topology::new(&m.metadata.name, m.spec);
-    t.metadata.namespace = Some(NS.into());
-    Ok(t)
-}
-
-/// A metric of the `edits` spout summed over the worker pods.
-async fn spout_metric(pods: &Api<Pod>, name: &str) -> Option<u64> {
-    let list = pods
-        .list(&ListParams::default().labels(&format!("squall.dev/topology={NAME}")))
-        .await
-        .ok()?;
-    let mut total = 0.0;
-    for p in list.items {
-        let ip = p.status.and_then(|s| s.pod_ip)?;
-        let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
-        total += squall_worker::prom::parse(&text)
-            .iter()
-            .filter(|s| s.0 == name && s.1.get("component").map(String::as_str) == Some("edits"))
-            .map(|s| s.2)
-            .sum::<f64>();
-    }
-    Some(total as u64)
+/// The example against this broker: offsets committed and retries capped often enough
+/// for a test.
+fn topology(env: &ExampleCluster, bootstrap: &str) -> Result<Topology> {
+    env.example(
+        "topology-kafka.yaml",
+        5,
+        &[
+            ("bootstrap_servers", bootstrap.into()),
+            ("offset_commit_period_ms", 500.into()),
+            ("retry_max_delay_ms", 1000.into()),
+        ],
+    )
 }
 
 /// The components with executors on pod `name`.
@@ -190,34 +91,28 @@ async fn hosted(pods: &Api<Pod>, name: &str) -> Option<Vec<String>> {
 
 /// Waits until the counts equal `want`, then until the spouts have nothing pending, and
 /// checks they still do (a late replay would show).
-async fn exact(
-    cluster: &TestCluster,
-    pods: &Api<Pod>,
-    redis: &Redis,
-    want: &Counts,
-    what: &str,
-) -> Result<()> {
-    let got = eventually(what, Duration::from_secs(90), cluster.dir(), || async {
-        let got = redis.counts()?;
+async fn exact(env: &ExampleCluster, want: &Counts, what: &str) -> Result<()> {
+    let got = eventually(what, Duration::from_secs(90), env.cluster.dir(), || async {
+        let got = env.counts()?;
         (got == *want).then_some(got)
     })
     .await;
     ensure!(
         got.is_ok(),
         "{what}: counts differ: got {:?}\nwant {want:?}",
-        redis.counts()
+        env.counts()
     );
     let _ = eventually(
         "nothing pending",
         Duration::from_secs(20),
-        cluster.dir(),
-        || async { (spout_metric(pods, "squall_pending").await? == 0).then_some(()) },
+        env.cluster.dir(),
+        || async { (env.spout_metric(NAME, "squall_pending").await? == 0).then_some(()) },
     )
     .await;
     ensure!(
-        redis.counts().as_ref() == Some(want),
+        env.counts().as_ref() == Some(want),
         "{what}: counted twice after settling: got {:?}\nwant {want:?}",
-        redis.counts()
+        env.counts()
     );
     Ok(())
 }
@@ -225,16 +120,8 @@ async fn exact(
 #[tokio::test]
 async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalances() -> Result<()> {
     bounded_for(Duration::from_secs(240), async {
-        let cluster = TestCluster::start().await?;
-        install_crd(&cluster).await?;
-        let _node = cluster
-            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
-            .await?;
-        let client = cluster.client();
-        let operator = spawn_operator(&client, 4, 1);
-        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
-        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-        let redis = Redis::start(cluster.dir())?;
+        let env = ExampleCluster::start().await?;
+        let (cluster, pods) = (&env.cluster, &env.pods);
         let broker = tokio::task::spawn_blocking(|| {
             kafka_testenv::KafkaBroker::start_on(Ipv4Addr::new(127, 0, 0, 12))
         })
@@ -242,10 +129,10 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
         let bootstrap = broker.bootstrap();
         broker.create_topic(TOPIC, 4)?;
 
-        topos
-            .create(&PostParams::default(), &topology(&bootstrap, redis.port)?)
+        env.topos
+            .create(&PostParams::default(), &topology(&env, &bootstrap)?)
             .await?;
-        wait_running(&cluster, &topos, NAME, Duration::from_secs(60)).await?;
+        wait_running(cluster, &env.topos, NAME, Duration::from_secs(60)).await?;
 
         // 1. kill -9 of a worker pod's process mid-stream.
         let (batch, rate) = (6_000u64, 1_000u64);
@@ -254,17 +141,17 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
             "counting under way",
             Duration::from_secs(60),
             cluster.dir(),
-            || async { (counted(&redis.counts()?) > batch / 5).then_some(()) },
+            || async { (counted(&env.counts()?) > batch / 5).then_some(()) },
         )
         .await?;
-        let (_, pid) = pod_process(&cluster, &pods, &format!("{NAME}-0")).await?;
+        let (_, pid) = pod_process(cluster, pods, &format!("{NAME}-0")).await?;
         // The victim runs a spout task, a parser and the acker: the kill costs the spout
         // its uncommitted offsets, and in-flight trees their acks.
-        let hosted = hosted(&pods, &format!("{NAME}-0")).await.unwrap_or_default();
+        let hosted = hosted(pods, &format!("{NAME}-0")).await.unwrap_or_default();
         for c in ["edits", "parser", "__acker"] {
             ensure!(hosted.iter().any(|h| h == c), "{NAME}-0 runs {hosted:?}, not {c}");
         }
-        let at_kill = redis.counts().map_or(0, |c| counted(&c));
+        let at_kill = env.counts().map_or(0, |c| counted(&c));
         let killed = Command::new("kill").args(["-9", &pid.to_string()]).status()?;
         ensure!(killed.success(), "kill -9 {pid} failed");
         ensure!(at_kill < batch, "the kill came after the batch was counted");
@@ -273,7 +160,7 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
             Duration::from_secs(60),
             cluster.dir(),
             || async {
-                let (_, p) = pod_process(&cluster, &pods, &format!("{NAME}-0")).await.ok()?;
+                let (_, p) = pod_process(cluster, pods, &format!("{NAME}-0")).await.ok()?;
                 (p != pid).then_some(p)
             },
         )
@@ -284,41 +171,21 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
                 .map_err(|_| anyhow::anyhow!("publisher panicked"))??
                 == batch
         );
-        exact(
-            &cluster,
-            &pods,
-            &redis,
-            &expected(batch),
-            "exact counts after the kill",
-        )
-        .await?;
+        exact(&env, &expected(batch), "exact counts after the kill").await?;
         tracing::info!(at_kill, pid, restarted, "kill -9 mid-stream: counts exact");
 
         // 2. Rebalances mid-stream: the parser, then the spout (its partitions split
         // over 3 tasks instead of 2), from 2 executors to 3.
         for (k, component) in [(1u64, "parser"), (2, "edits")] {
-            let at = rebalance_mid_stream(
-                &cluster,
-                &topos,
-                &redis,
-                &bootstrap,
-                k * batch,
-                batch,
-                rate,
-                component,
-            )
-            .await?;
+            let at = rebalance_mid_stream(&env, &bootstrap, k * batch, batch, rate, component).await?;
             exact(
-                &cluster,
-                &pods,
-                &redis,
+                &env,
                 &expected((k + 1) * batch),
                 &format!("exact counts after rebalancing {component}"),
             )
             .await?;
             tracing::info!(at, component, "rebalance mid-stream: counts exact");
         }
-        operator.abort();
         drop(broker);
         Ok(())
     })
@@ -328,17 +195,15 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
 /// Publishes edits `from..from+batch`; once a fifth of them is counted, gives `component`
 /// 3 executors in the Topology spec and waits for the operator's rebalance (deactivate,
 /// drain, the new plan, activate). Returns the edits counted at the change.
-#[allow(clippy::too_many_arguments)]
 async fn rebalance_mid_stream(
-    cluster: &TestCluster,
-    topos: &Api<Topology>,
-    redis: &Redis,
+    env: &ExampleCluster,
     bootstrap: &str,
     from: u64,
     batch: u64,
     rate: u64,
     component: &str,
 ) -> Result<u64> {
+    let topos = &env.topos;
     let generation = topos
         .get(NAME)
         .await?
@@ -349,11 +214,11 @@ async fn rebalance_mid_stream(
     eventually(
         "the batch under way",
         Duration::from_secs(60),
-        cluster.dir(),
-        || async { (counted(&redis.counts()?) > from + batch / 5).then_some(()) },
+        env.cluster.dir(),
+        || async { (counted(&env.counts()?) > from + batch / 5).then_some(()) },
     )
     .await?;
-    let at = redis.counts().map_or(0, |c| counted(&c));
+    let at = env.counts().map_or(0, |c| counted(&c));
     let mut t = topos.get(NAME).await?;
     if let Some(s) = t.spec.spouts.iter_mut().find(|s| s.name == component) {
         s.parallelism = 3;
@@ -373,7 +238,7 @@ async fn rebalance_mid_stream(
     eventually(
         "rebalanced and Running",
         Duration::from_secs(60),
-        cluster.dir(),
+        env.cluster.dir(),
         || async {
             let s = topos.get(NAME).await.ok()?.status?;
             (s.phase == Phase::Running

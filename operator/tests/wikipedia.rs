@@ -13,91 +13,21 @@
 //!
 //! Needs `make k8s-bins`, a built `squall-worker` and redis-server (`make test-operator`).
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, ResourceExt};
-use kube_testenv::{eventually, TestCluster};
+use kube_testenv::eventually;
+use redis_testenv::Counts;
 use squall_feed::{expected_counts, talk_keys, DataSet, FeedOptions, FeedServer, MalformedKind, Message};
-use squall_model::crd::{Phase, Topology};
-use squall_model::TopologyManifest;
+use squall_model::crd::Topology;
 
 mod support;
 
 use support::*;
 
-type Counts = BTreeMap<String, BTreeMap<String, u64>>;
-
-const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
-
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &std::path::Path) -> Result<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("redis-server is not installed: run `make redis-server`")?;
-        let r = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.cli(&["PING"]).as_deref() != Some("PONG") {
-            ensure!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(r)
-    }
-
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// Every counted sorted set: member → score.
-    fn counts(&self) -> Option<Counts> {
-        let mut out = Counts::new();
-        for set in SETS {
-            let text = self.cli(&["ZRANGE", set, "0", "-1", "WITHSCORES"])?;
-            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-            let members: BTreeMap<String, u64> = lines
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.to_string(), p.get(1)?.parse::<f64>().ok()? as u64)))
-                .collect();
-            if !members.is_empty() {
-                out.insert((*set).to_owned(), members);
-            }
-        }
-        Some(out)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const NAME: &str = "wikipedia-edits";
 
 fn expected(data: &DataSet, n: u64) -> (Counts, u64) {
     let mut keys = Vec::new();
@@ -169,75 +99,20 @@ impl Drop for Feed {
     }
 }
 
-/// The example with the feed's and Redis's addresses, two workers and the test image.
-fn wikipedia(feed_url: &str, redis_port: u16, timeout_s: i64) -> Result<Topology> {
-    let mut m = TopologyManifest::from_file(&repo().join("examples/wikipedia-edits/topology.yaml"))?;
-    m.spec.workers = 2;
-    m.spec.message_timeout_seconds = timeout_s;
-    m.spec.pod = Some(squall_model::PodSettings {
-        image: Some(WORKER_IMAGE.into()),
-        ..Default::default()
-    });
-    let spout = m.spec.spouts.first_mut().context("no spout")?;
-    spout.config.insert("url".into(), feed_url.into());
-    spout.config.insert("replay_delay_ms".into(), 10.into());
-    let counts = m
-        .spec
-        .bolts
-        .iter_mut()
-        .find(|b| b.name == "counts")
-        .context("no counts bolt")?;
-    counts
-        .config
-        .insert("url".into(), format!("redis://127.0.0.1:{redis_port}").into());
-    let mut t = Topology::new(&m.metadata.name, m.spec);
-    t.metadata.namespace = Some(NS.into());
-    Ok(t)
-}
-
-/// A metric of the `edits` spout summed over the worker pods.
-async fn spout_metric(pods: &Api<Pod>, name: &str) -> Option<u64> {
-    let list = pods
-        .list(&ListParams::default().labels("squall.dev/topology=wikipedia-edits"))
-        .await
-        .ok()?;
-    let mut total = 0.0;
-    for p in list.items {
-        let ip = p.status.and_then(|s| s.pod_ip)?;
-        let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
-        total += squall_worker::prom::parse(&text)
-            .iter()
-            .filter(|s| s.0 == name && s.1.get("component").map(String::as_str) == Some("edits"))
-            .map(|s| s.2)
-            .sum::<f64>();
-    }
-    Some(total as u64)
-}
-
-async fn wait_running(cluster: &TestCluster, topos: &Api<Topology>) -> Result<()> {
-    eventually(
-        "wikipedia-edits Running",
-        Duration::from_secs(30),
-        cluster.dir(),
-        || async { (topos.get("wikipedia-edits").await.ok()?.status?.phase == Phase::Running).then_some(()) },
+/// The example reading this feed, replaying soon after a failure.
+fn wikipedia(env: &ExampleCluster, feed_url: &str, timeout_s: i64) -> Result<Topology> {
+    env.example(
+        "topology.yaml",
+        timeout_s,
+        &[("url", feed_url.into()), ("replay_delay_ms", 10.into())],
     )
-    .await?;
-    Ok(())
 }
 
 #[tokio::test]
 async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_killed() -> Result<()> {
     bounded_for(Duration::from_secs(180), async {
-        let cluster = TestCluster::start().await?;
-        install_crd(&cluster).await?;
-        let _node = cluster
-            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
-            .await?;
-        let client = cluster.client();
-        let operator = spawn_operator(&client, 4, 1);
-        let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
-        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-        let redis = Redis::start(cluster.dir())?;
+        let env = ExampleCluster::start().await?;
+        let (cluster, topos, pods) = (&env.cluster, &env.topos, &env.pods);
         let data = DataSet::new(squall_feed::DEFAULT_SEED).with_malformed_every(500);
 
         // 1. Nothing fails: the counts are exact, each event acked once.
@@ -246,15 +121,15 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         let server = Feed::start(n, 0, data)?;
         let url = server.url()?;
         topos
-            .create(&PostParams::default(), &wikipedia(&url, redis.port, 30)?)
+            .create(&PostParams::default(), &wikipedia(&env, &url, 30)?)
             .await?;
-        wait_running(&cluster, &topos).await?;
+        wait_running(cluster, topos, NAME, Duration::from_secs(30)).await?;
         let got = eventually(
             "exact counts in Redis",
             Duration::from_secs(40),
             cluster.dir(),
             || async {
-                let got = redis.counts()?;
+                let got = env.counts()?;
                 (got == want).then_some(got)
             },
         )
@@ -262,31 +137,31 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         ensure!(
             got.is_ok(),
             "counts differ: got {:?}\nwant {want:?}",
-            redis.counts()
+            env.counts()
         );
         eventually(
             "every event acked once",
             Duration::from_secs(20),
             cluster.dir(),
             || async {
-                let acked = spout_metric(&pods, "squall_acked_total").await?;
-                let pending = spout_metric(&pods, "squall_pending").await?;
+                let acked = env.spout_metric(NAME, "squall_acked_total").await?;
+                let pending = env.spout_metric(NAME, "squall_pending").await?;
                 (acked == reliable && pending == 0).then_some(())
             },
         )
         .await?;
-        ensure!(spout_metric(&pods, "squall_failed_total").await == Some(0));
+        ensure!(env.spout_metric(NAME, "squall_failed_total").await == Some(0));
 
         // 2. Again from scratch, slower, with the spout's worker killed -9 mid-run.
-        topos.delete("wikipedia-edits", &DeleteParams::default()).await?;
+        topos.delete(NAME, &DeleteParams::default()).await?;
         eventually(
             "first run gone",
             Duration::from_secs(60),
             cluster.dir(),
             || async {
-                let gone = topos.get_opt("wikipedia-edits").await.ok()?.is_none()
+                let gone = topos.get_opt(NAME).await.ok()?.is_none()
                     && pods
-                        .list(&ListParams::default().labels("squall.dev/topology=wikipedia-edits"))
+                        .list(&ListParams::default().labels(&format!("squall.dev/topology={NAME}")))
                         .await
                         .ok()?
                         .items
@@ -296,29 +171,27 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
         )
         .await?;
         drop(server);
-        ensure!(redis.cli(&["FLUSHALL"]).as_deref() == Some("OK"));
+        ensure!(env.redis.command(&["FLUSHALL"])? == redis_testenv::Reply::Status("OK".into()));
         let n = 20_000;
         let (want, _) = expected(&data, n);
         let server = Feed::start(n, 2_000, data)?;
         let url = server.url()?;
         topos
-            .create(&PostParams::default(), &wikipedia(&url, redis.port, 5)?)
+            .create(&PostParams::default(), &wikipedia(&env, &url, 5)?)
             .await?;
-        wait_running(&cluster, &topos).await?;
+        wait_running(cluster, topos, NAME, Duration::from_secs(30)).await?;
         eventually(
             "counting under way",
             Duration::from_secs(30),
             cluster.dir(),
             || async {
-                let c = redis.counts()?;
+                let c = env.counts()?;
                 (c.get("bot")?.values().sum::<u64>() > 2_000).then_some(())
             },
         )
         .await?;
         // The spout's executor is dealt first, to worker 0.
-        let victim = pods.get("wikipedia-edits-0").await?;
-        let uid = victim.uid().context("pod uid")?;
-        let pid = pid_of_pod(&uid).context("worker process not found")?;
+        let (_, pid) = pod_process(cluster, pods, &format!("{NAME}-0")).await?;
         let killed = Command::new("kill").args(["-9", &pid.to_string()]).status()?;
         ensure!(killed.success(), "kill -9 {pid} failed");
         let done = eventually(
@@ -326,14 +199,14 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
             Duration::from_secs(60),
             cluster.dir(),
             || async {
-                let got = redis.counts()?;
+                let got = env.counts()?;
                 at_least(&got, &want).then_some(got)
             },
         )
         .await;
         let got = match done {
             Ok(got) => got,
-            Err(e) => anyhow::bail!("{e}: got {:?}\nwant at least {want:?}", redis.counts()),
+            Err(e) => anyhow::bail!("{e}: got {:?}\nwant at least {want:?}", env.counts()),
         };
         let total = |c: &Counts| c.get("bot").map_or(0, |m| m.values().sum::<u64>());
         tracing::info!(
@@ -342,7 +215,6 @@ async fn wikipedia_edits_counts_match_the_replayed_events_even_with_a_worker_kil
             "events counted after a kill -9 (at-least-once)"
         );
         drop(server);
-        operator.abort();
         Ok(())
     })
     .await

@@ -237,10 +237,29 @@ impl StreamRows {
         f.transferred += transferred;
     }
 
-    /// Adds a part's figures of one input: `executed`, `acked`, `failed` and the
-    /// execute and process latencies count.
-    pub fn add_input(&mut self, component: &str, stream: &str, part: &Figures) {
-        self.input_row(component, stream).add(part);
+    /// Adds a part's counts of one input as the engine and the workers keep them: tuples
+    /// `(executed, acked, failed)`, then the execute and the process latency, each as
+    /// `(samples, their sum in µs)`.
+    pub fn add_input(
+        &mut self,
+        component: &str,
+        stream: &str,
+        (executed, acked, failed): (u64, u64, u64),
+        (execute_count, execute_sum_us): (u64, u64),
+        (process_count, process_sum_us): (u64, u64),
+    ) {
+        let f = self.input_row(component, stream);
+        f.executed += executed;
+        f.acked += acked;
+        f.failed += failed;
+        f.execute_latency.add(&Latency {
+            count: execute_count,
+            sum_us: execute_sum_us,
+        });
+        f.process_latency.add(&Latency {
+            count: process_count,
+            sum_us: process_sum_us,
+        });
     }
 
     /// The rows, inputs then outputs. A spout's trees are counted per spout, not per
@@ -418,6 +437,52 @@ mod tests {
         assert_eq!(d.mean_ms(), 1000.0);
         assert_eq!(Latency::default().mean_ms(), 0.0);
         assert_eq!(Latency { count: 1, sum_us: 1 }.since(&a), Latency::default());
+    }
+
+    #[test]
+    fn stream_rows_sum_the_parts_of_each_input_declared_ones_first() {
+        let mut rows = StreamRows::default();
+        rows.declare_output("default");
+        rows.declare_input("split", "default");
+        rows.declare_input("idle", "default");
+        rows.add_input("extra", "errors", (1, 0, 1), (0, 0), (0, 0));
+        for _ in 0..2 {
+            rows.add_input("split", "default", (10, 9, 1), (4, 400), (2, 1_000));
+        }
+        rows.add_output("default", 7, 14);
+        let totals = Figures {
+            acked: 5,
+            ..Figures::default()
+        };
+        let (inputs, outputs) = rows.finish(Some(&totals));
+        let names: Vec<_> = inputs
+            .iter()
+            .map(|i| (i.component.as_str(), i.stream.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("split", "default"), ("idle", "default"), ("extra", "errors")]
+        );
+        let split = &inputs[0].figures;
+        assert_eq!((split.executed, split.acked, split.failed), (20, 18, 2));
+        assert_eq!(
+            split.execute_latency,
+            Latency {
+                count: 8,
+                sum_us: 800
+            }
+        );
+        assert_eq!(
+            split.process_latency,
+            Latency {
+                count: 4,
+                sum_us: 2_000
+            }
+        );
+        assert_eq!(inputs[1].figures, Figures::default(), "declared, nothing counted");
+        assert_eq!((inputs[2].figures.executed, inputs[2].figures.failed), (1, 1));
+        let out = &outputs[0].figures;
+        assert_eq!((out.emitted, out.transferred, out.acked), (7, 14, 5));
     }
 
     #[test]

@@ -25,14 +25,14 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kafka_testenv::KafkaBroker;
+use redis_testenv::{Counts, Options, RedisServer, Reply};
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
 use squall_kafka::feed::{publish_edits, Publish};
 use squall_worker::supervisor::{Cluster, ClusterSpec};
@@ -52,105 +52,22 @@ fn broker() -> &'static Mutex<KafkaBroker> {
     })
 }
 
-type Counts = BTreeMap<String, BTreeMap<String, u64>>;
-
 /// The sorted sets the pipeline counts into (`action` holds timestamps: not compared).
 const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
 
-/// A redis-server on a free loopback port that persists every write before answering
-/// (appendonly yes, appendfsync always), so a kill -9 and restart keeps what it confirmed.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
+/// A redis-server that persists every write before answering (appendonly yes, appendfsync
+/// always), so a kill -9 and restart keeps what it confirmed.
+fn redis() -> RedisServer {
+    RedisServer::start_with(Options {
+        durable: true,
+        ..Options::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Redis {
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Redis {
-            child: None,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        r.spawn();
-        r
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run `make redis-server`");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.cli(&["PING"]).as_deref() != Some("PONG") {
-            assert!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// kill -9, then a new server on the same port and files.
-    fn kill9_and_restart(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpListener::bind(("127.0.0.1", self.port)).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.spawn();
-    }
-
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// Every counted sorted set: member → score.
-    fn counts(&self) -> Counts {
-        let mut out = Counts::new();
-        for set in SETS {
-            let text = self
-                .cli(&["ZRANGE", set, "0", "-1", "WITHSCORES"])
-                .unwrap_or_default();
-            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-            let members: BTreeMap<String, u64> = lines
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.to_string(), p.get(1)?.parse::<f64>().ok()? as u64)))
-                .collect();
-            if !members.is_empty() {
-                out.insert((*set).to_owned(), members);
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// Every counted sorted set: member → score.
+fn counts(redis: &RedisServer) -> Counts {
+    redis.counts(SETS).unwrap_or_default()
 }
 
 /// The data set's counts of edits `0..n`.
@@ -310,10 +227,10 @@ fn publish(bootstrap: &str, topic: &str, from: u64, count: u64, rate: u64) -> st
 }
 
 /// Polls Redis until `done` holds or `limit` passes; the last counts and whether it held.
-fn wait_counts(redis: &Redis, limit: Duration, done: impl Fn(&Counts) -> bool) -> (Counts, bool) {
+fn wait_counts(redis: &RedisServer, limit: Duration, done: impl Fn(&Counts) -> bool) -> (Counts, bool) {
     let deadline = Instant::now() + limit;
     loop {
-        let got = redis.counts();
+        let got = counts(redis);
         if done(&got) {
             return (got, true);
         }
@@ -411,7 +328,7 @@ fn scale_spout(c: &mut Cluster) {
     assert!(moved, "the new plan did not take effect");
 }
 
-fn apply(fault: Fault, c: &mut Cluster, redis: &mut Redis) {
+fn apply(fault: Fault, c: &mut Cluster, redis: &mut RedisServer) {
     match fault {
         Fault::KillSpoutWorker => kill9_and_restart(c, SPOUT),
         Fault::KillParserWorker => kill9_and_restart(c, PARSER),
@@ -427,7 +344,7 @@ fn apply(fault: Fault, c: &mut Cluster, redis: &mut Redis) {
             b.kill();
             b.restart().unwrap();
         }
-        Fault::RestartRedis => redis.kill9_and_restart(),
+        Fault::RestartRedis => redis.restart().unwrap_or_else(|e| panic!("{e}")),
         Fault::Rebalance => swap_spout_and_parser(c),
         Fault::ScaleSpout => scale_spout(c),
     }
@@ -444,18 +361,18 @@ fn chaos(name: &str, exactly_once: bool) -> u64 {
         .unwrap_or_else(|e| e.into_inner())
         .create_topic(name, 4)
         .unwrap();
-    let mut redis = Redis::start();
+    let mut redis = redis();
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(
         dir.path(),
-        &manifest(name, &bootstrap, name, redis.port, exactly_once),
+        &manifest(name, &bootstrap, name, redis.port(), exactly_once),
     );
     let started = Instant::now();
     for (k, fault) in FAULTS.iter().enumerate() {
         let (from, to) = (k as u64 * BATCH, (k as u64 + 1) * BATCH);
         let phase = Instant::now();
         // Edits counted before this batch: `from`, plus those counted twice before.
-        let base = counted(&redis.counts());
+        let base = counted(&counts(&redis));
         let publisher = publish(&bootstrap, name, from, BATCH, RATE);
         // Mid-stream: a quarter of this batch counted, and not all of it.
         let (got, ok) = wait_counts(&redis, Duration::from_secs(60), |g| {
@@ -469,7 +386,7 @@ fn chaos(name: &str, exactly_once: bool) -> u64 {
             "{fault:?}: counting did not get under way: {} of {to}",
             counted(&got)
         );
-        let at_fault = counted(&redis.counts()) - (base - from);
+        let at_fault = counted(&counts(&redis)) - (base - from);
         assert!(at_fault < to, "{fault:?} came after the batch was counted");
         apply(*fault, &mut c, &mut redis);
         assert_eq!(publisher.join().unwrap(), BATCH);
@@ -507,7 +424,7 @@ fn chaos(name: &str, exactly_once: bool) -> u64 {
             lag(&c, name),
             total(&c.scrape(), "edits")
         );
-        let settled = redis.counts();
+        let settled = counts(&redis);
         if exactly_once {
             assert_eq!(
                 settled,
@@ -531,14 +448,15 @@ fn chaos(name: &str, exactly_once: bool) -> u64 {
     }
     // Every fault's counts stay right to the end.
     let want = expected(FAULTS.len() as u64 * BATCH);
-    let end = redis.counts();
+    let end = counts(&redis);
     if exactly_once {
         assert_eq!(end, want, "{:?}", over(&end, &want));
         // The identities above the floors are trimmed as the floors rise: little is kept.
-        let kept = redis
-            .cli(&["--scan", "--pattern", "squall:eo:*"])
-            .unwrap_or_default();
-        assert!(!kept.is_empty(), "no exactly-once state in Redis");
+        let kept = redis.command(&["KEYS", "squall:eo:*"]).unwrap();
+        assert!(
+            matches!(kept, Reply::Array(Some(ref keys)) if !keys.is_empty()),
+            "no exactly-once state in Redis: {kept:?}"
+        );
     } else {
         assert!(at_least(&end, &want), "{end:?}");
     }
@@ -577,8 +495,8 @@ fn a_restarted_topology_resumes_from_the_committed_offsets() {
         .unwrap_or_else(|e| e.into_inner())
         .create_topic(topic, 4)
         .unwrap();
-    let redis = Redis::start();
-    let yaml = manifest("resume", &bootstrap, topic, redis.port, false);
+    let redis = redis();
+    let yaml = manifest("resume", &bootstrap, topic, redis.port(), false);
 
     let run = |n: u64, total_edits: u64| {
         let dir = tempfile::tempdir().unwrap();
@@ -612,5 +530,5 @@ fn a_restarted_topology_resumes_from_the_committed_offsets() {
     run(second, first + second);
     // Nothing re-read late either.
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(redis.counts(), expected(first + second));
+    assert_eq!(counts(&redis), expected(first + second));
 }

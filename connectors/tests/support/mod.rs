@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,20 +11,9 @@ use squall_connectors::resp::{Connection, RedisAddr, Reply};
 use squall_engine::{EngineOptions, Snapshot, Topology};
 use squall_model::{validate, TopologyManifest};
 
-/// A redis-server child in a temporary directory, killed on drop.
-pub struct RedisServer {
-    child: Option<Child>,
-    /// The loopback address it listens on (127.0.0.1 unless [`RedisServer::start_on`]).
-    pub host: String,
-    pub port: u16,
-    dir: tempfile::TempDir,
-    durable: bool,
-}
-
-fn free_port(host: &str) -> u16 {
-    let l = std::net::TcpListener::bind((host, 0)).unwrap();
-    l.local_addr().unwrap().port()
-}
+/// A redis-server (redis-testenv's), read and written through this crate's own RESP
+/// client.
+pub struct RedisServer(redis_testenv::RedisServer);
 
 impl RedisServer {
     /// Starts a Redis. `durable`: append-only file fsynced before every reply, so a
@@ -37,87 +25,29 @@ impl RedisServer {
 
     /// The same on another loopback address (`127.0.0.N`), apart from other tests' servers.
     pub fn start_on(host: &str, durable: bool) -> Self {
-        let which = Command::new("redis-server").arg("--version").output();
-        if !matches!(which, Ok(ref o) if o.status.success()) {
-            panic!(
-                "redis-server is not installed (or not on PATH): run `make redis-server` \
-                 (Debian's redis-server package) and run the tests again"
-            );
-        }
-        let mut s = RedisServer {
-            child: None,
-            host: host.to_owned(),
-            port: free_port(host),
-            dir: tempfile::tempdir().unwrap(),
+        let options = redis_testenv::Options {
             durable,
+            ..redis_testenv::Options::on(host.parse().unwrap())
         };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let dir = self.dir.path().display().to_string();
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            &self.host,
-            "--save",
-            "",
-        ])
-        .args(["--dir", &dir, "--logfile", "redis.log", "--daemonize", "no"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if self.durable {
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            cmd.args(["--appendonly", "no"]);
-        }
-        self.child = Some(cmd.spawn().expect("spawning redis-server"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = Connection::open(&self.addr(), Duration::from_millis(500)) {
-                if c.command(&[b"PING"]).is_ok() {
-                    return;
-                }
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
-                panic!(
-                    "redis-server did not answer PING on port {} within 10 s; log:\n{log}",
-                    self.port
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Self(redis_testenv::RedisServer::start_with(options).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// SIGKILL: no shutdown, no final save.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.kill();
     }
 
     /// Starts again on the same port and directory (reloading the append-only file).
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.0.restart().unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn url(&self) -> String {
-        format!("redis://{}:{}", self.host, self.port)
+        self.0.url()
     }
 
     pub fn addr(&self) -> RedisAddr {
-        RedisAddr::parse(&format!("{}:{}", self.host, self.port)).unwrap()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        RedisAddr::parse(&self.0.addr()).unwrap()
     }
 
     /// One command on a fresh connection.
@@ -128,27 +58,7 @@ impl RedisServer {
 
     /// Members and scores of a sorted set.
     pub fn zset(&self, key: &str) -> BTreeMap<String, f64> {
-        let mut c = Connection::open(&self.addr(), Duration::from_secs(2)).unwrap();
-        let r = c
-            .command(&[b"ZRANGE", key.as_bytes(), b"0", b"-1", b"WITHSCORES"])
-            .unwrap();
-        let Reply::Array(Some(items)) = r else {
-            panic!("ZRANGE {key}: {r:?}")
-        };
-        let text = |r: &Reply| match r {
-            Reply::Bulk(Some(b)) => String::from_utf8(b.clone()).unwrap(),
-            other => panic!("{other:?}"),
-        };
-        items
-            .chunks(2)
-            .map(|p| (text(&p[0]), text(&p[1]).parse::<f64>().unwrap()))
-            .collect()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.zset(key).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

@@ -200,21 +200,13 @@ fn streams(
             rows.add_output(&o.stream, o.emitted, o.transferred);
         }
         for i in &p.inputs {
-            let f = Figures {
-                executed: i.executed,
-                acked: i.acked,
-                failed: i.failed,
-                execute_latency: Latency {
-                    count: i.execute_count,
-                    sum_us: i.execute_sum_us,
-                },
-                process_latency: Latency {
-                    count: i.process_count,
-                    sum_us: i.process_sum_us,
-                },
-                ..Figures::default()
-            };
-            rows.add_input(&i.component, &i.stream, &f);
+            rows.add_input(
+                &i.component,
+                &i.stream,
+                (i.executed, i.acked, i.failed),
+                (i.execute_count, i.execute_sum_us),
+                (i.process_count, i.process_sum_us),
+            );
         }
     }
     rows.finish((c.role == Role::Spout).then_some(totals))

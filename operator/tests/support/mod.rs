@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Resource};
 use kube_testenv::{eventually, TestCluster};
+use redis_testenv::{Counts, Options, RedisServer};
 use squall_model::crd::Topology;
 use squall_model::TopologyManifest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,13 +32,7 @@ pub async fn bounded_for<F: std::future::Future<Output = Result<()>>>(
     limit: Duration,
     body: F,
 ) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
-        )
-        .with_test_writer()
-        .try_init();
+    kube_testenv::init_tracing();
     let _guard = SERIAL.lock().await;
     tokio::time::timeout(limit, body)
         .await
@@ -254,21 +249,126 @@ pub fn spawn_operator_in(
     ))
 }
 
+/// The operator task [`spawn_operator`] returns.
+pub type OperatorTask = tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>>;
+
 /// A control plane with the CRD, one node agent running `WORKER_IMAGE` as the worker
 /// binary, and the operator in this process (Lease 10 s, renewed every 2 s). Keep the
 /// agent for the test's length; abort the handle to stop the operator.
-pub async fn cluster_with_operator() -> Result<(
-    TestCluster,
-    kube_testenv::AgentHandle,
-    tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>>,
-)> {
+pub async fn cluster_with_operator() -> Result<(TestCluster, kube_testenv::AgentHandle, OperatorTask)> {
+    cluster_with_operator_leased(10, 2).await
+}
+
+/// [`cluster_with_operator`] with another Lease timing.
+pub async fn cluster_with_operator_leased(
+    lease_seconds: u64,
+    renew_seconds: u64,
+) -> Result<(TestCluster, kube_testenv::AgentHandle, OperatorTask)> {
     let cluster = TestCluster::start().await?;
     install_crd(&cluster).await?;
     let agent = cluster
         .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
         .await?;
-    let operator = spawn_operator(&cluster.client(), 10, 2);
+    let operator = spawn_operator(&cluster.client(), lease_seconds, renew_seconds);
     Ok((cluster, agent, operator))
+}
+
+/// The sorted sets the Wikipedia examples count into (`action` holds timestamps: not
+/// compared).
+pub const SETS: &[&str] = &["isanon", "anon", "bot", "actions", "country"];
+
+/// What the examples' end-to-end tests run against: [`cluster_with_operator_leased`] with
+/// a 4 s Lease renewed every second (a killed worker's tasks move on quickly), and a
+/// redis-server whose files and log stay in the cluster's directory. The operator is
+/// aborted on drop.
+pub struct ExampleCluster {
+    operator: OperatorTask,
+    pub redis: RedisServer,
+    pub topos: Api<Topology>,
+    pub pods: Api<Pod>,
+    _agent: kube_testenv::AgentHandle,
+    // Last: dropped after the agent, as a test's locals would be.
+    pub cluster: TestCluster,
+}
+
+impl ExampleCluster {
+    pub async fn start() -> Result<Self> {
+        let (cluster, agent, operator) = cluster_with_operator_leased(4, 1).await?;
+        let redis = RedisServer::start_with(Options {
+            dir: Some(cluster.dir().join("redis")),
+            ..Options::default()
+        })?;
+        let client = cluster.client();
+        Ok(ExampleCluster {
+            operator,
+            redis,
+            topos: Api::namespaced(client.clone(), NS),
+            pods: Api::namespaced(client, NS),
+            _agent: agent,
+            cluster,
+        })
+    }
+
+    /// The counted sorted sets now; `None` while Redis does not answer.
+    pub fn counts(&self) -> Option<Counts> {
+        self.redis.counts(SETS).ok()
+    }
+
+    /// An example topology (`examples/wikipedia-edits/<file>`) on two worker pods of the
+    /// test image, with this message timeout, counting into this Redis; `spout` adds to its
+    /// spout's config.
+    pub fn example(
+        &self,
+        file: &str,
+        timeout_s: i64,
+        spout: &[(&str, serde_json::Value)],
+    ) -> Result<Topology> {
+        let mut m = TopologyManifest::from_file(&repo().join("examples/wikipedia-edits").join(file))?;
+        m.spec.workers = 2;
+        m.spec.message_timeout_seconds = timeout_s;
+        m.spec.pod = Some(squall_model::PodSettings {
+            image: Some(WORKER_IMAGE.into()),
+            ..Default::default()
+        });
+        let config = &mut m.spec.spouts.first_mut().context("no spout")?.config;
+        config.extend(spout.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let counts = m
+            .spec
+            .bolts
+            .iter_mut()
+            .find(|b| b.name == "counts")
+            .context("no counts bolt")?;
+        counts.config.insert("url".into(), self.redis.url().into());
+        let mut t = Topology::new(&m.metadata.name, m.spec);
+        t.meta_mut().namespace = Some(NS.into());
+        Ok(t)
+    }
+
+    /// A metric of the `edits` spout of `topology`, summed over its worker pods.
+    pub async fn spout_metric(&self, topology: &str, name: &str) -> Option<u64> {
+        let list = self
+            .pods
+            .list(&ListParams::default().labels(&format!("squall.dev/topology={topology}")))
+            .await
+            .ok()?;
+        let mut total = 0.0;
+        for p in list.items {
+            let ip = p.status.and_then(|s| s.pod_ip)?;
+            let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
+            total += squall_worker::prom::parse(&text)
+                .iter()
+                .filter(|s| s.0 == name && s.1.get("component").map(String::as_str) == Some("edits"))
+                .map(|s| s.2)
+                .sum::<f64>();
+        }
+        Some(total as u64)
+    }
+}
+
+impl Drop for ExampleCluster {
+    fn drop(&mut self) {
+        self.operator.abort();
+    }
 }
 
 /// Waits up to `within` for topology `name` to report phase Running; returns it.

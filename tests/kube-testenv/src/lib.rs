@@ -64,6 +64,19 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Sends this process's tracing to the test's output, filtered by `RUST_LOG` or else at
+/// `info` without the kube client's per-request lines. The first call installs it; later
+/// ones (every test of a binary makes one) do nothing.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 /// Where the binaries are: `$K8S_BIN_DIR`, else the cache folder that
 /// `make k8s-bins` fills.
 pub fn bin_dir() -> PathBuf {

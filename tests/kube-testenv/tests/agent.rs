@@ -43,12 +43,7 @@ fn container_status(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStat
 
 #[tokio::test]
 async fn restart_policies_env_and_grace_periods() -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube_client=off".into()),
-        ))
-        .with_test_writer()
-        .try_init();
+    kube_testenv::init_tracing();
     tokio::time::timeout(Duration::from_secs(240), async {
         let cluster = TestCluster::start().await?;
         let client = cluster.client();

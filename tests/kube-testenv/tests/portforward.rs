@@ -9,14 +9,14 @@ use anyhow::{bail, ensure, Context, Result};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::PostParams;
 use kube::Api;
-use kube_testenv::{eventually, TestCluster};
+use kube_testenv::{eventually, init_tracing, TestCluster};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr};
 
 mod common;
-use common::{echo_binary, echo_container, init_tracing, pod_ready, ECHO_IMAGE};
+use common::{echo_binary, echo_container, pod_ready, ECHO_IMAGE};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 const IO_TIMEOUT: Duration = Duration::from_secs(20);

@@ -11,13 +11,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::{Api, Client};
-use kube_testenv::{eventually, TestCluster, KUBERNETES_VERSION};
+use kube_testenv::{eventually, init_tracing, TestCluster, KUBERNETES_VERSION};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod common;
-use common::{echo_binary, echo_container, init_tracing, pod_ready, ECHO_IMAGE};
+use common::{echo_binary, echo_container, pod_ready, ECHO_IMAGE};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 

@@ -1,4 +1,4 @@
-//! What the control-plane tests share: the echo image and its container, tracing, readiness.
+//! What the control-plane tests share: the echo image and its container, readiness.
 
 use std::path::PathBuf;
 
@@ -6,16 +6,6 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
 pub const ECHO_IMAGE: &str = "squall.dev/http-echo:test";
-
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 pub fn echo_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_testenv-http-echo"))
