@@ -293,6 +293,15 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
             let _ = child.wait();
+            // The child is the watchdog shell; redis-server is its child and may close its
+            // socket a moment after the shell is reaped.
+            let addr = SocketAddr::from((self.options.host, self.port));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 
