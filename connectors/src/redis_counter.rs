@@ -114,7 +114,7 @@ use crate::resp::{encode, Connection, Reply};
 
 pub mod exactly_once;
 
-use exactly_once::{Applier, ApplyError, RecordId};
+use exactly_once::{Applier, ApplyError, Identities, RecordId};
 
 pub use squall_catalog::redis_counter::{RedisCounterConfig, KIND};
 
@@ -146,8 +146,10 @@ pub struct RedisCounter {
     down: bool,
     backoff: Backoff,
     pending: Vec<Tuple>,
-    /// Exactly-once mode: the identity of each pending tuple, and the script's applier.
+    /// Exactly-once mode: the identity of each pending tuple, how identities are read,
+    /// and the script's applier.
     ids: Vec<RecordId>,
+    identities: Option<Identities>,
     applier: Option<Applier>,
     buf: Vec<u8>,
     counters: Counters,
@@ -169,13 +171,18 @@ fn split_key(key: &str) -> Option<(&str, &str)> {
     key.split_once('_')
 }
 
-/// The `category_value` key of `input` (field `field`, or the first), if it has one.
-fn key_of<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
-    let v = match field {
+/// The text of `input`'s key field (field `field`, or the first), if it is text.
+fn key_text<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
+    match field {
         Some(f) => input.field(f),
         None => input.get(0),
-    };
-    v.and_then(Value::as_str).filter(|k| split_key(k).is_some())
+    }
+    .and_then(Value::as_str)
+}
+
+/// The `category_value` key of `input` (field `field`, or the first), if it has one.
+fn key_of<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
+    key_text(field, input).filter(|k| split_key(k).is_some())
 }
 
 /// Which writes a batch of keys needs, and for each key the indices of its writes.
@@ -252,8 +259,9 @@ impl RedisCounter {
         let applier = config
             .exactly_once
             .as_ref()
-            .map(|_| Applier::new(&config.prefix, config.aggregate));
+            .map(|eo| Applier::new(&config.prefix, config.aggregate, eo.tuples_per_record));
         RedisCounter {
+            identities: config.exactly_once.as_ref().map(Identities::new),
             config,
             ids: Vec::new(),
             applier,
@@ -422,17 +430,25 @@ impl RedisCounter {
     /// The batch in one script run: every tuple acked once Redis replied, all failed
     /// otherwise (the script writes all of the batch or none of it).
     fn flush_exactly_once(&mut self, now: &str, out: &mut BoltOutput<'_>) {
-        let (Some(applier), Some(conn)) = (self.applier.as_mut(), self.conn.as_mut()) else {
+        let (Some(applier), Some(identities), Some(conn)) = (
+            self.applier.as_mut(),
+            self.identities.as_mut(),
+            self.conn.as_mut(),
+        ) else {
             return self.fail_all(out);
         };
-        let batch: Vec<(&str, &RecordId)> = self
+        // Pending tuples passed `key_of` in `execute`: their keys are read without the check.
+        let field = self.config.field.as_deref();
+        let batch: Vec<(&str, RecordId)> = self
             .pending
             .iter()
             .zip(&self.ids)
-            .map(|(t, id)| (key_of(self.config.field.as_deref(), t).unwrap_or(""), id))
+            .map(|(t, id)| (key_text(field, t).unwrap_or(""), *id))
             .collect();
-        let result = applier.apply(conn, &batch, now);
+        let result = applier.apply(conn, identities.sources(), &batch, now);
         drop(batch);
+        self.ids.clear();
+        identities.trim();
         match result {
             Ok(done) => {
                 self.backoff.reset();
@@ -440,7 +456,6 @@ impl RedisCounter {
                 self.down = false;
                 self.counters.add(counters::APPLIED, done.applied);
                 self.counters.add(counters::DUPLICATES, done.skipped);
-                self.ids.clear();
                 for t in self.pending.drain(..) {
                     out.ack(t);
                 }
@@ -449,7 +464,7 @@ impl RedisCounter {
                 self.connection_failed(&e.to_string(), out);
                 self.fail_all(out);
             }
-            Err(ApplyError::Refused(e)) => {
+            Err(ApplyError::Refused(e) | ApplyError::Invalid(e)) => {
                 let failed = self.pending.len() as u64;
                 self.refused(Some(&e), failed, out);
                 self.fail_all(out);
@@ -499,8 +514,8 @@ impl Bolt for RedisCounter {
             out.ack(input);
             return Ok(());
         }
-        if let Some(eo) = &self.config.exactly_once {
-            match RecordId::of(eo, &input) {
+        if let Some(identities) = self.identities.as_mut() {
+            match identities.of(&input) {
                 Ok(id) => self.ids.push(id),
                 Err(error) => {
                     self.no_identity(input, error, out);
