@@ -74,9 +74,11 @@
 //! tuple's chunk and bit, leaves out tuples repeating one earlier in the batch, and counts
 //! each write's tuples. Redis runs the script atomically; it checks every key's type (and
 //! each source's stride) before its first write, so it writes all of the batch or
-//! nothing. Per chunk, tuples below the stored floor are skipped; the others' bits are
-//! set by one `BITFIELD … SET u1 <bit> 1 …` (a thousand at a time), whose old values say
-//! which were applied before: skipped too. Then the writes with tuples left: `ZINCRBY` by
+//! nothing. Per chunk the bolt sends the tuples' bits as a mask of the bytes they span
+//! (with each tuple's bit and writes, packed): tuples below the stored floor are skipped;
+//! from the first one above it the span is read (`GETRANGE`), OR-ed with the mask and
+//! written back (`SETRANGE`), a few thousand bytes at a time, in Lua; a tuple whose bit
+//! was already set was applied before: skipped too. Then the writes with tuples left: `ZINCRBY` by
 //! their number (so `aggregate` merges only tuples not applied before), `ZADD` of the
 //! time stamp. Then, per source, the stored floor is raised to the highest floor of the
 //! batch's tuples and the chunks wholly below it are deleted.

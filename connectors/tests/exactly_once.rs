@@ -432,6 +432,53 @@ fn each_tuple_is_one_bit_of_its_sources_chunk() {
 }
 
 #[test]
+fn a_floor_inside_a_byte_and_a_span_of_several_slices() {
+    let redis = RedisServer::start_on("127.0.0.30", false);
+    let mut conn = connect(&redis);
+    // One bit an offset: offsets 0 to 7 share a byte.
+    let mut one = Applier::new("f:", true, 1);
+    let at = |offsets: &[u64], floor: u64| -> Vec<Item> {
+        offsets
+            .iter()
+            .map(|&o| Item {
+                key: format!("n_{o}"),
+                id: id("s", o, floor, None),
+            })
+            .collect()
+    };
+    let got = |applier: &mut Applier, conn: &mut Connection, items: Vec<Item>| {
+        let a = apply(applier, conn, &items).unwrap();
+        (a.applied, a.skipped)
+    };
+    assert_eq!(got(&mut one, &mut conn, at(&[1, 2], 0)), (2, 0));
+    assert_eq!(got(&mut one, &mut conn, at(&[9], 5)), (1, 0));
+    // 1 and 3 are below the floor (5): skipped, though 1's bit is in the same byte.
+    assert_eq!(got(&mut one, &mut conn, at(&[1, 3, 6, 7], 5)), (2, 2));
+    assert_eq!(got(&mut one, &mut conn, at(&[6, 7, 8], 5)), (1, 2));
+    let n: BTreeMap<String, f64> = redis.zset("f:n");
+    assert_eq!(
+        n.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["1", "2", "6", "7", "8", "9"],
+        "each counted once"
+    );
+    assert!(n.values().all(|c| *c == 1.0), "{n:?}");
+    // 16 bits an offset: offsets 0 to 4095 span 8 KiB, read and written in slices of
+    // 4000 bytes; replays are found in every slice.
+    let mut wide = applier("g:", true);
+    let sparse: Vec<u64> = (0..4096).step_by(7).collect();
+    let first = at(&sparse, 0);
+    assert_eq!(got(&mut wide, &mut conn, first.clone()), (sparse.len() as u64, 0));
+    let mut mixed: Vec<u64> = sparse.iter().step_by(2).copied().collect();
+    let old = mixed.len() as u64;
+    mixed.extend(sparse.iter().map(|o| o + 1).filter(|o| *o < 4096));
+    let new = mixed.len() as u64 - old;
+    assert_eq!(got(&mut wide, &mut conn, at(&mixed, 0)), (new, old));
+    let counted: BTreeMap<String, f64> = redis.zset("g:n");
+    assert_eq!(counted.len() as u64, sparse.len() as u64 + new);
+    assert!(counted.values().all(|c| *c == 1.0));
+}
+
+#[test]
 fn an_index_over_the_stride_is_refused_before_anything_is_written() {
     let redis = RedisServer::start_on("127.0.0.29", false);
     let mut conn = connect(&redis);

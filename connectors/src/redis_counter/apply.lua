@@ -10,9 +10,10 @@
 -- ARGV: now, ns, nw, stride, per (offsets per chunk); per source the highest floor of the
 --       batch and its number of chunks (2 x ns); per write its kind ("i": ZINCRBY, "s":
 --       ZADD now), member and the number of the batch's tuples it counts (3 x nw); then
---       per source, per chunk: the chunk, its tuple count n, BITFIELD's operations for
---       them (SET u1 <bit> 1, 4 x n, bits ascending), and each tuple's writes a * (nw + 1)
---       + b (n; 1-based, 0: none).
+--       per source, per chunk: the chunk, its tuple count n, the first byte lo of the
+--       tuples' bits, the mask (the bytes from lo with the tuples' bits set), and the
+--       tuples, 8 bytes each in ascending bit order: the bit (2 bytes) and the tuple's
+--       writes a and b (3 bytes each, 1-based, 0: none), all big-endian.
 -- Reply: {applied, skipped} of the tuples sent. Every check comes before the first write,
 -- so an error reply means nothing was written.
 local now = ARGV[1]
@@ -50,40 +51,68 @@ for w = 1, nw do
   at = at + 3
 end
 -- A tuple below the stored floor, or whose bit was set, is skipped: its writes lose it.
-local m = nw + 1
 local skipped, total = 0, 0
-local function skip(ref)
+local function skip(tuples, t)
   skipped = skipped + 1
-  local w = tonumber(ref)
-  if w > 0 then
-    local a, b = math.floor(w / m), w % m
-    if a > 0 then count[a] = count[a] - 1 end
-    if b > 0 then count[b] = count[b] - 1 end
-  end
+  local a1, a2, a3, b1, b2, b3 = string.byte(tuples, 8 * t + 3, 8 * t + 8)
+  local a, b = a1 * 65536 + a2 * 256 + a3, b1 * 65536 + b2 * 256 + b3
+  if a > 0 then count[a] = count[a] - 1 end
+  if b > 0 then count[b] = count[b] - 1 end
 end
+local function bit_of(tuples, t)
+  local h, l = string.byte(tuples, 8 * t + 1, 8 * t + 2)
+  return h * 256 + l
+end
+-- string.byte and unpack take at most a few thousand values at once.
+local SLICE = 4000
 for s = 1, ns do
   local S = src[s]
   for c = 0, S.nc - 1 do
-    local key, chunk, n = KEYS[S.key + c], tonumber(ARGV[at]), tonumber(ARGV[at + 1])
-    local ops, refs = at + 2, at + 2 + 4 * n
+    local key, chunk, n, lo = KEYS[S.key + c], tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    local mask, tuples = ARGV[at + 3], ARGV[at + 4]
+    at = at + 5
     total = total + n
     local low = (S.floor - chunk * per) * stride
-    local i = 0
-    while i < n and tonumber(ARGV[ops + 4 * i + 2]) < low do
-      skip(ARGV[refs + i])
-      i = i + 1
+    local first = 0
+    while first < n and bit_of(tuples, first) < low do
+      skip(tuples, first)
+      first = first + 1
     end
-    if i < n and chunk > S.top then S.top = chunk end
-    -- SET returns each bit's old value; a thousand operations a call (unpack's limit).
-    while i < n do
-      local j = math.min(i + 1000, n)
-      local old = redis.call('BITFIELD', key, unpack(ARGV, ops + 4 * i, ops + 4 * j - 1))
-      for t = 1, j - i do
-        if old[t] == 1 then skip(ARGV[refs + i + t - 1]) end
+    if first < n then
+      if chunk > S.top then S.top = chunk end
+      -- The bytes from the first tuple at or above the floor: read, OR-ed with the mask,
+      -- written back. A bit of the mask already set is a tuple applied before; the bits
+      -- before the first tuple's in its byte are below the floor, not checked.
+      local bit0 = bit_of(tuples, first)
+      local from = math.floor(bit0 / 8)
+      local len = #mask - (from - lo)
+      local old, seen = {}, false
+      for i = 0, len - 1, SLICE do
+        local j = math.min(i + SLICE, len)
+        local o = redis.call('GETRANGE', key, from + i, from + j - 1)
+        old[#old + 1] = o
+        local out = {string.byte(mask, from - lo + i + 1, from - lo + j)}
+        local ob = {string.byte(o, 1, -1)}
+        for k = 1, j - i do
+          local x = ob[k]
+          if x and x ~= 0 then
+            local m = out[k]
+            if i + k == 1 then m = bit.band(m, 2 ^ (8 - bit0 % 8) - 1) end
+            if bit.band(x, m) ~= 0 then seen = true end
+            out[k] = bit.bor(x, out[k])
+          end
+        end
+        redis.call('SETRANGE', key, from + i, string.char(unpack(out)))
       end
-      i = j
+      if seen then
+        old = table.concat(old)
+        for t = first, n - 1 do
+          local b = bit_of(tuples, t)
+          local x = string.byte(old, math.floor(b / 8) - from + 1) or 0
+          if bit.band(x, 2 ^ (7 - b % 8)) ~= 0 then skip(tuples, t) end
+        end
+      end
     end
-    at = refs + n
   end
 end
 for w = 1, nw do

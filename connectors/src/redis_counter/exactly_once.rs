@@ -24,6 +24,9 @@ pub const STATE_KEY: &str = "squall:eo:";
 /// Bits of one bitmap: `CHUNK_BITS / stride` offsets of a source, `stride` bits each.
 pub const CHUNK_BITS: u64 = 1 << 16;
 
+/// Writes a batch may have (numbered from 1 in 3 bytes); a tuple has at most two.
+const MAX_WRITES: usize = (1 << 24) - 1;
+
 /// Sources sharing one table before it is cleared between batches (a source value that
 /// is never the same twice must not grow it without bound).
 const MAX_SOURCES: usize = 4096;
@@ -308,6 +311,12 @@ impl Applier {
             return Ok(Applied::default());
         }
         let stride = self.stride;
+        if batch.len() >= MAX_WRITES / 2 {
+            return Err(ApplyError::Invalid(format!(
+                "a batch of {} tuples: the script numbers their writes in 3 bytes; lower batch_size",
+                batch.len()
+            )));
+        }
         if let Some((_, id)) = batch
             .iter()
             .find(|(_, id)| u64::from(id.index) >= stride || sources.text(id.source).is_none())
@@ -493,23 +502,36 @@ impl Applier {
             bulk(&mut a, member.as_bytes());
             bulk_uint(&mut a, *count);
         }
-        let write_ref = |i: u32| if i == u32::MAX { 0 } else { u64::from(i) + 1 };
-        let m = nw as u64 + 1;
+        // Writes are numbered from 1 in 3 bytes (0: none); checked in `apply`.
+        let write_ref = |i: u32| if i == u32::MAX { 0 } else { i + 1 };
         let mut n = 1 + nkeys + 5 + 2 * per_source.len() + 3 * nw;
+        let mut mask = Vec::new();
+        let mut tuples = Vec::new();
         for &(_, c, first, end) in &self.chunks {
+            let bits = self.order[first..end]
+                .iter()
+                .map(|&t| self.bit_of(&batch[t as usize].1).1);
+            let (lo, hi) = (
+                self.bit_of(&batch[self.order[first] as usize].1).1 / 8,
+                self.bit_of(&batch[self.order[end - 1] as usize].1).1 / 8,
+            );
+            mask.clear();
+            mask.resize((hi - lo + 1) as usize, 0u8);
+            tuples.clear();
+            for (bit, &t) in bits.zip(&self.order[first..end]) {
+                mask[(bit / 8 - lo) as usize] |= 0x80 >> (bit % 8);
+                // Bits are below CHUNK_BITS (2^16): two bytes.
+                tuples.extend_from_slice(&(bit as u16).to_be_bytes());
+                for w in deps[t as usize] {
+                    tuples.extend_from_slice(&write_ref(w).to_be_bytes()[1..]);
+                }
+            }
             bulk_uint(&mut a, c);
             bulk_uint(&mut a, (end - first) as u64);
-            for &t in &self.order[first..end] {
-                let (_, bit) = self.bit_of(&batch[t as usize].1);
-                a.extend_from_slice(b"$3\r\nSET\r\n$2\r\nu1\r\n");
-                bulk_uint(&mut a, bit);
-                a.extend_from_slice(b"$1\r\n1\r\n");
-            }
-            for &t in &self.order[first..end] {
-                let [wa, wb] = deps[t as usize];
-                bulk_uint(&mut a, write_ref(wa) * m + write_ref(wb));
-            }
-            n += 2 + 5 * (end - first);
+            bulk_uint(&mut a, lo);
+            bulk(&mut a, &mask);
+            bulk(&mut a, &tuples);
+            n += 5;
         }
         self.args = a;
         (n, repeats)
