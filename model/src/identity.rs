@@ -157,9 +157,8 @@ fn check_limit(
             .iter()
             .find(|b| b.stream == stream && b.field == limit.field);
         match bound {
-            Some(b) => {
-                if b.limit > limit.limit && reported.insert(k) {
-                    c.add(
+            Some(b) if b.limit > limit.limit && reported.insert(k) => {
+                c.add(
                         format!("{kpath}.{}", limit.setting),
                         format!(
                             "{} is too small: component {:?} ({kpath_of}, kind {:?}) gives up to {} tuples per record (its field {:?} on stream {stream} goes up to {}); set {} to at least {}",
@@ -173,8 +172,8 @@ fn check_limit(
                             b.limit
                         ),
                     );
-                }
             }
+            Some(_) => {}
             None if *role == Role::Bolt => {
                 todo.extend(comp.inputs.iter().map(|i| (i.from.as_str(), i.stream.as_str())))
             }
