@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 use squall_component_config::{Conf, ConfigError};
-use squall_model::{Config, StreamSpec, DEFAULT_STREAM};
+use squall_model::{Config, FieldBound, StreamSpec, DEFAULT_STREAM};
 
 /// Kind name.
 pub const KIND: &str = "json-keys";
@@ -208,6 +208,20 @@ pub fn outputs(config: &JsonKeysConfig) -> Vec<StreamSpec> {
         },
         StreamSpec::new(ERROR_STREAM, &["event", "error"]),
     ]
+}
+
+/// The index field's bound: one key per rule at most, so indexes stay below the number
+/// of rules (what `redis-counter`'s `exactly_once.tuples_per_record` is checked against).
+pub fn bounds(config: &JsonKeysConfig) -> Vec<FieldBound> {
+    config
+        .index
+        .iter()
+        .map(|field| FieldBound {
+            stream: DEFAULT_STREAM.to_owned(),
+            field: field.clone(),
+            limit: config.rules.len() as u64,
+        })
+        .collect()
 }
 
 /// The paths the rules read, as a tree, so one pass over an event finds them all.

@@ -128,9 +128,10 @@ pub fn describe(kind: &str, config: &Config) -> Option<Result<KindInfo, ConfigEr
         fail_some::KIND => fail_some::FailSomeConfig::parse(config)
             .map(|c| identity::outputs_for(&c.fields))
             .map(bolt),
-        json_keys::KIND => json_keys::JsonKeysConfig::parse(config)
-            .map(|c| json_keys::outputs(&c))
-            .map(bolt),
+        json_keys::KIND => json_keys::JsonKeysConfig::parse(config).map(|c| KindInfo {
+            bounds: json_keys::bounds(&c),
+            ..bolt(json_keys::outputs(&c))
+        }),
         redis_counter::KIND => redis_counter::RedisCounterConfig::parse(config).map(|c| KindInfo {
             identity: c.identity(),
             ..bolt(redis_counter::outputs())
@@ -254,6 +255,20 @@ mod tests {
             keys.outputs[0],
             StreamSpec::new("default", &["key", "offset", "i"])
         );
+        // One key per rule at most: the index stays below the number of rules.
+        assert_eq!(
+            keys.bounds,
+            [squall_model::FieldBound {
+                stream: "default".into(),
+                field: "i".into(),
+                limit: 1
+            }]
+        );
+        let plain = describe(
+            "json-keys",
+            serde_json::json!({"keys": [{"path": "a", "prefix": "a_"}]}),
+        );
+        assert!(plain.bounds.is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use squall_component_config::{Conf, ConfigError};
-use squall_model::{Config, Identity, StreamSpec};
+use squall_model::{Config, Identity, IndexLimit, StreamSpec};
 
 use crate::backoff::BackoffConfig;
 
@@ -23,7 +23,14 @@ const KEYS: &[&str] = &[
 ];
 /// Config key of the exactly-once mode.
 pub const EXACTLY_ONCE: &str = "exactly_once";
-const EXACTLY_ONCE_KEYS: &[&str] = &["source", "offset", "floor", "index"];
+const EXACTLY_ONCE_KEYS: &[&str] = &["source", "offset", "floor", "index", TUPLES_PER_RECORD];
+/// Config key (below `exactly_once`) bounding the tuples of one record: indexes from 0 to
+/// it, exclusive.
+pub const TUPLES_PER_RECORD: &str = "tuples_per_record";
+/// Default of `exactly_once.tuples_per_record`.
+pub const DEFAULT_TUPLES_PER_RECORD: u32 = 16;
+/// Largest `exactly_once.tuples_per_record`: each offset takes this many bits in Redis.
+pub const MAX_TUPLES_PER_RECORD: u32 = 1024;
 
 /// Which input fields carry a record's stable identity (the exactly-once mode).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +45,8 @@ pub struct ExactlyOnceConfig {
     /// The tuple's position among its record's tuples (an integer); `None`: one tuple per
     /// record.
     pub index: Option<String>,
+    /// Tuples per record at most (indexes below it); 1 without `index`.
+    pub tuples_per_record: u32,
 }
 
 impl ExactlyOnceConfig {
@@ -74,7 +83,7 @@ impl ExactlyOnceConfig {
                 expected: "the name of an integer input field".to_owned(),
             })
         };
-        let parsed = ExactlyOnceConfig {
+        let mut parsed = ExactlyOnceConfig {
             source: c
                 .fields_opt("source")
                 .and_then(|s| {
@@ -88,7 +97,33 @@ impl ExactlyOnceConfig {
             offset: required("offset").map_err(nested)?,
             floor: required("floor").map_err(nested)?,
             index: c.field_opt("index").map_err(nested)?,
+            tuples_per_record: 1,
         };
+        match (&parsed.index, map.get(TUPLES_PER_RECORD)) {
+            (None, None | Some(serde_json::Value::Null)) => {}
+            (None, Some(v)) => {
+                return Err(nested(ConfigError::Invalid {
+                    key: TUPLES_PER_RECORD.to_owned(),
+                    expected: "no value without exactly_once.index (one tuple per record)".to_owned(),
+                    got: v.to_string(),
+                }))
+            }
+            (Some(_), _) => {
+                let n = c
+                    .positive_or(TUPLES_PER_RECORD, u64::from(DEFAULT_TUPLES_PER_RECORD))
+                    .map_err(nested)?;
+                parsed.tuples_per_record = u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= MAX_TUPLES_PER_RECORD)
+                    .ok_or_else(|| {
+                        nested(ConfigError::Invalid {
+                            key: TUPLES_PER_RECORD.to_owned(),
+                            expected: format!("an integer from 1 to {MAX_TUPLES_PER_RECORD}"),
+                            got: n.to_string(),
+                        })
+                    })?;
+            }
+        }
         let fields = parsed.fields();
         for (i, (key, f)) in fields.iter().enumerate() {
             if fields[..i].iter().any(|(_, g)| g == f) {
@@ -219,6 +254,11 @@ impl RedisCounterConfig {
             Some(eo) => Identity::Needs {
                 key: EXACTLY_ONCE.to_owned(),
                 fields: eo.fields(),
+                limit: eo.index.as_ref().map(|field| IndexLimit {
+                    field: field.clone(),
+                    setting: TUPLES_PER_RECORD.to_owned(),
+                    limit: u64::from(eo.tuples_per_record),
+                }),
             },
             None => Identity::None,
         }
@@ -297,9 +337,37 @@ mod tests {
                 ]
                 .iter()
                 .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
-                .collect()
+                .collect(),
+                limit: Some(IndexLimit {
+                    field: "index".into(),
+                    setting: "tuples_per_record".into(),
+                    limit: 16
+                })
             }
         );
+        let eo = |v: serde_json::Value| parse(serde_json::json!({"exactly_once": v}));
+        let c = eo(
+            serde_json::json!({"source": ["p"], "offset": "o", "floor": "f", "index": "i", "tuples_per_record": 5}),
+        );
+        assert_eq!(c.unwrap().exactly_once.unwrap().tuples_per_record, 5);
+        let c = eo(serde_json::json!({"source": ["p"], "offset": "o", "floor": "f"})).unwrap();
+        assert_eq!(
+            c.exactly_once.as_ref().unwrap().tuples_per_record,
+            1,
+            "one tuple per record"
+        );
+        assert!(matches!(c.identity(), Identity::Needs { limit: None, .. }));
+        assert_eq!(
+            eo(serde_json::json!({"source": ["p"], "offset": "o", "floor": "f", "tuples_per_record": 4})).unwrap_err(),
+            "config key \"exactly_once.tuples_per_record\": expected no value without exactly_once.index (one tuple per record), got 4"
+        );
+        assert_eq!(
+            eo(serde_json::json!({"source": ["p"], "offset": "o", "floor": "f", "index": "i", "tuples_per_record": 1025})).unwrap_err(),
+            "config key \"exactly_once.tuples_per_record\": expected an integer from 1 to 1024, got 1025"
+        );
+        assert!(eo(serde_json::json!({"source": ["p"], "offset": "o", "floor": "f", "index": "i", "tuples_per_record": 0}))
+            .unwrap_err()
+            .contains("exactly_once.tuples_per_record"));
         let err = |v: serde_json::Value| parse(serde_json::json!({"exactly_once": v})).unwrap_err();
         assert_eq!(
             err(serde_json::json!({"offset": "o", "floor": "f"})),
@@ -311,7 +379,7 @@ mod tests {
         );
         assert_eq!(
             err(serde_json::json!({"source": ["p"], "offset": "o", "floor": "f", "idx": "i"})),
-            "unknown config key \"exactly_once.idx\" for kind \"redis-counter\"; known keys: source, offset, floor, index"
+            "unknown config key \"exactly_once.idx\" for kind \"redis-counter\"; known keys: source, offset, floor, index, tuples_per_record"
         );
         assert_eq!(
             err(serde_json::json!({"source": ["p"], "offset": "p", "floor": "f"})),

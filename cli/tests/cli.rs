@@ -384,6 +384,50 @@ fn ctrl_c_stops_the_run_with_a_summary() {
 }
 
 #[test]
+fn validate_refuses_a_parser_giving_more_keys_per_record_than_the_counter_tells_apart() {
+    let dir = Dir::new();
+    let path = dir.file(
+        "eo.yaml",
+        "\
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata:
+  name: eo
+spec:
+  spouts:
+    - name: edits
+      component: kafka
+      config: {bootstrap_servers: 127.0.0.1:9092, topics: [edits]}
+  bolts:
+    - name: parser
+      component: json-keys
+      config:
+        field: value
+        keys: [{prefix: action_, path: action}, {prefix: bot_, path: bot}, {prefix: user_, path: user}]
+        carry: [topic, partition, offset, floor]
+        index: index
+      inputs: [{from: edits}]
+    - name: counts
+      component: redis-counter
+      config:
+        exactly_once: {source: [topic, partition], offset: offset, floor: floor, index: index, tuples_per_record: 2}
+      inputs: [{from: parser}]
+",
+    );
+    let (code, out, err) = squall(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    let expected = "  spec.bolts[1].config.exactly_once.tuples_per_record: 2 is too small: component \"parser\" (spec.bolts[0], kind \"json-keys\") gives up to 3 tuples per record (its field \"index\" on stream default goes up to 2); set tuples_per_record to at least 3";
+    assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    // With room for the three keys it validates.
+    let fixed = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("tuples_per_record: 2", "tuples_per_record: 3");
+    std::fs::write(&path, fixed).unwrap();
+    let (code, out, err) = squall(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+}
+
+#[test]
 fn validate_refuses_exactly_once_counts_behind_a_spout_without_stable_identities() {
     let dir = Dir::new();
     let path = dir.file(

@@ -291,24 +291,45 @@ pub fn key_tuples(
     input: &Tuple,
     keys: Vec<String>,
 ) -> Result<Vec<Values>, ComponentError> {
-    let carried = config
-        .carry
-        .iter()
-        .map(|name| fields::named(KIND, "carry", input, name))
-        .collect::<Result<Vec<&Value>, _>>()?;
-    Ok(keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| {
-            let mut v = Values::with_capacity(2 + carried.len());
-            v.push(Value::Str(ByteString::from(key)));
-            v.extend(carried.iter().map(|c| (*c).clone()));
-            if config.index.is_some() {
-                v.push(Value::Int(i as i64));
-            }
-            v
-        })
-        .collect())
+    let mut out = Vec::with_capacity(keys.len());
+    each_key_tuple(config, input, keys, |v| {
+        out.push(v);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`key_tuples`], handed to `emit` one by one as they are made (the bolt emits them
+/// without collecting them first).
+fn each_key_tuple(
+    config: &JsonKeysConfig,
+    input: &Tuple,
+    keys: Vec<String>,
+    mut emit: impl FnMut(Values) -> Result<(), ComponentError>,
+) -> Result<(), ComponentError> {
+    // Looked up once per event, not per key; a carried field missing fails the event
+    // before any key is emitted.
+    const INLINE: usize = 8;
+    let mut carried: [&Value; INLINE] = [&Value::Null; INLINE];
+    let mut extra: Vec<&Value> = Vec::new();
+    for (i, name) in config.carry.iter().enumerate() {
+        let v = fields::named(KIND, "carry", input, name)?;
+        match carried.get_mut(i) {
+            Some(slot) => *slot = v,
+            None => extra.push(v),
+        }
+    }
+    let n = config.carry.len().min(INLINE);
+    for (i, key) in keys.into_iter().enumerate() {
+        let mut v = Values::with_capacity(2 + config.carry.len());
+        v.push(Value::Str(ByteString::from(key)));
+        v.extend(carried[..n].iter().chain(&extra).map(|c| (*c).clone()));
+        if config.index.is_some() {
+            v.push(Value::Int(i as i64));
+        }
+        emit(v)?;
+    }
+    Ok(())
 }
 
 /// The `json-keys` bolt.
@@ -359,11 +380,7 @@ impl BasicBolt for JsonKeys {
             )));
         };
         match keys_of(&self.config, text) {
-            Ok(keys) => {
-                for v in key_tuples(&self.config, input, keys)? {
-                    out.emit(&[], v)?;
-                }
-            }
+            Ok(keys) => each_key_tuple(&self.config, input, keys, |v| out.emit(&[], v).map(|_| ()))?,
             Err(error) => {
                 self.counters.add(MALFORMED, 1);
                 if !self.warned {

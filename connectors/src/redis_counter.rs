@@ -34,9 +34,13 @@
 //!     (integer);
 //!   - `index` (field name, optional): the tuple's position among its record's tuples
 //!     (integer), e.g. `json-keys`' `index`; absent: one tuple per record.
+//!   - `tuples_per_record` (integer from 1 to 1024, default 16, only with `index`): the
+//!     most tuples one record gives; indexes are below it.
 //!
 //!   Validation refuses the mode unless every spout upstream gives stable identities
-//!   (`kafka` in `atLeastOnce`) and every input stream declares these fields.
+//!   (`kafka` in `atLeastOnce`) and every input stream declares these fields, and refuses
+//!   a `tuples_per_record` below what the kind making the index declares (`json-keys`:
+//!   one key per rule), found upstream through bolts passing the field on.
 //!
 //! # Guarantees
 //! - MUST ack a tuple only after Redis replied to every write it contributed to without
@@ -54,23 +58,30 @@
 //! # Exactly once
 //! With `exactly_once`, each tuple has a stable identity: its source `S` (the source
 //! fields' values joined by `:`, text escaping `:` and `\` with `\`), its offset `O`, and
-//! its index `I` when configured. Redis holds, per source, a sorted set
-//! `P+squall:eo:S` of the identities applied above the source's floor (members `O:I`, or
-//! `O`, scored by `O`) and the floor itself (member `floor`, scored by it). The counters'
-//! keys are exactly those above: `ZREVRANGE P+country 0 9 WITHSCORES` reads the same with
-//! the mode on or off.
+//! its index `I` (0 without `index`). With `T` = `tuples_per_record` (1 without `index`),
+//! Redis holds per source:
+//! - a hash `P+squall:eo:{S}`: the source's `floor`, the highest chunk written (`top`) and
+//!   `stride` (`T`, so that a counter with another `T` is refused rather than misreading
+//!   the bits);
+//! - bitmaps `P+squall:eo:{S}:<C>`, one per chunk of `65536 / T` offsets: the tuple `(O, I)`
+//!   is bit `(O - C * 65536 / T) * T + I` of chunk `C = O / (65536 / T)`, set once applied.
+//!
+//! The counters' keys are exactly those above: `ZREVRANGE P+country 0 9 WITHSCORES` reads
+//! the same with the mode on or off.
 //!
 //! Each flush is one Lua script run (`EVALSHA`, loaded once with `SCRIPT LOAD`, and
-//! `EVAL` when Redis answers `NOSCRIPT`, e.g. after a restart). Redis runs it atomically;
-//! it checks every key's type before its first write, so it writes all of the batch or
-//! nothing. For each tuple: skip it if `O` is below the stored floor, or its member is in
-//! the set or earlier in the batch; else add the member and count its writes (members are
-//! looked up with `ZMSCORE` and added with `ZADD`, a thousand at a time: Redis 6.2 or
-//! later). Then the
-//! writes with a count: `ZINCRBY` by the number of new tuples (so `aggregate` merges
-//! only tuples not applied before), `ZADD` of the time stamp. Then, per source, raise the
-//! stored floor to the highest floor of the batch's tuples and remove the members below
-//! it (`ZREMRANGEBYSCORE`).
+//! `EVAL` when Redis answers `NOSCRIPT`, e.g. after a restart). The bolt computes each
+//! tuple's chunk and bit, leaves out tuples repeating one earlier in the batch, and counts
+//! each write's tuples. Redis runs the script atomically; it checks every key's type (and
+//! each source's stride) before its first write, so it writes all of the batch or
+//! nothing. Per chunk the bolt sends the tuples' bits as a mask of the bytes they span
+//! (with each tuple's bit and writes, packed): tuples below the stored floor are skipped;
+//! from the first one above it the span is read (`GETRANGE`), OR-ed with the mask and
+//! written back (`SETRANGE`), a few thousand bytes at a time, in Lua; a tuple whose bit
+//! was already set was applied before: skipped too. Then the writes with tuples left: `ZINCRBY` by
+//! their number (so `aggregate` merges only tuples not applied before), `ZADD` of the
+//! time stamp. Then, per source, the stored floor is raised to the highest floor of the
+//! batch's tuples and the chunks wholly below it are deleted.
 //!
 //! Conditions (what the upstream MUST guarantee, which validation checks by kind):
 //! - A replay MUST carry the same content under the same identity: the same key (and,
@@ -78,15 +89,18 @@
 //!   Without `index`, a record MUST give one tuple.
 //! - The floor promise: when a tuple is emitted with floor `F`, every record of its
 //!   source below `F` MUST be fully processed (its tree acked, or given up for good).
-//!   Anything below the floor is then already counted, so its member can go: the set
-//!   holds only the records in flight, bounded by the spout's pending limit times keys
-//!   per record. A floor MAY be lower than the truth (a replay may carry an old floor).
+//!   Anything below the floor is then already counted, so its bits can go: the chunks
+//!   kept span only the records in flight (from the floor's chunk to the highest written,
+//!   `T` bits an offset), bounded by the spout's pending limit, not by the topic's length.
+//!   A floor MAY be lower than the truth (a replay may carry an old floor).
 //!   A record given up (failed and never replayed) before all its keys were applied
 //!   stays partly counted.
 //! - At-most-once upstream (a record committed before it is processed, never replayed)
 //!   breaks neither rule but loses what failed: counts are then at most the truth.
 //!   Validation refuses the mode for such spouts, as for spouts giving no identities.
-//! - No ordering is needed: a record is skipped only if its own member is present or
+//! - A record MUST NOT give more than `T` tuples: an index at or over `T` is an identity
+//!   error (below), never another tuple's bit.
+//! - No ordering is needed: a record is skipped only if its own bit is set or
 //!   it is below a floor that promises it was processed, so deliveries and replays may
 //!   arrive in any order, in any batch, at any of the counter's tasks (the state is per
 //!   source, not per task), before or after a rebalance.
@@ -99,7 +113,8 @@
 //!   conditions above, provided Redis keeps what it confirmed (e.g. `appendonly yes`,
 //!   `appendfsync always`): a restart that loses confirmed writes loses their counts.
 //! - A tuple without a usable identity (a field missing, not an integer, negative or
-//!   over 2^53, or a source value neither text nor an integer) MUST NOT panic: it is
+//!   over 2^53, an index not below `T`, or a source value neither text nor an integer)
+//!   MUST NOT panic: it is
 //!   counted as `identity_errors`, reported once, and acked (a replay would fail the same
 //!   way). Counted: `applied` and `duplicates` (tuples skipped as applied before).
 
@@ -114,7 +129,7 @@ use crate::resp::{encode, Connection, Reply};
 
 pub mod exactly_once;
 
-use exactly_once::{Applier, ApplyError, RecordId};
+use exactly_once::{Applier, ApplyError, Identities, RecordId};
 
 pub use squall_catalog::redis_counter::{RedisCounterConfig, KIND};
 
@@ -146,8 +161,10 @@ pub struct RedisCounter {
     down: bool,
     backoff: Backoff,
     pending: Vec<Tuple>,
-    /// Exactly-once mode: the identity of each pending tuple, and the script's applier.
+    /// Exactly-once mode: the identity of each pending tuple, how identities are read,
+    /// and the script's applier.
     ids: Vec<RecordId>,
+    identities: Option<Identities>,
     applier: Option<Applier>,
     buf: Vec<u8>,
     counters: Counters,
@@ -169,13 +186,18 @@ fn split_key(key: &str) -> Option<(&str, &str)> {
     key.split_once('_')
 }
 
-/// The `category_value` key of `input` (field `field`, or the first), if it has one.
-fn key_of<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
-    let v = match field {
+/// The text of `input`'s key field (field `field`, or the first), if it is text.
+fn key_text<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
+    match field {
         Some(f) => input.field(f),
         None => input.get(0),
-    };
-    v.and_then(Value::as_str).filter(|k| split_key(k).is_some())
+    }
+    .and_then(Value::as_str)
+}
+
+/// The `category_value` key of `input` (field `field`, or the first), if it has one.
+fn key_of<'t>(field: Option<&str>, input: &'t Tuple) -> Option<&'t str> {
+    key_text(field, input).filter(|k| split_key(k).is_some())
 }
 
 /// Which writes a batch of keys needs, and for each key the indices of its writes.
@@ -252,8 +274,9 @@ impl RedisCounter {
         let applier = config
             .exactly_once
             .as_ref()
-            .map(|_| Applier::new(&config.prefix, config.aggregate));
+            .map(|eo| Applier::new(&config.prefix, config.aggregate, eo.tuples_per_record));
         RedisCounter {
+            identities: config.exactly_once.as_ref().map(Identities::new),
             config,
             ids: Vec::new(),
             applier,
@@ -422,17 +445,25 @@ impl RedisCounter {
     /// The batch in one script run: every tuple acked once Redis replied, all failed
     /// otherwise (the script writes all of the batch or none of it).
     fn flush_exactly_once(&mut self, now: &str, out: &mut BoltOutput<'_>) {
-        let (Some(applier), Some(conn)) = (self.applier.as_mut(), self.conn.as_mut()) else {
+        let (Some(applier), Some(identities), Some(conn)) = (
+            self.applier.as_mut(),
+            self.identities.as_mut(),
+            self.conn.as_mut(),
+        ) else {
             return self.fail_all(out);
         };
-        let batch: Vec<(&str, &RecordId)> = self
+        // Pending tuples passed `key_of` in `execute`: their keys are read without the check.
+        let field = self.config.field.as_deref();
+        let batch: Vec<(&str, RecordId)> = self
             .pending
             .iter()
             .zip(&self.ids)
-            .map(|(t, id)| (key_of(self.config.field.as_deref(), t).unwrap_or(""), id))
+            .map(|(t, id)| (key_text(field, t).unwrap_or(""), *id))
             .collect();
-        let result = applier.apply(conn, &batch, now);
+        let result = applier.apply(conn, identities.sources(), &batch, now);
         drop(batch);
+        self.ids.clear();
+        identities.trim();
         match result {
             Ok(done) => {
                 self.backoff.reset();
@@ -440,7 +471,6 @@ impl RedisCounter {
                 self.down = false;
                 self.counters.add(counters::APPLIED, done.applied);
                 self.counters.add(counters::DUPLICATES, done.skipped);
-                self.ids.clear();
                 for t in self.pending.drain(..) {
                     out.ack(t);
                 }
@@ -449,7 +479,7 @@ impl RedisCounter {
                 self.connection_failed(&e.to_string(), out);
                 self.fail_all(out);
             }
-            Err(ApplyError::Refused(e)) => {
+            Err(ApplyError::Refused(e) | ApplyError::Invalid(e)) => {
                 let failed = self.pending.len() as u64;
                 self.refused(Some(&e), failed, out);
                 self.fail_all(out);
@@ -499,8 +529,8 @@ impl Bolt for RedisCounter {
             out.ack(input);
             return Ok(());
         }
-        if let Some(eo) = &self.config.exactly_once {
-            match RecordId::of(eo, &input) {
+        if let Some(identities) = self.identities.as_mut() {
+            match identities.of(&input) {
                 Ok(id) => self.ids.push(id),
                 Err(error) => {
                     self.no_identity(input, error, out);

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestRunner};
-use squall_connectors::redis_counter::exactly_once::{Applied, Applier, ApplyError, RecordId};
+use squall_connectors::redis_counter::exactly_once::{
+    Applied, Applier, ApplyError, Identities, RecordId, Sources,
+};
 use squall_connectors::resp::{Connection, Reply};
 use support::RedisServer;
 
@@ -25,8 +27,24 @@ fn connect(redis: &RedisServer) -> Connection {
     Connection::open(&redis.addr(), Duration::from_secs(5)).unwrap()
 }
 
-fn id(source: &str, offset: u64, floor: u64, index: Option<u64>) -> RecordId {
-    RecordId {
+/// A tuple's identity, its source as text (the counter's [`RecordId`] numbers it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Id {
+    source: String,
+    offset: u64,
+    floor: u64,
+    index: Option<u64>,
+}
+
+/// Tuples per record the tests' appliers take.
+const TUPLES: u32 = 16;
+
+fn applier(prefix: &str, aggregate: bool) -> Applier {
+    Applier::new(prefix, aggregate, TUPLES)
+}
+
+fn id(source: &str, offset: u64, floor: u64, index: Option<u64>) -> Id {
+    Id {
         source: source.to_owned(),
         offset,
         floor,
@@ -38,12 +56,24 @@ fn id(source: &str, offset: u64, floor: u64, index: Option<u64>) -> RecordId {
 #[derive(Clone, Debug)]
 struct Item {
     key: String,
-    id: RecordId,
+    id: Id,
 }
 
 fn apply(applier: &mut Applier, conn: &mut Connection, items: &[Item]) -> Result<Applied, ApplyError> {
-    let batch: Vec<(&str, &RecordId)> = items.iter().map(|i| (i.key.as_str(), &i.id)).collect();
-    applier.apply(conn, &batch, NOW)
+    let mut sources = Sources::default();
+    let batch: Vec<(&str, RecordId)> = items
+        .iter()
+        .map(|i| {
+            let id = RecordId {
+                source: sources.intern(&i.id.source),
+                offset: i.id.offset,
+                floor: i.id.floor,
+                index: i.id.index.unwrap_or(0) as u32,
+            };
+            (i.key.as_str(), id)
+        })
+        .collect();
+    applier.apply(conn, &sources, &batch, NOW)
 }
 
 /// The counters' sets a set of keys writes (`action_x` counts in `actions`).
@@ -119,10 +149,31 @@ fn record(source: &str, offset: u64, floor: u64) -> Vec<Item> {
         .collect()
 }
 
-fn zcard(redis: &RedisServer, key: &str) -> i64 {
-    match redis.command(&[b"ZCARD", key.as_bytes()]) {
+/// The keys matching a pattern.
+fn keys_like(redis: &RedisServer, pattern: &str) -> BTreeSet<String> {
+    match redis.command(&[b"KEYS", pattern.as_bytes()]) {
+        Reply::Array(Some(r)) => r
+            .into_iter()
+            .map(|k| match k {
+                Reply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
+                other => panic!("KEYS {pattern}: {other:?}"),
+            })
+            .collect(),
+        other => panic!("KEYS {pattern}: {other:?}"),
+    }
+}
+
+fn hget(redis: &RedisServer, key: &str, field: &str) -> Option<String> {
+    match redis.command(&[b"HGET", key.as_bytes(), field.as_bytes()]) {
+        Reply::Bulk(b) => b.map(|b| String::from_utf8(b).unwrap()),
+        other => panic!("HGET {key} {field}: {other:?}"),
+    }
+}
+
+fn getbit(redis: &RedisServer, key: &str, bit: u64) -> i64 {
+    match redis.command(&[b"GETBIT", key.as_bytes(), bit.to_string().as_bytes()]) {
         Reply::Int(n) => n,
-        other => panic!("ZCARD {key}: {other:?}"),
+        other => panic!("GETBIT {key} {bit}: {other:?}"),
     }
 }
 
@@ -132,7 +183,7 @@ fn the_same_batch_applied_twice_counts_once() {
     let mut conn = connect(&redis);
     for aggregate in [true, false] {
         let prefix = format!("agg{aggregate}:");
-        let mut applier = Applier::new(&prefix, aggregate);
+        let mut applier = applier(&prefix, aggregate);
         let items: Vec<Item> = (0..50).flat_map(|o| record("edits:0", o, 0)).collect();
         let n = items.len() as u64;
         let first = apply(&mut applier, &mut conn, &items).unwrap();
@@ -184,7 +235,7 @@ fn batches_larger_than_the_scripts_chunks_count_once() {
     // and a batch of several sources, are found all the same.
     let redis = RedisServer::start_on("127.0.0.27", false);
     let mut conn = connect(&redis);
-    let mut applier = Applier::new("big:", false);
+    let mut applier = applier("big:", false);
     let once: Vec<Item> = (0..1_500)
         .flat_map(|o| record(if o % 3 == 0 { "a" } else { "b" }, o, 0))
         .collect();
@@ -216,7 +267,7 @@ fn batches_larger_than_the_scripts_chunks_count_once() {
 fn replays_after_later_records_are_skipped_and_late_first_deliveries_applied_across_two_tasks() {
     let redis = RedisServer::start_on("127.0.0.22", false);
     // Two counter tasks, each with its own connection and applier, sharing one source.
-    let (mut a, mut b) = (Applier::new("t:", true), Applier::new("t:", true));
+    let (mut a, mut b) = (applier("t:", true), applier("t:", true));
     let (mut ca, mut cb) = (connect(&redis), connect(&redis));
     let src = "wiki:3";
     // Task A: records 0..10, and only the first two keys of record 10.
@@ -249,18 +300,22 @@ fn replays_after_later_records_are_skipped_and_late_first_deliveries_applied_acr
         read_counts(&redis, "t:", &sets_of(keys.iter().copied())),
         expected(keys.iter().copied())
     );
-    // The floor is the highest seen (10), and nothing below it is kept.
-    let state = redis.zset(&format!("t:squall:eo:{src}"));
-    assert_eq!(state.get("floor"), Some(&10.0));
-    assert!(state.iter().all(|(m, s)| m == "floor" || *s >= 10.0), "{state:?}");
+    // The floor is the highest seen (10); offsets 0 to 19 fit in chunk 0, which holds it.
+    let state = format!("t:squall:eo:{{{src}}}");
+    assert_eq!(hget(&redis, &state, "floor").as_deref(), Some("10"));
+    assert_eq!(
+        keys_like(&redis, "t:squall:eo:*"),
+        BTreeSet::from([state.clone(), format!("{state}:0")])
+    );
 }
 
 #[test]
 fn floor_trimming_keeps_the_state_bounded() {
     let redis = RedisServer::start_on("127.0.0.23", false);
     let mut conn = connect(&redis);
-    let mut applier = Applier::new("b:", true);
-    let key = "b:squall:eo:s:0";
+    // 1024 bits an offset: 64 offsets a chunk, so the floor passes many chunks.
+    let mut applier = Applier::new("b:", true, 1024);
+    let state = "b:squall:eo:{s:0}";
     let (batch, records) = (50u64, 5_000u64);
     let mut largest = 0;
     let mut all_keys: Vec<String> = Vec::new();
@@ -271,16 +326,191 @@ fn floor_trimming_keeps_the_state_bounded() {
             .collect();
         all_keys.extend(items.iter().map(|i| i.key.clone()));
         apply(&mut applier, &mut conn, &items).unwrap();
-        largest = largest.max(zcard(&redis, key));
+        // Only the chunks at or above the floor: at most the two a batch spans.
+        let chunks = keys_like(&redis, &format!("{state}:*"));
+        let floor_chunk = start / 64;
+        assert!(
+            chunks
+                .iter()
+                .all(|k| k.rsplit(':').next().unwrap().parse::<u64>().unwrap() >= floor_chunk),
+            "chunks below the floor's ({floor_chunk}) kept: {chunks:?}"
+        );
+        largest = largest.max(chunks.len());
     }
-    // At most one batch's members (up to 4 keys a record) and the floor.
-    assert!(largest <= (4 * batch + 1) as i64, "the set grew to {largest}");
-    assert_eq!(redis.zset(key).get("floor"), Some(&((records - batch) as f64)));
+    assert!(largest <= 2, "{largest} chunks kept at once");
+    assert_eq!(
+        hget(&redis, state, "floor").as_deref(),
+        Some((records - batch).to_string().as_str())
+    );
+    assert_eq!(
+        hget(&redis, state, "top").as_deref(),
+        Some(((records - 1) / 64).to_string().as_str())
+    );
     let keys: Vec<&str> = all_keys.iter().map(String::as_str).collect();
     assert_eq!(
         read_counts(&redis, "b:", &sets_of(keys.iter().copied())),
         expected(keys.iter().copied())
     );
+}
+
+#[test]
+fn each_tuple_is_one_bit_of_its_sources_chunk() {
+    let redis = RedisServer::start_on("127.0.0.28", false);
+    let mut conn = connect(&redis);
+    // 16 bits an offset, 4096 offsets a chunk: offsets 4095 and 4096 are in chunks 0 and 1.
+    let mut applier = applier("pos:", true);
+    let items = vec![
+        Item {
+            key: "bot_human".into(),
+            id: id("e:1", 4095, 0, Some(15)),
+        },
+        Item {
+            key: "bot_bot".into(),
+            id: id("e:1", 4096, 0, Some(0)),
+        },
+        Item {
+            key: "anon_anon".into(),
+            id: id("e:1", 4096, 0, Some(3)),
+        },
+    ];
+    let record_id = |offset, index| RecordId {
+        source: 0,
+        offset,
+        floor: 0,
+        index,
+    };
+    assert_eq!(applier.bit_of(&record_id(4095, 15)), (0, 4095 * 16 + 15));
+    assert_eq!(applier.bit_of(&record_id(4096, 0)), (1, 0));
+    assert_eq!(applier.bit_of(&record_id(4096, 3)), (1, 3));
+    assert_eq!(applier.key_of("e:1", Some(1)), "pos:squall:eo:{e:1}:1");
+    assert_eq!(apply(&mut applier, &mut conn, &items).unwrap().applied, 3);
+    assert_eq!(getbit(&redis, "pos:squall:eo:{e:1}:0", 4095 * 16 + 15), 1);
+    assert_eq!(getbit(&redis, "pos:squall:eo:{e:1}:0", 4095 * 16 + 14), 0);
+    assert_eq!(getbit(&redis, "pos:squall:eo:{e:1}:1", 0), 1);
+    assert_eq!(getbit(&redis, "pos:squall:eo:{e:1}:1", 3), 1);
+    assert_eq!(getbit(&redis, "pos:squall:eo:{e:1}:1", 1), 0);
+    // Index 1 of offset 4096 is a different tuple: applied; the others skipped.
+    let mut more = items.clone();
+    more.push(Item {
+        key: "bot_human".into(),
+        id: id("e:1", 4096, 0, Some(1)),
+    });
+    assert_eq!(
+        apply(&mut applier, &mut conn, &more).unwrap(),
+        Applied {
+            applied: 1,
+            skipped: 3
+        }
+    );
+    // Raising the floor to 4096 deletes chunk 0 (wholly below it), keeps chunk 1.
+    let raise = vec![Item {
+        key: "bot_bot".into(),
+        id: id("e:1", 4100, 4096, Some(0)),
+    }];
+    apply(&mut applier, &mut conn, &raise).unwrap();
+    assert_eq!(
+        keys_like(&redis, "pos:squall:eo:*"),
+        BTreeSet::from([
+            "pos:squall:eo:{e:1}".to_owned(),
+            "pos:squall:eo:{e:1}:1".to_owned()
+        ])
+    );
+    // A replay below the floor is skipped and recreates nothing.
+    assert_eq!(
+        apply(&mut applier, &mut conn, &items[..1]).unwrap(),
+        Applied {
+            applied: 0,
+            skipped: 1
+        }
+    );
+    assert_eq!(keys_like(&redis, "pos:squall:eo:*").len(), 2);
+    let counted: Vec<&str> = ["bot_human", "bot_bot", "anon_anon", "bot_human", "bot_bot"].to_vec();
+    assert_eq!(
+        read_counts(&redis, "pos:", &sets_of(counted.iter().copied())),
+        expected(counted.iter().copied())
+    );
+}
+
+#[test]
+fn a_floor_inside_a_byte_and_a_span_of_several_slices() {
+    let redis = RedisServer::start_on("127.0.0.30", false);
+    let mut conn = connect(&redis);
+    // One bit an offset: offsets 0 to 7 share a byte.
+    let mut one = Applier::new("f:", true, 1);
+    let at = |offsets: &[u64], floor: u64| -> Vec<Item> {
+        offsets
+            .iter()
+            .map(|&o| Item {
+                key: format!("n_{o}"),
+                id: id("s", o, floor, None),
+            })
+            .collect()
+    };
+    let got = |applier: &mut Applier, conn: &mut Connection, items: Vec<Item>| {
+        let a = apply(applier, conn, &items).unwrap();
+        (a.applied, a.skipped)
+    };
+    assert_eq!(got(&mut one, &mut conn, at(&[1, 2], 0)), (2, 0));
+    assert_eq!(got(&mut one, &mut conn, at(&[9], 5)), (1, 0));
+    // 1 and 3 are below the floor (5): skipped, though 1's bit is in the same byte.
+    assert_eq!(got(&mut one, &mut conn, at(&[1, 3, 6, 7], 5)), (2, 2));
+    assert_eq!(got(&mut one, &mut conn, at(&[6, 7, 8], 5)), (1, 2));
+    let n: BTreeMap<String, f64> = redis.zset("f:n");
+    assert_eq!(
+        n.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["1", "2", "6", "7", "8", "9"],
+        "each counted once"
+    );
+    assert!(n.values().all(|c| *c == 1.0), "{n:?}");
+    // 16 bits an offset: offsets 0 to 4095 span 8 KiB, read and written in slices of
+    // 4000 bytes; replays are found in every slice.
+    let mut wide = applier("g:", true);
+    let sparse: Vec<u64> = (0..4096).step_by(7).collect();
+    let first = at(&sparse, 0);
+    assert_eq!(got(&mut wide, &mut conn, first.clone()), (sparse.len() as u64, 0));
+    let mut mixed: Vec<u64> = sparse.iter().step_by(2).copied().collect();
+    let old = mixed.len() as u64;
+    mixed.extend(sparse.iter().map(|o| o + 1).filter(|o| *o < 4096));
+    let new = mixed.len() as u64 - old;
+    assert_eq!(got(&mut wide, &mut conn, at(&mixed, 0)), (new, old));
+    let counted: BTreeMap<String, f64> = redis.zset("g:n");
+    assert_eq!(counted.len() as u64, sparse.len() as u64 + new);
+    assert!(counted.values().all(|c| *c == 1.0));
+}
+
+#[test]
+fn an_index_over_the_stride_is_refused_before_anything_is_written() {
+    let redis = RedisServer::start_on("127.0.0.29", false);
+    let mut conn = connect(&redis);
+    let mut applier = Applier::new("st:", true, 4);
+    let items = vec![
+        Item {
+            key: "bot_human".into(),
+            id: id("s", 7, 0, Some(0)),
+        },
+        Item {
+            key: "bot_bot".into(),
+            id: id("s", 7, 0, Some(4)),
+        },
+    ];
+    match apply(&mut applier, &mut conn, &items) {
+        Err(ApplyError::Invalid(e)) => assert!(e.contains("tuples_per_record (4)"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(keys_like(&redis, "st:*").is_empty(), "nothing written");
+    // The same source's bits written with another stride refuse the batch: bit 7 * 4 + 1
+    // of one stride is another tuple's bit in the other.
+    assert_eq!(apply(&mut applier, &mut conn, &items[..1]).unwrap().applied, 1);
+    let mut wider = Applier::new("st:", true, 8);
+    let other = vec![Item {
+        key: "anon_anon".into(),
+        id: id("s", 8, 0, Some(5)),
+    }];
+    match apply(&mut wider, &mut conn, &other) {
+        Err(ApplyError::Refused(e)) => assert!(e.contains("holds bits of 4 tuples per record, not 8"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(redis.zset("st:anon").is_empty(), "nothing written");
 }
 
 #[test]
@@ -292,7 +522,9 @@ fn tuples_without_a_usable_identity_are_errors_not_panics() {
         offset: "offset".into(),
         floor: "floor".into(),
         index: Some("index".into()),
+        tuples_per_record: 8,
     };
+    let mut ids = Identities::new(&config);
     let tuple = |values: Vec<Value>| {
         Tuple::detached(
             "parser",
@@ -309,13 +541,15 @@ fn tuples_without_a_usable_identity_are_errors_not_panics() {
         Value::Int(40),
         Value::Int(1),
     ]);
+    let got = ids.of(&good).unwrap();
     assert_eq!(
-        RecordId::of(&config, &good).unwrap(),
-        id("a\\:b\\\\c:3", 42, 40, Some(1)),
+        (ids.sources().text(got.source), got.offset, got.floor, got.index),
+        (Some("a\\:b\\\\c:3"), 42, 40, 1),
         "text escaped, so sources stay distinct"
     );
-    assert_eq!(RecordId::of(&config, &good).unwrap().member(), "42:1");
-    let err = |values: Vec<Value>| RecordId::of(&config, &tuple(values)).unwrap_err();
+    assert_eq!(ids.of(&good).unwrap(), got, "the same source, named once");
+    assert_eq!(ids.sources().len(), 1);
+    let mut err = |values: Vec<Value>| ids.of(&tuple(values)).unwrap_err();
     let base = || {
         vec![
             Value::from_static("k_v"),
@@ -339,6 +573,14 @@ fn tuples_without_a_usable_identity_are_errors_not_panics() {
     let mut v = base();
     v[2] = Value::Float(1.0);
     assert!(err(v).starts_with("source field \"partition\" is Float"));
+    // An index the counter cannot tell apart from another record's tuple.
+    let mut v = base();
+    v[5] = Value::Int(8);
+    assert_eq!(
+        err(v),
+        "identity field \"index\" is 8, not below exactly_once.tuples_per_record (8): its record gives more \
+         tuples than the counter can tell apart; raise tuples_per_record"
+    );
 }
 
 #[test]
@@ -346,7 +588,7 @@ fn a_wrong_key_type_refuses_the_whole_batch_and_writes_nothing() {
     let redis = RedisServer::start_on("127.0.0.24", false);
     let mut conn = connect(&redis);
     redis.command(&[b"SET", b"w:bot", b"not a sorted set"]);
-    let mut applier = Applier::new("w:", true);
+    let mut applier = applier("w:", true);
     let items: Vec<Item> = vec![
         Item {
             key: "country_France".into(),
@@ -362,7 +604,27 @@ fn a_wrong_key_type_refuses_the_whole_batch_and_writes_nothing() {
         other => panic!("{other:?}"),
     }
     assert!(redis.zset("w:country").is_empty(), "nothing written");
-    assert!(redis.zset("w:squall:eo:s").is_empty(), "no identity recorded");
+    assert!(
+        keys_like(&redis, "w:squall:eo:*").is_empty(),
+        "no identity recorded"
+    );
+    // A bitmap or a state of the wrong type refuses it too.
+    for (key, value) in [("w:squall:eo:{s}:0", "ZADD"), ("w:squall:eo:{s}", "SET")] {
+        redis.command(&[b"DEL", b"w:bot"]);
+        if value == "ZADD" {
+            redis.command(&[b"ZADD", key.as_bytes(), b"1", b"x"]);
+        } else {
+            redis.command(&[b"SET", key.as_bytes(), b"x"]);
+        }
+        match apply(&mut applier, &mut conn, &items) {
+            Err(ApplyError::Refused(e)) => {
+                assert!(e.starts_with(&format!("WRONGTYPE {key} holds a ")), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(redis.zset("w:country").is_empty(), "nothing written");
+        redis.command(&[b"DEL", key.as_bytes()]);
+    }
     // Fixed, the replay applies all of it.
     redis.command(&[b"DEL", b"w:bot"]);
     assert_eq!(apply(&mut applier, &mut conn, &items).unwrap().applied, 2);
@@ -380,7 +642,7 @@ fn apply_with_retries(
     progress: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
 ) -> u64 {
-    let mut applier = Applier::new("r:", true);
+    let mut applier = applier("r:", true);
     let mut conn: Option<Connection> = None;
     let mut skipped = 0;
     for (n, batch) in batches.iter().enumerate() {
@@ -517,7 +779,7 @@ fn simulate(redis: &RedisServer, prefix: &str, run: &Run) -> (Counts, Counts) {
     let mut next_emit = vec![0u64; run.sources];
     let mut in_flight: Vec<Delivery> = Vec::new();
     let mut appliers: Vec<(Applier, Connection)> = (0..run.tasks)
-        .map(|_| (Applier::new(prefix, run.aggregate), connect(redis)))
+        .map(|_| (applier(prefix, run.aggregate), connect(redis)))
         .collect();
     let floor = |st: &Vec<RecordState>| st.iter().position(|r| !r.done).unwrap_or(st.len()) as u64;
     let emit = |st: &mut RecordState, s: usize, o: u64, f: u64, in_flight: &mut Vec<Delivery>, tree: u64| {

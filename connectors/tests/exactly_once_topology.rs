@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use squall_components::Builtins;
+use squall_connectors::resp::Reply;
 use squall_engine::{
     Bolt, ComponentError, ComponentFactory, EngineOptions, Spout, SpoutOutput, Topology, Value, Values,
 };
@@ -270,13 +271,26 @@ fn with_exactly_once_the_sets_equal_the_counts_through_failures_and_a_redis_rest
     );
     assert_eq!(custom(&s, "counts", "identity_errors"), 0);
     assert_eq!(counts(&redis), expected(), "counts in Redis");
-    // The state is bounded by what was in flight: at most the members above each floor.
+    // The state is bounded by what was in flight: a floor per partition, and its chunks
+    // from the floor's on (750 offsets fit in one chunk of 65536 / 16 offsets).
     for p in 0..PARTITIONS {
-        let state = redis.zset(&format!("squall:eo:edits:{p}"));
-        assert!(state.len() < 400 * 6, "partition {p}: {} members", state.len());
+        let state = format!("squall:eo:{{edits:{p}}}");
+        let floor = match redis.command(&[b"HGET", state.as_bytes(), b"floor"]) {
+            Reply::Bulk(Some(f)) => String::from_utf8(f).unwrap().parse::<u64>().unwrap(),
+            other => panic!("partition {p}: no floor: {other:?}"),
+        };
+        assert!(floor > 0, "partition {p}: a floor");
+        let chunk = format!("{state}:0");
+        match redis.command(&[b"STRLEN", chunk.as_bytes()]) {
+            Reply::Int(n) => assert!(n <= 750 * 16 / 8, "partition {p}: {n} bytes of bits"),
+            other => panic!("STRLEN {chunk}: {other:?}"),
+        }
         assert!(
-            state.get("floor").copied().unwrap_or(0.0) > 0.0,
-            "partition {p}: a floor"
+            matches!(
+                redis.command(&[b"EXISTS", format!("{state}:1").as_bytes()]),
+                Reply::Int(0)
+            ),
+            "partition {p}: no chunk beyond the offsets"
         );
     }
 }

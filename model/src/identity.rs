@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::plan::Role;
 use crate::spec::{ComponentSpec, StreamSpec};
-use crate::validate::Checker;
+use crate::validate::{Checker, FieldBound};
 
 /// Stable record identities: what exactly-once sinks build on.
 ///
@@ -31,7 +31,21 @@ pub enum Identity {
         /// The identity fields every input stream must declare, each with the config key
         /// (below `key`) that names it, e.g. `("offset", "offset")`, `("source[0]", "topic")`.
         fields: Vec<(String, String)>,
+        /// A bound the bolt needs on an identity field (e.g. the tuple's index in its record).
+        limit: Option<IndexLimit>,
     },
+}
+
+/// A needing bolt's bound on one identity field: values at or over `limit` cannot be
+/// stored. Validation compares it with the bound of the kind that makes the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexLimit {
+    /// The bounded field, e.g. `index`.
+    pub field: String,
+    /// The config key (below the `Needs` key) that sets the limit, e.g. `tuples_per_record`.
+    pub setting: String,
+    /// Values must be below this.
+    pub limit: u64,
 }
 
 /// For each bolt that needs identities: every spout its inputs reach (walking through
@@ -40,6 +54,7 @@ pub(crate) fn check_identities(
     c: &mut Checker,
     all: &[(String, Role, &ComponentSpec)],
     identities: &[Identity],
+    bounds: &[Vec<FieldBound>],
     outputs: &BTreeMap<&str, Vec<StreamSpec>>,
     unresolved: &BTreeSet<&str>,
 ) {
@@ -49,10 +64,13 @@ pub(crate) fn check_identities(
         .map(|(i, (_, _, comp))| (comp.name.as_str(), i))
         .collect();
     for (i, (path, _, comp)) in all.iter().enumerate() {
-        let Some(Identity::Needs { key, fields }) = identities.get(i) else {
+        let Some(Identity::Needs { key, fields, limit }) = identities.get(i) else {
             continue;
         };
         let kpath = format!("{path}.config.{key}");
+        if let Some(limit) = limit {
+            check_limit(c, all, &index, bounds, outputs, i, &kpath, limit);
+        }
         for (spout, chain) in root_spouts(all, &index, i) {
             if identities.get(spout) == Some(&Identity::Gives) {
                 continue;
@@ -95,6 +113,71 @@ pub(crate) fn check_identities(
                     );
                 }
             }
+        }
+    }
+}
+
+/// The components making `limit.field` for `all[start]` (found by walking upstream
+/// through bolts that pass it on, i.e. have it on their input and output streams) must
+/// bound it within `limit`; one that bounds it higher is reported at the setting. A maker
+/// that declares no bound (e.g. a shell bolt) is left to the bolt's check at run time.
+#[allow(clippy::too_many_arguments)]
+fn check_limit(
+    c: &mut Checker,
+    all: &[(String, Role, &ComponentSpec)],
+    index: &BTreeMap<&str, usize>,
+    bounds: &[Vec<FieldBound>],
+    outputs: &BTreeMap<&str, Vec<StreamSpec>>,
+    start: usize,
+    kpath: &str,
+    limit: &IndexLimit,
+) {
+    let declares = |comp: &str, stream: &str| {
+        outputs.get(comp).is_some_and(|streams| {
+            streams
+                .iter()
+                .any(|s| s.stream == stream && s.fields.contains(&limit.field))
+        })
+    };
+    let mut seen = BTreeSet::new();
+    let mut reported = BTreeSet::new();
+    let mut todo: Vec<(&str, &str)> = all[start]
+        .2
+        .inputs
+        .iter()
+        .map(|i| (i.from.as_str(), i.stream.as_str()))
+        .collect();
+    while let Some((from, stream)) = todo.pop() {
+        if !seen.insert((from, stream)) || !declares(from, stream) {
+            continue;
+        }
+        let Some(&k) = index.get(from) else { continue };
+        let (kpath_of, role, comp) = &all[k];
+        let bound = bounds[k]
+            .iter()
+            .find(|b| b.stream == stream && b.field == limit.field);
+        match bound {
+            Some(b) if b.limit > limit.limit && reported.insert(k) => {
+                c.add(
+                        format!("{kpath}.{}", limit.setting),
+                        format!(
+                            "{} is too small: component {:?} ({kpath_of}, kind {:?}) gives up to {} tuples per record (its field {:?} on stream {stream} goes up to {}); set {} to at least {}",
+                            limit.limit,
+                            comp.name,
+                            comp.component,
+                            b.limit,
+                            limit.field,
+                            b.limit.saturating_sub(1),
+                            limit.setting,
+                            b.limit
+                        ),
+                    );
+            }
+            Some(_) => {}
+            None if *role == Role::Bolt => {
+                todo.extend(comp.inputs.iter().map(|i| (i.from.as_str(), i.stream.as_str())))
+            }
+            None => {}
         }
     }
 }

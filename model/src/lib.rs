@@ -20,7 +20,7 @@ mod validate;
 
 pub use bounded::MAX_VALUE_DEPTH;
 pub use depth::value_depth;
-pub use identity::Identity;
+pub use identity::{Identity, IndexLimit};
 pub use limits::{LimitKey, Limits, MAX_SECONDS};
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
@@ -28,4 +28,6 @@ pub use spec::{
     ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, ShellSpec,
     StreamSpec, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
 };
-pub use validate::{validate, validate_within, Catalog, KindInfo, Problem, ValidationErrors, MAX_PROBLEMS};
+pub use validate::{
+    validate, validate_within, Catalog, FieldBound, KindInfo, Problem, ValidationErrors, MAX_PROBLEMS,
+};

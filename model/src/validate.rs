@@ -20,6 +20,19 @@ pub struct KindInfo {
     pub outputs: Vec<StreamSpec>,
     /// What the kind, with this config, does with stable record identities.
     pub identity: Identity,
+    /// Integer output fields whose values the kind bounds (e.g. `json-keys`' `index`).
+    pub bounds: Vec<FieldBound>,
+}
+
+/// An integer field of an output stream whose values are always below `limit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldBound {
+    /// The output stream.
+    pub stream: String,
+    /// The field.
+    pub field: String,
+    /// Every value is below this.
+    pub limit: u64,
 }
 
 impl KindInfo {
@@ -29,6 +42,7 @@ impl KindInfo {
             role,
             outputs,
             identity: Identity::None,
+            bounds: Vec::new(),
         }
     }
 }
@@ -183,11 +197,13 @@ pub fn validate_within(
     // Resolve each component's kind and outputs.
     let mut outputs: BTreeMap<&str, Vec<StreamSpec>> = BTreeMap::new();
     let mut identities: Vec<Identity> = Vec::with_capacity(all.len());
+    let mut bounds: Vec<Vec<FieldBound>> = Vec::with_capacity(all.len());
     let mut unresolved: BTreeSet<&str> = BTreeSet::new();
     for (path, role, comp) in &all {
         let before = c.problems.len();
-        let (resolved, identity) = check_component(&mut c, catalog, path, *role, comp);
+        let (resolved, identity, bound) = check_component(&mut c, catalog, path, *role, comp);
         identities.push(identity);
+        bounds.push(bound);
         // A component whose kind or config is wrong has unknown default outputs: do not
         // pile "declares no stream" errors onto its consumers as well.
         let kind_failed = c.problems[before..]
@@ -213,7 +229,7 @@ pub fn validate_within(
         check_inputs(&mut c, path, comp, &outputs, &unresolved);
     }
     check_fed(&mut c, &all, spec.tick_tuple_frequency_seconds.is_some());
-    check_identities(&mut c, &all, &identities, &outputs, &unresolved);
+    check_identities(&mut c, &all, &identities, &bounds, &outputs, &unresolved);
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -423,7 +439,7 @@ fn check_component(
     path: &str,
     role: Role,
     comp: &ComponentSpec,
-) -> (Vec<StreamSpec>, Identity) {
+) -> (Vec<StreamSpec>, Identity, Vec<FieldBound>) {
     if comp.parallelism < 1 {
         c.add(
             format!("{path}.parallelism"),
@@ -459,6 +475,7 @@ fn check_component(
     }
     let mut resolved = comp.outputs.clone();
     let mut identity = Identity::None;
+    let mut bounds = Vec::new();
     match catalog.describe(&comp.component, &comp.config) {
         None => {
             let kinds = catalog.kinds().join(", ");
@@ -489,6 +506,7 @@ fn check_component(
                 resolved = info.outputs;
             }
             identity = info.identity;
+            bounds = info.bounds;
         }
     }
     let mut streams = BTreeSet::new();
@@ -521,7 +539,7 @@ fn check_component(
             }
         }
     }
-    (resolved, identity)
+    (resolved, identity, bounds)
 }
 
 fn check_inputs(

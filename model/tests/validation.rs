@@ -3,15 +3,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use squall_model::{
-    validate, Catalog, Config, Identity, KindInfo, Problem, Role, StreamSpec, TopologyManifest,
-    ValidationErrors,
+    validate, Catalog, Config, FieldBound, Identity, IndexLimit, KindInfo, Problem, Role, StreamSpec,
+    TopologyManifest, ValidationErrors,
 };
 
 /// A small catalog of its own, so these tests do not depend on the built-in components.
 struct TestCatalog;
 
 impl Catalog for TestCatalog {
-    fn describe(&self, kind: &str, _config: &Config) -> Option<Result<KindInfo, String>> {
+    fn describe(&self, kind: &str, config: &Config) -> Option<Result<KindInfo, String>> {
+        // `index: N` on `parse` adds an `index` field below N; `limit: N` on `exact` needs
+        // it, below N (as json-keys' index and redis-counter's tuples_per_record).
+        let number = |key: &str| config.get(key).and_then(serde_json::Value::as_u64);
         let info = |role, outputs| Some(Ok(KindInfo::new(role, outputs)));
         let with = |role, fields: &[&str], identity| {
             Some(Ok(KindInfo {
@@ -27,18 +30,46 @@ impl Catalog for TestCatalog {
                 &["part", "offset", "floor", "value"],
                 Identity::Gives,
             ),
-            "parse" => with(Role::Bolt, &["key", "part", "offset", "floor"], Identity::None),
-            "exact" => Some(Ok(KindInfo {
-                identity: Identity::Needs {
-                    key: "exactly_once".into(),
-                    fields: vec![
-                        ("source[0]".into(), "part".into()),
-                        ("offset".into(), "offset".into()),
-                        ("floor".into(), "floor".into()),
-                    ],
-                },
-                ..KindInfo::new(Some(Role::Bolt), vec![])
-            })),
+            "parse" => match number("index") {
+                None => with(Role::Bolt, &["key", "part", "offset", "floor"], Identity::None),
+                Some(n) => Some(Ok(KindInfo {
+                    bounds: vec![FieldBound {
+                        stream: "default".into(),
+                        field: "index".into(),
+                        limit: n,
+                    }],
+                    ..KindInfo::new(
+                        Some(Role::Bolt),
+                        vec![StreamSpec::new(
+                            "default",
+                            &["key", "part", "offset", "floor", "index"],
+                        )],
+                    )
+                })),
+            },
+            "exact" => {
+                let mut fields = vec![
+                    ("source[0]".into(), "part".into()),
+                    ("offset".into(), "offset".into()),
+                    ("floor".into(), "floor".into()),
+                ];
+                let limit = number("limit").map(|limit| {
+                    fields.push(("index".into(), "index".into()));
+                    IndexLimit {
+                        field: "index".into(),
+                        setting: "tuples_per_record".into(),
+                        limit,
+                    }
+                });
+                Some(Ok(KindInfo {
+                    identity: Identity::Needs {
+                        key: "exactly_once".into(),
+                        fields,
+                        limit,
+                    },
+                    ..KindInfo::new(Some(Role::Bolt), vec![])
+                }))
+            }
             "lines" => info(Some(Role::Spout), vec![StreamSpec::new("default", &["line"])]),
             "split" => info(Some(Role::Bolt), vec![StreamSpec::new("default", &["word"])]),
             "sink" => info(Some(Role::Bolt), vec![]),
@@ -397,6 +428,32 @@ fn identity_fields_must_be_declared_on_every_input_stream() {
             "spec.bolts[1].config.exactly_once.floor: identity field \"floor\" is not declared on stream words/default (inputs[1]); declared: word",
         ]
     );
+}
+
+#[test]
+fn an_index_limit_below_the_parsers_bound_is_refused_at_the_setting() {
+    // Through a pass-through bolt (shell, declaring the same fields) to the parser, whose
+    // index goes up to 5; the counter stores indexes below 4.
+    let spec = |limit: u64| {
+        format!(
+            "  spouts:\n    - {{name: kafka, component: records}}\n  bolts:\n    - {{name: parser, component: parse, config: {{index: 6}}, inputs: [{{from: kafka}}]}}\n    - name: pass\n      component: shell\n      shell: {{command: cat}}\n      outputs: [{{stream: default, fields: [key, part, offset, floor, index]}}]\n      inputs: [{{from: parser}}]\n    - {{name: counts, component: exact, config: {{limit: {limit}}}, inputs: [{{from: pass}}, {{from: parser}}]}}\n"
+        )
+    };
+    assert_eq!(
+        lines(&spec(4)),
+        ["spec.bolts[2].config.exactly_once.tuples_per_record: 4 is too small: component \"parser\" (spec.bolts[0], kind \"parse\") \
+          gives up to 6 tuples per record (its field \"index\" on stream default goes up to 5); set tuples_per_record to at least 6"]
+    );
+    let text = format!("{HEADER}spec:\n{}", spec(6));
+    let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
+    validate(&manifest, &TestCatalog).unwrap_or_else(|e| panic!("{e}"));
+    // A maker without a declared bound (the shell bolt making the index itself) is left
+    // to the counter's check at run time.
+    let text = format!(
+        "{HEADER}spec:\n  spouts:\n    - {{name: kafka, component: records}}\n  bolts:\n    - name: own\n      component: shell\n      shell: {{command: cat}}\n      outputs: [{{stream: default, fields: [key, part, offset, floor, index]}}]\n      inputs: [{{from: kafka}}]\n    - {{name: counts, component: exact, config: {{limit: 2}}, inputs: [{{from: own}}]}}\n"
+    );
+    let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
+    validate(&manifest, &TestCatalog).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

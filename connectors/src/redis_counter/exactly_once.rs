@@ -14,84 +14,209 @@ pub use squall_catalog::redis_counter::ExactlyOnceConfig;
 /// The script applying one batch (KEYS and ARGV are described in it).
 pub const SCRIPT: &str = include_str!("apply.lua");
 
-/// Offsets and floors are kept as sorted-set scores (doubles) and compared in Lua:
-/// exact up to 2^53.
+/// Offsets and floors are compared in Lua, as doubles: exact up to 2^53.
 pub const MAX_OFFSET: u64 = 1 << 53;
 
-/// Key of a source's set of applied identities (and its floor), after the counter's prefix.
+/// Key of a source's state (`<prefix>squall:eo:{<source>}`, a hash) and, after `:<chunk>`,
+/// of its bitmaps, after the counter's prefix.
 pub const STATE_KEY: &str = "squall:eo:";
 
-/// The member of a source's set that holds its floor (as its score).
-pub const FLOOR_MEMBER: &str = "floor";
+/// Bits of one bitmap: `CHUNK_BITS / stride` offsets of a source, `stride` bits each.
+pub const CHUNK_BITS: u64 = 1 << 16;
+
+/// Writes a batch may have (numbered from 1 in 3 bytes); a tuple has at most two.
+const MAX_WRITES: usize = (1 << 24) - 1;
+
+/// Sources sharing one table before it is cleared between batches (a source value that
+/// is never the same twice must not grow it without bound).
+const MAX_SOURCES: usize = 4096;
 
 /// One tuple's stable identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordId {
-    /// The source partition, as text: the source fields' values joined by `:`.
-    pub source: String,
+    /// The source partition: its number in the [`Sources`] the batch is applied with.
+    pub source: u32,
     /// The record's offset in its source.
     pub offset: u64,
     /// Every offset of the source below this was fully processed when the record was emitted.
     pub floor: u64,
-    /// The tuple's position among its record's tuples.
-    pub index: Option<u64>,
+    /// The tuple's position among its record's tuples (0 without `index`).
+    pub index: u32,
 }
 
-impl RecordId {
+/// The sources of a batch's identities, each as text: the source fields' values joined
+/// by `:`, text escaping `:` and `\` with `\`.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    texts: Vec<String>,
+}
+
+impl Sources {
+    /// The number of the source with this text, added if new.
+    pub fn intern(&mut self, text: &str) -> u32 {
+        match self.texts.iter().position(|t| t == text) {
+            Some(i) => i as u32,
+            None => {
+                self.texts.push(text.to_owned());
+                (self.texts.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The text of source `i`.
+    pub fn text(&self, i: u32) -> Option<&str> {
+        self.texts.get(i as usize).map(String::as_str)
+    }
+
+    /// Sources known.
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// Whether none is known.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+}
+
+/// Where a schema holds the identity fields.
+#[derive(Clone, Debug)]
+struct Positions {
+    source: Vec<usize>,
+    offset: usize,
+    floor: usize,
+    index: Option<usize>,
+}
+
+/// Reads tuples' identities: the fields' positions looked up once per schema, each
+/// source's text built once.
+#[derive(Debug)]
+pub struct Identities {
+    config: ExactlyOnceConfig,
+    sources: Sources,
+    /// Each source's values, in the order of `sources`.
+    values: Vec<Vec<Value>>,
+    /// The last schema seen (interned, so its address names it) and its positions.
+    schema: Option<(&'static [String], Positions)>,
+}
+
+impl Identities {
+    /// Identities by these fields.
+    pub fn new(config: &ExactlyOnceConfig) -> Self {
+        Identities {
+            config: config.clone(),
+            sources: Sources::default(),
+            values: Vec::new(),
+            schema: None,
+        }
+    }
+
+    /// The sources named so far.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Forgets the sources once there are many, when no identity read refers to them.
+    pub fn trim(&mut self) {
+        if self.sources.len() > MAX_SOURCES {
+            self.sources.texts.clear();
+            self.values.clear();
+        }
+    }
+
+    /// Caches where `input`'s schema holds the identity fields.
+    fn resolve(&mut self, input: &Tuple) -> Result<(), String> {
+        let fields = input.fields();
+        if !matches!(&self.schema, Some((f, _)) if std::ptr::eq(*f, fields)) {
+            let at = |name: &str| {
+                fields.iter().position(|f| f == name).ok_or_else(|| {
+                    format!(
+                        "no identity field {name:?} in input from {}/{} (fields: {})",
+                        input.source_component(),
+                        input.source_stream(),
+                        fields.join(", ")
+                    )
+                })
+            };
+            let c = &self.config;
+            let positions = Positions {
+                source: c.source.iter().map(|n| at(n)).collect::<Result<_, _>>()?,
+                offset: at(&c.offset)?,
+                floor: at(&c.floor)?,
+                index: c.index.as_deref().map(at).transpose()?,
+            };
+            self.schema = Some((fields, positions));
+        }
+        Ok(())
+    }
+
     /// The identity of `input`, or why it has none: a missing field, or a value of the
-    /// wrong type or range.
-    pub fn of(config: &ExactlyOnceConfig, input: &Tuple) -> Result<Self, String> {
-        let field = |name: &str| {
-            input.field(name).ok_or_else(|| {
-                format!(
-                    "no identity field {name:?} in input from {}/{} (fields: {})",
-                    input.source_component(),
-                    input.source_stream(),
-                    input.fields().join(", ")
-                )
-            })
+    /// wrong type or range (an index at or over `tuples_per_record` included).
+    pub fn of(&mut self, input: &Tuple) -> Result<RecordId, String> {
+        let tuples = u64::from(self.config.tuples_per_record);
+        self.resolve(input)?;
+        let Some((_, p)) = &self.schema else {
+            return Err("no schema".to_owned());
         };
-        let int = |name: &str, max: u64| -> Result<u64, String> {
-            let v = field(name)?;
+        let c = &self.config;
+        let value = |i: usize| input.get(i).unwrap_or(&Value::Null);
+        let int = |name: &str, i: usize, max: u64| -> Result<u64, String> {
+            let v = value(i);
             v.as_i64()
                 .and_then(|i| u64::try_from(i).ok())
                 .filter(|i| *i <= max)
                 .ok_or_else(|| format!("identity field {name:?} is {v:?}, not an integer from 0 to {max}"))
         };
-        let mut source = String::new();
-        for (i, name) in config.source.iter().enumerate() {
-            if i > 0 {
-                source.push(':');
-            }
-            match field(name)? {
-                Value::Int(n) => {
-                    let _ = write!(source, "{n}");
-                }
-                Value::Str(s) => escape_into(s, &mut source),
-                other => {
+        let index = match (&c.index, p.index) {
+            (Some(name), Some(i)) => {
+                let n = int(name, i, u64::from(u32::MAX))?;
+                if n >= tuples {
                     return Err(format!(
-                        "source field {name:?} is {other:?}, not text or an integer"
-                    ))
+                        "identity field {name:?} is {n}, not below exactly_once.tuples_per_record ({tuples}): \
+                         its record gives more tuples than the counter can tell apart; raise tuples_per_record"
+                    ));
                 }
+                n as u32
             }
-        }
+            _ => 0,
+        };
+        let offset = int(&c.offset, p.offset, MAX_OFFSET)?;
+        let floor = int(&c.floor, p.floor, MAX_OFFSET)?;
+        let known = self.values.iter().position(|vs| {
+            vs.len() == p.source.len() && vs.iter().zip(&p.source).all(|(v, &i)| value(i) == v)
+        });
+        let source = match known {
+            Some(s) => s as u32,
+            None => {
+                let mut text = String::new();
+                for (k, (name, &i)) in c.source.iter().zip(&p.source).enumerate() {
+                    if k > 0 {
+                        text.push(':');
+                    }
+                    match value(i) {
+                        Value::Int(n) => {
+                            let _ = write!(text, "{n}");
+                        }
+                        Value::Str(s) => escape_into(s, &mut text),
+                        other => {
+                            return Err(format!(
+                                "source field {name:?} is {other:?}, not text or an integer"
+                            ))
+                        }
+                    }
+                }
+                self.values
+                    .push(p.source.iter().map(|&i| value(i).clone()).collect());
+                self.sources.texts.push(text);
+                (self.sources.texts.len() - 1) as u32
+            }
+        };
         Ok(RecordId {
             source,
-            offset: int(&config.offset, MAX_OFFSET)?,
-            floor: int(&config.floor, MAX_OFFSET)?,
-            index: match &config.index {
-                Some(name) => Some(int(name, u64::from(u32::MAX))?),
-                None => None,
-            },
+            offset,
+            floor,
+            index,
         })
-    }
-
-    /// The member naming this tuple in its source's set: `offset:index`, or `offset`.
-    pub fn member(&self) -> String {
-        match self.index {
-            Some(i) => format!("{}:{i}", self.offset),
-            None => self.offset.to_string(),
-        }
     }
 }
 
@@ -124,6 +249,9 @@ pub enum ApplyError {
     /// Redis refused the script (an error reply): nothing of the batch was written.
     #[error("Redis replied {0}")]
     Refused(String),
+    /// The batch cannot be applied as it is; nothing was sent.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Applies batches through the script, over connections the caller owns.
@@ -131,38 +259,73 @@ pub enum ApplyError {
 pub struct Applier {
     prefix: String,
     aggregate: bool,
+    /// Bits per offset (tuples per record), and offsets per bitmap.
+    stride: u64,
+    per_chunk: u64,
     /// The script's SHA1 once loaded (it does not change across connections or servers).
     sha: Option<String>,
     /// The command sent, and its arguments after the verb and script.
     buf: Vec<u8>,
     args: Vec<u8>,
+    /// Reused per batch: the tuples in order, each source's highest floor, the chunks
+    /// (source, chunk, first and end in `order`), the tuples each write counts.
+    order: Vec<u32>,
+    floors: Vec<u64>,
+    chunks: Vec<(u32, u64, usize, usize)>,
+    counts: Vec<u64>,
 }
 
 impl Applier {
-    /// An applier for keys under `prefix`, merging writes within a batch when `aggregate`.
-    pub fn new(prefix: &str, aggregate: bool) -> Self {
+    /// An applier for keys under `prefix`, merging writes within a batch when `aggregate`,
+    /// for records of up to `tuples_per_record` tuples (indexes below it).
+    pub fn new(prefix: &str, aggregate: bool, tuples_per_record: u32) -> Self {
+        let stride = u64::from(tuples_per_record.max(1));
         Applier {
             prefix: prefix.to_owned(),
             aggregate,
+            stride,
+            per_chunk: (CHUNK_BITS / stride).max(1),
             sha: None,
             buf: Vec::new(),
             args: Vec::new(),
+            order: Vec::new(),
+            floors: Vec::new(),
+            chunks: Vec::new(),
+            counts: Vec::new(),
         }
     }
 
-    /// Applies the tuples (their `category_value` keys and identities) not applied
-    /// before, in one script run, with `now` (unix seconds) for the actions' time stamps.
-    /// Keys that are not `category_value` count as tuples without writes.
+    /// Applies the tuples (their `category_value` keys and identities, with the sources
+    /// these name) not applied before, in one script run, with `now` (unix seconds) for the
+    /// actions' time stamps. Keys that are not `category_value` count as tuples without
+    /// writes. A tuple whose index is not below `tuples_per_record`, or whose source is
+    /// not in `sources`, refuses the batch before anything is sent.
     pub fn apply(
         &mut self,
         conn: &mut Connection,
-        batch: &[(&str, &RecordId)],
+        sources: &Sources,
+        batch: &[(&str, RecordId)],
         now: &str,
     ) -> Result<Applied, ApplyError> {
         if batch.is_empty() {
             return Ok(Applied::default());
         }
-        let (n, repeats) = self.arguments(batch, now);
+        let stride = self.stride;
+        if batch.len() >= MAX_WRITES / 2 {
+            return Err(ApplyError::Invalid(format!(
+                "a batch of {} tuples: the script numbers their writes in 3 bytes; lower batch_size",
+                batch.len()
+            )));
+        }
+        if let Some((_, id)) = batch
+            .iter()
+            .find(|(_, id)| u64::from(id.index) >= stride || sources.text(id.source).is_none())
+        {
+            return Err(ApplyError::Invalid(format!(
+                "tuple {id:?}: its index is not below tuples_per_record ({stride}) or its source is unknown"
+            )));
+        }
+        let (n, repeats) = self.arguments(sources, batch, now);
         let sha = match &self.sha {
             Some(sha) => sha.clone(),
             None => match conn.command(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()])? {
@@ -215,89 +378,162 @@ impl Applier {
             .ok_or_else(|| RespError::Protocol("no reply".to_owned()))
     }
 
-    /// `numkeys`, KEYS and ARGV of the script for this batch, encoded as RESP bulk
-    /// strings into `self.args` (no string per argument); returns how many, and how many
-    /// tuples repeat an identity earlier in the batch (left out).
-    fn arguments(&mut self, batch: &[(&str, &RecordId)], now: &str) -> (usize, u64) {
+    /// Where tuple `id` is in its source's bitmaps: the chunk, and the bit in it.
+    pub fn bit_of(&self, id: &RecordId) -> (u64, u64) {
+        let chunk = id.offset / self.per_chunk;
+        let bit = (id.offset - chunk * self.per_chunk) * self.stride + u64::from(id.index);
+        (chunk, bit)
+    }
+
+    /// The key of a source's state, or with `Some(chunk)` of one of its bitmaps.
+    pub fn key_of(&self, source: &str, chunk: Option<u64>) -> String {
+        let mut key = Vec::new();
+        self.push_key(&mut key, source, chunk);
+        String::from_utf8_lossy(&key).into_owned()
+    }
+
+    fn push_key(&self, key: &mut Vec<u8>, source: &str, chunk: Option<u64>) {
+        key.clear();
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(STATE_KEY.as_bytes());
+        key.push(b'{');
+        key.extend_from_slice(source.as_bytes());
+        key.push(b'}');
+        if let Some(c) = chunk {
+            key.push(b':');
+            push_uint(key, c);
+        }
+    }
+
+    /// Orders the batch's tuples by source, offset and index without repeats (returns how
+    /// many repeats were left out), and finds each source's highest floor and the chunks.
+    fn group(&mut self, batch: &[(&str, RecordId)]) -> u64 {
+        let ident = |t: &u32| {
+            let id = &batch[*t as usize].1;
+            (id.source, id.offset, id.index)
+        };
+        self.order.clear();
+        self.order.extend(0..batch.len() as u32);
+        self.order.sort_unstable_by_key(ident);
+        self.order.dedup_by_key(|t| ident(t));
+        self.floors.clear();
+        for (_, id) in batch {
+            let s = id.source as usize;
+            if self.floors.len() <= s {
+                self.floors.resize(s + 1, 0);
+            }
+            self.floors[s] = self.floors[s].max(id.floor);
+        }
+        self.chunks.clear();
+        for (i, &t) in self.order.iter().enumerate() {
+            let id = &batch[t as usize].1;
+            let chunk = id.offset / self.per_chunk;
+            match self.chunks.last_mut() {
+                Some((s, c, _, end)) if *s == id.source && *c == chunk => *end = i + 1,
+                _ => self.chunks.push((id.source, chunk, i, i + 1)),
+            }
+        }
+        (batch.len() - self.order.len()) as u64
+    }
+
+    /// `numkeys`, KEYS and ARGV of the script for this batch (see apply.lua), encoded as
+    /// RESP bulk strings into `self.args` (no string per argument); returns how many, and
+    /// how many tuples repeat an identity earlier in the batch (left out).
+    fn arguments(&mut self, sources: &Sources, batch: &[(&str, RecordId)], now: &str) -> (usize, u64) {
         let keys: Vec<&str> = batch.iter().map(|(k, _)| *k).collect();
         let (writes, deps) = plan(&keys, self.aggregate);
-        // Sources in order of first appearance, each with the highest floor seen.
-        let mut sources: Vec<(&str, u64)> = Vec::new();
-        let mut source_of = Vec::with_capacity(batch.len());
-        for (_, id) in batch {
-            let s = match sources.iter().position(|(s, _)| *s == id.source) {
-                Some(s) => s,
-                None => {
-                    sources.push((&id.source, 0));
-                    sources.len() - 1
+        let repeats = self.group(batch);
+        let nw = writes.len();
+        // The tuples each write counts, repeats left out (the script takes off those it skips).
+        self.counts.clear();
+        self.counts.resize(nw, 0);
+        for &t in &self.order {
+            for w in deps[t as usize] {
+                if let Some(c) = self.counts.get_mut(w as usize) {
+                    *c += 1;
                 }
-            };
-            sources[s].1 = sources[s].1.max(id.floor);
-            source_of.push(s + 1);
+            }
         }
-        let (ns, nw) = (sources.len(), writes.len());
-        let a = &mut self.args;
+        // Sources in the order of the chunks, each with its number of chunks.
+        let mut per_source: Vec<(u32, usize)> = Vec::new();
+        for &(s, ..) in &self.chunks {
+            match per_source.last_mut() {
+                Some((last, n)) if *last == s => *n += 1,
+                _ => per_source.push((s, 1)),
+            }
+        }
+        let mut a = std::mem::take(&mut self.args);
         a.clear();
-        bulk_uint(a, (ns + nw) as u64);
+        let nkeys = per_source.len() + self.chunks.len() + nw;
+        bulk_uint(&mut a, nkeys as u64);
         let mut key = Vec::new();
-        for (s, _) in &sources {
-            key.clear();
-            key.extend_from_slice(self.prefix.as_bytes());
-            key.extend_from_slice(STATE_KEY.as_bytes());
-            key.extend_from_slice(s.as_bytes());
-            bulk(a, &key);
+        // Each source's state, then its chunks (a source's chunks are contiguous).
+        for (i, &(s, c, ..)) in self.chunks.iter().enumerate() {
+            let text = sources.text(s).unwrap_or("");
+            if i == 0 || self.chunks[i - 1].0 != s {
+                self.push_key(&mut key, text, None);
+                bulk(&mut a, &key);
+            }
+            self.push_key(&mut key, text, Some(c));
+            bulk(&mut a, &key);
         }
         for w in &writes {
             let (Write::Incr { set, .. } | Write::Stamp { set, .. }) = w;
             key.clear();
             key.extend_from_slice(self.prefix.as_bytes());
             key.extend_from_slice(set.as_bytes());
-            bulk(a, &key);
+            bulk(&mut a, &key);
         }
-        bulk(a, now.as_bytes());
-        bulk_uint(a, ns as u64);
-        for (_, f) in &sources {
-            bulk_uint(a, *f);
+        bulk(&mut a, now.as_bytes());
+        bulk_uint(&mut a, per_source.len() as u64);
+        bulk_uint(&mut a, nw as u64);
+        bulk_uint(&mut a, self.stride);
+        bulk_uint(&mut a, self.per_chunk);
+        for &(s, n) in &per_source {
+            bulk_uint(&mut a, self.floors[s as usize]);
+            bulk_uint(&mut a, n as u64);
         }
-        bulk_uint(a, nw as u64);
-        for w in &writes {
+        for (w, count) in writes.iter().zip(&self.counts) {
             let (kind, member): (&[u8], &str) = match w {
                 Write::Incr { member, .. } => (b"i", member),
                 Write::Stamp { member, .. } => (b"s", member),
             };
-            bulk(a, kind);
-            bulk(a, member.as_bytes());
+            bulk(&mut a, kind);
+            bulk(&mut a, member.as_bytes());
+            bulk_uint(&mut a, *count);
         }
-        // The tuples per source in ascending offset order (the script skips those below
-        // the source's floor from the start), each identity once: a repeat within the
-        // batch is skipped here, as one applied before is skipped by the script.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_unstable_by_key(|&t| (source_of[t], batch[t].1.offset, batch[t].1.index));
-        order.dedup_by_key(|t| (source_of[*t], batch[*t].1.offset, batch[*t].1.index));
-        let repeats = (batch.len() - order.len()) as u64;
-        let write_ref = |i: u32| if i == u32::MAX { 0 } else { u64::from(i) + 1 };
-        let m = nw as u64 + 1;
-        let mut next = 0;
-        for s in 1..=ns {
-            let end = next + order[next..].iter().take_while(|&&t| source_of[t] == s).count();
-            bulk_uint(a, (end - next) as u64);
-            for &t in &order[next..end] {
-                let id = batch[t].1;
-                bulk_uint(a, id.offset);
-                // The member, `offset:index` or `offset`, without a string of its own.
-                key.clear();
-                push_uint(&mut key, id.offset);
-                if let Some(i) = id.index {
-                    key.push(b':');
-                    push_uint(&mut key, i);
+        // Writes are numbered from 1 in 3 bytes (0: none); checked in `apply`.
+        let write_ref = |i: u32| if i == u32::MAX { 0 } else { i + 1 };
+        let mut n = 1 + nkeys + 5 + 2 * per_source.len() + 3 * nw;
+        let mut mask = Vec::new();
+        let mut tuples = Vec::new();
+        for &(_, c, first, end) in &self.chunks {
+            let bits = self.order[first..end]
+                .iter()
+                .map(|&t| self.bit_of(&batch[t as usize].1).1);
+            let (lo, hi) = (
+                self.bit_of(&batch[self.order[first] as usize].1).1 / 8,
+                self.bit_of(&batch[self.order[end - 1] as usize].1).1 / 8,
+            );
+            mask.clear();
+            mask.resize((hi - lo + 1) as usize, 0u8);
+            tuples.clear();
+            for (bit, &t) in bits.zip(&self.order[first..end]) {
+                mask[(bit / 8 - lo) as usize] |= 0x80 >> (bit % 8);
+                // Bits are below CHUNK_BITS (2^16): two bytes.
+                tuples.extend_from_slice(&(bit as u16).to_be_bytes());
+                for w in deps[t as usize] {
+                    tuples.extend_from_slice(&write_ref(w).to_be_bytes()[1..]);
                 }
-                bulk(a, &key);
-                let [wa, wb] = deps[t];
-                bulk_uint(a, write_ref(wa) * m + write_ref(wb));
             }
-            next = end;
+            bulk_uint(&mut a, c);
+            bulk_uint(&mut a, (end - first) as u64);
+            bulk_uint(&mut a, lo);
+            bulk(&mut a, &mask);
+            bulk(&mut a, &tuples);
+            n += 5;
         }
-        let n = 1 + ns + nw + 1 + 1 + ns + 1 + 2 * nw + ns + 3 * order.len();
+        self.args = a;
         (n, repeats)
     }
 }
