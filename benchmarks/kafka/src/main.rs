@@ -17,9 +17,8 @@
 //! process of the machine used meanwhile is stated beside it.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +26,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use kafka_testenv::KafkaBroker;
+use redis_testenv::{RedisServer, Reply};
 use squall_bench_common::{
     load_average, machine, machine_busy, median, process_cpu, threads_cpu, write_section,
 };
 use squall_components::Builtins;
-use squall_connectors::resp::{Connection, RedisAddr, Reply};
 use squall_engine::{EngineOptions, Topology};
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
 use squall_model::{validate, TopologyManifest};
@@ -188,111 +187,24 @@ fn group_cpu(pgid: u32) -> Duration {
         .sum()
 }
 
-/// A redis-server child on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let dir = tempfile::Builder::new()
-            .prefix("squall-bench-kafka-redis-")
-            .tempdir()?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (run `make redis-server` to install it)")?;
-        let r = Redis {
-            child,
-            port,
-            _dir: dir,
+/// `INFO commandstats` as command → (calls, µs).
+fn commandstats(redis: &RedisServer) -> Result<BTreeMap<String, (u64, u64)>> {
+    let Reply::Bulk(Some(info)) = redis.command(&["INFO", "commandstats"])? else {
+        bail!("INFO commandstats: not text");
+    };
+    let mut out = BTreeMap::new();
+    for line in String::from_utf8_lossy(&info).lines() {
+        let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+            continue;
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = r.connect() {
-                if matches!(c.command(&[b"PING"]), Ok(Reply::Simple(_))) {
-                    return Ok(r);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("redis-server did not answer on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        let addr = RedisAddr::parse(&format!("127.0.0.1:{}", self.port)).map_err(anyhow::Error::msg)?;
-        Ok(Connection::open(&addr, Duration::from_secs(10))?)
-    }
-
-    fn command(&self, args: &[&str]) -> Result<Reply> {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        Ok(self.connect()?.command(&args)?)
-    }
-
-    /// member → score of a sorted set.
-    fn zset(&self, key: &str) -> Result<BTreeMap<String, u64>> {
-        let Reply::Array(Some(items)) = self.command(&["ZRANGE", key, "0", "-1", "WITHSCORES"])? else {
-            bail!("ZRANGE {key}: not an array");
+        let field = |k: &str| {
+            rest.split(',')
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok())
+                .unwrap_or(0)
         };
-        let text = |r: &Reply| match r {
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        Ok(items
-            .chunks(2)
-            .filter(|c| c.len() == 2)
-            .map(|c| (text(&c[0]), text(&c[1]).parse::<f64>().unwrap_or(-1.0) as u64))
-            .collect())
+        out.insert(name.to_owned(), (field("calls"), field("usec")));
     }
-
-    /// `INFO commandstats` as command → (calls, µs).
-    fn commandstats(&self) -> Result<BTreeMap<String, (u64, u64)>> {
-        let Reply::Bulk(Some(info)) = self.command(&["INFO", "commandstats"])? else {
-            bail!("INFO commandstats: not text");
-        };
-        let mut out = BTreeMap::new();
-        for line in String::from_utf8_lossy(&info).lines() {
-            let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
-                continue;
-            };
-            let field = |k: &str| {
-                rest.split(',')
-                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            out.insert(name.to_owned(), (field("calls"), field("usec")));
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Ok(out)
 }
 
 /// CPU and time at one instant of a run.
@@ -335,7 +247,7 @@ struct RunResult {
 
 struct Env {
     broker: KafkaBroker,
-    redis: Redis,
+    redis: RedisServer,
     want: BTreeMap<String, BTreeMap<String, u64>>,
     keys_per_edit: f64,
 }
@@ -349,13 +261,14 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
     let m = TopologyManifest::from_yaml(&yaml, "bench-kafka")?;
     let plan = validate(&m, &Builtins).map_err(|e| anyhow!("{e}"))?;
     let me = std::process::id();
-    let (redis_pid, broker_pid) = (redis.child.id(), env.broker.pid().unwrap_or(0));
+    // redis-testenv runs redis-server under a watchdog shell that leads its process group.
+    let (redis_pgid, broker_pid) = (redis.pid().unwrap_or(0), env.broker.pid().unwrap_or(0));
     let topo =
         Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).context("starting")?;
     let n = args.edits;
     let (lo, hi) = (n / 10, n - n / 10);
     let mark = |acked: u64| {
-        let (own, redis, broker) = (process_cpu(me), process_cpu(redis_pid), group_cpu(broker_pid));
+        let (own, redis, broker) = (process_cpu(me), group_cpu(redis_pgid), group_cpu(broker_pid));
         let mut threads = BTreeMap::new();
         for (name, d) in threads_cpu(me) {
             *threads.entry(name).or_insert(Duration::ZERO) += d;
@@ -423,7 +336,7 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
     threads.iter_mut().for_each(|(_, d)| *d /= events / 1e6);
     threads.sort_by(|x, y| y.1.total_cmp(&x.1));
     let counts = snapshot.component("counts").context("no counter")?;
-    let stats = redis.commandstats()?;
+    let stats = commandstats(redis)?;
     let total_us: u64 = stats.values().map(|(_, us)| us).sum();
     let (calls, eval_us) = stats.get("evalsha").copied().unwrap_or((0, 0));
     let tuples = env.keys_per_edit * n as f64;
@@ -455,12 +368,12 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
 
 /// Compares Redis with the data set: every count exact (exactly-once) or at least the
 /// truth (at-least-once). Returns what the section says of it; an error when wrong.
-fn check(redis: &Redis, want: &BTreeMap<String, BTreeMap<String, u64>>, mode: Mode) -> Result<String> {
+fn check(redis: &RedisServer, want: &BTreeMap<String, BTreeMap<String, u64>>, mode: Mode) -> Result<String> {
     let (mut members, mut over) = (0u64, 0u64);
     for (set, expected) in want {
         let got = redis.zset(set)?;
         for (member, n) in expected {
-            let g = got.get(member).copied().unwrap_or(0);
+            let g = got.get(member).copied().unwrap_or(0.0) as u64;
             members += 1;
             match mode {
                 Mode::ExactlyOnce if g != *n => bail!("exactly-once: {set} {member} is {g}, not {n}"),
@@ -540,7 +453,7 @@ fn main() -> Result<()> {
     drop(keys);
     let env = Env {
         broker,
-        redis: Redis::start()?,
+        redis: RedisServer::start()?,
         want,
         keys_per_edit,
     };
