@@ -402,3 +402,226 @@ pub fn relative(target: &Path, base: &Path) -> PathBuf {
         out
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A spout `words` (line 5) and a bolt `count` (line 6) fed by it with `grouping`.
+    fn read_with(grouping: Value, outputs: Value) -> TopologyRead {
+        serde_json::from_value(json!({
+            "class": "WordCount",
+            "line": 4,
+            "config": {},
+            "configLine": null,
+            "srcRoot": "/p/src",
+            "components": [
+                {"name": "words", "line": 5, "role": "spout", "class": "spouts.Words", "par": 1,
+                 "outputs": outputs, "inputs": [], "moduleRoot": "/p/src",
+                 "shell": {"command": "streamparse_run", "script": "spouts.Words"}},
+                {"name": "count", "line": 6, "role": "bolt", "class": "bolts.Count", "par": 2,
+                 "config": {"limit": 3},
+                 "outputs": [{"stream": "default", "fields": ["word", "count"], "direct": false}],
+                 "inputs": [{"component": "words", "stream": "default", "grouping": grouping}],
+                 "moduleRoot": "/p/src",
+                 "shell": {"command": "streamparse_run", "script": "bolts.Count"}}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn words_out() -> Value {
+        json!([{"stream": "default", "fields": ["word"], "direct": false}])
+    }
+
+    fn to(dir: &str) -> Target<'_> {
+        Target {
+            name: None,
+            manifest_dir: Path::new(dir),
+        }
+    }
+
+    fn convert_grouping(grouping: Value, outputs: Value) -> GroupingSpec {
+        let m = convert(&read_with(grouping, outputs), &to("/p")).unwrap();
+        m.spec.bolts[0].inputs[0].grouping.clone()
+    }
+
+    #[test]
+    fn every_streamparse_grouping_has_its_squall_kind() {
+        for (streamparse, kind) in [
+            ("shuffle", GroupingKind::Shuffle),
+            ("global", GroupingKind::Global),
+            ("all", GroupingKind::All),
+            ("none", GroupingKind::None),
+            ("local_or_shuffle", GroupingKind::LocalOrShuffle),
+        ] {
+            let g = convert_grouping(json!({"type": streamparse}), words_out());
+            assert_eq!(g, GroupingSpec { kind, fields: vec![] }, "{streamparse}");
+        }
+        let g = convert_grouping(json!({"type": "fields", "fields": ["word"]}), words_out());
+        assert_eq!(g.kind, GroupingKind::Fields);
+        assert_eq!(g.fields, ["word"]);
+        let direct = json!([{"stream": "default", "fields": ["word"], "direct": true}]);
+        let m = convert(&read_with(json!({"type": "direct"}), direct), &to("/p")).unwrap();
+        assert_eq!(m.spec.bolts[0].inputs[0].grouping.kind, GroupingKind::Direct);
+        assert!(m.spec.spouts[0].outputs[0].direct);
+    }
+
+    #[test]
+    fn components_become_streamparse_run_shells_with_their_settings() {
+        let read = read_with(json!({"type": "fields", "fields": ["word"]}), words_out());
+        let m = convert(&read, &to("/p/deploy")).unwrap();
+        assert_eq!(m.metadata.name, "word-count");
+        let count = &m.spec.bolts[0];
+        assert_eq!(count.component, "shell");
+        assert_eq!(
+            count.shell,
+            Some(ShellSpec {
+                command: "streamparse_run".into(),
+                args: vec!["bolts.Count".into()],
+                env: BTreeMap::new(),
+                working_dir: Some("../src".into()),
+            })
+        );
+        assert_eq!(count.parallelism, 2);
+        assert_eq!(count.config.get("limit"), Some(&json!(3)));
+        assert_eq!(count.outputs, [StreamSpec::new("default", &["word", "count"])]);
+        assert_eq!(count.inputs[0].from, "words");
+        assert_eq!(m.spec.spouts[0].name, "words");
+        // The manifest goes through validation as it is.
+        squall_model::validate(&m, &squall_components::Builtins).unwrap();
+    }
+
+    #[test]
+    fn named_streams_are_declared_and_subscribed() {
+        let outputs = json!([
+            {"stream": "default", "fields": ["word"], "direct": false},
+            {"stream": "errors", "fields": ["event", "error"], "direct": false}
+        ]);
+        let mut read = read_with(json!({"type": "shuffle"}), outputs);
+        read.components[1].inputs[0].stream = "errors".into();
+        let m = convert(&read, &to("/p")).unwrap();
+        assert_eq!(
+            m.spec.spouts[0].outputs[1],
+            StreamSpec::new("errors", &["event", "error"])
+        );
+        assert_eq!(m.spec.bolts[0].inputs[0].stream, "errors");
+    }
+
+    #[test]
+    fn storm_settings_become_typed_fields_and_the_rest_stays_config() {
+        let mut read = read_with(json!({"type": "shuffle"}), words_out());
+        read.config = serde_json::from_value(json!({
+            "topology.workers": 3, "topology.acker.executors": 2,
+            "topology.message.timeout.secs": 60, "topology.max.spout.pending": 500,
+            "topology.tick.tuple.freq.secs": 10, "redis.url": "redis://r:6379"
+        }))
+        .unwrap();
+        read.components[1].config.insert(TICK.into(), json!(5));
+        let s = convert(&read, &to("/p")).unwrap().spec;
+        assert_eq!(
+            (
+                s.workers,
+                s.ackers,
+                s.message_timeout_seconds,
+                s.max_spout_pending
+            ),
+            (3, Some(2), 60, Some(500))
+        );
+        assert_eq!(s.tick_tuple_frequency_seconds, Some(10));
+        assert_eq!(s.config.keys().collect::<Vec<_>>(), ["redis.url"]);
+        assert_eq!(s.bolts[0].tick_tuple_frequency_seconds, Some(5));
+        assert!(s.bolts[0].config.get(TICK).is_none());
+    }
+
+    #[test]
+    fn what_cannot_be_carried_over_is_refused_with_its_line() {
+        let mut read = read_with(
+            json!({"type": "custom", "class": "com.x.MyGrouping"}),
+            words_out(),
+        );
+        read.config_line = Some(9);
+        read.config.insert(PENDING.into(), json!("many"));
+        read.components[0].shell = None;
+        read.components[0].java = Some("org.apache.storm.kafka.spout.KafkaSpout".into());
+        read.components[1].par = json!({"prod": 4});
+        read.components[1].config.insert(WORKERS.into(), json!(2));
+        read.components.push(ComponentRead {
+            name: "split".into(),
+            line: 7,
+            class: "streamparse.storm.bolt.ShellBolt".into(),
+            module_root: None,
+            shell: Some(ShellRead {
+                command: "node".into(),
+                script: "splitsentence.js".into(),
+            }),
+            ..read.components[1].clone()
+        });
+        let Refusals(r) = convert(&read, &to("/p")).unwrap_err();
+        let lines: Vec<_> = r.iter().map(|r| r.line).collect();
+        assert_eq!(
+            lines,
+            [
+                Some(9),
+                Some(5),
+                Some(6),
+                Some(6),
+                Some(6),
+                Some(7),
+                Some(7),
+                Some(7),
+                Some(7)
+            ]
+        );
+        let text = Refusals(r).render(Path::new("topologies/t.py"));
+        for expected in [
+            "topologies/t.py: 9 parts of the topology cannot be carried over:",
+            "topologies/t.py:9: config \"topology.max.spout.pending\": \"many\" is not an integer",
+            "topologies/t.py:5: spout words (spouts.Words): a Java component (org.apache.storm.kafka.spout.KafkaSpout) cannot be carried over",
+            "topologies/t.py:6: bolt count (bolts.Count): par {\"prod\":4} per environment is not supported",
+            "topologies/t.py:6: bolt count (bolts.Count): config \"topology.workers\" per component is not supported",
+            "topologies/t.py:6: bolt count (bolts.Count): input from words/default: custom grouping com.x.MyGrouping is not supported",
+            "topologies/t.py:7: bolt split (streamparse.storm.bolt.ShellBolt): runs `node splitsentence.js`, not Python",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn python_shell_components_run_their_script_from_src() {
+        let mut read = read_with(json!({"type": "shuffle"}), words_out());
+        read.components[1].shell = Some(ShellRead {
+            command: "python3".into(),
+            script: "count.py --fast".into(),
+        });
+        let shell = convert(&read, &to("/p")).unwrap().spec.bolts[0]
+            .shell
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (shell.command.as_str(), shell.args.as_slice()),
+            ("python3", &["count.py".to_owned(), "--fast".to_owned()][..])
+        );
+        assert_eq!(shell.working_dir.as_deref(), Some("src"));
+        assert!(is_python("/usr/bin/python3.11") && is_python("python") && !is_python("pythonista"));
+    }
+
+    #[test]
+    fn names_and_paths() {
+        assert_eq!(kebab("WordCount"), "word-count");
+        assert_eq!(kebab("WikipediaEdits2"), "wikipedia-edits2");
+        assert_eq!(kebab("HTTPTopology_v2"), "httptopology-v2");
+        assert_eq!(kebab("__"), "topology");
+        assert_eq!(
+            relative(Path::new("/a/b/src"), Path::new("/a/b")),
+            Path::new("src")
+        );
+        assert_eq!(
+            relative(Path::new("/a/src"), Path::new("/a/b/c")),
+            Path::new("../../src")
+        );
+        assert_eq!(relative(Path::new("/a"), Path::new("/a")), Path::new("."));
+    }
+}
