@@ -188,7 +188,7 @@ fn errors_of_the_class_itself_come_from_streamparse_with_their_line() {
                 class Words(Spout):\n    outputs = [\"word\"]\n\n\n\
                 class Bad(Topology):\n    words = Words.spec()\n    print(\"noise on stdout\")\n\
                 \x20   count = Bolt.spec(inputs={words: Grouping.fields(\"wrd\")})\n";
-    std::fs::write(tmp.path().join("topologies/bad.py"), &text).unwrap();
+    std::fs::write(tmp.path().join("topologies/bad.py"), text).unwrap();
     let (code, out, err) = squall(tmp.path(), &["import", "streamparse", "topologies/bad.py"]);
     assert_eq!(code, 2, "{out}{err}");
     // streamparse's own check, raised while the class is built, at the class statement.
@@ -354,7 +354,7 @@ fn the_talks_topology_imported_from_streamparse_counts_the_feed_in_redis() {
         sse: Some("127.0.0.1:0".parse().unwrap()),
         rate: 0,
         count: Some(EDITS),
-        data: data.clone(),
+        data,
     })
     .unwrap();
     let redis = Redis::start();

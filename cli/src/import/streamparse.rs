@@ -533,7 +533,7 @@ mod tests {
         assert_eq!(s.tick_tuple_frequency_seconds, Some(10));
         assert_eq!(s.config.keys().collect::<Vec<_>>(), ["redis.url"]);
         assert_eq!(s.bolts[0].tick_tuple_frequency_seconds, Some(5));
-        assert!(s.bolts[0].config.get(TICK).is_none());
+        assert!(!s.bolts[0].config.contains_key(TICK));
     }
 
     #[test]
