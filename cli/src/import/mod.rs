@@ -74,12 +74,15 @@ fn streamparse(args: StreamparseArgs, limits: &Limits) -> anyhow::Result<()> {
         anyhow::bail!("{}: no such file", file.display());
     }
     let read =
-        python::read_topology(&python, file, args.class.as_deref(), args.timeout).map_err(|f| {
-            match f.in_file {
-                Some(Some(line)) => Invalid(format!("{}:{line}: {}", file.display(), f.error)).into(),
-                Some(None) => Invalid(format!("{}: {}", file.display(), f.error)).into(),
-                None => f.error,
+        python::read_topology(&python, file, args.class.as_deref(), args.timeout).map_err(|f| match f {
+            python::Failure::InFile {
+                line: Some(line),
+                message,
+            } => Invalid(format!("{}:{line}: {message}", file.display())).into(),
+            python::Failure::InFile { line: None, message } => {
+                Invalid(format!("{}: {message}", file.display())).into()
             }
+            python::Failure::Helper(e) => e,
         })?;
     let manifest_dir = match &args.output {
         Some(out) => absolute(out.parent().unwrap_or(Path::new("")))?,

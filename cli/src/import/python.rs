@@ -37,17 +37,17 @@ struct HelperError {
     line: Option<u32>,
 }
 
-/// Why the class was not read: the topology file's own problem (exit 2) or the
-/// interpreter's (exit 1) is told apart by the caller through `in_file`.
-pub struct Failure {
-    /// A problem in the topology file, with its line when known.
-    pub in_file: Option<Option<u32>>,
-    pub error: anyhow::Error,
+/// Why the class was not read.
+pub enum Failure {
+    /// The topology file's own problem, at a line when known: the user's to fix (exit 2).
+    InFile { line: Option<u32>, message: String },
+    /// The interpreter's: missing, without streamparse, hung, or no answer (exit 1).
+    Helper(anyhow::Error),
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
-        Failure { in_file: None, error }
+        Failure::Helper(error)
     }
 }
 
@@ -89,9 +89,9 @@ pub fn read_topology(
             e.message
         )
         .into()),
-        Answer::Error(e) => Err(Failure {
-            in_file: Some(e.line),
-            error: anyhow!("{}", e.message),
+        Answer::Error(e) => Err(Failure::InFile {
+            line: e.line,
+            message: e.message,
         }),
     }
 }
