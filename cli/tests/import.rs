@@ -269,6 +269,37 @@ fn a_hung_interpreter_is_stopped_at_the_timeout() {
     );
 }
 
+#[test]
+fn an_interpreter_without_an_answer_or_with_too_much_of_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("t.py"), "").unwrap();
+    let broken = tmp.path().join("broken-python");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'ImportError: boom' >&2\necho not json\nexit 3\n",
+    )
+    .unwrap();
+    chmod_x(&broken);
+    let args = ["import", "streamparse", "t.py", "--python"];
+    let (code, _, err) = squall(tmp.path(), &[&args[..], &[broken.to_str().unwrap()]].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("reading t.py exited with status 3 without an answer"),
+        "{err}"
+    );
+    assert!(
+        err.contains("its stderr ends with:\n    ImportError: boom"),
+        "{err}"
+    );
+
+    let chatty = tmp.path().join("chatty-python");
+    std::fs::write(&chatty, "#!/bin/sh\nhead -c 5000000 /dev/zero\n").unwrap();
+    chmod_x(&chatty);
+    let (code, _, err) = squall(tmp.path(), &[&args[..], &[chatty.to_str().unwrap()]].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("wrote more than 4194304 bytes of answer"), "{err}");
+}
+
 fn chmod_x(path: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
