@@ -4,6 +4,7 @@
 mod cluster;
 mod feed;
 mod graph;
+mod import;
 mod kinds;
 mod overrides;
 mod remote;
@@ -58,6 +59,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// List the built-in component kinds.
     Kinds,
+    /// Write a Topology manifest from another system's topology, e.g. a streamparse class.
+    Import(import::ImportArgs),
     /// The local edit feed: serve or dump the bundled Wikipedia-style edit events.
     Feed(feed::FeedArgs),
     /// Submit a topology to the cluster (server-side apply), after validating it.
@@ -81,7 +84,12 @@ enum Command {
 fn is_remote(c: &Command) -> bool {
     !matches!(
         c,
-        Command::Run(_) | Command::Validate(_) | Command::Graph(_) | Command::Kinds | Command::Feed(_)
+        Command::Run(_)
+            | Command::Validate(_)
+            | Command::Graph(_)
+            | Command::Kinds
+            | Command::Import(_)
+            | Command::Feed(_)
     )
 }
 
@@ -109,6 +117,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args, &limits),
         Command::Graph(args) => graph::run(args, &limits),
         Command::Kinds => kinds::run(),
+        Command::Import(args) => import::run(args, &limits),
         Command::Feed(args) => feed::run(args),
         Command::Submit(args) => remote::block_on(remote::submit::run(args, &limits)),
         Command::List(args) => remote::block_on(remote::list::run(args)),

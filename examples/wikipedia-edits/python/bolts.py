@@ -17,13 +17,16 @@ import json
 import time
 
 import redis
-from streamparse import Bolt
+from streamparse import Bolt, Stream
 
 
 class jsonParser(Bolt):  # noqa: N801 -- the talk's name, kept so the port is recognisable
     """An edit event (JSON text) → its counter keys: ``isanon_<True|False>``,
     ``anon_anon``/``anon_loggedin``, ``bot_bot``/``bot_human``, ``action_<action>``
     and ``country_<name>`` when ``geo_ip`` is present."""
+
+    # Read by streamparse's topology DSL (topologies/wikipedia.py); unused at run time.
+    outputs = [Stream(fields=["word"]), Stream(fields=["event", "error"], name="errors")]
 
     def process(self, tup):
         event = tup.values[0]
