@@ -31,6 +31,7 @@
 //! reconcile path).
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod change;
 mod context;
 pub mod controller;

@@ -478,7 +478,8 @@ async fn listen_and_serve(
             tokio::spawn(builder.serve_with_incoming_shutdown(service, incoming, shutdown))
         }
         None => {
-            let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
             tokio::spawn(builder.serve_with_incoming_shutdown(service, incoming, shutdown))
         }
     };

@@ -40,7 +40,12 @@ struct Args {
     /// Read this worker's certificate (keys `POD.crt`, `POD.key`, POD being --id) and the
     /// CA bundle (`ca.crt`) from this Secret, watched through the API, keep them in
     /// --tls-dir and turn mutual TLS on; instead of --tls-cert, --tls-key and --tls-ca.
-    #[arg(long, env = "SQUALL_TLS_SECRET", conflicts_with = "tls_cert", requires = "tls_dir")]
+    #[arg(
+        long,
+        env = "SQUALL_TLS_SECRET",
+        conflicts_with = "tls_cert",
+        requires = "tls_dir"
+    )]
     tls_secret: Option<String>,
     /// Directory for the files of --tls-secret.
     #[arg(long, env = "SQUALL_TLS_DIR")]

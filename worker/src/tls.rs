@@ -328,7 +328,8 @@ fn configs(files: &TlsFiles, refusals: &Arc<Refusals>) -> Result<(Configs, Worke
     }
     let roots = Arc::new(roots);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider)).build()?;
+    let inner =
+        WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider)).build()?;
     let verifier = Arc::new(ClientCheck {
         inner,
         identity: Identity { me: me.clone() },
@@ -370,7 +371,9 @@ pub struct TlsLinks {
 
 impl fmt::Debug for TlsLinks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsLinks").field("me", &self.me).finish_non_exhaustive()
+        f.debug_struct("TlsLinks")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
     }
 }
 
@@ -444,7 +447,10 @@ pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Optio
     use std::fmt::Write as _;
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     let base = format!("topology=\"{}\",worker=\"{}\"", esc(topology), esc(worker));
-    let _ = writeln!(out, "# HELP squall_worker_tls Whether this worker's links are mutual TLS.");
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls Whether this worker's links are mutual TLS."
+    );
     let _ = writeln!(out, "# TYPE squall_worker_tls gauge");
     let _ = writeln!(out, "squall_worker_tls{{{base}}} {}", u8::from(tls.is_some()));
     let Some(tls) = tls else { return };

@@ -269,7 +269,10 @@ async fn connect(addr: &str, current: &CurrentPlan, settings: &DialSettings) -> 
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(conn))
                 }
             });
-            endpoint.connect_with_connector(connector).await.map_err(dial_err)?
+            endpoint
+                .connect_with_connector(connector)
+                .await
+                .map_err(dial_err)?
         }
         None => endpoint.connect().await.map_err(dial_err)?,
     };
