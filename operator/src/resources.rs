@@ -373,13 +373,7 @@ spec:
         assert_eq!(labels["team"], "a");
         assert_eq!(labels[TOPOLOGY_LABEL], "wc");
         let env = |s: &StatefulSet| {
-            let c = &s
-                .spec
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers[0];
+            let c = &s.spec.template.spec.as_ref().unwrap().containers[0];
             c.env
                 .clone()
                 .unwrap()

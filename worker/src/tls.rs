@@ -367,6 +367,8 @@ pub struct TlsLinks {
     stamp: Mutex<[Option<SystemTime>; 3]>,
     /// Refused handshakes.
     pub refusals: Arc<Refusals>,
+    /// Certificates loaded after the first.
+    reloads: AtomicU64,
 }
 
 impl fmt::Debug for TlsLinks {
@@ -389,6 +391,7 @@ impl TlsLinks {
             me,
             stamp: Mutex::new(stamp),
             refusals,
+            reloads: AtomicU64::new(0),
         }))
     }
 
@@ -412,6 +415,7 @@ impl TlsLinks {
         match configs(&self.files, &self.refusals) {
             Ok((configs, me)) if me == self.me => {
                 *self.current.write() = configs;
+                self.reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(worker = %me.worker, "TLS certificate reloaded; new connections use it");
                 true
             }
@@ -454,6 +458,13 @@ pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Optio
     let _ = writeln!(out, "# TYPE squall_worker_tls gauge");
     let _ = writeln!(out, "squall_worker_tls{{{base}}} {}", u8::from(tls.is_some()));
     let Some(tls) = tls else { return };
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls_reloads_total Certificates loaded since start, after the first."
+    );
+    let _ = writeln!(out, "# TYPE squall_worker_tls_reloads_total counter");
+    let reloads = tls.reloads.load(Ordering::Relaxed);
+    let _ = writeln!(out, "squall_worker_tls_reloads_total{{{base}}} {reloads}");
     let _ = writeln!(
         out,
         "# HELP squall_worker_tls_refused_total TLS handshakes refused, by direction and reason."
