@@ -426,7 +426,7 @@ mod tests {
             },
         };
         assert!(matches!(
-            c.observe(WatchEvent::Bookmark(bookmark), 0.0),
+            c.observe(WatchEvent::<ConfigMap>::Bookmark(bookmark), 0.0),
             Seen::Nothing
         ));
         assert_eq!(c.next(), Next::Watch("20".into()));
@@ -447,12 +447,12 @@ mod tests {
         c.listed(Some("10".into()));
         // An error event other than 410: retry the watch from the same version, later.
         assert!(
-            matches!(c.observe(WatchEvent::Error(status(500)), 0.0), Seen::Failed(d) if d > Duration::ZERO)
+            matches!(c.observe(WatchEvent::<ConfigMap>::Error(status(500)), 0.0), Seen::Failed(d) if d > Duration::ZERO)
         );
         assert_eq!(c.next(), Next::Watch("10".into()));
         // 410 as an event in the stream.
         assert!(matches!(
-            c.observe(WatchEvent::Error(status(410)), 0.0),
+            c.observe(WatchEvent::<ConfigMap>::Error(status(410)), 0.0),
             Seen::Expired
         ));
         assert_eq!(c.next(), Next::List);
