@@ -283,10 +283,9 @@ impl ServerCertVerifier for ServerCheck {
         _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.verify(end_entity, intermediates, now).map_err(|e| {
+        self.verify(end_entity, intermediates, now).inspect_err(|e| {
             let io = std::io::Error::other(e.clone());
             self.refusals.outbound(Refusal::of(&io));
-            e
         })?;
         Ok(ServerCertVerified::assertion())
     }
