@@ -476,3 +476,75 @@ pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Optio
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+
+    use super::*;
+
+    fn write(dir: &Path, uri: Option<&str>) -> TlsFiles {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let mut leaf = CertificateParams::new(vec!["squall-worker".to_owned()]).unwrap();
+        if let Some(u) = uri {
+            leaf.subject_alt_names.push(SanType::URI(u.try_into().unwrap()));
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = leaf.signed_by(&key, &ca).unwrap();
+        let files = TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            ca: dir.join("ca.crt"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        std::fs::write(&files.ca, ca.pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn the_identity_comes_from_the_certificate_and_a_reload_must_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = WorkerIdentity::new("ns", "t", "t-0");
+        let links = TlsLinks::load(write(dir.path(), Some(&me.uri()))).unwrap();
+        assert_eq!(links.identity(), &me);
+        assert!(!links.reload_if_changed(), "nothing changed");
+        // Another worker's certificate is not taken; the current one stays in use.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(dir.path(), Some(&WorkerIdentity::new("ns", "t", "t-1").uri()));
+        assert!(!links.reload_if_changed());
+        // A new certificate for the same worker is.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(dir.path(), Some(&me.uri()));
+        assert!(links.reload_if_changed());
+        let mut page = String::new();
+        render_metrics(&mut page, "t", "t-0", Some(&links));
+        assert!(page.contains("squall_worker_tls_reloads_total{topology=\"t\",worker=\"t-0\"} 1"));
+        assert!(page.contains("direction=\"inbound\",reason=\"other_topology\"} 0"));
+    }
+
+    #[test]
+    fn a_certificate_without_a_worker_identity_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(dir.path(), None);
+        assert!(matches!(TlsLinks::load(files), Err(TlsError::NoIdentity(_))));
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_the_rustls_error() {
+        let err = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        assert_eq!(
+            Refusal::of(&err(rustls::Error::NoCertificatesPresented)),
+            Refusal::NoCertificate
+        );
+        let app = rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
+        assert_eq!(Refusal::of(&err(app)), Refusal::OtherTopology);
+        let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(Refusal::of(&err(unknown)), Refusal::Untrusted);
+        assert_eq!(Refusal::of(&std::io::Error::other("eof")), Refusal::Handshake);
+    }
+}
