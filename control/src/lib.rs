@@ -12,12 +12,15 @@
 //!   drain before a kill or a rebalance and to activate once every worker runs a plan.
 //! - [`figures`]: what a worker counted, per component and task, on `GET /figures`,
 //!   which the operator's Storm UI API merges over a topology's workers.
+//! - [`identity`]: the identity a worker's certificate carries on its links, and the keys
+//!   of the Secret that delivers it.
 #![forbid(unsafe_code)]
 
 pub mod assignment;
 mod balance;
 pub mod figures;
 mod flow;
+pub mod identity;
 pub mod slice;
 pub mod status;
 

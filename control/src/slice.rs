@@ -20,6 +20,7 @@ pub fn engine_spec(spec: &TopologySpec) -> TopologySpec {
     s.desired_state = DesiredState::Active;
     // Read by the operator and the kubelet, never by an engine.
     s.pod = None;
+    s.tls = None;
     s.kill_wait_seconds = None;
     // The worker count reaches the engine only as the default acker count.
     s.ackers = Some(spec.ackers.unwrap_or(spec.workers));

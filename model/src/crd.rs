@@ -285,4 +285,7 @@ pub struct TopologyStatus {
     /// Label selector of the worker pods, for the scale subresource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The worker links' mode in the pods' template: `Mutual` or `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::spec::TlsMode>,
 }

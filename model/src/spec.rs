@@ -105,6 +105,38 @@ pub struct TopologySpec {
     /// How worker pods run on Kubernetes; ignored outside a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodSettings>,
+    /// Transport security of the links between worker pods; mutual TLS when unset.
+    /// Ignored outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+/// Transport security of a topology's worker links on Kubernetes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSettings {
+    /// `Mutual` (default): the operator gives every worker a certificate of the
+    /// topology's own CA, and workers accept only peers of the same topology.
+    /// `Disabled`: plaintext links.
+    #[serde(default)]
+    pub mode: TlsMode,
+}
+
+/// Whether worker links use mutual TLS.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Mutual TLS with per-topology certificates.
+    #[default]
+    Mutual,
+    /// Plaintext.
+    Disabled,
+}
+
+impl TopologySpec {
+    /// The links' mode: mutual TLS unless the spec turns it off.
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls.as_ref().map(|t| t.mode).unwrap_or_default()
+    }
 }
 
 /// Settings of the worker pods on Kubernetes. Free-form parts are passed to the pod spec

@@ -125,6 +125,13 @@ pub const OPERATOR_ACCESS: &[Access] = &[
         "each topology's worker RoleBinding",
     ),
     cluster(
+        "",
+        "secrets",
+        &["get", "list", "watch", "create", "patch"],
+        "each topology's CA and worker certificates: read, applied; list and watch only \
+         because the workers are granted them on their own certificate Secret",
+    ),
+    cluster(
         "networking.k8s.io",
         "networkpolicies",
         &["create", "patch", "delete"],

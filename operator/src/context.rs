@@ -41,6 +41,9 @@ pub enum Error {
     /// A lifecycle transition was rejected (a bug: nothing was written).
     #[error("lifecycle: {0}")]
     Lifecycle(#[from] LifecycleError),
+    /// The workers' certificates could not be issued.
+    #[error("{0}")]
+    Certs(#[from] crate::certs::CertError),
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::NoNamespace => "no_namespace",
             Error::Lifecycle(_) => "lifecycle",
+            Error::Certs(_) => "certificates",
         }
     }
 }

@@ -187,6 +187,10 @@ async fn act(
     Api::<RoleBinding>::namespaced(client.clone(), &ns)
         .patch(&account, &ssa, &Patch::Apply(crate::rbac::role_binding(t)?))
         .await?;
+    // Certificates before the pods that wait for them.
+    if t.spec.tls_mode() == squall_model::TlsMode::Mutual {
+        crate::certs::ensure(&client, t, replicas, ctx.config.workers.cert_validity).await?;
+    }
     Api::<StatefulSet>::namespaced(client.clone(), &ns)
         .patch(
             &name,
@@ -267,7 +271,8 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
             observed.workers_current = probe::running(&workers(), c.assignment.generation).await;
         }
     }
-    let decision = decide(&observed);
+    let mut decision = decide(&observed);
+    decision.status.tls = Some(t.spec.tls_mode());
 
     ctx.config
         .metrics

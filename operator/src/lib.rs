@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod certs;
 pub mod change;
 mod context;
 pub mod controller;

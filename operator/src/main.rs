@@ -29,6 +29,14 @@ struct Args {
     /// How often workers renew their Lease, seconds.
     #[arg(long, env = "SQUALL_LEASE_RENEW_SECONDS", default_value_t = 2, global = true)]
     lease_renew: u64,
+    /// Validity of each worker's link certificate, hours; renewed with a third left.
+    #[arg(
+        long,
+        env = "SQUALL_WORKER_CERT_VALIDITY_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    worker_cert_validity_hours: u64,
     /// Run only while holding the leader Lease (for more than one replica).
     #[arg(long, env = "SQUALL_LEADER_ELECTION", global = true)]
     leader_election: bool,
@@ -194,6 +202,9 @@ async fn main() -> anyhow::Result<()> {
             image: args.worker_image,
             lease_duration_seconds: args.lease_duration,
             lease_renew_seconds: args.lease_renew,
+            cert_validity: std::time::Duration::from_secs(
+                args.worker_cert_validity_hours.clamp(1, 24 * 365) * 3600,
+            ),
             limits,
             network,
         },

@@ -41,27 +41,39 @@ pub fn service_account(t: &Topology) -> Result<ServiceAccount, BuildError> {
 pub fn role(t: &Topology, workers: i32) -> Result<Role, BuildError> {
     let (name, ns, owner) = parts(t)?;
     let leases: Vec<String> = (0..workers.max(0)).map(|i| format!("{name}-{i}")).collect();
+    let mut rules = vec![
+        // The worker lists and watches with `fieldSelector=metadata.name=NAME`, which
+        // the server authorizes against `resourceNames`; a list of all is refused.
+        PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            resource_names: Some(vec![configmap_name(&name)]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..PolicyRule::default()
+        },
+        // Server-side apply: patch, and create (authorized with the name) the first time.
+        PolicyRule {
+            api_groups: Some(vec!["coordination.k8s.io".into()]),
+            resources: Some(vec!["leases".into()]),
+            resource_names: Some(leases),
+            verbs: vec!["get".into(), "create".into(), "patch".into()],
+            ..PolicyRule::default()
+        },
+    ];
+    // With mutual TLS, the Secret of the workers' certificates (watched like the
+    // ConfigMap); never the CA's.
+    if t.spec.tls_mode() == squall_model::TlsMode::Mutual {
+        rules.push(PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            resource_names: Some(vec![crate::certs::worker_secret_name(&name)]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..PolicyRule::default()
+        });
+    }
     Ok(Role {
         metadata: meta(worker_account_name(&name), ns, &owner, &name),
-        rules: Some(vec![
-            // The worker lists and watches with `fieldSelector=metadata.name=NAME`, which
-            // the server authorizes against `resourceNames`; a list of all is refused.
-            PolicyRule {
-                api_groups: Some(vec![String::new()]),
-                resources: Some(vec!["configmaps".into()]),
-                resource_names: Some(vec![configmap_name(&name)]),
-                verbs: vec!["get".into(), "list".into(), "watch".into()],
-                ..PolicyRule::default()
-            },
-            // Server-side apply: patch, and create (authorized with the name) the first time.
-            PolicyRule {
-                api_groups: Some(vec!["coordination.k8s.io".into()]),
-                resources: Some(vec!["leases".into()]),
-                resource_names: Some(leases),
-                verbs: vec!["get".into(), "create".into(), "patch".into()],
-                ..PolicyRule::default()
-            },
-        ]),
+        rules: Some(rules),
     })
 }
 
@@ -99,7 +111,8 @@ mod tests {
         t.meta_mut().uid = Some("u".into());
         let r = role(&t, 2).unwrap_or_else(|e| panic!("{e}"));
         let rules = r.rules.unwrap_or_default();
-        assert_eq!(rules.len(), 2);
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[2].resource_names, Some(vec!["t-worker-tls".to_owned()]));
         assert_eq!(rules[0].resource_names, Some(vec!["t-assignment".to_owned()]));
         assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
         assert_eq!(

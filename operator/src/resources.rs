@@ -197,6 +197,8 @@ pub struct WorkerDefaults {
     pub limits: squall_model::Limits,
     /// Who may reach the workers' HTTP port besides each other's data port.
     pub network: NetworkSettings,
+    /// Validity of the workers' link certificates (renewed with a third left).
+    pub cert_validity: std::time::Duration,
 }
 
 /// The peers a topology's NetworkPolicy lets reach the workers' HTTP port (9464).
@@ -347,6 +349,23 @@ fn container_security() -> SecurityContext {
     }
 }
 
+
+/// Default validity of a worker's link certificate.
+pub const DEFAULT_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The mutual TLS settings of the worker container: the Secret its certificate comes
+/// from and where the worker keeps the files (in its writable `/tmp`, per pod uid since
+/// the test node agent's pods share the host's `/tmp`).
+fn tls_env(t: &Topology, name: &str) -> Vec<EnvVar> {
+    match t.spec.tls_mode() {
+        squall_model::TlsMode::Mutual => vec![
+            env("SQUALL_TLS_SECRET", &crate::certs::worker_secret_name(name)),
+            env("SQUALL_TLS_DIR", "/tmp/squall-$(POD_UID)/tls"),
+        ],
+        squall_model::TlsMode::Disabled => Vec::new(),
+    }
+}
+
 /// The StatefulSet of worker pods.
 ///
 /// `replicas` is `spec.workers` except while a scale-down drains: the workers leaving still
@@ -374,30 +393,35 @@ pub fn statefulset(
         name: "worker".to_owned(),
         image: Some(pod.image.clone().unwrap_or_else(|| default_image.to_owned())),
         image_pull_policy: pod.image_pull_policy.clone(),
-        env: Some(vec![
-            field_env("POD_NAME", "metadata.name"),
-            field_env("POD_NAMESPACE", "metadata.namespace"),
-            field_env("POD_IP", "status.podIP"),
-            field_env("POD_UID", "metadata.uid"),
-            env("SQUALL_WORKER_ID", "$(POD_NAME)"),
-            env("SQUALL_NAMESPACE", "$(POD_NAMESPACE)"),
-            env("SQUALL_ASSIGNMENT_CONFIGMAP", &configmap_name(&name)),
-            // Per pod uid: on the test node agent pods share the host's /tmp.
-            env("SQUALL_ASSIGNMENT", "/tmp/squall-$(POD_UID)/assignment.yaml"),
-            env("SQUALL_HTTP", &format!("$(POD_IP):{HTTP_PORT}")),
-            // The Lease is named after the pod: topology and worker ordinal.
-            env("SQUALL_LEASE", "$(POD_NAME)"),
-            env("SQUALL_LEASE_LABELS", &format!("{TOPOLOGY_LABEL}={name}")),
-            env(
-                "SQUALL_LEASE_DURATION_SECONDS",
-                &defaults.lease_duration_seconds.to_string(),
-            ),
-            env(
-                "SQUALL_LEASE_RENEW_SECONDS",
-                &defaults.lease_renew_seconds.to_string(),
-            ),
-            env("SQUALL_LIMITS", &defaults.limits.to_list()),
-        ]),
+        env: Some(
+            vec![
+                field_env("POD_NAME", "metadata.name"),
+                field_env("POD_NAMESPACE", "metadata.namespace"),
+                field_env("POD_IP", "status.podIP"),
+                field_env("POD_UID", "metadata.uid"),
+                env("SQUALL_WORKER_ID", "$(POD_NAME)"),
+                env("SQUALL_NAMESPACE", "$(POD_NAMESPACE)"),
+                env("SQUALL_ASSIGNMENT_CONFIGMAP", &configmap_name(&name)),
+                // Per pod uid: on the test node agent pods share the host's /tmp.
+                env("SQUALL_ASSIGNMENT", "/tmp/squall-$(POD_UID)/assignment.yaml"),
+                env("SQUALL_HTTP", &format!("$(POD_IP):{HTTP_PORT}")),
+                // The Lease is named after the pod: topology and worker ordinal.
+                env("SQUALL_LEASE", "$(POD_NAME)"),
+                env("SQUALL_LEASE_LABELS", &format!("{TOPOLOGY_LABEL}={name}")),
+                env(
+                    "SQUALL_LEASE_DURATION_SECONDS",
+                    &defaults.lease_duration_seconds.to_string(),
+                ),
+                env(
+                    "SQUALL_LEASE_RENEW_SECONDS",
+                    &defaults.lease_renew_seconds.to_string(),
+                ),
+                env("SQUALL_LIMITS", &defaults.limits.to_list()),
+            ]
+            .into_iter()
+            .chain(tls_env(t, &name))
+            .collect(),
+        ),
         ports: Some(vec![
             ContainerPort {
                 name: Some("grpc".to_owned()),
@@ -494,6 +518,7 @@ spec:
             lease_renew_seconds: 2,
             limits: squall_model::Limits::default(),
             network: NetworkSettings::default(),
+            cert_validity: DEFAULT_CERT_VALIDITY,
         };
         let s = statefulset(&t, &defaults, 2).unwrap();
         let meta = s.spec.template.metadata.unwrap();
@@ -504,6 +529,22 @@ spec:
         let labels = meta.labels.unwrap();
         assert_eq!(labels["team"], "a");
         assert_eq!(labels[TOPOLOGY_LABEL], "wc");
+        let env = |s: &StatefulSet| {
+            let c = &s.spec.template.spec.as_ref().unwrap().containers[0];
+            c.env
+                .clone()
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.value))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let s = statefulset(&t, &defaults, 2).unwrap();
+        assert_eq!(env(&s)["SQUALL_TLS_SECRET"].as_deref(), Some("wc-worker-tls"));
+        let mut off = t.clone();
+        off.spec.tls = Some(squall_model::TlsSettings {
+            mode: squall_model::TlsMode::Disabled,
+        });
+        assert!(!env(&statefulset(&off, &defaults, 2).unwrap()).contains_key("SQUALL_TLS_SECRET"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Per-topology worker identity on the real control plane (RBAC on): a topology's worker
 //! ServiceAccount, with a real token, reads, lists and watches (by name) its own assignment
-//! ConfigMap and keeps its own workers' Leases, and nothing of another topology. No node agent: the operator creates
+//! ConfigMap and its workers' certificate Secret, keeps its own workers' Leases, and
+//! reaches neither its CA's Secret nor anything of another topology. No node agent: the operator creates
 //! the account, Role and RoleBinding before any pod runs.
 
 use std::io::Write;
@@ -151,6 +152,27 @@ async fn a_worker_account_reaches_only_its_own_topology() -> Result<()> {
         ] {
             let out = as_worker(&cluster, &token, args, None)?;
             ensure!(forbidden(&out), "{args:?} not forbidden: {:?}", out);
+        }
+        // Mutual TLS: its own workers' certificates, by name and by a watch narrowed to
+        // the name, as the worker follows them; never the CA (its key is the operator's
+        // alone) nor another topology's certificates.
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), NS);
+        eventually("certificate Secrets", Duration::from_secs(30), cluster.dir(), || async {
+            secrets.get_opt("numbers-worker-tls").await.ok()??;
+            secrets.get_opt("other-worker-tls").await.ok()??;
+            secrets.get_opt("numbers-ca").await.ok()?
+        })
+        .await?;
+        let own = as_worker(&cluster, &token, &["get", "secret", "numbers-worker-tls"], None)?;
+        ensure!(own.status.success(), "own certificates: {own:?}");
+        let watch = format!(
+            "/api/v1/namespaces/{NS}/secrets?fieldSelector=metadata.name%3Dnumbers-worker-tls&watch=true&timeoutSeconds=1"
+        );
+        let out = as_worker(&cluster, &token, &["get", "--raw", &watch], None)?;
+        ensure!(out.status.success(), "own certificates, watched: {out:?}");
+        for name in ["numbers-ca", "other-worker-tls", "other-ca"] {
+            let out = as_worker(&cluster, &token, &["get", "secret", name], None)?;
+            ensure!(forbidden(&out), "Secret {name} not forbidden: {out:?}");
         }
         // Its own Leases by server-side apply, created the first time (create is
         // authorized with the name on apply) ...

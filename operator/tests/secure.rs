@@ -753,6 +753,14 @@ const NOT_SEEN: &[(&str, &str, &str, &str)] = &[
     ("rbac.authorization.k8s.io", "roles", "create", "as above"),
     ("rbac.authorization.k8s.io", "rolebindings", "create", "as above"),
     ("networking.k8s.io", "networkpolicies", "create", "as above"),
+    ("", "secrets", "create", "as above"),
+    (
+        "",
+        "secrets",
+        "list",
+        "held only to grant the workers their certificate Secret",
+    ),
+    ("", "secrets", "watch", "as above"),
     (
         "",
         "pods",

@@ -83,9 +83,9 @@ pub(crate) enum Next {
 
 /// What a watch event means for the files.
 #[derive(Debug)]
-pub(crate) enum Seen {
-    /// The ConfigMap as it is now.
-    Current(Box<ConfigMap>),
+pub(crate) enum Seen<K> {
+    /// The object as it is now.
+    Current(Box<K>),
     /// Nothing to write: a bookmark, or the ConfigMap deleted (the files stay: a deleted
     /// ConfigMap means the topology is going, and the worker keeps its last assignment).
     Nothing,
@@ -119,14 +119,14 @@ impl Cursor {
     }
 
     /// A watch event arrived.
-    pub(crate) fn observe(&mut self, event: WatchEvent<ConfigMap>, jitter: f64) -> Seen {
+    pub(crate) fn observe<K: kube::Resource>(&mut self, event: WatchEvent<K>, jitter: f64) -> Seen<K> {
         match event {
             WatchEvent::Added(cm) | WatchEvent::Modified(cm) => {
-                self.seen(cm.metadata.resource_version.clone());
+                self.seen(cm.meta().resource_version.clone());
                 Seen::Current(Box::new(cm))
             }
             WatchEvent::Deleted(cm) => {
-                self.seen(cm.metadata.resource_version);
+                self.seen(cm.meta().resource_version.clone());
                 Seen::Nothing
             }
             WatchEvent::Bookmark(b) => {
@@ -186,7 +186,7 @@ pub(crate) fn backoff(failures: u32, jitter: f64) -> Duration {
 }
 
 /// A number in 0..1 that differs between processes and calls.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     use std::hash::BuildHasher as _;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -196,7 +196,7 @@ fn jitter() -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<(), SyncError> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), SyncError> {
     let io = |source| SyncError::Io {
         path: path.to_owned(),
         source,
@@ -250,9 +250,7 @@ impl Mirror {
 /// Follows the ConfigMap for ever; `first` is sent once the files first hold an
 /// assignment naming this worker.
 async fn follow(api: Api<ConfigMap>, mut mirror: Mirror, first: std::sync::mpsc::Sender<()>) {
-    let selector = format!("metadata.name={}", mirror.cfg.name);
     let name = mirror.cfg.name.clone();
-    let mut cursor = Cursor::default();
     let mut first = Some(first);
     // Returns false when the files could not be written.
     let mut write = |cm: &ConfigMap| match mirror.apply(cm) {
@@ -268,13 +266,25 @@ async fn follow(api: Api<ConfigMap>, mut mirror: Mirror, first: std::sync::mpsc:
             false
         }
     };
+    follow_object(&api, &name, &mut write).await;
+}
+
+/// Follows one object by name for ever (list, then watch from its version, resumed and
+/// retried as the cursor says), handing every version of it to `write`, which returns
+/// false when it could not use it (the object is then listed again after a backoff).
+pub(crate) async fn follow_object<K>(api: &Api<K>, name: &str, write: &mut impl FnMut(&K) -> bool)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let selector = format!("metadata.name={name}");
+    let mut cursor = Cursor::default();
     loop {
         let wait = match cursor.next() {
             Next::List => match api.list(&ListParams::default().fields(&selector)).await {
                 Ok(list) => {
-                    tracing::debug!(configmap = %name, version = ?list.metadata.resource_version, "listed");
+                    tracing::debug!(object = %name, version = ?list.metadata.resource_version, "listed");
                     cursor.listed(list.metadata.resource_version);
-                    if list.items.iter().all(&mut write) {
+                    if list.items.iter().all(&mut *write) {
                         None
                     } else {
                         Some(cursor.list_again(jitter()))
@@ -282,13 +292,13 @@ async fn follow(api: Api<ConfigMap>, mut mirror: Mirror, first: std::sync::mpsc:
                 }
                 Err(e) => {
                     let wait = cursor.failed(&e, jitter());
-                    tracing::warn!(configmap = %name, error = %e, retry_in = ?wait, "listing the assignment ConfigMap failed");
+                    tracing::warn!(object = %name, error = %e, retry_in = ?wait, "listing failed");
                     Some(wait)
                 }
             },
             Next::Watch(version) => {
                 let params = WatchParams::default().fields(&selector).timeout(WATCH_SECONDS);
-                watch_once(&api, &params, &version, &mut cursor, &mut write).await
+                watch_once(api, &params, &version, &mut cursor, write).await
             }
         };
         if let Some(wait) = wait {
@@ -299,19 +309,22 @@ async fn follow(api: Api<ConfigMap>, mut mirror: Mirror, first: std::sync::mpsc:
 
 /// One watch from `version` until the server ends it or it fails; returns how long to
 /// wait before the next request.
-async fn watch_once(
-    api: &Api<ConfigMap>,
+async fn watch_once<K>(
+    api: &Api<K>,
     params: &WatchParams,
     version: &str,
     cursor: &mut Cursor,
-    write: &mut impl FnMut(&ConfigMap) -> bool,
-) -> Option<Duration> {
+    write: &mut impl FnMut(&K) -> bool,
+) -> Option<Duration>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
     let started = Instant::now();
     let stream = match api.watch(params, version).await {
         Ok(stream) => stream,
         Err(e) => {
             let wait = cursor.failed(&e, jitter());
-            tracing::warn!(error = %e, version, retry_in = ?wait, "watching the assignment ConfigMap failed");
+            tracing::warn!(error = %e, version, retry_in = ?wait, "starting a watch failed");
             return Some(wait);
         }
     };
@@ -328,16 +341,16 @@ async fn watch_once(
             }
             Ok(Seen::Nothing) => {}
             Ok(Seen::Expired) => {
-                tracing::info!(version, "assignment ConfigMap version expired; listing again");
+                tracing::info!(version, "watched version expired; listing again");
                 return None;
             }
             Ok(Seen::Failed(wait)) => {
-                tracing::warn!(version, retry_in = ?wait, "the assignment ConfigMap watch returned an error");
+                tracing::warn!(version, retry_in = ?wait, "the watch returned an error");
                 return Some(wait);
             }
             Err(e) => {
                 let wait = cursor.failed(&e, jitter());
-                tracing::warn!(error = %e, retry_in = ?wait, "the assignment ConfigMap watch broke");
+                tracing::warn!(error = %e, retry_in = ?wait, "the watch broke");
                 return Some(wait);
             }
         }
@@ -413,7 +426,7 @@ mod tests {
             },
         };
         assert!(matches!(
-            c.observe(WatchEvent::Bookmark(bookmark), 0.0),
+            c.observe(WatchEvent::<ConfigMap>::Bookmark(bookmark), 0.0),
             Seen::Nothing
         ));
         assert_eq!(c.next(), Next::Watch("20".into()));
@@ -434,12 +447,12 @@ mod tests {
         c.listed(Some("10".into()));
         // An error event other than 410: retry the watch from the same version, later.
         assert!(
-            matches!(c.observe(WatchEvent::Error(status(500)), 0.0), Seen::Failed(d) if d > Duration::ZERO)
+            matches!(c.observe(WatchEvent::<ConfigMap>::Error(status(500)), 0.0), Seen::Failed(d) if d > Duration::ZERO)
         );
         assert_eq!(c.next(), Next::Watch("10".into()));
         // 410 as an event in the stream.
         assert!(matches!(
-            c.observe(WatchEvent::Error(status(410)), 0.0),
+            c.observe(WatchEvent::<ConfigMap>::Error(status(410)), 0.0),
             Seen::Expired
         ));
         assert_eq!(c.next(), Next::List);

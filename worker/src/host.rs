@@ -22,7 +22,7 @@ use crate::link::client::{self, DialSettings};
 use crate::link::server::{LinkService, ServerCtx};
 use crate::pump::{self, PeerPort, RouteTable, Routes};
 use crate::stats::{self, Drops, InboundStats, LinkStats};
-use crate::tls::{TlsError, TlsFiles};
+use crate::tls::{Refusal, TlsError, TlsFiles, TlsLinks};
 
 /// Frames queued per peer between the pump and its link: with 64 KiB frames, the most a
 /// slow peer can hold of this worker's memory besides the engine's bounded queues.
@@ -97,6 +97,8 @@ struct Shared {
     ready: AtomicBool,
     /// Engines started by this process; activation and reroutes must not add to it.
     engine_starts: AtomicU64,
+    /// Mutual TLS on links, when on.
+    tls: Option<Arc<TlsLinks>>,
 }
 
 impl Shared {
@@ -135,13 +137,20 @@ impl crate::http::Endpoints for Shared {
         let engine = self.engine_state();
         let links = self.links.lock().clone();
         let refs: Vec<(String, &LinkStats)> = links.iter().map(|(p, s)| (p.clone(), s.as_ref())).collect();
-        crate::prom::render(
+        let mut page = crate::prom::render(
             &self.status_of(engine.as_ref()),
             engine.as_ref().map(|(snap, _)| snap),
             &refs,
             &self.inbound,
             buckets,
-        )
+        );
+        crate::tls::render_metrics(
+            &mut page,
+            self.current.topology(),
+            self.current.worker(),
+            self.tls.as_deref(),
+        );
+        page
     }
 
     fn status(&self) -> WorkerStatus {
@@ -435,7 +444,6 @@ type GrpcServer = (
 async fn listen_and_serve(
     cfg: &WorkerConfig,
     listen: std::net::SocketAddr,
-    server_tls: Option<tonic::transport::ServerTlsConfig>,
     shared: &Arc<Shared>,
     server: &Arc<ServerCtx>,
 ) -> Result<GrpcServer, WorkerError> {
@@ -445,12 +453,12 @@ async fn listen_and_serve(
     let http_listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .map_err(io(format!("listening on {}", cfg.http)))?;
-    info!(worker = %cfg.id, grpc = %listen, http = %cfg.http, tls = cfg.tls.is_some(), "worker listening");
+    info!(worker = %cfg.id, grpc = %listen, http = %cfg.http, mutual_tls = shared.tls.is_some(), "worker listening");
     let endpoints: Arc<dyn crate::http::Endpoints> = Arc::clone(shared) as _;
     tokio::spawn(crate::http::serve(http_listener, endpoints));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder()
+    let builder = tonic::transport::Server::builder()
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)
         .tcp_nodelay(true)
@@ -460,21 +468,72 @@ async fn listen_and_serve(
         .max_concurrent_streams(Some(16))
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(4)));
-    if let Some(tls) = server_tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| WorkerError::Transport(e.to_string()))?;
-    }
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    let grpc = tokio::spawn(builder.serve_with_incoming_shutdown(
-        LinkService::new(Arc::clone(server)),
-        incoming,
-        async {
-            let _ = shutdown_rx.await;
-        },
-    ));
+    let service = LinkService::new(Arc::clone(server));
+    let shutdown = async {
+        let _ = shutdown_rx.await;
+    };
+    let grpc = match &shared.tls {
+        Some(tls) => {
+            let incoming = tls_incoming(grpc_listener, Arc::clone(tls));
+            tokio::spawn(builder.serve_with_incoming_shutdown(service, incoming, shutdown))
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+            tokio::spawn(builder.serve_with_incoming_shutdown(service, incoming, shutdown))
+        }
+    };
 
     Ok((grpc, shutdown_tx))
+}
+
+/// At most this many TLS handshakes run at once; further connections are refused.
+const MAX_HANDSHAKES: usize = 64;
+/// A dialer that has not finished its handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type TlsConn = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Accepted connections after a successful handshake; refusals are counted and dropped.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: Arc<TlsLinks>,
+) -> impl futures_util::Stream<Item = Result<TlsConn, std::io::Error>> {
+    let (tx, rx) = mpsc::channel::<Result<TlsConn, std::io::Error>>(16);
+    tokio::spawn(async move {
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        while !tx.is_closed() {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "accepting a link failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                tls.refusals.inbound(Refusal::Handshake);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (tx, tls) = (tx.clone(), Arc::clone(&tls));
+            tokio::spawn(async move {
+                let _permit = permit;
+                let why = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp)).await {
+                    Ok(Ok(conn)) => {
+                        let _ = tx.send(Ok(conn)).await;
+                        return;
+                    }
+                    Ok(Err(e)) => (Refusal::of(&e), e.to_string()),
+                    Err(_) => (Refusal::Handshake, "handshake timed out".to_owned()),
+                };
+                tls.refusals.inbound(why.0);
+                // Debug: the rate is the dialer's to choose; the metric counts them all.
+                tracing::debug!(%peer, reason = why.0.label(), error = %why.1, "TLS peer refused");
+            });
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
 /// Applies every change of the assignment file (and SIGHUP) until SIGTERM or Ctrl-C.
@@ -540,6 +599,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
             .parse()
             .map_err(|_| WorkerError::Address(me.address.clone()))?,
     };
+    let tls = cfg.tls.clone().map(TlsLinks::load).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(EngineSlot::default());
     let inbound = Arc::new(InboundStats::default());
@@ -558,6 +618,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         drops: Arc::clone(&drops),
         ready: AtomicBool::new(false),
         engine_starts: AtomicU64::new(0),
+        tls: tls.clone(),
     });
     let server = Arc::new(ServerCtx {
         current: Arc::clone(&current),
@@ -566,15 +627,19 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         drops: Arc::clone(&drops),
         stop: Arc::clone(&stop),
     });
-    let (server_tls, client_tls) = match &cfg.tls {
-        Some(files) => {
-            let (s, c) = files.configs()?;
-            (Some(s), Some(c))
-        }
-        None => (None, None),
-    };
+    if let Some(tls) = &tls {
+        info!(identity = %tls.identity().uri(), "mutual TLS on links");
+        let tls = Arc::clone(tls);
+        // Rotated files are picked up within a second; links already up carry on.
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                tls.reload_if_changed();
+            }
+        });
+    }
 
-    let (grpc, shutdown_tx) = listen_and_serve(&cfg, listen, server_tls, &shared, &server).await?;
+    let (grpc, shutdown_tx) = listen_and_serve(&cfg, listen, &shared, &server).await?;
 
     let timeout = loaded.plan.message_timeout;
     let stall = cfg
@@ -586,7 +651,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         slot,
         table: Arc::new(RouteTable::default()),
         dial: DialSettings {
-            tls: client_tls,
+            tls,
             stall,
             window: WINDOW,
         },
@@ -638,6 +703,7 @@ mod tests {
             drops: Arc::new(Drops::default()),
             ready: AtomicBool::new(false),
             engine_starts: AtomicU64::new(0),
+            tls: None,
         }
     }
 

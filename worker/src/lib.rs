@@ -13,6 +13,8 @@
 //!   (`squall_control::WorkerFigures`, built by [`figures`]), `/healthz`, `/readyz`.
 //! - [`configmap`]: the assignment read from the operator's ConfigMap, on Kubernetes.
 //! - [`lease`]: a Lease renewed for liveness, on Kubernetes.
+//! - [`tls`]: mutual TLS on links, each peer's topology checked; [`tls_secret`]: the
+//!   certificates read from the operator's Secret, on Kubernetes.
 //! - [`supervisor`]: several workers on loopback, for `squall run --workers N` and tests.
 #![forbid(unsafe_code)]
 
@@ -31,4 +33,5 @@ pub mod pump;
 pub mod stats;
 pub mod supervisor;
 pub mod tls;
+pub mod tls_secret;
 pub mod wire;

@@ -37,9 +37,19 @@ struct Args {
     /// CA (PEM) that signs every worker's certificate.
     #[arg(long, env = "SQUALL_TLS_CA")]
     tls_ca: Option<PathBuf>,
-    /// Name peers' certificates must carry.
-    #[arg(long, env = "SQUALL_TLS_SERVER_NAME", default_value = "squall-worker")]
-    tls_server_name: String,
+    /// Read this worker's certificate (keys `POD.crt`, `POD.key`, POD being --id) and the
+    /// CA bundle (`ca.crt`) from this Secret, watched through the API, keep them in
+    /// --tls-dir and turn mutual TLS on; instead of --tls-cert, --tls-key and --tls-ca.
+    #[arg(
+        long,
+        env = "SQUALL_TLS_SECRET",
+        conflicts_with = "tls_cert",
+        requires = "tls_dir"
+    )]
+    tls_secret: Option<String>,
+    /// Directory for the files of --tls-secret.
+    #[arg(long, env = "SQUALL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
     /// Read the assignment and manifest from this ConfigMap (keys `assignment.yaml` and
     /// `topology.yaml`), watched through the API, and keep them in the `--assignment` file
     /// and its directory.
@@ -126,13 +136,26 @@ fn main() -> ExitCode {
         }
     }
     let tls = match (args.tls_cert, args.tls_key, args.tls_ca) {
-        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
-            cert,
-            key,
-            ca,
-            server_name: args.tls_server_name,
-        }),
-        _ => None,
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+        _ => match (args.tls_secret, args.tls_dir) {
+            (Some(name), Some(dir)) => {
+                let sync = squall_worker::tls_secret::SecretSyncConfig {
+                    namespace: args.namespace.clone(),
+                    name,
+                    worker_id: args.id.clone(),
+                    dir,
+                };
+                match squall_worker::tls_secret::start(sync) {
+                    Ok(files) => Some(files),
+                    Err(e) => {
+                        tracing::error!(error = %e, "following the TLS Secret failed");
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            _ => None,
+        },
     };
     let cfg = WorkerConfig {
         id: args.id,

@@ -237,9 +237,7 @@ impl Cluster {
                 .arg("--tls-key")
                 .arg(&t.key)
                 .arg("--tls-ca")
-                .arg(&t.ca)
-                .arg("--tls-server-name")
-                .arg(&t.server_name);
+                .arg(&t.ca);
         }
         let child = cmd
             .spawn()

@@ -1,50 +1,550 @@
-//! Optional TLS on worker links: every worker presents a certificate signed by the
-//! topology's CA and requires the same of its peers (mutual TLS).
+//! Mutual TLS on worker links (rustls): every worker presents a certificate signed by its
+//! topology's CA and requires the same of its peers. After the chain is verified, the
+//! peer's identity (a `spiffe://squall.dev/ns/NS/topology/NAME/worker/POD` URI, see
+//! [`squall_control::identity`]) must name this worker's own namespace and topology, read
+//! from this worker's certificate; anything else is refused and counted on `/metrics`.
+//!
+//! The files are re-read when they change: new connections use the new certificate and
+//! CA bundle, links already up carry on (their sessions do not depend on the certificate
+//! staying valid), so a rotation breaks no link and loses no tuple.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use parking_lot::{Mutex, RwLock};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use squall_control::identity::WorkerIdentity;
+
+/// The name a dialer sends (SNI); identities are checked by URI, never by this name.
+const SNI: &str = "squall-worker";
 
 /// PEM files for TLS.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
-    /// This worker's certificate chain.
+    /// This worker's certificate chain; its URI names the topology and the worker.
     pub cert: PathBuf,
     /// Its private key.
     pub key: PathBuf,
-    /// The CA that signs every worker's certificate.
+    /// The CA certificates to trust (one or more, so a CA can be rolled over).
     pub ca: PathBuf,
-    /// The name peers' certificates are checked against (one name for all workers).
-    pub server_name: String,
 }
 
-/// A TLS file could not be read.
+/// TLS files that could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("reading {path}: {source}")]
-pub struct TlsError {
-    path: PathBuf,
-    source: std::io::Error,
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A file holds no usable PEM.
+    #[error("{path}: {what}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// The certificate carries no worker identity URI.
+    #[error("{0}: the certificate names no worker (no spiffe://squall.dev/... URI)")]
+    NoIdentity(PathBuf),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    /// The CA bundle could not make a verifier.
+    #[error("TLS verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError {
-        path: path.clone(),
+/// Why a handshake was refused, as the metric's `reason` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A valid chain, but the identity names another topology (or none).
+    OtherTopology,
+    /// The chain does not lead to a trusted CA (another topology's CA, self-signed...).
+    Untrusted,
+    /// The dialer presented no certificate.
+    NoCertificate,
+    /// Not TLS, a protocol error, or too slow.
+    Handshake,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 4] = [
+        Refusal::OtherTopology,
+        Refusal::Untrusted,
+        Refusal::NoCertificate,
+        Refusal::Handshake,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::OtherTopology => "other_topology",
+            Refusal::Untrusted => "untrusted",
+            Refusal::NoCertificate => "no_certificate",
+            Refusal::Handshake => "handshake",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// What an accept error means.
+    pub fn of(error: &std::io::Error) -> Refusal {
+        let tls = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        match tls {
+            Some(rustls::Error::NoCertificatesPresented) => Refusal::NoCertificate,
+            Some(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)) => {
+                Refusal::OtherTopology
+            }
+            Some(rustls::Error::InvalidCertificate(_)) => Refusal::Untrusted,
+            _ => Refusal::Handshake,
+        }
+    }
+}
+
+/// Refused handshakes: inbound (peers dialing this worker) and outbound (peers this worker
+/// dialed), per reason.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    inbound: [AtomicU64; 4],
+    outbound: [AtomicU64; 4],
+}
+
+impl Refusals {
+    /// Counts an inbound refusal.
+    pub fn inbound(&self, why: Refusal) {
+        self.inbound[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn outbound(&self, why: Refusal) {
+        self.outbound[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(direction, reason, count)` for every pair.
+    pub fn counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (dir, counts) in [("inbound", &self.inbound), ("outbound", &self.outbound)] {
+            for r in Refusal::ALL {
+                out.push((dir, r.label(), counts[r.index()].load(Ordering::Relaxed)));
+            }
+        }
+        out
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
         source,
     })
 }
 
-impl TlsFiles {
-    /// Both sides' configurations.
-    pub fn configs(&self) -> Result<(ServerTlsConfig, ClientTlsConfig), TlsError> {
-        let identity = Identity::from_pem(read(&self.cert)?, read(&self.key)?);
-        let ca = Certificate::from_pem(read(&self.ca)?);
-        let server = ServerTlsConfig::new()
-            .identity(identity.clone())
-            .client_ca_root(ca.clone());
-        let client = ClientTlsConfig::new()
-            .ca_certificate(ca)
-            .identity(identity)
-            .domain_name(self.server_name.clone());
-        Ok((server, client))
+fn pem_err(path: &Path, what: impl fmt::Display) -> TlsError {
+    TlsError::Pem {
+        path: path.to_owned(),
+        what: what.to_string(),
+    }
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(path, e))?;
+    if certs.is_empty() {
+        return Err(pem_err(path, "no certificate"));
+    }
+    Ok(certs)
+}
+
+/// The worker identity a certificate carries, if any.
+pub fn identity_of(cert: &CertificateDer<'_>) -> Option<WorkerIdentity> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let san = parsed.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(uri) => WorkerIdentity::parse(uri),
+        _ => None,
+    })
+}
+
+/// Checks a verified peer's identity against this worker's.
+#[derive(Debug)]
+struct Identity {
+    me: WorkerIdentity,
+}
+
+impl Identity {
+    fn check(&self, peer: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        match identity_of(peer) {
+            Some(p) if self.me.same_topology(&p) => Ok(()),
+            _ => Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+}
+
+/// The server side: webpki's client verifier, then the identity check.
+#[derive(Debug)]
+struct ClientCheck {
+    inner: Arc<dyn ClientCertVerifier>,
+    identity: Identity,
+}
+
+impl ClientCertVerifier for ClientCheck {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        self.identity.check(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The dialing side: the chain against the CA bundle (not the name: workers are dialed by
+/// pod IP), then the identity check; refusals are counted as outbound.
+#[derive(Debug)]
+struct ServerCheck {
+    roots: Arc<RootCertStore>,
+    algs: WebPkiSupportedAlgorithms,
+    identity: Identity,
+    refusals: Arc<Refusals>,
+}
+
+impl ServerCheck {
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algs.all,
+        )?;
+        self.identity.check(end_entity)
+    }
+}
+
+impl ServerCertVerifier for ServerCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verify(end_entity, intermediates, now).inspect_err(|e| {
+            let io = std::io::Error::other(e.clone());
+            self.refusals.outbound(Refusal::of(&io));
+        })?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+type Configs = (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>);
+
+/// Both sides' configurations from the files.
+fn configs(files: &TlsFiles, refusals: &Arc<Refusals>) -> Result<(Configs, WorkerIdentity), TlsError> {
+    let chain = certs(&files.cert)?;
+    let key_pem = read(&files.key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| pem_err(&files.key, e))?;
+    let me = identity_of(&chain[0]).ok_or_else(|| TlsError::NoIdentity(files.cert.clone()))?;
+    let mut roots = RootCertStore::empty();
+    for ca in certs(&files.ca)? {
+        roots.add(ca)?;
+    }
+    let roots = Arc::new(roots);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner =
+        WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider)).build()?;
+    let verifier = Arc::new(ClientCheck {
+        inner,
+        identity: Identity { me: me.clone() },
+    });
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain.clone(), key.clone_key())?;
+    server.alpn_protocols = vec![b"h2".to_vec()];
+    let check = ServerCheck {
+        roots,
+        algs: provider.signature_verification_algorithms,
+        identity: Identity { me: me.clone() },
+        refusals: Arc::clone(refusals),
+    };
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(check))
+        .with_client_auth_cert(chain, key)?;
+    client.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(((Arc::new(server), Arc::new(client)), me))
+}
+
+fn stamp(files: &TlsFiles) -> [Option<SystemTime>; 3] {
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    [m(&files.cert), m(&files.key), m(&files.ca)]
+}
+
+/// TLS of a worker's links: the current configurations, swapped when the files change.
+pub struct TlsLinks {
+    files: TlsFiles,
+    current: RwLock<Configs>,
+    me: WorkerIdentity,
+    stamp: Mutex<[Option<SystemTime>; 3]>,
+    /// Refused handshakes.
+    pub refusals: Arc<Refusals>,
+    /// Certificates loaded after the first.
+    reloads: AtomicU64,
+}
+
+impl fmt::Debug for TlsLinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsLinks")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsLinks {
+    /// Loads the files.
+    pub fn load(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
+        let refusals = Arc::new(Refusals::default());
+        let stamp = stamp(&files);
+        let (current, me) = configs(&files, &refusals)?;
+        Ok(Arc::new(Self {
+            files,
+            current: RwLock::new(current),
+            me,
+            stamp: Mutex::new(stamp),
+            refusals,
+            reloads: AtomicU64::new(0),
+        }))
+    }
+
+    /// This worker's identity.
+    pub fn identity(&self) -> &WorkerIdentity {
+        &self.me
+    }
+
+    /// Re-reads the files if any changed; returns whether new configurations are in use.
+    /// Files caught half-written, or with a certificate for another identity, leave the
+    /// current ones in use; the next change is tried again.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = stamp(&self.files);
+        {
+            let mut seen = self.stamp.lock();
+            if *seen == now {
+                return false;
+            }
+            *seen = now;
+        }
+        match configs(&self.files, &self.refusals) {
+            Ok((configs, me)) if me == self.me => {
+                *self.current.write() = configs;
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(worker = %me.worker, "TLS certificate reloaded; new connections use it");
+                true
+            }
+            Ok((_, other)) => {
+                tracing::warn!(expected = %self.me.uri(), found = %other.uri(), "new TLS certificate names another worker; keeping the current one");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the TLS files; keeping the current ones");
+                false
+            }
+        }
+    }
+
+    /// Accepts with the current server configuration.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.current.read().0))
+    }
+
+    /// Dials with the current client configuration.
+    pub async fn connect(
+        &self,
+        tcp: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.current.read().1));
+        let name = ServerName::try_from(SNI).map_err(std::io::Error::other)?;
+        connector.connect(name, tcp).await
+    }
+}
+
+/// The TLS series of `/metrics`: whether links are mutual TLS, and refused handshakes.
+pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Option<&TlsLinks>) {
+    use std::fmt::Write as _;
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let base = format!("topology=\"{}\",worker=\"{}\"", esc(topology), esc(worker));
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls Whether this worker's links are mutual TLS."
+    );
+    let _ = writeln!(out, "# TYPE squall_worker_tls gauge");
+    let _ = writeln!(out, "squall_worker_tls{{{base}}} {}", u8::from(tls.is_some()));
+    let Some(tls) = tls else { return };
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls_reloads_total Certificates loaded since start, after the first."
+    );
+    let _ = writeln!(out, "# TYPE squall_worker_tls_reloads_total counter");
+    let reloads = tls.reloads.load(Ordering::Relaxed);
+    let _ = writeln!(out, "squall_worker_tls_reloads_total{{{base}}} {reloads}");
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls_refused_total TLS handshakes refused, by direction and reason."
+    );
+    let _ = writeln!(out, "# TYPE squall_worker_tls_refused_total counter");
+    for (direction, reason, n) in tls.refusals.counts() {
+        let _ = writeln!(
+            out,
+            "squall_worker_tls_refused_total{{{base},direction=\"{direction}\",reason=\"{reason}\"}} {n}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+
+    use super::*;
+
+    fn write(dir: &Path, uri: Option<&str>) -> TlsFiles {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let mut leaf = CertificateParams::new(vec!["squall-worker".to_owned()]).unwrap();
+        if let Some(u) = uri {
+            leaf.subject_alt_names.push(SanType::URI(u.try_into().unwrap()));
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = leaf.signed_by(&key, &ca).unwrap();
+        let files = TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            ca: dir.join("ca.crt"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        std::fs::write(&files.ca, ca.pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn the_identity_comes_from_the_certificate_and_a_reload_must_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = WorkerIdentity::new("ns", "t", "t-0");
+        let links = TlsLinks::load(write(dir.path(), Some(&me.uri()))).unwrap();
+        assert_eq!(links.identity(), &me);
+        assert!(!links.reload_if_changed(), "nothing changed");
+        // Another worker's certificate is not taken; the current one stays in use.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(dir.path(), Some(&WorkerIdentity::new("ns", "t", "t-1").uri()));
+        assert!(!links.reload_if_changed());
+        // A new certificate for the same worker is.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(dir.path(), Some(&me.uri()));
+        assert!(links.reload_if_changed());
+        let mut page = String::new();
+        render_metrics(&mut page, "t", "t-0", Some(&links));
+        assert!(page.contains("squall_worker_tls_reloads_total{topology=\"t\",worker=\"t-0\"} 1"));
+        assert!(page.contains("direction=\"inbound\",reason=\"other_topology\"} 0"));
+    }
+
+    #[test]
+    fn a_certificate_without_a_worker_identity_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(dir.path(), None);
+        assert!(matches!(TlsLinks::load(files), Err(TlsError::NoIdentity(_))));
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_the_rustls_error() {
+        let err = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        assert_eq!(
+            Refusal::of(&err(rustls::Error::NoCertificatesPresented)),
+            Refusal::NoCertificate
+        );
+        let app = rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
+        assert_eq!(Refusal::of(&err(app)), Refusal::OtherTopology);
+        let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(Refusal::of(&err(unknown)), Refusal::Untrusted);
+        assert_eq!(Refusal::of(&std::io::Error::other("eof")), Refusal::Handshake);
     }
 }

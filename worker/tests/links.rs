@@ -173,20 +173,20 @@ fn a_peer_that_never_reads_does_not_wedge_the_others() {
 }
 
 fn certs(dir: &std::path::Path) -> TlsFiles {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["squall-worker".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    // One certificate for every worker: the identity check compares topologies only.
+    let uri = squall_control::identity::WorkerIdentity::new("default", "once", "w").uri();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
+    let cert = params.signed_by(&key, &ca).unwrap();
     let files = TlsFiles {
         cert: dir.join("worker.pem"),
         key: dir.join("worker.key"),
         ca: dir.join("ca.pem"),
-        server_name: "squall-worker".into(),
     };
     std::fs::write(&files.cert, cert.pem()).unwrap();
     std::fs::write(&files.key, key.serialize_pem()).unwrap();

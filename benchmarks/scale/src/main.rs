@@ -305,6 +305,7 @@ async fn run_size(
                     image: IMAGE.to_owned(),
                     lease_duration_seconds: LEASE_SECONDS,
                     lease_renew_seconds: RENEW_SECONDS,
+                    cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
                     limits: squall_model::Limits {
                         raise_with: squall_operator::RAISE_WITH.to_owned(),
                         ..squall_model::Limits::default()

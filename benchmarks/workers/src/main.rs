@@ -1,6 +1,7 @@
 //! `make bench-workers`: two worker processes on loopback, ConstSpout (100-byte payload)
 //! on the first and NullBolt on the second, acking off and on, against the same bytes
-//! through a minimal raw TCP pipe measured in the same run. Writes its section of
+//! through a minimal raw TCP pipe measured in the same run, and the two-worker cases again
+//! with mutual TLS on the link. Writes its section of
 //! BENCHMARKS.md between markers, leaving the rest of the file alone.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ use anyhow::{bail, Context as _, Result};
 use squall_engine::Snapshot;
 use squall_model::{Plan, TopologyManifest};
 use squall_worker::supervisor::{Cluster, ClusterSpec};
+use squall_worker::tls::TlsFiles;
 
 const BEGIN: &str = "<!-- squall-bench-workers:begin -->";
 const END: &str = "<!-- squall-bench-workers:end -->";
@@ -79,6 +81,30 @@ struct Measured {
     p50_us: Option<u64>,
     p99_us: Option<u64>,
     cpu_per_m: f64,
+    /// Cores other work kept busy during the measured window.
+    other_cores: f64,
+}
+
+/// A CA and one certificate for every worker (the identity check compares topologies).
+fn certs(dir: &Path) -> Result<TlsFiles> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let uri = squall_control::identity::WorkerIdentity::new("bench", "bench-workers", "w").uri();
+    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
+    leaf.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
+    let key = KeyPair::generate()?;
+    let cert = leaf.signed_by(&key, &ca)?;
+    let files = TlsFiles {
+        cert: dir.join("worker.crt"),
+        key: dir.join("worker.key"),
+        ca: dir.join("ca.crt"),
+    };
+    std::fs::write(&files.cert, cert.pem())?;
+    std::fs::write(&files.key, key.serialize_pem())?;
+    std::fs::write(&files.ca, ca.pem())?;
+    Ok(files)
 }
 
 fn count(s: &Snapshot, ack: bool) -> u64 {
@@ -91,7 +117,7 @@ fn count(s: &Snapshot, ack: bool) -> u64 {
 
 /// One case. `split` puts the spout and the sink on two workers; otherwise one worker runs
 /// everything, which is the same binary and topology without the link: the engine's ceiling.
-fn run_case(args: &Args, ack: bool, rate: Option<u64>, split: bool) -> Result<Measured> {
+fn run_case(args: &Args, ack: bool, rate: Option<u64>, split: bool, tls: bool) -> Result<Measured> {
     let dir = std::env::temp_dir().join(format!("squall-bench-workers-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -128,7 +154,7 @@ fn run_case(args: &Args, ack: bool, rate: Option<u64>, split: bool) -> Result<Me
         workers,
         worker_bin,
         dir: dir.join("run"),
-        tls: None,
+        tls: if tls { Some(certs(&dir)?) } else { None },
         extra_args: Vec::new(),
         tasks: Some(tasks),
     })?;
@@ -143,10 +169,12 @@ fn run_case(args: &Args, ack: bool, rate: Option<u64>, split: bool) -> Result<Me
         thread_cpu(*p, &format!("w{i}"), &mut threads, -1.0);
     }
     let (n0, t0) = (count(&c.scrape(), ack), Instant::now());
+    let busy0 = squall_bench_common::machine_busy();
     std::thread::sleep(Duration::from_secs(args.seconds));
     let s = c.scrape();
     let (n1, t1) = (count(&s, ack), Instant::now());
     let cpu1: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let busy = (squall_bench_common::machine_busy() - busy0).as_secs_f64();
     for (i, p) in pids.iter().enumerate() {
         thread_cpu(*p, &format!("w{i}"), &mut threads, 1.0);
     }
@@ -164,6 +192,7 @@ fn run_case(args: &Args, ack: bool, rate: Option<u64>, split: bool) -> Result<Me
         p50_us: (ack && lat.count > 0).then_some(lat.p50),
         p99_us: (ack && lat.count > 0).then_some(lat.p99),
         cpu_per_m: if n > 0.0 { (cpu1 - cpu0) / (n / 1e6) } else { 0.0 },
+        other_cores: ((busy - (cpu1 - cpu0)) / (t1 - t0).as_secs_f64()).max(0.0),
     })
 }
 
@@ -190,7 +219,7 @@ fn quick(args: &Args) -> Result<()> {
         codec.cpu_per_m
     );
     for ack in [false, true] {
-        let m = run_case(args, ack, None, true)?;
+        let m = run_case(args, ack, None, true, false)?;
         let split = m
             .threads
             .iter()
@@ -221,19 +250,27 @@ fn main() -> Result<()> {
     let codec = raw::measure_codec(Duration::from_secs(args.seconds.min(5)))?;
     eprintln!("  {:.0} tuples/s", codec.records_per_s);
     eprintln!("one worker, acking off (no link) ...");
-    let alone = run_case(&args, false, None, false)?;
+    let alone = run_case(&args, false, None, false, false)?;
     eprintln!("  {:.0} tuples/s", alone.throughput);
     eprintln!("two workers, acking off ...");
-    let off = run_case(&args, false, None, true)?;
+    let off = run_case(&args, false, None, true, false)?;
     eprintln!("  {:.0} tuples/s", off.throughput);
     eprintln!("two workers, acking on ...");
-    let on = run_case(&args, true, None, true)?;
+    let on = run_case(&args, true, None, true, false)?;
     eprintln!("  {:.0} trees/s", on.throughput);
+    eprintln!("two workers, mutual TLS, acking off ...");
+    let tls_off = run_case(&args, false, None, true, true)?;
+    eprintln!("  {:.0} tuples/s", tls_off.throughput);
+    eprintln!("two workers, mutual TLS, acking on ...");
+    let tls_on = run_case(&args, true, None, true, true)?;
+    eprintln!("  {:.0} trees/s", tls_on.throughput);
     let half_rate = (on.throughput / 2.0).max(1000.0) as u64;
     eprintln!("two workers, acking on, fixed rate {half_rate}/s ...");
-    let half = run_case(&args, true, Some(half_rate), true)?;
+    let half = run_case(&args, true, Some(half_rate), true, false)?;
     eprintln!("two workers, acking on, light load 10000/s ...");
-    let light = run_case(&args, true, Some(10_000), true)?;
+    let light = run_case(&args, true, Some(10_000), true, false)?;
+    let cases = [&alone, &off, &on, &tls_off, &tls_on, &half, &light];
+    let other = cases.iter().map(|m| m.other_cores).sum::<f64>() / cases.len() as f64;
 
     let met = |ok: bool| if ok { "met" } else { "**missed**" };
     let pct = |x: f64| format!("{:.0}%", 100.0 * x / raw.records_per_s.max(1.0));
@@ -278,6 +315,29 @@ fn main() -> Result<()> {
         us(on.p99_us),
         on.cpu_per_m,
         met(on.throughput >= 5e5)
+    ));
+    let vs = |tls: &Measured, plain: &Measured| {
+        format!(
+            "{:.0}% of the plaintext row's throughput, {:.2}× its CPU per tuple",
+            100.0 * tls.throughput / plain.throughput.max(1.0),
+            tls.cpu_per_m / plain.cpu_per_m.max(1e-9)
+        )
+    };
+    md.push_str(&format!(
+        "| 2 workers, mutual TLS, acking off | {} | {} | – | – | {:.2} | {} |\n",
+        si(tls_off.throughput),
+        pct(tls_off.throughput),
+        tls_off.cpu_per_m,
+        vs(&tls_off, &off)
+    ));
+    md.push_str(&format!(
+        "| 2 workers, mutual TLS, acking on (trees) | {} | {} | {} | {} | {:.2} | {} |\n",
+        si(tls_on.throughput),
+        pct(tls_on.throughput),
+        us(tls_on.p50_us),
+        us(tls_on.p99_us),
+        tls_on.cpu_per_m,
+        vs(&tls_on, &on)
     ));
     md.push_str(&format!(
         "| 2 workers, acking on, fixed rate {half_rate}/s (half of max) | {} | {} | {} | {} | {:.2} | |\n",
@@ -326,6 +386,14 @@ fn main() -> Result<()> {
         alone.cpu_per_m,
         100.0 * off.throughput / codec.records_per_s.max(1.0),
         top.join(", then ")
+    ));
+    md.push_str(&format!(
+        "\nMutual TLS: the link runs over rustls (TLS 1.3, ECDSA P-256 certificates of a per-run CA, ring) as on a cluster with the operator's certificates; the target column gives each TLS row against the plaintext row of the same run. {}\n",
+        if other >= 0.25 {
+            format!("**The machine was loaded**: other work kept {other:.2} of its cores busy on average during the measured windows, so absolute figures are low and vary; the ratios within this run are the figures to read.")
+        } else {
+            format!("Other work kept {other:.2} cores busy on average during the measured windows.")
+        }
     ));
     md.push_str(&format!("\n{END}\n"));
     print!("{md}");

@@ -149,6 +149,7 @@ pub fn convert(read: &TopologyRead, target: &Target<'_>) -> Result<TopologyManif
         spouts: Vec::new(),
         bolts: Vec::new(),
         pod: None,
+        tls: None,
     };
     topology_config(read, &mut spec, &mut refusals);
     for c in &read.components {

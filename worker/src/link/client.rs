@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use squall_proto::wire::from_peer;
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
 use crate::codec::{DialerCodec, Frame};
@@ -68,8 +68,8 @@ impl Backlog {
 /// Settings shared by every outgoing link.
 #[derive(Clone)]
 pub struct DialSettings {
-    /// TLS, when on.
-    pub tls: Option<ClientTlsConfig>,
+    /// Mutual TLS, when on.
+    pub tls: Option<Arc<crate::tls::TlsLinks>>,
     /// After this long without being able to hand a frame over, shed the peer.
     pub stall: Duration,
     /// HTTP/2 windows, bytes.
@@ -245,8 +245,7 @@ fn dial_err(e: impl std::fmt::Display) -> DialError {
 
 /// Opens a link, saying what this worker runs now (read at every connect).
 async fn connect(addr: &str, current: &CurrentPlan, settings: &DialSettings) -> Result<Session, DialError> {
-    let scheme = if settings.tls.is_some() { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(dial_err)?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
@@ -255,10 +254,28 @@ async fn connect(addr: &str, current: &CurrentPlan, settings: &DialSettings) -> 
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(4))
         .keep_alive_while_idle(true);
-    if let Some(tls) = &settings.tls {
-        endpoint = endpoint.tls_config(tls.clone()).map_err(dial_err)?;
-    }
-    let channel = endpoint.connect().await.map_err(dial_err)?;
+    let channel = match &settings.tls {
+        Some(tls) => {
+            let tls = Arc::clone(tls);
+            // TLS by the worker's own configuration (reloaded on rotation, the peer's
+            // identity checked), not tonic's.
+            let connector = tower::service_fn(move |uri: http::Uri| {
+                let tls = Arc::clone(&tls);
+                async move {
+                    let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+                    let tcp = tokio::net::TcpStream::connect(authority).await?;
+                    tcp.set_nodelay(true)?;
+                    let conn = tls.connect(tcp).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(conn))
+                }
+            });
+            endpoint
+                .connect_with_connector(connector)
+                .await
+                .map_err(dial_err)?
+        }
+        None => endpoint.connect().await.map_err(dial_err)?,
+    };
     let (tx, rx) = mpsc::channel::<Frame>(2);
     let first = Frame::whole(crate::wire::hello_frame(current.hello()));
     tx.send(first).await.map_err(dial_err)?;
