@@ -17,9 +17,8 @@
 //! process of the machine used meanwhile is stated beside it.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +26,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use kafka_testenv::KafkaBroker;
+use squall_bench_common::redis::RedisServer as Redis;
 use squall_bench_common::{
     load_average, machine, machine_busy, median, process_cpu, threads_cpu, write_section,
 };
 use squall_components::Builtins;
-use squall_connectors::resp::{Connection, RedisAddr, Reply};
 use squall_engine::{EngineOptions, Topology};
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
 use squall_model::{validate, TopologyManifest};
@@ -188,113 +187,6 @@ fn group_cpu(pgid: u32) -> Duration {
         .sum()
 }
 
-/// A redis-server child on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let dir = tempfile::Builder::new()
-            .prefix("squall-bench-kafka-redis-")
-            .tempdir()?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (run `make redis-server` to install it)")?;
-        let r = Redis {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = r.connect() {
-                if matches!(c.command(&[b"PING"]), Ok(Reply::Simple(_))) {
-                    return Ok(r);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("redis-server did not answer on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        let addr = RedisAddr::parse(&format!("127.0.0.1:{}", self.port)).map_err(anyhow::Error::msg)?;
-        Ok(Connection::open(&addr, Duration::from_secs(10))?)
-    }
-
-    fn command(&self, args: &[&str]) -> Result<Reply> {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        Ok(self.connect()?.command(&args)?)
-    }
-
-    /// member → score of a sorted set.
-    fn zset(&self, key: &str) -> Result<BTreeMap<String, u64>> {
-        let Reply::Array(Some(items)) = self.command(&["ZRANGE", key, "0", "-1", "WITHSCORES"])? else {
-            bail!("ZRANGE {key}: not an array");
-        };
-        let text = |r: &Reply| match r {
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        Ok(items
-            .chunks(2)
-            .filter(|c| c.len() == 2)
-            .map(|c| (text(&c[0]), text(&c[1]).parse::<f64>().unwrap_or(-1.0) as u64))
-            .collect())
-    }
-
-    /// `INFO commandstats` as command → (calls, µs).
-    fn commandstats(&self) -> Result<BTreeMap<String, (u64, u64)>> {
-        let Reply::Bulk(Some(info)) = self.command(&["INFO", "commandstats"])? else {
-            bail!("INFO commandstats: not text");
-        };
-        let mut out = BTreeMap::new();
-        for line in String::from_utf8_lossy(&info).lines() {
-            let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
-                continue;
-            };
-            let field = |k: &str| {
-                rest.split(',')
-                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            out.insert(name.to_owned(), (field("calls"), field("usec")));
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// CPU and time at one instant of a run.
 #[derive(Clone)]
 struct Mark {
@@ -349,7 +241,7 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
     let m = TopologyManifest::from_yaml(&yaml, "bench-kafka")?;
     let plan = validate(&m, &Builtins).map_err(|e| anyhow!("{e}"))?;
     let me = std::process::id();
-    let (redis_pid, broker_pid) = (redis.child.id(), env.broker.pid().unwrap_or(0));
+    let (redis_pid, broker_pid) = (redis.pid(), env.broker.pid().unwrap_or(0));
     let topo =
         Topology::start(&plan, Arc::new(Builtins), EngineOptions::from_plan(&plan)).context("starting")?;
     let n = args.edits;
@@ -456,22 +348,9 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
 /// Compares Redis with the data set: every count exact (exactly-once) or at least the
 /// truth (at-least-once). Returns what the section says of it; an error when wrong.
 fn check(redis: &Redis, want: &BTreeMap<String, BTreeMap<String, u64>>, mode: Mode) -> Result<String> {
-    let (mut members, mut over) = (0u64, 0u64);
-    for (set, expected) in want {
-        let got = redis.zset(set)?;
-        for (member, n) in expected {
-            let g = got.get(member).copied().unwrap_or(0);
-            members += 1;
-            match mode {
-                Mode::ExactlyOnce if g != *n => bail!("exactly-once: {set} {member} is {g}, not {n}"),
-                Mode::AtLeastOnce if g < *n => bail!("at-least-once: {set} {member} is {g}, under {n}"),
-                _ => over += g - n,
-            }
-        }
-        if let Some(extra) = got.keys().find(|m| !expected.contains_key(*m)) {
-            bail!("{set} holds {extra:?}, which no edit gives");
-        }
-    }
+    let (members, over) = redis
+        .check_counts(want, mode == Mode::ExactlyOnce)
+        .with_context(|| mode.name())?;
     Ok(match mode {
         Mode::ExactlyOnce => format!("{members} counts exact"),
         Mode::AtLeastOnce if over == 0 => format!("{members} counts ≥ truth (all exact)"),
