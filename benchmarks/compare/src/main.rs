@@ -303,26 +303,38 @@ fn side_run(
 ) -> Result<Run> {
     let side = if storm { "storm" } else { "squall" };
     let log = logs.join(format!("{side}-{case}-{round}"));
+    // LocalCluster's directories (ZooKeeper's and RocksDB's preallocated files, tens of MB)
+    // go under java.io.tmpdir and outlive the JVM, which halts: one directory, removed after.
+    let tmp = logs.join("storm-tmp");
     let command = |extra: &[String]| match storm {
-        true => Ok(storm_command(o, case, extra)),
+        true => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).context("creating the JVM's temporary directory")?;
+            Ok(storm_command(o, case, extra, &tmp))
+        }
         false => squall_command(o, case, extra),
     };
-    match env.filter(|_| case == kafka::CASE) {
+    let result = match env.filter(|_| case == kafka::CASE) {
         Some(env) => {
             let extra = env.prepare(&format!("{side}-{round}"))?;
-            let run = measure(&command(&extra)?, kafka_limit(env.records), &log)?;
-            env.check(side)?;
-            Ok(run)
+            measure(&command(&extra)?, kafka_limit(env.records), &log).and_then(|run| {
+                env.check(side)?;
+                Ok(run)
+            })
         }
         None => measure(&command(&[])?, window_limit(o), &log),
+    };
+    if storm {
+        let _ = std::fs::remove_dir_all(&tmp);
     }
+    result
 }
 
 fn window_limit(o: &Options) -> Duration {
     Duration::from_secs(o.warmup + o.seconds + 150)
 }
 
-fn storm_command(o: &Options, case: &str, extra: &[String]) -> Vec<String> {
+fn storm_command(o: &Options, case: &str, extra: &[String], tmp: &Path) -> Vec<String> {
     let cp = format!(
         "{}:{}/*",
         o.storm_dir.join("target/storm-bench.jar").display(),
@@ -330,6 +342,7 @@ fn storm_command(o: &Options, case: &str, extra: &[String]) -> Vec<String> {
     );
     let mut cmd = vec![o.java.clone()];
     cmd.extend(o.jvm_opts.iter().cloned());
+    cmd.push(format!("-Djava.io.tmpdir={}", tmp.display()));
     cmd.extend(
         [
             "-cp",
