@@ -213,6 +213,7 @@ pub fn run(t: &Target) -> Result<Run> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

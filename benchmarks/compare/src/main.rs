@@ -446,21 +446,16 @@ fn measure(cmd: &[String], limit: Duration, log: &Path) -> Result<Run> {
 /// case, the whole run), and the top of `perf report --no-children --sort comm,sym`.
 fn profile(o: &Options, case: &str, logs: &Path, env: Option<&kafka::KafkaEnv>) -> Result<Vec<String>> {
     let data = logs.join(format!("perf-{case}.data"));
-    let (extra, delay_ms, limit) = match env.filter(|_| case == kafka::CASE) {
-        Some(env) => (env.prepare("perf")?, 0, kafka_limit(env.records)),
-        None => (Vec::new(), o.warmup * 1000, window_limit(o)),
+    // perf refuses `-D 0`, so the Kafka run, profiled whole, gets no delay flag.
+    let (extra, delay, limit) = match env.filter(|_| case == kafka::CASE) {
+        Some(env) => (env.prepare("perf")?, None, kafka_limit(env.records)),
+        None => (Vec::new(), Some(o.warmup * 1000), window_limit(o)),
     };
-    let mut cmd = vec![
-        "perf".to_owned(),
-        "record".into(),
-        "-g".into(),
-        "-q".into(),
-        "-D".into(),
-        delay_ms.to_string(),
-        "-o".into(),
-        data.display().to_string(),
-        "--".into(),
-    ];
+    let mut cmd = vec!["perf".to_owned(), "record".into(), "-g".into(), "-q".into()];
+    if let Some(ms) = delay {
+        cmd.extend(["-D".to_owned(), ms.to_string()]);
+    }
+    cmd.extend(["-o".to_owned(), data.display().to_string(), "--".into()]);
     cmd.extend(squall_command(o, case, &extra)?);
     measure(&cmd, limit, &logs.join(format!("perf-{case}")))?;
     let report = |sort: &str, rows: usize| -> Result<Vec<String>> {

@@ -256,7 +256,7 @@ The multilang row's ceiling: one unmodified pystorm child with no host at all (`
         );
     }
     if !profiles.is_empty() {
-        s.push_str("\nWhere the time goes, for each case with a miss: one more Squall run under `perf record -g` (measured window only, Python child included), top entries of `perf report --no-children --sort comm,sym` (share of samples, thread, symbol):\n");
+        s.push_str("\nWhere the time goes, for each case with a miss: one more Squall run under `perf record -g` (after the warm-up, or the Kafka row's whole run; Python child included), top entries of `perf report --no-children --sort comm,sym` (share of samples, thread, symbol):\n");
         for (case, top) in profiles {
             let _ = writeln!(s, "\n- {case}: {}", bottleneck(top));
             for l in top {
