@@ -20,7 +20,7 @@ help:
 	@echo "make bench  benchmarks; rewrites BENCHMARKS.md"
 	@echo "make bench-idle   1,000 idle executors: peak RSS and stop time; its own section of BENCHMARKS.md"
 	@echo "make fuzz   every fuzz target under cargo-fuzz (nightly) for FUZZ_SECONDS (default 60) each"
-	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately (~15 min); its own section of BENCHMARKS.md"
+	@echo "make bench-compare   the same topologies on Apache Storm and on Squall, alternately, the Kafka pipeline included (~17 min; BENCH_COMPARE_CASES= to pick cases); its own section of BENCHMARKS.md"
 	@echo "make bench-ui   what the UI/REST API costs a worker at 1 M tuples/s, and the operator's API latency over 20 topologies of 20 components on a real API server (~5 min); its own section of BENCHMARKS.md"
 	@echo "make bench-kafka   Kafka -> parser -> Redis on a real broker and Redis, at-least-once against exactly-once, alternating rounds (~3 min; KAFKA_BENCH_EDITS=, KAFKA_BENCH_ROUNDS=); its own section of BENCHMARKS.md"
 	@echo "make bench-scale   the operator with 30 and 300 simulated workers against a real API server (~10 min; SCALE_SIZES=, SCALE_WINDOW=, SCALE_ROUNDS=); its own section of BENCHMARKS.md"
@@ -188,15 +188,22 @@ bench-kafka: toolchain redis-server kafka-jars
 
 # Squall against Apache Storm 2.8 (benchmarks/storm, LocalCluster in one JVM per run): the
 # same perf topologies, Storm then Squall per case, several rounds; rewrites only its own
-# section of BENCHMARKS.md. Not part of `make test` (about 15 minutes). Installs Maven and a
-# JDK when missing; Maven's repository is .cache/m2 (offline once it is warm).
+# section of BENCHMARKS.md. The Kafka case (storm-kafka-client's KafkaSpout against Squall's
+# kafka spout) reads a topic pre-loaded with BENCH_COMPARE_KAFKA_RECORDS edits on a real
+# broker (kafka-testenv) and counts into a real redis-server, both on loopback and started
+# by the driver. Not part of `make test` (about 17 minutes). Installs Maven and a JDK when
+# missing; Maven's repository is .cache/m2 (offline once it is warm). BENCH_COMPARE_CASES
+# (comma-separated, e.g. kafka-redis-ack) runs only those cases, and the section then
+# holds only their rows.
 BENCH_COMPARE_ROUNDS ?= 3
 BENCH_COMPARE_SECONDS ?= 10
 BENCH_COMPARE_WARMUP ?= 5
+BENCH_COMPARE_CASES ?=
+BENCH_COMPARE_KAFKA_RECORDS ?= 300000
 STORM_JVM_OPTS ?= -Xmx1g
 STORM_M2 := $(CURDIR)/.cache/m2
 
-bench-compare: toolchain multilang-venv
+bench-compare: toolchain multilang-venv redis-server kafka-jars
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y openjdk-17-jdk-headless maven; }
@@ -206,6 +213,7 @@ bench-compare: toolchain multilang-venv
 		|| mvn -q -B -Dmaven.repo.local=$(STORM_M2) package; }
 	time ./target/release/squall-bench-compare run --rounds $(BENCH_COMPARE_ROUNDS) \
 		--seconds $(BENCH_COMPARE_SECONDS) --warmup $(BENCH_COMPARE_WARMUP) \
+		--kafka-records $(BENCH_COMPARE_KAFKA_RECORDS) $(if $(BENCH_COMPARE_CASES),--cases $(BENCH_COMPARE_CASES)) \
 		--jvm-opts "$(STORM_JVM_OPTS)" $$(command -v perf >/dev/null || echo --no-profile) --out BENCHMARKS.md
 	@sed -n '/<!-- bench-compare:begin -->/,/<!-- bench-compare:end -->/p' BENCHMARKS.md
 

@@ -349,7 +349,6 @@ fn container_security() -> SecurityContext {
     }
 }
 
-
 /// Default validity of a worker's link certificate.
 pub const DEFAULT_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 

@@ -1,8 +1,11 @@
 //! What the benchmark binaries (`squall-bench-workers`, `squall-bench-scale`,
 //! `squall-bench-ui`) share: CPU time and memory of processes and threads read from
 //! `/proc`, the machine they ran on, nearest-rank quantiles, and writing a benchmark's
-//! own section of BENCHMARKS.md between its markers.
+//! own section of BENCHMARKS.md between its markers. `redis`: the redis-server child and
+//! count check of the Kafka benchmarks (`squall-bench-kafka`, `squall-bench-compare`).
 #![forbid(unsafe_code)]
+
+pub mod redis;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,14 +2,18 @@
 //! (`benchmarks/storm`) and on Squall, each measurement in its own process, Storm and Squall
 //! alternately for several rounds. Writes its own marked section of BENCHMARKS.md.
 //!
-//! - `squall-bench-compare run [--rounds N] [--seconds S] [--warmup W] [--out FILE]`: the driver.
+//! - `squall-bench-compare run [--rounds N] [--seconds S] [--warmup W] [--cases A,B]
+//!   [--kafka-records N] [--out FILE]`: the driver.
 //! - `squall-bench-compare squall-multilang [--seconds S] [--warmup W]`: Squall's side of the
 //!   multilang case (ConstSpout → pystorm PassBolt → NullBolt, windowed like the others),
 //!   one JSON line on stdout.
+//! - `squall-bench-compare squall-kafka --bootstrap B --topic T --group G --redis HOST:PORT
+//!   --records N`: Squall's side of the Kafka case (see `kafka`), one JSON line on stdout.
 //! - `squall-bench-compare child-ceiling`: one pystorm child fed from a file, no host: the
 //!   most any engine can get from it.
 #![forbid(unsafe_code)]
 
+mod kafka;
 mod multilang;
 mod report;
 
@@ -78,6 +82,11 @@ pub const CASES: &[Case] = &[
         title: "ConstSpout → pystorm PassBolt (one Python child, JSON over pipes) → NullBolt, acking on",
         acking: true,
     },
+    Case {
+        name: kafka::CASE,
+        title: "Kafka (pre-loaded topic) → parser → Redis counter: KafkaSpout → parse bolt → Jedis bolt on Storm, kafka → json-keys → redis-counter on Squall, acking on",
+        acking: true,
+    },
 ];
 
 pub struct Options {
@@ -89,6 +98,11 @@ pub struct Options {
     pub jvm_opts: Vec<String>,
     pub storm_dir: PathBuf,
     pub profile: bool,
+    /// Cases to run (all when empty).
+    pub cases: Vec<String>,
+    /// Edits pre-loaded into the Kafka case's topic, and partitions of the topic.
+    pub kafka_records: u64,
+    pub kafka_partitions: u32,
 }
 
 fn main() -> Result<()> {
@@ -103,7 +117,11 @@ fn main() -> Result<()> {
         jvm_opts: vec!["-Xmx1g".into()],
         storm_dir: PathBuf::from("benchmarks/storm"),
         profile: true,
+        cases: Vec::new(),
+        kafka_records: 300_000,
+        kafka_partitions: 4,
     };
+    let mut target = kafka::Target::default();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| it.next().with_context(|| format!("{flag} needs a value"));
         match a.as_str() {
@@ -120,9 +138,26 @@ fn main() -> Result<()> {
             }
             "--storm-dir" => o.storm_dir = PathBuf::from(value("--storm-dir")?),
             "--no-profile" => o.profile = false,
+            "--cases" => {
+                o.cases = value("--cases")?
+                    .split(',')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            }
+            "--kafka-records" => o.kafka_records = value("--kafka-records")?.parse().context("--kafka-records")?,
+            "--kafka-partitions" => {
+                o.kafka_partitions = value("--kafka-partitions")?.parse().context("--kafka-partitions")?
+            }
+            "--bootstrap" => target.bootstrap = value("--bootstrap")?,
+            "--topic" => target.topic = value("--topic")?,
+            "--group" => target.group = value("--group")?,
+            "--redis" => target.redis = value("--redis")?,
+            "--records" => target.records = value("--records")?.parse().context("--records")?,
             other => bail!(
-                "unknown argument {other:?}; usage: squall-bench-compare run|squall-multilang \
-                 [--rounds N] [--seconds S] [--warmup W] [--out FILE] [--jvm-opts '-Xmx1g'] [--no-profile]"
+                "unknown argument {other:?}; usage: squall-bench-compare run|squall-multilang|squall-kafka \
+                 [--rounds N] [--seconds S] [--warmup W] [--cases A,B] [--kafka-records N] [--kafka-partitions N] \
+                 [--out FILE] [--jvm-opts '-Xmx1g'] [--no-profile]"
             ),
         }
     }
@@ -137,8 +172,13 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
+        "squall-kafka" => {
+            let r = kafka::run(&target)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
         "run" => run(&o),
-        other => bail!("unknown verb {other:?}: run, squall-multilang"),
+        other => bail!("unknown verb {other:?}: run, squall-multilang, squall-kafka"),
     }
 }
 
@@ -153,32 +193,45 @@ fn run(o: &Options) -> Result<()> {
     let started = Instant::now();
     let logs = Path::new(".cache/bench-compare");
     std::fs::create_dir_all(logs).context("creating .cache/bench-compare")?;
+    if let Some(c) = o
+        .cases
+        .iter()
+        .find(|c| !CASES.iter().any(|k| k.name == c.as_str()))
+    {
+        let names: Vec<&str> = CASES.iter().map(|k| k.name).collect();
+        bail!("--cases: unknown case {c:?}; the cases are {}", names.join(", "));
+    }
     let mut pairs: Vec<Pairs> = CASES
         .iter()
+        .filter(|case| o.cases.is_empty() || o.cases.iter().any(|c| c == case.name))
         .map(|case| Pairs {
             case,
             storm: Vec::new(),
             squall: Vec::new(),
         })
         .collect();
+    let mut env = match pairs.iter().any(|p| p.case.name == kafka::CASE) {
+        true => {
+            eprintln!(
+                "starting a Kafka broker and Redis, pre-loading {} edits",
+                o.kafka_records
+            );
+            let env = kafka::KafkaEnv::start(o.kafka_records, o.kafka_partitions)?;
+            eprintln!("  published at {:.0}/s", env.publish_rate);
+            Some(env)
+        }
+        false => None,
+    };
     for round in 1..=o.rounds {
         for p in &mut pairs {
             let name = p.case.name;
             eprintln!("round {round}/{}: {name}", o.rounds);
-            let storm = measure(
-                &storm_command(o, name),
-                o,
-                &logs.join(format!("storm-{name}-{round}")),
-            )?;
+            let storm = side_run(o, true, name, round, env.as_mut(), logs)?;
             eprintln!(
                 "  storm  {:>12.0}/s  p99 {:>7} µs  rss {:>7} KiB",
                 storm.throughput, storm.complete_p99_us, storm.peak_rss_kib
             );
-            let squall = measure(
-                &squall_command(o, name)?,
-                o,
-                &logs.join(format!("squall-{name}-{round}")),
-            )?;
+            let squall = side_run(o, false, name, round, env.as_mut(), logs)?;
             eprintln!(
                 "  squall {:>12.0}/s  p99 {:>7} µs  rss {:>7} KiB",
                 squall.throughput, squall.complete_p99_us, squall.peak_rss_kib
@@ -206,7 +259,7 @@ fn run(o: &Options) -> Result<()> {
                 continue;
             }
             eprintln!("profiling Squall on {} (it misses a target)", p.case.name);
-            match profile(o, p.case.name, logs) {
+            match profile(o, p.case.name, logs, env.as_ref()) {
                 Ok(top) => profiles.push((p.case.name, top)),
                 Err(e) => profiles.push((p.case.name, vec![format!("profiling failed: {e:#}")])),
             }
@@ -217,6 +270,7 @@ fn run(o: &Options) -> Result<()> {
         &pairs,
         &profiles,
         child_ceiling,
+        env.as_ref(),
         &java_version(&o.java),
         started.elapsed(),
     );
@@ -230,7 +284,57 @@ fn run(o: &Options) -> Result<()> {
     Ok(())
 }
 
-fn storm_command(o: &Options, case: &str) -> Vec<String> {
+/// How long one Kafka-case process may take: the JVM's or engine's start, then at least
+/// 1,000 records a second.
+fn kafka_limit(records: u64) -> Duration {
+    Duration::from_secs(180 + records / 1000)
+}
+
+/// One measurement of one side (`storm`, else Squall) of `case` in round `round`. The
+/// Kafka case gets a fresh consumer group and an emptied Redis first, and its counts are
+/// checked after.
+fn side_run(
+    o: &Options,
+    storm: bool,
+    case: &str,
+    round: usize,
+    env: Option<&mut kafka::KafkaEnv>,
+    logs: &Path,
+) -> Result<Run> {
+    let side = if storm { "storm" } else { "squall" };
+    let log = logs.join(format!("{side}-{case}-{round}"));
+    // LocalCluster's directories (ZooKeeper's and RocksDB's preallocated files, tens of MB)
+    // go under java.io.tmpdir and outlive the JVM, which halts: one directory, removed after.
+    let tmp = logs.join("storm-tmp");
+    let command = |extra: &[String]| match storm {
+        true => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).context("creating the JVM's temporary directory")?;
+            Ok(storm_command(o, case, extra, &tmp))
+        }
+        false => squall_command(o, case, extra),
+    };
+    let result = match env.filter(|_| case == kafka::CASE) {
+        Some(env) => {
+            let extra = env.prepare(&format!("{side}-{round}"))?;
+            measure(&command(&extra)?, kafka_limit(env.records), &log).and_then(|run| {
+                env.check(side)?;
+                Ok(run)
+            })
+        }
+        None => measure(&command(&[])?, window_limit(o), &log),
+    };
+    if storm {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn window_limit(o: &Options) -> Duration {
+    Duration::from_secs(o.warmup + o.seconds + 150)
+}
+
+fn storm_command(o: &Options, case: &str, extra: &[String], tmp: &Path) -> Vec<String> {
     let cp = format!(
         "{}:{}/*",
         o.storm_dir.join("target/storm-bench.jar").display(),
@@ -238,6 +342,7 @@ fn storm_command(o: &Options, case: &str) -> Vec<String> {
     );
     let mut cmd = vec![o.java.clone()];
     cmd.extend(o.jvm_opts.iter().cloned());
+    cmd.push(format!("-Djava.io.tmpdir={}", tmp.display()));
     cmd.extend(
         [
             "-cp",
@@ -251,12 +356,19 @@ fn storm_command(o: &Options, case: &str) -> Vec<String> {
         ]
         .map(str::to_owned),
     );
+    cmd.extend(extra.iter().cloned());
     cmd
 }
 
-fn squall_command(o: &Options, case: &str) -> Result<Vec<String>> {
+fn squall_command(o: &Options, case: &str, extra: &[String]) -> Result<Vec<String>> {
     let secs = o.seconds.to_string();
     let warm = o.warmup.to_string();
+    if case == kafka::CASE {
+        let me = std::env::current_exe().context("locating squall-bench-compare")?;
+        let mut cmd = vec![me.display().to_string(), "squall-kafka".to_owned()];
+        cmd.extend(extra.iter().cloned());
+        return Ok(cmd);
+    }
     if case == "multilang-ack" {
         let me = std::env::current_exe().context("locating squall-bench-compare")?;
         return Ok([
@@ -283,12 +395,11 @@ fn squall_command(o: &Options, case: &str) -> Result<Vec<String>> {
     .to_vec())
 }
 
-/// Runs one measurement process, bounded in time; its JSON is the last stdout line that
-/// starts with `{`. Output goes to `<log>.out` and `<log>.err`.
-fn measure(cmd: &[String], o: &Options, log: &Path) -> Result<Run> {
+/// Runs one measurement process, killed after `limit`; its JSON is the last stdout line
+/// that starts with `{`. Output goes to `<log>.out` and `<log>.err`.
+fn measure(cmd: &[String], limit: Duration, log: &Path) -> Result<Run> {
     let out_path = log.with_extension("out");
     let err_path = log.with_extension("err");
-    let limit = Duration::from_secs(o.warmup + o.seconds + 150);
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
@@ -331,23 +442,22 @@ fn measure(cmd: &[String], o: &Options, log: &Path) -> Result<Run> {
     }
 }
 
-/// One more Squall run of `case` under `perf record -g` (after the warm-up), and the top
-/// of `perf report --no-children --sort comm,sym`.
-fn profile(o: &Options, case: &str, logs: &Path) -> Result<Vec<String>> {
+/// One more Squall run of `case` under `perf record -g` (after the warm-up; for the Kafka
+/// case, the whole run), and the top of `perf report --no-children --sort comm,sym`.
+fn profile(o: &Options, case: &str, logs: &Path, env: Option<&kafka::KafkaEnv>) -> Result<Vec<String>> {
     let data = logs.join(format!("perf-{case}.data"));
-    let mut cmd = vec![
-        "perf".to_owned(),
-        "record".into(),
-        "-g".into(),
-        "-q".into(),
-        "-D".into(),
-        (o.warmup * 1000).to_string(),
-        "-o".into(),
-        data.display().to_string(),
-        "--".into(),
-    ];
-    cmd.extend(squall_command(o, case)?);
-    measure(&cmd, o, &logs.join(format!("perf-{case}")))?;
+    // perf refuses `-D 0`, so the Kafka run, profiled whole, gets no delay flag.
+    let (extra, delay, limit) = match env.filter(|_| case == kafka::CASE) {
+        Some(env) => (env.prepare("perf")?, None, kafka_limit(env.records)),
+        None => (Vec::new(), Some(o.warmup * 1000), window_limit(o)),
+    };
+    let mut cmd = vec!["perf".to_owned(), "record".into(), "-g".into(), "-q".into()];
+    if let Some(ms) = delay {
+        cmd.extend(["-D".to_owned(), ms.to_string()]);
+    }
+    cmd.extend(["-o".to_owned(), data.display().to_string(), "--".into()]);
+    cmd.extend(squall_command(o, case, &extra)?);
+    measure(&cmd, limit, &logs.join(format!("perf-{case}")))?;
     let report = |sort: &str, rows: usize| -> Result<Vec<String>> {
         let out = Command::new("perf")
             .args([

@@ -103,7 +103,7 @@ fn cpu_seconds() -> f64 {
 }
 
 /// VmHWM of this process, KiB.
-fn peak_rss_kib() -> u64 {
+pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()

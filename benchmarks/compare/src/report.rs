@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::kafka::KafkaEnv;
 use crate::{median, Options, Pairs, Run};
 
 pub const BEGIN: &str = "<!-- bench-compare:begin -->";
@@ -110,6 +111,7 @@ pub fn render(
     pairs: &[Pairs],
     profiles: &[(&str, Vec<String>)],
     child_ceiling: Option<f64>,
+    kafka: Option<&KafkaEnv>,
     jvm: &str,
     took: Duration,
 ) -> String {
@@ -126,13 +128,16 @@ pub fn render(
         "- Storm: Apache Storm 2.8.3 (`storm-client` + `storm-server` from Maven Central), `LocalCluster` in-process, 1 worker; {jvm}; JVM flags `{}`, every other JVM and Storm setting at its default (on this machine the JVM picks G1).",
         o.jvm_opts.join(" ")
     );
-    s.push_str("- Squall: `squall-bench one CASE` (the cases of `make bench`), and `squall-bench-compare squall-multilang` for the Python row; in-process engine.\n");
+    s.push_str("- Squall: `squall-bench one CASE` (the cases of `make bench`), `squall-bench-compare squall-multilang` for the Python row and `squall-bench-compare squall-kafka` for the Kafka row; in-process engine.\n");
     let _ = writeln!(
         s,
-        "- Both sides: the same topologies (`benchmarks/storm` mirrors `benchmarks/src/topologies.rs`), parallelism 1 per component, 100-byte payloads; acking cases use 1 acker, maxSpoutPending 10,000, message timeout 30 s. Every measurement is its own process: {} s warm-up once tuples flow, then {} s measured. {} rounds; within a round each case runs Storm, then Squall.",
+        "- Both sides: the same topologies (`benchmarks/storm` mirrors `benchmarks/src/topologies.rs`), parallelism 1 per component, 100-byte payloads (the Kafka row: the bundled edits, below); acking cases use 1 acker, maxSpoutPending 10,000, message timeout 30 s. Every measurement is its own process: {} s warm-up once tuples flow, then {} s measured. {} rounds; within a round each case runs Storm, then Squall.",
         o.warmup, o.seconds, o.rounds
     );
     s.push_str("- Throughput counts trees acked at the spout when acking is on, tuples executed by the last bolt when it is off. Complete latency is spout emit → tree acked, over the measured window (Storm side: the spout's message id is its emit time). Peak RSS is VmHWM of the measured process: the JVM, or the Squall bench process; the Python child of the multilang row is left out on both sides.\n");
+    if let Some(k) = kafka {
+        kafka_bullet(&mut s, k);
+    }
     let _ = writeln!(
         s,
         "- Targets, judged on the median over rounds: Squall ≥ {THROUGHPUT_TARGET}× Storm's throughput and ≤ 1/5 of its p99 complete latency on every acking topology, ≤ 1/4 of its peak RSS on every topology.\n"
@@ -251,7 +256,7 @@ The multilang row's ceiling: one unmodified pystorm child with no host at all (`
         );
     }
     if !profiles.is_empty() {
-        s.push_str("\nWhere the time goes, for each case with a miss: one more Squall run under `perf record -g` (measured window only, Python child included), top entries of `perf report --no-children --sort comm,sym` (share of samples, thread, symbol):\n");
+        s.push_str("\nWhere the time goes, for each case with a miss: one more Squall run under `perf record -g` (after the warm-up, or the Kafka row's whole run; Python child included), top entries of `perf report --no-children --sort comm,sym` (share of samples, thread, symbol):\n");
         for (case, top) in profiles {
             let _ = writeln!(s, "\n- {case}: {}", bottleneck(top));
             for l in top {
@@ -266,6 +271,19 @@ The multilang row's ceiling: one unmodified pystorm child with no host at all (`
     );
     let _ = writeln!(s, "{END}");
     s
+}
+
+fn kafka_bullet(s: &mut String, k: &KafkaEnv) {
+    let _ = writeln!(
+        s,
+        "- {case}: one broker (kafka-testenv: Apache Kafka, KRaft, one node) and one redis-server (no persistence), both on loopback and shared by both sides; the topic has {partitions} partitions, pre-loaded once with {records} bundled edits ({rate}/s, `squall feed kafka`'s publisher). Storm: storm-kafka-client 2.8.3's `KafkaSpout` (kafka-clients 4.1.0; at-least-once and every other setting at its default) → a parse bolt (Jackson; the talk's keys, as json-keys makes them) → a counting bolt (Jedis 7.0.0, Storm 2.8.3's own: per flush one `ZINCRBY` per distinct key and a `ZADD` per action, pipelined, a batch's tuples acked once Redis answered; a flush per 1,000 tuples or per tick tuple, every second). Squall: `kafka` → `json-keys` (the talk's rules) → `redis-counter`, every setting at its default, as a Topology manifest on the same in-process engine. Each run reads the whole topic from its start with a fresh consumer group into an emptied Redis and ends once every edit is acked; then the driver checks all {checked} counts in Redis against the data set (at least the truth: {over} over, all runs together). The window is by count, not time: throughput is edits fully acked per second between 10% and 90% of them acked, and the complete latency (spout emit → tree acked; Storm: KafkaSpout's collector wrapped to note each emit's time) is over the same span. CPU and peak RSS are the measured process's alone, not the broker's or Redis'; failed trees are those of the whole run.",
+        case = crate::kafka::CASE,
+        partitions = k.partitions,
+        records = k.records,
+        rate = rate(k.publish_rate),
+        checked = k.checked,
+        over = k.over,
+    );
 }
 
 /// Names the thread with the largest share of samples, from the "by thread: P% comm, ..."

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use kafka_testenv::KafkaBroker;
-use redis_testenv::{RedisServer, Reply};
+use squall_bench_common::redis::RedisServer;
 use squall_bench_common::{
     load_average, machine, machine_busy, median, process_cpu, threads_cpu, write_section,
 };
@@ -187,26 +187,6 @@ fn group_cpu(pgid: u32) -> Duration {
         .sum()
 }
 
-/// `INFO commandstats` as command → (calls, µs).
-fn commandstats(redis: &RedisServer) -> Result<BTreeMap<String, (u64, u64)>> {
-    let Reply::Bulk(Some(info)) = redis.command(&["INFO", "commandstats"])? else {
-        bail!("INFO commandstats: not text");
-    };
-    let mut out = BTreeMap::new();
-    for line in String::from_utf8_lossy(&info).lines() {
-        let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
-            continue;
-        };
-        let field = |k: &str| {
-            rest.split(',')
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        out.insert(name.to_owned(), (field("calls"), field("usec")));
-    }
-    Ok(out)
-}
-
 /// CPU and time at one instant of a run.
 #[derive(Clone)]
 struct Mark {
@@ -336,7 +316,7 @@ fn run(args: &Args, env: &Env, round: u32, mode: Mode) -> Result<RunResult> {
     threads.iter_mut().for_each(|(_, d)| *d /= events / 1e6);
     threads.sort_by(|x, y| y.1.total_cmp(&x.1));
     let counts = snapshot.component("counts").context("no counter")?;
-    let stats = commandstats(redis)?;
+    let stats = redis.commandstats()?;
     let total_us: u64 = stats.values().map(|(_, us)| us).sum();
     let (calls, eval_us) = stats.get("evalsha").copied().unwrap_or((0, 0));
     let tuples = env.keys_per_edit * n as f64;

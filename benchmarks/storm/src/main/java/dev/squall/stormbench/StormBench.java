@@ -14,7 +14,9 @@ import org.apache.storm.tuple.Fields;
  * One measurement of one case on Storm's in-process LocalCluster, printed as one JSON line
  * on stdout (logs go to stderr).
  *
- * <p>Usage: {@code StormBench CASE --warmup S --seconds S [--venv DIR] [--python-dir DIR]}
+ * <p>Usage: {@code StormBench CASE --warmup S --seconds S [--venv DIR] [--python-dir DIR]}, or
+ * {@code StormBench kafka-redis-ack --bootstrap HOST:PORT --topic T --group G --redis HOST:PORT
+ * --records N} (see {@link KafkaCase}).
  *
  * <p>Like squall-bench: parallelism 1 per component, 1 worker, 100-byte payloads; acking
  * cases use 1 acker, maxSpoutPending 10,000 and a 30 s message timeout. Throughput counts
@@ -30,14 +32,28 @@ public final class StormBench {
         int seconds = 10;
         String venv = ".cache/venv";
         String pythonDir = "multilang/python";
+        String bootstrap = "";
+        String topic = "";
+        String group = "";
+        String redis = "";
+        long records = 0;
         for (int i = 1; i + 1 < args.length; i += 2) {
             switch (args[i]) {
                 case "--warmup" -> warmup = Integer.parseInt(args[i + 1]);
                 case "--seconds" -> seconds = Integer.parseInt(args[i + 1]);
                 case "--venv" -> venv = args[i + 1];
                 case "--python-dir" -> pythonDir = args[i + 1];
+                case "--bootstrap" -> bootstrap = args[i + 1];
+                case "--topic" -> topic = args[i + 1];
+                case "--group" -> group = args[i + 1];
+                case "--redis" -> redis = args[i + 1];
+                case "--records" -> records = Long.parseLong(args[i + 1]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
+        }
+        if (name.equals(KafkaCase.NAME)) {
+            KafkaCase.run(bootstrap, topic, group, redis, records);
+            return;
         }
         boolean acking = name.endsWith("-ack");
         TopologyBuilder b = new TopologyBuilder();
@@ -65,7 +81,7 @@ public final class StormBench {
             }
             default -> throw new IllegalArgumentException("unknown case " + name
                     + "; one of const-null-noack const-null-ack const-id-null-noack const-id-null-ack"
-                    + " wordcount-ack multilang-ack");
+                    + " wordcount-ack multilang-ack " + KafkaCase.NAME);
         }
 
         Config conf = new Config();
@@ -126,7 +142,7 @@ public final class StormBench {
     }
 
     /** User + system CPU time of this JVM, ns. */
-    private static long cpuNanos() {
+    static long cpuNanos() {
         var os = ManagementFactory.getOperatingSystemMXBean();
         if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
             return sun.getProcessCpuTime();
@@ -135,7 +151,7 @@ public final class StormBench {
     }
 
     /** VmHWM of this process, KiB (0 when /proc is unavailable). */
-    private static long peakRssKib() {
+    static long peakRssKib() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith("VmHWM:")) {
