@@ -11,6 +11,7 @@ mod run;
 mod table;
 mod ui;
 mod validate;
+mod venv;
 
 use std::process::ExitCode;
 
