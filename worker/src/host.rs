@@ -52,6 +52,18 @@ pub struct WorkerConfig {
     pub reload_every: Duration,
     /// What a manifest may ask for; the operator passes its own to its workers.
     pub limits: squall_model::Limits,
+    /// Where relative paths of the manifest (a `shell` command, `workingDir`) resolve, in
+    /// place of the assignment's own base directory.
+    pub base_dir: Option<PathBuf>,
+}
+
+/// Loads the assignment, with the configured base directory.
+fn load(cfg: &WorkerConfig) -> Result<Loaded, AssignmentError> {
+    let mut loaded = Loaded::load_within(&cfg.assignment, &cfg.limits)?;
+    if let Some(dir) = &cfg.base_dir {
+        loaded.plan.base_dir = Some(dir.clone());
+    }
+    Ok(loaded)
 }
 
 /// Why a worker could not start.
@@ -501,7 +513,7 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
                 if changed { "file changed" } else { "retrying the engine start" }
             }
         };
-        match Loaded::load_within(&cfg.assignment, &cfg.limits) {
+        match load(&cfg) {
             Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
             Ok(l) => {
                 info!(
@@ -527,7 +539,7 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
 }
 
 async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
-    let loaded = Loaded::load_within(&cfg.assignment, &cfg.limits)?;
+    let loaded = load(&cfg)?;
     let me = loaded
         .assignment
         .worker(&cfg.id)

@@ -226,6 +226,7 @@ pub fn spawn_operator(
         client.clone(),
         squall_operator::controller::Config {
             workers: squall_operator::resources::WorkerDefaults {
+                python_image: None,
                 image: WORKER_IMAGE.to_owned(),
                 lease_duration_seconds: lease_seconds,
                 lease_renew_seconds: renew_seconds,
