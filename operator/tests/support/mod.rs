@@ -15,6 +15,8 @@ use squall_model::crd::Topology;
 use squall_model::TopologyManifest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod wiki;
+
 pub const WORKER_IMAGE: &str = "squall/worker:test";
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 pub const NS: &str = "default";
@@ -222,19 +224,30 @@ pub fn spawn_operator(
     lease_seconds: u64,
     renew_seconds: u64,
 ) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
+    spawn_operator_with(
+        client,
+        squall_operator::resources::WorkerDefaults {
+            python_image: None,
+            image: WORKER_IMAGE.to_owned(),
+            lease_duration_seconds: lease_seconds,
+            lease_renew_seconds: renew_seconds,
+            limits: squall_model::Limits {
+                raise_with: squall_operator::RAISE_WITH.to_owned(),
+                ..squall_model::Limits::default()
+            },
+        },
+    )
+}
+
+/// [`spawn_operator`] with the worker defaults given.
+pub fn spawn_operator_with(
+    client: &kube::Client,
+    workers: squall_operator::resources::WorkerDefaults,
+) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
     tokio::spawn(squall_operator::controller::run(
         client.clone(),
         squall_operator::controller::Config {
-            workers: squall_operator::resources::WorkerDefaults {
-                python_image: None,
-                image: WORKER_IMAGE.to_owned(),
-                lease_duration_seconds: lease_seconds,
-                lease_renew_seconds: renew_seconds,
-                limits: squall_model::Limits {
-                    raise_with: squall_operator::RAISE_WITH.to_owned(),
-                    ..squall_model::Limits::default()
-                },
-            },
+            workers,
             namespace: Some(NS.to_owned()),
             instance: "test".to_owned(),
             metrics: Default::default(),
