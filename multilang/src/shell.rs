@@ -103,10 +103,19 @@ impl Shell {
             max_message_bytes: self.settings.max_message_bytes,
             waker: (self.kind == Kind::Bolt).then(|| self.ctx.waker.clone()),
         };
+        // A child that dies at once (a missing module) is explained by its command and PATH.
+        let what = format!(
+            "{} {:?} (PATH {})",
+            launch.program.display(),
+            launch.args,
+            launch.path.to_string_lossy()
+        );
         let mut child = ChildProcess::spawn(launch, self.pid_dir.clone())?;
         let hello = frame(&self.handshake_message());
         let timeout = self.settings.timeout;
-        let pid = child.handshake(hello.as_bytes(), timeout, |m| self.log_child(&m, None))?;
+        let pid = child
+            .handshake(hello.as_bytes(), timeout, |m| self.log_child(&m, None))
+            .map_err(|e| format!("{what}: {e}"))?;
         self.generation += 1;
         info!(
             component = %self.ctx.component,

@@ -156,6 +156,12 @@ fn a_missing_module_fails_the_start_with_the_childs_error() {
     );
     let e = start(&yaml).err().expect("the start fails");
     assert!(e.contains("exited during the handshake"), "{e}");
+    let bin = venv().join("bin");
+    assert!(
+        e.contains(r#"streamparse_run ["no_such_module."#)
+            && e.contains(&format!("(PATH {}:", bin.display())),
+        "names the command and the PATH: {e}"
+    );
     assert!(
         e.contains("No module named 'no_such_module'"),
         "the child's stderr: {e}"

@@ -513,7 +513,7 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
                 if changed { "file changed" } else { "retrying the engine start" }
             }
         };
-        match load(&cfg) {
+        match load(cfg) {
             Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
             Ok(l) => {
                 info!(

@@ -182,6 +182,18 @@ mod tests {
     }
 
     #[test]
+    fn images_carry_their_env_and_working_dir() {
+        let cfg: AgentConfig = serde_json::from_str(
+            r#"{"nodes":["a"],"workDir":"/tmp/x","images":{"py":{"binary":"/bin/w","env":{"PATH":"/v/bin:/bin"},"workingDir":"/app"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let want = ImageSpec::new("/bin/w")
+            .env("PATH", "/v/bin:/bin")
+            .working_dir("/app");
+        assert_eq!(cfg.lookup_image("py:1"), Some(&want));
+    }
+
+    #[test]
     fn config_parses_and_validates() {
         let cfg: AgentConfig = serde_json::from_str(
             r#"{"nodes":["a"],"workDir":"/tmp/x","images":{"e":{"binary":"/bin/true"}}}"#,
