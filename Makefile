@@ -250,9 +250,10 @@ chart-check: k8s-bins
 	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator $(CHART_MONITORING)
 	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator $(CHART_MONITORING) >/dev/null
 
-# The operator on the real control plane; worker pods run the squall-worker binary. The
-# web UI's browser test needs Chromium; the UI's bundle is committed (ui-assets-check).
-test-operator: k8s-bins chart-check redis-server chromium kafka-jars
+# The operator on the real control plane; worker pods run the squall-worker binary (with
+# the multilang venv on PATH for the Python image's pods). The web UI's browser test
+# needs Chromium; the UI's bundle is committed (ui-assets-check).
+test-operator: k8s-bins chart-check redis-server chromium kafka-jars multilang-venv
 	$(CARGO) build -p squall-worker
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
 

@@ -8,8 +8,9 @@
 # constraints.txt, the files `make multilang-venv` installs locally, so the image and the
 # local venv carry the same pinned versions. `streamparse_run` is on PATH.
 #
-# Your components: an image built FROM this one that copies them under /app, the working
-# directory a manifest's relative `workingDir` resolves against on a cluster, e.g.
+# Your components: an image built FROM this one that copies them under /app (root-owned,
+# read-only to the worker), the working directory a manifest's relative `workingDir`
+# resolves against on a cluster, e.g.
 #   FROM squall/worker-python:0.1.0
 #   COPY examples/wikipedia-edits/python /app/python
 # and named in the Topology's spec.pod.image. Extra Python packages go into /opt/venv:
@@ -42,7 +43,6 @@ RUN python -m venv /opt/venv \
 FROM python:3.11-slim-bookworm
 COPY --from=venv /opt/venv /opt/venv
 COPY --from=build /squall-worker /usr/local/bin/squall-worker
-RUN mkdir -p /app && chown 65532:65532 /app
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
