@@ -90,7 +90,7 @@ pub(crate) fn resolve(command: &str, base_dir: &Path, path: &OsStr) -> Result<Pa
         resolved
     } else {
         std::env::split_paths(path)
-            // An empty entry means the working directory, as in a shell.
+            // An empty entry means the current directory, as in a shell: the base directory.
             .map(|dir| {
                 if dir.as_os_str().is_empty() {
                     base_dir.join(command)
