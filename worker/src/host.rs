@@ -490,7 +490,11 @@ async fn listen_and_serve(
 }
 
 /// Applies every change of the assignment file (and SIGHUP) until SIGTERM or Ctrl-C.
-async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), WorkerError> {
+async fn follow_assignment(
+    cfg: &WorkerConfig,
+    host: &mut Host,
+    first: Option<WorkerError>,
+) -> Result<(), WorkerError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io("installing the SIGTERM handler"))?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -499,6 +503,10 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
     // Set while no engine runs because starting one failed: the assignment is applied
     // again then (a component's resource may have come back), unready meanwhile.
     let mut retry_at: Option<Instant> = None;
+    if let Some(e) = first {
+        error!(error = %e, retry_s = RETRY.as_secs(), "cannot start the engine; not ready, retrying");
+        retry_at = Some(Instant::now() + RETRY);
+    }
     loop {
         let why = tokio::select! {
             _ = term.recv() => break,
@@ -606,10 +614,13 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         engine: None,
         loaded: loaded.clone(),
     };
-    host.apply(loaded)?;
+    // A first engine start that fails (a `shell` component's program or module missing)
+    // leaves the worker up, unready and retrying with the error logged, as a later one
+    // does: a container restart loop would hide the reason.
+    let first = host.apply(loaded).err();
     shared.ready.store(true, Ordering::Relaxed);
 
-    follow_assignment(&cfg, &mut host).await?;
+    follow_assignment(&cfg, &mut host, first).await?;
 
     info!(worker = %cfg.id, drain_s = timeout.as_secs(), "stopping: deactivating spouts and draining");
     shared.ready.store(false, Ordering::Relaxed);
