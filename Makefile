@@ -258,24 +258,28 @@ chart-check: k8s-bins
 	"$(K8S_BIN_DIR)/helm" lint charts/squall-operator $(CHART_MONITORING)
 	"$(K8S_BIN_DIR)/helm" template squall charts/squall-operator $(CHART_MONITORING) >/dev/null
 
-# The operator on the real control plane; worker pods run the squall-worker binary. The
-# web UI's browser test needs Chromium; the UI's bundle is committed (ui-assets-check).
-test-operator: k8s-bins chart-check redis-server chromium kafka-jars
+# The operator on the real control plane; worker pods run the squall-worker binary (with
+# the multilang venv on PATH for the Python image's pods). The web UI's browser test
+# needs Chromium; the UI's bundle is committed (ui-assets-check).
+test-operator: k8s-bins chart-check redis-server chromium kafka-jars multilang-venv
 	$(CARGO) build -p squall-worker
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test -p squall-operator
 
 # For users with Docker, kind, kubectl and helm (none of them runs on the CI machine): a
-# kind cluster with both images loaded and the chart installed; then the word-count
-# example (built-in components only) until it is Running.
+# kind cluster with the three images (operator, worker, worker-python) loaded and the
+# chart installed; then the word-count example (built-in components only) until it is
+# Running.
 KIND_CLUSTER ?= squall
 KIND_TAG ?= dev
 kind-up:
 	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)' --wait 120s
 	docker build -f docker/operator.Dockerfile -t squall/operator:$(KIND_TAG) .
 	docker build -f docker/worker.Dockerfile -t squall/worker:$(KIND_TAG) .
-	kind load docker-image --name '$(KIND_CLUSTER)' squall/operator:$(KIND_TAG) squall/worker:$(KIND_TAG)
+	docker build -f docker/worker-python.Dockerfile -t squall/worker-python:$(KIND_TAG) .
+	kind load docker-image --name '$(KIND_CLUSTER)' squall/operator:$(KIND_TAG) squall/worker:$(KIND_TAG) squall/worker-python:$(KIND_TAG)
 	helm upgrade --install squall charts/squall-operator --namespace squall-system --create-namespace \
-		--set image.tag=$(KIND_TAG) --set workerImage=squall/worker:$(KIND_TAG) --wait --timeout 180s
+		--set image.tag=$(KIND_TAG) --set workerImage=squall/worker:$(KIND_TAG) \
+		--set pythonWorkerImage=squall/worker-python:$(KIND_TAG) --wait --timeout 180s
 
 kind-e2e: kind-up
 	kubectl apply -f examples/word-count/topology.yaml

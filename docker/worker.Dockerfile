@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # The worker image. Build from the repository root:
 #   docker build -f docker/worker.Dockerfile -t squall/worker:0.1.0 .
-# Built-in components only: topologies with `shell` components need an image that also
-# has their interpreter (e.g. this build stage's binary copied onto python:3-slim).
+# Built-in components only: topologies with Python `shell` components run on
+# squall/worker-python (worker-python.Dockerfile).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

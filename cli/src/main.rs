@@ -12,6 +12,7 @@ mod run;
 mod table;
 mod ui;
 mod validate;
+mod venv;
 
 use std::process::ExitCode;
 

@@ -43,6 +43,12 @@ pub struct RunArgs {
     /// the run; rebalance is unsupported locally.
     #[arg(long, value_name = "ADDR")]
     pub(crate) ui: Option<SocketAddr>,
+    /// Python virtual environment whose `bin` goes first on the PATH of `shell`
+    /// components' children. Without it: the manifest's `squall.multilang.venv`, else
+    /// `VIRTUAL_ENV`, else the `.cache/venv` of `make multilang-venv` found in the
+    /// manifest's directory or a parent.
+    #[arg(long, value_name = "DIR", env = "SQUALL_VENV")]
+    pub(crate) venv: Option<PathBuf>,
 }
 
 /// Why a run ended.
@@ -70,7 +76,13 @@ const POLL: Duration = Duration::from_millis(200);
 /// Storm's kill waits the message timeout for in-flight trees; a local run caps that.
 const MAX_KILL_WAIT: Duration = Duration::from_secs(5);
 
-pub fn run(args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
+pub fn run(mut args: RunArgs, limits: &squall_model::Limits) -> anyhow::Result<()> {
+    // An unreadable manifest is reported by the load below. First, so a --set wins.
+    if let Ok(manifest) = squall_model::TopologyManifest::from_file_within(&args.file, limits) {
+        if let Some(venv) = crate::venv::choose(args.venv.as_deref(), &manifest, &args.file) {
+            args.set.insert(0, venv);
+        }
+    }
     if let Some(n) = args.workers {
         return crate::cluster::run(args, n, limits);
     }

@@ -357,6 +357,31 @@ fn a_topology_that_fails_to_start_names_component_and_task() {
     );
 }
 
+#[test]
+fn a_shell_command_on_no_path_directory_is_named_with_the_venv_and_path_searched() {
+    let dir = Dir::new();
+    let path = dir.file(
+        "shell.yaml",
+        &SEQUENCE.replace(
+            "component: \"null\"",
+            "component: shell\n      shell: {command: no_such_program_here, env: {PATH: /usr/bin}}",
+        ),
+    );
+    let (code, _, err) = squall(&[
+        "run",
+        path.to_str().unwrap(),
+        "--for",
+        "2s",
+        "--venv",
+        "/opt/gone",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(r#"command "no_such_program_here" not found on PATH /opt/gone/bin:/usr/bin"#),
+        "{err}"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_the_run_with_a_summary() {

@@ -102,6 +102,7 @@ fn spawn_operator(
         squall_operator::controller::Config {
             workers: squall_operator::resources::WorkerDefaults {
                 image: WORKER_IMAGE.to_owned(),
+                python_image: None,
                 lease_duration_seconds: 10,
                 lease_renew_seconds: 2,
                 cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,

@@ -7,8 +7,14 @@
 //! the instances from a [`ComponentPlan`].
 //!
 //! # Both
+//! - MUST find the program before starting it: a `command` with a slash resolved against
+//!   the base directory (the manifest's directory locally, the worker's working directory
+//!   on a cluster), a bare name on the child's `PATH` (`env.PATH`, else the worker's, with
+//!   the `bin` of `squall.multilang.venv` first). A program not found, not executable, or
+//!   whose `#!` interpreter is missing fails the start with a [`CommandError`] naming the
+//!   command and the `PATH` searched.
 //! - MUST start the child in its own process group, with `workingDir` resolved against
-//!   the manifest's directory (default: that directory), and send Storm's handshake:
+//!   the base directory (default: that directory), and send Storm's handshake:
 //!   `conf` (topology config overlaid with the component's), `context` (`taskid`,
 //!   `componentid`, `stormid`, `task->component`, `streams`, `stream->outputfields`)
 //!   and `pidDir`; the child MUST reply `{"pid": N}` within the subprocess timeout.
@@ -64,6 +70,7 @@
 pub mod bench;
 mod bolt;
 pub mod codec;
+mod command;
 mod encode;
 mod outbuf;
 mod process;
@@ -73,6 +80,7 @@ mod spout;
 mod wire;
 
 pub use bolt::{ShellBolt, UNKNOWN_IDS};
+pub use command::CommandError;
 pub use shell::CHILD_RESTARTS;
 pub use spout::{ShellSpout, STALE_IDS};
 

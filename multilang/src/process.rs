@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub(crate) enum Event {
 /// How to start a child.
 pub(crate) struct Launch<'a> {
     pub program: PathBuf,
+    /// The child's `PATH` (the component's env and the venv already applied).
+    pub path: std::ffi::OsString,
     pub args: &'a [String],
     pub env: &'a BTreeMap<String, String>,
     pub cwd: PathBuf,
@@ -122,6 +124,7 @@ impl ChildProcess {
         let mut cmd = Command::new(&l.program);
         cmd.args(l.args)
             .envs(l.env)
+            .env("PATH", &l.path)
             .current_dir(&l.cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -584,16 +587,5 @@ fn stderr_loop(stderr: impl Read, component: &str, task: u32, pid: u32, tail: &M
                 }
             }
         }
-    }
-}
-
-/// The program to run: a relative path with a slash is resolved against `base`
-/// (the manifest's directory), a bare name is looked up on `PATH` by the OS.
-pub(crate) fn resolve_program(command: &str, base: impl Fn(&str) -> PathBuf) -> PathBuf {
-    let p = Path::new(command);
-    if p.is_relative() && command.contains('/') {
-        base(command)
-    } else {
-        p.to_path_buf()
     }
 }

@@ -24,6 +24,9 @@ pub const HEARTBEAT_SECS: &str = "squall.multilang.heartbeat.secs";
 pub const MAX_MESSAGE_BYTES: &str = "squall.multilang.max.message.bytes";
 /// Directory under which each task gets the pid directory its child writes to.
 pub const PID_DIR: &str = "squall.multilang.pid.dir";
+/// A Python virtual environment whose `bin` goes first on the child's `PATH`; relative
+/// to the base directory (the manifest's locally).
+pub const VENV: &str = "squall.multilang.venv";
 
 /// A bad setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +51,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Base of pid directories.
     pub pid_dir: PathBuf,
+    /// Virtual environment put on the child's `PATH`, as configured (not yet resolved).
+    pub venv: Option<String>,
 }
 
 impl Settings {
@@ -99,12 +104,25 @@ impl Settings {
                 problem: format!("must be a path, got {v}"),
             })?,
         };
+        let venv = match get(VENV) {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| SettingsError {
+                        key: VENV.to_owned(),
+                        problem: format!("must be the path of a virtual environment, got {v}"),
+                    })?,
+            ),
+        };
         Ok(Settings {
             timeout,
             max_pending,
             heartbeat,
             max_message_bytes,
             pid_dir,
+            venv,
         })
     }
 }

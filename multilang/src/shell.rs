@@ -10,7 +10,8 @@ use squall_model::ShellSpec;
 use tracing::{debug, error, info, trace, warn};
 
 use crate::codec::{frame, ChildMsg};
-use crate::process::{resolve_program, ChildProcess, Launch};
+use crate::command;
+use crate::process::{ChildProcess, Launch};
 use crate::settings::Settings;
 
 /// Counter of child restarts, in the task's counters.
@@ -79,14 +80,21 @@ impl Shell {
 
     /// Starts a child and completes the handshake.
     pub fn start(&mut self) -> Result<(), String> {
-        let program = resolve_program(&self.spec.command, |p| self.ctx.resolve_path(p));
-        let cwd = match (&self.spec.working_dir, &self.ctx.base_dir) {
-            (Some(dir), _) => self.ctx.resolve_path(dir),
-            (None, Some(base)) => base.clone(),
-            (None, None) => PathBuf::from("."),
+        let base = self.ctx.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let cwd = match &self.spec.working_dir {
+            Some(dir) => self.ctx.resolve_path(dir),
+            None => base.clone(),
         };
+        let venv = self.settings.venv.as_deref().map(|v| self.ctx.resolve_path(v));
+        let inherited = match self.spec.env.get("PATH") {
+            Some(p) => Some(p.into()),
+            None => std::env::var_os("PATH"),
+        };
+        let path = command::child_path(inherited, venv.as_deref());
+        let program = command::resolve(&self.spec.command, &base, &path).map_err(|e| e.to_string())?;
         let launch = Launch {
             program,
+            path,
             args: &self.spec.args,
             env: &self.spec.env,
             cwd,
@@ -95,10 +103,19 @@ impl Shell {
             max_message_bytes: self.settings.max_message_bytes,
             waker: (self.kind == Kind::Bolt).then(|| self.ctx.waker.clone()),
         };
+        // A child that dies at once (a missing module) is explained by its command and PATH.
+        let what = format!(
+            "{} {:?} (PATH {})",
+            launch.program.display(),
+            launch.args,
+            launch.path.to_string_lossy()
+        );
         let mut child = ChildProcess::spawn(launch, self.pid_dir.clone())?;
         let hello = frame(&self.handshake_message());
         let timeout = self.settings.timeout;
-        let pid = child.handshake(hello.as_bytes(), timeout, |m| self.log_child(&m, None))?;
+        let pid = child
+            .handshake(hello.as_bytes(), timeout, |m| self.log_child(&m, None))
+            .map_err(|e| format!("{what}: {e}"))?;
         self.generation += 1;
         info!(
             component = %self.ctx.component,

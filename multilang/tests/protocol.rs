@@ -303,11 +303,11 @@ spec:
         Ok(_) => panic!("started without its child"),
         Err(e) => e.to_string(),
     };
-    assert!(
-        err.starts_with(&format!(
-            "component \"ghost\" task {task}: shell child: starting /nonexistent/python3"
-        )),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "component \"ghost\" task {task}: shell child: command \"/nonexistent/python3\": /nonexistent/python3 does not exist"
+        ),
     );
 }
 

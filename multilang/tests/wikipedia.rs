@@ -205,7 +205,8 @@ fn killing_the_python_parser_mid_run_loses_nothing() {
 }
 
 /// `examples/wikipedia-edits/topology-python.yaml` itself, as `squall run` loads it (paths
-/// relative to its directory), against the feed server and a Redis on free ports.
+/// relative to its directory, the checkout's venv on the children's PATH), against the
+/// feed server and a Redis on free ports.
 #[test]
 fn the_python_example_topology_counts_the_feed_into_redis() {
     let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
@@ -230,6 +231,10 @@ fn the_python_example_topology_counts_the_feed_into_redis() {
     spec.config.insert(
         "squall.multilang.pid.dir".into(),
         dir.join("pids").display().to_string().into(),
+    );
+    spec.config.insert(
+        squall_multilang::settings::VENV.into(),
+        repo().join(".cache/venv").display().to_string().into(),
     );
     let mut plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
     plan.base_dir = file.parent().map(Path::to_path_buf);

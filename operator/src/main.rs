@@ -18,6 +18,10 @@ struct Args {
         global = true
     )]
     worker_image: String,
+    /// Worker image of topologies with `shell` components that name no image: the worker
+    /// with Python, pystorm and streamparse. Without it they get --worker-image.
+    #[arg(long, env = "SQUALL_PYTHON_WORKER_IMAGE", global = true)]
+    python_worker_image: Option<String>,
     /// Lease duration of the workers, seconds: a worker not renewing for this long is replaced.
     #[arg(
         long,
@@ -200,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
     let config = squall_operator::controller::Config {
         workers: squall_operator::resources::WorkerDefaults {
             image: args.worker_image,
+            python_image: args.python_worker_image,
             lease_duration_seconds: args.lease_duration,
             lease_renew_seconds: args.lease_renew,
             cert_validity: std::time::Duration::from_secs(

@@ -188,6 +188,9 @@ pub fn scrape_annotations() -> BTreeMap<String, String> {
 pub struct WorkerDefaults {
     /// Image when the topology names none.
     pub image: String,
+    /// Image when the topology names none and has `shell` components: the worker with
+    /// Python, pystorm and streamparse. `image` when unset.
+    pub python_image: Option<String>,
     /// Lease duration, seconds.
     pub lease_duration_seconds: u64,
     /// Lease renewal period, seconds.
@@ -365,6 +368,10 @@ fn tls_env(t: &Topology, name: &str) -> Vec<EnvVar> {
     }
 }
 
+fn uses_shell(spec: &squall_model::TopologySpec) -> bool {
+    spec.spouts.iter().chain(&spec.bolts).any(|c| c.shell.is_some())
+}
+
 /// The StatefulSet of worker pods.
 ///
 /// `replicas` is `spec.workers` except while a scale-down drains: the workers leaving still
@@ -374,7 +381,10 @@ pub fn statefulset(
     defaults: &WorkerDefaults,
     replicas: i32,
 ) -> Result<StatefulSet, BuildError> {
-    let default_image = defaults.image.as_str();
+    let default_image = match &defaults.python_image {
+        Some(python) if uses_shell(&t.spec) => python.as_str(),
+        _ => defaults.image.as_str(),
+    };
     let name = t.metadata.name.clone().ok_or(BuildError::Unnamed)?;
     let pod = t.spec.pod.clone().unwrap_or_default();
     let mut labels = pod.labels.clone();
@@ -513,6 +523,7 @@ spec:
         let t: Topology = serde_yaml_ng::from_str(yaml).unwrap();
         let defaults = WorkerDefaults {
             image: "w".into(),
+            python_image: None,
             lease_duration_seconds: 10,
             lease_renew_seconds: 2,
             limits: squall_model::Limits::default(),
@@ -594,5 +605,32 @@ spec:
         assert_eq!(closed.spec.unwrap().ingress.unwrap().len(), 1);
         assert!(NetworkSettings::parse(None, "novalue", "").is_err());
         assert!(NetworkSettings::parse(None, "", "{").is_err());
+    }
+
+    #[test]
+    fn shell_topologies_get_the_python_image_unless_they_name_one() {
+        let topo = |pod: &str| -> Topology {
+            serde_yaml_ng::from_str(&format!(
+                "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {{name: p, namespace: ns, uid: u1}}\nspec:\n  {pod}\n  spouts: [{{name: s, component: shell, shell: {{command: streamparse_run, args: [m.S]}}, outputs: [{{fields: [x]}}]}}]\n"
+            ))
+            .unwrap()
+        };
+        let mut defaults = WorkerDefaults {
+            image: "squall/worker".into(),
+            python_image: Some("squall/worker-python".into()),
+            lease_duration_seconds: 10,
+            lease_renew_seconds: 2,
+            limits: squall_model::Limits::default(),
+            network: NetworkSettings::default(),
+            cert_validity: DEFAULT_CERT_VALIDITY,
+        };
+        let image = |t: &Topology, d: &WorkerDefaults| {
+            let s = statefulset(t, d, 1).unwrap();
+            s.spec.template.spec.unwrap().containers[0].image.clone().unwrap()
+        };
+        assert_eq!(image(&topo("pod: {}"), &defaults), "squall/worker-python");
+        assert_eq!(image(&topo("pod: {image: my/app:1}"), &defaults), "my/app:1");
+        defaults.python_image = None;
+        assert_eq!(image(&topo("pod: {}"), &defaults), "squall/worker");
     }
 }

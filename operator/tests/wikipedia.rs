@@ -16,88 +16,19 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube_testenv::eventually;
 use redis_testenv::Counts;
-use squall_feed::{expected_counts, talk_keys, DataSet, FeedOptions, FeedServer, MalformedKind, Message};
+use squall_feed::DataSet;
 use squall_model::crd::Topology;
 
 mod support;
 
+use support::wiki::*;
 use support::*;
 
 const NAME: &str = "wikipedia-edits";
-
-fn expected(data: &DataSet, n: u64) -> (Counts, u64) {
-    let mut keys = Vec::new();
-    let mut reliable = 0;
-    for i in 0..n {
-        match data.message(i) {
-            Message::Event(e) => {
-                keys.extend(talk_keys(&e));
-                reliable += 1;
-            }
-            Message::Malformed { kind, .. } => {
-                // The parser rejects objects with missing fields; the spout emits those
-                // reliably too (they are JSON objects), the rest go to its error stream.
-                if kind == MalformedKind::MissingFields {
-                    reliable += 1;
-                }
-            }
-        }
-    }
-    (expected_counts(keys.iter().map(String::as_str)), reliable)
-}
-
-/// Every expected member present with at least its count, and nothing unexpected.
-fn at_least(got: &Counts, want: &Counts) -> bool {
-    let same_members = got.len() == want.len()
-        && got
-            .iter()
-            .zip(want)
-            .all(|((gs, gm), (ws, wm))| gs == ws && gm.keys().eq(wm.keys()));
-    same_members
-        && want.iter().all(|(s, m)| {
-            m.iter()
-                .all(|(k, n)| got.get(s).and_then(|g| g.get(k)).is_some_and(|g| g >= n))
-        })
-}
-
-/// The feed server, which runs its own runtime: started and dropped on a plain thread, as
-/// a runtime may not be started or dropped inside the test's.
-struct Feed(Option<FeedServer>);
-
-impl Feed {
-    fn start(n: u64, rate: u64, data: DataSet) -> Result<Feed> {
-        let opts = FeedOptions {
-            ws: Some("127.0.0.1:0".parse()?),
-            sse: None,
-            rate,
-            count: Some(n),
-            data,
-        };
-        let server = std::thread::spawn(move || FeedServer::start(opts))
-            .join()
-            .map_err(|_| anyhow::anyhow!("feed thread panicked"))??;
-        Ok(Feed(Some(server)))
-    }
-
-    fn url(&self) -> Result<String> {
-        self.0
-            .as_ref()
-            .and_then(FeedServer::ws_url)
-            .context("no websocket address")
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        if let Some(server) = self.0.take() {
-            let _ = std::thread::spawn(move || server.stop()).join();
-        }
-    }
-}
 
 /// The example reading this feed, replaying soon after a failure.
 fn wikipedia(env: &ExampleCluster, feed_url: &str, timeout_s: i64) -> Result<Topology> {

@@ -52,6 +52,18 @@ pub struct WorkerConfig {
     pub reload_every: Duration,
     /// What a manifest may ask for; the operator passes its own to its workers.
     pub limits: squall_model::Limits,
+    /// Where relative paths of the manifest (a `shell` command, `workingDir`) resolve, in
+    /// place of the assignment's own base directory.
+    pub base_dir: Option<PathBuf>,
+}
+
+/// Loads the assignment, with the configured base directory.
+fn load(cfg: &WorkerConfig) -> Result<Loaded, AssignmentError> {
+    let mut loaded = Loaded::load_within(&cfg.assignment, &cfg.limits)?;
+    if let Some(dir) = &cfg.base_dir {
+        loaded.plan.base_dir = Some(dir.clone());
+    }
+    Ok(loaded)
 }
 
 /// Why a worker could not start.
@@ -537,7 +549,11 @@ fn tls_incoming(
 }
 
 /// Applies every change of the assignment file (and SIGHUP) until SIGTERM or Ctrl-C.
-async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), WorkerError> {
+async fn follow_assignment(
+    cfg: &WorkerConfig,
+    host: &mut Host,
+    first: Option<WorkerError>,
+) -> Result<(), WorkerError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io("installing the SIGTERM handler"))?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -546,6 +562,10 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
     // Set while no engine runs because starting one failed: the assignment is applied
     // again then (a component's resource may have come back), unready meanwhile.
     let mut retry_at: Option<Instant> = None;
+    if let Some(e) = first {
+        error!(error = %e, retry_s = RETRY.as_secs(), "cannot start the engine; not ready, retrying");
+        retry_at = Some(Instant::now() + RETRY);
+    }
     loop {
         let why = tokio::select! {
             _ = term.recv() => break,
@@ -560,7 +580,7 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
                 if changed { "file changed" } else { "retrying the engine start" }
             }
         };
-        match Loaded::load_within(&cfg.assignment, &cfg.limits) {
+        match load(cfg) {
             Ok(l) if l.same_as(&host.loaded) && host.engine.is_some() => {}
             Ok(l) => {
                 info!(
@@ -586,7 +606,7 @@ async fn follow_assignment(cfg: &WorkerConfig, host: &mut Host) -> Result<(), Wo
 }
 
 async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
-    let loaded = Loaded::load_within(&cfg.assignment, &cfg.limits)?;
+    let loaded = load(&cfg)?;
     let me = loaded
         .assignment
         .worker(&cfg.id)
@@ -659,10 +679,13 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         engine: None,
         loaded: loaded.clone(),
     };
-    host.apply(loaded)?;
+    // A first engine start that fails (a `shell` component's program or module missing)
+    // leaves the worker up, unready and retrying with the error logged, as a later one
+    // does: a container restart loop would hide the reason.
+    let first = host.apply(loaded).err();
     shared.ready.store(true, Ordering::Relaxed);
 
-    follow_assignment(&cfg, &mut host).await?;
+    follow_assignment(&cfg, &mut host, first).await?;
 
     info!(worker = %cfg.id, drain_s = timeout.as_secs(), "stopping: deactivating spouts and draining");
     shared.ready.store(false, Ordering::Relaxed);

@@ -55,6 +55,11 @@ struct Args {
     /// and its directory.
     #[arg(long, env = "SQUALL_ASSIGNMENT_CONFIGMAP")]
     assignment_configmap: Option<String>,
+    /// Directory relative paths of the manifest (a `shell` command, `workingDir`) resolve
+    /// against. Default: the working directory when following a ConfigMap, else the
+    /// assignment's base directory (the manifest's own).
+    #[arg(long, env = "SQUALL_BASE_DIR")]
+    base_dir: Option<PathBuf>,
     /// Namespace of that ConfigMap.
     #[arg(long, env = "SQUALL_NAMESPACE", default_value = "default")]
     namespace: String,
@@ -157,6 +162,13 @@ fn main() -> ExitCode {
             _ => None,
         },
     };
+    // From a ConfigMap the manifest has no directory of its own: its relative paths are the
+    // image's, so they resolve against the working directory (the image's WORKDIR).
+    let base_dir = args.base_dir.clone().or_else(|| {
+        args.assignment_configmap
+            .as_ref()
+            .and_then(|_| std::env::current_dir().ok())
+    });
     let cfg = WorkerConfig {
         id: args.id,
         assignment: args.assignment,
@@ -166,6 +178,7 @@ fn main() -> ExitCode {
         stall: args.stall_ms.map(Duration::from_millis),
         reload_every: Duration::from_millis(250),
         limits: args.limits,
+        base_dir,
     };
     match host::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

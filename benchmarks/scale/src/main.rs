@@ -302,6 +302,7 @@ async fn run_size(
             client,
             squall_operator::controller::Config {
                 workers: squall_operator::resources::WorkerDefaults {
+                    python_image: None,
                     image: IMAGE.to_owned(),
                     lease_duration_seconds: LEASE_SECONDS,
                     lease_renew_seconds: RENEW_SECONDS,

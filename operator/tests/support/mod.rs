@@ -16,6 +16,8 @@ use squall_model::crd::Topology;
 use squall_model::TopologyManifest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod wiki;
+
 pub const WORKER_IMAGE: &str = "squall/worker:test";
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 pub const NS: &str = "default";
@@ -229,20 +231,34 @@ pub fn spawn_operator_in(
     (lease_seconds, renew_seconds): (u64, u64),
     network: squall_operator::resources::NetworkSettings,
 ) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
+    spawn_operator_with(
+        client,
+        namespace,
+        squall_operator::resources::WorkerDefaults {
+            python_image: None,
+            image: WORKER_IMAGE.to_owned(),
+            lease_duration_seconds: lease_seconds,
+            lease_renew_seconds: renew_seconds,
+            cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+            limits: squall_model::Limits {
+                raise_with: squall_operator::RAISE_WITH.to_owned(),
+                ..squall_model::Limits::default()
+            },
+            network,
+        },
+    )
+}
+
+/// The operator in this process, watching `namespace`, with the worker defaults given.
+pub fn spawn_operator_with(
+    client: &kube::Client,
+    namespace: &str,
+    workers: squall_operator::resources::WorkerDefaults,
+) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
     tokio::spawn(squall_operator::controller::run(
         client.clone(),
         squall_operator::controller::Config {
-            workers: squall_operator::resources::WorkerDefaults {
-                image: WORKER_IMAGE.to_owned(),
-                lease_duration_seconds: lease_seconds,
-                lease_renew_seconds: renew_seconds,
-                cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
-                limits: squall_model::Limits {
-                    raise_with: squall_operator::RAISE_WITH.to_owned(),
-                    ..squall_model::Limits::default()
-                },
-                network,
-            },
+            workers,
             namespace: Some(namespace.to_owned()),
             instance: "test".to_owned(),
             metrics: Default::default(),

@@ -19,6 +19,13 @@ pub struct ImageSpec {
     /// neither `command` nor `args`.
     #[serde(default)]
     pub args: Vec<String>,
+    /// The image's environment (its `ENV`, e.g. a `PATH` with a venv first); the
+    /// container's own variables win.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The image's `WORKDIR`: the working directory when the container sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
 }
 
 impl ImageSpec {
@@ -26,7 +33,21 @@ impl ImageSpec {
         Self {
             binary: binary.into(),
             args: Vec::new(),
+            env: BTreeMap::new(),
+            working_dir: None,
         }
+    }
+
+    /// With an `ENV` variable of the image.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// With the image's `WORKDIR`.
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = Some(dir.into());
+        self
     }
 }
 
@@ -158,6 +179,18 @@ mod tests {
         assert!(cfg.lookup_image("echo:1").is_some());
         assert!(cfg.lookup_image("echo:2").is_none());
         assert!(cfg.lookup_image("reg/squall/worker").is_none());
+    }
+
+    #[test]
+    fn images_carry_their_env_and_working_dir() {
+        let cfg: AgentConfig = serde_json::from_str(
+            r#"{"nodes":["a"],"workDir":"/tmp/x","images":{"py":{"binary":"/bin/w","env":{"PATH":"/v/bin:/bin"},"workingDir":"/app"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let want = ImageSpec::new("/bin/w")
+            .env("PATH", "/v/bin:/bin")
+            .working_dir("/app");
+        assert_eq!(cfg.lookup_image("py:1"), Some(&want));
     }
 
     #[test]

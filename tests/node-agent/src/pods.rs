@@ -120,6 +120,8 @@ struct ContainerRt {
     program: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The image's working directory, used when the container names none.
+    image_working_dir: Option<PathBuf>,
     /// Why the container cannot start, reported as a waiting reason.
     blocked: Option<(String, String)>,
     proc: Option<Proc>,
@@ -304,6 +306,7 @@ impl PodManager {
                 ready: false,
                 next_probe: None,
                 probe_failures: 0,
+                image_working_dir: None,
             };
             let image = c.image.clone().unwrap_or_default();
             match (
@@ -315,6 +318,13 @@ impl PodManager {
                 }
                 (_, Err(e)) => rt.blocked = Some(("CreateContainerConfigError".into(), e.to_string())),
                 (Some(img), Ok(mut vars)) => {
+                    // The image's ENV first, so the container's own variables win.
+                    let image_env = img.env.iter().filter(|(k, _)| !vars.iter().any(|(v, _)| v == *k));
+                    vars.splice(
+                        0..0,
+                        image_env.map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
+                    );
+                    rt.image_working_dir = img.working_dir.clone();
                     if let Some(kc) = &self.config.pod_kubeconfig {
                         if !vars.iter().any(|(k, _)| k == "KUBECONFIG") {
                             vars.push(("KUBECONFIG".into(), kc.display().to_string()));
@@ -425,6 +435,7 @@ impl PodManager {
                         .working_dir
                         .as_ref()
                         .map(PathBuf::from)
+                        .or_else(|| c.image_working_dir.clone())
                         .filter(|d| d.is_dir())
                         .unwrap_or_else(|| rt.dir.clone());
                     let spec = SpawnSpec {
