@@ -422,7 +422,10 @@ spec:
     // The child (python3 on a script that does not exist) exits before the handshake.
     assert!(err.contains("component \"py\" task "), "{err}");
     assert!(err.contains("shell child: "), "{err}");
-    assert!(err.contains("python3") && err.contains("PATH "), "names the command and PATH: {err}");
+    assert!(
+        err.contains("python3") && err.contains("PATH "),
+        "names the command and PATH: {err}"
+    );
     assert!(err.contains("exited during the handshake"), "{err}");
     assert!(err.contains("spout.py"), "stderr explains why: {err}");
 }
