@@ -3,7 +3,6 @@
 //! (`make test-operator` does both).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -458,18 +457,7 @@ async fn leader_of(leases: &Api<Lease>) -> Option<String> {
 async fn helm_installed_operator_pods_fail_over_and_rebalance_on_scale() -> Result<()> {
     bounded(async {
         let cluster = TestCluster::start().await?;
-        let _node = cluster
-            .start_node_agent(
-                "node-a",
-                [
-                    (WORKER_IMAGE, worker_binary()?),
-                    (
-                        "squall/operator:test",
-                        PathBuf::from(env!("CARGO_BIN_EXE_squall-operator")),
-                    ),
-                ],
-            )
-            .await?;
+        let _node = start_node_with_operator(&cluster).await?;
         let out = cluster
             .helm()
             .args(["install", "squall"])

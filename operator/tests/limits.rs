@@ -187,18 +187,7 @@ fn chart_memory_limit_kib() -> Result<u64> {
 async fn a_typo_costs_its_author_an_error_not_the_cluster_its_operator() -> Result<()> {
     bounded_for(Duration::from_secs(240), async {
         let cluster = TestCluster::start().await?;
-        let _node = cluster
-            .start_node_agent(
-                "node-a",
-                [
-                    (WORKER_IMAGE, worker_binary()?),
-                    (
-                        "squall/operator:test",
-                        PathBuf::from(env!("CARGO_BIN_EXE_squall-operator")),
-                    ),
-                ],
-            )
-            .await?;
+        let _node = start_node_with_operator(&cluster).await?;
         // The chart as users install it: two replicas (a leader and a standby), its limits.
         let out = cluster
             .helm()

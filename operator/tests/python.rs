@@ -119,25 +119,6 @@ fn python_wikipedia(feed_url: &str, redis_port: u16, timeout_s: i64) -> Result<T
     Ok(t)
 }
 
-/// A metric summed over the pods of topology `name`, for one component.
-async fn metric(pods: &Api<Pod>, topology: &str, name: &str, component: &str) -> Option<u64> {
-    let list = pods
-        .list(&ListParams::default().labels(&format!("squall.dev/topology={topology}")))
-        .await
-        .ok()?;
-    let mut total = 0.0;
-    for p in list.items {
-        let ip = p.status.and_then(|s| s.pod_ip)?;
-        let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
-        total += squall_worker::prom::parse(&text)
-            .iter()
-            .filter(|s| s.0 == name && s.1.get("component").map(String::as_str) == Some(component))
-            .map(|s| s.2)
-            .sum::<f64>();
-    }
-    Some(total as u64)
-}
-
 /// Processes whose parent is `parent` and whose command line contains `needle`.
 fn children_running(parent: i32, needle: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -320,13 +301,13 @@ async fn the_talks_python_bolts_count_exactly_and_at_least_through_kills() -> Re
             Duration::from_secs(20),
             cluster.dir(),
             || async {
-                let acked = metric(&pods, WIKI, "squall_acked_total", "edits").await?;
-                let pending = metric(&pods, WIKI, "squall_pending", "edits").await?;
+                let acked = component_metric(&pods, WIKI, "squall_acked_total", "edits").await?;
+                let pending = component_metric(&pods, WIKI, "squall_pending", "edits").await?;
                 (acked == reliable && pending == 0).then_some(())
             },
         )
         .await?;
-        ensure!(metric(&pods, WIKI, "squall_failed_total", "edits").await == Some(0));
+        ensure!(component_metric(&pods, WIKI, "squall_failed_total", "edits").await == Some(0));
         delete_and_wait(&cluster, &topos, &pods).await?;
         drop(server);
 
@@ -408,7 +389,7 @@ async fn the_streamparse_quickstart_components_run_unmodified_on_worker_pods() -
             Duration::from_secs(60),
             cluster.dir(),
             || async {
-                let n = metric(&pods, "wordcount", "squall_emitted_total", "count-bolt").await?;
+                let n = component_metric(&pods, "wordcount", "squall_emitted_total", "count-bolt").await?;
                 (n >= 2_000).then_some(())
             },
         )

@@ -27,9 +27,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -339,22 +338,7 @@ async fn worker_secret_reviews(client: &Client) -> Result<()> {
 
 /// A token for the chart's ServiceAccount.
 async fn chart_token(client: &Client) -> Result<String> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), SYSTEM);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let answer: TokenRequest = accounts
-        .create_subresource("token", RELEASE, &PostParams::default(), &request)
-        .await?;
-    answer
-        .status
-        .and_then(|s| s.token)
-        .filter(|t| !t.is_empty())
-        .context("no token for the chart's ServiceAccount")
+    Ok(kube_testenv::rbac::token(client, SYSTEM, RELEASE).await?)
 }
 
 /// The workers' network settings exactly as the chart passes them to its operator.
@@ -854,18 +838,7 @@ async fn restricted_namespaces_least_privilege_and_network_policies() -> Result<
         })
         .await?;
         let client = cluster.client();
-        let _node = cluster
-            .start_node_agent(
-                "node-a",
-                [
-                    (WORKER_IMAGE, worker_binary()?),
-                    (
-                        "squall/operator:test",
-                        PathBuf::from(env!("CARGO_BIN_EXE_squall-operator")),
-                    ),
-                ],
-            )
-            .await?;
+        let _node = start_node_with_operator(&cluster).await?;
         restricted_namespace(&client, SYSTEM).await?;
         restricted_namespace(&client, APPS).await?;
         helm_install(&cluster)?;

@@ -363,22 +363,7 @@ impl ExampleCluster {
 
     /// A metric of the `edits` spout of `topology`, summed over its worker pods.
     pub async fn spout_metric(&self, topology: &str, name: &str) -> Option<u64> {
-        let list = self
-            .pods
-            .list(&ListParams::default().labels(&format!("squall.dev/topology={topology}")))
-            .await
-            .ok()?;
-        let mut total = 0.0;
-        for p in list.items {
-            let ip = p.status.and_then(|s| s.pod_ip)?;
-            let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
-            total += squall_worker::prom::parse(&text)
-                .iter()
-                .filter(|s| s.0 == name && s.1.get("component").map(String::as_str) == Some("edits"))
-                .map(|s| s.2)
-                .sum::<f64>();
-        }
-        Some(total as u64)
+        component_metric(&self.pods, topology, name, "edits").await
     }
 }
 
@@ -459,4 +444,39 @@ pub async fn client_with_token(cluster: &TestCluster, token: &str) -> Result<kub
     let config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
     Ok(kube::Client::try_from(config)?)
+}
+
+/// A metric of `component`, summed over the worker pods of `topology`.
+pub async fn component_metric(pods: &Api<Pod>, topology: &str, name: &str, component: &str) -> Option<u64> {
+    let list = pods
+        .list(&ListParams::default().labels(&format!("squall.dev/topology={topology}")))
+        .await
+        .ok()?;
+    let mut total = 0.0;
+    for p in list.items {
+        let ip = p.status.and_then(|s| s.pod_ip)?;
+        let text = http_get(&format!("{ip}:9464"), "/metrics").await?;
+        total += squall_worker::prom::parse(&text)
+            .iter()
+            .filter(|s| s.0 == name && s.1.get("component").map(String::as_str) == Some(component))
+            .map(|s| s.2)
+            .sum::<f64>();
+    }
+    Some(total as u64)
+}
+
+/// The node agent `node-a`, running worker pods and the chart's operator pods.
+pub async fn start_node_with_operator(cluster: &TestCluster) -> Result<kube_testenv::AgentHandle> {
+    Ok(cluster
+        .start_node_agent(
+            "node-a",
+            [
+                (WORKER_IMAGE, worker_binary()?),
+                (
+                    "squall/operator:test",
+                    PathBuf::from(env!("CARGO_BIN_EXE_squall-operator")),
+                ),
+            ],
+        )
+        .await?)
 }

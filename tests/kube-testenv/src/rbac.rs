@@ -51,6 +51,13 @@ pub async fn account_token(
             .create(&PostParams::default(), &binding)
             .await?;
     }
+    token(client, ns, name).await
+}
+
+/// A token for the existing ServiceAccount `name` in `ns`, from the TokenRequest API,
+/// valid for an hour.
+pub async fn token(client: &Client, ns: &str, name: &str) -> Result<String> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             expiration_seconds: Some(3600),
