@@ -149,12 +149,9 @@ fn summary(s: &mut String, outcomes: &[Outcome]) {
     row(s, "… per worker", outcomes, |o| {
         format!("{:.2}", rate(total(&o.steady), o.window) / o.size.total() as f64)
     });
-    row(
-        s,
-        "API server requests/s, during the changes",
-        outcomes,
-        |o| format!("{:.1}", rate(total(&o.changes), o.changes_took)),
-    );
+    row(s, "API server requests/s, during the changes", outcomes, |o| {
+        format!("{:.1}", rate(total(&o.changes), o.changes_took))
+    });
     row(s, "watches open", outcomes, |o| format!("{:.0}", o.watches));
     row(s, "kube-apiserver CPU", outcomes, |o| {
         format!("{:.0}%", pct(o.cpu_apiserver, o.window))
@@ -181,9 +178,7 @@ fn summary(s: &mut String, outcomes: &[Outcome]) {
         s,
         "reconcile duration p50 / p99, during the changes",
         outcomes,
-        |o| {
-            p50_p99(&o.reconciles_changes)
-        },
+        |o| p50_p99(&o.reconciles_changes),
     );
     row(s, "deactivate: written p50 / p99", outcomes, |o| {
         p50_p99(&o.deactivate.written)
@@ -203,14 +198,10 @@ fn summary(s: &mut String, outcomes: &[Outcome]) {
     row(s, "create to every worker running", outcomes, |o| {
         format!("{:.1} s", o.startup.as_secs_f64())
     });
-    row(
-        s,
-        "load average (1 min) at the window's end",
-        outcomes,
-        |o| format!("{:.1}", o.load),
-    );
+    row(s, "load average (1 min) at the window's end", outcomes, |o| {
+        format!("{:.1}", o.load)
+    });
     s.push('\n');
-
 }
 
 /// Steady requests by resource and verb, those at 0.1/s or more in some size.

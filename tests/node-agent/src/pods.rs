@@ -522,7 +522,7 @@ fn start_due(rt: &mut PodRt, registry: &Registry, k: &Key, now: Instant) {
             c.next_start = None;
             continue;
         }
-        if c.proc.is_some() || c.blocked.is_some() || !c.next_start.is_some_and(|t| t <= now) {
+        if c.proc.is_some() || c.blocked.is_some() || c.next_start.is_none_or(|t| t > now) {
             continue;
         }
         let Some(program) = c.program.clone() else {
@@ -555,7 +555,9 @@ fn start_due(rt: &mut PodRt, registry: &Registry, k: &Key, now: Instant) {
                 c.next_start = None;
                 c.probe_failures = 0;
                 c.next_probe = c.spec.readiness_probe.as_ref().map(|p| {
-                    now + Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0).unsigned_abs().into())
+                    now + Duration::from_secs(
+                        p.initial_delay_seconds.unwrap_or(0).max(0).unsigned_abs().into(),
+                    )
                 });
                 c.ready = c.spec.readiness_probe.is_none();
             }
