@@ -71,6 +71,23 @@ fn row(s: &mut String, label: &str, outcomes: &[Outcome], cell: impl Fn(&Outcome
 pub fn section(args: &Args, outcomes: &[Outcome], failure: Option<&(Size, String)>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{BEGIN}");
+    header(&mut s, args);
+    if outcomes.is_empty() {
+        s.push_str("No size completed.\n\n");
+    } else {
+        summary(&mut s, outcomes);
+        by_resource_and_verb(&mut s, outcomes);
+        reading(&mut s, outcomes);
+    }
+    if let Some((size, e)) = failure {
+        let _ = writeln!(s, "Size {size} did not complete: `{}`\n", e.replace('\n', " "));
+    }
+    let _ = writeln!(s, "{END}");
+    s
+}
+
+/// The title and what was measured, and how.
+fn header(s: &mut String, args: &Args) {
     s.push_str("## Scale: the operator and hundreds of workers against a real API server\n\n");
     let sizes: Vec<String> = args
         .sizes
@@ -102,161 +119,130 @@ pub fn section(args: &Args, outcomes: &[Outcome], failure: Option<&(Size, String
          generation seen by a watch on the ConfigMap; \"every worker\" is the update to the last of the \
          topology's workers running it.\n\n",
     );
-    if outcomes.is_empty() {
-        s.push_str("No size completed.\n\n");
-    } else {
-        let _ = write!(s, "| | ");
-        let heads: Vec<String> = outcomes
-            .iter()
-            .map(|o| format!("{} ({} workers)", o.size, o.size.total()))
-            .collect();
-        let _ = writeln!(s, "{} |", heads.join(" | "));
-        let _ = writeln!(s, "|---|{}", "---|".repeat(outcomes.len()));
-        row(&mut s, "API server requests/s, steady", outcomes, |o| {
-            format!("{:.1}", rate(total(&o.steady), o.window))
-        });
-        row(
-            &mut s,
-            "… of which Lease renewals (leases APPLY: the workers' and the node's)",
-            outcomes,
-            |o| {
-                let n = o
-                    .steady
-                    .get(&("leases".into(), "APPLY".into()))
-                    .copied()
-                    .unwrap_or(0.0);
-                format!("{:.1}", rate(n, o.window))
-            },
-        );
-        row(&mut s, "… per worker", outcomes, |o| {
-            format!("{:.2}", rate(total(&o.steady), o.window) / o.size.total() as f64)
-        });
-        row(
-            &mut s,
-            "API server requests/s, during the changes",
-            outcomes,
-            |o| format!("{:.1}", rate(total(&o.changes), o.changes_took)),
-        );
-        row(&mut s, "watches open", outcomes, |o| format!("{:.0}", o.watches));
-        row(&mut s, "kube-apiserver CPU", outcomes, |o| {
-            format!("{:.0}%", pct(o.cpu_apiserver, o.window))
-        });
-        row(&mut s, "kube-apiserver RSS", outcomes, |o| {
-            format!("{:.0} MiB", o.apiserver_rss)
-        });
-        row(&mut s, "etcd CPU", outcomes, |o| {
-            format!("{:.0}%", pct(o.cpu_etcd, o.window))
-        });
-        row(&mut s, "operator CPU (its runtime's threads)", outcomes, |o| {
-            format!("{:.1}%", pct(o.cpu_operator, o.window))
-        });
-        row(&mut s, "simulated workers + kubelet CPU", outcomes, |o| {
-            format!("{:.1}%", pct(o.cpu_sim, o.window))
-        });
-        row(&mut s, "reconciles/s, steady", outcomes, |o| {
-            format!("{:.1}", rate(o.reconciles_steady.len() as f64, o.window))
-        });
-        row(&mut s, "reconcile duration p50 / p99, steady", outcomes, |o| {
-            format!(
-                "{} / {} ms",
-                q(&o.reconciles_steady, 0.5),
-                q(&o.reconciles_steady, 0.99)
-            )
-        });
-        row(
-            &mut s,
-            "reconcile duration p50 / p99, during the changes",
-            outcomes,
-            |o| {
-                format!(
-                    "{} / {} ms",
-                    q(&o.reconciles_changes, 0.5),
-                    q(&o.reconciles_changes, 0.99)
-                )
-            },
-        );
-        row(&mut s, "deactivate: written p50 / p99", outcomes, |o| {
-            format!(
-                "{} / {} ms",
-                q(&o.deactivate.written, 0.5),
-                q(&o.deactivate.written, 0.99)
-            )
-        });
-        row(&mut s, "deactivate: every worker p50 / p99", outcomes, |o| {
-            format!(
-                "{} / {} ms",
-                q(&o.deactivate.everywhere, 0.5),
-                q(&o.deactivate.everywhere, 0.99)
-            )
-        });
-        row(&mut s, "activate: written p50 / p99", outcomes, |o| {
-            format!(
-                "{} / {} ms",
-                q(&o.activate.written, 0.5),
-                q(&o.activate.written, 0.99)
-            )
-        });
-        row(&mut s, "activate: every worker p50 / p99", outcomes, |o| {
-            format!(
-                "{} / {} ms",
-                q(&o.activate.everywhere, 0.5),
-                q(&o.activate.everywhere, 0.99)
-            )
-        });
-        row(&mut s, "samples per kind of change", outcomes, |o| {
-            format!("{}", o.deactivate.written.len())
-        });
-        row(&mut s, "create to every worker running", outcomes, |o| {
-            format!("{:.1} s", o.startup.as_secs_f64())
-        });
-        row(
-            &mut s,
-            "load average (1 min) at the window's end",
-            outcomes,
-            |o| format!("{:.1}", o.load),
-        );
-        s.push('\n');
+}
 
-        // Requests by resource and verb, those at 0.1/s or more in some size.
-        let keys: BTreeSet<&(String, String)> = outcomes
-            .iter()
-            .flat_map(|o| {
-                o.steady
-                    .iter()
-                    .filter(|(_, n)| rate(**n, o.window) >= 0.1)
-                    .map(|(k, _)| k)
-            })
-            .collect();
-        s.push_str("Steady requests/s by resource and verb (at least 0.1/s in some size):\n\n");
-        let _ = writeln!(
-            s,
-            "| resource | verb | {} |",
-            outcomes
+/// One row per figure, one column per size.
+fn summary(s: &mut String, outcomes: &[Outcome]) {
+    let _ = write!(s, "| | ");
+    let heads: Vec<String> = outcomes
+        .iter()
+        .map(|o| format!("{} ({} workers)", o.size, o.size.total()))
+        .collect();
+    let _ = writeln!(s, "{} |", heads.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---|".repeat(outcomes.len()));
+    row(s, "API server requests/s, steady", outcomes, |o| {
+        format!("{:.1}", rate(total(&o.steady), o.window))
+    });
+    row(
+        s,
+        "… of which Lease renewals (leases APPLY: the workers' and the node's)",
+        outcomes,
+        |o| {
+            let n = o
+                .steady
+                .get(&("leases".into(), "APPLY".into()))
+                .copied()
+                .unwrap_or(0.0);
+            format!("{:.1}", rate(n, o.window))
+        },
+    );
+    row(s, "… per worker", outcomes, |o| {
+        format!("{:.2}", rate(total(&o.steady), o.window) / o.size.total() as f64)
+    });
+    row(s, "API server requests/s, during the changes", outcomes, |o| {
+        format!("{:.1}", rate(total(&o.changes), o.changes_took))
+    });
+    row(s, "watches open", outcomes, |o| format!("{:.0}", o.watches));
+    row(s, "kube-apiserver CPU", outcomes, |o| {
+        format!("{:.0}%", pct(o.cpu_apiserver, o.window))
+    });
+    row(s, "kube-apiserver RSS", outcomes, |o| {
+        format!("{:.0} MiB", o.apiserver_rss)
+    });
+    row(s, "etcd CPU", outcomes, |o| {
+        format!("{:.0}%", pct(o.cpu_etcd, o.window))
+    });
+    row(s, "operator CPU (its runtime's threads)", outcomes, |o| {
+        format!("{:.1}%", pct(o.cpu_operator, o.window))
+    });
+    row(s, "simulated workers + kubelet CPU", outcomes, |o| {
+        format!("{:.1}%", pct(o.cpu_sim, o.window))
+    });
+    row(s, "reconciles/s, steady", outcomes, |o| {
+        format!("{:.1}", rate(o.reconciles_steady.len() as f64, o.window))
+    });
+    row(s, "reconcile duration p50 / p99, steady", outcomes, |o| {
+        p50_p99(&o.reconciles_steady)
+    });
+    row(
+        s,
+        "reconcile duration p50 / p99, during the changes",
+        outcomes,
+        |o| p50_p99(&o.reconciles_changes),
+    );
+    row(s, "deactivate: written p50 / p99", outcomes, |o| {
+        p50_p99(&o.deactivate.written)
+    });
+    row(s, "deactivate: every worker p50 / p99", outcomes, |o| {
+        p50_p99(&o.deactivate.everywhere)
+    });
+    row(s, "activate: written p50 / p99", outcomes, |o| {
+        p50_p99(&o.activate.written)
+    });
+    row(s, "activate: every worker p50 / p99", outcomes, |o| {
+        p50_p99(&o.activate.everywhere)
+    });
+    row(s, "samples per kind of change", outcomes, |o| {
+        format!("{}", o.deactivate.written.len())
+    });
+    row(s, "create to every worker running", outcomes, |o| {
+        format!("{:.1} s", o.startup.as_secs_f64())
+    });
+    row(s, "load average (1 min) at the window's end", outcomes, |o| {
+        format!("{:.1}", o.load)
+    });
+    s.push('\n');
+}
+
+/// Steady requests by resource and verb, those at 0.1/s or more in some size.
+fn by_resource_and_verb(s: &mut String, outcomes: &[Outcome]) {
+    let keys: BTreeSet<&(String, String)> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.steady
                 .iter()
-                .map(|o| o.size.to_string())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
-        let _ = writeln!(s, "|---|---|{}", "---|".repeat(outcomes.len()));
-        for k in keys {
-            let _ = write!(s, "| {} | {} |", k.0, k.1);
-            for o in outcomes {
-                let _ = write!(
-                    s,
-                    " {:.2} |",
-                    rate(o.steady.get(k).copied().unwrap_or(0.0), o.window)
-                );
-            }
-            s.push('\n');
+                .filter(|(_, n)| rate(**n, o.window) >= 0.1)
+                .map(|(k, _)| k)
+        })
+        .collect();
+    s.push_str("Steady requests/s by resource and verb (at least 0.1/s in some size):\n\n");
+    let _ = writeln!(
+        s,
+        "| resource | verb | {} |",
+        outcomes
+            .iter()
+            .map(|o| o.size.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(s, "|---|---|{}", "---|".repeat(outcomes.len()));
+    for k in keys {
+        let _ = write!(s, "| {} | {} |", k.0, k.1);
+        for o in outcomes {
+            let _ = write!(
+                s,
+                " {:.2} |",
+                rate(o.steady.get(k).copied().unwrap_or(0.0), o.window)
+            );
         }
         s.push('\n');
-        reading(&mut s, outcomes);
     }
-    if let Some((size, e)) = failure {
-        let _ = writeln!(s, "Size {size} did not complete: `{}`\n", e.replace('\n', " "));
-    }
-    let _ = writeln!(s, "{END}");
-    s
+    s.push('\n');
+}
+
+/// "p50 / p99 ms" of durations in milliseconds.
+fn p50_p99(v: &[u64]) -> String {
+    format!("{} / {} ms", q(v, 0.5), q(v, 0.99))
 }
 
 /// Growth from the smallest to the largest size, in words.

@@ -381,131 +381,10 @@ impl PodManager {
             let Some(rt) = self.pods.get_mut(&k) else {
                 continue;
             };
-            let restart_policy = rt
-                .pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.restart_policy.clone())
-                .unwrap_or_else(|| "Always".into());
             let now = Instant::now();
-            for c in &mut rt.containers {
-                if let Some(p) = &mut c.proc {
-                    match p.child.try_wait() {
-                        Ok(Some(status)) => {
-                            let exit = Exit::from_status(status, c.started_at.unwrap_or_else(Timestamp::now));
-                            // Reap leftovers of the group: the container is over.
-                            process::signal_group(p.pgid, Signal::SIGKILL);
-                            self.registry.remove(p.pgid);
-                            c.proc = None;
-                            c.ready = false;
-                            let restart = rt.terminating.is_none()
-                                && match restart_policy.as_str() {
-                                    "Never" => false,
-                                    "OnFailure" => exit.code != 0,
-                                    _ => true,
-                                };
-                            tracing::info!(pod = %k.1, container = %c.spec.name, code = exit.code, restart, "container exited");
-                            if restart {
-                                if c.started_instant.is_some_and(|s| s.elapsed() > MAX_BACKOFF) {
-                                    c.backoff = Duration::from_secs(1);
-                                }
-                                c.next_start = Some(now + c.backoff);
-                                c.backoff = (c.backoff * 2).min(MAX_BACKOFF);
-                                c.last_exit = Some(exit);
-                            } else {
-                                c.done = Some(exit);
-                                c.next_start = None;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "try_wait failed"),
-                    }
-                }
-                if rt.terminating.is_some() {
-                    c.next_start = None;
-                    continue;
-                }
-                if c.proc.is_none() && c.blocked.is_none() && c.next_start.is_some_and(|t| t <= now) {
-                    let Some(program) = c.program.clone() else {
-                        continue;
-                    };
-                    let log = rt.dir.join(format!("{}.log", c.spec.name));
-                    let cwd = c
-                        .spec
-                        .working_dir
-                        .as_ref()
-                        .map(PathBuf::from)
-                        .or_else(|| c.image_working_dir.clone())
-                        .filter(|d| d.is_dir())
-                        .unwrap_or_else(|| rt.dir.clone());
-                    let spec = SpawnSpec {
-                        program: &program,
-                        args: &c.args,
-                        env: &c.env,
-                        cwd: &cwd,
-                        log: &log,
-                    };
-                    match process::spawn(&spec, &self.registry) {
-                        Ok(p) => {
-                            if c.started_at.is_some() {
-                                c.restart_count += 1;
-                            }
-                            c.proc = Some(p);
-                            c.started_at = Some(Timestamp::now());
-                            c.started_instant = Some(now);
-                            c.next_start = None;
-                            c.probe_failures = 0;
-                            c.next_probe = c.spec.readiness_probe.as_ref().map(|p| {
-                                now + Duration::from_secs(
-                                    p.initial_delay_seconds.unwrap_or(0).max(0).unsigned_abs().into(),
-                                )
-                            });
-                            c.ready = c.spec.readiness_probe.is_none();
-                        }
-                        Err(e) => {
-                            tracing::warn!(pod = %k.1, container = %c.spec.name, error = %e, "spawn failed");
-                            c.blocked = Some(("RunContainerError".into(), e.to_string()));
-                        }
-                    }
-                }
-            }
-            // Readiness probes, concurrently across this pod's containers.
-            let ip = IpAddr::V4(rt.ip);
-            let due: Vec<usize> = rt
-                .containers
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.proc.is_some() && c.next_probe.is_some_and(|t| t <= now))
-                .map(|(i, _)| i)
-                .collect();
-            let results = futures::future::join_all(due.iter().map(|&i| {
-                let c = &rt.containers[i];
-                async move {
-                    match &c.spec.readiness_probe {
-                        Some(p) => probe::run(p, &c.spec, ip).await,
-                        None => true,
-                    }
-                }
-            }))
-            .await;
-            for (i, ok) in due.into_iter().zip(results) {
-                let c = &mut rt.containers[i];
-                let Some(p) = &c.spec.readiness_probe else {
-                    continue;
-                };
-                if ok {
-                    c.probe_failures = 0;
-                    c.ready = true;
-                } else {
-                    c.probe_failures += 1;
-                    if c.probe_failures >= p.failure_threshold.unwrap_or(3) || !c.ready {
-                        c.ready = false;
-                    }
-                }
-                let period = p.period_seconds.unwrap_or(10).max(1).unsigned_abs();
-                c.next_probe = Some(Instant::now() + Duration::from_secs(period.into()));
-            }
-
+            reap(rt, &self.registry, &k);
+            start_due(rt, &self.registry, &k, now);
+            probe_due(rt, now).await;
             if let Some((deadline, killed)) = rt.terminating {
                 if rt.containers.iter().all(|c| c.proc.is_none()) {
                     let uid = rt.uid.clone();
@@ -523,19 +402,7 @@ impl PodManager {
                     rt.terminating = Some((deadline, true));
                 }
             }
-            let status = build_status(rt);
-            let value = json!({ "status": status });
-            if rt.last_reported.as_ref() != Some(&value) {
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &k.0);
-                match api
-                    .patch_status(&k.1, &PatchParams::default(), &Patch::Strategic(&value))
-                    .await
-                {
-                    Ok(_) => rt.last_reported = Some(value),
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => tracing::warn!(pod = %k.1, error = %e, "status update failed"),
-                }
-            }
+            report(&self.client, &k, rt).await;
         }
     }
 
@@ -596,6 +463,165 @@ impl PodManager {
         for k in keys {
             self.forget(&k);
         }
+    }
+}
+
+/// Notes containers whose process has exited and schedules their restart as the
+/// pod's restart policy says, with the kubelet's doubling back-off.
+fn reap(rt: &mut PodRt, registry: &Registry, k: &Key) {
+    let restart_policy = rt
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into());
+    let now = Instant::now();
+    for c in &mut rt.containers {
+        let Some(p) = &mut c.proc else {
+            continue;
+        };
+        let status = match p.child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "try_wait failed");
+                continue;
+            }
+        };
+        let exit = Exit::from_status(status, c.started_at.unwrap_or_else(Timestamp::now));
+        // Reap leftovers of the group: the container is over.
+        process::signal_group(p.pgid, Signal::SIGKILL);
+        registry.remove(p.pgid);
+        c.proc = None;
+        c.ready = false;
+        let restart = rt.terminating.is_none()
+            && match restart_policy.as_str() {
+                "Never" => false,
+                "OnFailure" => exit.code != 0,
+                _ => true,
+            };
+        tracing::info!(pod = %k.1, container = %c.spec.name, code = exit.code, restart, "container exited");
+        if restart {
+            if c.started_instant.is_some_and(|s| s.elapsed() > MAX_BACKOFF) {
+                c.backoff = Duration::from_secs(1);
+            }
+            c.next_start = Some(now + c.backoff);
+            c.backoff = (c.backoff * 2).min(MAX_BACKOFF);
+            c.last_exit = Some(exit);
+        } else {
+            c.done = Some(exit);
+            c.next_start = None;
+        }
+    }
+}
+
+/// Starts the containers whose start is due; a terminating pod starts nothing.
+fn start_due(rt: &mut PodRt, registry: &Registry, k: &Key, now: Instant) {
+    for c in &mut rt.containers {
+        if rt.terminating.is_some() {
+            c.next_start = None;
+            continue;
+        }
+        if c.proc.is_some() || c.blocked.is_some() || c.next_start.is_none_or(|t| t > now) {
+            continue;
+        }
+        let Some(program) = c.program.clone() else {
+            continue;
+        };
+        let log = rt.dir.join(format!("{}.log", c.spec.name));
+        let cwd = c
+            .spec
+            .working_dir
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| c.image_working_dir.clone())
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(|| rt.dir.clone());
+        let spec = SpawnSpec {
+            program: &program,
+            args: &c.args,
+            env: &c.env,
+            cwd: &cwd,
+            log: &log,
+        };
+        match process::spawn(&spec, registry) {
+            Ok(p) => {
+                if c.started_at.is_some() {
+                    c.restart_count += 1;
+                }
+                c.proc = Some(p);
+                c.started_at = Some(Timestamp::now());
+                c.started_instant = Some(now);
+                c.next_start = None;
+                c.probe_failures = 0;
+                c.next_probe = c.spec.readiness_probe.as_ref().map(|p| {
+                    now + Duration::from_secs(
+                        p.initial_delay_seconds.unwrap_or(0).max(0).unsigned_abs().into(),
+                    )
+                });
+                c.ready = c.spec.readiness_probe.is_none();
+            }
+            Err(e) => {
+                tracing::warn!(pod = %k.1, container = %c.spec.name, error = %e, "spawn failed");
+                c.blocked = Some(("RunContainerError".into(), e.to_string()));
+            }
+        }
+    }
+}
+
+/// Runs the readiness probes that are due, concurrently across the pod's containers.
+async fn probe_due(rt: &mut PodRt, now: Instant) {
+    let ip = IpAddr::V4(rt.ip);
+    let due: Vec<usize> = rt
+        .containers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.proc.is_some() && c.next_probe.is_some_and(|t| t <= now))
+        .map(|(i, _)| i)
+        .collect();
+    let results = futures::future::join_all(due.iter().map(|&i| {
+        let c = &rt.containers[i];
+        async move {
+            match &c.spec.readiness_probe {
+                Some(p) => probe::run(p, &c.spec, ip).await,
+                None => true,
+            }
+        }
+    }))
+    .await;
+    for (i, ok) in due.into_iter().zip(results) {
+        let c = &mut rt.containers[i];
+        let Some(p) = &c.spec.readiness_probe else {
+            continue;
+        };
+        if ok {
+            c.probe_failures = 0;
+            c.ready = true;
+        } else {
+            c.probe_failures += 1;
+            if c.probe_failures >= p.failure_threshold.unwrap_or(3) || !c.ready {
+                c.ready = false;
+            }
+        }
+        let period = p.period_seconds.unwrap_or(10).max(1).unsigned_abs();
+        c.next_probe = Some(Instant::now() + Duration::from_secs(period.into()));
+    }
+}
+
+/// Writes the pod's status when it differs from the last one written.
+async fn report(client: &Client, k: &Key, rt: &mut PodRt) {
+    let value = json!({ "status": build_status(rt) });
+    if rt.last_reported.as_ref() == Some(&value) {
+        return;
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), &k.0);
+    match api
+        .patch_status(&k.1, &PatchParams::default(), &Patch::Strategic(&value))
+        .await
+    {
+        Ok(_) => rt.last_reported = Some(value),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => tracing::warn!(pod = %k.1, error = %e, "status update failed"),
     }
 }
 
