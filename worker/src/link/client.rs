@@ -136,8 +136,8 @@ enum Outcome {
     Lost(String),
     /// A renewal opened `new`; `old` must be drained before `new` sends.
     Renewed {
-        old: Session,
-        new: Session,
+        old: Box<Session>,
+        new: Box<Session>,
         why: Renewal,
     },
 }
@@ -147,7 +147,7 @@ enum Stop {
     Ended,
     Lost(String),
     /// With the new session, and why.
-    Renewed(Session, Renewal),
+    Renewed(Box<Session>, Renewal),
 }
 
 type Attempt = Pin<Box<dyn Future<Output = Result<Session, DialError>> + Send>>;
@@ -196,7 +196,7 @@ impl Link {
                 }
                 Outcome::Renewed { old, new, why } => {
                     let began = Instant::now();
-                    let drained = drain(old, self.settings.stall).await;
+                    let drained = drain(*old, self.settings.stall).await;
                     if let Some(tls) = &self.settings.tls {
                         tls.renewed(why);
                     }
@@ -207,7 +207,7 @@ impl Link {
                         // Frames still in it are lost with it; their trees replay.
                         warn!(peer = %self.peer, reason = why.label(), drain_ms, "link session renewed; the old one did not drain in time");
                     }
-                    handed_over = Some(new);
+                    handed_over = Some(*new);
                 }
             }
         }
@@ -358,7 +358,7 @@ impl Link {
                 r = attempt(&mut renewing) => {
                     let Some(mut renewal) = renewing.take() else { continue };
                     match r {
-                        Ok(new) => break Stop::Renewed(new, renewal.why),
+                        Ok(new) => break Stop::Renewed(Box::new(new), renewal.why),
                         Err(e) if renewal.since.elapsed() >= super::RENEW_GRACE => {
                             warn!(peer = %self.peer, reason = renewal.why.label(), error = %e, "cannot renew the link session; closing it");
                             break Stop::Lost(format!("renewal failed: {e}"));
@@ -380,7 +380,11 @@ impl Link {
         match stop {
             Stop::Ended => Outcome::Ended,
             Stop::Lost(why) => Outcome::Lost(why),
-            Stop::Renewed(new, why) => Outcome::Renewed { old: s, new, why },
+            Stop::Renewed(new, why) => Outcome::Renewed {
+                old: Box::new(s),
+                new,
+                why,
+            },
         }
     }
 
