@@ -106,6 +106,7 @@ fn spawn_operator(
                 lease_duration_seconds: 10,
                 lease_renew_seconds: 2,
                 cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+                ca_overlap: squall_operator::resources::DEFAULT_CA_OVERLAP,
                 limits: squall_model::Limits {
                     raise_with: squall_operator::RAISE_WITH.to_owned(),
                     ..squall_model::Limits::default()

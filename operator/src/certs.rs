@@ -11,8 +11,11 @@
 //! less than a third of its validity left, when the CA changed, when its identity is not
 //! the expected one, or when the Topology's `squall.dev/rotate-certificates` annotation
 //! takes a new value. The CA is replaced when it has less than a third of its own
-//! validity left; its successor signs the new certificates, and workers trust both until
-//! the old one expires, so no link is refused while they pick the new ones up.
+//! validity left, or when the `squall.dev/rotate-ca` annotation takes a new value; its
+//! successor signs every worker certificate at once, and workers trust both CAs for the
+//! overlap (`Policy::ca_overlap`, counted from that re-issue, and never past the old
+//! CA's expiry), so no link is refused while they pick the new files up. Then the old CA
+//! leaves the bundle, and a certificate it signed is refused.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +40,12 @@ use crate::FIELD_MANAGER;
 pub const ROTATE_ANNOTATION: &str = "squall.dev/rotate-certificates";
 /// On the worker Secret: the value of [`ROTATE_ANNOTATION`] its certificates were issued for.
 const ROTATED_FOR: &str = "squall.dev/rotated-for";
+/// The annotation that, set to a new value, makes the operator replace the topology's CA.
+pub const ROTATE_CA_ANNOTATION: &str = "squall.dev/rotate-ca";
+/// On the CA Secret: the value of [`ROTATE_CA_ANNOTATION`] its CA was made for.
+const CA_ROTATED_FOR: &str = "squall.dev/ca-rotated-for";
+/// On the CA Secret: until when (Unix seconds) the previous CA stays trusted.
+const PREVIOUS_UNTIL: &str = "squall.dev/previous-ca-trusted-until";
 /// How long a topology CA is valid, as a multiple of a worker certificate's validity.
 const CA_LIFETIMES: u32 = 30;
 
@@ -87,6 +96,9 @@ fn read_cert(pem: &str) -> Option<(OffsetDateTime, Option<WorkerIdentity>)> {
 pub struct Policy {
     /// Validity of a worker certificate.
     pub validity: Duration,
+    /// How long a replaced CA stays trusted after its successor re-issued every worker
+    /// certificate.
+    pub ca_overlap: Duration,
     /// Now.
     pub now: OffsetDateTime,
 }
@@ -103,11 +115,13 @@ impl Policy {
     }
 }
 
-/// A topology CA: its certificate, key and predecessor still trusted.
+/// A topology CA: its certificate, key and predecessor still trusted (until when).
 struct Ca {
     cert_pem: String,
     key_pem: String,
-    previous: Option<String>,
+    previous: Option<(String, OffsetDateTime)>,
+    /// The [`ROTATE_CA_ANNOTATION`] value it was made for.
+    rotated_for: String,
 }
 
 impl Ca {
@@ -119,14 +133,60 @@ impl Ca {
     /// What workers trust.
     fn bundle(&self) -> String {
         let mut b = self.cert_pem.clone();
-        if let Some(p) = &self.previous {
+        if let Some((p, _)) = &self.previous {
             b.push_str(p);
         }
         b
     }
+
+    /// The CA Secret's data and annotations.
+    fn secret(&self, t: &Topology) -> Result<Secret, CertError> {
+        let mut d = BTreeMap::from([
+            ("tls.crt".to_owned(), self.cert_pem.clone()),
+            ("tls.key".to_owned(), self.key_pem.clone()),
+        ]);
+        let mut notes = BTreeMap::from([(CA_ROTATED_FOR.to_owned(), self.rotated_for.clone())]);
+        if let Some((p, until)) = &self.previous {
+            d.insert("previous.crt".to_owned(), p.clone());
+            notes.insert(PREVIOUS_UNTIL.to_owned(), until.unix_timestamp().to_string());
+        }
+        let mut s = secret(ca_secret_name(&t.name_any()), t, d)?;
+        s.metadata.annotations = Some(notes);
+        Ok(s)
+    }
 }
 
-fn new_ca(ns: &str, name: &str, policy: &Policy, previous: Option<String>) -> Result<Ca, CertError> {
+/// The CA stored in `s`, with its expiry.
+fn stored_ca(s: &Secret) -> Option<(Ca, OffsetDateTime)> {
+    let cert_pem = pem_text(s, "tls.crt")?;
+    let (not_after, _) = read_cert(&cert_pem)?;
+    let previous = pem_text(s, "previous.crt").and_then(|p| {
+        let (expiry, _) = read_cert(&p)?;
+        // Without a recorded end (an older operator wrote it): trusted until it expires.
+        let until = s
+            .annotations()
+            .get(PREVIOUS_UNTIL)
+            .and_then(|u| u.parse::<i64>().ok())
+            .and_then(|u| OffsetDateTime::from_unix_timestamp(u).ok())
+            .map_or(expiry, |u| u.min(expiry));
+        Some((p, until))
+    });
+    let ca = Ca {
+        cert_pem,
+        key_pem: pem_text(s, "tls.key")?,
+        previous,
+        rotated_for: s.annotations().get(CA_ROTATED_FOR).cloned().unwrap_or_default(),
+    };
+    Some((ca, not_after))
+}
+
+fn new_ca(
+    ns: &str,
+    name: &str,
+    policy: &Policy,
+    previous: Option<(String, OffsetDateTime)>,
+    rotated_for: String,
+) -> Result<Ca, CertError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params
@@ -142,40 +202,52 @@ fn new_ca(ns: &str, name: &str, policy: &Policy, previous: Option<String>) -> Re
         cert_pem: ca.pem(),
         key_pem,
         previous,
+        rotated_for,
     })
 }
 
-/// The CA to use: the stored one, or a new one when there is none or it is due; the
-/// boolean says whether it is new.
-fn current_ca(
-    stored: Option<&Secret>,
-    ns: &str,
-    name: &str,
-    policy: &Policy,
-) -> Result<(Ca, bool), CertError> {
-    let stored = stored.and_then(|s| {
-        let ca = Ca {
-            cert_pem: pem_text(s, "tls.crt")?,
-            key_pem: pem_text(s, "tls.key")?,
-            previous: pem_text(s, "previous.crt"),
-        };
-        let (not_after, _) = read_cert(&ca.cert_pem)?;
-        Some((ca, not_after))
-    });
+/// What [`current_ca`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum CaChange {
+    /// The stored CA stays, as it is.
+    None,
+    /// The stored CA stays; its predecessor's overlap ended and it leaves the bundle.
+    DropPrevious,
+    /// A new CA: every worker certificate must be issued again.
+    New,
+}
+
+/// The CA to use: the stored one, or a new one when there is none, it is due, or the
+/// topology's [`ROTATE_CA_ANNOTATION`] asks for one; and what changed.
+fn current_ca(stored: Option<&Secret>, t: &Topology, policy: &Policy) -> Result<(Ca, CaChange), CertError> {
+    let (ns, name) = (t.namespace().unwrap_or_default(), t.name_any());
+    let wanted = t
+        .annotations()
+        .get(ROTATE_CA_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
     let life = policy.span(CA_LIFETIMES)?;
-    match stored {
-        Some((ca, not_after)) if !policy.due(not_after, life) => {
-            // Drop a predecessor that expired: nothing it signed is valid any more.
-            let previous = ca
-                .previous
-                .filter(|p| read_cert(p).is_some_and(|(t, _)| t > policy.now));
-            Ok((Ca { previous, ..ca }, false))
+    match stored.and_then(stored_ca) {
+        Some((ca, not_after)) if !policy.due(not_after, life) && ca.rotated_for == wanted => {
+            // The overlap is over (or the predecessor expired): nothing it signed is
+            // trusted any more.
+            match ca.previous {
+                Some((_, until)) if until <= policy.now => {
+                    Ok((Ca { previous: None, ..ca }, CaChange::DropPrevious))
+                }
+                _ => Ok((ca, CaChange::None)),
+            }
         }
         Some((old, not_after)) => {
-            let keep = (not_after > policy.now).then_some(old.cert_pem);
-            Ok((new_ca(ns, name, policy, keep)?, true))
+            // Its successor re-issues every worker certificate in this same pass, so the
+            // overlap starts now.
+            let overlap =
+                time::Duration::try_from(policy.ca_overlap).map_err(|e| CertError::Time(e.to_string()))?;
+            let until = (policy.now + overlap).min(not_after);
+            let keep = (not_after > policy.now).then_some((old.cert_pem, until));
+            Ok((new_ca(&ns, &name, policy, keep, wanted)?, CaChange::New))
         }
-        None => Ok((new_ca(ns, name, policy, None)?, true)),
+        None => Ok((new_ca(&ns, &name, policy, None, wanted)?, CaChange::New)),
     }
 }
 
@@ -227,7 +299,8 @@ pub fn plan(
 ) -> Result<(Option<Secret>, Option<Secret>), CertError> {
     let name = t.name_any();
     let ns = t.namespace().unwrap_or_default();
-    let (ca, ca_changed) = current_ca(stored_ca, &ns, &name, policy)?;
+    let (ca, ca_change) = current_ca(stored_ca, t, policy)?;
+    let ca_changed = ca_change == CaChange::New;
     let wanted_rotation = t
         .annotations()
         .get(ROTATE_ANNOTATION)
@@ -267,17 +340,9 @@ pub fn plan(
         .map(BTreeMap::len)
         .unwrap_or(0);
     changed |= keys != data.len();
-    let ca_secret = if ca_changed {
-        let mut d = BTreeMap::from([
-            ("tls.crt".to_owned(), ca.cert_pem.clone()),
-            ("tls.key".to_owned(), ca.key_pem.clone()),
-        ]);
-        if let Some(p) = &ca.previous {
-            d.insert("previous.crt".to_owned(), p.clone());
-        }
-        Some(secret(ca_secret_name(&name), t, d)?)
-    } else {
-        None
+    let ca_secret = match ca_change {
+        CaChange::None => None,
+        CaChange::New | CaChange::DropPrevious => Some(ca.secret(t)?),
     };
     let workers_secret = if changed {
         let mut s = secret(worker_secret_name(&name), t, data)?;
@@ -296,6 +361,7 @@ pub async fn ensure(
     t: &Topology,
     replicas: i32,
     validity: Duration,
+    ca_overlap: Duration,
 ) -> Result<bool, crate::context::Error> {
     let ns = t.namespace().ok_or(crate::context::Error::NoNamespace)?;
     let name = t.name_any();
@@ -305,13 +371,15 @@ pub async fn ensure(
     let workers: Vec<String> = (0..replicas.max(0)).map(|i| format!("{name}-{i}")).collect();
     let policy = Policy {
         validity,
+        ca_overlap,
         now: OffsetDateTime::now_utc(),
     };
     let (ca, certs) = plan(t, &workers, stored_ca.as_ref(), stored.as_ref(), &policy)?;
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
     if let Some(ca) = ca {
+        let previous = ca.data.as_ref().is_some_and(|d| d.contains_key("previous.crt"));
         api.patch(&ca_secret_name(&name), &ssa, &Patch::Apply(ca)).await?;
-        tracing::info!(topology = %name, "topology CA issued");
+        tracing::info!(topology = %name, previous_trusted = previous, "topology CA written");
     }
     let wrote = certs.is_some();
     if let Some(certs) = certs {
@@ -343,11 +411,20 @@ mod tests {
         t
     }
 
+    const OVERLAP: Duration = Duration::from_secs(600);
+
     fn at(now: OffsetDateTime) -> Policy {
         Policy {
             validity: Duration::from_secs(3600),
+            ca_overlap: OVERLAP,
             now,
         }
+    }
+
+    fn annotated(key: &str, value: &str) -> Topology {
+        let mut t = topology(None);
+        t.meta_mut().annotations = Some(BTreeMap::from([(key.to_owned(), value.to_owned())]));
+        t
     }
 
     #[test]
@@ -409,5 +486,110 @@ mod tests {
         assert_ne!(pem_text(&new_ca, "tls.crt").unwrap(), old);
         assert_eq!(pem_text(&new_ca, "previous.crt").unwrap(), old);
         assert!(pem_text(&b, CA_CERT_KEY).unwrap().contains(old.trim()));
+        // The predecessor is trusted for the overlap, not until it expires.
+        let until = late + time::Duration::try_from(OVERLAP).unwrap();
+        assert_eq!(
+            new_ca.annotations()[PREVIOUS_UNTIL],
+            until.unix_timestamp().to_string()
+        );
+    }
+
+    #[test]
+    fn a_ca_replaced_on_request_is_trusted_for_the_overlap_then_dropped() {
+        let workers = vec!["t-0".to_owned(), "t-1".to_owned()];
+        let t0 = OffsetDateTime::now_utc();
+        let (ca, certs) = plan(&topology(None), &workers, None, None, &at(t0)).unwrap();
+        let (ca, certs) = (ca.unwrap(), certs.unwrap());
+        let old_ca = pem_text(&ca, "tls.crt").unwrap();
+        let old_cert = pem_text(&certs, "t-0.crt").unwrap();
+
+        // Asked for: a new CA now, every worker certificate issued again, both CAs trusted.
+        let asked = annotated(ROTATE_CA_ANNOTATION, "1");
+        let t1 = t0 + time::Duration::minutes(1);
+        let (ca1, certs1) = plan(&asked, &workers, Some(&ca), Some(&certs), &at(t1)).unwrap();
+        let (ca1, certs1) = (ca1.unwrap(), certs1.unwrap());
+        let new_ca = pem_text(&ca1, "tls.crt").unwrap();
+        assert_ne!(new_ca, old_ca);
+        assert_eq!(pem_text(&ca1, "previous.crt").unwrap(), old_ca);
+        assert_eq!(ca1.annotations()[CA_ROTATED_FOR], "1");
+        for w in &workers {
+            assert_ne!(pem_text(&certs1, &cert_key(w)), pem_text(&certs, &cert_key(w)));
+        }
+        assert_ne!(pem_text(&certs1, "t-0.crt").unwrap(), old_cert);
+        assert_eq!(
+            pem_text(&certs1, CA_CERT_KEY).unwrap(),
+            format!("{new_ca}{old_ca}")
+        );
+
+        // Within the overlap the same annotation changes nothing.
+        let inside = t1 + time::Duration::try_from(OVERLAP / 2).unwrap();
+        let (a, b) = plan(&asked, &workers, Some(&ca1), Some(&certs1), &at(inside)).unwrap();
+        assert!(a.is_none() && b.is_none());
+
+        // After it, the old CA leaves the CA Secret and the bundle; the new one stays.
+        let after = t1 + time::Duration::try_from(OVERLAP).unwrap();
+        let (ca2, certs2) = plan(&asked, &workers, Some(&ca1), Some(&certs1), &at(after)).unwrap();
+        let (ca2, certs2) = (ca2.unwrap(), certs2.unwrap());
+        assert_eq!(pem_text(&ca2, "tls.crt").unwrap(), new_ca);
+        assert!(pem_text(&ca2, "previous.crt").is_none());
+        assert!(!ca2.annotations().contains_key(PREVIOUS_UNTIL));
+        assert_eq!(pem_text(&certs2, CA_CERT_KEY).unwrap(), new_ca);
+
+        // And then it is stable.
+        let later = after + time::Duration::minutes(1);
+        let (a, b) = plan(&asked, &workers, Some(&ca2), Some(&certs2), &at(later)).unwrap();
+        assert!(a.is_none() && b.is_none());
+
+        // Another value replaces it again.
+        let again = annotated(ROTATE_CA_ANNOTATION, "2");
+        let (ca3, _) = plan(&again, &workers, Some(&ca2), Some(&certs2), &at(later)).unwrap();
+        let ca3 = ca3.unwrap();
+        assert_ne!(pem_text(&ca3, "tls.crt").unwrap(), new_ca);
+        assert_eq!(pem_text(&ca3, "previous.crt").unwrap(), new_ca);
+    }
+
+    #[test]
+    fn a_previous_ca_is_never_trusted_past_its_own_expiry() {
+        let t0 = OffsetDateTime::now_utc();
+        let (ca, _) = plan(&topology(None), &["t-0".to_owned()], None, None, &at(t0)).unwrap();
+        let ca = ca.unwrap();
+        // An overlap longer than what the old CA has left ends at its expiry.
+        let policy = Policy {
+            ca_overlap: Duration::from_secs(3600 * u64::from(CA_LIFETIMES) * 2),
+            ..at(t0)
+        };
+        let (ca1, _) = plan(
+            &annotated(ROTATE_CA_ANNOTATION, "x"),
+            &["t-0".to_owned()],
+            Some(&ca),
+            None,
+            &policy,
+        )
+        .unwrap();
+        let ca1 = ca1.unwrap();
+        let (old_expiry, _) = read_cert(&pem_text(&ca, "tls.crt").unwrap()).unwrap();
+        assert_eq!(
+            ca1.annotations()[PREVIOUS_UNTIL],
+            old_expiry.unix_timestamp().to_string()
+        );
+        // A CA made while the annotation is already set is not replaced for it.
+        let (fresh, _) = plan(
+            &annotated(ROTATE_CA_ANNOTATION, "x"),
+            &["t-0".to_owned()],
+            None,
+            None,
+            &at(t0),
+        )
+        .unwrap();
+        let fresh = fresh.unwrap();
+        let (a, _) = plan(
+            &annotated(ROTATE_CA_ANNOTATION, "x"),
+            &["t-0".to_owned()],
+            Some(&fresh),
+            None,
+            &at(t0 + time::Duration::minutes(1)),
+        )
+        .unwrap();
+        assert!(a.is_none());
     }
 }

@@ -189,7 +189,8 @@ async fn act(
         .await?;
     // Certificates before the pods that wait for them.
     if t.spec.tls_mode() == squall_model::TlsMode::Mutual {
-        crate::certs::ensure(&client, t, replicas, ctx.config.workers.cert_validity).await?;
+        let workers = &ctx.config.workers;
+        crate::certs::ensure(&client, t, replicas, workers.cert_validity, workers.ca_overlap).await?;
     }
     Api::<StatefulSet>::namespaced(client.clone(), &ns)
         .patch(

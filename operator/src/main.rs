@@ -41,6 +41,10 @@ struct Args {
         global = true
     )]
     worker_cert_validity_hours: u64,
+    /// After the topology CA is replaced and every worker certificate re-issued by its
+    /// successor, the old CA stays trusted this many seconds, then it is dropped.
+    #[arg(long, env = "SQUALL_CA_OVERLAP_SECONDS", default_value_t = 600, global = true)]
+    ca_overlap_seconds: u64,
     /// Run only while holding the leader Lease (for more than one replica).
     #[arg(long, env = "SQUALL_LEADER_ELECTION", global = true)]
     leader_election: bool,
@@ -209,6 +213,11 @@ async fn main() -> anyhow::Result<()> {
             lease_renew_seconds: args.lease_renew,
             cert_validity: std::time::Duration::from_secs(
                 args.worker_cert_validity_hours.clamp(1, 24 * 365) * 3600,
+            ),
+            // Never longer than a certificate lives: the old CA would outlast all it signed.
+            ca_overlap: std::time::Duration::from_secs(
+                args.ca_overlap_seconds
+                    .min(args.worker_cert_validity_hours.clamp(1, 24 * 365) * 3600),
             ),
             limits,
             network,

@@ -202,6 +202,9 @@ pub struct WorkerDefaults {
     pub network: NetworkSettings,
     /// Validity of the workers' link certificates (renewed with a third left).
     pub cert_validity: std::time::Duration,
+    /// How long a replaced topology CA stays trusted after its successor re-issued the
+    /// workers' certificates.
+    pub ca_overlap: std::time::Duration,
 }
 
 /// The peers a topology's NetworkPolicy lets reach the workers' HTTP port (9464).
@@ -354,6 +357,9 @@ fn container_security() -> SecurityContext {
 
 /// Default validity of a worker's link certificate.
 pub const DEFAULT_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Default time a replaced topology CA stays trusted beside its successor.
+pub const DEFAULT_CA_OVERLAP: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The mutual TLS settings of the worker container: the Secret its certificate comes
 /// from and where the worker keeps the files (in its writable `/tmp`, per pod uid since
@@ -529,6 +535,7 @@ spec:
             limits: squall_model::Limits::default(),
             network: NetworkSettings::default(),
             cert_validity: DEFAULT_CERT_VALIDITY,
+            ca_overlap: DEFAULT_CA_OVERLAP,
         };
         let s = statefulset(&t, &defaults, 2).unwrap();
         let meta = s.spec.template.metadata.unwrap();
@@ -623,6 +630,7 @@ spec:
             limits: squall_model::Limits::default(),
             network: NetworkSettings::default(),
             cert_validity: DEFAULT_CERT_VALIDITY,
+            ca_overlap: DEFAULT_CA_OVERLAP,
         };
         let image = |t: &Topology, d: &WorkerDefaults| {
             let s = statefulset(t, d, 1).unwrap();

@@ -6,10 +6,13 @@
 //! are refused by alpha's workers before any tuple could pass (no welcome to a link), and
 //! each refusal is counted on their `/metrics`; a dialer with an alpha identity is
 //! welcomed, so the refusals are the certificates' doing. A rotation forced by annotation
-//! mid-stream reaches both workers and new connections see the new certificate; alpha's
-//! stream then completes with every tuple acked once and none failed. `plain` runs without
-//! TLS, says so in its status, and gets no Secrets. Needs `make k8s-bins` and a built
-//! `squall-worker` (`make test-operator`).
+//! mid-stream reaches both workers and new connections see the new certificate. Then the
+//! CA is replaced on demand mid-stream, with an overlap of a few seconds: a certificate
+//! of the old CA is still welcomed during it and refused (and counted) after it, and the
+//! workers' links renew their sessions at each reload. Alpha's stream then completes with
+//! every tuple acked once and none failed. `plain` runs without TLS, says so in its
+//! status, and gets no Secrets. Needs `make k8s-bins` and a built `squall-worker` (`make
+//! test-operator`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +38,9 @@ mod support;
 
 use support::*;
 
-const COUNT: u64 = 30_000;
+const COUNT: u64 = 40_000;
+/// The operator's `--ca-overlap-seconds` here.
+const CA_OVERLAP: Duration = Duration::from_secs(10);
 
 const ALPHA: &str = r#"
 apiVersion: squall.dev/v1alpha1
@@ -47,7 +52,7 @@ spec:
   maxSpoutPending: 200
   pod: {image: squall/worker:test}
   spouts:
-    - {name: numbers, component: const, parallelism: 2, config: {count: 30000, rate: 1000}}
+    - {name: numbers, component: const, parallelism: 2, config: {count: 40000, rate: 1000}}
   bolts:
     - {name: sink, component: "null", parallelism: 2, inputs: [{from: numbers, grouping: {type: shuffle}}]}
 "#;
@@ -413,6 +418,170 @@ async fn rotation_mid_stream(cluster: &TestCluster, client: &kube::Client) -> Re
     Ok(())
 }
 
+/// Per alpha pod, the sum of `name`'s samples (with `label`, if given).
+async fn per_pod(pods: &Api<Pod>, name: &str, label: Option<(&str, &str)>) -> BTreeMap<String, f64> {
+    samples(pods, "alpha")
+        .await
+        .into_iter()
+        .map(|(pod, ss)| {
+            let one = BTreeMap::from([(pod.clone(), ss)]);
+            (pod, sum(&one, name, label))
+        })
+        .collect()
+}
+
+/// Waits until both alpha workers loaded their certificates again since `before`;
+/// returns how many of alpha's tuples were acked by then.
+async fn both_reloaded(
+    cluster: &TestCluster,
+    pods: &Api<Pod>,
+    before: &BTreeMap<String, f64>,
+    what: &str,
+) -> Result<f64> {
+    let v = eventually(what, Duration::from_secs(20), cluster.dir(), || async {
+        let now = per_pod(pods, "squall_worker_tls_reloads_total", None).await;
+        let each = now
+            .iter()
+            .filter(|(pod, n)| **n > before.get(*pod).copied().unwrap_or(0.0))
+            .count();
+        if each < 2 {
+            return None;
+        }
+        Some(sum(
+            &samples(pods, "alpha").await,
+            "squall_acked_total",
+            Some(("component", "numbers")),
+        ))
+    })
+    .await?;
+    Ok(v)
+}
+
+/// Replaces alpha's CA on demand mid-stream: the old CA is trusted for the overlap, then
+/// dropped; the links renew their sessions and a certificate of the old CA is refused.
+async fn ca_replaced_mid_stream(cluster: &TestCluster, client: &kube::Client) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
+    let addr = pod_addr(&pods, "alpha-0").await?;
+    let hello = hello_of(client, "alpha").await?;
+    let old_ca = secrets.get("alpha-ca").await?;
+    let old_ca_cert = text(&old_ca, "tls.crt")?;
+    // A member's certificate from the CA about to be replaced.
+    let old_member = signed_by(&old_ca, &WorkerIdentity::new(NS, "alpha", "alpha-9"))?;
+    let reloads = per_pod(&pods, "squall_worker_tls_reloads_total", None).await;
+    let renewals = per_pod(&pods, "squall_worker_tls_link_renewals_total", None).await;
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {squall_operator::certs::ROTATE_CA_ANNOTATION: "1"}}});
+    topos
+        .patch("alpha", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    eventually("a new CA", Duration::from_secs(15), cluster.dir(), || async {
+        let s = secrets.get("alpha-ca").await.ok()?;
+        (text(&s, "tls.crt").ok()? != old_ca_cert && text(&s, "previous.crt").ok()? == old_ca_cert)
+            .then_some(())
+    })
+    .await?;
+    let during = both_reloaded(
+        cluster,
+        &pods,
+        &reloads,
+        "both workers loaded the new CA's certificates",
+    )
+    .await?;
+    ensure!(
+        during < COUNT as f64,
+        "the CA replacement must land mid-stream (acked {during})"
+    );
+    // Within the overlap the old CA is still trusted.
+    exchange(
+        &addr,
+        Some(dialer(Some((&old_member.0, &old_member.1)))?),
+        hello.clone(),
+    )
+    .await
+    .map_err(|e| anyhow!("within the overlap the old CA must still be trusted: {e}"))?;
+    let reloads = per_pod(&pods, "squall_worker_tls_reloads_total", None).await;
+    eventually(
+        "the old CA dropped after the overlap",
+        CA_OVERLAP + Duration::from_secs(20),
+        cluster.dir(),
+        || async {
+            let ca = secrets.get("alpha-ca").await.ok()?;
+            let workers = secrets.get("alpha-worker-tls").await.ok()?;
+            let bundle = text(&workers, squall_control::identity::CA_CERT_KEY).ok()?;
+            (ca.data.as_ref()?.get("previous.crt").is_none() && !bundle.contains(old_ca_cert.trim()))
+                .then_some(())
+        },
+    )
+    .await?;
+    let at_drop = both_reloaded(
+        cluster,
+        &pods,
+        &reloads,
+        "both workers loaded the bundle without the old CA",
+    )
+    .await?;
+    tracing::info!(during, at_drop, "CA replaced, then the old one dropped");
+    ensure!(
+        at_drop < COUNT as f64,
+        "the old CA must be dropped mid-stream (acked {at_drop})"
+    );
+    // The links renewed their sessions: at the replacement and at the drop, on each worker.
+    let renewed = eventually(
+        "renewals counted",
+        Duration::from_secs(15),
+        cluster.dir(),
+        || async {
+            let now = per_pod(&pods, "squall_worker_tls_link_renewals_total", None).await;
+            let each = now
+                .iter()
+                .filter(|(pod, n)| **n >= renewals.get(*pod).copied().unwrap_or(0.0) + 2.0)
+                .count();
+            (each == 2).then_some(now)
+        },
+    )
+    .await?;
+    let all = samples(&pods, "alpha").await;
+    let by_reason = |r: &str| sum(&all, "squall_worker_tls_link_renewals_total", Some(("reason", r)));
+    let (reload, peer) = (by_reason("reload"), by_reason("peer"));
+    tracing::info!(?renewed, reload, peer, "link renewals");
+    ensure!(
+        reload >= 4.0,
+        "each worker renews its link at each of its reloads ({reload})"
+    );
+    let expiry = sum(&all, "squall_worker_tls_link_certificate_expiry_seconds", None);
+    ensure!(
+        expiry > 0.0,
+        "links report when their certificates expire ({expiry})"
+    );
+    // After the overlap, a certificate of the old CA is refused and counted. (A reload
+    // of a half-written set of files may have been the one counted above: the bundle
+    // without the old CA is then loaded within another second.)
+    let before = samples(&pods, "alpha").await;
+    let old_tls = dialer(Some((&old_member.0, &old_member.1)))?;
+    eventually(
+        "the old CA's certificate refused",
+        Duration::from_secs(10),
+        cluster.dir(),
+        || async {
+            exchange(&addr, Some(Arc::clone(&old_tls)), hello.clone())
+                .await
+                .err()
+        },
+    )
+    .await?;
+    let was = refused(&before, "alpha-0", "untrusted");
+    eventually(
+        "the old CA's certificate counted as untrusted",
+        Duration::from_secs(10),
+        cluster.dir(),
+        || async { (refused(&samples(&pods, "alpha").await, "alpha-0", "untrusted") > was).then_some(()) },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Alpha's stream ends with every tuple acked once: nothing was lost to the rotation or
 /// to the intruders.
 async fn alpha_complete(cluster: &TestCluster, client: &kube::Client) -> Result<()> {
@@ -494,10 +663,33 @@ async fn plaintext_by_spec(cluster: &TestCluster, client: &kube::Client) -> Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_refuses_strangers_rotates_mid_stream_and_can_be_turned_off() -> Result<()> {
+async fn mutual_tls_refuses_strangers_rotates_mid_stream_replaces_its_ca_and_can_be_turned_off() -> Result<()>
+{
     bounded_for(Duration::from_secs(240), async {
-        let (cluster, _agent, operator) = cluster_with_operator().await?;
+        // The operator with a short CA overlap, so the old CA is dropped mid-stream.
+        let cluster = kube_testenv::TestCluster::start().await?;
+        install_crd(&cluster).await?;
+        let _agent = cluster
+            .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
+            .await?;
         let client = cluster.client();
+        let operator = spawn_operator_with(
+            &client,
+            NS,
+            squall_operator::resources::WorkerDefaults {
+                python_image: None,
+                image: WORKER_IMAGE.to_owned(),
+                lease_duration_seconds: 10,
+                lease_renew_seconds: 2,
+                cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+                ca_overlap: CA_OVERLAP,
+                limits: squall_model::Limits {
+                    raise_with: squall_operator::RAISE_WITH.to_owned(),
+                    ..squall_model::Limits::default()
+                },
+                network: Default::default(),
+            },
+        );
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         for yaml in [ALPHA, BETA, PLAIN] {
             topos.create(&PostParams::default(), &topology(yaml)?).await?;
@@ -543,6 +735,7 @@ async fn mutual_tls_refuses_strangers_rotates_mid_stream_and_can_be_turned_off()
         ensure!(secret_names == ["alpha-worker-tls"], "{secret_names:?}");
 
         rotation_mid_stream(&cluster, &client).await?;
+        ca_replaced_mid_stream(&cluster, &client).await?;
         intruders_are_refused(&cluster, &client).await?;
         alpha_complete(&cluster, &client).await?;
         plaintext_by_spec(&cluster, &client).await?;

@@ -85,6 +85,7 @@ async fn python_cluster(
             },
             network: Default::default(),
             cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+            ca_overlap: squall_operator::resources::DEFAULT_CA_OVERLAP,
         },
     );
     Ok((cluster, agent, operator))

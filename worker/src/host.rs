@@ -156,11 +156,13 @@ impl crate::http::Endpoints for Shared {
             &self.inbound,
             buckets,
         );
+        let link_expiry = refs.iter().filter_map(|(_, s)| s.cert_expiry()).min();
         crate::tls::render_metrics(
             &mut page,
             self.current.topology(),
             self.current.worker(),
             self.tls.as_deref(),
+            link_expiry,
         );
         page
     }
@@ -646,11 +648,13 @@ async fn serve(cfg: WorkerConfig) -> Result<(), WorkerError> {
         stats: Arc::clone(&inbound),
         drops: Arc::clone(&drops),
         stop: Arc::clone(&stop),
+        tls: tls.clone(),
     });
     if let Some(tls) = &tls {
         info!(identity = %tls.identity().uri(), "mutual TLS on links");
         let tls = Arc::clone(tls);
-        // Rotated files are picked up within a second; links already up carry on.
+        // Rotated files are picked up within a second; links already up then renew their
+        // sessions (this worker's outgoing ones, and its peers' when asked).
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;

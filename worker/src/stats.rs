@@ -24,6 +24,27 @@ pub struct LinkStats {
     pub connected: AtomicBool,
     /// Whether the peer last reported itself blocked.
     pub peer_blocked: AtomicBool,
+    /// When the earliest certificate of the TLS session up now expires, Unix seconds; 0
+    /// while no session is up or the link is plaintext.
+    pub cert_expiry: AtomicU64,
+}
+
+impl LinkStats {
+    /// Records the expiry of the session up now (`None`: none, or no certificates).
+    pub fn set_cert_expiry(&self, at: Option<std::time::SystemTime>) {
+        let secs = at
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs().max(1));
+        self.cert_expiry.store(secs, Ordering::Relaxed);
+    }
+
+    /// The expiry [`LinkStats::set_cert_expiry`] recorded.
+    pub fn cert_expiry(&self) -> Option<std::time::SystemTime> {
+        match self.cert_expiry.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)),
+        }
+    }
 }
 
 /// Everything this worker received.

@@ -5,14 +5,16 @@
 //! from this worker's certificate; anything else is refused and counted on `/metrics`.
 //!
 //! The files are re-read when they change: new connections use the new certificate and
-//! CA bundle, links already up carry on (their sessions do not depend on the certificate
-//! staying valid), so a rotation breaks no link and loses no tuple.
+//! CA bundle, and every reload is announced ([`TlsLinks::reloads`]) so that links already
+//! up renew their sessions (see [`crate::link::client`]): a session is only as trusted
+//! as the chains verified at its handshake. Session resumption and tickets are off on
+//! both sides, so each renewal verifies the chains in full.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -313,11 +315,24 @@ impl ServerCertVerifier for ServerCheck {
     }
 }
 
-type Configs = (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>);
+/// Both sides' configurations, and when this worker's certificate in them expires.
+struct Configs {
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    not_after: Option<SystemTime>,
+}
+
+/// When a certificate stops being valid, if it can be read.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<SystemTime> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let secs = u64::try_from(parsed.validity().not_after.timestamp()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
 
 /// Both sides' configurations from the files.
 fn configs(files: &TlsFiles, refusals: &Arc<Refusals>) -> Result<(Configs, WorkerIdentity), TlsError> {
     let chain = certs(&files.cert)?;
+    let own_expiry = not_after(&chain[0]);
     let key_pem = read(&files.key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| pem_err(&files.key, e))?;
     let me = identity_of(&chain[0]).ok_or_else(|| TlsError::NoIdentity(files.cert.clone()))?;
@@ -338,6 +353,10 @@ fn configs(files: &TlsFiles, refusals: &Arc<Refusals>) -> Result<(Configs, Worke
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain.clone(), key.clone_key())?;
     server.alpn_protocols = vec![b"h2".to_vec()];
+    // No resumption: a renewed link must verify both chains again, not resume a session
+    // from before a rotation.
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
     let check = ServerCheck {
         roots,
         algs: provider.signature_verification_algorithms,
@@ -350,12 +369,42 @@ fn configs(files: &TlsFiles, refusals: &Arc<Refusals>) -> Result<(Configs, Worke
         .with_custom_certificate_verifier(Arc::new(check))
         .with_client_auth_cert(chain, key)?;
     client.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(((Arc::new(server), Arc::new(client)), me))
+    client.resumption = rustls::client::Resumption::disabled();
+    let configs = Configs {
+        server: Arc::new(server),
+        client: Arc::new(client),
+        not_after: own_expiry,
+    };
+    Ok((configs, me))
 }
 
 fn stamp(files: &TlsFiles) -> [Option<SystemTime>; 3] {
     let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     [m(&files.cert), m(&files.key), m(&files.ca)]
+}
+
+/// Why a link renewed its TLS session, as the metric's `reason` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// This worker reloaded its certificate or CA bundle.
+    Reload,
+    /// The peer reloaded its own and asked for a new session.
+    Peer,
+    /// A certificate the session was authenticated with is about to expire.
+    Expiry,
+}
+
+impl Renewal {
+    const ALL: [Renewal; 3] = [Renewal::Reload, Renewal::Peer, Renewal::Expiry];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Renewal::Reload => "reload",
+            Renewal::Peer => "peer",
+            Renewal::Expiry => "expiry",
+        }
+    }
 }
 
 /// TLS of a worker's links: the current configurations, swapped when the files change.
@@ -366,8 +415,10 @@ pub struct TlsLinks {
     stamp: Mutex<[Option<SystemTime>; 3]>,
     /// Refused handshakes.
     pub refusals: Arc<Refusals>,
-    /// Certificates loaded after the first.
-    reloads: AtomicU64,
+    /// Certificates loaded after the first; links watch it to renew their sessions.
+    reloads: tokio::sync::watch::Sender<u64>,
+    /// Link sessions renewed, by [`Renewal`].
+    renewals: [AtomicU64; 3],
 }
 
 impl fmt::Debug for TlsLinks {
@@ -390,7 +441,8 @@ impl TlsLinks {
             me,
             stamp: Mutex::new(stamp),
             refusals,
-            reloads: AtomicU64::new(0),
+            reloads: tokio::sync::watch::Sender::new(0),
+            renewals: Default::default(),
         }))
     }
 
@@ -414,8 +466,8 @@ impl TlsLinks {
         match configs(&self.files, &self.refusals) {
             Ok((configs, me)) if me == self.me => {
                 *self.current.write() = configs;
-                self.reloads.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(worker = %me.worker, "TLS certificate reloaded; new connections use it");
+                self.reloads.send_modify(|n| *n += 1);
+                tracing::info!(worker = %me.worker, "TLS certificate reloaded; links renew their sessions");
                 true
             }
             Ok((_, other)) => {
@@ -429,24 +481,67 @@ impl TlsLinks {
         }
     }
 
-    /// Accepts with the current server configuration.
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.current.read().0))
+    /// Reloads so far; `changed()` wakes at each new one.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
-    /// Dials with the current client configuration.
+    /// Counts a renewed link session.
+    pub fn renewed(&self, why: Renewal) {
+        self.renewals[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renewed link sessions for `why`.
+    pub fn renewals(&self, why: Renewal) -> u64 {
+        self.renewals[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Accepts with the current server configuration.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.current.read().server))
+    }
+
+    /// Dials with the current client configuration; also returns the earliest expiry of
+    /// the two certificates the session was authenticated with (this worker's and the
+    /// peer's), after which it must be renewed.
     pub async fn connect(
         &self,
         tcp: tokio::net::TcpStream,
-    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.current.read().1));
+    ) -> std::io::Result<(
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        Option<SystemTime>,
+    )> {
+        let (client, own) = {
+            let c = self.current.read();
+            (Arc::clone(&c.client), c.not_after)
+        };
+        let connector = tokio_rustls::TlsConnector::from(client);
         let name = ServerName::try_from(SNI).map_err(std::io::Error::other)?;
-        connector.connect(name, tcp).await
+        let conn = connector.connect(name, tcp).await?;
+        let peer = conn
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(not_after);
+        let earliest = match (own, peer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok((conn, earliest))
     }
 }
 
-/// The TLS series of `/metrics`: whether links are mutual TLS, and refused handshakes.
-pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Option<&TlsLinks>) {
+/// The TLS series of `/metrics`: whether links are mutual TLS, reloads, refused
+/// handshakes, renewed link sessions, and how long until the earliest expiry of a
+/// certificate on an outgoing link (`link_expiry`; no series while no link is up).
+pub fn render_metrics(
+    out: &mut String,
+    topology: &str,
+    worker: &str,
+    tls: Option<&TlsLinks>,
+    link_expiry: Option<SystemTime>,
+) {
     use std::fmt::Write as _;
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     let base = format!("topology=\"{}\",worker=\"{}\"", esc(topology), esc(worker));
@@ -462,7 +557,7 @@ pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Optio
         "# HELP squall_worker_tls_reloads_total Certificates loaded since start, after the first."
     );
     let _ = writeln!(out, "# TYPE squall_worker_tls_reloads_total counter");
-    let reloads = tls.reloads.load(Ordering::Relaxed);
+    let reloads = *tls.reloads.borrow();
     let _ = writeln!(out, "squall_worker_tls_reloads_total{{{base}}} {reloads}");
     let _ = writeln!(
         out,
@@ -475,6 +570,37 @@ pub fn render_metrics(out: &mut String, topology: &str, worker: &str, tls: Optio
             "squall_worker_tls_refused_total{{{base},direction=\"{direction}\",reason=\"{reason}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls_link_renewals_total Outgoing link sessions renewed with a full handshake, by reason."
+    );
+    let _ = writeln!(out, "# TYPE squall_worker_tls_link_renewals_total counter");
+    for r in Renewal::ALL {
+        let _ = writeln!(
+            out,
+            "squall_worker_tls_link_renewals_total{{{base},reason=\"{}\"}} {}",
+            r.label(),
+            tls.renewals(r)
+        );
+    }
+    let Some(at) = link_expiry else { return };
+    // Negative once expired: an alert on it should not need a second series.
+    let left = match at.duration_since(SystemTime::now()) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    };
+    let _ = writeln!(
+        out,
+        "# HELP squall_worker_tls_link_certificate_expiry_seconds Seconds until the earliest expiry of a certificate in use on an outgoing link."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE squall_worker_tls_link_certificate_expiry_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "squall_worker_tls_link_certificate_expiry_seconds{{{base}}} {left:.0}"
+    );
 }
 
 #[cfg(test)]
@@ -512,19 +638,40 @@ mod tests {
         let me = WorkerIdentity::new("ns", "t", "t-0");
         let links = TlsLinks::load(write(dir.path(), Some(&me.uri()))).unwrap();
         assert_eq!(links.identity(), &me);
+        // Resumption stays off: a renewed link must verify the chains again.
+        assert_eq!(links.current.read().server.send_tls13_tickets, 0);
+        let mut reloads = links.reloads();
         assert!(!links.reload_if_changed(), "nothing changed");
         // Another worker's certificate is not taken; the current one stays in use.
         std::thread::sleep(std::time::Duration::from_millis(20));
         write(dir.path(), Some(&WorkerIdentity::new("ns", "t", "t-1").uri()));
         assert!(!links.reload_if_changed());
+        assert!(!reloads.has_changed().unwrap(), "no reload, no renewal");
         // A new certificate for the same worker is.
         std::thread::sleep(std::time::Duration::from_millis(20));
         write(dir.path(), Some(&me.uri()));
         assert!(links.reload_if_changed());
+        // Links waiting on reloads are woken.
+        assert!(reloads.has_changed().unwrap());
+        assert_eq!(*reloads.borrow_and_update(), 1);
         let mut page = String::new();
-        render_metrics(&mut page, "t", "t-0", Some(&links));
+        let soon = SystemTime::now() + Duration::from_secs(90);
+        render_metrics(&mut page, "t", "t-0", Some(&links), Some(soon));
         assert!(page.contains("squall_worker_tls_reloads_total{topology=\"t\",worker=\"t-0\"} 1"));
         assert!(page.contains("direction=\"inbound\",reason=\"other_topology\"} 0"));
+        assert!(page.contains(
+            "squall_worker_tls_link_renewals_total{topology=\"t\",worker=\"t-0\",reason=\"peer\"} 0"
+        ));
+        let expiry = page
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "squall_worker_tls_link_certificate_expiry_seconds{topology=\"t\",worker=\"t-0\"} ",
+                )
+            })
+            .unwrap();
+        let left: f64 = expiry.parse().unwrap();
+        assert!((85.0..=90.0).contains(&left), "{left}");
     }
 
     #[test]

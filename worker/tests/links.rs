@@ -14,7 +14,7 @@ use squall_worker::assignment::{self, Loaded};
 use squall_worker::codec::{DialerCodec, Frame};
 use squall_worker::supervisor::Cluster;
 use squall_worker::tls::TlsFiles;
-use support::{cluster, dump_logs, logs, total, wait_for};
+use support::{cluster, dump_logs, logs, metric, total, wait_for, wait_until};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -255,6 +255,92 @@ fn tls_links_carry_the_topology_and_refuse_plaintext() {
         }
     });
     assert!(!plain, "a plaintext link to a TLS worker must fail");
+    c.stop(Duration::from_secs(5));
+}
+
+const RENEW: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: renew}
+spec:
+  ackers: 2
+  spouts:
+    - {name: ids, component: const, config: {count: 20000, rate: 2000}}
+  bolts:
+    - {name: pass, component: identity, parallelism: 2, config: {fields: [payload]}, inputs: [{from: ids, grouping: {type: shuffle}}]}
+"#;
+
+/// Writes `bytes` to `path` by rename, as the Secret mirror does.
+fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_certificate_reload_renews_the_live_link_and_loses_no_tuple() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let tls = certs(dir.path());
+    let mut c = cluster(dir.path(), RENEW, 2, Some(tls.clone()), &[]);
+    let s = wait_for(&mut c, Duration::from_secs(30), |s| {
+        total(s, "ids").acked >= 2_000
+    });
+    assert!(total(&s, "ids").acked < 20_000, "the reload must land mid-stream");
+    let renewals = |c: &Cluster, i: usize| metric(c, i, "squall_worker_tls_link_renewals_total");
+    assert_eq!(renewals(&c, 0) + renewals(&c, 1), 0.0);
+    // A new CA signs the new certificate; the bundle trusts both, as during the
+    // operator's overlap, so either worker may reload first.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let uri = squall_control::identity::WorkerIdentity::new("default", "once", "w").uri();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let mut bundle = std::fs::read_to_string(&tls.ca).unwrap();
+    bundle.push_str(&ca.pem());
+    replace(&tls.ca, bundle.as_bytes());
+    replace(&tls.key, key.serialize_pem().as_bytes());
+    replace(&tls.cert, cert.pem().as_bytes());
+    let renewed = wait_until(Duration::from_secs(10), || {
+        renewals(&c, 0) >= 1.0 && renewals(&c, 1) >= 1.0
+    });
+    if !renewed {
+        dump_logs(&c);
+    }
+    assert!(renewed, "both workers renew their link after the reload");
+    let s = wait_for(&mut c, Duration::from_secs(60), |s| {
+        total(s, "ids").acked >= 20_000
+    });
+    if total(&s, "ids").acked != 20_000 || total(&s, "ids").failed != 0 {
+        dump_logs(&c);
+    }
+    assert_eq!(total(&s, "ids").acked, 20_000);
+    assert_eq!(total(&s, "ids").failed, 0, "no tree failed: nothing was lost");
+    assert_eq!(total(&s, "pass").executed, 20_000);
+    for i in 0..2 {
+        let log = logs(&c, i);
+        for line in log.lines().filter(|l| l.contains("renew")) {
+            eprintln!("worker {i}: {}", support::plain(line));
+        }
+        assert!(log.contains("link session renewed"), "worker {i}:\n{log}");
+        assert!(!log.contains("did not drain"), "worker {i}:\n{log}");
+        let reload: f64 = c
+            .scrape_one(i)
+            .unwrap()
+            .iter()
+            .filter(|(n, l, _)| {
+                n == "squall_worker_tls_link_renewals_total" && l.get("reason").is_some_and(|r| r == "reload")
+            })
+            .map(|s| s.2)
+            .sum();
+        assert!(reload >= 1.0, "worker {i} renewed for its own reload");
+        let expiry = metric(&c, i, "squall_worker_tls_link_certificate_expiry_seconds");
+        assert!(expiry > 3600.0, "worker {i}: expiry in {expiry} s");
+    }
     c.stop(Duration::from_secs(5));
 }
 

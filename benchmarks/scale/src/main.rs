@@ -307,6 +307,7 @@ async fn run_size(
                     lease_duration_seconds: LEASE_SECONDS,
                     lease_renew_seconds: RENEW_SECONDS,
                     cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+                    ca_overlap: squall_operator::resources::DEFAULT_CA_OVERLAP,
                     limits: squall_model::Limits {
                         raise_with: squall_operator::RAISE_WITH.to_owned(),
                         ..squall_model::Limits::default()

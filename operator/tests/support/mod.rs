@@ -240,6 +240,7 @@ pub fn spawn_operator_in(
             lease_duration_seconds: lease_seconds,
             lease_renew_seconds: renew_seconds,
             cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+            ca_overlap: squall_operator::resources::DEFAULT_CA_OVERLAP,
             limits: squall_model::Limits {
                 raise_with: squall_operator::RAISE_WITH.to_owned(),
                 ..squall_model::Limits::default()

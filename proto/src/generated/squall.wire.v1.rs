@@ -18,7 +18,7 @@ pub mod to_peer {
 /// What the receiving worker answers.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FromPeer {
-    #[prost(oneof = "from_peer::Kind", tags = "1, 2")]
+    #[prost(oneof = "from_peer::Kind", tags = "1, 2, 3")]
     pub kind: ::core::option::Option<from_peer::Kind>,
 }
 /// Nested message and enum types in `FromPeer`.
@@ -29,6 +29,8 @@ pub mod from_peer {
         Welcome(super::Welcome),
         #[prost(message, tag = "2")]
         Status(super::BackPressure),
+        #[prost(message, tag = "3")]
+        Renew(super::Renew),
     }
 }
 /// Identifies the dialer and what it runs; peers refuse a mismatch.
@@ -68,6 +70,12 @@ pub struct BackPressure {
     #[prost(uint64, tag = "2")]
     pub received: u64,
 }
+/// The receiver reloaded its certificate or trusted CAs (mutual TLS): the dialer should
+/// open a new connection with a full handshake, move its sending there and end this
+/// stream once drained. A stream not ended within a grace period is closed by the
+/// receiver with UNAVAILABLE.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Renew {}
 /// Engine messages, in the order the sender produced them.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Batch {

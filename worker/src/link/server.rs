@@ -1,5 +1,11 @@
 //! The receiving end of `Link.Exchange`: checks the dialer's hello, then feeds its
 //! frames to a receiving thread and answers with periodic back-pressure status.
+//!
+//! With mutual TLS, a reload of this worker's certificate or CA bundle sends `Renew` on
+//! every incoming link up then: the dialer opens a new session, verified against the new
+//! files on both sides, and ends this one. A dialer that has not done so within
+//! [`super::RENEW_GRACE`] has its stream ended here, so no session outlives the trust it
+//! was verified under by more than that.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use prost::Message as _;
-use squall_proto::wire::{from_peer, to_peer, BackPressure, FromPeer, ToPeer, Welcome};
+use squall_proto::wire::{from_peer, to_peer, BackPressure, FromPeer, Renew, ToPeer, Welcome};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -38,6 +44,8 @@ pub struct ServerCtx {
     pub drops: Arc<Drops>,
     /// Set when the worker stops.
     pub stop: Arc<AtomicBool>,
+    /// Mutual TLS, when on: its reloads ask the dialers for new sessions.
+    pub tls: Option<Arc<crate::tls::TlsLinks>>,
 }
 
 type Replies = Pin<Box<dyn Stream<Item = Result<FromPeer, Status>> + Send>>;
@@ -183,8 +191,12 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
     };
     let _ = reply_tx.send(Ok(welcome)).await;
     let received = Arc::clone(&ctx.stats);
+    // Reloads from now on; the session was verified under the files in use now.
+    let mut reloads = ctx.tls.as_ref().map(|t| t.reloads());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // Set once a renewal was asked for: when this stream must have ended by.
+        let mut renew_by: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 m = stream.message() => match m {
@@ -214,6 +226,17 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
                     }
                     break;
                 }
+                _ = super::reloaded(&mut reloads), if renew_by.is_none() => {
+                    info!(peer = %peer, "certificates reloaded; asking the peer to renew its session");
+                    let renew = FromPeer { kind: Some(from_peer::Kind::Renew(Renew {})) };
+                    let _ = reply_tx.send(Ok(renew)).await;
+                    renew_by = Some(tokio::time::Instant::now() + super::RENEW_GRACE);
+                }
+                _ = sleep_until(renew_by) => {
+                    warn!(peer = %peer, grace_s = super::RENEW_GRACE.as_secs(), "peer did not renew its session after a reload; ending the link");
+                    let _ = reply_tx.send(Err(Status::unavailable("session not renewed after a certificate reload"))).await;
+                    break;
+                }
                 _ = tick.tick() => {
                     let status = FromPeer { kind: Some(from_peer::Kind::Status(BackPressure {
                         blocked: blocked.load(Ordering::Relaxed),
@@ -228,4 +251,12 @@ async fn accept(ctx: Arc<ServerCtx>, req: Request<Streaming<Bytes>>) -> Result<R
         rx.recv().await.map(|m| (m, rx))
     }));
     Ok(Response::new(replies))
+}
+
+/// Sleeps until `at`; never wakes without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
