@@ -172,7 +172,8 @@ fn a_peer_that_never_reads_does_not_wedge_the_others() {
     drop(held);
 }
 
-fn certs(dir: &std::path::Path) -> TlsFiles {
+/// A new CA and a worker certificate it signed, as PEM: the CA's, the certificate's, the key's.
+fn issue() -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -183,14 +184,19 @@ fn certs(dir: &std::path::Path) -> TlsFiles {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
     let cert = params.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn certs(dir: &std::path::Path) -> TlsFiles {
+    let (ca, cert, key) = issue();
     let files = TlsFiles {
         cert: dir.join("worker.pem"),
         key: dir.join("worker.key"),
         ca: dir.join("ca.pem"),
     };
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
-    std::fs::write(&files.ca, ca.pem()).unwrap();
+    std::fs::write(&files.cert, cert).unwrap();
+    std::fs::write(&files.key, key).unwrap();
+    std::fs::write(&files.ca, ca).unwrap();
     files
 }
 
@@ -279,7 +285,6 @@ fn replace(path: &std::path::Path, bytes: &[u8]) {
 
 #[test]
 fn a_certificate_reload_renews_the_live_link_and_loses_no_tuple() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let tls = certs(dir.path());
@@ -292,19 +297,12 @@ fn a_certificate_reload_renews_the_live_link_and_loses_no_tuple() {
     assert_eq!(renewals(&c, 0) + renewals(&c, 1), 0.0);
     // A new CA signs the new certificate; the bundle trusts both, as during the
     // operator's overlap, so either worker may reload first.
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let uri = squall_control::identity::WorkerIdentity::new("default", "once", "w").uri();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
-    let cert = params.signed_by(&key, &ca).unwrap();
+    let (ca, cert, key) = issue();
     let mut bundle = std::fs::read_to_string(&tls.ca).unwrap();
-    bundle.push_str(&ca.pem());
+    bundle.push_str(&ca);
     replace(&tls.ca, bundle.as_bytes());
-    replace(&tls.key, key.serialize_pem().as_bytes());
-    replace(&tls.cert, cert.pem().as_bytes());
+    replace(&tls.key, key.as_bytes());
+    replace(&tls.cert, cert.as_bytes());
     let renewed = wait_until(Duration::from_secs(10), || {
         renewals(&c, 0) >= 1.0 && renewals(&c, 1) >= 1.0
     });
