@@ -25,7 +25,7 @@ pub use limits::{LimitKey, Limits, MAX_SECONDS};
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
-    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, ShellSpec,
+    AutoscalingSpec, ComponentAutoscaling, ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, ShellSpec,
     StreamSpec, TlsMode, TlsSettings, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
 };
 pub use validate::{

@@ -22,6 +22,16 @@ pub struct Metrics {
     ui_sampled: AtomicU64,
     ui_omitted: AtomicU64,
     ui_unanswered: AtomicU64,
+    autoscaler: Mutex<BTreeMap<String, Autoscaled>>,
+}
+
+/// What the autoscaler last decided for one topology (`ns/name`).
+#[derive(Debug, Default)]
+struct Autoscaled {
+    /// Per component: current and recommended parallelism, utilization, true rate.
+    components: BTreeMap<String, (u32, u32, Option<f64>, Option<f64>)>,
+    rebalances: u64,
+    recommendations: u64,
 }
 
 const PHASES: [Phase; 6] = [
@@ -69,6 +79,63 @@ impl Metrics {
         self.ui_sampled.store(sampled, Ordering::Relaxed);
         self.ui_omitted.store(omitted, Ordering::Relaxed);
         self.ui_unanswered.fetch_add(unanswered, Ordering::Relaxed);
+    }
+
+    /// The autoscaler evaluated topology `key`: its `recs`, and whether it rebalanced.
+    pub fn autoscaled(
+        &self,
+        key: &str,
+        recs: &BTreeMap<String, squall_autoscaler::Recommendation>,
+        rebalanced: bool,
+    ) {
+        let Ok(mut a) = self.autoscaler.lock() else { return };
+        let entry = a.entry(key.to_owned()).or_default();
+        entry.components = recs
+            .iter()
+            .map(|(n, r)| (n.clone(), (r.current, r.recommended, r.utilization, r.true_rate)))
+            .collect();
+        entry.recommendations += recs.values().filter(|r| r.changes()).count() as u64;
+        entry.rebalances += u64::from(rebalanced);
+    }
+
+    /// Topology `key` no longer autoscales (or is gone).
+    pub fn autoscaler_gone(&self, key: &str) {
+        if let Ok(mut a) = self.autoscaler.lock() {
+            a.remove(key);
+        }
+    }
+
+    fn render_autoscaler(&self, out: &mut String) {
+        let Ok(a) = self.autoscaler.lock() else { return };
+        let gauges: [(&str, &str, fn(&(u32, u32, Option<f64>, Option<f64>)) -> Option<f64>); 4] = [
+            ("parallelism", "Executors of the component now.", |c| Some(f64::from(c.0))),
+            ("recommended_parallelism", "Executors the autoscaler recommends.", |c| Some(f64::from(c.1))),
+            ("utilization", "Target rate over what the executors take at their true rate.", |c| c.2),
+            ("true_rate", "Tuples per second one executor takes when busy all the time.", |c| c.3),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP squall_operator_autoscaler_{name} {help}\n# TYPE squall_operator_autoscaler_{name} gauge");
+            for (topology, t) in a.iter() {
+                for (component, c) in &t.components {
+                    if let Some(v) = value(c) {
+                        let _ = writeln!(
+                            out,
+                            "squall_operator_autoscaler_{name}{{topology=\"{topology}\",component=\"{component}\"}} {v}"
+                        );
+                    }
+                }
+            }
+        }
+        let counters: [(&str, &str, fn(&Autoscaled) -> u64); 2] = [
+            ("rebalances_total", "Rebalances the autoscaler asked for.", |t| t.rebalances),
+            ("recommendations_total", "Parallelism changes recommended, applied or not.", |t| t.recommendations),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP squall_operator_autoscaler_{name} {help}\n# TYPE squall_operator_autoscaler_{name} counter");
+            for (topology, t) in a.iter() {
+                let _ = writeln!(out, "squall_operator_autoscaler_{name}{{topology=\"{topology}\"}} {}", value(t));
+            }
+        }
     }
 
     fn render_ui(&self, out: &mut String) {
@@ -132,6 +199,7 @@ squall_operator_ui_unanswered_total {}",
             u8::from(self.leading.load(Ordering::Relaxed))
         );
         self.render_ui(&mut out);
+        self.render_autoscaler(&mut out);
         out
     }
 }
@@ -198,5 +266,23 @@ mod tests {
         assert!(text.contains("squall_operator_ui_topologies 3\n"), "{text}");
         assert!(text.contains("squall_operator_ui_topologies_omitted 2\n"));
         assert!(text.contains("squall_operator_ui_unanswered_total 2\n"));
+        let rec = squall_autoscaler::Recommendation {
+            current: 1,
+            recommended: 3,
+            wanted: 3,
+            utilization: Some(1.5),
+            true_rate: Some(200.0),
+            target_rate: 450.0,
+            reason: squall_autoscaler::Reason::Overloaded,
+            memory: squall_autoscaler::Memory::default(),
+        };
+        m.autoscaled("ns/a", &BTreeMap::from([("b".to_owned(), rec)]), true);
+        let text = m.render();
+        assert!(text.contains("squall_operator_autoscaler_parallelism{topology=\"ns/a\",component=\"b\"} 1\n"), "{text}");
+        assert!(text.contains("squall_operator_autoscaler_recommended_parallelism{topology=\"ns/a\",component=\"b\"} 3\n"));
+        assert!(text.contains("squall_operator_autoscaler_utilization{topology=\"ns/a\",component=\"b\"} 1.5\n"));
+        assert!(text.contains("squall_operator_autoscaler_rebalances_total{topology=\"ns/a\"} 1\n"));
+        m.autoscaler_gone("ns/a");
+        assert!(!m.render().contains("topology=\"ns/a\""));
     }
 }
