@@ -122,7 +122,7 @@ fn a_scale_down_waits_for_its_delay_and_a_returning_load_cancels_it() {
     let recs = run(&graph, &figures, 3, &memory, &settings, 21_000);
     assert_eq!(recs["costly"].recommended, 1);
     // The load returning in between drops the pending scale-down.
-    let (_, busy) = pipeline(800.0, 2.0 / 3.0, 3, None);
+    let (graph, busy) = pipeline(800.0, 2.0 / 3.0, 3, None);
     let recs = run(&graph, &busy, 3, &memory, &settings, 16_000);
     assert_eq!(recs["costly"].memory.scale_down_since, None);
 }
