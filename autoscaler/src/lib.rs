@@ -228,7 +228,15 @@ pub fn evaluate(input: &Input<'_>) -> BTreeMap<String, Recommendation> {
             Role::Bolt => {
                 let figures = input.figures.get(name).cloned().unwrap_or_default();
                 let bounds = settings.bounds_of(name);
-                size_bolt(current, &figures, target_rate, bounds, memory, settings, input.now)
+                size_bolt(
+                    current,
+                    &figures,
+                    target_rate,
+                    bounds,
+                    memory,
+                    settings,
+                    input.now,
+                )
             }
         };
         out.insert(name.clone(), rec);

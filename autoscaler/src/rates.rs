@@ -107,7 +107,11 @@ pub fn source_rate(f: &Figures, settings: &Settings) -> f64 {
 }
 
 /// Every component's target rate, in tuples per second.
-pub fn targets(graph: &Graph, figures: &BTreeMap<String, Figures>, settings: &Settings) -> BTreeMap<String, f64> {
+pub fn targets(
+    graph: &Graph,
+    figures: &BTreeMap<String, Figures>,
+    settings: &Settings,
+) -> BTreeMap<String, f64> {
     let mut target: BTreeMap<String, f64> = BTreeMap::new();
     // Target over observed: the factor its consumers' edges are scaled by.
     let mut scale: BTreeMap<&String, f64> = BTreeMap::new();

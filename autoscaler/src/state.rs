@@ -129,7 +129,10 @@ impl ComponentState {
                 if settings.scale_down_delay_ms == 0 {
                     changed(n)
                 } else {
-                    let pending = ComponentState::ScaleDownPending { since: now, last_change };
+                    let pending = ComponentState::ScaleDownPending {
+                        since: now,
+                        last_change,
+                    };
                     let remaining_ms = settings.scale_down_delay_ms;
                     stay(pending, Some(Reason::ScaleDownDelayed { remaining_ms }))
                 }

@@ -16,10 +16,22 @@ fn pipeline(rate: f64, busy: f64, costly: u32, source: Option<Source>) -> (Graph
             ("sink".to_owned(), Role::Bolt),
         ],
         vec![
-            Edge { from: "feed".into(), to: "parse".into(), rate },
+            Edge {
+                from: "feed".into(),
+                to: "parse".into(),
+                rate,
+            },
             // The parser passes half of what it gets.
-            Edge { from: "parse".into(), to: "costly".into(), rate: rate / 2.0 },
-            Edge { from: "costly".into(), to: "sink".into(), rate: rate / 2.0 },
+            Edge {
+                from: "parse".into(),
+                to: "costly".into(),
+                rate: rate / 2.0,
+            },
+            Edge {
+                from: "costly".into(),
+                to: "sink".into(),
+                rate: rate / 2.0,
+            },
         ],
     );
     let light = |input: f64| Figures {
@@ -61,7 +73,14 @@ fn quick() -> Settings {
     }
 }
 
-fn run(graph: &Graph, figures: &BTreeMap<String, Figures>, costly: u32, memory: &BTreeMap<String, Memory>, settings: &Settings, now: Millis) -> BTreeMap<String, Recommendation> {
+fn run(
+    graph: &Graph,
+    figures: &BTreeMap<String, Figures>,
+    costly: u32,
+    memory: &BTreeMap<String, Memory>,
+    settings: &Settings,
+    now: Millis,
+) -> BTreeMap<String, Recommendation> {
     let parallelism = BTreeMap::from([
         ("feed".to_owned(), 1),
         ("parse".to_owned(), 1),
@@ -82,7 +101,11 @@ fn run(graph: &Graph, figures: &BTreeMap<String, Figures>, costly: u32, memory: 
 fn a_saturated_bolt_behind_a_saturated_source_is_sized_past_its_bottleneck() {
     // 200/s reach the costly bolt, busy all the time: 200/s per executor. The feed's
     // backlog is at its bound, so the source sends more than the 400/s read.
-    let source = Source { backlog: 1000.0, growth: 0.0, saturated: true };
+    let source = Source {
+        backlog: 1000.0,
+        growth: 0.0,
+        saturated: true,
+    };
     let (graph, figures) = pipeline(400.0, 1.0, 1, Some(source));
     let recs = run(&graph, &figures, 1, &BTreeMap::new(), &quick(), 0);
     let costly = &recs["costly"];
@@ -114,7 +137,10 @@ fn a_scale_down_waits_for_its_delay_and_a_returning_load_cancels_it() {
     let recs = run(&graph, &figures, 3, &memory, &settings, 1_000);
     assert_eq!(recs["costly"].wanted, 1);
     assert!(!recs["costly"].changes());
-    assert_eq!(recs["costly"].reason, Reason::ScaleDownDelayed { remaining_ms: 20_000 });
+    assert_eq!(
+        recs["costly"].reason,
+        Reason::ScaleDownDelayed { remaining_ms: 20_000 }
+    );
     memory.insert("costly".to_owned(), recs["costly"].memory);
     let recs = run(&graph, &figures, 3, &memory, &settings, 15_000);
     assert!(!recs["costly"].changes(), "{:?}", recs["costly"]);
@@ -130,7 +156,11 @@ fn a_scale_down_waits_for_its_delay_and_a_returning_load_cancels_it() {
 #[test]
 fn targets_follow_the_edges_ratios_from_the_source() {
     let settings = Settings::default();
-    let source = Source { backlog: 0.0, growth: 100.0, saturated: false };
+    let source = Source {
+        backlog: 0.0,
+        growth: 100.0,
+        saturated: false,
+    };
     let (graph, figures) = pipeline(400.0, 1.0, 1, Some(source));
     let t = rates::targets(&graph, &figures, &settings);
     assert_eq!(t["feed"], 500.0);
@@ -161,16 +191,22 @@ fn figures_strategy() -> impl Strategy<Value = (f64, f64, u32, f64)> {
 }
 
 fn settings_strategy() -> impl Strategy<Value = Settings> {
-    (0.2f64..1.0, 0.0f64..0.5, 1u32..5, 0u32..30, 0u64..50_000, 0u64..100_000).prop_map(
-        |(target, boundary, min, span, stab, delay)| Settings {
+    (
+        0.2f64..1.0,
+        0.0f64..0.5,
+        1u32..5,
+        0u32..30,
+        0u64..50_000,
+        0u64..100_000,
+    )
+        .prop_map(|(target, boundary, min, span, stab, delay)| Settings {
             target_utilization: target,
             boundary,
             bounds: Bounds { min, max: min + span },
             stabilization_ms: stab,
             scale_down_delay_ms: delay,
             ..Settings::default()
-        },
-    )
+        })
 }
 
 proptest! {

@@ -157,7 +157,12 @@ impl ComponentFactory for Builtins {
     /// a cost (it sleeps) keep their own thread.
     fn cooperative(&self, component: &ComponentPlan) -> bool {
         let costly = component.kind == identity::KIND
-            && component.config.get("cost_micros").and_then(|v| v.as_u64()).unwrap_or(0) > 0;
+            && component
+                .config
+                .get("cost_micros")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+                > 0;
         if costly {
             return false;
         }

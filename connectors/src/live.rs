@@ -182,8 +182,10 @@ impl LiveSpout {
         if self.polls >= BACKLOG_EVERY {
             self.polls = 0;
             let waiting = self.rx.as_ref().map_or(0, |rx| rx.len());
-            self.counters
-                .set_gauge(counters::SOURCE_BACKLOG, u64::try_from(waiting).unwrap_or(u64::MAX));
+            self.counters.set_gauge(
+                counters::SOURCE_BACKLOG,
+                u64::try_from(waiting).unwrap_or(u64::MAX),
+            );
         }
         if let Some((id, text)) = self.buffer.next_replay(Instant::now()) {
             self.counters.add(counters::REPLAYED, 1);

@@ -390,7 +390,10 @@ fn check_autoscaling(
     const P: &str = "spec.autoscaling";
     let t = a.target_utilization;
     if !(t > 0.0 && t <= 1.0) {
-        c.add(format!("{P}.targetUtilization"), format!("must be above 0 and at most 1, got {t}"));
+        c.add(
+            format!("{P}.targetUtilization"),
+            format!("must be above 0 and at most 1, got {t}"),
+        );
     }
     let b = a.target_utilization_boundary;
     if !(0.0..1.0).contains(&b) {
@@ -418,17 +421,29 @@ fn check_autoscaling(
     }
     let durations = [
         ("metricsWindowSeconds", a.metrics_window_seconds, 1),
-        ("stabilizationIntervalSeconds", a.stabilization_interval_seconds, 0),
+        (
+            "stabilizationIntervalSeconds",
+            a.stabilization_interval_seconds,
+            0,
+        ),
         ("scaleDownDelaySeconds", a.scale_down_delay_seconds, 0),
         ("catchUpDurationSeconds", a.catch_up_duration_seconds, 1),
     ];
     for (field, v, least) in durations {
         if v < least {
-            c.add(format!("{P}.{field}"), format!("must be at least {least}, got {v}"));
+            c.add(
+                format!("{P}.{field}"),
+                format!("must be at least {least}, got {v}"),
+            );
         }
         check_seconds(c, &format!("{P}.{field}"), Some(v));
     }
-    let names: Vec<&str> = spec.spouts.iter().chain(&spec.bolts).map(|x| x.name.as_str()).collect();
+    let names: Vec<&str> = spec
+        .spouts
+        .iter()
+        .chain(&spec.bolts)
+        .map(|x| x.name.as_str())
+        .collect();
     for (i, o) in a.components.iter().enumerate() {
         let path = format!("{P}.components[{i}]");
         if !spec.bolts.iter().any(|x| x.name == o.name) {
@@ -437,7 +452,10 @@ fn check_autoscaling(
             } else {
                 format!("names no bolt; the bolts are {}", bolt_names(spec))
             };
-            c.add(format!("{path}.name"), format!("{:?} {what}", crate::limits::shorten(&o.name, 128)));
+            c.add(
+                format!("{path}.name"),
+                format!("{:?} {what}", crate::limits::shorten(&o.name, 128)),
+            );
         }
         let min = o.min_parallelism.or(Some(a.min_parallelism));
         let max = o.max_parallelism.or(Some(a.max_parallelism));
@@ -456,7 +474,10 @@ fn bolt_names(spec: &crate::spec::TopologySpec) -> String {
 
 fn check_bounds(c: &mut Checker, path: &str, min: Option<i32>, max: Option<i32>, limits: &Limits) {
     if let Some(m) = min.filter(|m| *m < 1) {
-        c.add(format!("{path}.minParallelism"), format!("must be at least 1, got {m}"));
+        c.add(
+            format!("{path}.minParallelism"),
+            format!("must be at least 1, got {m}"),
+        );
     }
     if let (Some(lo), Some(hi)) = (min, max) {
         if hi < lo {
@@ -467,7 +488,10 @@ fn check_bounds(c: &mut Checker, path: &str, min: Option<i32>, max: Option<i32>,
         }
     }
     if let Some(hi) = max.filter(|hi| *hi > 0 && *hi as u64 > limits.get(LimitKey::Parallelism)) {
-        c.add(format!("{path}.maxParallelism"), limits.exceeded(LimitKey::Parallelism, hi));
+        c.add(
+            format!("{path}.maxParallelism"),
+            limits.exceeded(LimitKey::Parallelism, hi),
+        );
     }
 }
 

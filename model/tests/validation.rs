@@ -484,11 +484,15 @@ fn autoscaling_settings_are_checked_with_their_paths() {
         "spec.autoscaling.components[2].minParallelism: must be at least 1, got 0",
     ];
     for w in want {
-        assert!(got.iter().any(|l| l == w), "expected\n  {w}\ngot\n  {}", got.join("\n  "));
+        assert!(
+            got.iter().any(|l| l == w),
+            "expected\n  {w}\ngot\n  {}",
+            got.join("\n  ")
+        );
     }
     assert!(
-        got.iter()
-            .any(|l| l.starts_with("spec.autoscaling.components[2].maxParallelism: 5000 is over the limit of 1024")),
+        got.iter().any(|l| l
+            .starts_with("spec.autoscaling.components[2].maxParallelism: 5000 is over the limit of 1024")),
         "{got:?}"
     );
 }
@@ -500,10 +504,20 @@ fn autoscaling_defaults_follow_flink() {
     );
     let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
     let a = manifest.spec.autoscaling.clone().unwrap();
-    assert_eq!(a, squall_model::AutoscalingSpec { enabled: true, ..Default::default() });
+    assert_eq!(
+        a,
+        squall_model::AutoscalingSpec {
+            enabled: true,
+            ..Default::default()
+        }
+    );
     assert_eq!((a.target_utilization, a.target_utilization_boundary), (0.7, 0.3));
     assert_eq!(
-        (a.metrics_window_seconds, a.stabilization_interval_seconds, a.scale_down_delay_seconds),
+        (
+            a.metrics_window_seconds,
+            a.stabilization_interval_seconds,
+            a.scale_down_delay_seconds
+        ),
         (900, 300, 3600)
     );
     validate(&manifest, &TestCatalog).unwrap();

@@ -28,11 +28,24 @@ pub struct Metrics {
 /// What the autoscaler last decided for one topology (`ns/name`).
 #[derive(Debug, Default)]
 struct Autoscaled {
-    /// Per component: current and recommended parallelism, utilization, true rate.
-    components: BTreeMap<String, (u32, u32, Option<f64>, Option<f64>)>,
+    components: BTreeMap<String, ComponentGauges>,
     rebalances: u64,
     recommendations: u64,
 }
+
+/// One component's autoscaler gauges.
+#[derive(Debug, Default)]
+struct ComponentGauges {
+    current: u32,
+    recommended: u32,
+    utilization: Option<f64>,
+    true_rate: Option<f64>,
+}
+
+/// A gauge family of the autoscaler: name, help, and its value for a component.
+type GaugeFamily = (&'static str, &'static str, fn(&ComponentGauges) -> Option<f64>);
+/// A counter family of the autoscaler: name, help, and its value for a topology.
+type CounterFamily = (&'static str, &'static str, fn(&Autoscaled) -> u64);
 
 const PHASES: [Phase; 6] = [
     Phase::Pending,
@@ -92,7 +105,15 @@ impl Metrics {
         let entry = a.entry(key.to_owned()).or_default();
         entry.components = recs
             .iter()
-            .map(|(n, r)| (n.clone(), (r.current, r.recommended, r.utilization, r.true_rate)))
+            .map(|(n, r)| {
+                let g = ComponentGauges {
+                    current: r.current,
+                    recommended: r.recommended,
+                    utilization: r.utilization,
+                    true_rate: r.true_rate,
+                };
+                (n.clone(), g)
+            })
             .collect();
         entry.recommendations += recs.values().filter(|r| r.changes()).count() as u64;
         entry.rebalances += u64::from(rebalanced);
@@ -107,11 +128,25 @@ impl Metrics {
 
     fn render_autoscaler(&self, out: &mut String) {
         let Ok(a) = self.autoscaler.lock() else { return };
-        let gauges: [(&str, &str, fn(&(u32, u32, Option<f64>, Option<f64>)) -> Option<f64>); 4] = [
-            ("parallelism", "Executors of the component now.", |c| Some(f64::from(c.0))),
-            ("recommended_parallelism", "Executors the autoscaler recommends.", |c| Some(f64::from(c.1))),
-            ("utilization", "Target rate over what the executors take at their true rate.", |c| c.2),
-            ("true_rate", "Tuples per second one executor takes when busy all the time.", |c| c.3),
+        let gauges: [GaugeFamily; 4] = [
+            ("parallelism", "Executors of the component now.", |c| {
+                Some(f64::from(c.current))
+            }),
+            (
+                "recommended_parallelism",
+                "Executors the autoscaler recommends.",
+                |c| Some(f64::from(c.recommended)),
+            ),
+            (
+                "utilization",
+                "Target rate over what the executors take at their true rate.",
+                |c| c.utilization,
+            ),
+            (
+                "true_rate",
+                "Tuples per second one executor takes when busy all the time.",
+                |c| c.true_rate,
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP squall_operator_autoscaler_{name} {help}\n# TYPE squall_operator_autoscaler_{name} gauge");
@@ -126,14 +161,24 @@ impl Metrics {
                 }
             }
         }
-        let counters: [(&str, &str, fn(&Autoscaled) -> u64); 2] = [
-            ("rebalances_total", "Rebalances the autoscaler asked for.", |t| t.rebalances),
-            ("recommendations_total", "Parallelism changes recommended, applied or not.", |t| t.recommendations),
+        let counters: [CounterFamily; 2] = [
+            ("rebalances_total", "Rebalances the autoscaler asked for.", |t| {
+                t.rebalances
+            }),
+            (
+                "recommendations_total",
+                "Parallelism changes recommended, applied or not.",
+                |t| t.recommendations,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP squall_operator_autoscaler_{name} {help}\n# TYPE squall_operator_autoscaler_{name} counter");
             for (topology, t) in a.iter() {
-                let _ = writeln!(out, "squall_operator_autoscaler_{name}{{topology=\"{topology}\"}} {}", value(t));
+                let _ = writeln!(
+                    out,
+                    "squall_operator_autoscaler_{name}{{topology=\"{topology}\"}} {}",
+                    value(t)
+                );
             }
         }
     }
@@ -278,9 +323,16 @@ mod tests {
         };
         m.autoscaled("ns/a", &BTreeMap::from([("b".to_owned(), rec)]), true);
         let text = m.render();
-        assert!(text.contains("squall_operator_autoscaler_parallelism{topology=\"ns/a\",component=\"b\"} 1\n"), "{text}");
-        assert!(text.contains("squall_operator_autoscaler_recommended_parallelism{topology=\"ns/a\",component=\"b\"} 3\n"));
-        assert!(text.contains("squall_operator_autoscaler_utilization{topology=\"ns/a\",component=\"b\"} 1.5\n"));
+        assert!(
+            text.contains("squall_operator_autoscaler_parallelism{topology=\"ns/a\",component=\"b\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "squall_operator_autoscaler_recommended_parallelism{topology=\"ns/a\",component=\"b\"} 3\n"
+        ));
+        assert!(
+            text.contains("squall_operator_autoscaler_utilization{topology=\"ns/a\",component=\"b\"} 1.5\n")
+        );
         assert!(text.contains("squall_operator_autoscaler_rebalances_total{topology=\"ns/a\"} 1\n"));
         m.autoscaler_gone("ns/a");
         assert!(!m.render().contains("topology=\"ns/a\""));

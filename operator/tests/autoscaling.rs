@@ -119,7 +119,11 @@ fn sample(pods: Api<Pod>, ledger: Ledger) -> tokio::task::JoinHandle<()> {
         loop {
             for (uid, samples) in pages(&pods).await {
                 let starts = sum(&samples, "squall_worker_engine_starts_total", None) as u64;
-                if starts == 0 || !samples.iter().any(|s| s.1.get("component").map(String::as_str) == Some("feed")) {
+                if starts == 0
+                    || !samples
+                        .iter()
+                        .any(|s| s.1.get("component").map(String::as_str) == Some("feed"))
+                {
                     continue;
                 }
                 let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,17 +160,26 @@ fn costly(t: &Topology) -> Option<ComponentAutoscalerStatus> {
 }
 
 fn parallelism(t: &Topology) -> i32 {
-    t.spec.bolts.iter().find(|b| b.name == "costly").map_or(0, |b| b.parallelism)
+    t.spec
+        .bolts
+        .iter()
+        .find(|b| b.name == "costly")
+        .map_or(0, |b| b.parallelism)
 }
 
 fn rebalances(t: &Topology) -> i64 {
-    t.status.as_ref().and_then(|s| s.autoscaler.as_ref()).map_or(0, |a| a.rebalances)
+    t.status
+        .as_ref()
+        .and_then(|s| s.autoscaler.as_ref())
+        .map_or(0, |a| a.rebalances)
 }
 
 /// Running the spec's own generation, no drain under way.
 fn settled(t: &Topology) -> bool {
     t.status.as_ref().is_some_and(|s| {
-        s.phase == Phase::Running && s.drain_deadline.is_none() && s.observed_generation == t.metadata.generation
+        s.phase == Phase::Running
+            && s.drain_deadline.is_none()
+            && s.observed_generation == t.metadata.generation
     })
 }
 
@@ -178,7 +191,8 @@ async fn event_notes(cluster: &TestCluster, reason: &str) -> Vec<String> {
     list.items
         .into_iter()
         .filter(|e| {
-            e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
         })
         .filter_map(|e| e.note)
         .collect()
@@ -194,16 +208,18 @@ async fn converged(
     wanted: impl Fn(i32) -> bool,
 ) -> Result<Topology> {
     let wanted = &wanted;
-    Ok(eventually(what, Duration::from_secs(120), cluster.dir(), || async {
-        let t = topos.get(NAME).await.ok()?;
-        if !(settled(&t) && wanted(parallelism(&t))) {
-            return None;
-        }
-        let c = costly(&t)?;
-        let (backlog, _, _) = spout_now(pods).await;
-        (c.current == parallelism(&t) && backlog < 200.0).then_some(t)
-    })
-    .await?)
+    Ok(
+        eventually(what, Duration::from_secs(120), cluster.dir(), || async {
+            let t = topos.get(NAME).await.ok()?;
+            if !(settled(&t) && wanted(parallelism(&t))) {
+                return None;
+            }
+            let c = costly(&t)?;
+            let (backlog, _, _) = spout_now(pods).await;
+            (c.current == parallelism(&t) && backlog < 200.0).then_some(t)
+        })
+        .await?,
+    )
 }
 
 /// Mean complete latency of the spout's trees over `span`, s.
@@ -329,7 +345,11 @@ async fn the_operator_sizes_a_costly_bolt_up_and_down_with_every_tree_acked() ->
 /// Trees in flight at the spout, over the workers.
 async fn spout_pending(pods: &Api<Pod>) -> Option<u64> {
     let p = pages(pods).await;
-    (!p.is_empty()).then(|| p.iter().map(|(_, s)| sum(s, "squall_pending", Some("feed")) as u64).sum())
+    (!p.is_empty()).then(|| {
+        p.iter()
+            .map(|(_, s)| sum(s, "squall_pending", Some("feed")) as u64)
+            .sum()
+    })
 }
 
 #[tokio::test]
@@ -339,19 +359,31 @@ async fn metrics_only_recommends_and_changes_nothing() -> Result<()> {
         let client = cluster.client();
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let feed = Feed::start(u64::MAX, HIGH_RATE, DataSet::new(squall_feed::DEFAULT_SEED))?;
-        topos.create(&PostParams::default(), &manifest(&feed.url()?, true)?).await?;
+        topos
+            .create(&PostParams::default(), &manifest(&feed.url()?, true)?)
+            .await?;
         let running = wait_running(&cluster, &topos, NAME, Duration::from_secs(60)).await?;
         let assignment = running.status.as_ref().and_then(|s| s.assignment_generation);
-        let recommended = eventually("a recommendation", Duration::from_secs(60), cluster.dir(), || async {
-            let t = topos.get(NAME).await.ok()?;
-            let c = costly(&t)?;
-            (c.last_decision == "Recommended" && c.recommended > 1).then_some(c)
-        })
+        let recommended = eventually(
+            "a recommendation",
+            Duration::from_secs(60),
+            cluster.dir(),
+            || async {
+                let t = topos.get(NAME).await.ok()?;
+                let c = costly(&t)?;
+                (c.last_decision == "Recommended" && c.recommended > 1).then_some(c)
+            },
+        )
         .await?;
-        let notes = eventually("a ScalingRecommended event", Duration::from_secs(20), cluster.dir(), || async {
-            let n = event_notes(&cluster, "ScalingRecommended").await;
-            (!n.is_empty()).then_some(n)
-        })
+        let notes = eventually(
+            "a ScalingRecommended event",
+            Duration::from_secs(20),
+            cluster.dir(),
+            || async {
+                let n = event_notes(&cluster, "ScalingRecommended").await;
+                (!n.is_empty()).then_some(n)
+            },
+        )
         .await?;
         ensure!(
             notes.iter().any(|n| n.starts_with("costly: parallelism 1 -> ")),
@@ -368,9 +400,18 @@ async fn metrics_only_recommends_and_changes_nothing() -> Result<()> {
         );
         ensure!(a.mode == "MetricsOnly" && a.rebalances == 0, "{a:?}");
         ensure!(parallelism(&t) == 1, "the spec changed: {:?}", t.spec.bolts);
-        ensure!(t.metadata.generation == running.metadata.generation, "the spec changed");
-        ensure!(status.assignment_generation == assignment, "the assignment changed");
-        ensure!(event_notes(&cluster, "Autoscaled").await.is_empty(), "autoscaled in metrics-only mode");
+        ensure!(
+            t.metadata.generation == running.metadata.generation,
+            "the spec changed"
+        );
+        ensure!(
+            status.assignment_generation == assignment,
+            "the assignment changed"
+        );
+        ensure!(
+            event_notes(&cluster, "Autoscaled").await.is_empty(),
+            "autoscaled in metrics-only mode"
+        );
         operator.abort();
         Ok(())
     })

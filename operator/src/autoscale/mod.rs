@@ -90,7 +90,11 @@ fn rfc3339(ms: Option<Millis>) -> Option<String> {
 /// What the status remembers of each component, with a spec the user changed since the
 /// autoscaler last wrote it counting as a change now (so it stabilizes from the user's
 /// value). Also the components the user changed.
-fn memories(spec: &TopologySpec, previous: Option<&AutoscalerStatus>, now: Millis) -> (BTreeMap<String, Memory>, Vec<String>) {
+fn memories(
+    spec: &TopologySpec,
+    previous: Option<&AutoscalerStatus>,
+    now: Millis,
+) -> (BTreeMap<String, Memory>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut by_user = Vec::new();
     for c in previous.map(|p| p.components.as_slice()).unwrap_or_default() {
@@ -184,7 +188,11 @@ fn entries(
 /// The JSON patch setting each changed component's parallelism, and the worker count
 /// when executors per worker would exceed the bound. Each component is found by a `test`
 /// of its name and of the parallelism decided from, so a concurrent edit fails the patch.
-fn patch(t: &Topology, a: &AutoscalingSpec, recs: &BTreeMap<String, Recommendation>) -> (Vec<Value>, TopologySpec) {
+fn patch(
+    t: &Topology,
+    a: &AutoscalingSpec,
+    recs: &BTreeMap<String, Recommendation>,
+) -> (Vec<Value>, TopologySpec) {
     let mut spec = t.spec.clone();
     let mut ops = Vec::new();
     for (list, items) in [("spouts", &mut spec.spouts), ("bolts", &mut spec.bolts)] {
@@ -199,7 +207,12 @@ fn patch(t: &Topology, a: &AutoscalingSpec, recs: &BTreeMap<String, Recommendati
             c.parallelism = to;
         }
     }
-    let executors: i64 = spec.spouts.iter().chain(&spec.bolts).map(|c| i64::from(c.parallelism.max(0))).sum();
+    let executors: i64 = spec
+        .spouts
+        .iter()
+        .chain(&spec.bolts)
+        .map(|c| i64::from(c.parallelism.max(0)))
+        .sum();
     let to_u32 = |n: i64| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
     let workers = squall_autoscaler::workers_for(
         to_u32(executors),
@@ -225,10 +238,20 @@ async fn sample(
     pods: &[Pod],
     current: &CurrentAssignment,
     length: Duration,
-) -> Option<(squall_autoscaler::Graph, BTreeMap<String, squall_autoscaler::Figures>)> {
+) -> Option<(
+    squall_autoscaler::Graph,
+    BTreeMap<String, squall_autoscaler::Figures>,
+)> {
     let period = (length / SAMPLES_PER_WINDOW).max(Duration::from_secs(1));
     let now = Instant::now();
-    let due = ctx.windows.0.lock().ok()?.entry(key.to_owned()).or_default().due(now, period);
+    let due = ctx
+        .windows
+        .0
+        .lock()
+        .ok()?
+        .entry(key.to_owned())
+        .or_default()
+        .due(now, period);
     if due {
         let mut answers = Vec::new();
         for addr in kill::worker_http(pods, Some(current)) {
@@ -241,7 +264,13 @@ async fn sample(
             }
         }
         let s = Sample::of(now, current.assignment.generation, &answers)?;
-        ctx.windows.0.lock().ok()?.entry(key.to_owned()).or_default().push(s, length);
+        ctx.windows
+            .0
+            .lock()
+            .ok()?
+            .entry(key.to_owned())
+            .or_default()
+            .push(s, length);
     }
     let windows = ctx.windows.0.lock().ok()?;
     let w = windows.get(key)?;
@@ -274,7 +303,10 @@ pub(crate) async fn evaluate(
         .chain(&t.spec.bolts)
         .map(|c| (c.name.clone(), u32::try_from(c.parallelism.max(1)).unwrap_or(1)))
         .collect();
-    if figures.iter().any(|(n, f)| parallelism.get(n).is_some_and(|p| *p != f.executors)) {
+    if figures
+        .iter()
+        .any(|(n, f)| parallelism.get(n).is_some_and(|p| *p != f.executors))
+    {
         return Ok(());
     }
     let now = jiff::Timestamp::now();
@@ -317,24 +349,37 @@ pub(crate) async fn evaluate(
             .map(|c| c.recommended);
         // A recommendation only is told once, not at every evaluation.
         if acting || was != i32::try_from(r.recommended).ok() {
-            let reason = if acting { "Autoscaled" } else { "ScalingRecommended" };
+            let reason = if acting {
+                "Autoscaled"
+            } else {
+                "ScalingRecommended"
+            };
             publish(ctx, t, reason, describe(name, r), false).await;
         }
     }
-    ctx.config.metrics.autoscaled(&key, &recs, acting && !changed.is_empty());
+    ctx.config
+        .metrics
+        .autoscaled(&key, &recs, acting && !changed.is_empty());
     tracing::debug!(topology = %key, changes = changed.len(), acting, "autoscaler evaluated");
     *status = Some(next);
     Ok(())
 }
 
 /// Writes the new parallelism into the spec; whether a rebalance was asked for.
-async fn apply(ctx: &Context, t: &Topology, a: &AutoscalingSpec, recs: &BTreeMap<String, Recommendation>) -> Result<bool, Error> {
+async fn apply(
+    ctx: &Context,
+    t: &Topology,
+    a: &AutoscalingSpec,
+    recs: &BTreeMap<String, Recommendation>,
+) -> Result<bool, Error> {
     let (ops, spec) = patch(t, a, recs);
     let changed = Topology { spec, ..t.clone() };
     let manifest = changed.manifest();
     let yaml = manifest.to_yaml()?;
     let limits = &ctx.config.workers.limits;
-    if let Err(problems) = squall_model::crd::plan_stored(&manifest, &yaml, &squall_catalog::BuiltinKinds, limits) {
+    if let Err(problems) =
+        squall_model::crd::plan_stored(&manifest, &yaml, &squall_catalog::BuiltinKinds, limits)
+    {
         let note = format!("the autoscaler's new parallelism is not valid, so it is not applied: {problems}");
         publish(ctx, t, "AutoscalingRefused", note, true).await;
         return Ok(false);

@@ -45,7 +45,11 @@ fn settings_take_the_spec_with_overrides_and_task_counts() {
     let t = topology("{enabled: true, maxParallelism: 8, components: [{name: costly, minParallelism: 2}]}");
     let s = settings(&t.spec, t.spec.autoscaling.as_ref().unwrap());
     assert_eq!(s.bounds_of("costly"), Bounds { min: 2, max: 8 });
-    assert_eq!(s.bounds_of("capped"), Bounds { min: 1, max: 4 }, "never more executors than tasks");
+    assert_eq!(
+        s.bounds_of("capped"),
+        Bounds { min: 1, max: 4 },
+        "never more executors than tasks"
+    );
     assert_eq!((s.stabilization_ms, s.scale_down_delay_ms), (300_000, 3_600_000));
 }
 
@@ -97,8 +101,14 @@ fn a_spec_changed_by_its_user_restarts_the_stabilization_and_clears_applied() {
     assert_eq!(memory["capped"].scale_down_since, Some(2_000));
     let recs = BTreeMap::from([("costly".to_owned(), rec(5, 5)), ("capped".to_owned(), rec(1, 2))]);
     let e = entries(&recs, Some(&previous), &memory, true, &by_user);
-    assert_eq!((e[0].name.as_str(), e[0].applied, e[0].last_decision.as_str()), ("capped", Some(2), "ScaleUp"));
-    assert_eq!((e[1].name.as_str(), e[1].applied, e[1].last_decision.as_str()), ("costly", None, "Hold"));
+    assert_eq!(
+        (e[0].name.as_str(), e[0].applied, e[0].last_decision.as_str()),
+        ("capped", Some(2), "ScaleUp")
+    );
+    assert_eq!(
+        (e[1].name.as_str(), e[1].applied, e[1].last_decision.as_str()),
+        ("costly", None, "Hold")
+    );
     assert_eq!(e[0].utilization_percent, Some(150));
     assert_eq!(e[0].last_change.as_deref(), Some("1970-01-01T00:00:01Z"));
     // Metrics only: a recommendation changes nothing, so the memory stays.

@@ -109,9 +109,9 @@ impl Window {
         let restarted = self.samples.back().is_some_and(|last| {
             last.generation != s.generation
                 || s.components.iter().any(|(n, t)| {
-                    last.components
-                        .get(n)
-                        .is_some_and(|l| t.executed < l.executed || t.emitted < l.emitted || t.busy_ns < l.busy_ns)
+                    last.components.get(n).is_some_and(|l| {
+                        t.executed < l.executed || t.emitted < l.emitted || t.busy_ns < l.busy_ns
+                    })
                 })
         });
         if restarted {
@@ -136,7 +136,11 @@ impl Window {
 
     /// The figures over the window, once it spans `length`: per component, and the graph
     /// of `spec` with its edges' rates.
-    pub fn figures(&self, spec: &TopologySpec, length: Duration) -> Option<(Graph, BTreeMap<String, Figures>)> {
+    pub fn figures(
+        &self,
+        spec: &TopologySpec,
+        length: Duration,
+    ) -> Option<(Graph, BTreeMap<String, Figures>)> {
         let (first, last) = (self.samples.front()?, self.samples.back()?);
         let span = last.at.saturating_duration_since(first.at);
         if span < length || span.is_zero() {
@@ -149,11 +153,15 @@ impl Window {
             let then = first.components.get(name).cloned().unwrap_or_default();
             let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
             let busy = now.busy_ns.saturating_sub(then.busy_ns) as f64 / 1e9;
-            let source = (now.spout && (now.backlog > 0 || now.backlog_bound > 0 || then.backlog > 0)).then(|| Source {
-                backlog: now.backlog as f64,
-                growth: (now.backlog as f64 - then.backlog as f64) / secs,
-                saturated: now.backlog_bound > 0 && now.backlog as f64 >= SATURATED * now.backlog_bound as f64,
-            });
+            let source =
+                (now.spout && (now.backlog > 0 || now.backlog_bound > 0 || then.backlog > 0)).then(|| {
+                    Source {
+                        backlog: now.backlog as f64,
+                        growth: (now.backlog as f64 - then.backlog as f64) / secs,
+                        saturated: now.backlog_bound > 0
+                            && now.backlog as f64 >= SATURATED * now.backlog_bound as f64,
+                    }
+                });
             figures.insert(
                 name.clone(),
                 Figures {
@@ -244,8 +252,15 @@ mod tests {
         let len = Duration::from_secs(10);
         let mut w = Window::default();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        for (s, executed, busy, backlog) in [(0, 0, 0, 0), (5, 500, 2_500_000_000, 100), (10, 1000, 5_000_000_000, 200)] {
-            let workers = [worker("w0", 3, executed, busy, backlog), worker("w1", 3, executed, busy, backlog)];
+        for (s, executed, busy, backlog) in [
+            (0, 0, 0, 0),
+            (5, 500, 2_500_000_000, 100),
+            (10, 1000, 5_000_000_000, 200),
+        ] {
+            let workers = [
+                worker("w0", 3, executed, busy, backlog),
+                worker("w1", 3, executed, busy, backlog),
+            ];
             assert!(w.due(at(s), Duration::from_secs(1)));
             w.push(Sample::of(at(s), 3, &workers).unwrap(), len);
         }
@@ -254,7 +269,10 @@ mod tests {
         assert_eq!(f["b"].executors, 2);
         assert_eq!(f["b"].busy_share, 0.5);
         let source = f["s"].source.clone().unwrap();
-        assert_eq!((source.backlog, source.growth, source.saturated), (400.0, 40.0, false));
+        assert_eq!(
+            (source.backlog, source.growth, source.saturated),
+            (400.0, 40.0, false)
+        );
         assert_eq!(graph.edges().len(), 1);
         assert_eq!(graph.edges()[0].rate, 200.0);
         // A new generation starts the window again.
