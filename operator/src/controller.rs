@@ -232,24 +232,26 @@ async fn autoscale(
     decision: &mut crate::decide::Decision,
 ) -> Result<(), Error> {
     let enabled = t.spec.autoscaling.as_ref().is_some_and(|a| a.enabled);
+    let key = format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
     if !enabled {
-        let key = format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
         ctx.windows.forget(&key);
         ctx.config.metrics.autoscaler_gone(&key);
         return Ok(());
     }
-    decision.status.autoscaler = t.status.as_ref().and_then(|s| s.autoscaler.clone());
+    decision.status.autoscaler = ctx
+        .windows
+        .last(&key)
+        .or_else(|| t.status.as_ref().and_then(|s| s.autoscaler.clone()));
     let settled = decision.status.phase == squall_model::crd::Phase::Running
         && !decision.lifecycle.is_draining()
         && decision.write.is_none()
         && !decision.waiting
         && t.metadata.deletion_timestamp.is_none();
-    match current {
-        Some(c) if settled => {
-            crate::autoscale::evaluate(ctx, t, pods, c, &mut decision.status.autoscaler).await
-        }
-        _ => Ok(()),
+    if let (Some(c), true) = (current, settled) {
+        crate::autoscale::evaluate(ctx, t, pods, c, &mut decision.status.autoscaler).await?;
+        ctx.windows.remember(&key, decision.status.autoscaler.as_ref());
     }
+    Ok(())
 }
 
 async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {

@@ -304,6 +304,9 @@ async fn the_operator_sizes_a_costly_bolt_up_and_down_with_every_tree_acked() ->
             rebalances(&down)
         );
 
+        let yielded = event_notes(&cluster, "AutoscalerYielded").await;
+        ensure!(yielded.is_empty(), "its own changes taken for its user's: {yielded:?}");
+
         // 3. Every rebalance drained first; no tree failed; once deactivated and drained,
         // every engine acked what it emitted.
         let notes = event_notes(&cluster, "Rebalanced").await;

@@ -34,15 +34,36 @@ const SAMPLES_PER_WINDOW: u32 = 20;
 /// Longest a worker may take to answer with its figures.
 const ANSWER: Duration = Duration::from_secs(2);
 
-/// Every topology's window of samples, by `ns/name`.
+/// Every topology's window of samples, and the autoscaler status last decided, by
+/// `ns/name`.
 #[derive(Debug, Default)]
-pub(crate) struct Windows(std::sync::Mutex<BTreeMap<String, Window>>);
+pub(crate) struct Windows(
+    std::sync::Mutex<BTreeMap<String, Window>>,
+    std::sync::Mutex<BTreeMap<String, AutoscalerStatus>>,
+);
 
 impl Windows {
     /// Forgets the topology `key`.
     pub(crate) fn forget(&self, key: &str) {
         if let Ok(mut w) = self.0.lock() {
             w.remove(key);
+        }
+        if let Ok(mut l) = self.1.lock() {
+            l.remove(key);
+        }
+    }
+
+    /// The status this operator last decided for `key`. The watch cache may still hold an
+    /// older one right after the autoscaler's own spec patch, and carrying that over would
+    /// take back `applied`, making the autoscaler's change look like its user's.
+    pub(crate) fn last(&self, key: &str) -> Option<AutoscalerStatus> {
+        self.1.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps `status` as the last decided for `key`.
+    pub(crate) fn remember(&self, key: &str, status: Option<&AutoscalerStatus>) {
+        if let (Ok(mut l), Some(s)) = (self.1.lock(), status) {
+            l.insert(key.to_owned(), s.clone());
         }
     }
 }

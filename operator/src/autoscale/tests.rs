@@ -124,3 +124,18 @@ fn a_recommendation_reads_with_its_figures() {
         "costly: parallelism 1 -> 3: utilization 150% at the target rate of 450 tuples/s, true rate 200 tuples/s per executor (utilization at the target rate above the boundary)"
     );
 }
+
+#[test]
+fn the_last_decided_status_outlives_a_stale_cache_until_forgotten() {
+    let w = Windows::default();
+    assert_eq!(w.last("ns/t"), None);
+    let s = AutoscalerStatus {
+        rebalances: 2,
+        ..Default::default()
+    };
+    w.remember("ns/t", Some(&s));
+    w.remember("ns/t", None);
+    assert_eq!(w.last("ns/t"), Some(s));
+    w.forget("ns/t");
+    assert_eq!(w.last("ns/t"), None);
+}
