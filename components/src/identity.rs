@@ -8,6 +8,9 @@
 //! - `fields` (list of field names, default `[payload]`): the declared output fields. The
 //!   catalog cannot see the input's schema, so they are declared here; they must have as
 //!   many names as the input has values.
+//! - `cost_micros` (default 0, at most a second): each input first costs this long (the
+//!   executor sleeps), so a bolt that cannot keep up at parallelism 1 is one line of
+//!   config; with a cost the executor gets a thread of its own, as a blocking kind does.
 //!
 //! # Guarantees
 //! - MUST emit exactly one tuple per input with the same values, then ack the input.
@@ -25,7 +28,18 @@ pub use squall_catalog::identity::{IdentityConfig, KIND};
 /// A plain [`Bolt`] rather than a `BasicBolt`: it moves the values out of the input
 /// instead of cloning them, which a `BasicBolt` (given `&Tuple`) cannot.
 #[derive(Default)]
-pub struct IdentityBolt;
+pub struct IdentityBolt {
+    cost: Option<std::time::Duration>,
+}
+
+impl IdentityBolt {
+    /// The bolt as `config` says.
+    pub fn new(config: &IdentityConfig) -> Self {
+        IdentityBolt {
+            cost: (config.cost_micros > 0).then(|| std::time::Duration::from_micros(config.cost_micros)),
+        }
+    }
+}
 
 /// Re-emits `input` anchored to itself and acks it; fails it if the emit is refused.
 pub(crate) fn pass_through(mut input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
@@ -49,6 +63,9 @@ pub(crate) fn pass_through(mut input: Tuple, out: &mut BoltOutput<'_>) -> Result
 
 impl Bolt for IdentityBolt {
     fn execute(&mut self, input: Tuple, out: &mut BoltOutput<'_>) -> Result<(), ComponentError> {
+        if let Some(cost) = self.cost.filter(|_| !input.is_tick()) {
+            std::thread::sleep(cost);
+        }
         pass_through(input, out)
     }
 }

@@ -68,8 +68,8 @@ fn build(kind: &str, config: &Config) -> Result<Instance, ComponentError> {
             count::CountBolt::new(&count::CountConfig::parse(config).map_err(invalid)?).boxed(),
         ),
         identity::KIND => {
-            identity::IdentityConfig::parse(config).map_err(invalid)?;
-            Instance::Bolt(Box::new(identity::IdentityBolt))
+            let c = identity::IdentityConfig::parse(config).map_err(invalid)?;
+            Instance::Bolt(Box::new(identity::IdentityBolt::new(&c)))
         }
         null::KIND => {
             squall_catalog::null::check(config).map_err(invalid)?;
@@ -153,8 +153,19 @@ impl ComponentFactory for Builtins {
     /// In-memory kinds, local file reads, the live feeds (a reader thread fills a
     /// channel) and the Kafka kinds (librdkafka's queues and threads) return within
     /// microseconds;
-    /// `shell` (subprocess round trips) and `redis-counter` (network) keep their own thread.
+    /// `shell` (subprocess round trips), `redis-counter` (network) and an `identity` with
+    /// a cost (it sleeps) keep their own thread.
     fn cooperative(&self, component: &ComponentPlan) -> bool {
+        let costly = component.kind == identity::KIND
+            && component
+                .config
+                .get("cost_micros")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+                > 0;
+        if costly {
+            return false;
+        }
         let blocking = [SHELL, squall_connectors::redis_counter::KIND];
         KINDS.contains(&component.kind.as_str()) && !blocking.contains(&component.kind.as_str())
     }

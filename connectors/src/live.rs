@@ -28,7 +28,15 @@ pub mod counters {
     pub const EVICTED: &str = "retry_buffer_evicted";
     /// Failed events that could not be replayed because they had been evicted.
     pub const LOST: &str = "lost";
+    /// Gauge: messages read from the feed and waiting for the spout. Growing, the feed
+    /// sends faster than the topology takes; at its bound, the feed is held back (TCP).
+    pub const SOURCE_BACKLOG: &str = "source_backlog";
+    /// Gauge: the bound of that backlog (`channel_capacity`).
+    pub const SOURCE_BACKLOG_BOUND: &str = "source_backlog_bound";
 }
+
+/// The backlog gauge is set once per this many polls (it takes a lock).
+const BACKLOG_EVERY: u32 = 64;
 
 /// One message read from the feed.
 #[derive(Debug)]
@@ -106,6 +114,8 @@ pub(crate) struct LiveSpout {
     counters: Counters,
     component: String,
     warned_malformed: bool,
+    /// Polls since the backlog gauge was last set.
+    polls: u32,
 }
 
 impl LiveSpout {
@@ -119,6 +129,7 @@ impl LiveSpout {
             counters: Counters::default(),
             component: String::new(),
             warned_malformed: false,
+            polls: 0,
             config,
         }
     }
@@ -149,6 +160,9 @@ impl LiveSpout {
         let name = format!("{}-{}-{}", self.kind, ctx.component, ctx.task_id);
         self.background = Some(spawn_reader(&name, move || reader(sink))?);
         self.rx = Some(rx);
+        let bound = u64::try_from(self.config.channel).unwrap_or(u64::MAX);
+        self.counters.set_gauge(counters::SOURCE_BACKLOG_BOUND, bound);
+        self.counters.set_gauge(counters::SOURCE_BACKLOG, 0);
         Ok(())
     }
 
@@ -164,6 +178,15 @@ impl LiveSpout {
     }
 
     pub fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) -> Result<(), ComponentError> {
+        self.polls += 1;
+        if self.polls >= BACKLOG_EVERY {
+            self.polls = 0;
+            let waiting = self.rx.as_ref().map_or(0, |rx| rx.len());
+            self.counters.set_gauge(
+                counters::SOURCE_BACKLOG,
+                u64::try_from(waiting).unwrap_or(u64::MAX),
+            );
+        }
         if let Some((id, text)) = self.buffer.next_replay(Instant::now()) {
             self.counters.add(counters::REPLAYED, 1);
             out.emit(values_of(text), Some(Value::Int(id)))?;

@@ -23,6 +23,7 @@
 //!   spread over several lines, `retry:` (raises the first reconnection delay), events of
 //!   another type than `message` (ignored), chunked transfer encoding.
 //! - MUST re-emit failed events still in the retry buffer, as the websocket spout does.
+//! - Gauges `source_backlog` and `source_backlog_bound`, as the websocket spout's.
 //! - NOT guaranteed: the resume token lives in memory. A restarted process starts without
 //!   one (the server decides where: EventStreams starts at "now"), and events in the
 //!   channel or the retry buffer when the process dies are lost.

@@ -37,6 +37,9 @@
 //!   buffer, for as long as the process lives and the buffer holds them.
 //! - The reader runs on a thread of its own (one per task) and wakes the executor when a
 //!   message arrives after the spout ran dry; `next_tuple` never blocks.
+//! - Gauges `source_backlog` (messages read, not yet emitted; set every 64 polls) and
+//!   `source_backlog_bound` (`channel_capacity`): a growing or full backlog means the
+//!   topology takes less than the feed sends (the operator's autoscaler reads them).
 
 use std::time::Duration;
 

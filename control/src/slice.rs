@@ -22,6 +22,8 @@ pub fn engine_spec(spec: &TopologySpec) -> TopologySpec {
     s.pod = None;
     s.tls = None;
     s.kill_wait_seconds = None;
+    // Read by the operator only: new settings restart no engine.
+    s.autoscaling = None;
     // The worker count reaches the engine only as the default acker count.
     s.ackers = Some(spec.ackers.unwrap_or(spec.workers));
     s.workers = 1;

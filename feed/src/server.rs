@@ -59,6 +59,7 @@ pub struct FeedServer {
     ws: Option<SocketAddr>,
     sse: Option<SocketAddr>,
     stats: Arc<Stats>,
+    rate: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -71,7 +72,8 @@ struct Stats {
 
 /// Shared per-server settings handed to every connection.
 struct Shared {
-    rate: u64,
+    /// Messages per second per connection, changed by [`FeedServer::set_rate`].
+    rate: Arc<AtomicU64>,
     count: Option<u64>,
     data: DataSet,
     /// Pre-rendered messages when `repeat` is set.
@@ -119,12 +121,13 @@ impl FeedServer {
             .map_err(FeedError::Runtime)?;
         let (stop, stop_rx) = watch::channel(false);
         let stats = Arc::new(Stats::default());
+        let rate = Arc::new(AtomicU64::new(opts.rate));
         let cache = match repeat {
             Some(k) if k > 0 => (0..k).map(|i| Utf8Bytes::from(opts.data.text(i))).collect(),
             _ => Vec::new(),
         };
         let shared = Arc::new(Shared {
-            rate: opts.rate,
+            rate: Arc::clone(&rate),
             count: opts.count,
             data: opts.data,
             cache,
@@ -153,6 +156,7 @@ impl FeedServer {
             ws: ws_addr,
             sse: sse_addr,
             stats,
+            rate,
         })
     }
 
@@ -189,6 +193,18 @@ impl FeedServer {
     /// The index the last SSE connection with a `Last-Event-ID` resumed at, if any.
     pub fn last_resumed_at(&self) -> Option<u64> {
         self.stats.last_resume.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Changes the rate of every connection from now on (0: as fast as clients read); what
+    /// a connection owed at the old rate is forgotten. A live feed's step up or down.
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate, Ordering::Relaxed);
+        info!(rate, "feed rate changed");
+    }
+
+    /// The rate connections are paced at now.
+    pub fn rate(&self) -> u64 {
+        self.rate.load(Ordering::Relaxed)
     }
 
     /// Stops serving and closes every connection.
@@ -269,15 +285,17 @@ fn query_from(target: &str) -> Option<u64> {
 
 /// Paces one connection: how many messages may go out now.
 struct Pacer {
+    source: Arc<AtomicU64>,
     rate: u64,
     started: tokio::time::Instant,
     allowed_sent: u64,
 }
 
 impl Pacer {
-    fn new(rate: u64) -> Self {
+    fn new(source: &Arc<AtomicU64>) -> Self {
         Pacer {
-            rate,
+            source: Arc::clone(source),
+            rate: source.load(Ordering::Relaxed),
             started: tokio::time::Instant::now(),
             allowed_sent: 0,
         }
@@ -285,10 +303,17 @@ impl Pacer {
 
     /// Waits until at least one message may be sent and returns how many.
     async fn next_burst(&mut self) -> u64 {
-        if self.rate == 0 {
-            return BURST;
-        }
         loop {
+            let rate = self.source.load(Ordering::Relaxed);
+            if rate != self.rate {
+                // A new rate counts from now.
+                self.rate = rate;
+                self.started = tokio::time::Instant::now();
+                self.allowed_sent = 0;
+            }
+            if self.rate == 0 {
+                return BURST;
+            }
             let due = (self.started.elapsed().as_secs_f64() * self.rate as f64) as u64;
             if due > self.allowed_sent {
                 let n = (due - self.allowed_sent).min(BURST * 16);
@@ -324,7 +349,7 @@ async fn serve_ws(stream: TcpStream, shared: &Shared) -> Result<u64, String> {
         let _ = gone_tx.send(true);
     });
     let mut stop = shared.stop.clone();
-    let mut pacer = Pacer::new(shared.rate);
+    let mut pacer = Pacer::new(&shared.rate);
     let mut next = start;
     let end = shared.count.unwrap_or(u64::MAX);
     let result = loop {
@@ -461,7 +486,7 @@ async fn serve_sse(mut stream: TcpStream, shared: &Shared) -> Result<u64, String
     // Tell EventSource clients to reconnect after a second, like the public service.
     out.extend_from_slice(b"retry: 1000\n\n");
     let mut stop = shared.stop.clone();
-    let mut pacer = Pacer::new(shared.rate);
+    let mut pacer = Pacer::new(&shared.rate);
     let mut next = start;
     let end = shared.count.unwrap_or(u64::MAX);
     let result = loop {

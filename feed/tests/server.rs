@@ -70,6 +70,32 @@ fn websocket_is_paced_per_connection() {
     );
 }
 
+/// Messages received within `span`.
+async fn count_for<S: futures_util::Stream + Unpin>(ws: &mut S, span: Duration) -> u64 {
+    let end = tokio::time::Instant::now() + span;
+    let mut n = 0;
+    while let Ok(Some(_)) = tokio::time::timeout_at(end, ws.next()).await {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn a_rate_change_applies_to_open_connections_from_then_on() {
+    let s = server(true, 50, 100_000, DataSet::new(1));
+    let url = s.ws_url().unwrap();
+    runtime().block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let slow = count_for(&mut ws, Duration::from_millis(600)).await;
+        s.set_rate(2_000);
+        assert_eq!(s.rate(), 2_000);
+        let fast = count_for(&mut ws, Duration::from_millis(600)).await;
+        // 30 at 50/s, 1,200 at 2,000/s, each with slack for a loaded machine.
+        assert!(slow <= 40, "{slow} messages in 0.6 s at 50/s");
+        assert!(fast >= 400, "{fast} messages in 0.6 s at 2,000/s");
+    });
+}
+
 fn sse_request(addr: std::net::SocketAddr, head: &str, want_events: usize) -> String {
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

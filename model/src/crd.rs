@@ -288,4 +288,62 @@ pub struct TopologyStatus {
     /// The worker links' mode in the pods' template: `Mutual` or `Disabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::spec::TlsMode>,
+    /// What the autoscaler measured and decided, when `spec.autoscaling` is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscalerStatus>,
+}
+
+/// The autoscaler's last evaluation.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// `Scaling`, or `MetricsOnly` (decides, changes nothing).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    /// RFC 3339 time of the last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation: Option<String>,
+    /// Rebalances the autoscaler has made.
+    #[serde(default)]
+    pub rebalances: i64,
+    /// Per component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentAutoscalerStatus>,
+}
+
+/// One component as the autoscaler last saw it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentAutoscalerStatus {
+    /// The component.
+    pub name: String,
+    /// Its parallelism in the spec.
+    pub current: i32,
+    /// What the autoscaler recommends now.
+    pub recommended: i32,
+    /// The parallelism the autoscaler last wrote into the spec; when the spec holds
+    /// another, the user changed it, and the autoscaler starts again from the user's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<i32>,
+    /// Target rate over what its executors take at their true rate, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization_percent: Option<i64>,
+    /// Tuples per second one executor takes when busy all the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_rate: Option<i64>,
+    /// Tuples per second it must be able to take (spouts: their source's rate).
+    #[serde(default)]
+    pub target_rate: i64,
+    /// `ScaleUp`, `ScaleDown`, `Recommended` (metrics only) or `Hold`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_decision: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// RFC 3339 time its parallelism last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<String>,
+    /// RFC 3339 time since which a smaller parallelism has been recommended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_since: Option<String>,
 }

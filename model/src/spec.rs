@@ -109,6 +109,134 @@ pub struct TopologySpec {
     /// Ignored outside a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
+    /// Sizing of the bolts' parallelism to their load by the operator; off when unset.
+    /// Ignored outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+}
+
+/// Default `spec.autoscaling.targetUtilization` (Flink's `job.autoscaler.utilization.target`).
+pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
+/// Default `spec.autoscaling.targetUtilizationBoundary`.
+pub const DEFAULT_TARGET_UTILIZATION_BOUNDARY: f64 = 0.3;
+
+/// How the operator sizes each bolt to its load: the true processing rate of an executor
+/// is its input rate over its busy share; the target rate starts at the spouts' sources and
+/// follows the edges; a bolt gets the target rate over the true rate per executor at the
+/// target utilization, within the bounds, paced by the stabilization interval and the
+/// scale-down delay.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoscalingSpec {
+    /// Whether the operator evaluates the topology's load at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Decide and report (status, Events, metrics) but change nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub metrics_only: bool,
+    /// Busy share each executor is sized to run at, in (0, 1].
+    #[serde(default = "target_utilization")]
+    pub target_utilization: f64,
+    /// No change while the utilization at the target rate is within this distance of the
+    /// target, in [0, 1).
+    #[serde(default = "target_utilization_boundary")]
+    pub target_utilization_boundary: f64,
+    /// Fewest executors of a bolt.
+    #[serde(default = "one")]
+    pub min_parallelism: i32,
+    /// Most executors of a bolt.
+    #[serde(default = "max_parallelism")]
+    pub max_parallelism: i32,
+    /// Most worker pods the topology may grow to; `workers` when unset (no growth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_workers: Option<i32>,
+    /// Executors per worker above which a worker is added (up to `maxWorkers`).
+    #[serde(default = "max_executors_per_worker")]
+    pub max_executors_per_worker: i32,
+    /// Seconds of figures each decision is made on.
+    #[serde(default = "metrics_window")]
+    pub metrics_window_seconds: i64,
+    /// Seconds a component keeps a new parallelism before it may change again.
+    #[serde(default = "stabilization_interval")]
+    pub stabilization_interval_seconds: i64,
+    /// Seconds a smaller parallelism must be recommended without a break before it is applied.
+    #[serde(default = "scale_down_delay")]
+    pub scale_down_delay_seconds: i64,
+    /// Seconds within which a spout's source backlog (a live feed's buffer, a Kafka
+    /// spout's lag) is to be worked off.
+    #[serde(default = "catch_up_duration")]
+    pub catch_up_duration_seconds: i64,
+    /// Bounds of single components, overriding `minParallelism` and `maxParallelism`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "crd", schemars(length(max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])))]
+    pub components: Vec<ComponentAutoscaling>,
+}
+
+impl Default for AutoscalingSpec {
+    fn default() -> Self {
+        AutoscalingSpec {
+            enabled: false,
+            metrics_only: false,
+            target_utilization: DEFAULT_TARGET_UTILIZATION,
+            target_utilization_boundary: DEFAULT_TARGET_UTILIZATION_BOUNDARY,
+            min_parallelism: 1,
+            max_parallelism: max_parallelism(),
+            max_workers: None,
+            max_executors_per_worker: max_executors_per_worker(),
+            metrics_window_seconds: metrics_window(),
+            stabilization_interval_seconds: stabilization_interval(),
+            scale_down_delay_seconds: scale_down_delay(),
+            catch_up_duration_seconds: catch_up_duration(),
+            components: Vec::new(),
+        }
+    }
+}
+
+/// One component's own bounds.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentAutoscaling {
+    /// The bolt.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 128)))]
+    pub name: String,
+    /// Its fewest executors; the topology's `minParallelism` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_parallelism: Option<i32>,
+    /// Its most executors; the topology's `maxParallelism` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallelism: Option<i32>,
+}
+
+fn target_utilization() -> f64 {
+    DEFAULT_TARGET_UTILIZATION
+}
+
+fn target_utilization_boundary() -> f64 {
+    DEFAULT_TARGET_UTILIZATION_BOUNDARY
+}
+
+fn max_parallelism() -> i32 {
+    200
+}
+
+fn max_executors_per_worker() -> i32 {
+    64
+}
+
+fn metrics_window() -> i64 {
+    900
+}
+
+fn stabilization_interval() -> i64 {
+    300
+}
+
+fn scale_down_delay() -> i64 {
+    3600
+}
+
+fn catch_up_duration() -> i64 {
+    1800
 }
 
 /// Transport security of a topology's worker links on Kubernetes.

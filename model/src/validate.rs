@@ -121,6 +121,9 @@ pub fn validate_within(
     let spec = &manifest.spec;
     check_name(&mut c, "metadata.name", &manifest.metadata.name, 63);
     check_limits(&mut c, spec, limits);
+    if let Some(a) = &spec.autoscaling {
+        check_autoscaling(&mut c, spec, a, limits);
+    }
 
     if spec.workers < 1 {
         c.add(
@@ -374,6 +377,122 @@ fn component_paths(spec: &crate::spec::TopologySpec) -> impl Iterator<Item = (St
         .enumerate()
         .map(|(i, b)| (format!("spec.bolts[{i}]"), b));
     spouts.chain(bolts)
+}
+
+/// `spec.autoscaling`: ratios in range, bounds ordered and within the limits, durations
+/// positive and at most a day, overrides naming components.
+fn check_autoscaling(
+    c: &mut Checker,
+    spec: &crate::spec::TopologySpec,
+    a: &crate::spec::AutoscalingSpec,
+    limits: &Limits,
+) {
+    const P: &str = "spec.autoscaling";
+    let t = a.target_utilization;
+    if !(t > 0.0 && t <= 1.0) {
+        c.add(
+            format!("{P}.targetUtilization"),
+            format!("must be above 0 and at most 1, got {t}"),
+        );
+    }
+    let b = a.target_utilization_boundary;
+    if !(0.0..1.0).contains(&b) {
+        c.add(
+            format!("{P}.targetUtilizationBoundary"),
+            format!("must be at least 0 and below 1, got {b}"),
+        );
+    }
+    check_bounds(c, P, Some(a.min_parallelism), Some(a.max_parallelism), limits);
+    if let Some(w) = a.max_workers {
+        if w < spec.workers {
+            c.add(
+                format!("{P}.maxWorkers"),
+                format!("must be at least workers ({}), got {w}", spec.workers),
+            );
+        } else if w as u64 > limits.get(LimitKey::Workers) {
+            c.add(format!("{P}.maxWorkers"), limits.exceeded(LimitKey::Workers, w));
+        }
+    }
+    if a.max_executors_per_worker < 1 {
+        c.add(
+            format!("{P}.maxExecutorsPerWorker"),
+            format!("must be at least 1, got {}", a.max_executors_per_worker),
+        );
+    }
+    let durations = [
+        ("metricsWindowSeconds", a.metrics_window_seconds, 1),
+        (
+            "stabilizationIntervalSeconds",
+            a.stabilization_interval_seconds,
+            0,
+        ),
+        ("scaleDownDelaySeconds", a.scale_down_delay_seconds, 0),
+        ("catchUpDurationSeconds", a.catch_up_duration_seconds, 1),
+    ];
+    for (field, v, least) in durations {
+        if v < least {
+            c.add(
+                format!("{P}.{field}"),
+                format!("must be at least {least}, got {v}"),
+            );
+        }
+        check_seconds(c, &format!("{P}.{field}"), Some(v));
+    }
+    let names: Vec<&str> = spec
+        .spouts
+        .iter()
+        .chain(&spec.bolts)
+        .map(|x| x.name.as_str())
+        .collect();
+    for (i, o) in a.components.iter().enumerate() {
+        let path = format!("{P}.components[{i}]");
+        if !spec.bolts.iter().any(|x| x.name == o.name) {
+            let what = if names.contains(&o.name.as_str()) {
+                "is a spout; spouts are sized by their source".to_owned()
+            } else {
+                format!("names no bolt; the bolts are {}", bolt_names(spec))
+            };
+            c.add(
+                format!("{path}.name"),
+                format!("{:?} {what}", crate::limits::shorten(&o.name, 128)),
+            );
+        }
+        let min = o.min_parallelism.or(Some(a.min_parallelism));
+        let max = o.max_parallelism.or(Some(a.max_parallelism));
+        check_bounds(c, &path, min, max, limits);
+    }
+}
+
+fn bolt_names(spec: &crate::spec::TopologySpec) -> String {
+    let names: Vec<&str> = spec.bolts.iter().map(|b| b.name.as_str()).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn check_bounds(c: &mut Checker, path: &str, min: Option<i32>, max: Option<i32>, limits: &Limits) {
+    if let Some(m) = min.filter(|m| *m < 1) {
+        c.add(
+            format!("{path}.minParallelism"),
+            format!("must be at least 1, got {m}"),
+        );
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if hi < lo {
+            c.add(
+                format!("{path}.maxParallelism"),
+                format!("must be at least minParallelism ({lo}), got {hi}"),
+            );
+        }
+    }
+    if let Some(hi) = max.filter(|hi| *hi > 0 && *hi as u64 > limits.get(LimitKey::Parallelism)) {
+        c.add(
+            format!("{path}.maxParallelism"),
+            limits.exceeded(LimitKey::Parallelism, hi),
+        );
+    }
 }
 
 fn check_seconds(c: &mut Checker, path: &str, value: Option<i64>) {

@@ -467,3 +467,58 @@ fn identities_are_checked_through_cycles_and_shared_spouts_once() {
     // Found first on the shortest way up.
     assert!(refusals[0].contains("feeds it (feed -> counts)"), "{got:#?}");
 }
+
+#[test]
+fn autoscaling_settings_are_checked_with_their_paths() {
+    let spec = "  spouts:\n    - {name: src, component: lines}\n  bolts:\n    - {name: words, component: split, inputs: [{from: src}]}\n  autoscaling:\n    enabled: true\n    targetUtilization: 1.5\n    targetUtilizationBoundary: -0.1\n    minParallelism: 4\n    maxParallelism: 2\n    maxWorkers: 0\n    metricsWindowSeconds: 0\n    scaleDownDelaySeconds: 90000\n    components:\n      - {name: src, maxParallelism: 3}\n      - {name: nope}\n      - {name: words, minParallelism: 0, maxParallelism: 5000}\n";
+    let got = lines(spec);
+    let want = [
+        "spec.autoscaling.targetUtilization: must be above 0 and at most 1, got 1.5",
+        "spec.autoscaling.targetUtilizationBoundary: must be at least 0 and below 1, got -0.1",
+        "spec.autoscaling.maxParallelism: must be at least minParallelism (4), got 2",
+        "spec.autoscaling.maxWorkers: must be at least workers (1), got 0",
+        "spec.autoscaling.metricsWindowSeconds: must be at least 1, got 0",
+        "spec.autoscaling.scaleDownDelaySeconds: 90000 seconds is more than a day (86400)",
+        "spec.autoscaling.components[0].name: \"src\" is a spout; spouts are sized by their source",
+        "spec.autoscaling.components[1].name: \"nope\" names no bolt; the bolts are words",
+        "spec.autoscaling.components[2].minParallelism: must be at least 1, got 0",
+    ];
+    for w in want {
+        assert!(
+            got.iter().any(|l| l == w),
+            "expected\n  {w}\ngot\n  {}",
+            got.join("\n  ")
+        );
+    }
+    assert!(
+        got.iter().any(|l| l
+            .starts_with("spec.autoscaling.components[2].maxParallelism: 5000 is over the limit of 1024")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn autoscaling_defaults_follow_flink() {
+    let text = format!(
+        "{HEADER}spec:\n  spouts:\n    - {{name: src, component: lines}}\n  autoscaling: {{enabled: true}}\n"
+    );
+    let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
+    let a = manifest.spec.autoscaling.clone().unwrap();
+    assert_eq!(
+        a,
+        squall_model::AutoscalingSpec {
+            enabled: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!((a.target_utilization, a.target_utilization_boundary), (0.7, 0.3));
+    assert_eq!(
+        (
+            a.metrics_window_seconds,
+            a.stabilization_interval_seconds,
+            a.scale_down_delay_seconds
+        ),
+        (900, 300, 3600)
+    );
+    validate(&manifest, &TestCatalog).unwrap();
+}

@@ -53,7 +53,8 @@ pub const OPERATOR_ACCESS: &[Access] = &[
         "squall.dev",
         "topologies",
         &["get", "list", "watch", "patch", "delete"],
-        "the controller watches; the finalizer helper patches; the UI reads, patches \
+        "the controller watches; the finalizer helper patches; the autoscaler patches \
+         parallelism and workers; the UI reads, patches \
          (activate, deactivate, rebalance) and deletes (kill) after the caller's own review",
     ),
     cluster(

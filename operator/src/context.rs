@@ -80,6 +80,8 @@ pub(crate) struct Context {
     pub(crate) config: Config,
     /// What this operator has seen of the worker Leases (see `liveness`).
     pub(crate) leases: std::sync::Mutex<LeaseBook>,
+    /// The autoscaler's samples of each topology's figures.
+    pub(crate) windows: crate::autoscale::Windows,
 }
 
 /// The assignment in a topology's ConfigMap, its manifest parsed once here within the

@@ -223,6 +223,38 @@ async fn act(
     Ok(Action::requeue(Duration::from_secs(again)))
 }
 
+/// The autoscaler's step while the topology runs its current plan with nothing pending;
+/// otherwise its last status is carried over (or dropped when autoscaling is off).
+async fn autoscale(
+    ctx: &Context,
+    t: &Topology,
+    pods: &[Pod],
+    current: Option<&CurrentAssignment>,
+    decision: &mut crate::decide::Decision,
+) -> Result<(), Error> {
+    let enabled = t.spec.autoscaling.as_ref().is_some_and(|a| a.enabled);
+    let key = format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
+    if !enabled {
+        ctx.windows.forget(&key);
+        ctx.config.metrics.autoscaler_gone(&key);
+        return Ok(());
+    }
+    decision.status.autoscaler = ctx
+        .windows
+        .last(&key)
+        .or_else(|| t.status.as_ref().and_then(|s| s.autoscaler.clone()));
+    let settled = decision.status.phase == squall_model::crd::Phase::Running
+        && !decision.lifecycle.is_draining()
+        && decision.write.is_none()
+        && !decision.waiting
+        && t.metadata.deletion_timestamp.is_none();
+    if let (Some(c), true) = (current, settled) {
+        crate::autoscale::evaluate(ctx, t, pods, c, &mut decision.status.autoscaler).await?;
+        ctx.windows.remember(&key, decision.status.autoscaler.as_ref());
+    }
+    Ok(())
+}
+
 async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     let ns = t.namespace().ok_or(Error::NoNamespace)?;
     let name = t.name_any();
@@ -274,6 +306,7 @@ async fn apply(t: Arc<Topology>, ctx: &Context) -> Result<Action, Error> {
     }
     let mut decision = decide(&observed);
     decision.status.tls = Some(t.spec.tls_mode());
+    autoscale(ctx, &t, &pod_list, current.as_ref(), &mut decision).await?;
 
     ctx.config
         .metrics
@@ -347,6 +380,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         recorder,
         config,
         leases: std::sync::Mutex::new(LeaseBook::default()),
+        windows: crate::autoscale::Windows::default(),
     });
     let labelled = watcher::Config::default().labels(TOPOLOGY_LABEL);
     Controller::new(topologies, watcher::Config::default())

@@ -127,6 +127,7 @@ fn bound_spec(spec: &mut Value, limits: &Limits) -> Result<(), CrdError> {
             LimitKey::Tasks,
         ));
     }
+    bound_autoscaling(prop(spec, "autoscaling")?, limits)?;
     let tasks = |list: &str| {
         format!("(has(self.{list}) ? self.{list}.map(c, has(c.tasks) ? c.tasks : c.parallelism).sum() : 0)")
     };
@@ -169,6 +170,37 @@ fn bound_spec(spec: &mut Value, limits: &Limits) -> Result<(), CrdError> {
     Ok(())
 }
 
+/// `spec.autoscaling`: ratios, bounds and durations the operator's validation accepts.
+fn bound_autoscaling(a: &mut Value, limits: &Limits) -> Result<(), CrdError> {
+    let target = prop(a, "targetUtilization")?;
+    set(target, "minimum", json!(0));
+    set(target, "exclusiveMinimum", json!(true));
+    set(target, "maximum", json!(1));
+    let boundary = prop(a, "targetUtilizationBoundary")?;
+    set(boundary, "minimum", json!(0));
+    set(boundary, "maximum", json!(1));
+    set(boundary, "exclusiveMaximum", json!(true));
+    set(prop(a, "minParallelism")?, "minimum", json!(1));
+    let max = json!(limits.max_parallelism);
+    set(prop(a, "maxParallelism")?, "maximum", max.clone());
+    set(prop(a, "maxWorkers")?, "maximum", json!(limits.max_workers));
+    set(prop(a, "maxExecutorsPerWorker")?, "minimum", json!(1));
+    for seconds in [
+        "metricsWindowSeconds",
+        "stabilizationIntervalSeconds",
+        "scaleDownDelaySeconds",
+        "catchUpDurationSeconds",
+    ] {
+        set(prop(a, seconds)?, "maximum", json!(MAX_SECONDS));
+    }
+    let components = prop(a, "components")?;
+    set(components, "maxItems", json!(limits.max_components));
+    let item = components.get_mut("items").ok_or(CrdError::Missing("items"))?;
+    set(prop(item, "minParallelism")?, "minimum", json!(1));
+    set(prop(item, "maxParallelism")?, "maximum", max);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +220,14 @@ mod tests {
         );
         assert_eq!(max("/properties/bolts/maxItems"), Some(256));
         assert_eq!(max("/properties/workers/maximum"), Some(256));
+        assert_eq!(
+            max("/properties/autoscaling/properties/maxParallelism/maximum"),
+            Some(77)
+        );
+        assert_eq!(
+            max("/properties/autoscaling/properties/components/items/properties/maxParallelism/maximum"),
+            Some(77)
+        );
         let text = serde_json::to_string(spec).unwrap_or_default();
         assert!(
             text.contains("maxTotalTasks"),

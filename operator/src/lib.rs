@@ -18,6 +18,9 @@
 //!   server.
 //! - `context`: what every reconcile path shares (settings, errors, status and Event
 //!   writes, the current assignment); the base `kill` and `controller` stand on.
+//! - [`autoscale`]: samples the workers' figures over the metrics window, decides each
+//!   component's parallelism with `squall_autoscaler`, and writes it into the spec, which
+//!   the lifecycle rebalances drain-safe.
 //! - [`kill`]: Storm's kill with wait before the finalizer releases a topology.
 //! - [`controller`]: the kube-runtime Controller that observes, decides and acts.
 //! - [`events`]: Events keyed by what they say, so each distinct change reads as itself
@@ -28,12 +31,13 @@
 //!   authorized with the caller's own TokenReview and SubjectAccessReview.
 //!
 //! Layers, bottom up, with no cycle: `change`, `events`, `liveness`, `metrics`, `probe` →
-//! `lifecycle`, `resources` → `rbac`, `decide`, `context` → `kill` → `controller`
+//! `lifecycle`, `resources` → `rbac`, `decide`, `context` → `kill` → `autoscale` → `controller`
 //! (`leader` and `crd` stand apart; `ui` stands on `probe` and `metrics` only, beside the
 //! reconcile path).
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod autoscale;
 pub mod certs;
 pub mod change;
 mod context;

@@ -22,7 +22,30 @@ pub struct Metrics {
     ui_sampled: AtomicU64,
     ui_omitted: AtomicU64,
     ui_unanswered: AtomicU64,
+    autoscaler: Mutex<BTreeMap<String, Autoscaled>>,
 }
+
+/// What the autoscaler last decided for one topology (`ns/name`).
+#[derive(Debug, Default)]
+struct Autoscaled {
+    components: BTreeMap<String, ComponentGauges>,
+    rebalances: u64,
+    recommendations: u64,
+}
+
+/// One component's autoscaler gauges.
+#[derive(Debug, Default)]
+struct ComponentGauges {
+    current: u32,
+    recommended: u32,
+    utilization: Option<f64>,
+    true_rate: Option<f64>,
+}
+
+/// A gauge family of the autoscaler: name, help, and its value for a component.
+type GaugeFamily = (&'static str, &'static str, fn(&ComponentGauges) -> Option<f64>);
+/// A counter family of the autoscaler: name, help, and its value for a topology.
+type CounterFamily = (&'static str, &'static str, fn(&Autoscaled) -> u64);
 
 const PHASES: [Phase; 6] = [
     Phase::Pending,
@@ -69,6 +92,95 @@ impl Metrics {
         self.ui_sampled.store(sampled, Ordering::Relaxed);
         self.ui_omitted.store(omitted, Ordering::Relaxed);
         self.ui_unanswered.fetch_add(unanswered, Ordering::Relaxed);
+    }
+
+    /// The autoscaler evaluated topology `key`: its `recs`, and whether it rebalanced.
+    pub fn autoscaled(
+        &self,
+        key: &str,
+        recs: &BTreeMap<String, squall_autoscaler::Recommendation>,
+        rebalanced: bool,
+    ) {
+        let Ok(mut a) = self.autoscaler.lock() else { return };
+        let entry = a.entry(key.to_owned()).or_default();
+        entry.components = recs
+            .iter()
+            .map(|(n, r)| {
+                let g = ComponentGauges {
+                    current: r.current,
+                    recommended: r.recommended,
+                    utilization: r.utilization,
+                    true_rate: r.true_rate,
+                };
+                (n.clone(), g)
+            })
+            .collect();
+        entry.recommendations += recs.values().filter(|r| r.changes()).count() as u64;
+        entry.rebalances += u64::from(rebalanced);
+    }
+
+    /// Topology `key` no longer autoscales (or is gone).
+    pub fn autoscaler_gone(&self, key: &str) {
+        if let Ok(mut a) = self.autoscaler.lock() {
+            a.remove(key);
+        }
+    }
+
+    fn render_autoscaler(&self, out: &mut String) {
+        let Ok(a) = self.autoscaler.lock() else { return };
+        let gauges: [GaugeFamily; 4] = [
+            ("parallelism", "Executors of the component now.", |c| {
+                Some(f64::from(c.current))
+            }),
+            (
+                "recommended_parallelism",
+                "Executors the autoscaler recommends.",
+                |c| Some(f64::from(c.recommended)),
+            ),
+            (
+                "utilization",
+                "Target rate over what the executors take at their true rate.",
+                |c| c.utilization,
+            ),
+            (
+                "true_rate",
+                "Tuples per second one executor takes when busy all the time.",
+                |c| c.true_rate,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP squall_operator_autoscaler_{name} {help}\n# TYPE squall_operator_autoscaler_{name} gauge");
+            for (topology, t) in a.iter() {
+                for (component, c) in &t.components {
+                    if let Some(v) = value(c) {
+                        let _ = writeln!(
+                            out,
+                            "squall_operator_autoscaler_{name}{{topology=\"{topology}\",component=\"{component}\"}} {v}"
+                        );
+                    }
+                }
+            }
+        }
+        let counters: [CounterFamily; 2] = [
+            ("rebalances_total", "Rebalances the autoscaler asked for.", |t| {
+                t.rebalances
+            }),
+            (
+                "recommendations_total",
+                "Parallelism changes recommended, applied or not.",
+                |t| t.recommendations,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP squall_operator_autoscaler_{name} {help}\n# TYPE squall_operator_autoscaler_{name} counter");
+            for (topology, t) in a.iter() {
+                let _ = writeln!(
+                    out,
+                    "squall_operator_autoscaler_{name}{{topology=\"{topology}\"}} {}",
+                    value(t)
+                );
+            }
+        }
     }
 
     fn render_ui(&self, out: &mut String) {
@@ -132,6 +244,7 @@ squall_operator_ui_unanswered_total {}",
             u8::from(self.leading.load(Ordering::Relaxed))
         );
         self.render_ui(&mut out);
+        self.render_autoscaler(&mut out);
         out
     }
 }
@@ -198,5 +311,30 @@ mod tests {
         assert!(text.contains("squall_operator_ui_topologies 3\n"), "{text}");
         assert!(text.contains("squall_operator_ui_topologies_omitted 2\n"));
         assert!(text.contains("squall_operator_ui_unanswered_total 2\n"));
+        let rec = squall_autoscaler::Recommendation {
+            current: 1,
+            recommended: 3,
+            wanted: 3,
+            utilization: Some(1.5),
+            true_rate: Some(200.0),
+            target_rate: 450.0,
+            reason: squall_autoscaler::Reason::Overloaded,
+            memory: squall_autoscaler::Memory::default(),
+        };
+        m.autoscaled("ns/a", &BTreeMap::from([("b".to_owned(), rec)]), true);
+        let text = m.render();
+        assert!(
+            text.contains("squall_operator_autoscaler_parallelism{topology=\"ns/a\",component=\"b\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "squall_operator_autoscaler_recommended_parallelism{topology=\"ns/a\",component=\"b\"} 3\n"
+        ));
+        assert!(
+            text.contains("squall_operator_autoscaler_utilization{topology=\"ns/a\",component=\"b\"} 1.5\n")
+        );
+        assert!(text.contains("squall_operator_autoscaler_rebalances_total{topology=\"ns/a\"} 1\n"));
+        m.autoscaler_gone("ns/a");
+        assert!(!m.render().contains("topology=\"ns/a\""));
     }
 }

@@ -150,6 +150,7 @@ pub fn convert(read: &TopologyRead, target: &Target<'_>) -> Result<TopologyManif
         bolts: Vec::new(),
         pod: None,
         tls: None,
+        autoscaling: None,
     };
     topology_config(read, &mut spec, &mut refusals);
     for c in &read.components {

@@ -60,6 +60,13 @@ impl Feed {
         Ok(Feed(Some(server)))
     }
 
+    /// Paces every connection at `rate` messages per second from now on.
+    pub fn set_rate(&self, rate: u64) {
+        if let Some(server) = &self.0 {
+            server.set_rate(rate);
+        }
+    }
+
     pub fn url(&self) -> Result<String> {
         self.0
             .as_ref()
