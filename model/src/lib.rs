@@ -25,8 +25,8 @@ pub use limits::{LimitKey, Limits, MAX_SECONDS};
 pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP, KIND, VERSION};
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
-    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, ShellSpec,
-    StreamSpec, TlsMode, TlsSettings, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
+    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, Serializer,
+    ShellSpec, StreamSpec, TlsMode, TlsSettings, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
 };
 pub use validate::{
     validate, validate_within, Catalog, FieldBound, KindInfo, Problem, ValidationErrors, MAX_PROBLEMS,

@@ -260,6 +260,37 @@ pub struct ShellSpec {
     /// Working directory; defaults to the directory of the topology file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// How messages are encoded on the child's pipes: `json` (the default, and all that
+    /// Storm's `storm.py` speaks) or `msgpack` (pystorm and streamparse; the host passes
+    /// `--serializer msgpack` to a `streamparse_run` command).
+    #[serde(default, skip_serializing_if = "Serializer::is_json")]
+    pub serializer: Serializer,
+}
+
+/// The encoding of multilang messages between a shell component's host and its child.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Serializer {
+    /// JSON text, each message followed by a line `end` (Storm's multilang default).
+    #[default]
+    Json,
+    /// MessagePack objects back to back, with no delimiter (pystorm's `msgpack`).
+    Msgpack,
+}
+
+impl Serializer {
+    /// Whether this is the default, JSON.
+    pub fn is_json(&self) -> bool {
+        *self == Serializer::Json
+    }
+
+    /// The name as a manifest and `streamparse_run --serializer` spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Serializer::Json => "json",
+            Serializer::Msgpack => "msgpack",
+        }
+    }
 }
 
 /// An output stream a component declares.
