@@ -58,7 +58,12 @@ pub fn measure(tuples: u64) -> Result<Multilang> {
             limit: Duration::from_secs(120),
         };
         Ok(bench_bolt(&b)
-            .with_context(|| format!("multilang bolt run ({}, parallelism {parallelism})", serializer.as_str()))?
+            .with_context(|| {
+                format!(
+                    "multilang bolt run ({}, parallelism {parallelism})",
+                    serializer.as_str()
+                )
+            })?
             .per_second())
     };
     let load_before = load_average();
@@ -103,8 +108,14 @@ pub fn render(m: &Multilang) -> String {
     s.push_str(&row("through Squall, acking off", m.acking_off));
     s.push_str(&row("through Squall, acking on", m.acking_on));
     s.push_str(&row("through Squall, acking on, msgpack", m.msgpack_acking_on));
-    s.push_str(&row("through Squall, acking on, JSON, 2 children", m.json_two_children));
-    s.push_str(&row("through Squall, acking on, msgpack, 2 children", m.msgpack_two_children));
+    s.push_str(&row(
+        "through Squall, acking on, JSON, 2 children",
+        m.json_two_children,
+    ));
+    s.push_str(&row(
+        "through Squall, acking on, msgpack, 2 children",
+        m.msgpack_two_children,
+    ));
     s.push_str(&format!(
         "\nThe protocol's own cost per tuple, acking on: {:.1} µs with JSON, {:.1} µs with msgpack (1/throughput − 1/baseline).\n",
         1e6 / m.acking_on.max(1.0) - 1e6 / m.baseline.max(1.0),

@@ -153,7 +153,13 @@ fn a_msgpack_project_imports_as_msgpack_components_that_count_words() {
     std::fs::write(&config_path, config.to_string()).unwrap();
     let (code, out, err) = squall(
         &project,
-        &["import", "streamparse", "topologies/wordcount.py", "-o", "topology.yaml"],
+        &[
+            "import",
+            "streamparse",
+            "topologies/wordcount.py",
+            "-o",
+            "topology.yaml",
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     let text = std::fs::read_to_string(project.join("topology.yaml")).unwrap();

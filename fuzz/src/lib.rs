@@ -12,7 +12,9 @@ mod text;
 mod wire;
 
 pub use events::{edit_configs, edit_event, resp_reply, sse_stream, write_reply};
-pub use text::{manifest, multilang_msgpack, multilang_stream, MANIFEST_ORIGIN, MULTILANG_MAX, MULTILANG_MAX_DEPTH};
+pub use text::{
+    manifest, multilang_msgpack, multilang_stream, MANIFEST_ORIGIN, MULTILANG_MAX, MULTILANG_MAX_DEPTH,
+};
 pub use wire::{decode, encode, wire_frame, WIRE_PLAN};
 
 /// A target body.

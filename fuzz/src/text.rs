@@ -45,7 +45,10 @@ pub fn multilang_msgpack(data: &[u8]) {
         loop {
             match splitter.next(&buf, MULTILANG_MAX, MULTILANG_MAX_DEPTH) {
                 Ok(Some(n)) => {
-                    assert!(n > 0 && n <= buf.len() && n <= MULTILANG_MAX, "object of {n} bytes");
+                    assert!(
+                        n > 0 && n <= buf.len() && n <= MULTILANG_MAX,
+                        "object of {n} bytes"
+                    );
                     let m = msgpack::parse_message(&buf[..n], MULTILANG_MAX_DEPTH);
                     let failed = m.is_err();
                     pieces.push(m);

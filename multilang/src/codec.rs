@@ -127,7 +127,10 @@ pub(crate) fn parse_child_message_slow(text: &str) -> Result<ChildMsg, ProtocolE
 /// A decoded child message (from JSON or msgpack) to a message, with precise errors.
 pub(crate) fn parse_child_json(json: Json) -> Result<ChildMsg, ProtocolError> {
     let Json::Object(mut obj) = json else {
-        return Err(invalid(format!("expected a message object, got {}", kind_of(&json))));
+        return Err(invalid(format!(
+            "expected a message object, got {}",
+            kind_of(&json)
+        )));
     };
     let Some(command) = obj.get("command") else {
         // The handshake reply is the only message without a command.

@@ -163,7 +163,17 @@ mod tests {
 
     #[test]
     fn tuple_message_is_storms() {
-        let t = text(|o| tuple(Serializer::Json, o, 7, "split", "default", 3, &[Value::from("a b"), Value::Int(2)]));
+        let t = text(|o| {
+            tuple(
+                Serializer::Json,
+                o,
+                7,
+                "split",
+                "default",
+                3,
+                &[Value::from("a b"), Value::Int(2)],
+            )
+        });
         let (body, tail) = t.split_once('\n').unwrap();
         assert_eq!(tail, "end\n");
         let got: serde_json::Value = serde_json::from_str(body).unwrap();

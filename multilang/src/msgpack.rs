@@ -52,7 +52,13 @@ fn header(buf: &[u8], at: usize) -> Result<Option<Header>, ProtocolError> {
         return Ok(None);
     };
     type Found = Result<Option<Header>, ProtocolError>;
-    let scalar = |size: u64| -> Found { Ok(Some(Header { size, items: 0, container: false })) };
+    let scalar = |size: u64| -> Found {
+        Ok(Some(Header {
+            size,
+            items: 0,
+            container: false,
+        }))
+    };
     // A length of `n` bytes after the marker; the payload follows it.
     let sized = |n: usize, per_item: u64, container: bool| -> Found {
         let Some(len) = buf.get(at + 1..at + 1 + n) else {
@@ -60,15 +66,31 @@ fn header(buf: &[u8], at: usize) -> Result<Option<Header>, ProtocolError> {
         };
         let len = be(len);
         Ok(Some(if container {
-            Header { size: 1 + n as u64, items: len * per_item, container }
+            Header {
+                size: 1 + n as u64,
+                items: len * per_item,
+                container,
+            }
         } else {
-            Header { size: 1 + n as u64 + len, items: 0, container }
+            Header {
+                size: 1 + n as u64 + len,
+                items: 0,
+                container,
+            }
         }))
     };
     match marker {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => scalar(1),
-        0x80..=0x8f => Ok(Some(Header { size: 1, items: 2 * u64::from(marker & 0x0f), container: true })),
-        0x90..=0x9f => Ok(Some(Header { size: 1, items: u64::from(marker & 0x0f), container: true })),
+        0x80..=0x8f => Ok(Some(Header {
+            size: 1,
+            items: 2 * u64::from(marker & 0x0f),
+            container: true,
+        })),
+        0x90..=0x9f => Ok(Some(Header {
+            size: 1,
+            items: u64::from(marker & 0x0f),
+            container: true,
+        })),
         0xa0..=0xbf => scalar(1 + u64::from(marker & 0x1f)),
         0xc4 | 0xd9 => sized(1, 0, false),
         0xc5 | 0xda => sized(2, 0, false),
@@ -118,7 +140,12 @@ impl Splitter {
         r
     }
 
-    fn scan(&mut self, buf: &[u8], max_bytes: usize, max_depth: usize) -> Result<Option<usize>, ProtocolError> {
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        max_bytes: usize,
+        max_depth: usize,
+    ) -> Result<Option<usize>, ProtocolError> {
         // A loop, not recursion: a message may hold millions of items.
         loop {
             let depth = self.open.len();
@@ -176,7 +203,11 @@ pub fn parse_message(bytes: &[u8], max_depth: usize) -> Result<ChildMsg, Protoco
 /// per complete object, in order, stopping after the first error (the stream has no
 /// delimiter to recover at); an incomplete tail is ignored. Never panics (the fuzz
 /// entry point).
-pub fn parse_stream(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Vec<Result<ChildMsg, ProtocolError>> {
+pub fn parse_stream(
+    bytes: &[u8],
+    max_bytes: usize,
+    max_depth: usize,
+) -> Vec<Result<ChildMsg, ProtocolError>> {
     let mut splitter = Splitter::default();
     let mut out = Vec::new();
     let mut rest = bytes;
@@ -379,8 +410,8 @@ mod tests {
     use super::*;
     use crate::codec::Emit;
     use proptest::prelude::*;
-    use squall_engine::Value;
     use serde_json::json;
+    use squall_engine::Value;
 
     fn pack(v: &Json) -> Vec<u8> {
         let mut out = Vec::new();
@@ -416,9 +447,15 @@ mod tests {
 
     #[test]
     fn errors_are_the_json_sides() {
-        assert_eq!(one(json!({"command": "dance"})), Err(ProtocolError::UnknownCommand("dance".into())));
+        assert_eq!(
+            one(json!({"command": "dance"})),
+            Err(ProtocolError::UnknownCommand("dance".into()))
+        );
         assert!(matches!(one(json!([1, 2])), Err(ProtocolError::Invalid(m)) if m.contains("an array")));
-        assert!(matches!(one(json!({"command": "emit"})), Err(ProtocolError::Invalid(_))));
+        assert!(matches!(
+            one(json!({"command": "emit"})),
+            Err(ProtocolError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -462,7 +499,11 @@ mod tests {
             }
             assert_eq!(
                 got,
-                vec![Ok(ChildMsg::Sync), Ok(ChildMsg::Pid(7)), Ok(ChildMsg::Ack("1".into()))],
+                vec![
+                    Ok(ChildMsg::Sync),
+                    Ok(ChildMsg::Pid(7)),
+                    Ok(ChildMsg::Ack("1".into()))
+                ],
                 "step {step}"
             );
         }
@@ -476,22 +517,34 @@ mod tests {
             vec![Err(ProtocolError::TooLarge { max: 1024 })]
         );
         let big = pack(&json!({"command": "log", "msg": "x".repeat(2000)}));
-        assert_eq!(parse_stream(&big, 1024, 8), vec![Err(ProtocolError::TooLarge { max: 1024 })]);
+        assert_eq!(
+            parse_stream(&big, 1024, 8),
+            vec![Err(ProtocolError::TooLarge { max: 1024 })]
+        );
         // 9 nested lists inside the message map: depth 10.
         let mut deep = json!([]);
         for _ in 0..8 {
             deep = json!([deep]);
         }
         let msg = pack(&json!({"command": "emit", "tuple": deep}));
-        assert_eq!(parse_stream(&msg, 1024, 9), vec![Err(ProtocolError::TooDeep { max: 9 })]);
-        assert!(matches!(parse_stream(&msg, 1024, 10)[..], [Ok(ChildMsg::Emit(_))]));
+        assert_eq!(
+            parse_stream(&msg, 1024, 9),
+            vec![Err(ProtocolError::TooDeep { max: 9 })]
+        );
+        assert!(matches!(
+            parse_stream(&msg, 1024, 10)[..],
+            [Ok(ChildMsg::Emit(_))]
+        ));
         // A header claiming 2^32 items of nil is bounded by the bytes, not the count.
         assert_eq!(
             parse_stream(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc0], 1024, 8),
             vec![]
         );
         let many = [&[0xdd, 0xff, 0xff, 0xff, 0xff][..], &[0xc0; 2000]].concat();
-        assert_eq!(parse_stream(&many, 1024, 8), vec![Err(ProtocolError::TooLarge { max: 1024 })]);
+        assert_eq!(
+            parse_stream(&many, 1024, 8),
+            vec![Err(ProtocolError::TooLarge { max: 1024 })]
+        );
     }
 
     #[test]
@@ -499,22 +552,43 @@ mod tests {
         let e = parse_stream(&[0xc1, 0, 0], 1024, 8);
         assert!(matches!(&e[..], [Err(ProtocolError::InvalidMsgpack { start, .. })] if start == "c10000"));
         let e = parse_stream(&[0xd4, 1, 2], 1024, 8);
-        assert!(matches!(&e[..], [Err(ProtocolError::InvalidMsgpack { error, .. })] if error.contains("extension")));
+        assert!(
+            matches!(&e[..], [Err(ProtocolError::InvalidMsgpack { error, .. })] if error.contains("extension"))
+        );
         // A str with bytes that are not UTF-8 as a command: the general parser says so.
-        let e = parse_stream(&[0x81, 0xa7, b'c', b'o', b'm', b'm', b'a', b'n', b'd', 0xa2, 0xff, 0xfe], 1024, 8);
+        let e = parse_stream(
+            &[
+                0x81, 0xa7, b'c', b'o', b'm', b'm', b'a', b'n', b'd', 0xa2, 0xff, 0xfe,
+            ],
+            1024,
+            8,
+        );
         assert!(matches!(&e[..], [Err(_)]), "{e:?}");
     }
 
     #[test]
     fn host_messages_are_what_msgpack_python_reads() {
         let mut out = Vec::new();
-        write::tuple(&mut out, "7", Some("split"), "default", 3, &[Value::from("a"), Value::Int(-2)]);
+        write::tuple(
+            &mut out,
+            "7",
+            Some("split"),
+            "default",
+            3,
+            &[Value::from("a"), Value::Int(-2)],
+        );
         let got: Json = rmp_serde::from_slice(&out).unwrap();
-        assert_eq!(got, json!({"id": "7", "comp": "split", "stream": "default", "task": 3, "tuple": ["a", -2]}));
+        assert_eq!(
+            got,
+            json!({"id": "7", "comp": "split", "stream": "default", "task": 3, "tuple": ["a", -2]})
+        );
         out.clear();
         write::tuple(&mut out, "hb1", None, "__heartbeat", -1, &[]);
         let got: Json = rmp_serde::from_slice(&out).unwrap();
-        assert_eq!(got, json!({"id": "hb1", "comp": null, "stream": "__heartbeat", "task": -1, "tuple": []}));
+        assert_eq!(
+            got,
+            json!({"id": "hb1", "comp": null, "stream": "__heartbeat", "task": -1, "tuple": []})
+        );
         out.clear();
         write::task_ids(&mut out, &[4, 5]);
         assert_eq!(out, [0x92, 4, 5]);

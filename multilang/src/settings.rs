@@ -178,7 +178,8 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = Settings::from_configs(&cfg(&[(TIMEOUT_SECS, json!("x"))]), &Config::new()).unwrap_err();
         assert_eq!(e.key, TIMEOUT_SECS);
-        let e = Settings::from_configs(&Config::new(), &cfg(&[(MAX_MESSAGE_DEPTH, json!(5000))])).unwrap_err();
+        let e =
+            Settings::from_configs(&Config::new(), &cfg(&[(MAX_MESSAGE_DEPTH, json!(5000))])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "squall.multilang.max.message.depth: must be at most 1024, got 5000"

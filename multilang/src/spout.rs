@@ -13,7 +13,8 @@ use crate::shell::{Kind, Shell};
 
 /// `{"command": "next", "id": ""}` in msgpack, sent once per `next_tuple`.
 const NEXT_MSGPACK: [u8; 18] = [
-    0x82, 0xa7, b'c', b'o', b'm', b'm', b'a', b'n', b'd', 0xa4, b'n', b'e', b'x', b't', 0xa2, b'i', b'd', 0xa0,
+    0x82, 0xa7, b'c', b'o', b'm', b'm', b'a', b'n', b'd', 0xa4, b'n', b'e', b'x', b't', 0xa2, b'i', b'd',
+    0xa0,
 ];
 
 /// Counter of acks/fails dropped because the child that emitted the tuple was replaced.
@@ -239,7 +240,11 @@ mod tests {
     #[test]
     fn the_msgpack_next_command_is_what_the_encoder_writes() {
         let mut out = Vec::new();
-        encode::message(Serializer::Msgpack, &mut out, &json!({"command": "next", "id": ""}));
+        encode::message(
+            Serializer::Msgpack,
+            &mut out,
+            &json!({"command": "next", "id": ""}),
+        );
         assert_eq!(out, NEXT_MSGPACK);
     }
 }

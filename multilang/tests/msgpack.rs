@@ -225,7 +225,14 @@ spec:
     );
     let topo = start(&yaml);
     let m = wait_acked(&topo, "numbers", 200, Duration::from_secs(60));
-    let record_tasks: BTreeSet<u32> = topo.plan().component("record").unwrap().tasks.iter().copied().collect();
+    let record_tasks: BTreeSet<u32> = topo
+        .plan()
+        .component("record")
+        .unwrap()
+        .tasks
+        .iter()
+        .copied()
+        .collect();
     topo.shutdown();
     assert_eq!(m.component("numbers").unwrap().total.failed, 0);
     let mut tagged: BTreeMap<i64, u32> = BTreeMap::new();
@@ -311,7 +318,10 @@ fn a_python_exception_in_a_msgpack_bolt_is_reported_and_its_inputs_replayed() {
     let bolt = m.component("flaky").unwrap();
     assert_eq!(bolt.custom.get("child_restarts"), Some(&1), "{bolt:?}");
     let spout = m.component("numbers").unwrap();
-    assert!(spout.total.failed >= 1, "the raising child's inputs were failed: {spout:?}");
+    assert!(
+        spout.total.failed >= 1,
+        "the raising child's inputs were failed: {spout:?}"
+    );
     assert_eq!(spout.total.emitted, 200 + spout.total.failed, "and replayed");
     assert_eq!(numbers(&records(&dir)), (0..200).collect(), "nothing lost");
     // pystorm's `error` command arrived as the component's error (the restart's error
@@ -352,8 +362,14 @@ spec:
     }
     let m = topo.shutdown();
     let spout = m.component("numbers").unwrap();
-    assert_eq!(spout.total.acked, 20, "{mode}: every number completed after the restart");
-    assert!(spout.total.failed >= 1, "{mode}: the first child's inputs were failed");
+    assert_eq!(
+        spout.total.acked, 20,
+        "{mode}: every number completed after the restart"
+    );
+    assert!(
+        spout.total.failed >= 1,
+        "{mode}: the first child's inputs were failed"
+    );
     let bad = m.component("bad").unwrap();
     assert_eq!(bad.custom.get("child_restarts"), Some(&1), "{mode}: {bad:?}");
     bad.last_error.clone().unwrap_or_default()

@@ -373,7 +373,11 @@ fn storm_command(o: &Options, case: &str, extra: &[String], tmp: &Path) -> Vec<S
         o.storm_dir.join("target/lib").display()
     );
     // Storm's side of the msgpack row is its JSON multilang run (see MULTILANG_MSGPACK).
-    let case = if case == MULTILANG_MSGPACK { "multilang-ack" } else { case };
+    let case = if case == MULTILANG_MSGPACK {
+        "multilang-ack"
+    } else {
+        case
+    };
     let mut cmd = vec![o.java.clone()];
     cmd.extend(o.jvm_opts.iter().cloned());
     cmd.push(format!("-Djava.io.tmpdir={}", tmp.display()));
@@ -405,7 +409,11 @@ fn squall_command(o: &Options, case: &str, extra: &[String]) -> Result<Vec<Strin
     }
     if case == "multilang-ack" || case == MULTILANG_MSGPACK {
         let me = std::env::current_exe().context("locating squall-bench-compare")?;
-        let serializer = if case == MULTILANG_MSGPACK { "msgpack" } else { "json" };
+        let serializer = if case == MULTILANG_MSGPACK {
+            "msgpack"
+        } else {
+            "json"
+        };
         return Ok([
             me.display().to_string().as_str(),
             "squall-multilang",

@@ -170,9 +170,7 @@ fn child_input(dir: &Path, n: usize, serializer: Serializer) -> Result<Vec<u8>> 
         "pidDir": dir.display().to_string(),
     });
     let payload = "x".repeat(100);
-    let tuple = |i: usize| {
-        serde_json::json!({"id": i.to_string(), "comp": "spout", "stream": "default", "task": 1, "tuple": [payload]})
-    };
+    let tuple = |i: usize| serde_json::json!({"id": i.to_string(), "comp": "spout", "stream": "default", "task": 1, "tuple": [payload]});
     let mut out = Vec::new();
     match serializer {
         Serializer::Json => {

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use squall_model::{
     ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, Metadata, Serializer,
-    ShellSpec, StreamSpec, TopologyManifest, TopologySpec, API_VERSION, DEFAULT_MESSAGE_TIMEOUT_SECONDS, KIND,
+    ShellSpec, StreamSpec, TopologyManifest, TopologySpec, API_VERSION, DEFAULT_MESSAGE_TIMEOUT_SECONDS,
+    KIND,
 };
 
 /// The program streamparse runs Python components with, found through PATH.
@@ -173,7 +174,11 @@ pub fn convert(read: &TopologyRead, target: &Target<'_>) -> Result<TopologyManif
     for c in &read.components {
         let mut component = component(c, read, target.manifest_dir, &mut refusals);
         // streamparse passes its serializer to streamparse_run only (`-s NAME`).
-        if let Some(sh) = component.shell.as_mut().filter(|sh| sh.command == STREAMPARSE_RUN) {
+        if let Some(sh) = component
+            .shell
+            .as_mut()
+            .filter(|sh| sh.command == STREAMPARSE_RUN)
+        {
             sh.serializer = serializer;
         }
         if c.role == "bolt" {
@@ -241,7 +246,9 @@ fn project_serializer(read: &TopologyRead, refusals: &mut Vec<Refusal>) -> Seria
         Some(v) => parse(v).unwrap_or_else(|| {
             refusals.push(Refusal {
                 line: None,
-                message: format!("{file}: serializer {v} is not supported: Squall's shell host speaks json and msgpack"),
+                message: format!(
+                    "{file}: serializer {v} is not supported: Squall's shell host speaks json and msgpack"
+                ),
             });
             Serializer::Json
         }),
@@ -690,11 +697,17 @@ mod tests {
         let spout = m.spec.spouts[0].shell.as_ref().unwrap();
         assert_eq!(spout.serializer, Serializer::Msgpack);
         // streamparse hands its serializer to streamparse_run only.
-        assert_eq!(m.spec.bolts[0].shell.as_ref().unwrap().serializer, Serializer::Json);
+        assert_eq!(
+            m.spec.bolts[0].shell.as_ref().unwrap().serializer,
+            Serializer::Json
+        );
         assert!(m.to_yaml().unwrap().contains("serializer: msgpack"));
         read.project = project(Value::Null, json!({}));
         let m = convert(&read, &to("/p")).unwrap();
-        assert_eq!(m.spec.spouts[0].shell.as_ref().unwrap().serializer, Serializer::Json);
+        assert_eq!(
+            m.spec.spouts[0].shell.as_ref().unwrap().serializer,
+            Serializer::Json
+        );
     }
 
     #[test]
@@ -711,7 +724,9 @@ mod tests {
         let Refusals(r) = convert(&read, &to("/p")).unwrap_err();
         assert_eq!(r.len(), 1, "{r:?}");
         assert!(
-            r[0].message.contains("serializer \"msgpack\" of environment \"prod\" differs from the project's \"json\""),
+            r[0].message.contains(
+                "serializer \"msgpack\" of environment \"prod\" differs from the project's \"json\""
+            ),
             "{r:?}"
         );
     }
