@@ -107,11 +107,11 @@ fn header(buf: &[u8], at: usize) -> Result<Option<Header>, ProtocolError> {
         0xdf => sized(4, 2, true),
         0xc7..=0xc9 | 0xd4..=0xd8 => Err(ProtocolError::InvalidMsgpack {
             error: format!("extension type (marker {marker:#04x}) is not part of the multilang protocol"),
-            start: hex_start(&buf[at..]),
+            start: format!("{marker:02x}"),
         }),
         0xc1 => Err(ProtocolError::InvalidMsgpack {
             error: "byte 0xc1 is never used in msgpack".to_owned(),
-            start: hex_start(&buf[at..]),
+            start: format!("{marker:02x}"),
         }),
     }
 }
@@ -549,8 +549,10 @@ mod tests {
 
     #[test]
     fn malformed_input_is_a_clear_error() {
+        // Only the marker is quoted: what follows it may not have arrived yet, and the error
+        // must not depend on how the bytes were read.
         let e = parse_stream(&[0xc1, 0, 0], 1024, 8);
-        assert!(matches!(&e[..], [Err(ProtocolError::InvalidMsgpack { start, .. })] if start == "c10000"));
+        assert!(matches!(&e[..], [Err(ProtocolError::InvalidMsgpack { start, .. })] if start == "c1"));
         let e = parse_stream(&[0xd4, 1, 2], 1024, 8);
         assert!(
             matches!(&e[..], [Err(ProtocolError::InvalidMsgpack { error, .. })] if error.contains("extension"))
