@@ -281,8 +281,10 @@ fn run(o: &Options) -> Result<()> {
             }
         }
     };
-    let child_ceiling = ceiling("multilang-ack", Serializer::Json);
-    let msgpack_ceiling = ceiling(MULTILANG_MSGPACK, Serializer::Msgpack);
+    let ceilings = report::Ceilings {
+        json: ceiling("multilang-ack", Serializer::Json),
+        msgpack: ceiling(MULTILANG_MSGPACK, Serializer::Msgpack),
+    };
     let mut profiles = Vec::new();
     if o.profile {
         for p in &pairs {
@@ -300,8 +302,7 @@ fn run(o: &Options) -> Result<()> {
         o,
         &pairs,
         &profiles,
-        child_ceiling,
-        msgpack_ceiling,
+        ceilings,
         env.as_ref(),
         &java_version(&o.java),
         started.elapsed(),

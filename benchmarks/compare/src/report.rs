@@ -106,12 +106,17 @@ fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
     median(runs.iter().map(f).collect())
 }
 
+/// One Python child's throughput with no host, per serializer (when its row was run).
+pub struct Ceilings {
+    pub json: Option<f64>,
+    pub msgpack: Option<f64>,
+}
+
 pub fn render(
     o: &Options,
     pairs: &[Pairs],
     profiles: &[(&str, Vec<String>)],
-    child_ceiling: Option<f64>,
-    msgpack_ceiling: Option<f64>,
+    ceilings: Ceilings,
     kafka: Option<&KafkaEnv>,
     jvm: &str,
     took: Duration,
@@ -241,7 +246,7 @@ pub fn render(
         let _ = writeln!(s, "Squall misses: {}.", missed.join("; "));
     }
     if let (Some(ceiling), Some(p)) = (
-        child_ceiling,
+        ceilings.json,
         pairs.iter().find(|p| p.case.name == "multilang-ack"),
     ) {
         let storm = median(p.storm.iter().map(|r| r.throughput).collect());
@@ -257,7 +262,7 @@ The multilang row's ceiling: one unmodified pystorm child with no host at all (`
         );
     }
     if let (Some(ceiling), Some(p)) = (
-        msgpack_ceiling,
+        ceilings.msgpack,
         pairs.iter().find(|p| p.case.name == crate::MULTILANG_MSGPACK),
     ) {
         let storm = median(p.storm.iter().map(|r| r.throughput).collect());
