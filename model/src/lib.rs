@@ -27,7 +27,7 @@ pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
     ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, PodSettings, Serializer,
     ShellSpec, StreamSpec, TlsMode, TlsSettings, TopologySpec, DEFAULT_MESSAGE_TIMEOUT_SECONDS,
-    DEFAULT_STREAM,
+    DEFAULT_STREAM, STREAMPARSE_RUN,
 };
 pub use validate::{
     validate, validate_within, Catalog, FieldBound, KindInfo, Problem, ValidationErrors, MAX_PROBLEMS,

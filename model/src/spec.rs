@@ -267,6 +267,33 @@ pub struct ShellSpec {
     pub serializer: Serializer,
 }
 
+/// The program that runs streamparse components and takes `--serializer`.
+pub const STREAMPARSE_RUN: &str = "streamparse_run";
+
+impl ShellSpec {
+    /// Whether the command is `streamparse_run` (by that file name, bare or by path).
+    pub fn runs_streamparse(&self) -> bool {
+        std::path::Path::new(&self.command)
+            .file_name()
+            .is_some_and(|n| n == STREAMPARSE_RUN)
+    }
+
+    /// The serializer `args` choose with `-s NAME`, `--serializer NAME` or
+    /// `--serializer=NAME` (the last one wins, as in argparse).
+    pub fn args_serializer(&self) -> Option<&str> {
+        let mut given = None;
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            if a == "-s" || a == "--serializer" {
+                given = it.next().map(String::as_str);
+            } else if let Some(v) = a.strip_prefix("--serializer=") {
+                given = Some(v);
+            }
+        }
+        given
+    }
+}
+
 /// The encoding of multilang messages between a shell component's host and its child.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -487,6 +487,17 @@ fn a_shell_serializer_is_json_by_default_and_a_wrong_one_names_its_path() {
     );
     assert!(packed.to_yaml().unwrap().contains("serializer: msgpack"));
     validate(&packed, &TestCatalog).unwrap();
+    // streamparse_run arguments that choose another serializer than the setting.
+    let clash = TopologyManifest::from_yaml(
+        &shell(", args: [--serializer, json, spouts.Words], serializer: msgpack"),
+        "t.yaml",
+    )
+    .unwrap();
+    let ValidationErrors(p) = validate(&clash, &TestCatalog).unwrap_err();
+    assert_eq!(
+        p.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        ["spec.spouts[0].shell.serializer: is \"msgpack\" but args choose \"json\": set serializer and drop the argument"]
+    );
     let err = TopologyManifest::from_yaml(&shell(", serializer: xml"), "t.yaml")
         .unwrap_err()
         .to_string();

@@ -21,9 +21,6 @@ use std::path::{Path, PathBuf};
 
 use squall_model::{Serializer, ShellSpec};
 
-/// The program that runs a streamparse component and takes `--serializer`.
-const STREAMPARSE_RUN: &str = "streamparse_run";
-
 /// `PATH` of a process started without one (what a shell falls back to).
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Most bytes read of a script to find its `#!` line.
@@ -76,23 +73,16 @@ pub struct SerializerConflict {
 /// The child's arguments: a `streamparse_run` command gets `--serializer` for a
 /// non-default serializer, unless its arguments already name the same one.
 pub(crate) fn child_args(spec: &ShellSpec) -> Result<Vec<String>, SerializerConflict> {
-    let is_streamparse = Path::new(&spec.command).file_name() == Some(OsStr::new(STREAMPARSE_RUN));
-    if !is_streamparse {
+    if !spec.runs_streamparse() {
         return Ok(spec.args.clone());
     }
-    let mut given = None;
-    let mut it = spec.args.iter();
-    while let Some(a) = it.next() {
-        if a == "-s" || a == "--serializer" {
-            given = it.next().cloned();
-        } else if let Some(v) = a.strip_prefix("--serializer=") {
-            given = Some(v.to_owned());
-        }
-    }
     let setting = spec.serializer.as_str();
-    match given {
+    match spec.args_serializer() {
         Some(g) if g == setting => Ok(spec.args.clone()),
-        Some(g) => Err(SerializerConflict { args: g, setting }),
+        Some(g) => Err(SerializerConflict {
+            args: g.to_owned(),
+            setting,
+        }),
         None if spec.serializer == Serializer::Json => Ok(spec.args.clone()),
         None => Ok(["--serializer".to_owned(), setting.to_owned()]
             .into_iter()
