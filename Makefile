@@ -129,7 +129,7 @@ fuzz-replay: toolchain
 # curated seeds), crashes to fuzz/artifacts/. No sanitizer by default: the crates forbid
 # unsafe code, so panics, hangs and OOMs are what fuzzing finds, and builds are faster.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_frame multilang_stream manifest sse_stream resp_reply edit_event
+FUZZ_TARGETS ?= wire_frame multilang_stream multilang_msgpack manifest sse_stream resp_reply edit_event
 FUZZ_SANITIZER ?= none
 fuzz: toolchain
 	@rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The worker with Python 3, pystorm and streamparse, for topologies with `shell`
+# The worker with Python 3, pystorm, streamparse and msgpack, for topologies with `shell`
 # components (the operator's default for them: chart value pythonWorkerImage). Build from
 # the repository root:
 #   docker build -f docker/worker-python.Dockerfile -t squall/worker-python:0.1.0 .
@@ -37,7 +37,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /reqs/requirements.txt \
-    && /opt/venv/bin/python -c "import pystorm, streamparse, redis" \
+    && /opt/venv/bin/python -c "import pystorm, streamparse, redis, msgpack" \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM python:3.11-slim-bookworm

@@ -1,4 +1,4 @@
-# Python side of the multilang tests: a venv with pystorm, streamparse and redis from
+# Python side of the multilang tests: a venv with pystorm, streamparse, msgpack and redis from
 # PyPI, plus a redis-server for the Python RedisBolt. Included by the root Makefile.
 # CI machines start bare, so everything missing is installed here; a stamp keeps
 # repeated runs instant until the requirements change.
@@ -22,7 +22,7 @@ $(MULTILANG_STAMP): $(MULTILANG_REQS)
 		rm -rf $(MULTILANG_VENV); \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv && python3 -m venv $(MULTILANG_VENV); }
 	$(MULTILANG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r multilang/python/requirements.txt
-	$(MULTILANG_VENV)/bin/python -c "import pystorm, streamparse, redis; print('multilang venv: pystorm', pystorm.__version__, 'streamparse', streamparse.__version__, 'redis', redis.__version__)"
+	$(MULTILANG_VENV)/bin/python -c "import pystorm, streamparse, redis, msgpack; print('multilang venv: pystorm', pystorm.__version__, 'streamparse', streamparse.__version__, 'redis', redis.__version__, 'msgpack', msgpack.version)"
 	@touch $@
 
 multilang-clean:

@@ -70,6 +70,7 @@ def read(path, wanted):
         "line": lines.get("", 0),
         "config": config,
         "configLine": lines.get("config"),
+        "project": project_config(path),
         "srcRoot": src_root(path),
         "components": [component(s, lines.get(specs.get(id(s)), lines.get("", 0))) for s in cls.specs],
     }
@@ -121,6 +122,30 @@ def attribute_lines(path, class_name):
                         lines[t.id] = stmt.lineno
             return lines
     return {}
+
+
+def project_config(path):
+    """What the project's config.json (beside topologies/) says of the serializer, which
+    `sparse` passes to streamparse_run: the top-level one and each environment's own.
+    None without a config.json."""
+    config = os.path.join(os.path.dirname(os.path.dirname(path)), "config.json")
+    try:
+        with open(config, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise Failure("config", f"{config}: {e}")
+    if not isinstance(data, dict):
+        raise Failure("config", f"{config}: expected a JSON object")
+    envs = data.get("envs") if isinstance(data.get("envs"), dict) else {}
+    return {
+        "file": config,
+        "serializer": data.get("serializer"),
+        "envSerializers": {
+            name: env["serializer"] for name, env in envs.items() if isinstance(env, dict) and "serializer" in env
+        },
+    }
 
 
 def src_root(path):

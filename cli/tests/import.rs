@@ -141,6 +141,51 @@ fn the_quickstart_project_imports_validates_and_counts_words() {
     );
 }
 
+#[test]
+fn a_msgpack_project_imports_as_msgpack_components_that_count_words() {
+    let tmp = quickstart();
+    let project = tmp.path().join("wordcount");
+    // The project chooses msgpack the way streamparse reads it: config.json's serializer.
+    let config_path = project.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["serializer"] = "msgpack".into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let (code, out, err) = squall(
+        &project,
+        &[
+            "import",
+            "streamparse",
+            "topologies/wordcount.py",
+            "-o",
+            "topology.yaml",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(project.join("topology.yaml")).unwrap();
+    assert_eq!(text.matches("serializer: msgpack").count(), 2, "{text}");
+    let m = TopologyManifest::from_file(&project.join("topology.yaml")).unwrap();
+    for c in m.spec.spouts.iter().chain(&m.spec.bolts) {
+        assert_eq!(
+            c.shell.as_ref().unwrap().serializer,
+            squall_model::Serializer::Msgpack,
+            "{}",
+            c.name
+        );
+    }
+    let (code, out, err) = squall(&project, &["run", "topology.yaml", "--for", "6s", "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let spout = row(&out, "word_spout");
+    let bolt = row(&out, "count_bolt");
+    assert!(count(&spout, 3) > 100, "{out}");
+    assert!(count(&bolt, 4) > 100, "the bolt acked what it counted:\n{out}");
+    assert_eq!(count(&bolt, 5), 0, "{out}");
+    assert!(
+        err.contains("count_bolt") && err.contains(" words [pid="),
+        "the msgpack child's log commands arrive: {err}"
+    );
+}
+
 const REFUSED: &str = r#"from streamparse import Bolt, Grouping, JavaSpout, ShellBolt, Stream, Topology
 
 

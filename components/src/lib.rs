@@ -269,6 +269,7 @@ mod tests {
             args: vec!["x.py".into()],
             env: Default::default(),
             working_dir: None,
+            serializer: Default::default(),
         };
         assert!(Builtins.bolt(&plan(Some(spec.clone()))).is_ok());
         assert!(Builtins.spout(&plan(Some(spec))).is_ok());

@@ -12,7 +12,9 @@ mod text;
 mod wire;
 
 pub use events::{edit_configs, edit_event, resp_reply, sse_stream, write_reply};
-pub use text::{manifest, multilang_stream, MANIFEST_ORIGIN, MULTILANG_MAX};
+pub use text::{
+    manifest, multilang_msgpack, multilang_stream, MANIFEST_ORIGIN, MULTILANG_MAX, MULTILANG_MAX_DEPTH,
+};
 pub use wire::{decode, encode, wire_frame, WIRE_PLAN};
 
 /// A target body.
@@ -22,6 +24,7 @@ pub type Body = fn(&[u8]);
 pub const TARGETS: &[(&str, Body)] = &[
     ("wire_frame", wire_frame),
     ("multilang_stream", multilang_stream),
+    ("multilang_msgpack", multilang_msgpack),
     ("manifest", manifest),
     ("sse_stream", sse_stream),
     ("resp_reply", resp_reply),

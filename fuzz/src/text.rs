@@ -1,10 +1,14 @@
 //! Text from processes and users: multilang child output and topology manifests.
 
 use squall_multilang::codec::{parse_framed, parse_stream, Splitter};
+use squall_multilang::msgpack;
 
 /// The message bound the multilang target parses with; small, so inputs of fuzzing size
 /// reach the too-large error.
 pub const MULTILANG_MAX: usize = 4096;
+
+/// The nesting bound the msgpack target parses with; small, so fuzzing reaches it.
+pub const MULTILANG_MAX_DEPTH: usize = 16;
 
 /// The name manifest errors must carry.
 pub const MANIFEST_ORIGIN: &str = "fuzz.yaml";
@@ -22,6 +26,43 @@ pub fn multilang_stream(data: &[u8]) {
         while let Some((text, used)) = splitter.next(&buf) {
             pieces.push(parse_framed(&buf[..text], MULTILANG_MAX));
             buf.drain(..used);
+        }
+    }
+    assert_eq!(whole, pieces, "split at {cut}");
+}
+
+/// Child output in msgpack parsed whole, as `msgpack::parse_stream` does, and arriving in
+/// two reads, as the host's buffer sees it: the same messages and the same first error
+/// either way, and every delimited object within the bounds.
+pub fn multilang_msgpack(data: &[u8]) {
+    let whole = msgpack::parse_stream(data, MULTILANG_MAX, MULTILANG_MAX_DEPTH);
+    let cut = crate::cut(data);
+    let mut splitter = msgpack::Splitter::default();
+    let mut buf = Vec::new();
+    let mut pieces = Vec::new();
+    'reads: for read in [&data[..cut], &data[cut..]] {
+        buf.extend_from_slice(read);
+        loop {
+            match splitter.next(&buf, MULTILANG_MAX, MULTILANG_MAX_DEPTH) {
+                Ok(Some(n)) => {
+                    assert!(
+                        n > 0 && n <= buf.len() && n <= MULTILANG_MAX,
+                        "object of {n} bytes"
+                    );
+                    let m = msgpack::parse_message(&buf[..n], MULTILANG_MAX_DEPTH);
+                    let failed = m.is_err();
+                    pieces.push(m);
+                    buf.drain(..n);
+                    if failed {
+                        break 'reads;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    pieces.push(Err(e));
+                    break 'reads;
+                }
+            }
         }
     }
     assert_eq!(whole, pieces, "split at {cut}");

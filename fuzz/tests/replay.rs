@@ -146,6 +146,11 @@ fn multilang_stream() {
 }
 
 #[test]
+fn multilang_msgpack() {
+    replay("multilang_msgpack");
+}
+
+#[test]
 fn manifest() {
     replay("manifest");
 }

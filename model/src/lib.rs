@@ -26,8 +26,8 @@ pub use manifest::{ManifestError, Metadata, TopologyManifest, API_VERSION, GROUP
 pub use plan::{ComponentPlan, Plan, Role, ACKER_COMPONENT};
 pub use spec::{
     AutoscalingSpec, ComponentAutoscaling, ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec,
-    InputSpec, PodSettings, ShellSpec, StreamSpec, TlsMode, TlsSettings, TopologySpec,
-    DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM,
+    InputSpec, PodSettings, Serializer, ShellSpec, StreamSpec, TlsMode, TlsSettings, TopologySpec,
+    DEFAULT_MESSAGE_TIMEOUT_SECONDS, DEFAULT_STREAM, STREAMPARSE_RUN,
 };
 pub use validate::{
     validate, validate_within, Catalog, FieldBound, KindInfo, Problem, ValidationErrors, MAX_PROBLEMS,

@@ -388,6 +388,64 @@ pub struct ShellSpec {
     /// Working directory; defaults to the directory of the topology file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// How messages are encoded on the child's pipes: `json` (the default, and all that
+    /// Storm's `storm.py` speaks) or `msgpack` (pystorm and streamparse; the host passes
+    /// `--serializer msgpack` to a `streamparse_run` command).
+    #[serde(default, skip_serializing_if = "Serializer::is_json")]
+    pub serializer: Serializer,
+}
+
+/// The program that runs streamparse components and takes `--serializer`.
+pub const STREAMPARSE_RUN: &str = "streamparse_run";
+
+impl ShellSpec {
+    /// Whether the command is `streamparse_run` (by that file name, bare or by path).
+    pub fn runs_streamparse(&self) -> bool {
+        std::path::Path::new(&self.command)
+            .file_name()
+            .is_some_and(|n| n == STREAMPARSE_RUN)
+    }
+
+    /// The serializer `args` choose with `-s NAME`, `--serializer NAME` or
+    /// `--serializer=NAME` (the last one wins, as in argparse).
+    pub fn args_serializer(&self) -> Option<&str> {
+        let mut given = None;
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            if a == "-s" || a == "--serializer" {
+                given = it.next().map(String::as_str);
+            } else if let Some(v) = a.strip_prefix("--serializer=") {
+                given = Some(v);
+            }
+        }
+        given
+    }
+}
+
+/// The encoding of multilang messages between a shell component's host and its child.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Serializer {
+    /// JSON text, each message followed by a line `end` (Storm's multilang default).
+    #[default]
+    Json,
+    /// MessagePack objects back to back, with no delimiter (pystorm's `msgpack`).
+    Msgpack,
+}
+
+impl Serializer {
+    /// Whether this is the default, JSON.
+    pub fn is_json(&self) -> bool {
+        *self == Serializer::Json
+    }
+
+    /// The name as a manifest and `streamparse_run --serializer` spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Serializer::Json => "json",
+            Serializer::Msgpack => "msgpack",
+        }
+    }
 }
 
 /// An output stream a component declares.

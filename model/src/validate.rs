@@ -590,6 +590,23 @@ fn check_component(
             format!("{path}.shell"),
             format!("only components of kind \"shell\" take a shell block; this one is {kind:?}"),
         ),
+        (_, Some(sh)) => {
+            // The host passes the serializer to streamparse_run; arguments choosing
+            // another would make the two ends speak different framings.
+            let setting = sh.serializer.as_str();
+            if let Some(given) = sh
+                .args_serializer()
+                .filter(|g| sh.runs_streamparse() && *g != setting)
+            {
+                c.add(
+                    format!("{path}.shell.serializer"),
+                    format!(
+                        "is {setting:?} but args choose {:?}: set serializer and drop the argument",
+                        shorten(given, 40)
+                    ),
+                );
+            }
+        }
         _ => {}
     }
     let mut resolved = comp.outputs.clone();

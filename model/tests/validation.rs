@@ -522,3 +522,42 @@ fn autoscaling_defaults_follow_flink() {
     );
     validate(&manifest, &TestCatalog).unwrap();
 }
+
+#[test]
+fn a_shell_serializer_is_json_by_default_and_a_wrong_one_names_its_path() {
+    let shell = |extra: &str| {
+        format!(
+            "{HEADER}spec:\n  spouts:\n    - name: py\n      component: shell\n      shell: {{command: streamparse_run{extra}}}\n      outputs: [{{fields: [w]}}]\n"
+        )
+    };
+    let plain = TopologyManifest::from_yaml(&shell(""), "t.yaml").unwrap();
+    let spec = plain.spec.spouts[0].shell.clone().unwrap();
+    assert_eq!(spec.serializer, squall_model::Serializer::Json);
+    // The default is not written back, so manifests without the setting round-trip as they were.
+    assert!(!plain.to_yaml().unwrap().contains("serializer"));
+    let packed = TopologyManifest::from_yaml(&shell(", serializer: msgpack"), "t.yaml").unwrap();
+    assert_eq!(
+        packed.spec.spouts[0].shell.as_ref().unwrap().serializer,
+        squall_model::Serializer::Msgpack
+    );
+    assert!(packed.to_yaml().unwrap().contains("serializer: msgpack"));
+    validate(&packed, &TestCatalog).unwrap();
+    // streamparse_run arguments that choose another serializer than the setting.
+    let clash = TopologyManifest::from_yaml(
+        &shell(", args: [--serializer, json, spouts.Words], serializer: msgpack"),
+        "t.yaml",
+    )
+    .unwrap();
+    let ValidationErrors(p) = validate(&clash, &TestCatalog).unwrap_err();
+    assert_eq!(
+        p.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        ["spec.spouts[0].shell.serializer: is \"msgpack\" but args choose \"json\": set serializer and drop the argument"]
+    );
+    let err = TopologyManifest::from_yaml(&shell(", serializer: xml"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.spouts[0].shell.serializer: unknown variant `xml`, expected `json` or `msgpack`"),
+        "{err}"
+    );
+}

@@ -9,13 +9,17 @@ Test knobs come from the component's config (the handshake's ``conf``):
 - ``test.delay_ms``: FlakyBolt sleeps this long per tuple.
 - ``test.hang_at`` / ``test.marker``: FlakyBolt sleeps forever on this number, once
   (the marker file records that it did).
+- ``test.raise_at`` / ``test.marker``: RaisingBolt raises on this number, once.
+
+None of them names a serializer: ``streamparse_run --serializer msgpack`` (which the
+host passes for ``serializer: msgpack``) switches them over unmodified.
 """
 
 import json
 import os
 import time
 
-from streamparse import BatchingBolt, Bolt, ReliableSpout
+from streamparse import BatchingBolt, Bolt, ReliableSpout, Spout
 
 
 class NumberSpout(ReliableSpout):
@@ -113,3 +117,46 @@ class RouterBolt(Bolt):
         tasks = self.emit([n], stream="tagged", need_task_ids=True)
         for task in tasks:
             self.emit([n, task], stream="direct", direct_task=task)
+
+
+# Every kind of value a tuple can carry: the dict has a key that is not text, and bytes
+# have no JSON form (the msgpack serializer carries them as bytes).
+TYPES_VALUES = [None, True, -3, 2.5, "\u00e9", [1, [2]], {"k": 1, 2: "two"}, b"\x00\xff"]
+
+
+class TypesSpout(Spout):
+    """Emits ``TYPES_VALUES`` once, with an id."""
+
+    def initialize(self, conf, ctx):
+        self.sent = False
+
+    def next_tuple(self):
+        if not self.sent:
+            self.sent = True
+            self.emit(list(TYPES_VALUES), tup_id="types")
+        else:
+            time.sleep(0.001)
+
+
+class TypesBolt(Bolt):
+    """Emits ``[type names, repr]`` of its input's values, as Python received them."""
+
+    def process(self, tup):
+        values = list(tup.values)
+        self.emit([",".join(type(v).__name__ for v in values), repr(values)])
+
+
+class RaisingBolt(Bolt):
+    """Passes ``[n]`` on, and raises (once, while ``test.marker`` does not exist) on
+    ``test.raise_at``: pystorm reports the exception as an ``error`` and exits."""
+
+    def initialize(self, conf, ctx):
+        self.raise_at = conf.get("test.raise_at")
+        self.marker = conf.get("test.marker")
+
+    def process(self, tup):
+        n = tup.values[0]
+        if n == self.raise_at and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise ValueError("raised on purpose at %d" % n)
+        self.emit([n])

@@ -121,6 +121,7 @@ impl ShellBolt {
 
     /// Queues a heartbeat when one is due.
     fn heartbeat(&mut self) {
+        let ser = self.spec.serializer;
         let Some(shell) = self.shell.as_mut() else { return };
         let period = shell.settings.heartbeat;
         let Some(child) = shell.child.as_mut() else { return };
@@ -131,7 +132,7 @@ impl ShellBolt {
             Some(_) => {
                 self.heartbeats += 1;
                 let seq = self.heartbeats;
-                child.send_priority(|o| encode::heartbeat(o, seq));
+                child.send_priority(|o| encode::heartbeat(ser, o, seq));
                 self.next_heartbeat = Some(now + period);
             }
         }
@@ -230,9 +231,10 @@ impl ShellBolt {
         }
         .map_err(|err| format!("emit rejected: {err}"))?;
         if e.need_task_ids {
+            let ser = self.spec.serializer;
             if let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) {
                 // Ahead of queued tuples: the child is blocked waiting for it.
-                child.send_priority(|o| encode::task_ids(o, targets));
+                child.send_priority(|o| encode::task_ids(ser, o, targets));
             }
         }
         Ok(())
@@ -280,8 +282,10 @@ impl Bolt for ShellBolt {
         };
         self.next_id += 1;
         let id = self.next_id;
+        let ser = self.spec.serializer;
         child.send_tuple(|o| {
             encode::tuple(
+                ser,
                 o,
                 id,
                 input.source_component(),

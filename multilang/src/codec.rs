@@ -1,4 +1,5 @@
-//! The multilang wire format: JSON messages, each followed by a line `end`.
+//! The multilang wire format: JSON messages, each followed by a line `end` (the
+//! msgpack framing is in [`crate::msgpack`] and decodes into the same [`ChildMsg`]).
 //!
 //! Everything here is pure (no I/O), so it can be unit-tested and fuzzed: [`Splitter`]
 //! finds message texts in a byte buffer, [`parse_framed`] turns one into a [`ChildMsg`],
@@ -15,10 +16,24 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// The message is larger than the configured bound.
-    #[error("message exceeds {max} bytes")]
+    #[error("message exceeds {max} bytes (the limit is {key}; raise it there)", key = crate::settings::MAX_MESSAGE_BYTES)]
     TooLarge {
         /// The bound.
         max: usize,
+    },
+    /// The message nests lists and maps deeper than the configured bound (msgpack).
+    #[error("message nests deeper than {max} levels (the limit is {key}; raise it there)", key = crate::settings::MAX_MESSAGE_DEPTH)]
+    TooDeep {
+        /// The bound.
+        max: usize,
+    },
+    /// The bytes are not one msgpack object the protocol uses.
+    #[error("invalid msgpack: {error}; message starts with bytes {start}")]
+    InvalidMsgpack {
+        /// The decoder's error.
+        error: String,
+        /// The first bytes of the message, in hex.
+        start: String,
     },
     /// The text before `end` is not JSON.
     #[error("invalid JSON: {error}; message starts with {start:?}")]
@@ -106,8 +121,16 @@ pub(crate) fn parse_child_message_slow(text: &str) -> Result<ChildMsg, ProtocolE
         error: e.to_string(),
         start: text.chars().take(80).collect(),
     })?;
+    parse_child_json(json)
+}
+
+/// A decoded child message (from JSON or msgpack) to a message, with precise errors.
+pub(crate) fn parse_child_json(json: Json) -> Result<ChildMsg, ProtocolError> {
     let Json::Object(mut obj) = json else {
-        return Err(invalid(format!("expected a JSON object, got {}", kind_of(&json))));
+        return Err(invalid(format!(
+            "expected a message object, got {}",
+            kind_of(&json)
+        )));
     };
     let Some(command) = obj.get("command") else {
         // The handshake reply is the only message without a command.

@@ -10,11 +10,16 @@
 //!   of the configured virtual environment (`squall.multilang.venv`) in front.
 //! - A script whose `#!` line names an interpreter that does not exist (a venv moved or
 //!   deleted) is refused too: the OS would report it as the script itself missing.
+//! - The serializer is passed to `streamparse_run` (`--serializer msgpack` in front of the
+//!   manifest's arguments); any other program chooses its own (pystorm:
+//!   `MyBolt(serializer="msgpack").run()`), so its arguments are left as they are.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use squall_model::{Serializer, ShellSpec};
 
 /// `PATH` of a process started without one (what a shell falls back to).
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -52,6 +57,38 @@ pub enum CommandError {
         /// The interpreter its `#!` line names.
         interpreter: PathBuf,
     },
+}
+
+/// The serializer the arguments of `streamparse_run` choose, and the component's
+/// setting, when they disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("args choose serializer {args:?} but shell.serializer is {setting:?}: set shell.serializer and drop the argument")]
+pub struct SerializerConflict {
+    /// What `-s`/`--serializer` in `args` says.
+    pub args: String,
+    /// The `shell.serializer` setting.
+    pub setting: &'static str,
+}
+
+/// The child's arguments: a `streamparse_run` command gets `--serializer` for a
+/// non-default serializer, unless its arguments already name the same one.
+pub(crate) fn child_args(spec: &ShellSpec) -> Result<Vec<String>, SerializerConflict> {
+    if !spec.runs_streamparse() {
+        return Ok(spec.args.clone());
+    }
+    let setting = spec.serializer.as_str();
+    match spec.args_serializer() {
+        Some(g) if g == setting => Ok(spec.args.clone()),
+        Some(g) => Err(SerializerConflict {
+            args: g.to_owned(),
+            setting,
+        }),
+        None if spec.serializer == Serializer::Json => Ok(spec.args.clone()),
+        None => Ok(["--serializer".to_owned(), setting.to_owned()]
+            .into_iter()
+            .chain(spec.args.iter().cloned())
+            .collect()),
+    }
 }
 
 /// The `PATH` a child gets: `base` (the component's or the worker's), or the default,
@@ -203,6 +240,39 @@ mod tests {
                 resolved: d.join("bin/streamparse_run"),
                 interpreter: "/gone/venv/bin/python".into(),
             }
+        );
+    }
+
+    fn spec(command: &str, args: &[&str], serializer: Serializer) -> ShellSpec {
+        ShellSpec {
+            command: command.into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: Default::default(),
+            working_dir: None,
+            serializer,
+        }
+    }
+
+    #[test]
+    fn streamparse_run_is_told_the_serializer_and_others_are_not() {
+        let mp = Serializer::Msgpack;
+        assert_eq!(
+            child_args(&spec("/v/bin/streamparse_run", &["bolts.B"], mp)).unwrap(),
+            ["--serializer", "msgpack", "bolts.B"]
+        );
+        assert_eq!(
+            child_args(&spec("streamparse_run", &["bolts.B"], Serializer::Json)).unwrap(),
+            ["bolts.B"]
+        );
+        assert_eq!(
+            child_args(&spec("streamparse_run", &["-s", "msgpack", "bolts.B"], mp)).unwrap(),
+            ["-s", "msgpack", "bolts.B"]
+        );
+        assert_eq!(child_args(&spec("python3", &["b.py"], mp)).unwrap(), ["b.py"]);
+        let e = child_args(&spec("streamparse_run", &["--serializer=json", "bolts.B"], mp)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "args choose serializer \"json\" but shell.serializer is \"msgpack\": set shell.serializer and drop the argument"
         );
     }
 

@@ -1,7 +1,12 @@
 //! Host → child messages written straight into the output buffer: no JSON tree per
-//! tuple, and values are encoded from the engine's own [`Value`]s.
+//! tuple, and values are encoded from the engine's own [`Value`]s. Each message comes
+//! in the component's serializer: JSON framed by a line `end`, or one msgpack object.
 
+use serde_json::Value as Json;
 use squall_engine::Value;
+use squall_model::Serializer;
+
+use crate::msgpack::write as mp;
 
 /// Appends `s` as a JSON string.
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -53,9 +58,32 @@ fn list<T>(out: &mut Vec<u8>, items: impl Iterator<Item = T>, mut f: impl FnMut(
     out.push(b']');
 }
 
+/// Appends any message (the handshake, a spout command), framed.
+pub fn message(ser: Serializer, out: &mut Vec<u8>, json: &Json) {
+    match ser {
+        Serializer::Json => {
+            // Writing into a Vec cannot fail, and a JSON value always serialises.
+            let _ = serde_json::to_writer(&mut *out, json);
+            out.extend_from_slice(b"\nend\n");
+        }
+        Serializer::Msgpack => mp::json(out, json),
+    }
+}
+
 /// Appends a framed tuple message:
-/// `{"id":"<id>","comp":..,"stream":..,"task":..,"tuple":[..]}\nend\n`.
-pub fn tuple(out: &mut Vec<u8>, id: u64, comp: &str, stream: &str, task: i64, values: &[Value]) {
+/// `{"id":"<id>","comp":..,"stream":..,"task":..,"tuple":[..]}` (then `\nend\n` in JSON).
+pub fn tuple(
+    ser: Serializer,
+    out: &mut Vec<u8>,
+    id: u64,
+    comp: &str,
+    stream: &str,
+    task: i64,
+    values: &[Value],
+) {
+    if ser == Serializer::Msgpack {
+        return mp::tuple(out, &id.to_string(), Some(comp), stream, task, values);
+    }
     out.extend_from_slice(b"{\"id\":\"");
     let _ = serde_json::to_writer(&mut *out, &id);
     out.extend_from_slice(b"\",\"comp\":");
@@ -70,14 +98,20 @@ pub fn tuple(out: &mut Vec<u8>, id: u64, comp: &str, stream: &str, task: i64, va
 }
 
 /// Appends a framed heartbeat tuple (stream `__heartbeat`, task -1, no values).
-pub fn heartbeat(out: &mut Vec<u8>, seq: u64) {
+pub fn heartbeat(ser: Serializer, out: &mut Vec<u8>, seq: u64) {
+    if ser == Serializer::Msgpack {
+        return mp::tuple(out, &format!("hb{seq}"), None, "__heartbeat", -1, &[]);
+    }
     out.extend_from_slice(b"{\"id\":\"hb");
     let _ = serde_json::to_writer(&mut *out, &seq);
     out.extend_from_slice(b"\",\"comp\":null,\"stream\":\"__heartbeat\",\"task\":-1,\"tuple\":[]}\nend\n");
 }
 
 /// Appends a framed list of task ids (the reply to an emit that wants them).
-pub fn task_ids(out: &mut Vec<u8>, tasks: &[u32]) {
+pub fn task_ids(ser: Serializer, out: &mut Vec<u8>, tasks: &[u32]) {
+    if ser == Serializer::Msgpack {
+        return mp::task_ids(out, tasks);
+    }
     list(out, tasks.iter(), |out, t| {
         let _ = serde_json::to_writer(&mut *out, t);
     });
@@ -129,7 +163,17 @@ mod tests {
 
     #[test]
     fn tuple_message_is_storms() {
-        let t = text(|o| tuple(o, 7, "split", "default", 3, &[Value::from("a b"), Value::Int(2)]));
+        let t = text(|o| {
+            tuple(
+                Serializer::Json,
+                o,
+                7,
+                "split",
+                "default",
+                3,
+                &[Value::from("a b"), Value::Int(2)],
+            )
+        });
         let (body, tail) = t.split_once('\n').unwrap();
         assert_eq!(tail, "end\n");
         let got: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -141,14 +185,14 @@ mod tests {
 
     #[test]
     fn heartbeat_and_task_ids() {
-        let hb = text(|o| heartbeat(o, 3));
+        let hb = text(|o| heartbeat(Serializer::Json, o, 3));
         let (body, _) = hb.split_once('\n').unwrap();
         let got: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(
             got,
             json!({"id": "hb3", "comp": null, "stream": "__heartbeat", "task": -1, "tuple": []})
         );
-        assert_eq!(text(|o| task_ids(o, &[4, 5])), "[4,5]\nend\n");
-        assert_eq!(text(|o| task_ids(o, &[])), "[]\nend\n");
+        assert_eq!(text(|o| task_ids(Serializer::Json, o, &[4, 5])), "[4,5]\nend\n");
+        assert_eq!(text(|o| task_ids(Serializer::Json, o, &[])), "[]\nend\n");
     }
 }

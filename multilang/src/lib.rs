@@ -1,9 +1,11 @@
 //! Shell spouts and bolts: components run as a child process that speaks Apache Storm's
-//! multilang protocol (JSON messages, each followed by a line `end`), so that spouts
-//! and bolts written for Storm's `storm.py`, pystorm or streamparse run unmodified.
+//! multilang protocol, so that spouts and bolts written for Storm's `storm.py`, pystorm
+//! or streamparse run unmodified. Messages are JSON, each followed by a line `end`
+//! (the default), or with `serializer: msgpack` msgpack objects back to back, as
+//! pystorm's `MsgpackSerializer` speaks them.
 //!
 //! A manifest declares one with `component: shell`, a `shell` block (`command`,
-//! `args`, `env`, `workingDir`) and its `outputs`. [`spout_for`] and [`bolt_for`] build
+//! `args`, `env`, `workingDir`, `serializer`) and its `outputs`. [`spout_for`] and [`bolt_for`] build
 //! the instances from a [`ComponentPlan`].
 //!
 //! # Both
@@ -18,8 +20,11 @@
 //!   `conf` (topology config overlaid with the component's), `context` (`taskid`,
 //!   `componentid`, `stormid`, `task->component`, `streams`, `stream->outputfields`)
 //!   and `pidDir`; the child MUST reply `{"pid": N}` within the subprocess timeout.
-//! - MUST treat invalid JSON, an unknown command, a message over
-//!   `squall.multilang.max.message.bytes` (default 16 MiB), EOF or a silent child as
+//! - MUST speak the component's serializer both ways, and pass `--serializer msgpack`
+//!   to a `streamparse_run` command for msgpack (its `args` may not choose another).
+//! - MUST treat invalid JSON or msgpack, an unknown command, a message over
+//!   `squall.multilang.max.message.bytes` (default 16 MiB), a msgpack message nesting
+//!   deeper than `squall.multilang.max.message.depth` (default 128), EOF or a silent child as
 //!   the child's failure: the error names the component and task, the child's process
 //!   group is killed, `child_restarts` is counted and a new child is started (retried
 //!   every second while starting fails).
@@ -72,6 +77,7 @@ mod bolt;
 pub mod codec;
 mod command;
 mod encode;
+pub mod msgpack;
 mod outbuf;
 mod process;
 pub mod settings;

@@ -24,7 +24,10 @@ use parking_lot::Mutex;
 use squall_engine::Waker;
 use tracing::{info, warn};
 
+use squall_model::Serializer;
+
 use crate::codec::{parse_framed, ChildMsg, ProtocolError, Splitter};
+use crate::msgpack;
 use crate::outbuf::OutBuf;
 
 /// Longest stderr line logged as is; longer ones are cut.
@@ -63,8 +66,20 @@ pub(crate) struct Launch<'a> {
     pub component: &'a str,
     pub task: u32,
     pub max_message_bytes: usize,
+    /// Deepest nesting of a msgpack message.
+    pub max_message_depth: usize,
+    /// How the child's messages are framed and encoded.
+    pub serializer: Serializer,
     /// Wakes the executor when output arrives (bolts); spouts read synchronously.
     pub waker: Option<Waker>,
+}
+
+/// Finds where each child message ends in the bytes read.
+enum Framing {
+    /// JSON text up to a line `end`.
+    Json(Splitter),
+    /// One msgpack object after another.
+    Msgpack(msgpack::Splitter),
 }
 
 /// Shared with the watcher thread.
@@ -90,8 +105,9 @@ pub(crate) struct ChildProcess {
     inbuf: Vec<u8>,
     in_start: usize,
     in_end: usize,
-    splitter: Splitter,
+    framing: Framing,
     max_message_bytes: usize,
+    max_message_depth: usize,
     events: VecDeque<Event>,
     /// Set after EOF, a read error or a protocol error: nothing more is read.
     finished: bool,
@@ -170,8 +186,12 @@ impl ChildProcess {
             inbuf: vec![0; READ_CHUNK],
             in_start: 0,
             in_end: 0,
-            splitter: Splitter::default(),
+            framing: match l.serializer {
+                Serializer::Json => Framing::Json(Splitter::default()),
+                Serializer::Msgpack => Framing::Msgpack(msgpack::Splitter::default()),
+            },
             max_message_bytes: l.max_message_bytes,
+            max_message_depth: l.max_message_depth,
             events: VecDeque::new(),
             finished: false,
             owing_since: None,
@@ -416,30 +436,41 @@ impl ChildProcess {
     }
 
     fn parse(&mut self) {
-        let max = self.max_message_bytes;
+        let (max, depth) = (self.max_message_bytes, self.max_message_depth);
         while !self.finished {
             let buf = &self.inbuf[self.in_start..self.in_end];
-            let Some((text_len, used)) = self.splitter.next(buf) else {
-                // The text so far plus a line `end` could not fit in the bound.
-                if buf.len() > max + 6 {
-                    self.protocol_error(ProtocolError::TooLarge { max });
-                }
-                break;
+            // The message's bytes, and the bytes it takes up with its framing.
+            let found = match &mut self.framing {
+                Framing::Json(splitter) => match splitter.next(buf) {
+                    Some((text_len, used)) => Ok(Some((text_len, used))),
+                    // The text so far plus a line `end` could not fit in the bound.
+                    None if buf.len() > max + 6 => Err(ProtocolError::TooLarge { max }),
+                    None => Ok(None),
+                },
+                Framing::Msgpack(splitter) => splitter.next(buf, max, depth).map(|n| n.map(|n| (n, n))),
             };
-            let event = match parse_framed(&buf[..text_len], max) {
-                Ok(m) => Event::Msg(m),
-                Err(e) => Event::Protocol(e),
+            let (len, used) = match found {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_error(e);
+                    break;
+                }
+            };
+            let parsed = match self.framing {
+                Framing::Json(_) => parse_framed(&buf[..len], max),
+                Framing::Msgpack(_) => msgpack::parse_message(&buf[..len], depth),
             };
             self.in_start += used;
             if self.in_start == self.in_end {
                 self.in_start = 0;
                 self.in_end = 0;
             }
-            match event {
-                Event::Protocol(e) => self.protocol_error(e),
-                e => {
+            match parsed {
+                Err(e) => self.protocol_error(e),
+                Ok(m) => {
                     self.owing_since = None;
-                    self.events.push_back(e);
+                    self.events.push_back(Event::Msg(m));
                 }
             }
         }

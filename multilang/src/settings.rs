@@ -7,6 +7,7 @@ use std::time::Duration;
 use squall_model::Config;
 
 use crate::codec::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::msgpack::{DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT};
 
 /// Seconds without any message from the child before it is considered hung.
 pub const TIMEOUT_SECS: &str = "squall.multilang.timeout.secs";
@@ -22,6 +23,8 @@ pub const STORM_MAX_PENDING: &str = "topology.shellbolt.max.pending";
 pub const HEARTBEAT_SECS: &str = "squall.multilang.heartbeat.secs";
 /// Largest message accepted from a child, in bytes.
 pub const MAX_MESSAGE_BYTES: &str = "squall.multilang.max.message.bytes";
+/// Deepest nesting of lists and maps accepted in a msgpack message from a child.
+pub const MAX_MESSAGE_DEPTH: &str = "squall.multilang.max.message.depth";
 /// Directory under which each task gets the pid directory its child writes to.
 pub const PID_DIR: &str = "squall.multilang.pid.dir";
 /// A Python virtual environment whose `bin` goes first on the child's `PATH`; relative
@@ -49,6 +52,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// Largest accepted message.
     pub max_message_bytes: usize,
+    /// Deepest accepted nesting of a msgpack message.
+    pub max_message_depth: usize,
     /// Base of pid directories.
     pub pid_dir: PathBuf,
     /// Virtual environment put on the child's `PATH`, as configured (not yet resolved).
@@ -97,6 +102,16 @@ impl Settings {
         };
         let heartbeat = secs(HEARTBEAT_SECS)?.unwrap_or(Duration::from_secs(1));
         let max_message_bytes = count(MAX_MESSAGE_BYTES)?.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let max_message_depth = match count(MAX_MESSAGE_DEPTH)? {
+            None => DEFAULT_MAX_DEPTH,
+            Some(n) if n <= MAX_DEPTH_LIMIT => n,
+            Some(n) => {
+                return Err(SettingsError {
+                    key: MAX_MESSAGE_DEPTH.to_owned(),
+                    problem: format!("must be at most {MAX_DEPTH_LIMIT}, got {n}"),
+                })
+            }
+        };
         let pid_dir = match get(PID_DIR) {
             None => std::env::temp_dir().join(format!("squall-multilang-{}", std::process::id())),
             Some(v) => v.as_str().map(PathBuf::from).ok_or_else(|| SettingsError {
@@ -121,6 +136,7 @@ impl Settings {
             max_pending,
             heartbeat,
             max_message_bytes,
+            max_message_depth,
             pid_dir,
             venv,
         })
@@ -162,6 +178,14 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = Settings::from_configs(&cfg(&[(TIMEOUT_SECS, json!("x"))]), &Config::new()).unwrap_err();
         assert_eq!(e.key, TIMEOUT_SECS);
+        let e =
+            Settings::from_configs(&Config::new(), &cfg(&[(MAX_MESSAGE_DEPTH, json!(5000))])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "squall.multilang.max.message.depth: must be at most 1024, got 5000"
+        );
+        let s = Settings::from_configs(&Config::new(), &cfg(&[(MAX_MESSAGE_DEPTH, json!(200))])).unwrap();
+        assert_eq!(s.max_message_depth, 200);
         let e = Settings::from_configs(&Config::new(), &cfg(&[(MAX_PENDING, json!(0))])).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value as Json};
 use squall_engine::{ComponentError, TaskContext};
-use squall_model::ShellSpec;
+use squall_model::{Serializer, ShellSpec};
 use tracing::{debug, error, info, trace, warn};
 
-use crate::codec::{frame, ChildMsg};
+use crate::codec::ChildMsg;
 use crate::command;
+use crate::encode;
 use crate::process::{ChildProcess, Launch};
 use crate::settings::Settings;
 
@@ -92,29 +93,38 @@ impl Shell {
         };
         let path = command::child_path(inherited, venv.as_deref());
         let program = command::resolve(&self.spec.command, &base, &path).map_err(|e| e.to_string())?;
+        let args = command::child_args(&self.spec).map_err(|e| e.to_string())?;
         let launch = Launch {
             program,
             path,
-            args: &self.spec.args,
+            args: &args,
             env: &self.spec.env,
             cwd,
             component: &self.ctx.component,
             task: self.ctx.task_id,
             max_message_bytes: self.settings.max_message_bytes,
+            max_message_depth: self.settings.max_message_depth,
+            serializer: self.spec.serializer,
             waker: (self.kind == Kind::Bolt).then(|| self.ctx.waker.clone()),
         };
         // A child that dies at once (a missing module) is explained by its command and PATH.
         let what = format!(
-            "{} {:?} (PATH {})",
+            "{} {:?} (PATH {}){}",
             launch.program.display(),
             launch.args,
-            launch.path.to_string_lossy()
+            launch.path.to_string_lossy(),
+            // A child that speaks only JSON fails the msgpack handshake: say which was spoken.
+            match self.spec.serializer {
+                Serializer::Json => "",
+                Serializer::Msgpack => " speaking msgpack (shell.serializer)",
+            }
         );
         let mut child = ChildProcess::spawn(launch, self.pid_dir.clone())?;
-        let hello = frame(&self.handshake_message());
+        let mut hello = Vec::new();
+        encode::message(self.spec.serializer, &mut hello, &self.handshake_message());
         let timeout = self.settings.timeout;
         let pid = child
-            .handshake(hello.as_bytes(), timeout, |m| self.log_child(&m, None))
+            .handshake(&hello, timeout, |m| self.log_child(&m, None))
             .map_err(|e| format!("{what}: {e}"))?;
         self.generation += 1;
         info!(
@@ -122,6 +132,7 @@ impl Shell {
             task = self.ctx.task_id,
             pid,
             generation = self.generation,
+            serializer = self.spec.serializer.as_str(),
             "shell child started"
         );
         self.child = Some(child);

@@ -4,12 +4,18 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value as Json};
 use squall_engine::{ComponentError, Spout, SpoutOutput, TaskContext, Value};
-use squall_model::{ShellSpec, DEFAULT_STREAM};
+use squall_model::{Serializer, ShellSpec, DEFAULT_STREAM};
 
-use crate::codec::{frame, ChildMsg, Emit};
+use crate::codec::{ChildMsg, Emit};
 use crate::encode;
 use crate::process::Event;
 use crate::shell::{Kind, Shell};
+
+/// `{"command": "next", "id": ""}` in msgpack, sent once per `next_tuple`.
+const NEXT_MSGPACK: [u8; 18] = [
+    0x82, 0xa7, b'c', b'o', b'm', b'm', b'a', b'n', b'd', 0xa4, b'n', b'e', b'x', b't', 0xa2, b'i', b'd',
+    0xa0,
+];
 
 /// Counter of acks/fails dropped because the child that emitted the tuple was replaced.
 pub const STALE_IDS: &str = "stale_ids";
@@ -50,8 +56,9 @@ impl ShellSpout {
         let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) else {
             return;
         };
-        let msg = frame(&json!({"command": command, "id": id}));
-        child.send_priority(|o| o.extend_from_slice(msg.as_bytes()));
+        let msg = json!({"command": command, "id": id});
+        let ser = self.spec.serializer;
+        child.send_priority(|o| encode::message(ser, o, &msg));
         // Written now, so the child works on it while the executor does other things.
         child.flush();
         self.awaiting_sync += 1;
@@ -152,8 +159,9 @@ impl ShellSpout {
             }
         };
         if e.need_task_ids {
+            let ser = self.spec.serializer;
             if let Some(child) = shell.child.as_mut() {
-                child.send_priority(|o| encode::task_ids(o, targets));
+                child.send_priority(|o| encode::task_ids(ser, o, targets));
             }
         }
         Ok(())
@@ -190,7 +198,12 @@ impl Spout for ShellSpout {
         let Some(child) = self.shell.as_mut().and_then(|s| s.child.as_mut()) else {
             return Ok(());
         };
-        child.send_priority(|o| o.extend_from_slice(b"{\"command\":\"next\",\"id\":\"\"}\nend\n"));
+        match self.spec.serializer {
+            Serializer::Json => {
+                child.send_priority(|o| o.extend_from_slice(b"{\"command\":\"next\",\"id\":\"\"}\nend\n"))
+            }
+            Serializer::Msgpack => child.send_priority(|o| o.extend_from_slice(&NEXT_MSGPACK)),
+        }
         if let Err(reason) = self.read_until_sync(out) {
             self.restart(&reason, out);
         }
@@ -217,5 +230,21 @@ impl Spout for ShellSpout {
         if let Some(shell) = self.shell.as_mut() {
             shell.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_msgpack_next_command_is_what_the_encoder_writes() {
+        let mut out = Vec::new();
+        encode::message(
+            Serializer::Msgpack,
+            &mut out,
+            &json!({"command": "next", "id": ""}),
+        );
+        assert_eq!(out, NEXT_MSGPACK);
     }
 }

@@ -1,8 +1,9 @@
 //! The fast path of [`crate::codec::parse_child_message`] for the messages that come
 //! once or twice per tuple (`emit`, `ack`, `fail`, `sync`): decoded in one pass into
-//! borrowed text and the engine's own values, without a JSON tree per message. Anything
-//! else, or anything unusual (a numeric id, a single anchor, a wrong type), returns
-//! `None`, and the general parser decides, with its precise errors.
+//! borrowed text and the engine's own values, without a JSON tree per message. The same
+//! serde decoding serves JSON text and msgpack objects. Anything else, or anything
+//! unusual (a numeric id, a single anchor, a wrong type), returns `None`, and the general
+//! parser decides, with its precise errors.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -34,7 +35,19 @@ struct Wire<'a> {
 
 /// Decodes the common messages; `None` sends the text to the general parser.
 pub(crate) fn parse_fast(text: &str) -> Option<ChildMsg> {
-    let w: Wire<'_> = serde_json::from_str(text).ok()?;
+    from_wire(serde_json::from_str(text).ok()?)
+}
+
+/// The same for one msgpack object (its bytes exactly); `None` sends it to the general
+/// parser. Only a map is a message: serde would also read a struct from a list.
+pub(crate) fn parse_fast_msgpack(bytes: &[u8]) -> Option<ChildMsg> {
+    match bytes.first()? {
+        0x80..=0x8f | 0xde | 0xdf => from_wire(rmp_serde::from_slice(bytes).ok()?),
+        _ => None,
+    }
+}
+
+fn from_wire(w: Wire<'_>) -> Option<ChildMsg> {
     match &*w.command {
         "sync" => Some(ChildMsg::Sync),
         "ack" => Some(ChildMsg::Ack(text_id(w.id?)?)),
@@ -149,12 +162,55 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(EngineValue(Value::List(Arc::new(items))))
     }
 
+    fn visit_bytes<E>(self, b: &[u8]) -> Result<EngineValue, E> {
+        // msgpack `bin` (JSON has no bytes): Python `bytes` arrive as bytes.
+        Ok(EngineValue(Value::Bytes(b.to_vec().into())))
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EngineValue, A::Error> {
         let mut m = BTreeMap::new();
-        while let Some((k, EngineValue(v))) = map.next_entry::<String, EngineValue>()? {
+        while let Some((KeyText(k), EngineValue(v))) = map.next_entry()? {
             m.insert(k, v);
         }
         Ok(EngineValue(Value::Map(Arc::new(m))))
+    }
+}
+
+/// A map key as text: JSON keys are strings; a msgpack key may be a number or a boolean
+/// (a Python dict with int keys), kept as its text as `json.dumps` would write it.
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = KeyText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map key: text, a number or a boolean")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<KeyText, E> {
+        Ok(KeyText(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<KeyText, E> {
+        Ok(KeyText(s))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<KeyText, E> {
+        Ok(KeyText(i.to_string()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<KeyText, E> {
+        Ok(KeyText(u.to_string()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<KeyText, E> {
+        Ok(KeyText(serde_json::Value::from(f).to_string()))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<KeyText, E> {
+        Ok(KeyText(b.to_string()))
     }
 }
 

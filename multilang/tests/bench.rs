@@ -26,6 +26,7 @@ fn a_python_pass_bolt_is_measured_against_its_baseline() {
             args: vec!["squall_bench.PassBolt".into()],
             env: Default::default(),
             working_dir: Some(python_dir.display().to_string()),
+            serializer: Default::default(),
         },
         tuples: 3000,
         payload: "x".repeat(100),

@@ -96,6 +96,7 @@ async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
                         args: Vec::new(),
                         env: BTreeMap::new(),
                         working_dir: None,
+                        serializer: Default::default(),
                     })
                 },
                 "shell.command is immutable",

@@ -4,13 +4,13 @@
 //!
 //! - `squall-bench-compare run [--rounds N] [--seconds S] [--warmup W] [--cases A,B]
 //!   [--kafka-records N] [--out FILE]`: the driver.
-//! - `squall-bench-compare squall-multilang [--seconds S] [--warmup W]`: Squall's side of the
-//!   multilang case (ConstSpout → pystorm PassBolt → NullBolt, windowed like the others),
-//!   one JSON line on stdout.
+//! - `squall-bench-compare squall-multilang [--seconds S] [--warmup W] [--serializer json|msgpack]`:
+//!   Squall's side of the multilang cases (ConstSpout → pystorm PassBolt → NullBolt, windowed
+//!   like the others), one JSON line on stdout.
 //! - `squall-bench-compare squall-kafka --bootstrap B --topic T --group G --redis HOST:PORT
 //!   --records N`: Squall's side of the Kafka case (see `kafka`), one JSON line on stdout.
-//! - `squall-bench-compare child-ceiling`: one pystorm child fed from a file, no host: the
-//!   most any engine can get from it.
+//! - `squall-bench-compare child-ceiling [--serializer json|msgpack]`: one pystorm child fed
+//!   from a file, no host: the most any engine can get from it.
 #![forbid(unsafe_code)]
 
 mod kafka;
@@ -24,6 +24,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use squall_model::Serializer;
+
+/// The multilang case with the msgpack serializer on Squall's side. Storm's side is its
+/// `multilang-ack` run: ShellBolt with its default JSON serializer, the row this one
+/// is compared against.
+pub const MULTILANG_MSGPACK: &str = "multilang-msgpack-ack";
 
 /// One measurement, as both sides print it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -83,6 +89,11 @@ pub const CASES: &[Case] = &[
         acking: true,
     },
     Case {
+        name: MULTILANG_MSGPACK,
+        title: "ConstSpout → the same unmodified PassBolt, msgpack on Squall (`serializer: msgpack`) against Storm's JSON multilang row (ShellBolt's default serializer) → NullBolt, acking on",
+        acking: true,
+    },
+    Case {
         name: kafka::CASE,
         title: "Kafka (pre-loaded topic) → parser → Redis counter: KafkaSpout → parse bolt → Jedis bolt on Storm, kafka → json-keys → redis-counter on Squall, acking on",
         acking: true,
@@ -103,6 +114,8 @@ pub struct Options {
     /// Edits pre-loaded into the Kafka case's topic, and partitions of the topic.
     pub kafka_records: u64,
     pub kafka_partitions: u32,
+    /// The shell bolt's serializer (`squall-multilang`, `child-ceiling`).
+    pub serializer: Serializer,
 }
 
 fn main() -> Result<()> {
@@ -120,6 +133,7 @@ fn main() -> Result<()> {
         cases: Vec::new(),
         kafka_records: 300_000,
         kafka_partitions: 4,
+        serializer: Serializer::Json,
     };
     let mut target = kafka::Target::default();
     while let Some(a) = it.next() {
@@ -149,6 +163,13 @@ fn main() -> Result<()> {
             "--kafka-partitions" => {
                 o.kafka_partitions = value("--kafka-partitions")?.parse().context("--kafka-partitions")?
             }
+            "--serializer" => {
+                o.serializer = match value("--serializer")?.as_str() {
+                    "json" => Serializer::Json,
+                    "msgpack" => Serializer::Msgpack,
+                    other => bail!("--serializer: {other:?} is neither json nor msgpack"),
+                }
+            }
             "--bootstrap" => target.bootstrap = value("--bootstrap")?,
             "--topic" => target.topic = value("--topic")?,
             "--group" => target.group = value("--group")?,
@@ -164,11 +185,15 @@ fn main() -> Result<()> {
     match verb.as_str() {
         "child-ceiling" => {
             let n = 200_000;
-            println!("{:.0} tuples/s", multilang::child_ceiling(n)?);
+            println!("{:.0} tuples/s", multilang::child_ceiling(n, o.serializer)?);
             Ok(())
         }
         "squall-multilang" => {
-            let r = multilang::run(Duration::from_secs(o.warmup), Duration::from_secs(o.seconds))?;
+            let r = multilang::run(
+                Duration::from_secs(o.warmup),
+                Duration::from_secs(o.seconds),
+                o.serializer,
+            )?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
@@ -240,17 +265,25 @@ fn run(o: &Options) -> Result<()> {
             p.squall.push(squall);
         }
     }
-    let child_ceiling = if pairs.iter().any(|p| p.case.name == "multilang-ack") {
-        eprintln!("the Python child alone, no host (the multilang row's ceiling)");
-        match multilang::child_ceiling(200_000) {
+    let ceiling = |case: &str, serializer: Serializer| {
+        if !pairs.iter().any(|p| p.case.name == case) {
+            return None;
+        }
+        eprintln!(
+            "the Python child alone, no host, {} (the {case} row's ceiling)",
+            serializer.as_str()
+        );
+        match multilang::child_ceiling(200_000, serializer) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("  could not measure it: {e:#}");
                 None
             }
         }
-    } else {
-        None
+    };
+    let ceilings = report::Ceilings {
+        json: ceiling("multilang-ack", Serializer::Json),
+        msgpack: ceiling(MULTILANG_MSGPACK, Serializer::Msgpack),
     };
     let mut profiles = Vec::new();
     if o.profile {
@@ -269,7 +302,7 @@ fn run(o: &Options) -> Result<()> {
         o,
         &pairs,
         &profiles,
-        child_ceiling,
+        ceilings,
         env.as_ref(),
         &java_version(&o.java),
         started.elapsed(),
@@ -340,6 +373,12 @@ fn storm_command(o: &Options, case: &str, extra: &[String], tmp: &Path) -> Vec<S
         o.storm_dir.join("target/storm-bench.jar").display(),
         o.storm_dir.join("target/lib").display()
     );
+    // Storm's side of the msgpack row is its JSON multilang run (see MULTILANG_MSGPACK).
+    let case = if case == MULTILANG_MSGPACK {
+        "multilang-ack"
+    } else {
+        case
+    };
     let mut cmd = vec![o.java.clone()];
     cmd.extend(o.jvm_opts.iter().cloned());
     cmd.push(format!("-Djava.io.tmpdir={}", tmp.display()));
@@ -369,8 +408,13 @@ fn squall_command(o: &Options, case: &str, extra: &[String]) -> Result<Vec<Strin
         cmd.extend(extra.iter().cloned());
         return Ok(cmd);
     }
-    if case == "multilang-ack" {
+    if case == "multilang-ack" || case == MULTILANG_MSGPACK {
         let me = std::env::current_exe().context("locating squall-bench-compare")?;
+        let serializer = if case == MULTILANG_MSGPACK {
+            "msgpack"
+        } else {
+            "json"
+        };
         return Ok([
             me.display().to_string().as_str(),
             "squall-multilang",
@@ -378,6 +422,8 @@ fn squall_command(o: &Options, case: &str, extra: &[String]) -> Result<Vec<Strin
             &secs,
             "--warmup",
             &warm,
+            "--serializer",
+            serializer,
         ]
         .map(str::to_owned)
         .to_vec());

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use squall_components::Builtins;
 use squall_engine::{EngineOptions, Topology};
-use squall_model::{validate, ShellSpec, TopologyManifest};
+use squall_model::{validate, Serializer, ShellSpec, TopologyManifest};
 
 use crate::Run;
 
-pub fn run(warmup: Duration, window: Duration) -> Result<Run> {
+pub fn run(warmup: Duration, window: Duration, serializer: Serializer) -> Result<Run> {
     let venv = Path::new(".cache/venv/bin/streamparse_run");
     if !venv.exists() {
         bail!("{} is missing: run `make multilang-venv` first", venv.display());
@@ -29,6 +29,7 @@ pub fn run(warmup: Duration, window: Duration) -> Result<Run> {
                 .display()
                 .to_string(),
         ),
+        serializer,
     };
     // JSON is valid YAML: no quoting concerns for the paths.
     let yaml = format!(
@@ -113,11 +114,12 @@ pub fn peak_rss_kib() -> u64 {
 }
 
 /// What one unmodified pystorm child can do with no host at all: `streamparse_run
-/// squall_bench.PassBolt` reading a handshake and `n` tuple messages from a file, writing
-/// to a file. Returns tuples per second of the child's run, its start-up (measured with one
-/// tuple) taken off. The child is single-threaded and its input never waits, so this is its
-/// per-core ceiling: no engine, Storm's or Squall's, can feed one child faster.
-pub fn child_ceiling(n: usize) -> Result<f64> {
+/// squall_bench.PassBolt` (with `--serializer`) reading a handshake and `n` tuple messages
+/// from a file, writing to a file. Returns tuples per second of the child's run, its
+/// start-up (measured with one tuple) taken off. The child is single-threaded and its input
+/// never waits, so this is its per-core ceiling: no engine, Storm's or Squall's, can feed
+/// one child faster.
+pub fn child_ceiling(n: usize, serializer: Serializer) -> Result<f64> {
     let bin = Path::new(".cache/venv/bin/streamparse_run");
     if !bin.exists() {
         bail!("{} is missing: run `make multilang-venv` first", bin.display());
@@ -127,10 +129,10 @@ pub fn child_ceiling(n: usize) -> Result<f64> {
     let once = |count: usize| -> Result<f64> {
         let input = dir.join(format!("in-{count}"));
         let output = dir.join(format!("out-{count}"));
-        std::fs::write(&input, child_input(&dir, count)).context("writing the child's input")?;
+        std::fs::write(&input, child_input(&dir, count, serializer)?).context("writing the child's input")?;
         let start = Instant::now();
         let status = std::process::Command::new(bin.canonicalize()?)
-            .arg("squall_bench.PassBolt")
+            .args(["--serializer", serializer.as_str(), "squall_bench.PassBolt"])
             .current_dir(Path::new("multilang/python").canonicalize()?)
             .stdin(std::fs::File::open(&input)?)
             .stdout(std::fs::File::create(&output)?)
@@ -139,8 +141,13 @@ pub fn child_ceiling(n: usize) -> Result<f64> {
             .context("running streamparse_run")?;
         let took = start.elapsed().as_secs_f64();
         // pystorm exits with an error once its input ends; what counts is that it acked all.
-        let out = std::fs::read_to_string(&output).unwrap_or_default();
-        let acks = out.matches("\"ack\"").count();
+        let out = std::fs::read(&output).unwrap_or_default();
+        // The command's value: JSON text, or a msgpack str of 3 bytes.
+        let ack: &[u8] = match serializer {
+            Serializer::Json => b"\"ack\"",
+            Serializer::Msgpack => b"\xa3ack",
+        };
+        let acks = out.windows(ack.len()).filter(|w| *w == ack).count();
         if acks != count {
             bail!("the child acked {acks} of {count} tuples (exit {status})");
         }
@@ -156,18 +163,28 @@ pub fn child_ceiling(n: usize) -> Result<f64> {
 }
 
 /// The handshake Storm sends, then `n` tuples like the const spout's (100 × `x`).
-fn child_input(dir: &Path, n: usize) -> String {
+fn child_input(dir: &Path, n: usize, serializer: Serializer) -> Result<Vec<u8>> {
     let handshake = serde_json::json!({
         "conf": {},
         "context": {"taskid": 2, "componentid": "shell", "task->component": {"1": "spout", "2": "shell"}},
         "pidDir": dir.display().to_string(),
     });
     let payload = "x".repeat(100);
-    let mut s = format!("{handshake}\nend\n");
-    for i in 0..n {
-        s.push_str(&format!(
-            "{{\"id\":\"{i}\",\"comp\":\"spout\",\"stream\":\"default\",\"task\":1,\"tuple\":[\"{payload}\"]}}\nend\n"
-        ));
+    let tuple = |i: usize| serde_json::json!({"id": i.to_string(), "comp": "spout", "stream": "default", "task": 1, "tuple": [payload]});
+    let mut out = Vec::new();
+    match serializer {
+        Serializer::Json => {
+            out.extend_from_slice(format!("{handshake}\nend\n").as_bytes());
+            for i in 0..n {
+                out.extend_from_slice(format!("{}\nend\n", tuple(i)).as_bytes());
+            }
+        }
+        Serializer::Msgpack => {
+            out.extend(rmp_serde::to_vec(&handshake).context("encoding the handshake")?);
+            for i in 0..n {
+                out.extend(rmp_serde::to_vec(&tuple(i)).context("encoding a tuple")?);
+            }
+        }
     }
-    s
+    Ok(out)
 }

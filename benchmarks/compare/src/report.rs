@@ -106,11 +106,17 @@ fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
     median(runs.iter().map(f).collect())
 }
 
+/// One Python child's throughput with no host, per serializer (when its row was run).
+pub struct Ceilings {
+    pub json: Option<f64>,
+    pub msgpack: Option<f64>,
+}
+
 pub fn render(
     o: &Options,
     pairs: &[Pairs],
     profiles: &[(&str, Vec<String>)],
-    child_ceiling: Option<f64>,
+    ceilings: Ceilings,
     kafka: Option<&KafkaEnv>,
     jvm: &str,
     took: Duration,
@@ -240,7 +246,7 @@ pub fn render(
         let _ = writeln!(s, "Squall misses: {}.", missed.join("; "));
     }
     if let (Some(ceiling), Some(p)) = (
-        child_ceiling,
+        ceilings.json,
         pairs.iter().find(|p| p.case.name == "multilang-ack"),
     ) {
         let storm = median(p.storm.iter().map(|r| r.throughput).collect());
@@ -253,6 +259,21 @@ The multilang row's ceiling: one unmodified pystorm child with no host at all (`
             ceiling / storm.max(1.0),
             100.0 * squall / ceiling.max(1.0),
             100.0 * storm / ceiling.max(1.0),
+        );
+    }
+    if let (Some(ceiling), Some(p)) = (
+        ceilings.msgpack,
+        pairs.iter().find(|p| p.case.name == crate::MULTILANG_MSGPACK),
+    ) {
+        let storm = median(p.storm.iter().map(|r| r.throughput).collect());
+        let squall = median(p.squall.iter().map(|r| r.throughput).collect());
+        let _ = writeln!(
+            s,
+            "
+The msgpack row runs the same unmodified PassBolt with `--serializer msgpack` on Squall's side only; Storm's side is its JSON multilang run (ShellBolt's default serializer; Storm can be configured with a msgpack serializer class, which this comparison does not use). The child alone, fed msgpack from a file, runs {}/s: with parallelism 1 the best possible ratio to Storm's JSON row is {:.2}×, and Squall runs the child at {:.0}% of that ceiling.",
+            rate(ceiling),
+            ceiling / storm.max(1.0),
+            100.0 * squall / ceiling.max(1.0),
         );
     }
     if !profiles.is_empty() {

@@ -9,8 +9,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 use squall_model::{
-    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, Metadata, ShellSpec,
-    StreamSpec, TopologyManifest, TopologySpec, API_VERSION, DEFAULT_MESSAGE_TIMEOUT_SECONDS, KIND,
+    ComponentSpec, Config, DesiredState, GroupingKind, GroupingSpec, InputSpec, Metadata, Serializer,
+    ShellSpec, StreamSpec, TopologyManifest, TopologySpec, API_VERSION, DEFAULT_MESSAGE_TIMEOUT_SECONDS,
+    KIND,
 };
 
 /// The program streamparse runs Python components with, found through PATH.
@@ -29,6 +30,9 @@ pub struct TopologyRead {
     pub config: Config,
     /// The line of `config = ...`.
     pub config_line: Option<u32>,
+    /// The project's config.json, when there is one.
+    #[serde(default)]
+    pub project: Option<ProjectRead>,
     /// Where scripts of non-streamparse Python shell components are relative to (`src/`).
     pub src_root: PathBuf,
     /// Spouts and bolts in the class's order.
@@ -57,6 +61,20 @@ pub struct ComponentRead {
     pub shell: Option<ShellRead>,
     /// The Java class of a JavaSpout or JavaBolt.
     pub java: Option<String>,
+}
+
+/// What a streamparse project's config.json says of the serializer.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectRead {
+    /// The config.json read.
+    pub file: PathBuf,
+    /// Its top-level `serializer`.
+    #[serde(default)]
+    pub serializer: Option<Value>,
+    /// `envs.NAME.serializer`, where set.
+    #[serde(default)]
+    pub env_serializers: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -153,8 +171,17 @@ pub fn convert(read: &TopologyRead, target: &Target<'_>) -> Result<TopologyManif
         autoscaling: None,
     };
     topology_config(read, &mut spec, &mut refusals);
+    let serializer = project_serializer(read, &mut refusals);
     for c in &read.components {
-        let component = component(c, read, target.manifest_dir, &mut refusals);
+        let mut component = component(c, read, target.manifest_dir, &mut refusals);
+        // streamparse passes its serializer to streamparse_run only (`-s NAME`).
+        if let Some(sh) = component
+            .shell
+            .as_mut()
+            .filter(|sh| sh.command == STREAMPARSE_RUN)
+        {
+            sh.serializer = serializer;
+        }
         if c.role == "bolt" {
             spec.bolts.push(component);
         } else {
@@ -201,6 +228,45 @@ fn topology_config(read: &TopologyRead, spec: &mut TopologySpec, refusals: &mut 
             }
         }
     }
+}
+
+/// The serializer the project's config.json chooses (`serializer`, JSON when unset), the
+/// same for every environment since Squall has none.
+fn project_serializer(read: &TopologyRead, refusals: &mut Vec<Refusal>) -> Serializer {
+    let Some(project) = &read.project else {
+        return Serializer::Json;
+    };
+    let file = project.file.display();
+    let parse = |v: &Value| match v.as_str() {
+        Some("json") => Some(Serializer::Json),
+        Some("msgpack") => Some(Serializer::Msgpack),
+        _ => None,
+    };
+    let top = match &project.serializer {
+        None | Some(Value::Null) => Serializer::Json,
+        Some(v) => parse(v).unwrap_or_else(|| {
+            refusals.push(Refusal {
+                line: None,
+                message: format!(
+                    "{file}: serializer {v} is not supported: Squall's shell host speaks json and msgpack"
+                ),
+            });
+            Serializer::Json
+        }),
+    };
+    for (env, v) in &project.env_serializers {
+        if parse(v) != Some(top) {
+            refusals.push(Refusal {
+                line: None,
+                message: format!(
+                    "{file}: serializer {v} of environment {env:?} differs from the project's {:?}: \
+                     Squall has no `sparse` environments; set one serializer at the top of config.json",
+                    top.as_str()
+                ),
+            });
+        }
+    }
+    top
 }
 
 /// Out-of-range counts are left to validation, which names the limit; clamping keeps them
@@ -319,6 +385,7 @@ fn shell(sh: &ShellRead, c: &ComponentRead, read: &TopologyRead, dir: &Path) -> 
         args,
         env: BTreeMap::new(),
         working_dir: root.map(|r| relative(r, dir).display().to_string()),
+        serializer: Serializer::Json,
     })
 }
 
@@ -485,6 +552,7 @@ mod tests {
                 args: vec!["bolts.Count".into()],
                 env: BTreeMap::new(),
                 working_dir: Some("../src".into()),
+                serializer: Serializer::Json,
             })
         );
         assert_eq!(count.parallelism, 2);
@@ -608,6 +676,60 @@ mod tests {
         );
         assert_eq!(shell.working_dir.as_deref(), Some("src"));
         assert!(is_python("/usr/bin/python3.11") && is_python("python") && !is_python("pythonista"));
+    }
+
+    fn project(serializer: Value, envs: Value) -> Option<ProjectRead> {
+        Some(ProjectRead {
+            file: "/p/config.json".into(),
+            serializer: Some(serializer),
+            env_serializers: serde_json::from_value(envs).unwrap(),
+        })
+    }
+
+    #[test]
+    fn the_project_serializer_reaches_streamparse_run_components() {
+        let mut read = read_with(json!({"type": "shuffle"}), words_out());
+        read.project = project(json!("msgpack"), json!({"prod": "msgpack"}));
+        read.components[1].shell = Some(ShellRead {
+            command: "python3".into(),
+            script: "count.py".into(),
+        });
+        let m = convert(&read, &to("/p")).unwrap();
+        let spout = m.spec.spouts[0].shell.as_ref().unwrap();
+        assert_eq!(spout.serializer, Serializer::Msgpack);
+        // streamparse hands its serializer to streamparse_run only.
+        assert_eq!(
+            m.spec.bolts[0].shell.as_ref().unwrap().serializer,
+            Serializer::Json
+        );
+        assert!(m.to_yaml().unwrap().contains("serializer: msgpack"));
+        read.project = project(Value::Null, json!({}));
+        let m = convert(&read, &to("/p")).unwrap();
+        assert_eq!(
+            m.spec.spouts[0].shell.as_ref().unwrap().serializer,
+            Serializer::Json
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_per_environment_serializer_is_refused() {
+        let mut read = read_with(json!({"type": "shuffle"}), words_out());
+        read.project = project(json!("pickle"), json!({}));
+        let Refusals(r) = convert(&read, &to("/p")).unwrap_err();
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r[0].message,
+            "/p/config.json: serializer \"pickle\" is not supported: Squall's shell host speaks json and msgpack"
+        );
+        read.project = project(json!("json"), json!({"prod": "msgpack", "dev": "json"}));
+        let Refusals(r) = convert(&read, &to("/p")).unwrap_err();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(
+            r[0].message.contains(
+                "serializer \"msgpack\" of environment \"prod\" differs from the project's \"json\""
+            ),
+            "{r:?}"
+        );
     }
 
     #[test]
