@@ -358,7 +358,7 @@ async fn spout_pending(pods: &Api<Pod>) -> Option<u64> {
 #[tokio::test]
 async fn metrics_only_recommends_and_changes_nothing() -> Result<()> {
     bounded_for(Duration::from_secs(180), async {
-        let (cluster, _agent, operator) = cluster_with_operator_leased(4, 1).await?;
+        let (cluster, _agent, operator, metrics) = cluster_with_metered_operator((4, 1)).await?;
         let client = cluster.client();
         let topos: Api<Topology> = Api::namespaced(client.clone(), NS);
         let feed = Feed::start(u64::MAX, HIGH_RATE, DataSet::new(squall_feed::DEFAULT_SEED))?;
@@ -414,6 +414,30 @@ async fn metrics_only_recommends_and_changes_nothing() -> Result<()> {
         ensure!(
             event_notes(&cluster, "Autoscaled").await.is_empty(),
             "autoscaled in metrics-only mode"
+        );
+        // The operator's /metrics page carries the recommendation too.
+        let page = metrics.render();
+        let line = |name: &str| {
+            page.lines()
+                .find(|l| {
+                    l.starts_with(&format!("squall_operator_autoscaler_{name}{{"))
+                        && l.contains(r#"component="costly""#)
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        ensure!(line("parallelism") == Some(1.0), "{page}");
+        ensure!(line("recommended_parallelism").is_some_and(|r| r > 1.0), "{page}");
+        ensure!(line("true_rate").is_some_and(|r| r > 0.0), "{page}");
+        ensure!(
+            page.lines()
+                .any(|l| l.starts_with("squall_operator_autoscaler_rebalances_total{") && l.ends_with(" 0")),
+            "{page}"
+        );
+        ensure!(
+            page.lines().any(
+                |l| l.starts_with("squall_operator_autoscaler_recommendations_total{") && !l.ends_with(" 0")
+            ),
+            "{page}"
         );
         operator.abort();
         Ok(())

@@ -228,26 +228,31 @@ pub fn spawn_operator(
 pub fn spawn_operator_in(
     client: &kube::Client,
     namespace: &str,
-    (lease_seconds, renew_seconds): (u64, u64),
+    lease: (u64, u64),
     network: squall_operator::resources::NetworkSettings,
 ) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
-    spawn_operator_with(
-        client,
-        namespace,
-        squall_operator::resources::WorkerDefaults {
-            python_image: None,
-            image: WORKER_IMAGE.to_owned(),
-            lease_duration_seconds: lease_seconds,
-            lease_renew_seconds: renew_seconds,
-            cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
-            ca_overlap: squall_operator::resources::DEFAULT_CA_OVERLAP,
-            limits: squall_model::Limits {
-                raise_with: squall_operator::RAISE_WITH.to_owned(),
-                ..squall_model::Limits::default()
-            },
-            network,
+    spawn_operator_with(client, namespace, worker_defaults(lease, network))
+}
+
+/// The worker settings of the tests' operator: `WORKER_IMAGE`, the given Lease timing
+/// (duration, renewal) and network policy settings, every other one at its default.
+pub fn worker_defaults(
+    (lease_seconds, renew_seconds): (u64, u64),
+    network: squall_operator::resources::NetworkSettings,
+) -> squall_operator::resources::WorkerDefaults {
+    squall_operator::resources::WorkerDefaults {
+        python_image: None,
+        image: WORKER_IMAGE.to_owned(),
+        lease_duration_seconds: lease_seconds,
+        lease_renew_seconds: renew_seconds,
+        cert_validity: squall_operator::resources::DEFAULT_CERT_VALIDITY,
+        ca_overlap: squall_operator::resources::DEFAULT_CA_OVERLAP,
+        limits: squall_model::Limits {
+            raise_with: squall_operator::RAISE_WITH.to_owned(),
+            ..squall_model::Limits::default()
         },
-    )
+        network,
+    }
 }
 
 /// The operator in this process, watching `namespace`, with the worker defaults given.
@@ -256,13 +261,23 @@ pub fn spawn_operator_with(
     namespace: &str,
     workers: squall_operator::resources::WorkerDefaults,
 ) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
+    spawn_operator_metered(client, namespace, workers, Default::default())
+}
+
+/// [`spawn_operator_with`], rendering its `/metrics` page into `metrics`.
+pub fn spawn_operator_metered(
+    client: &kube::Client,
+    namespace: &str,
+    workers: squall_operator::resources::WorkerDefaults,
+    metrics: std::sync::Arc<squall_operator::metrics::Metrics>,
+) -> tokio::task::JoinHandle<Result<(), squall_operator::controller::Error>> {
     tokio::spawn(squall_operator::controller::run(
         client.clone(),
         squall_operator::controller::Config {
             workers,
             namespace: Some(namespace.to_owned()),
             instance: "test".to_owned(),
-            metrics: Default::default(),
+            metrics,
         },
     ))
 }
@@ -282,13 +297,29 @@ pub async fn cluster_with_operator_leased(
     lease_seconds: u64,
     renew_seconds: u64,
 ) -> Result<(TestCluster, kube_testenv::AgentHandle, OperatorTask)> {
+    let (cluster, agent, operator, _) = cluster_with_metered_operator((lease_seconds, renew_seconds)).await?;
+    Ok((cluster, agent, operator))
+}
+
+/// [`cluster_with_operator_leased`] whose operator renders its `/metrics` page into the
+/// returned [`Metrics`](squall_operator::metrics::Metrics).
+pub async fn cluster_with_metered_operator(
+    lease: (u64, u64),
+) -> Result<(
+    TestCluster,
+    kube_testenv::AgentHandle,
+    OperatorTask,
+    std::sync::Arc<squall_operator::metrics::Metrics>,
+)> {
     let cluster = TestCluster::start().await?;
     install_crd(&cluster).await?;
     let agent = cluster
         .start_node_agent("node-a", [(WORKER_IMAGE, worker_binary()?)])
         .await?;
-    let operator = spawn_operator(&cluster.client(), lease_seconds, renew_seconds);
-    Ok((cluster, agent, operator))
+    let metrics = std::sync::Arc::<squall_operator::metrics::Metrics>::default();
+    let workers = worker_defaults(lease, Default::default());
+    let operator = spawn_operator_metered(&cluster.client(), NS, workers, metrics.clone());
+    Ok((cluster, agent, operator, metrics))
 }
 
 /// The sorted sets the Wikipedia examples count into (`action` holds timestamps: not
