@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The `squall` binary and the `squall-worker` beside it.
 fn binaries() -> (PathBuf, PathBuf) {
@@ -167,4 +168,95 @@ spec:
         spouts.contains(" 20000 acked,") && spouts.ends_with(" 0 pending"),
         "{stdout}"
     );
+}
+
+/// The `squall-worker` children of process `pid`, from /proc.
+fn worker_children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            stat(*p).is_some_and(|(comm, state, ppid)| comm == "squall-worker" && state != "Z" && ppid == pid)
+        })
+        .collect()
+}
+
+/// A process's name, state and parent from /proc/PID/stat.
+fn stat(pid: u32) -> Option<(String, String, u32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = s.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.to_owned();
+    let ppid = fields.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+/// Running, not a zombie waiting to be reaped.
+fn running(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, state, _)| state != "Z")
+}
+
+/// `squall run --workers` killed with SIGKILL cannot stop its workers; they notice their
+/// parent is gone and exit on their own.
+#[test]
+fn workers_exit_when_their_run_is_killed() {
+    let (squall, worker) = binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    std::fs::write(
+        &file,
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: orphans}
+spec:
+  spouts:
+    - {name: ids, component: const, config: {rate: 1000, payload: "p"}}
+  bolts:
+    - {name: pass, component: identity, parallelism: 2, config: {fields: [payload]}, inputs: [{from: ids, grouping: {type: shuffle}}]}
+"#,
+    )
+    .unwrap();
+    let mut run = Command::new(&squall)
+        .args(["run", "--workers", "2", "--for", "120s", "--quiet"])
+        .arg(&file)
+        .env("SQUALL_WORKER_BIN", &worker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers = loop {
+        let w = worker_children(run.id());
+        if w.len() == 2 {
+            break w;
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the run never had its 2 workers: {w:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Both workers running for a moment: the watch must not end a worker whose parent lives.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        workers.iter().all(|p| running(*p)),
+        "a worker ended early: {workers:?}"
+    );
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|p| running(*p)) {
+        if Instant::now() > deadline {
+            // Not left behind by a failing test either.
+            for p in &workers {
+                let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
+            }
+            panic!("workers outlived their run by 10 s: {workers:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

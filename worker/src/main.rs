@@ -89,12 +89,35 @@ struct Args {
     /// message timeout, 1 to 10 s).
     #[arg(long)]
     stall_ms: Option<u64>,
+    /// Exit when the process that started this worker is gone: a local supervisor killed
+    /// with SIGKILL cannot stop its workers itself. Not set on a cluster.
+    #[arg(long)]
+    exit_with_parent: bool,
 }
 
 fn parse_limits(list: &str) -> Result<squall_model::Limits, String> {
     let mut limits = squall_model::Limits::parse_list(list)?;
     limits.raise_with = "the worker's SQUALL_LIMITS ({key}=N)".into();
     Ok(limits)
+}
+
+/// Ends the process once its parent changes: the parent died and this worker was
+/// reparented (checked every half second; a dead parent not yet reaped counts as dead).
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let watch = move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            tracing::warn!(parent, "the process that started this worker is gone; exiting");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(watch)
+    {
+        tracing::warn!(error = %e, "cannot watch the parent process; this worker will outlive it");
+    }
 }
 
 fn main() -> ExitCode {
@@ -104,6 +127,9 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if args.exit_with_parent {
+        exit_with_parent();
+    }
     // The lease first: a worker waiting for its assignment is alive too.
     if let Some(name) = args.lease.clone() {
         let labels = args

@@ -225,6 +225,8 @@ impl Cluster {
             .arg("--http")
             .arg(slot.http.to_string())
             .args(&self.spec.extra_args)
+            // Workers end with this process even when it is killed and cannot stop them.
+            .arg("--exit-with-parent")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
