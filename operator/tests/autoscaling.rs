@@ -183,21 +183,6 @@ fn settled(t: &Topology) -> bool {
     })
 }
 
-async fn event_notes(cluster: &TestCluster, reason: &str) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client(), NS);
-    let Ok(list) = events.list(&ListParams::default()).await else {
-        return Vec::new();
-    };
-    list.items
-        .into_iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
-        })
-        .filter_map(|e| e.note)
-        .collect()
-}
-
 /// Waits until the costly bolt's parallelism satisfies `wanted`, the plan runs and the
 /// spout's backlog is below 200; returns the topology.
 async fn converged(
@@ -274,7 +259,7 @@ async fn the_operator_sizes_a_costly_bolt_up_and_down_with_every_tree_acked() ->
             up_rebalances >= 1 && up_rebalances <= allowed,
             "{up_rebalances} rebalances in {up_time:?}; the stabilization interval allows {allowed}"
         );
-        let notes = event_notes(&cluster, "Autoscaled").await;
+        let notes = event_notes(&cluster, NAME, "Autoscaled").await;
         ensure!(
             notes.iter().any(|n| n.starts_with("costly: parallelism 1 -> ")),
             "no Autoscaled event for the step up: {notes:?}"
@@ -304,12 +289,12 @@ async fn the_operator_sizes_a_costly_bolt_up_and_down_with_every_tree_acked() ->
             rebalances(&down)
         );
 
-        let yielded = event_notes(&cluster, "AutoscalerYielded").await;
+        let yielded = event_notes(&cluster, NAME, "AutoscalerYielded").await;
         ensure!(yielded.is_empty(), "its own changes taken for its user's: {yielded:?}");
 
         // 3. Every rebalance drained first; no tree failed; once deactivated and drained,
         // every engine acked what it emitted.
-        let notes = event_notes(&cluster, "Rebalanced").await;
+        let notes = event_notes(&cluster, NAME, "Rebalanced").await;
         ensure!(
             !notes.is_empty() && notes.iter().all(|n| n.contains("in-flight trees drained")),
             "a rebalance did not drain: {notes:?}"
@@ -383,7 +368,7 @@ async fn metrics_only_recommends_and_changes_nothing() -> Result<()> {
             Duration::from_secs(20),
             cluster.dir(),
             || async {
-                let n = event_notes(&cluster, "ScalingRecommended").await;
+                let n = event_notes(&cluster, NAME, "ScalingRecommended").await;
                 (!n.is_empty()).then_some(n)
             },
         )
@@ -412,7 +397,7 @@ async fn metrics_only_recommends_and_changes_nothing() -> Result<()> {
             "the assignment changed"
         );
         ensure!(
-            event_notes(&cluster, "Autoscaled").await.is_empty(),
+            event_notes(&cluster, NAME, "Autoscaled").await.is_empty(),
             "autoscaled in metrics-only mode"
         );
         // The operator's /metrics page carries the recommendation too.

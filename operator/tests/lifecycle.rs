@@ -106,21 +106,6 @@ fn signal(pid: i32, signal: &str) -> Result<()> {
     Ok(())
 }
 
-async fn event_notes(cluster: &TestCluster, reason: &str) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client(), NS);
-    let Ok(list) = events.list(&ListParams::default()).await else {
-        return Vec::new();
-    };
-    list.items
-        .into_iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("numbers")
-        })
-        .filter_map(|e| e.note)
-        .collect()
-}
-
 #[tokio::test]
 async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> Result<()> {
     bounded(async {
@@ -231,8 +216,8 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
             Duration::from_secs(10),
             cluster.dir(),
             || async {
-                let draining = event_notes(&cluster, "Draining").await;
-                let done = event_notes(&cluster, "Rebalanced").await;
+                let draining = event_notes(&cluster, "numbers", "Draining").await;
+                let done = event_notes(&cluster, "numbers", "Rebalanced").await;
                 (!draining.is_empty() && !done.is_empty()).then_some((draining, done))
             },
         )
@@ -293,7 +278,7 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
             emitted > 0 && acked == emitted && sum(&quiet, "squall_failed_total", Some("numbers")) == 0,
             "trees lost in the kill: emitted {emitted}, acked {acked}"
         );
-        let killed = event_notes(&cluster, "Killed").await;
+        let killed = event_notes(&cluster, "numbers", "Killed").await;
         ensure!(
             killed.iter().any(|n| n.contains("in-flight trees drained")),
             "kill did not wait for the drain: {killed:?}"
@@ -343,7 +328,7 @@ async fn a_kill_waits_at_most_kill_wait_seconds_for_a_stuck_worker() -> Result<(
             waited >= Duration::from_secs(5),
             "the kill did not wait for the stuck worker: {waited:?}"
         );
-        let killed = event_notes(&cluster, "Killed").await;
+        let killed = event_notes(&cluster, "numbers", "Killed").await;
         ensure!(
             killed.iter().any(|n| n.contains("kill wait passed")),
             "no kill-wait-expired event: {killed:?}"
@@ -402,7 +387,7 @@ async fn a_rebalance_edited_back_mid_drain_is_cancelled() -> Result<()> {
             set_sink_parallelism(&topos, running).await?;
             eventually("cancelled", Duration::from_secs(20), cluster.dir(), || async {
                 let s = topos.get("numbers").await.ok()?.status?;
-                let cancelled = event_notes(&cluster, "RebalanceCancelled").await;
+                let cancelled = event_notes(&cluster, "numbers", "RebalanceCancelled").await;
                 (s.drain_deadline.is_none() && !cancelled.is_empty()).then_some(())
             })
             .await?;
@@ -432,7 +417,7 @@ async fn a_rebalance_edited_back_mid_drain_is_cancelled() -> Result<()> {
             engine_starts(&statuses(&pods).await) == Some(2),
             "the cancelled rebalance restarted an engine"
         );
-        let rebalanced = event_notes(&cluster, "Rebalanced").await;
+        let rebalanced = event_notes(&cluster, "numbers", "Rebalanced").await;
         ensure!(rebalanced.is_empty(), "a plan was loaded: {rebalanced:?}");
         operator.abort();
         Ok(())

@@ -512,3 +512,20 @@ pub async fn start_node_with_operator(cluster: &TestCluster) -> Result<kube_test
         )
         .await?)
 }
+
+/// The notes of the Events with `reason` about Topology `topology` in the test namespace
+/// (none when the list fails: callers poll).
+pub async fn event_notes(cluster: &TestCluster, topology: &str, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client(), NS);
+    let Ok(list) = events.list(&ListParams::default()).await else {
+        return Vec::new();
+    };
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(topology)
+        })
+        .filter_map(|e| e.note)
+        .collect()
+}
