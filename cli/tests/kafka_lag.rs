@@ -1,7 +1,7 @@
 //! `squall run --ui`: the Kafka spouts' lag (`GET /api/v1/topology/{id}/lag`) over a real
 //! run against a real broker on loopback, in process and on worker processes. The
 //! topology writes 200 numbers to a topic of two partitions with the `kafka-producer`
-//! bolt and reads them back with the `kafka` spout.
+//! bolt, keyed so both partitions get records, and reads them back with the `kafka` spout.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader};
@@ -89,7 +89,7 @@ spec:
   bolts:
     - name: produce
       component: kafka-producer
-      config: {{bootstrap_servers: "{bootstrap}", topic: {topic}}}
+      config: {{bootstrap_servers: "{bootstrap}", topic: {topic}, key_field: n}}
       inputs: [{{from: numbers}}]
     - name: sink
       component: "null"
@@ -137,10 +137,11 @@ fn all_read_and_committed(broker: &KafkaBroker, topic: &str, extra: &[&str]) {
     let v = loop {
         let v = get(addr, path);
         let l = lags(&v, topic);
+        // Keyed records spread over both partitions; each must be read and committed.
         let done = l.len() == 2
             && l.iter().map(|x| x.2).sum::<u64>() >= 200
             && l.iter()
-                .all(|(_, committed, head, lag)| *committed == Some(*head) && *lag == 0);
+                .all(|(_, committed, head, lag)| *head > 0 && *committed == Some(*head) && *lag == 0);
         if done {
             break v;
         }

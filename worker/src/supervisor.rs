@@ -33,6 +33,16 @@ pub enum SupervisorError {
     /// Workers did not become ready.
     #[error("workers not ready after {0:?}: {1}")]
     NotReady(Duration, String),
+    /// A worker exited before it became ready, and is not restarted.
+    #[error("worker {id} exited before it was ready ({status}); the end of its log:\n{log}")]
+    ExitedBeforeReady {
+        /// The worker.
+        id: String,
+        /// How it exited.
+        status: String,
+        /// The last lines of its log.
+        log: String,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SupervisorError {
@@ -97,6 +107,13 @@ fn loopback_ips(n: usize) -> Vec<IpAddr> {
             }
         })
         .collect()
+}
+
+/// The last `lines` lines of a log file (empty when it cannot be read).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A port free on `ip` now (the OS picks it; the worker binds it right after).
@@ -341,6 +358,9 @@ impl Cluster {
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), SupervisorError> {
         let deadline = Instant::now() + timeout;
         loop {
+            // A worker that died (a port taken between choosing and binding it, a bad
+            // manifest) will never answer: say so now, with its log, or start it again.
+            self.reap_unready()?;
             let not_ready: Vec<String> = (0..self.slots.len())
                 .filter(|i| self.is_assigned(*i))
                 .filter(|i| {
@@ -356,6 +376,27 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Restarts assigned workers that exited (when `auto_restart`), or reports the first.
+    fn reap_unready(&mut self) -> Result<(), SupervisorError> {
+        if self.auto_restart {
+            return self.poll().map(drop);
+        }
+        let assigned: Vec<usize> = (0..self.slots.len()).filter(|i| self.is_assigned(*i)).collect();
+        for i in assigned {
+            let status = match self.slots[i].child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status.to_string(),
+                None => "not running".to_owned(),
+                _ => continue,
+            };
+            return Err(SupervisorError::ExitedBeforeReady {
+                id: self.slots[i].id.clone(),
+                status,
+                log: log_tail(&self.log_path(i), 20),
+            });
+        }
+        Ok(())
     }
 
     /// Every reachable worker's metrics, merged. Unreachable workers are skipped. The pages
