@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use crate::acker::IdMap;
 use crate::component::ComponentError;
-use crate::fabric::{Fabric, Msg, Outbox};
+use crate::fabric::{Control, Fabric, Msg, Outbox};
 use crate::grouping::{Grouper, Rng, Targets};
 use crate::metrics::{LocalCounts, TaskLatencies};
-use crate::tuple::{MessageIds, Schema, Tuple};
+use crate::tuple::{MessageIds, Packet, Schema, Tuple};
 use crate::value::{Value, Values};
 
 /// One declared output stream of a task with the subscriptions that consume it.
@@ -194,25 +194,20 @@ impl SpoutOutput<'_> {
                 xor ^= edge;
                 ids.push((root, edge));
             }
-            self.outbox.send(
-                target,
-                Msg::Tuple {
-                    task: target,
-                    tuple: Tuple::new(v, schema, task, ids),
-                },
-            );
+            self.outbox
+                .send(target, Msg::Tuple(Packet::new(target, v, schema, task, ids)));
         }
         match msg_id {
             Some(id) if track => {
                 let acker = self.fabric.acker_for(root);
                 self.outbox.send(
                     acker,
-                    Msg::AckInit {
+                    Msg::Control(Control::AckInit {
                         task: acker,
                         root,
                         xor,
                         spout_task: self.routing.task,
-                    },
+                    }),
                 );
                 self.state.pending.insert(
                     root,
@@ -320,13 +315,8 @@ impl BoltOutput<'_> {
             } else {
                 values.clone().unwrap_or_default()
             };
-            self.outbox.send(
-                target,
-                Msg::Tuple {
-                    task: target,
-                    tuple: Tuple::new(v, schema, task, ids),
-                },
-            );
+            self.outbox
+                .send(target, Msg::Tuple(Packet::new(target, v, schema, task, ids)));
         }
         Ok(&self.routing.targets)
     }
@@ -356,11 +346,11 @@ impl BoltOutput<'_> {
             let acker = self.fabric.acker_for(*root);
             self.outbox.send(
                 acker,
-                Msg::Ack {
+                Msg::Control(Control::Ack {
                     task: acker,
                     root: *root,
                     val: edge ^ val,
-                },
+                }),
             );
         }
     }
@@ -376,10 +366,10 @@ impl BoltOutput<'_> {
             let acker = self.fabric.acker_for(*root);
             self.outbox.send(
                 acker,
-                Msg::Fail {
+                Msg::Control(Control::Fail {
                     task: acker,
                     root: *root,
-                },
+                }),
             );
         }
     }
@@ -390,10 +380,10 @@ impl BoltOutput<'_> {
             let acker = self.fabric.acker_for(*root);
             self.outbox.send(
                 acker,
-                Msg::Reset {
+                Msg::Control(Control::Reset {
                     task: acker,
                     root: *root,
-                },
+                }),
             );
         }
     }

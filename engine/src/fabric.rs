@@ -8,18 +8,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::queue::BatchQueue;
-use crate::tuple::Tuple;
+use crate::tuple::Packet;
 
 /// Everything that travels between tasks.
+///
+/// Kept at most 128 bytes (checked below): the engine moves every message at least twice
+/// per hop (into a batch, out of it), and on x86-64 a move of up to 128 bytes is a few
+/// inline loads and stores where a larger one is a call to `memmove`. Acking traffic is
+/// its own small enum so that the tuple's layout alone sets the size.
 #[derive(Debug)]
 pub enum Msg {
-    /// A tuple for `task`.
-    Tuple {
-        /// Destination task.
-        task: u32,
-        /// The tuple.
-        tuple: Tuple,
-    },
+    /// A tuple for the task it names.
+    Tuple(Packet),
+    /// Acking traffic, for an acker or a spout.
+    Control(Control),
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Msg>() <= 128,
+    "Msg grew past 128 bytes: its moves become memmove calls"
+);
+
+/// Acking traffic between spouts, bolts and ackers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
     /// To an acker: a spout emitted `root` with edges XORing to `xor`.
     AckInit {
         /// Acker task.
@@ -72,17 +84,27 @@ pub enum Msg {
     },
 }
 
-impl Msg {
+impl Control {
     /// The destination task.
     pub fn task(&self) -> u32 {
         match self {
-            Msg::Tuple { task, .. }
-            | Msg::AckInit { task, .. }
-            | Msg::Ack { task, .. }
-            | Msg::Fail { task, .. }
-            | Msg::Reset { task, .. }
-            | Msg::Done { task, .. }
-            | Msg::SpoutReset { task, .. } => *task,
+            Control::AckInit { task, .. }
+            | Control::Ack { task, .. }
+            | Control::Fail { task, .. }
+            | Control::Reset { task, .. }
+            | Control::Done { task, .. }
+            | Control::SpoutReset { task, .. } => *task,
+        }
+    }
+}
+
+impl Msg {
+    /// The destination task.
+    #[inline]
+    pub fn task(&self) -> u32 {
+        match self {
+            Msg::Tuple(p) => p.task(),
+            Msg::Control(c) => c.task(),
         }
     }
 }

@@ -46,5 +46,5 @@ pub use component::{
 pub use metrics::{ComponentSnapshot, InputStats, OutputStats, Percentiles, Snapshot, Stats, StreamStats};
 pub use placement::{Inbound, Links, Placement, WireSchemas};
 pub use runtime::{EngineError, EngineOptions, Topology};
-pub use tuple::{MessageIds, Schema, Tuple, SYSTEM_COMPONENT, SYSTEM_TASK_ID, TICK_STREAM};
+pub use tuple::{MessageIds, Packet, Schema, Tuple, SYSTEM_COMPONENT, SYSTEM_TASK_ID, TICK_STREAM};
 pub use value::{fields_hash, Value, Values};

@@ -65,6 +65,65 @@ type SchemaTable = HashMap<(String, String, Vec<String>), &'static Schema>;
 /// Root id → edge id pairs: which tuple trees a tuple belongs to.
 pub type MessageIds = SmallVec<[(u64, u64); 1]>;
 
+/// A tuple on its way to one task: what the engine's queues and the links between
+/// processes carry. The receiving executor turns it into the [`Tuple`] a bolt sees; the
+/// bookkeeping only a receiver needs (the anchored edges, the latency stamp) is left out
+/// so that a message stays small (see [`crate::fabric::Msg`]).
+#[derive(Debug)]
+pub struct Packet {
+    pub(crate) values: Values,
+    pub(crate) schema: &'static Schema,
+    pub(crate) source_task: i32,
+    /// The destination task.
+    pub(crate) task: u32,
+    pub(crate) ids: MessageIds,
+}
+
+impl Packet {
+    /// A tuple for `task`: its values, its interned schema, the emitting task and its tree ids.
+    pub fn new(
+        task: u32,
+        values: Values,
+        schema: &'static Schema,
+        source_task: i32,
+        ids: MessageIds,
+    ) -> Self {
+        Packet {
+            values,
+            schema,
+            source_task,
+            task,
+            ids,
+        }
+    }
+
+    /// The destination task.
+    #[inline]
+    pub fn task(&self) -> u32 {
+        self.task
+    }
+
+    /// All values, in field order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// The interned schema (source component, stream, fields).
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
+    }
+
+    /// The task that emitted it (`-1` for system tuples).
+    pub fn source_task(&self) -> i32 {
+        self.source_task
+    }
+
+    /// The tuple's root → edge ids.
+    pub fn message_ids(&self) -> &[(u64, u64)] {
+        &self.ids
+    }
+}
+
 /// A tuple as a bolt receives it.
 #[derive(Debug)]
 pub struct Tuple {
@@ -103,10 +162,10 @@ impl Tuple {
         }
     }
 
-    /// A tuple as it arrives from another process: values, its interned schema, the
-    /// emitting task and its tree ids.
-    pub fn from_parts(values: Values, schema: &'static Schema, source_task: i32, ids: MessageIds) -> Self {
-        Tuple::new(values, schema, source_task, ids)
+    /// The tuple a receiving executor hands its bolt.
+    #[inline]
+    pub(crate) fn arrived(p: Packet) -> Self {
+        Tuple::new(p.values, p.schema, p.source_task, p.ids)
     }
 
     /// The interned schema (source component, stream, fields).

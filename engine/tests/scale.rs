@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use squall_engine::fabric::{Fabric, Msg, Outbox};
+use squall_engine::fabric::{Control, Fabric, Msg, Outbox};
 use squall_engine::queue::BatchQueue;
 use squall_engine::Topology;
 use support::{start, wait_until};
@@ -23,7 +23,7 @@ fn fabric(queues: usize) -> Arc<Fabric> {
 }
 
 fn ack(task: u32, root: u64) -> Msg {
-    Msg::Ack { task, root, val: 0 }
+    Msg::Control(Control::Ack { task, root, val: 0 })
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn an_outbox_over_ten_thousand_queues_holds_nothing_until_it_sends() {
         let mut got = Vec::new();
         while let Some(b) = f.queues[q].try_pop() {
             got.extend(b.iter().map(|m| match m {
-                Msg::Ack { root, .. } => *root,
+                Msg::Control(Control::Ack { root, .. }) => *root,
                 other => panic!("unexpected {other:?}"),
             }));
         }
@@ -94,7 +94,7 @@ fn an_outbox_delivers_every_message_to_its_own_queue_in_order() {
             let mut got = Vec::new();
             while let Some(b) = f.queues[q].try_pop() {
                 got.extend(b.iter().map(|m| match m {
-                    Msg::Ack { task, root, .. } => {
+                    Msg::Control(Control::Ack { task, root, .. }) => {
                         assert_eq!(*task as usize, q);
                         *root
                     }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use squall_engine::fabric::Msg;
-use squall_engine::{MessageIds, Schema, Tuple, Value, Values};
+use squall_engine::fabric::{Control, Msg};
+use squall_engine::{MessageIds, Packet, Schema, Value, Values};
 use squall_feed::{sse_event, DataSet, DEFAULT_SEED};
 
 fn main() -> anyhow::Result<()> {
@@ -41,41 +41,30 @@ fn main() -> anyhow::Result<()> {
     let mut ids = MessageIds::new();
     ids.push((u64::MAX, 7));
     let tuples = vec![
-        Msg::Tuple {
-            task: 3,
-            tuple: Tuple::from_parts(values, schema, -1, ids),
-        },
-        Msg::Tuple {
-            task: 0,
-            tuple: Tuple::from_parts(
-                [Value::Float(-0.5)].into_iter().collect(),
-                one,
-                2,
-                MessageIds::new(),
-            ),
-        },
+        Msg::Tuple(Packet::new(3, values, schema, -1, ids)),
+        Msg::Tuple(Packet::new(0, [Value::Float(-0.5)].into_iter().collect(), one, 2, MessageIds::new())),
     ];
     write("wire_frame", "batch-tuples", &squall_fuzz::encode(&tuples))?;
     let control = vec![
-        Msg::AckInit {
+        Msg::Control(Control::AckInit {
             task: 1,
             root: 42,
             xor: 9,
             spout_task: 2,
-        },
-        Msg::Ack {
+        }),
+        Msg::Control(Control::Ack {
             task: 1,
             root: 1 << 63,
             val: 5,
-        },
-        Msg::Fail { task: 1, root: 9 },
-        Msg::Reset { task: 0, root: 9 },
-        Msg::Done {
+        }),
+        Msg::Control(Control::Fail { task: 1, root: 9 }),
+        Msg::Control(Control::Reset { task: 0, root: 9 }),
+        Msg::Control(Control::Done {
             task: 2,
             root: 9,
             failed: true,
-        },
-        Msg::SpoutReset { task: 2, root: 9 },
+        }),
+        Msg::Control(Control::SpoutReset { task: 2, root: 9 }),
     ];
     write("wire_frame", "batch-acker", &squall_fuzz::encode(&control))?;
     let hello = squall_proto::wire::Hello {

@@ -256,7 +256,7 @@ pub fn run(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use squall_engine::{MessageIds, Schema, Tuple, Value, Values};
+    use squall_engine::{MessageIds, Packet, Schema, Value, Values};
 
     use super::*;
     use crate::stats::get;
@@ -269,10 +269,7 @@ mod tests {
             .map(|_| {
                 let mut v = Values::new();
                 v.push(Value::from("x"));
-                Msg::Tuple {
-                    task: 2,
-                    tuple: Tuple::from_parts(v, schema, 1, MessageIds::new()),
-                }
+                Msg::Tuple(Packet::new(2, v, schema, 1, MessageIds::new()))
             })
             .collect()
     }

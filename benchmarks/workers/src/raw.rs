@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use bytes::BytesMut;
 use squall_engine::fabric::Msg;
-use squall_engine::{MessageIds, Schema, Tuple, Value, Values, WireSchemas};
+use squall_engine::{MessageIds, Packet, Schema, Value, Values, WireSchemas};
 
 /// Bytes one tuple of the benchmark takes in a batch frame: a 100-byte payload on the
 /// spout's stream, with no tree ids.
@@ -24,10 +24,7 @@ pub fn record_len() -> usize {
     let mut v = Values::new();
     v.push(Value::from("x".repeat(100)));
     let schema = Schema::intern("spout", "default", &["payload".to_owned()]);
-    let msg = Msg::Tuple {
-        task: 1,
-        tuple: Tuple::from_parts(v, schema, 2, MessageIds::new()),
-    };
+    let msg = Msg::Tuple(Packet::new(1, v, schema, 2, MessageIds::new()));
     let mut buf = BytesMut::new();
     squall_worker::wire::encode_msg(&msg, &schemas, &mut buf);
     buf.len().max(1)
@@ -114,10 +111,7 @@ pub fn measure_codec(span: Duration) -> Result<Raw> {
             while body.len() < 64 * 1024 {
                 let mut v = Values::new();
                 v.push(Value::from_static(payload));
-                let msg = Msg::Tuple {
-                    task: 1,
-                    tuple: Tuple::from_parts(v, schema, 2, MessageIds::new()),
-                };
+                let msg = Msg::Tuple(Packet::new(1, v, schema, 2, MessageIds::new()));
                 squall_worker::wire::encode_msg(&msg, &w_schemas, &mut body);
             }
             let (h, n) = squall_worker::wire::batch_header(body.len());

@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::{Executor, ExecutorBase, Step, MAX_PARK};
 use crate::acker::{Ledger, Outcome};
-use crate::fabric::Msg;
+use crate::fabric::{Control, Msg};
 use crate::metrics::{LocalCounts, TaskMetrics};
 
 pub(crate) struct AckerTask {
@@ -110,46 +110,49 @@ impl AckerExecutor {
         };
         let t = &mut self.tasks[i];
         t.counts.executed += 1;
-        let outcome = match msg {
-            Msg::AckInit {
+        let Msg::Control(control) = msg else {
+            return;
+        };
+        let outcome = match control {
+            Control::AckInit {
                 root,
                 xor,
                 spout_task,
                 ..
             } => t.ledger.init(root, xor, spout_task),
-            Msg::Ack { root, val, .. } => t.ledger.ack(root, val),
-            Msg::Fail { root, .. } => t.ledger.fail(root),
-            Msg::Reset { root, .. } => {
+            Control::Ack { root, val, .. } => t.ledger.ack(root, val),
+            Control::Fail { root, .. } => t.ledger.fail(root),
+            Control::Reset { root, .. } => {
                 if let Some(spout) = t.ledger.reset_timeout(root) {
                     self.base
                         .outbox
-                        .send(spout, Msg::SpoutReset { task: spout, root });
+                        .send(spout, Msg::Control(Control::SpoutReset { task: spout, root }));
                 }
                 None
             }
-            _ => None,
+            Control::Done { .. } | Control::SpoutReset { .. } => None,
         };
         match outcome {
             Some(Outcome::Complete { spout_task, root }) => {
                 t.counts.acked += 1;
                 self.base.outbox.send(
                     spout_task,
-                    Msg::Done {
+                    Msg::Control(Control::Done {
                         task: spout_task,
                         root,
                         failed: false,
-                    },
+                    }),
                 );
             }
             Some(Outcome::Failed { spout_task, root }) => {
                 t.counts.failed += 1;
                 self.base.outbox.send(
                     spout_task,
-                    Msg::Done {
+                    Msg::Control(Control::Done {
                         task: spout_task,
                         root,
                         failed: true,
-                    },
+                    }),
                 );
             }
             None => {}

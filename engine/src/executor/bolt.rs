@@ -10,7 +10,7 @@ use tracing::warn;
 use super::{panic_message, record_error, Executor, ExecutorBase, Step, MAX_PARK, SAMPLE_EVERY};
 use crate::collector::{BoltOutput, Routing};
 use crate::component::{Bolt, TaskContext};
-use crate::fabric::{Fabric, Msg, Outbox};
+use crate::fabric::{Control, Fabric, Msg, Outbox};
 use crate::metrics::{LocalCounts, TaskLatencies, TaskMetrics};
 use crate::tuple::{MessageIds, Tuple};
 
@@ -94,10 +94,10 @@ impl Executor for BoltExecutor {
         let progress = if self.base.queue.pop_into(&mut batch) {
             for msg in batch.drain(..) {
                 match msg {
-                    Msg::Tuple { task, tuple } => match self.base.slot(task, self.tasks.len()) {
-                        Some(i) => self.execute(i, tuple),
+                    Msg::Tuple(p) => match self.base.slot(p.task(), self.tasks.len()) {
+                        Some(i) => self.execute(i, Tuple::arrived(p)),
                         None => {
-                            warn!(component = %self.base.plan.name, task, "tuple for a task this executor does not run")
+                            warn!(component = %self.base.plan.name, task = p.task(), "tuple for a task this executor does not run")
                         }
                     },
                     other => {
@@ -278,10 +278,10 @@ impl BoltExecutor {
             let acker = fabric.acker_for(*root);
             outbox.send(
                 acker,
-                Msg::Fail {
+                Msg::Control(Control::Fail {
                     task: acker,
                     root: *root,
-                },
+                }),
             );
         }
     }

@@ -11,7 +11,7 @@ use super::{panic_message, record_error, Executor, ExecutorBase, Step, SAMPLE_EV
 use crate::acker::IdMap;
 use crate::collector::{Routing, SpoutOutput, SpoutState};
 use crate::component::{Spout, TaskContext};
-use crate::fabric::Msg;
+use crate::fabric::{Control, Msg};
 use crate::metrics::{LocalCounts, TaskLatencies, TaskMetrics};
 
 pub(crate) struct SpoutTask {
@@ -189,7 +189,7 @@ impl SpoutExecutor {
                 };
                 let t = &mut self.tasks[i];
                 match msg {
-                    Msg::Done { root, failed, .. } => {
+                    Msg::Control(Control::Done { root, failed, .. }) => {
                         let Some(p) = t.state.pending.remove(&root) else {
                             continue;
                         };
@@ -215,7 +215,7 @@ impl SpoutExecutor {
                             self.restart(i);
                         }
                     }
-                    Msg::SpoutReset { root, .. } => {
+                    Msg::Control(Control::SpoutReset { root, .. }) => {
                         if let Some(p) = t.state.pending.get_mut(&root) {
                             p.since = now;
                         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use bytestring::ByteString;
 use prost::Message as _;
-use squall_engine::fabric::Msg;
-use squall_engine::{MessageIds, Tuple, Value, Values, WireSchemas};
+use squall_engine::fabric::{Control, Msg};
+use squall_engine::{MessageIds, Packet, Value, Values, WireSchemas};
 use squall_proto::wire::Hello;
 
 use super::reader::{zigzag32, zigzag64, Reader, FIXED64, LEN, VARINT};
@@ -122,27 +122,27 @@ fn decode_control(kind: u32, mut r: Reader<'_>, out: &mut Vec<Msg>) -> Result<()
             _ => r.skip(name, field, wt)?,
         }
     }
-    out.push(match kind {
-        2 => Msg::AckInit {
+    out.push(Msg::Control(match kind {
+        2 => Control::AckInit {
             task,
             root,
             xor: third,
             spout_task: fourth,
         },
-        3 => Msg::Ack {
+        3 => Control::Ack {
             task,
             root,
             val: third,
         },
-        4 => Msg::Fail { task, root },
-        5 => Msg::Reset { task, root },
-        6 => Msg::Done {
+        4 => Control::Fail { task, root },
+        5 => Control::Reset { task, root },
+        6 => Control::Done {
             task,
             root,
             failed: third != 0,
         },
-        _ => Msg::SpoutReset { task, root },
-    });
+        _ => Control::SpoutReset { task, root },
+    }));
     Ok(())
 }
 
@@ -185,10 +185,7 @@ fn decode_tuple(mut r: Reader<'_>, schemas: &WireSchemas, out: &mut Vec<Msg>) ->
             want: schema.fields.len(),
         });
     }
-    out.push(Msg::Tuple {
-        task,
-        tuple: Tuple::from_parts(values, schema, source, ids),
-    });
+    out.push(Msg::Tuple(Packet::new(task, values, schema, source, ids)));
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
-use squall_engine::fabric::Msg;
-use squall_engine::{Schema, Tuple, Value, WireSchemas};
+use squall_engine::fabric::{Control, Msg};
+use squall_engine::{Packet, Schema, Value, WireSchemas};
 use squall_proto::wire::{to_peer, Hello, ToPeer};
 
 use super::reader::{FIXED64, LEN, VARINT};
@@ -151,8 +151,8 @@ fn ids_len(root: u64, edge: u64) -> usize {
     fixed_len(root) + fixed_len(edge)
 }
 
-fn tuple_len(task: u32, t: &Tuple, (component, stream): (u32, u32)) -> usize {
-    uint_len(u64::from(task))
+fn tuple_len(t: &Packet, (component, stream): (u32, u32)) -> usize {
+    uint_len(u64::from(t.task()))
         + uint_len(zigzag32(t.source_task()))
         + uint_len(u64::from(component))
         + uint_len(u64::from(stream))
@@ -163,8 +163,8 @@ fn tuple_len(task: u32, t: &Tuple, (component, stream): (u32, u32)) -> usize {
             .sum::<usize>()
 }
 
-fn put_tuple(out: &mut BytesMut, task: u32, t: &Tuple, (component, stream): (u32, u32)) {
-    put_uint(out, 1, u64::from(task));
+fn put_tuple(out: &mut BytesMut, t: &Packet, (component, stream): (u32, u32)) {
+    put_uint(out, 1, u64::from(t.task()));
     put_uint(out, 2, zigzag32(t.source_task()));
     put_uint(out, 3, u64::from(component));
     put_uint(out, 4, u64::from(stream));
@@ -212,7 +212,7 @@ impl<'s> MsgEncoder<'s> {
     /// Appends one `Batch.messages` entry for `msg`; see [`encode_msg`].
     pub fn encode(&mut self, msg: &Msg, out: &mut BytesMut) -> bool {
         let ids = match msg {
-            Msg::Tuple { tuple, .. } => match self.ids(tuple.schema()) {
+            Msg::Tuple(tuple) => match self.ids(tuple.schema()) {
                 Some(ids) => ids,
                 None => return false,
             },
@@ -227,58 +227,68 @@ impl<'s> MsgEncoder<'s> {
 fn put_msg(msg: &Msg, ids: (u32, u32), out: &mut BytesMut) {
     // (oneof field of Envelope, content length)
     let (field, len) = match msg {
-        Msg::Tuple { task, tuple } => (1, tuple_len(*task, tuple, ids)),
-        Msg::AckInit {
-            task,
-            root,
-            xor,
-            spout_task,
-        } => (
-            2,
-            uint_len(u64::from(*task))
-                + fixed_len(*root)
-                + fixed_len(*xor)
-                + uint_len(u64::from(*spout_task)),
-        ),
-        Msg::Ack { task, root, val } => (3, uint_len(u64::from(*task)) + fixed_len(*root) + fixed_len(*val)),
-        Msg::Fail { task, root } => (4, uint_len(u64::from(*task)) + fixed_len(*root)),
-        Msg::Reset { task, root } => (5, uint_len(u64::from(*task)) + fixed_len(*root)),
-        Msg::Done { task, root, failed } => (
-            6,
-            uint_len(u64::from(*task)) + fixed_len(*root) + uint_len(u64::from(*failed)),
-        ),
-        Msg::SpoutReset { task, root } => (7, uint_len(u64::from(*task)) + fixed_len(*root)),
+        Msg::Tuple(tuple) => (1, tuple_len(tuple, ids)),
+        Msg::Control(c) => control_len(c),
     };
     let envelope = nested(len);
     out.reserve(nested(envelope));
     put_nested(out, 1, envelope);
     put_nested(out, field, len);
     match msg {
-        Msg::Tuple { task, tuple } => put_tuple(out, *task, tuple, ids),
-        Msg::AckInit {
+        Msg::Tuple(tuple) => put_tuple(out, tuple, ids),
+        Msg::Control(c) => put_control(c, out),
+    }
+}
+
+/// The `Envelope` oneof field of an acking message, and its content length.
+fn control_len(c: &Control) -> (u32, usize) {
+    match *c {
+        Control::AckInit {
+            task,
+            root,
+            xor,
+            spout_task,
+        } => (
+            2,
+            uint_len(u64::from(task)) + fixed_len(root) + fixed_len(xor) + uint_len(u64::from(spout_task)),
+        ),
+        Control::Ack { task, root, val } => (3, uint_len(u64::from(task)) + fixed_len(root) + fixed_len(val)),
+        Control::Fail { task, root } => (4, uint_len(u64::from(task)) + fixed_len(root)),
+        Control::Reset { task, root } => (5, uint_len(u64::from(task)) + fixed_len(root)),
+        Control::Done { task, root, failed } => (
+            6,
+            uint_len(u64::from(task)) + fixed_len(root) + uint_len(u64::from(failed)),
+        ),
+        Control::SpoutReset { task, root } => (7, uint_len(u64::from(task)) + fixed_len(root)),
+    }
+}
+
+fn put_control(c: &Control, out: &mut BytesMut) {
+    match *c {
+        Control::AckInit {
             task,
             root,
             xor,
             spout_task,
         } => {
-            put_uint(out, 1, u64::from(*task));
-            put_fixed(out, 2, *root);
-            put_fixed(out, 3, *xor);
-            put_uint(out, 4, u64::from(*spout_task));
+            put_uint(out, 1, u64::from(task));
+            put_fixed(out, 2, root);
+            put_fixed(out, 3, xor);
+            put_uint(out, 4, u64::from(spout_task));
         }
-        Msg::Ack { task, root, val } => {
-            put_uint(out, 1, u64::from(*task));
-            put_fixed(out, 2, *root);
-            put_fixed(out, 3, *val);
+        Control::Ack { task, root, val } => {
+            put_uint(out, 1, u64::from(task));
+            put_fixed(out, 2, root);
+            put_fixed(out, 3, val);
         }
-        Msg::Fail { task, root } | Msg::Reset { task, root } | Msg::SpoutReset { task, root } => {
-            put_uint(out, 1, u64::from(*task));
-            put_fixed(out, 2, *root);
+        Control::Fail { task, root } | Control::Reset { task, root } | Control::SpoutReset { task, root } => {
+            put_uint(out, 1, u64::from(task));
+            put_fixed(out, 2, root);
         }
-        Msg::Done { task, root, failed } => {
-            put_uint(out, 1, u64::from(*task));
-            put_fixed(out, 2, *root);
-            put_uint(out, 3, u64::from(*failed));
+        Control::Done { task, root, failed } => {
+            put_uint(out, 1, u64::from(task));
+            put_fixed(out, 2, root);
+            put_uint(out, 3, u64::from(failed));
         }
     }
 }

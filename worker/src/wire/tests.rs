@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message as _;
-use squall_engine::fabric::Msg;
-use squall_engine::{MessageIds, Schema, Tuple, Value, Values, WireSchemas};
+use squall_engine::fabric::{Control, Msg};
+use squall_engine::{MessageIds, Packet, Schema, Value, Values, WireSchemas};
 use squall_proto::wire::{self as pb, envelope, to_peer, value};
 
 use super::*;
@@ -54,33 +54,27 @@ fn sample_msgs(schema: &'static Schema) -> Vec<Msg> {
     plain.push(Value::Int(i64::MIN));
     plain.push(Value::from(""));
     vec![
-        Msg::Tuple {
-            task: 3,
-            tuple: Tuple::from_parts(sample_values(), schema, -1, ids),
-        },
-        Msg::Tuple {
-            task: 0,
-            tuple: Tuple::from_parts(plain, schema, 0, MessageIds::new()),
-        },
-        Msg::AckInit {
+        Msg::Tuple(Packet::new(3, sample_values(), schema, -1, ids)),
+        Msg::Tuple(Packet::new(0, plain, schema, 0, MessageIds::new())),
+        Msg::Control(Control::AckInit {
             task: 1,
             root: 42,
             xor: 0,
             spout_task: 2,
-        },
-        Msg::Ack {
+        }),
+        Msg::Control(Control::Ack {
             task: 1,
             root: 1 << 63,
             val: 5,
-        },
-        Msg::Fail { task: 1, root: 9 },
-        Msg::Reset { task: 0, root: 9 },
-        Msg::Done {
+        }),
+        Msg::Control(Control::Fail { task: 1, root: 9 }),
+        Msg::Control(Control::Reset { task: 0, root: 9 }),
+        Msg::Control(Control::Done {
             task: 2,
             root: 9,
             failed: true,
-        },
-        Msg::SpoutReset { task: 2, root: 9 },
+        }),
+        Msg::Control(Control::SpoutReset { task: 2, root: 9 }),
     ]
 }
 
@@ -124,10 +118,10 @@ fn pb_value(v: &Value) -> pb::Value {
 fn pb_envelope(m: &Msg, schemas: &WireSchemas) -> pb::Envelope {
     use envelope::Msg as E;
     let msg = match m {
-        Msg::Tuple { task, tuple } => {
+        Msg::Tuple(tuple) => {
             let (component, stream) = schemas.id_of(tuple.schema()).unwrap();
             E::Tuple(pb::TupleMsg {
-                task: *task,
+                task: tuple.task(),
                 source_task: tuple.source_task(),
                 component,
                 stream,
@@ -142,36 +136,36 @@ fn pb_envelope(m: &Msg, schemas: &WireSchemas) -> pb::Envelope {
                     .collect(),
             })
         }
-        Msg::AckInit {
+        Msg::Control(Control::AckInit {
             task,
             root,
             xor,
             spout_task,
-        } => E::AckInit(pb::AckInit {
+        }) => E::AckInit(pb::AckInit {
             task: *task,
             root: *root,
             xor: *xor,
             spout_task: *spout_task,
         }),
-        Msg::Ack { task, root, val } => E::Ack(pb::Ack {
+        Msg::Control(Control::Ack { task, root, val }) => E::Ack(pb::Ack {
             task: *task,
             root: *root,
             val: *val,
         }),
-        Msg::Fail { task, root } => E::Fail(pb::Fail {
+        Msg::Control(Control::Fail { task, root }) => E::Fail(pb::Fail {
             task: *task,
             root: *root,
         }),
-        Msg::Reset { task, root } => E::Reset(pb::Reset {
+        Msg::Control(Control::Reset { task, root }) => E::Reset(pb::Reset {
             task: *task,
             root: *root,
         }),
-        Msg::Done { task, root, failed } => E::Done(pb::Done {
+        Msg::Control(Control::Done { task, root, failed }) => E::Done(pb::Done {
             task: *task,
             root: *root,
             failed: *failed,
         }),
-        Msg::SpoutReset { task, root } => E::SpoutReset(pb::SpoutReset {
+        Msg::Control(Control::SpoutReset { task, root }) => E::SpoutReset(pb::SpoutReset {
             task: *task,
             root: *root,
         }),
@@ -202,8 +196,8 @@ fn decoding_restores_every_message() {
     assert!(matches!(got, Incoming::Batch(8)));
     for (a, b) in msgs.iter().zip(&out) {
         match (a, b) {
-            (Msg::Tuple { task: t1, tuple: a }, Msg::Tuple { task: t2, tuple: b }) => {
-                assert_eq!(t1, t2);
+            (Msg::Tuple(a), Msg::Tuple(b)) => {
+                assert_eq!(a.task(), b.task());
                 assert_eq!(a.values(), b.values());
                 assert_eq!(a.message_ids(), b.message_ids());
                 assert_eq!(a.source_task(), b.source_task());
@@ -291,10 +285,7 @@ fn deep_nesting_is_refused() {
     vals.push(v);
     vals.push(Value::Null);
     vals.push(Value::Null);
-    let msg = Msg::Tuple {
-        task: 1,
-        tuple: Tuple::from_parts(vals, schema, 0, MessageIds::new()),
-    };
+    let msg = Msg::Tuple(Packet::new(1, vals, schema, 0, MessageIds::new()));
     assert!(encode_msg(&msg, &schemas, &mut body));
     let (h, n) = batch_header(body.len());
     let mut f = BytesMut::from(&h[..n]);
@@ -326,10 +317,7 @@ fn one_encoder_follows_changing_streams() {
     let s = Schema::intern("s", &s.outputs[0].stream, &s.outputs[0].fields);
     let tuple = |schema: &'static Schema| {
         let values = schema.fields.iter().map(|_| Value::Int(7)).collect();
-        Msg::Tuple {
-            task: 1,
-            tuple: Tuple::from_parts(values, schema, 0, MessageIds::new()),
-        }
+        Msg::Tuple(Packet::new(1, values, schema, 0, MessageIds::new()))
     };
     let msgs = [tuple(b), tuple(s), tuple(s), tuple(b)];
     // Reference: a fresh lookup per message.
@@ -348,7 +336,7 @@ fn one_encoder_follows_changing_streams() {
     let got: Vec<&str> = out
         .iter()
         .map(|m| match m {
-            Msg::Tuple { tuple, .. } => tuple.schema().component.as_str(),
+            Msg::Tuple(tuple) => tuple.schema().component.as_str(),
             _ => "",
         })
         .collect();
@@ -402,10 +390,7 @@ fn a_map_entry_without_its_value_counts_toward_the_depth_bound() {
         }
         let mut vals = Values::new();
         vals.extend([v, Value::Null, Value::Null]);
-        let msg = Msg::Tuple {
-            task: 1,
-            tuple: Tuple::from_parts(vals, schema, 0, MessageIds::new()),
-        };
+        let msg = Msg::Tuple(Packet::new(1, vals, schema, 0, MessageIds::new()));
         let mut pb = pb::ToPeer::decode(frame(&[msg], &schemas)).unwrap();
         let Some(to_peer::Kind::Batch(b)) = &mut pb.kind else {
             panic!("not a batch")
