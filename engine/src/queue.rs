@@ -32,6 +32,35 @@ struct Inner<T> {
     waiters: Vec<Thread>,
     /// Emptied vectors handed back by the consumer, reused by producers.
     spare: Vec<Vec<T>>,
+    /// Capacity of the spare vectors together, in items.
+    spare_items: usize,
+}
+
+impl<T> Inner<T> {
+    /// Keeps an emptied vector for reuse while the spares together hold no more than a full
+    /// queue's worth of items: enough for every batch a full queue holds, and never more
+    /// memory than the bound already allows. A vector grown by a burst (a bolt's whole
+    /// output for a batch of input, held while downstream was full) is freed instead of
+    /// circulating for the rest of the run.
+    fn keep_spare(&mut self, mut v: Vec<T>, capacity: usize) {
+        let c = v.capacity();
+        if c == 0 || self.spare_items + c > capacity {
+            return;
+        }
+        v.clear();
+        self.spare_items += c;
+        self.spare.push(v);
+    }
+
+    fn take_spare(&mut self, n: usize) -> Vec<T> {
+        match self.spare.pop() {
+            Some(v) => {
+                self.spare_items -= v.capacity();
+                v
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
 }
 
 impl<T> BatchQueue<T> {
@@ -42,6 +71,7 @@ impl<T> BatchQueue<T> {
                 batches: VecDeque::new(),
                 waiters: Vec::new(),
                 spare: Vec::new(),
+                spare_items: 0,
             }),
             len: AtomicUsize::new(0),
             capacity: capacity.max(1),
@@ -84,7 +114,7 @@ impl<T> BatchQueue<T> {
             if len > 0 && len + n > self.capacity {
                 return false;
             }
-            let replacement = inner.spare.pop().unwrap_or_else(|| Vec::with_capacity(n));
+            let replacement = inner.take_spare(n);
             inner.batches.push_back(std::mem::replace(batch, replacement));
             self.len.store(len + n, Ordering::Release);
         }
@@ -154,11 +184,8 @@ impl<T> BatchQueue<T> {
                 return false;
             };
             self.len.fetch_sub(batch.len(), Ordering::AcqRel);
-            let mut old = std::mem::replace(buf, batch);
-            old.clear();
-            if inner.spare.len() < 64 && old.capacity() > 0 {
-                inner.spare.push(old);
-            }
+            let old = std::mem::replace(buf, batch);
+            inner.keep_spare(old, self.capacity);
             if self.producers_waiting.swap(false, Ordering::SeqCst) {
                 std::mem::take(&mut inner.waiters)
             } else {
@@ -174,11 +201,7 @@ impl<T> BatchQueue<T> {
     /// Gives an emptied batch vector back for reuse.
     pub fn recycle(&self, mut batch: Vec<T>) {
         batch.clear();
-        let mut inner = self.inner.lock();
-        // Enough spares for a full queue of batches; beyond that, give memory back.
-        if inner.spare.len() < 64 {
-            inner.spare.push(batch);
-        }
+        self.inner.lock().keep_spare(batch, self.capacity);
     }
 
     /// Announces that the consumer is about to park (or is awake again): while announced,
@@ -225,6 +248,31 @@ mod tests {
         assert_eq!(q.len(), 10);
         assert_eq!(q.try_pop(), Some(vec![1; 6]));
         assert!(q.try_push(&mut b));
+    }
+
+    #[test]
+    fn spare_vectors_never_hold_more_than_a_full_queue() {
+        let q = BatchQueue::new(1_000);
+        // Bursts of every size, each popped into a buffer that goes back as a spare.
+        let mut buf = Vec::new();
+        for n in [10usize, 300, 5_000, 20, 900, 64, 2_000] {
+            let mut b = vec![0u8; n];
+            assert!(q.try_push(&mut b));
+            assert!(q.pop_into(&mut buf));
+            buf.clear();
+            q.recycle(std::mem::take(&mut b));
+            let inner = q.inner.lock();
+            let held: usize = inner.spare.iter().map(Vec::capacity).sum();
+            assert_eq!(held, inner.spare_items);
+            assert!(
+                held <= 1_000,
+                "{held} items of spare capacity after a batch of {n}"
+            );
+        }
+        // A push still gets a vector back, recycled or new.
+        let mut b = vec![1u8; 3];
+        assert!(q.try_push(&mut b));
+        assert!(b.is_empty());
     }
 
     #[test]
