@@ -14,7 +14,7 @@
 //!   [`crate::ComponentFactory::cooperative`]) are placed on a pool of
 //!   `EngineOptions::threads` threads (default: `available_parallelism`, topology config
 //!   `squall.executor.threads`), never more than there are such executors. Placement is
-//!   static and round-robin over spouts, then bolts, then ackers, so each role's executors
+//!   static and round-robin over spouts, then ackers, then bolts, so each role's executors
 //!   spread over the pool and neighbouring stages of a pipeline land on different threads.
 //! - **Dedicated executors** (everything else) get a thread of their own, running the same
 //!   loop with one executor. The default is dedicated because the engine cannot tell a
@@ -67,10 +67,13 @@ pub(crate) fn assign(execs: &[(Role, bool)], shared: usize) -> Vec<Vec<usize>> {
         .collect();
     let mut coop: Vec<usize> = (0..execs.len()).filter(|&i| execs[i].1).collect();
     // Stable: executors of one component stay in order, so they spread over the pool.
+    // Ackers come right after the spouts: a spout and an acker are the two busiest
+    // executors of an acked pipeline (every tree is emitted by one and settled by the
+    // other, with a message per tuple in between), so they start on different threads.
     coop.sort_by_key(|&i| match execs[i].0 {
         Role::Spout => 0,
-        Role::Bolt => 1,
-        Role::Acker => 2,
+        Role::Acker => 1,
+        Role::Bolt => 2,
     });
     let n = shared.max(1).min(coop.len());
     let first = groups.len();
@@ -188,7 +191,8 @@ mod tests {
             (Role::Bolt, true),
         ];
         let groups = assign(&execs, 2);
-        assert_eq!(groups, vec![vec![2], vec![3, 4], vec![1, 0]]);
+        // Spout 3 and acker 0 on different threads, then the bolts in turn.
+        assert_eq!(groups, vec![vec![2], vec![3, 1], vec![0, 4]]);
     }
 
     #[test]
