@@ -42,7 +42,13 @@ fn main() -> anyhow::Result<()> {
     ids.push((u64::MAX, 7));
     let tuples = vec![
         Msg::Tuple(Packet::new(3, values, schema, -1, ids)),
-        Msg::Tuple(Packet::new(0, [Value::Float(-0.5)].into_iter().collect(), one, 2, MessageIds::new())),
+        Msg::Tuple(Packet::new(
+            0,
+            [Value::Float(-0.5)].into_iter().collect(),
+            one,
+            2,
+            MessageIds::new(),
+        )),
     ];
     write("wire_frame", "batch-tuples", &squall_fuzz::encode(&tuples))?;
     let control = vec![
