@@ -317,7 +317,7 @@ fn bottleneck(top: &[String]) -> String {
         return String::new();
     };
     let what = if comm.starts_with("streamparse_run") || comm.starts_with("python") {
-        "the Python child (pystorm: JSON in, the bolt, JSON out)"
+        "the Python child (pystorm: decoding its input, the bolt, encoding its output)"
     } else if comm.ends_with("-watch") {
         "Squall's watcher of a child's stdout (wakes the parked shell bolt)"
     } else if comm.starts_with("__acker") {
