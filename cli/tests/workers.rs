@@ -1,7 +1,7 @@
 //! `squall run --workers N`: the topology on worker processes, summary from their metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,19 @@ fn binaries() -> (PathBuf, PathBuf) {
     (squall, worker)
 }
 
+/// Writes a topology manifest into `dir`; its path.
+fn manifest(dir: &Path, yaml: &str) -> PathBuf {
+    let file = dir.join("t.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
 #[test]
 fn run_on_two_workers_completes_every_tree() {
     let (squall, worker) = binaries();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.yaml");
-    std::fs::write(
-        &file,
+    let file = manifest(
+        dir.path(),
         r#"
 apiVersion: squall.dev/v1alpha1
 kind: Topology
@@ -38,8 +44,7 @@ spec:
   bolts:
     - {name: pass, component: identity, parallelism: 2, config: {fields: [n]}, inputs: [{from: ids, grouping: {type: fields, fields: [n]}}]}
 "#,
-    )
-    .unwrap();
+    );
     let out = Command::new(&squall)
         .args(["run", "--workers", "2", "--for", "60s", "--quiet"])
         .arg(&file)
@@ -108,10 +113,9 @@ exec "$REAL" "$@"
     .unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let file = dir.path().join("t.yaml");
     // __acker#0 → w0, __acker#1 → w1, ids → w0, pass#0 → w1, pass#1 → w0.
-    std::fs::write(
-        &file,
+    let file = manifest(
+        dir.path(),
         r#"
 apiVersion: squall.dev/v1alpha1
 kind: Topology
@@ -125,8 +129,7 @@ spec:
   bolts:
     - {name: pass, component: identity, parallelism: 2, config: {fields: [payload]}, inputs: [{from: ids, grouping: {type: shuffle}}]}
 "#,
-    )
-    .unwrap();
+    );
     let run = Command::new(&squall)
         .args(["run", "--workers", "2", "--for", "120s", "--quiet"])
         .arg(&file)
@@ -205,9 +208,8 @@ fn running(pid: u32) -> bool {
 fn workers_exit_when_their_run_is_killed() {
     let (squall, worker) = binaries();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.yaml");
-    std::fs::write(
-        &file,
+    let file = manifest(
+        dir.path(),
         r#"
 apiVersion: squall.dev/v1alpha1
 kind: Topology
@@ -218,8 +220,7 @@ spec:
   bolts:
     - {name: pass, component: identity, parallelism: 2, config: {fields: [payload]}, inputs: [{from: ids, grouping: {type: shuffle}}]}
 "#,
-    )
-    .unwrap();
+    );
     let mut run = Command::new(&squall)
         .args(["run", "--workers", "2", "--for", "120s", "--quiet"])
         .arg(&file)
