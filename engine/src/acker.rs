@@ -6,6 +6,7 @@
 //! when every tuple of the tree has been acked. Entries that see no traffic for two to
 //! three message timeouts are dropped: by then the spout has failed the tuple itself.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -37,6 +38,20 @@ struct Entry {
     spout_task: Option<u32>,
     failed: bool,
     generation: u64,
+}
+
+impl Entry {
+    /// What the spout hears, once the entry knows its spout and is settled.
+    fn outcome(&self, root: u64) -> Option<Outcome> {
+        let spout_task = self.spout_task?;
+        if self.failed {
+            Some(Outcome::Failed { spout_task, root })
+        } else if self.val == 0 {
+            Some(Outcome::Complete { spout_task, root })
+        } else {
+            None
+        }
+    }
 }
 
 /// What the acker tells a spout task.
@@ -81,34 +96,52 @@ impl Ledger {
         self.entries.is_empty()
     }
 
-    fn entry(&mut self, root: u64) -> &mut Entry {
-        let generation = self.generation;
-        self.entries.entry(root).or_insert(Entry {
-            val: 0,
-            spout_task: None,
-            failed: false,
-            generation,
-        })
+    /// Applies `change` to the entry of `root` with one hash lookup, and settles it: an
+    /// entry that completes or fails is removed (or never stored), so a tree whose init
+    /// comes last costs no insert at all.
+    fn apply(&mut self, root: u64, change: impl FnOnce(&mut Entry)) -> Option<Outcome> {
+        match self.entries.entry(root) {
+            MapEntry::Occupied(mut o) => {
+                change(o.get_mut());
+                let outcome = o.get().outcome(root);
+                if outcome.is_some() {
+                    o.remove();
+                }
+                outcome
+            }
+            MapEntry::Vacant(v) => {
+                let mut e = Entry {
+                    val: 0,
+                    spout_task: None,
+                    failed: false,
+                    generation: self.generation,
+                };
+                change(&mut e);
+                let outcome = e.outcome(root);
+                if outcome.is_none() {
+                    v.insert(e);
+                }
+                outcome
+            }
+        }
     }
 
     /// The spout emitted `root` to targets whose edges XOR to `xor`.
     pub fn init(&mut self, root: u64, xor: u64, spout_task: u32) -> Option<Outcome> {
-        let e = self.entry(root);
-        e.val ^= xor;
-        e.spout_task = Some(spout_task);
-        self.settle(root)
+        self.apply(root, |e| {
+            e.val ^= xor;
+            e.spout_task = Some(spout_task);
+        })
     }
 
     /// A bolt acked an edge of `root` (its edge XOR the edges of its anchored children).
     pub fn ack(&mut self, root: u64, val: u64) -> Option<Outcome> {
-        self.entry(root).val ^= val;
-        self.settle(root)
+        self.apply(root, |e| e.val ^= val)
     }
 
     /// A bolt failed a tuple of `root`.
     pub fn fail(&mut self, root: u64) -> Option<Outcome> {
-        self.entry(root).failed = true;
-        self.settle(root)
+        self.apply(root, |e| e.failed = true)
     }
 
     /// A bolt asked for more time: keeps the entry alive and returns the spout task to tell.
@@ -117,20 +150,6 @@ impl Ledger {
         let e = self.entries.get_mut(&root)?;
         e.generation = generation;
         e.spout_task
-    }
-
-    fn settle(&mut self, root: u64) -> Option<Outcome> {
-        let e = self.entries.get(&root)?;
-        let spout_task = e.spout_task?;
-        let outcome = if e.failed {
-            Outcome::Failed { spout_task, root }
-        } else if e.val == 0 {
-            Outcome::Complete { spout_task, root }
-        } else {
-            return None;
-        };
-        self.entries.remove(&root);
-        Some(outcome)
     }
 
     /// Called once per message timeout: forgets trees untouched for two rotations.
