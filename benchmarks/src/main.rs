@@ -75,7 +75,7 @@ fn main() -> Result<()> {
             "{}",
             serde_json::to_string(&floor::measure(Duration::from_secs(2)))?
         ),
-        "multilang" => println!("{}", serde_json::to_string(&multilang::measure(50_000)?)?),
+        "multilang" => println!("{}", serde_json::to_string(&multilang::measure(200_000)?)?),
         "idle-case" => {
             let name = name.context("idle-case: which case? one of the names in `squall-bench list`")?;
             println!("{}", serde_json::to_string(&idle::run_case(&name)?)?);

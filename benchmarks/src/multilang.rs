@@ -2,6 +2,11 @@
 //! Python work done in a plain loop without Squall: the difference is the protocol's cost.
 //! The same bolt with the msgpack serializer, and with two children instead of one, in
 //! the same run, so their ratios to the JSON row are measured side by side.
+//!
+//! The runs that are compared with each other (one child against two, JSON against
+//! msgpack) alternate over several rounds, and the ratios are taken within a round: this
+//! machine's speed can change by half within a minute, so only runs next to each other
+//! compare.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +16,23 @@ use serde::{Deserialize, Serialize};
 use squall_model::{Config, Serializer, ShellSpec};
 use squall_multilang::bench::{bench_bolt, python_baseline, BoltBench};
 
-/// Tuples per second of each run.
+/// Rounds of the alternating runs.
+const ROUNDS: usize = 3;
+
+/// Tuples per second of the alternating runs of one round, all with acking on.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub struct Round {
+    /// JSON, one child.
+    pub json: f64,
+    /// JSON, parallelism 2 (two children).
+    pub json_two: f64,
+    /// `serializer: msgpack`, one child.
+    pub msgpack: f64,
+    /// msgpack, two children.
+    pub msgpack_two: f64,
+}
+
+/// Tuples per second of each run; the medians over the rounds, and the rounds.
 #[derive(Serialize, Deserialize)]
 pub struct Multilang {
     pub tuples: u64,
@@ -24,9 +45,25 @@ pub struct Multilang {
     pub msgpack_two_children: f64,
     /// Acking on, JSON, parallelism 2.
     pub json_two_children: f64,
+    pub rounds: Vec<Round>,
     /// Cores the machine has, and its 1-minute load average when the runs started.
     pub cores: usize,
     pub load_before: f64,
+}
+
+impl Multilang {
+    /// Median over the rounds of a ratio taken within each round.
+    fn median_ratio(&self, f: impl Fn(&Round) -> f64) -> f64 {
+        median(self.rounds.iter().map(f).collect())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 pub fn measure(tuples: u64) -> Result<Multilang> {
@@ -67,16 +104,27 @@ pub fn measure(tuples: u64) -> Result<Multilang> {
             .per_second())
     };
     let load_before = load_average();
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        rounds.push(Round {
+            json: run(true, Serializer::Json, 1)?,
+            json_two: run(true, Serializer::Json, 2)?,
+            msgpack: run(true, Serializer::Msgpack, 1)?,
+            msgpack_two: run(true, Serializer::Msgpack, 2)?,
+        });
+    }
+    let med = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
     Ok(Multilang {
         tuples,
-        acking_on: run(true, Serializer::Json, 1)?,
+        acking_on: med(|r| r.json),
         acking_off: run(false, Serializer::Json, 1)?,
         baseline: python_baseline(&venv.join("python"), &python_dir, tuples)
             .context("python baseline")?
             .per_second(),
-        msgpack_acking_on: run(true, Serializer::Msgpack, 1)?,
-        msgpack_two_children: run(true, Serializer::Msgpack, 2)?,
-        json_two_children: run(true, Serializer::Json, 2)?,
+        msgpack_acking_on: med(|r| r.msgpack),
+        msgpack_two_children: med(|r| r.msgpack_two),
+        json_two_children: med(|r| r.json_two),
+        rounds,
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         load_before,
     })
@@ -100,8 +148,12 @@ pub fn render(m: &Multilang) -> String {
     };
     let mut s = String::from("## One Python bolt over multilang\n\n");
     s.push_str(&format!(
-        "A Rust spout sends {} one-field tuples (100-byte text) through one streamparse bolt (`squall_bench.PassBolt`, one child process) to a Rust sink. The baseline runs the same Python per-tuple work in a plain loop, without Squall, pipes or JSON.\n\n",
+        "A Rust spout sends {} one-field tuples (100-byte text) through one streamparse bolt (`squall_bench.PassBolt`, one child process) to a Rust sink. Throughput is taken between 10% and 90% of the tuples reaching the sink, so the children's start and the final drain are left out. The baseline runs the same Python per-tuple work in a plain loop, without Squall, pipes or JSON (its interpreter's start left out too).\n\n",
         m.tuples
+    ));
+    s.push_str(&format!(
+        "The acking-on runs alternate over {} rounds (JSON, JSON with 2 children, msgpack, msgpack with 2 children) and each row gives their median; the ratios below are taken within a round, then their median is given, since this machine's speed can change within a minute.\n\n",
+        m.rounds.len()
     ));
     s.push_str("| run | tuples/s | vs the plain Python loop |\n|---|---|---|\n");
     s.push_str(&row("Python loop, no Squall (baseline)", m.baseline));
@@ -123,12 +175,25 @@ pub fn render(m: &Multilang) -> String {
     ));
     s.push_str(&format!(
         "msgpack against JSON (acking on, one child): {:.2}×. Two children against one: {:.2}× with JSON, {:.2}× with msgpack ({} cores, load average {:.2} before the runs).\n",
-        ratio(m.msgpack_acking_on, m.acking_on),
-        ratio(m.json_two_children, m.acking_on),
-        ratio(m.msgpack_two_children, m.msgpack_acking_on),
+        m.median_ratio(|r| ratio(r.msgpack, r.json)),
+        m.median_ratio(|r| ratio(r.json_two, r.json)),
+        m.median_ratio(|r| ratio(r.msgpack_two, r.msgpack)),
         m.cores,
         m.load_before
     ));
+    s.push_str("\n| round | JSON | JSON, 2 children | msgpack | msgpack, 2 children | 2/1 JSON | 2/1 msgpack |\n|---|---|---|---|---|---|---|\n");
+    for (i, r) in m.rounds.iter().enumerate() {
+        s.push_str(&format!(
+            "| {} | {:.1} k | {:.1} k | {:.1} k | {:.1} k | {:.2}× | {:.2}× |\n",
+            i + 1,
+            r.json / 1e3,
+            r.json_two / 1e3,
+            r.msgpack / 1e3,
+            r.msgpack_two / 1e3,
+            ratio(r.json_two, r.json),
+            ratio(r.msgpack_two, r.msgpack)
+        ));
+    }
     s
 }
 

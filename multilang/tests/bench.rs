@@ -36,7 +36,9 @@ fn a_python_pass_bolt_is_measured_against_its_baseline() {
         limit: Duration::from_secs(60),
     };
     let r = bench_bolt(&b).unwrap();
-    assert_eq!(r.tuples, 3000);
+    // The window runs from 10% to 90% of the tuples at the sink.
+    assert!(r.tuples > 0 && r.tuples <= 3000, "{r:?}");
+    assert!(r.elapsed <= r.total, "{r:?}");
     let base = python_baseline(&venv.join("python"), &python_dir, 3000).unwrap();
     println!(
         "python pass bolt over multilang: {:.0} tuples/s; same work without Squall: {:.0} tuples/s",
