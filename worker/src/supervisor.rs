@@ -117,9 +117,30 @@ fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// A port free on `ip` now (the OS picks it; the worker binds it right after).
+///
+/// Between choosing and binding, the port is free for anyone, and the OS may pick a port
+/// it just released again: two workers of one cluster (the gRPC and HTTP ports of one
+/// worker, or clusters of tests running side by side in one process) could get the same
+/// address and one of them would fail to start. Every address handed out by this process
+/// is remembered and never handed out twice.
 pub fn free_port(ip: IpAddr) -> Result<SocketAddr, SupervisorError> {
-    let l = TcpListener::bind((ip, 0)).map_err(io(format!("finding a free port on {ip}")))?;
-    l.local_addr().map_err(io("reading a local address"))
+    static GIVEN: std::sync::Mutex<Vec<SocketAddr>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Held until a fresh one is found, so the OS cannot offer the same port again.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let l = TcpListener::bind((ip, 0)).map_err(io(format!("finding a free port on {ip}")))?;
+        let addr = l.local_addr().map_err(io("reading a local address"))?;
+        if !given.contains(&addr) {
+            given.push(addr);
+            return Ok(addr);
+        }
+        held.push(l);
+    }
+    Err(SupervisorError::Io {
+        what: format!("finding a free port on {ip}"),
+        source: std::io::Error::other("64 ports in a row had already been handed out"),
+    })
 }
 
 impl Cluster {
@@ -242,8 +263,11 @@ impl Cluster {
             .arg("--http")
             .arg(slot.http.to_string())
             .args(&self.spec.extra_args)
-            // Workers end with this process even when it is killed and cannot stop them.
+            // Workers end with this process even when it is killed and cannot stop them,
+            // and even when it dies before the worker starts watching.
             .arg("--exit-with-parent")
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -490,6 +514,26 @@ impl Drop for Cluster {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut seen = std::collections::HashSet::new();
+        // 500 picks from about 28,000 ports: without the memory, a repeat is near certain.
+        for _ in 0..500 {
+            let a = free_port(ip).unwrap();
+            assert!(seen.insert(a), "{a} handed out twice");
+            // Free again at once, as when the supervisor hands it to a worker.
+            TcpListener::bind(a).unwrap();
         }
     }
 }
