@@ -202,6 +202,50 @@ fn running(pid: u32) -> bool {
     stat(pid).is_some_and(|(_, state, _)| state != "Z")
 }
 
+/// A supervisor that dies between starting a worker and the worker's first look at its
+/// parent leaves it reparented at once: the pid the supervisor passes still tells.
+#[test]
+fn a_worker_whose_parent_died_before_it_looked_exits() {
+    let (_, worker) = binaries();
+    let dir = tempfile::tempdir().unwrap();
+    // The worker waits for an assignment that never comes; only the watch can end it.
+    // Pid 1 stands for a parent that is already gone: it is not this worker's parent.
+    let mut w = Command::new(&worker)
+        .arg("--assignment")
+        .arg(dir.path().join("assignment.yaml"))
+        .args([
+            "--id",
+            "w0",
+            "--http",
+            "127.0.0.1:0",
+            "--exit-with-parent",
+            "--parent-pid",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = w.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = w.kill();
+            panic!("the worker outlived its dead parent by 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut w.stderr.take().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the process that started this worker is gone"),
+        "{log}"
+    );
+}
+
 /// `squall run --workers` killed with SIGKILL cannot stop its workers; they notice their
 /// parent is gone and exit on their own.
 #[test]

@@ -93,6 +93,11 @@ struct Args {
     /// with SIGKILL cannot stop its workers itself. Not set on a cluster.
     #[arg(long)]
     exit_with_parent: bool,
+    /// With `--exit-with-parent`: the pid of the process that starts this worker. A parent
+    /// that died before the watch began (this worker already reparented) is then noticed
+    /// too; without it, the parent is whichever process this worker has when it starts.
+    #[arg(long, requires = "exit_with_parent")]
+    parent_pid: Option<u32>,
 }
 
 fn parse_limits(list: &str) -> Result<squall_model::Limits, String> {
@@ -101,10 +106,11 @@ fn parse_limits(list: &str) -> Result<squall_model::Limits, String> {
     Ok(limits)
 }
 
-/// Ends the process once its parent changes: the parent died and this worker was
-/// reparented (checked every half second; a dead parent not yet reaped counts as dead).
-fn exit_with_parent() {
-    let parent = std::os::unix::process::parent_id();
+/// Ends the process once its parent is not `expected` (default: the parent it has now):
+/// the parent died and this worker was reparented (checked at once, then every half
+/// second; a dead parent not yet reaped counts as dead).
+fn exit_with_parent(expected: Option<u32>) {
+    let parent = expected.unwrap_or_else(std::os::unix::process::parent_id);
     let watch = move || loop {
         if std::os::unix::process::parent_id() != parent {
             tracing::warn!(parent, "the process that started this worker is gone; exiting");
@@ -128,7 +134,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     if args.exit_with_parent {
-        exit_with_parent();
+        exit_with_parent(args.parent_pid);
     }
     // The lease first: a worker waiting for its assignment is alive too.
     if let Some(name) = args.lease.clone() {
