@@ -3,104 +3,19 @@
 //! names the component and task, and the replayed tuples still complete.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use squall_components::Builtins;
-use squall_engine::{EngineOptions, Snapshot, Topology};
-use squall_model::{validate, TopologyManifest};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let p = repo().join(".cache/venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `make multilang-venv` (part of `make test`)",
-        p.display()
-    );
-    p
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("squall-multilang-proto-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn fake(mode: &str, marker: &Path) -> String {
-    format!(
-        r#"{{command: "{}", args: ["{}", "{mode}", "{}"]}}"#,
-        python().display(),
-        repo().join("multilang/python/fake_child.py").display(),
-        marker.display()
-    )
-}
-
-fn start(yaml: &str) -> Topology {
-    let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
-    let plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
-    Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).unwrap()
-}
-
-fn drain(topo: Topology, within: Duration) -> Snapshot {
-    let deadline = Instant::now() + within;
-    while !topo.is_drained() {
-        assert!(Instant::now() < deadline, "not drained: {:#?}", topo.metrics());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    topo.shutdown()
-}
-
-/// sequence(count 20) → a fake bolt in `mode`; returns the final metrics.
-fn faulty_bolt(mode: &str, extra_config: &str) -> Snapshot {
-    let dir = scratch(mode);
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: {mode}}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{}"}}
-  spouts:
-    - {{name: numbers, component: sequence, config: {{count: 20}}}}
-  bolts:
-    - name: bad
-      component: shell
-      shell: {}
-      config: {{{extra_config}}}
-      inputs: [{{from: numbers}}]
-"#,
-        dir.join("pids").display(),
-        fake(mode, &dir.join("marker")),
-    );
-    let m = drain(start(&yaml), Duration::from_secs(30));
-    let spout = m.component("numbers").unwrap();
-    assert_eq!(
-        spout.total.acked, 20,
-        "{mode}: every number completed after the restart"
-    );
-    assert!(
-        spout.total.failed >= 1,
-        "{mode}: the first child's inputs were failed"
-    );
-    let bad = m.component("bad").unwrap();
-    assert_eq!(bad.custom.get("child_restarts"), Some(&1), "{mode}: {bad:?}");
-    m
-}
-
-fn last_error(m: &Snapshot) -> String {
-    m.component("bad").unwrap().last_error.clone().unwrap_or_default()
-}
+use squall_engine::{EngineOptions, Topology};
+use support::{alive, drain, fake, faulty_bolt, last_error, plan, scratch, start};
 
 #[test]
 fn invalid_json_restarts_the_child_with_a_clear_error() {
-    let m = faulty_bolt("invalid-json", "");
+    let m = faulty_bolt("json", "invalid-json", "");
     let e = last_error(&m);
     assert!(
         e.contains("shell child of \"bad\" task ") && e.contains("restarted: protocol error: invalid JSON"),
@@ -114,14 +29,18 @@ fn invalid_json_restarts_the_child_with_a_clear_error() {
 
 #[test]
 fn an_unknown_command_restarts_the_child() {
-    let m = faulty_bolt("unknown-command", "");
+    let m = faulty_bolt("json", "unknown-command", "");
     let e = last_error(&m);
     assert!(e.contains("protocol error: unknown command \"dance\""), "{e}");
 }
 
 #[test]
 fn an_oversized_message_restarts_the_child() {
-    let m = faulty_bolt("oversized", r#""squall.multilang.max.message.bytes": 1024"#);
+    let m = faulty_bolt(
+        "json",
+        "oversized",
+        r#""squall.multilang.max.message.bytes": 1024"#,
+    );
     let e = last_error(&m);
     assert!(e.contains("protocol error: message exceeds 1024 bytes"), "{e}");
 }
@@ -147,7 +66,7 @@ spec:
     - {{name: sink, component: "null", inputs: [{{from: src}}]}}
 "#,
         dir.join("pids").display(),
-        fake("spout-hang", &marker),
+        fake("json", "spout-hang", &marker),
     );
     let topo = start(&yaml);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -172,17 +91,6 @@ spec:
     );
 }
 
-/// Whether a process exists and is not a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        // The state follows the command name in parentheses.
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[test]
 fn a_child_that_stops_reading_stops_the_bolt_taking_input_then_is_restarted() {
     let dir = scratch("deaf");
@@ -205,7 +113,7 @@ spec:
       inputs: [{{from: numbers}}]
 "#,
         dir.join("pids").display(),
-        fake("deaf", &marker),
+        fake("json", "deaf", &marker),
     );
     let topo = start(&yaml);
     std::thread::sleep(Duration::from_millis(1500));
@@ -256,7 +164,7 @@ spec:
       inputs: [{{from: numbers}}]
 "#,
         dir.join("pids").display(),
-        fake("grandchild", &marker),
+        fake("json", "grandchild", &marker),
     );
     let topo = start(&yaml);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -296,8 +204,7 @@ spec:
       shell: {command: /nonexistent/python3, args: [x.py]}
       inputs: [{from: numbers}]
 "#;
-    let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
-    let plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan(yaml);
     let task = plan.component("ghost").unwrap().tasks[0];
     let err = match Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()) {
         Ok(_) => panic!("started without its child"),
@@ -340,7 +247,7 @@ spec:
       inputs: [{{from: numbers}}]
 "#,
         dir.join("pids").display(),
-        fake("crash-after", &marker),
+        fake("json", "crash-after", &marker),
     );
     let m = drain(start(&yaml), Duration::from_secs(60));
     let first = values_in(&dir.join("marker.seen1"));
@@ -395,7 +302,7 @@ spec:
       inputs: [{{from: numbers}}]
 "#,
         dir.join("pids").display(),
-        fake("slow", &dir.join("marker")),
+        fake("json", "slow", &dir.join("marker")),
     );
     let topo = start(&yaml);
     let deadline = Instant::now() + Duration::from_secs(120);

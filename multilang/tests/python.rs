@@ -1,172 +1,48 @@
 //! Whole topologies whose spouts and bolts are plain streamparse/pystorm classes,
 //! run unmodified through `streamparse_run` from the venv `make multilang-venv` builds.
+//! The scenarios in `under_serializers!` run once with JSON and once with msgpack.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use squall_components::Builtins;
-use squall_engine::{EngineOptions, Snapshot, Topology};
-use squall_model::{validate, Plan, TopologyManifest};
+use support::{
+    alive, exists, no_restarts_or_errors, numbers, pid_of, pipeline, records, scratch, shell, start,
+    wait_acked,
+};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `streamparse_run` from the venv; fails (never skips) when the venv is missing.
-fn streamparse_run() -> PathBuf {
-    let p = repo().join(".cache/venv/bin/streamparse_run");
-    assert!(
-        p.exists(),
-        "{} is missing: run `make multilang-venv` (part of `make test`) to install pystorm and streamparse",
-        p.display()
-    );
-    p
-}
-
-fn python_dir() -> PathBuf {
-    repo().join("multilang/python")
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("squall-multilang-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("out")).unwrap();
-    d
-}
-
-/// A shell component block running `class` from squall_test_components.
-fn shell(class: &str) -> String {
-    format!(
-        r#"{{command: "{}", args: ["squall_test_components.{class}"], workingDir: "{}"}}"#,
-        streamparse_run().display(),
-        python_dir().display()
-    )
-}
-
-fn plan(yaml: &str) -> Plan {
-    let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
-    match validate(&manifest, &Builtins) {
-        Ok(plan) => plan,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-fn start(yaml: &str) -> Topology {
-    init_tracing();
-    Topology::start(&plan(yaml), Arc::new(Builtins), EngineOptions::default()).unwrap()
-}
-
-/// Waits until `spout` has acked `n` trees and nothing is in flight.
-fn wait_acked(topo: &Topology, spout: &str, n: u64, within: Duration) -> Snapshot {
-    let deadline = Instant::now() + within;
-    loop {
-        let m = topo.metrics();
-        let s = m.component(spout).unwrap();
-        if s.total.acked >= n && topo.pending() == 0 {
-            return m;
+/// A `#[test]` per serializer and scenario, in a module named after the serializer:
+/// `json::<scenario>` and `msgpack::<scenario>` call `<scenario>("json")` and `<scenario>("msgpack")`.
+macro_rules! under_serializers {
+    ($($ser:ident),* => $scenarios:tt) => {
+        $(under_serializers!(@one $ser $scenarios);)*
+    };
+    (@one $ser:ident [$($scenario:ident),* $(,)?]) => {
+        mod $ser {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(stringify!($ser));
+                }
+            )*
         }
-        assert!(
-            Instant::now() < deadline,
-            "{spout} acked {} of {n} within {within:?}: {m:#?}",
-            s.total.acked
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    };
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct Record {
-    source: String,
-    stream: String,
-    values: Vec<serde_json::Value>,
-    task: u32,
-}
+under_serializers!(json, msgpack => [
+    every_tuple_through_python_spout_and_bolts_is_acked,
+    tuples_failed_by_a_python_bolt_are_replayed_until_complete,
+    named_stream_and_need_task_ids_reach_the_right_tasks,
+]);
 
-fn records(dir: &Path) -> Vec<Record> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir.join("out")).unwrap() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        for line in text.lines() {
-            out.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    out
-}
-
-fn numbers(recs: &[Record]) -> BTreeSet<i64> {
-    recs.iter().map(|r| r.values[0].as_i64().unwrap()).collect()
-}
-
-fn pid_of(dir: &Path, topology: &str, component: &str, task: u32) -> i32 {
-    let d = dir.join("pids").join(format!("{topology}-{component}-{task}"));
-    let names: Vec<String> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names.len(), 1, "one pid file in {}: {names:?}", d.display());
-    names[0].parse().unwrap()
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
-/// spout → flaky (Python) → record (Python), with `flaky_config` for the middle bolt.
-fn pipeline(name: &str, dir: &Path, count: u64, flaky_config: &str) -> String {
-    format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: {name}}}
-spec:
-  ackers: 1
-  messageTimeoutSeconds: 60
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"}}
-  spouts:
-    - name: numbers
-      component: shell
-      shell: {spout}
-      config: {{"test.count": {count}}}
-      outputs: [{{fields: [n]}}]
-  bolts:
-    - name: flaky
-      component: shell
-      shell: {flaky}
-      config: {flaky_config}
-      outputs: [{{fields: [n]}}]
-      inputs: [{{from: numbers}}]
-    - name: record
-      component: shell
-      shell: {record}
-      inputs: [{{from: flaky}}]
-"#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        spout = shell("NumberSpout"),
-        flaky = shell("FlakyBolt"),
-        record = shell("RecordingBolt"),
-    )
-}
-
-#[test]
-fn every_tuple_through_python_spout_and_bolts_is_acked() {
-    let dir = scratch("acked");
-    let topo = start(&pipeline("acked", &dir, 500, "{}"));
+fn every_tuple_through_python_spout_and_bolts_is_acked(ser: &str) {
+    let name = format!("acked-{ser}");
+    let dir = scratch(&name);
+    let topo = start(&pipeline(&name, &dir, 500, "{}", [ser; 3]));
     let m = wait_acked(&topo, "numbers", 500, Duration::from_secs(60));
-    let m2 = topo.shutdown();
+    let end = topo.shutdown();
     let spout = m.component("numbers").unwrap();
     assert_eq!(spout.total.acked, 500);
     assert_eq!(spout.total.failed, 0);
@@ -177,17 +53,30 @@ fn every_tuple_through_python_spout_and_bolts_is_acked() {
     assert_eq!(recs.len(), 500, "each number recorded once");
     assert_eq!(numbers(&recs), (0..500).collect());
     assert!(recs.iter().all(|r| r.source == "flaky" && r.stream == "default"));
-    for c in ["numbers", "flaky", "record"] {
-        let comp = m2.component(c).unwrap();
-        assert_eq!(comp.custom.get("child_restarts"), None, "{c}: {comp:?}");
-        assert_eq!(comp.total.errors, 0, "{c}: {:?}", comp.last_error);
-    }
+    no_restarts_or_errors(&end, &["numbers", "flaky", "record"]);
+}
+
+fn tuples_failed_by_a_python_bolt_are_replayed_until_complete(ser: &str) {
+    replayed(ser, [ser; 3]);
 }
 
 #[test]
-fn tuples_failed_by_a_python_bolt_are_replayed_until_complete() {
-    let dir = scratch("replay");
-    let topo = start(&pipeline("replay", &dir, 500, r#"{"test.fail_every": 7}"#));
+fn failed_tuples_are_replayed_and_serializers_mix_in_one_topology() {
+    // A JSON spout, a msgpack bolt that fails, a JSON recorder.
+    replayed("mixed", ["json", "msgpack", "json"]);
+}
+
+/// numbers → flaky (fails each multiple of 7 once) → record, with `serializers`.
+fn replayed(label: &str, serializers: [&str; 3]) {
+    let name = format!("replay-{label}");
+    let dir = scratch(&name);
+    let topo = start(&pipeline(
+        &name,
+        &dir,
+        500,
+        r#"{"test.fail_every": 7}"#,
+        serializers,
+    ));
     let m = wait_acked(&topo, "numbers", 500, Duration::from_secs(60));
     topo.shutdown();
     let multiples = (0..500).filter(|n| n % 7 == 0).count() as u64;
@@ -197,14 +86,93 @@ fn tuples_failed_by_a_python_bolt_are_replayed_until_complete() {
     assert_eq!(spout.total.emitted, 500 + multiples, "and was emitted again");
     let flaky = m.component("flaky").unwrap();
     assert_eq!(flaky.total.failed, multiples);
+    // `metrics` commands arrive through the bolt's serializer too.
     assert_eq!(flaky.custom.get("metric.failed_on_purpose"), Some(&multiples));
     assert_eq!(numbers(&records(&dir)), (0..500).collect());
+}
+
+fn named_stream_and_need_task_ids_reach_the_right_tasks(ser: &str) {
+    let name = format!("route-{ser}");
+    let dir = scratch(&name);
+    let yaml = format!(
+        r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {{name: {name}}}
+spec:
+  ackers: 1
+  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"}}
+  spouts:
+    - name: numbers
+      component: shell
+      shell: {spout}
+      config: {{"test.count": 300}}
+      outputs: [{{fields: [n]}}]
+  bolts:
+    - name: router
+      component: shell
+      shell: {router}
+      outputs:
+        - {{stream: tagged, fields: [n]}}
+        - {{stream: direct, fields: [n, target], direct: true}}
+      inputs: [{{from: numbers}}]
+    - name: record
+      component: shell
+      parallelism: 3
+      shell: {record}
+      inputs:
+        - {{from: router, stream: tagged, grouping: {{type: fields, fields: [n]}}}}
+        - {{from: router, stream: direct, grouping: {{type: direct}}}}
+"#,
+        pids = dir.join("pids").display(),
+        out = dir.join("out").display(),
+        spout = shell("NumberSpout", ser),
+        router = shell("RouterBolt", ser),
+        record = shell("RecordingBolt", ser),
+    );
+    let topo = start(&yaml);
+    let m = wait_acked(&topo, "numbers", 300, Duration::from_secs(60));
+    let record_tasks = topo.plan().component("record").unwrap().tasks.clone();
+    topo.shutdown();
+    assert_eq!(m.component("numbers").unwrap().total.failed, 0);
+    let mut tagged: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut direct: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
+    for r in records(&dir) {
+        let n = r.values[0].as_i64().unwrap();
+        match r.stream.as_str() {
+            "tagged" => assert!(tagged.insert(n, r.task).is_none(), "{n} tagged twice"),
+            "direct" => {
+                let claimed = r.values[1].as_u64().unwrap() as u32;
+                assert!(direct.insert(n, (r.task, claimed)).is_none(), "{n} direct twice");
+            }
+            other => panic!("unexpected stream {other}"),
+        }
+    }
+    assert_eq!(tagged.len(), 300);
+    assert_eq!(direct.len(), 300);
+    for (n, task) in &tagged {
+        // The task ids the host sent back for the tagged emit name the task that
+        // received it, and the direct emit to that task arrived there.
+        assert_eq!(direct[n], (*task, *task), "number {n}");
+    }
+    let used: BTreeSet<u32> = tagged.values().copied().collect();
+    assert_eq!(
+        used,
+        record_tasks.iter().copied().collect(),
+        "fields grouping spread over all tasks"
+    );
 }
 
 #[test]
 fn a_killed_python_bolt_is_restarted_and_nothing_is_lost() {
     let dir = scratch("kill");
-    let topo = start(&pipeline("kill", &dir, 2000, r#"{"test.delay_ms": 1}"#));
+    let topo = start(&pipeline(
+        "kill",
+        &dir,
+        2000,
+        r#"{"test.delay_ms": 1}"#,
+        ["json"; 3],
+    ));
     // Kill the middle bolt's child with SIGKILL once it is well into the stream.
     let deadline = Instant::now() + Duration::from_secs(30);
     while records(&dir).len() < 300 {
@@ -234,20 +202,20 @@ fn a_killed_python_bolt_is_restarted_and_nothing_is_lost() {
     let recs = records(&dir);
     assert_eq!(numbers(&recs), (0..2000).collect(), "at-least-once: nothing lost");
     topo.shutdown();
-    assert!(!alive(new), "the child is killed at shutdown");
+    assert!(!exists(new), "the child is killed and reaped at shutdown");
 }
 
 #[test]
 fn a_failure_downstream_of_a_python_bolt_fails_the_spout_tuple_through_its_anchors() {
     let dir = scratch("anchors");
     // numbers → pass (emits anchored, acks) → flaky (fails multiples of 7 once) → record.
-    let yaml = pipeline("anchors", &dir, 300, "{}")
+    let yaml = pipeline("anchors", &dir, 300, "{}", ["json"; 3])
         .replace("inputs: [{from: flaky}]", "inputs: [{from: last}]")
         .replace(
             "    - name: record\n",
             &format!(
                 "    - name: last\n      component: shell\n      shell: {}\n      config: {{\"test.fail_every\": 7}}\n      outputs: [{{fields: [n]}}]\n      inputs: [{{from: flaky}}]\n    - name: record\n",
-                shell("FlakyBolt")
+                shell("FlakyBolt", "json")
             ),
         );
     let topo = start(&yaml);
@@ -263,79 +231,6 @@ fn a_failure_downstream_of_a_python_bolt_fails_the_spout_tuple_through_its_ancho
     assert_eq!(spout.total.emitted, 300 + multiples);
     assert_eq!(m.component("flaky").unwrap().total.failed, 0);
     assert_eq!(numbers(&records(&dir)), (0..300).collect());
-}
-
-#[test]
-fn named_stream_and_need_task_ids_reach_the_right_tasks() {
-    let dir = scratch("route");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: route}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"}}
-  spouts:
-    - name: numbers
-      component: shell
-      shell: {spout}
-      config: {{"test.count": 300}}
-      outputs: [{{fields: [n]}}]
-  bolts:
-    - name: router
-      component: shell
-      shell: {router}
-      outputs:
-        - {{stream: tagged, fields: [n]}}
-        - {{stream: direct, fields: [n, target], direct: true}}
-      inputs: [{{from: numbers}}]
-    - name: record
-      component: shell
-      parallelism: 3
-      shell: {record}
-      inputs:
-        - {{from: router, stream: tagged, grouping: {{type: fields, fields: [n]}}}}
-        - {{from: router, stream: direct, grouping: {{type: direct}}}}
-"#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        spout = shell("NumberSpout"),
-        router = shell("RouterBolt"),
-        record = shell("RecordingBolt"),
-    );
-    let topo = start(&yaml);
-    let m = wait_acked(&topo, "numbers", 300, Duration::from_secs(60));
-    let record_tasks = topo.plan().component("record").unwrap().tasks.clone();
-    topo.shutdown();
-    assert_eq!(m.component("numbers").unwrap().total.failed, 0);
-    let recs = records(&dir);
-    let mut tagged: BTreeMap<i64, u32> = BTreeMap::new();
-    let mut direct: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
-    for r in &recs {
-        let n = r.values[0].as_i64().unwrap();
-        match r.stream.as_str() {
-            "tagged" => assert!(tagged.insert(n, r.task).is_none(), "{n} tagged twice"),
-            "direct" => {
-                let claimed = r.values[1].as_u64().unwrap() as u32;
-                assert!(direct.insert(n, (r.task, claimed)).is_none(), "{n} direct twice");
-            }
-            other => panic!("unexpected stream {other}"),
-        }
-    }
-    assert_eq!(tagged.len(), 300);
-    assert_eq!(direct.len(), 300);
-    for (n, task) in &tagged {
-        // The task ids returned for the tagged emit name the task that received it,
-        // and the direct emit to that task arrived there.
-        assert_eq!(direct[n], (*task, *task), "number {n}");
-    }
-    let used: BTreeSet<u32> = tagged.values().copied().collect();
-    assert_eq!(
-        used,
-        record_tasks.iter().copied().collect(),
-        "fields grouping spread over all tasks"
-    );
 }
 
 #[test]
@@ -369,9 +264,9 @@ spec:
 "#,
         pids = dir.join("pids").display(),
         out = dir.join("out").display(),
-        spout = shell("NumberSpout"),
-        batch = shell("BatchCounter"),
-        record = shell("RecordingBolt"),
+        spout = shell("NumberSpout", "json"),
+        batch = shell("BatchCounter", "json"),
+        record = shell("RecordingBolt", "json"),
     );
     let topo = start(&yaml);
     let m = wait_acked(&topo, "numbers", 1000, Duration::from_secs(60));
@@ -396,16 +291,12 @@ spec:
 #[test]
 fn a_hanging_python_bolt_is_detected_by_the_heartbeat_timeout_and_restarted() {
     let dir = scratch("hang");
-    let marker = dir.join("hung");
-    let config = format!(
-        r#"{{"test.hang_at": 50, "test.marker": "{}", "squall.multilang.timeout.secs": 3}}"#,
-        marker.display()
-    );
-    let topo = start(&pipeline("hang", &dir, 200, &config));
+    let config = r#"{"test.hang_at": 50, "squall.multilang.timeout.secs": 3}"#;
+    let topo = start(&pipeline("hang", &dir, 200, config, ["json"; 3]));
     let started = Instant::now();
     let m = wait_acked(&topo, "numbers", 200, Duration::from_secs(60));
     topo.shutdown();
-    assert!(marker.exists(), "the bolt hung once");
+    assert!(dir.join("marker").exists(), "the bolt hung once");
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "not before the timeout"
@@ -429,7 +320,7 @@ fn a_hanging_python_bolt_is_detected_by_the_heartbeat_timeout_and_restarted() {
 fn idle_python_bolts_answer_heartbeats_and_are_not_restarted() {
     let dir = scratch("idle");
     let config = r#"{"squall.multilang.timeout.secs": 2.5, "squall.multilang.heartbeat.secs": 0.25}"#;
-    let yaml = pipeline("idle", &dir, 10, config).replace(
+    let yaml = pipeline("idle", &dir, 10, config, ["json"; 3]).replace(
         "      inputs: [{from: flaky}]",
         &format!("      config: {config}\n      inputs: [{{from: flaky}}]"),
     );
