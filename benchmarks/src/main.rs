@@ -324,6 +324,18 @@ mod report {
             "| tokio mpsc(1024), one item per send | {} |\n\n",
             fmt_rate(floor.tokio_mpsc)
         ));
+        let st = &floor.stalls;
+        s.push_str(&format!(
+            "Machine stalls, same run: a thread reading the clock in a loop for {} ms did not run {} times for more than {} µs ({:.1} ms in all, the longest {} µs); a parked thread unparked by another ran after {} µs at the median and {} µs at p99 ({} wake-ups). A stall holds every tree in flight, so it bounds from below what any latency tail here can show.\n\n",
+            st.window_ms,
+            st.gaps,
+            crate::floor::GAP_US,
+            st.gap_total_us as f64 / 1e3,
+            st.gap_max_us,
+            st.wake_p50_us,
+            st.wake_p99_us,
+            crate::floor::WAKEUPS
+        ));
         s.push_str("## Storm's perf topologies on the in-process engine\n\n");
         s.push_str("Throughput counts completed trees at the spout when acking is on, tuples executed by the last bolt when it is off. Latencies are complete latencies (spout emit → tree acked), sampled over the measured window. CPU is user + system time of the whole process per million tuples.\n\n");
         s.push_str("| case | throughput /s | vs batched-queue floor | complete p50 | complete p99 | CPU s / M tuples | peak RSS | target |\n|---|---|---|---|---|---|---|---|\n");
@@ -349,7 +361,7 @@ mod report {
             ));
         }
         s.push_str(
-            "\nPeak RSS: every acking case runs with maxSpoutPending 10,000; `wordcount-ack/60s` is the word count measured for a minute, since memory must not grow with run length (target under 32 MiB). What holds it: the executors' receive queues (at most 16,384 messages of at most 128 bytes each, per queue), the spare batch vectors each queue keeps for reuse (together no more than one full queue), the spouts' pending trees and the ackers' ledgers (bounded by maxSpoutPending), the count bolt's map of distinct words, and the binary and thread stacks.\n\nExecutor threads: by default the executors share one thread per core (two here). The `/1-thread` rows run the same topology with `squall.executor.threads: 1`: every executor on one thread, so no tuple, ack or completion crosses between threads. Its peak is lower, but at half of its own peak the complete latency stays in microseconds; the default setting's tail at half of its (higher) peak comes from hand-offs between the two busy threads, where a parked thread is woken. The pair of targets (≥ 4 M trees/s, and p99 < 1 ms at half load) is shown for each setting.\n",
+            "\nPeak RSS: every acking case runs with maxSpoutPending 10,000; `wordcount-ack/60s` is the word count measured for a minute, since memory must not grow with run length (target under 32 MiB). What holds it: the executors' receive queues (at most 16,384 messages of at most 128 bytes each, per queue), the spare batch vectors each queue keeps for reuse (together no more than one full queue), the spouts' pending trees and the ackers' ledgers (bounded by maxSpoutPending), the count bolt's map of distinct words, and the binary and thread stacks.\n\nExecutor threads: by default the executors share one thread per core (two here). The `/1-thread` rows run the same topology with `squall.executor.threads: 1`: every executor on one thread, so no tuple, ack or completion crosses between threads. The pair of targets (≥ 4 M trees/s, and p99 < 1 ms at half load) is shown for each setting. At half load the threads park between bursts and are woken for each (the wake-up latency above), and the tail also carries the machine's stalls: compare the half-load p99s with the stall line under the floor table of the same run.\n",
         );
         s
     }
