@@ -1,28 +1,20 @@
 //! The bench API end to end on a small run (numbers are printed, not asserted).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::time::Duration;
 
 use squall_model::{Config, ShellSpec};
 use squall_multilang::bench::{bench_bolt, python_baseline, BoltBench};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::{repo, venv};
 
 #[test]
 fn a_python_pass_bolt_is_measured_against_its_baseline() {
-    let venv = repo().join(".cache/venv/bin");
-    assert!(
-        venv.exists(),
-        "{} is missing: run `make multilang-venv`",
-        venv.display()
-    );
     let python_dir = repo().join("multilang/python");
     let b = BoltBench {
         shell: ShellSpec {
-            command: venv.join("streamparse_run").display().to_string(),
+            command: venv("streamparse_run").display().to_string(),
             args: vec!["squall_bench.PassBolt".into()],
             env: Default::default(),
             working_dir: Some(python_dir.display().to_string()),
@@ -39,7 +31,7 @@ fn a_python_pass_bolt_is_measured_against_its_baseline() {
     // The window runs from 10% to 90% of the tuples at the sink.
     assert!(r.tuples > 0 && r.tuples <= 3000, "{r:?}");
     assert!(r.elapsed <= r.total, "{r:?}");
-    let base = python_baseline(&venv.join("python"), &python_dir, 3000).unwrap();
+    let base = python_baseline(&venv("python"), &python_dir, 3000).unwrap();
     println!(
         "python pass bolt over multilang: {:.0} tuples/s; same work without Squall: {:.0} tuples/s",
         r.per_second(),

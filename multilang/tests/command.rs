@@ -3,81 +3,38 @@
 //! start with an error naming the command, the PATH searched or the child's own words.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use squall_components::Builtins;
-use squall_engine::{EngineOptions, Topology};
-use squall_model::{validate, TopologyManifest};
+use std::path::Path;
+use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The venv `make multilang-venv` builds; fails (never skips) when it is missing.
-fn venv() -> PathBuf {
-    let v = repo().join(".cache/venv");
-    assert!(
-        v.join("bin/streamparse_run").exists(),
-        "{} is missing: run `make multilang-venv` (part of `make test`)",
-        v.display()
-    );
-    v
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("squall-command-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("out")).unwrap();
-    d
-}
+use support::{numbers_topology, scratch, start, streamparse, try_start, venv_dir, wait_acked};
 
 /// A spout of numbers into a recording bolt, both streamparse classes run by `command`.
 fn manifest(name: &str, dir: &Path, config: &str, command: &str, env: &str, module: &str) -> String {
-    let shell = |class: &str| {
-        format!(
-            r#"{{command: "{command}", args: ["{module}.{class}"], workingDir: "{}", env: {env}}}"#,
-            repo().join("multilang/python").display()
-        )
-    };
-    format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: {name}}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}", "squall.multilang.timeout.secs": 20, {config}}}
-  spouts:
-    - name: numbers
-      component: shell
-      shell: {spout}
-      config: {{"test.count": 200}}
-      outputs: [{{fields: [n]}}]
-  bolts:
+    let shell = |class: &str| streamparse(command, &format!("{module}.{class}"), &format!("env: {env}"));
+    numbers_topology(
+        name,
+        dir,
+        &format!(r#""squall.multilang.timeout.secs": 20, {config}"#),
+        &shell("NumberSpout"),
+        200,
+        &format!(
+            r#"
     - name: record
       component: shell
-      shell: {bolt}
+      shell: {}
       inputs: [{{from: numbers}}]
 "#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        spout = shell("NumberSpout"),
-        bolt = shell("RecordingBolt"),
+            shell("RecordingBolt")
+        ),
     )
-}
-
-fn start(yaml: &str) -> Result<Topology, String> {
-    let m = TopologyManifest::from_yaml(yaml, "test").unwrap();
-    let plan = validate(&m, &Builtins).unwrap_or_else(|e| panic!("{e}"));
-    Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).map_err(|e| e.to_string())
 }
 
 #[test]
 fn an_installed_name_runs_from_the_configured_venv() {
     let dir = scratch("venv");
-    let venv = venv();
+    let venv = venv_dir();
     // No PATH entry of the host has streamparse_run: only the venv can provide it.
     let yaml = manifest(
         "venv",
@@ -87,18 +44,11 @@ fn an_installed_name_runs_from_the_configured_venv() {
         r#"{PATH: "/usr/bin:/bin"}"#,
         "squall_test_components",
     );
-    let topo = start(&yaml).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let m = topo.metrics();
-        let s = m.component("numbers").unwrap();
-        if s.total.acked == 200 && topo.pending() == 0 {
-            assert_eq!(s.total.failed, 0);
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all acked: {m:#?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let topo = start(&yaml);
+    let m = wait_acked(&topo, "numbers", 200, Duration::from_secs(60));
+    let s = m.component("numbers").unwrap();
+    assert_eq!(s.total.acked, 200);
+    assert_eq!(s.total.failed, 0);
     topo.shutdown();
 }
 
@@ -113,7 +63,7 @@ fn a_name_on_no_path_directory_fails_the_start_naming_the_path() {
         r#"{PATH: "/usr/bin:/bin"}"#,
         "squall_test_components",
     );
-    let e = start(&yaml).err().expect("the start fails");
+    let e = try_start(&yaml).err().expect("the start fails");
     assert!(
         e.contains(r#"command "streamparse_run" not found on PATH /nonexistent/venv/bin:/usr/bin:/bin"#),
         "{e}"
@@ -136,7 +86,7 @@ fn a_missing_interpreter_fails_the_start_naming_it() {
         "{}",
         "squall_test_components",
     );
-    let e = start(&yaml).err().expect("the start fails");
+    let e = try_start(&yaml).err().expect("the start fails");
     assert!(
         e.contains("its interpreter /nonexistent/venv/bin/python does not exist"),
         "{e}"
@@ -149,14 +99,14 @@ fn a_missing_module_fails_the_start_with_the_childs_error() {
     let yaml = manifest(
         "module",
         &dir,
-        &format!(r#""squall.multilang.venv": "{}""#, venv().display()),
+        &format!(r#""squall.multilang.venv": "{}""#, venv_dir().display()),
         "streamparse_run",
         "{}",
         "no_such_module",
     );
-    let e = start(&yaml).err().expect("the start fails");
+    let e = try_start(&yaml).err().expect("the start fails");
     assert!(e.contains("exited during the handshake"), "{e}");
-    let bin = venv().join("bin");
+    let bin = venv_dir().join("bin");
     assert!(
         e.contains(r#"streamparse_run ["no_such_module."#)
             && e.contains(&format!("(PATH {}:", bin.display())),

@@ -8,19 +8,19 @@ mod support;
 
 use std::time::Duration;
 
-use support::{faulty_bolt, last_error, numbers, pipeline, records, scratch, shell, start, wait_acked};
+use support::{
+    faulty_bolt, last_error, manifest, numbers, pipeline, records, scratch, shell, start, wait_acked,
+};
 
 #[test]
 fn values_of_every_type_cross_msgpack_both_ways() {
     let dir = scratch("types");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: types}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"}}
+    let yaml = manifest(
+        "types",
+        &dir,
+        "",
+        &format!(
+            r#"
   spouts:
     - name: src
       component: shell
@@ -37,11 +37,10 @@ spec:
       shell: {record}
       inputs: [{{from: types}}]
 "#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        spout = shell("TypesSpout", "msgpack"),
-        types = shell("TypesBolt", "msgpack"),
-        record = shell("RecordingBolt", "json"),
+            spout = shell("TypesSpout", "msgpack"),
+            types = shell("TypesBolt", "msgpack"),
+            record = shell("RecordingBolt", "json"),
+        ),
     );
     let topo = start(&yaml);
     wait_acked(&topo, "src", 1, Duration::from_secs(60));

@@ -6,12 +6,12 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use squall_components::Builtins;
-use squall_engine::{EngineOptions, Topology};
-use support::{alive, drain, fake, faulty_bolt, last_error, plan, scratch, start};
+use support::{
+    alive, drain, fake, fake_bolt_topology, faulty_bolt, last_error, manifest, plan, scratch, start,
+    try_start, wait_until,
+};
 
 #[test]
 fn invalid_json_restarts_the_child_with_a_clear_error() {
@@ -49,14 +49,12 @@ fn an_oversized_message_restarts_the_child() {
 fn a_hanging_spout_child_is_restarted_after_the_subprocess_timeout() {
     let dir = scratch("spout-hang");
     let marker = dir.join("marker");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: spout-hang}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{}", "squall.multilang.timeout.secs": 2}}
+    let yaml = manifest(
+        "spout-hang",
+        &dir,
+        r#""squall.multilang.timeout.secs": 2"#,
+        &format!(
+            r#"
   spouts:
     - name: src
       component: shell
@@ -65,20 +63,19 @@ spec:
   bolts:
     - {{name: sink, component: "null", inputs: [{{from: src}}]}}
 "#,
-        dir.join("pids").display(),
-        fake("json", "spout-hang", &marker),
+            fake("json", "spout-hang", &marker),
+        ),
     );
     let topo = start(&yaml);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = topo.metrics();
-        let src = m.component("src").unwrap();
-        if src.custom.get("child_restarts") == Some(&1) && src.total.acked >= 20 && topo.pending() == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{m:#?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            let m = topo.metrics();
+            let src = m.component("src").unwrap();
+            src.custom.get("child_restarts") == Some(&1) && src.total.acked >= 20 && topo.pending() == 0
+        },
+        || format!("{:#?}", topo.metrics()),
+    );
     let m = topo.shutdown();
     assert!(marker.exists());
     let src = m.component("src").unwrap();
@@ -95,25 +92,12 @@ spec:
 fn a_child_that_stops_reading_stops_the_bolt_taking_input_then_is_restarted() {
     let dir = scratch("deaf");
     let marker = dir.join("marker");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: deaf}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{}"}}
-  spouts:
-    - {{name: numbers, component: sequence, config: {{count: 5000}}}}
-  bolts:
-    - name: bad
-      component: shell
-      shell: {}
-      config: {{"squall.multilang.max.pending": 5, "squall.multilang.timeout.secs": 3}}
-      inputs: [{{from: numbers}}]
-"#,
-        dir.join("pids").display(),
-        fake("json", "deaf", &marker),
+    let yaml = fake_bolt_topology(
+        &dir,
+        "json",
+        "deaf",
+        5000,
+        r#""squall.multilang.max.pending": 5, "squall.multilang.timeout.secs": 3"#,
     );
     let topo = start(&yaml);
     std::thread::sleep(Duration::from_millis(1500));
@@ -146,47 +130,23 @@ spec:
 #[test]
 fn shutdown_kills_the_childs_whole_process_group() {
     let dir = scratch("group");
-    let marker = dir.join("grandchild-pid");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: group}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{}"}}
-  spouts:
-    - {{name: numbers, component: sequence, config: {{count: 10}}}}
-  bolts:
-    - name: parent
-      component: shell
-      shell: {}
-      inputs: [{{from: numbers}}]
-"#,
-        dir.join("pids").display(),
-        fake("json", "grandchild", &marker),
+    // The child writes its grandchild's pid to the marker.
+    let marker = dir.join("marker");
+    let topo = start(&fake_bolt_topology(&dir, "json", "grandchild", 10, ""));
+    wait_until(
+        Duration::from_secs(10),
+        || marker.exists(),
+        || "the child did not start its grandchild".into(),
     );
-    let topo = start(&yaml);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !marker.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the child did not start its grandchild"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
     let grandchild: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
     assert!(alive(grandchild));
     let m = drain(topo, Duration::from_secs(30));
     assert_eq!(m.component("numbers").unwrap().total.acked, 10);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(grandchild) {
-        assert!(
-            Instant::now() < deadline,
-            "grandchild {grandchild} outlived the topology"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !alive(grandchild),
+        || format!("grandchild {grandchild} outlived the topology"),
+    );
 }
 
 #[test]
@@ -204,12 +164,8 @@ spec:
       shell: {command: /nonexistent/python3, args: [x.py]}
       inputs: [{from: numbers}]
 "#;
-    let plan = plan(yaml);
-    let task = plan.component("ghost").unwrap().tasks[0];
-    let err = match Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()) {
-        Ok(_) => panic!("started without its child"),
-        Err(e) => e.to_string(),
-    };
+    let task = plan(yaml).component("ghost").unwrap().tasks[0];
+    let err = try_start(yaml).err().expect("started without its child");
     assert_eq!(
         err,
         format!(
@@ -229,26 +185,7 @@ fn values_in(path: &Path) -> Vec<i64> {
 #[test]
 fn a_child_dying_mid_batch_fails_exactly_the_inputs_it_had_not_acked() {
     let dir = scratch("crash-after");
-    let marker = dir.join("marker");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: crash-after}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{}"}}
-  spouts:
-    - {{name: numbers, component: sequence, config: {{count: 20}}}}
-  bolts:
-    - name: bad
-      component: shell
-      shell: {}
-      inputs: [{{from: numbers}}]
-"#,
-        dir.join("pids").display(),
-        fake("json", "crash-after", &marker),
-    );
+    let yaml = fake_bolt_topology(&dir, "json", "crash-after", 20, "");
     let m = drain(start(&yaml), Duration::from_secs(60));
     let first = values_in(&dir.join("marker.seen1"));
     let second = values_in(&dir.join("marker.seen2"));
@@ -283,37 +220,24 @@ spec:
 #[test]
 fn a_slow_child_holds_a_bounded_number_of_inputs() {
     let dir = scratch("slow");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: slow}}
-spec:
-  ackers: 1
-  maxSpoutPending: 100000
-  config: {{"squall.multilang.pid.dir": "{}"}}
-  spouts:
-    - {{name: numbers, component: sequence, config: {{count: 1500}}}}
-  bolts:
-    - name: bad
-      component: shell
-      shell: {}
-      config: {{"squall.multilang.max.pending": 5}}
-      inputs: [{{from: numbers}}]
-"#,
-        dir.join("pids").display(),
-        fake("json", "slow", &dir.join("marker")),
-    );
+    // Appended at an indent of two, the line is a key of `spec`.
+    let yaml = fake_bolt_topology(&dir, "json", "slow", 1500, r#""squall.multilang.max.pending": 5"#)
+        + "  maxSpoutPending: 100000\n";
     let topo = start(&yaml);
-    let deadline = Instant::now() + Duration::from_secs(120);
     let mut most_held = 0;
-    while !topo.is_drained() {
-        assert!(Instant::now() < deadline, "not drained: {:#?}", topo.metrics());
-        let m = topo.metrics();
-        let bad = m.component("bad").unwrap();
-        most_held = most_held.max(bad.total.executed.saturating_sub(bad.total.acked));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(120),
+        || {
+            if topo.is_drained() {
+                return true;
+            }
+            let m = topo.metrics();
+            let bad = m.component("bad").unwrap();
+            most_held = most_held.max(bad.total.executed.saturating_sub(bad.total.acked));
+            false
+        },
+        || format!("not drained: {:#?}", topo.metrics()),
+    );
     let m = topo.shutdown();
     assert_eq!(m.component("numbers").unwrap().total.acked, 1500);
     // The spout may have all 1500 out at once; the bolt takes only what fits in its

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use support::{
-    alive, exists, no_restarts_or_errors, numbers, pid_of, pipeline, records, scratch, shell, start,
-    wait_acked,
+    alive, crash, exists, no_restarts_or_errors, numbers, numbers_topology, pid_of, pipeline, records,
+    scratch, shell, start, wait_acked, wait_until,
 };
 
 /// A `#[test]` per serializer and scenario, in a module named after the serializer:
@@ -94,21 +94,14 @@ fn replayed(label: &str, serializers: [&str; 3]) {
 fn named_stream_and_need_task_ids_reach_the_right_tasks(ser: &str) {
     let name = format!("route-{ser}");
     let dir = scratch(&name);
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: {name}}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"}}
-  spouts:
-    - name: numbers
-      component: shell
-      shell: {spout}
-      config: {{"test.count": 300}}
-      outputs: [{{fields: [n]}}]
-  bolts:
+    let yaml = numbers_topology(
+        &name,
+        &dir,
+        "",
+        &shell("NumberSpout", ser),
+        300,
+        &format!(
+            r#"
     - name: router
       component: shell
       shell: {router}
@@ -124,11 +117,9 @@ spec:
         - {{from: router, stream: tagged, grouping: {{type: fields, fields: [n]}}}}
         - {{from: router, stream: direct, grouping: {{type: direct}}}}
 "#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        spout = shell("NumberSpout", ser),
-        router = shell("RouterBolt", ser),
-        record = shell("RecordingBolt", ser),
+            router = shell("RouterBolt", ser),
+            record = shell("RecordingBolt", ser),
+        ),
     );
     let topo = start(&yaml);
     let m = wait_acked(&topo, "numbers", 300, Duration::from_secs(60));
@@ -174,14 +165,14 @@ fn a_killed_python_bolt_is_restarted_and_nothing_is_lost() {
         ["json"; 3],
     ));
     // Kill the middle bolt's child with SIGKILL once it is well into the stream.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while records(&dir).len() < 300 {
-        assert!(Instant::now() < deadline, "no progress: {:#?}", topo.metrics());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || records(&dir).len() >= 300,
+        || format!("no progress: {:#?}", topo.metrics()),
+    );
     let flaky_task = topo.plan().component("flaky").unwrap().tasks[0];
     let old = pid_of(&dir, "kill", "flaky", flaky_task);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::Signal::SIGKILL).unwrap();
+    crash(old);
     let m = wait_acked(&topo, "numbers", 2000, Duration::from_secs(90));
     let new = pid_of(&dir, "kill", "flaky", flaky_task);
     assert_ne!(old, new, "a new child runs");
@@ -236,21 +227,14 @@ fn a_failure_downstream_of_a_python_bolt_fails_the_spout_tuple_through_its_ancho
 #[test]
 fn streamparse_batching_bolt_flushes_on_tick_tuples() {
     let dir = scratch("batch");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: batch}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"}}
-  spouts:
-    - name: numbers
-      component: shell
-      shell: {spout}
-      config: {{"test.count": 1000}}
-      outputs: [{{fields: [n]}}]
-  bolts:
+    let yaml = numbers_topology(
+        "batch",
+        &dir,
+        "",
+        &shell("NumberSpout", "json"),
+        1000,
+        &format!(
+            r#"
     - name: batch
       component: shell
       shell: {batch}
@@ -262,11 +246,9 @@ spec:
       shell: {record}
       inputs: [{{from: batch}}]
 "#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        spout = shell("NumberSpout", "json"),
-        batch = shell("BatchCounter", "json"),
-        record = shell("RecordingBolt", "json"),
+            batch = shell("BatchCounter", "json"),
+            record = shell("RecordingBolt", "json"),
+        ),
     );
     let topo = start(&yaml);
     let m = wait_acked(&topo, "numbers", 1000, Duration::from_secs(60));

@@ -3,34 +3,24 @@
 //! in Redis are checked against counts computed directly from the data set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis_testenv::RedisServer;
-use squall_components::Builtins;
-use squall_engine::{EngineOptions, Snapshot, Topology};
+use squall_engine::Topology;
 use squall_feed::{expected_counts, talk_keys, DataSet, DEFAULT_SEED};
-use squall_model::{validate, TopologyManifest};
+use squall_model::TopologyManifest;
+use support::{
+    crash, drain, manifest, pid_of, repo, scratch, start, start_plan, validated, venv, venv_dir, wait_acked,
+    wait_until,
+};
 
 type Counts = BTreeMap<String, BTreeMap<String, u64>>;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn venv(bin: &str) -> PathBuf {
-    let p = repo().join(".cache/venv/bin").join(bin);
-    assert!(
-        p.exists(),
-        "{} is missing: run `make multilang-venv`",
-        p.display()
-    );
-    p
-}
 
 /// Every sorted set under `prefix` in `redis`, read with redis-py from the venv.
 fn sorted_sets(redis: &RedisServer, prefix: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
@@ -66,25 +56,16 @@ fn events(dir: &Path, n: u64, malformed_every: u64) -> (PathBuf, Counts) {
     (path, expected_counts(keys.iter().map(String::as_str)))
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("squall-multilang-wiki-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn topology(name: &str, dir: &Path, events: &Path, redis_port: u16, small_window: bool) -> Topology {
     let run = venv("streamparse_run");
     let pydir = repo().join("examples/wikipedia-edits/python");
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: {name}}}
-spec:
-  ackers: 1
+    let yaml = manifest(
+        name,
+        dir,
+        "",
+        &format!(
+            r#"
   maxSpoutPending: {pending}
-  config: {{"squall.multilang.pid.dir": "{pids}"}}
   spouts:
     - {{name: edits, component: json-lines, config: {{path: "{events}"}}}}
   bolts:
@@ -103,25 +84,14 @@ spec:
       inputs: [{{from: parser}}]
     - {{name: parse-errors, component: "null", inputs: [{{from: parser, stream: errors}}]}}
 "#,
-        pids = dir.join("pids").display(),
-        events = events.display(),
-        run = run.display(),
-        pydir = pydir.display(),
-        // A small window keeps the run long enough to kill a child in the middle of it.
-        pending = if small_window { 20 } else { 1000 },
+            events = events.display(),
+            run = run.display(),
+            pydir = pydir.display(),
+            // A small window keeps the run long enough to kill a child in the middle of it.
+            pending = if small_window { 20 } else { 1000 },
+        ),
     );
-    let manifest = TopologyManifest::from_yaml(&yaml, "test").unwrap();
-    let plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
-    Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).unwrap()
-}
-
-fn drain(topo: Topology, within: Duration) -> Snapshot {
-    let deadline = Instant::now() + within;
-    while !topo.is_drained() {
-        assert!(Instant::now() < deadline, "not drained: {:#?}", topo.metrics());
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    topo.shutdown()
+    start(&yaml)
 }
 
 fn as_counts(sets: &BTreeMap<String, BTreeMap<String, f64>>) -> Counts {
@@ -165,23 +135,13 @@ fn killing_the_python_parser_mid_run_loses_nothing() {
     let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let (path, expected) = events(&dir, 3000, 0);
     let topo = topology("kill", &dir, &path, redis.port(), true);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while topo.metrics().component("edits").unwrap().total.acked < 500 {
-        assert!(Instant::now() < deadline, "no progress: {:#?}", topo.metrics());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        || topo.metrics().component("edits").unwrap().total.acked >= 500,
+        || format!("no progress: {:#?}", topo.metrics()),
+    );
     let task = topo.plan().component("parser").unwrap().tasks[0];
-    let pid_dir = dir.join("pids").join(format!("kill-parser-{task}"));
-    let pid: i32 = std::fs::read_dir(&pid_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .parse()
-        .unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    crash(pid_of(&dir, "kill", "parser", task));
     let m = drain(topo, Duration::from_secs(120));
     let edits = m.component("edits").unwrap();
     assert_eq!(edits.total.acked, 3000, "every event completed");
@@ -234,20 +194,12 @@ fn the_python_example_topology_counts_the_feed_into_redis() {
     );
     spec.config.insert(
         squall_multilang::settings::VENV.into(),
-        repo().join(".cache/venv").display().to_string().into(),
+        venv_dir().display().to_string().into(),
     );
-    let mut plan = validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"));
+    let mut plan = validated(&manifest);
     plan.base_dir = file.parent().map(Path::to_path_buf);
-    let topo = Topology::start(&plan, Arc::new(Builtins), EngineOptions::default()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let m = topo.metrics();
-        if m.component("edits").unwrap().total.acked >= n && topo.pending() == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{m:#?}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let topo = start_plan(&plan).unwrap_or_else(|e| panic!("{e}"));
+    wait_acked(&topo, "edits", n, Duration::from_secs(90));
     let m = topo.shutdown();
     feed.stop();
     let edits = m.component("edits").unwrap();

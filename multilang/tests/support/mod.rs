@@ -1,6 +1,6 @@
 //! What the multilang test crates share: the venv's programs, scratch directories,
-//! starting and draining topologies, shell blocks for the Python test components and the
-//! fake children, and reading what `RecordingBolt` wrote.
+//! manifests, starting, waiting on and draining topologies, shell blocks for the Python
+//! test components and the fake children, and reading what `RecordingBolt` wrote.
 // Each test crate includes this module and uses only part of it.
 #![allow(dead_code)]
 
@@ -28,6 +28,12 @@ pub fn venv(program: &str) -> PathBuf {
     p
 }
 
+/// The venv itself, for `squall.multilang.venv`; fails like `venv` when it is missing.
+pub fn venv_dir() -> PathBuf {
+    let run = venv("streamparse_run");
+    run.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
 /// A fresh scratch directory for one test, with an empty `out` for `RecordingBolt`.
 pub fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("squall-multilang-test-{}-{name}", std::process::id()));
@@ -36,12 +42,21 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// A shell block that runs `command` with the single argument `target` (`module.Class`)
+/// in `multilang/python`; `extra` holds further entries, e.g. `serializer: json`.
+pub fn streamparse(command: &str, target: &str, extra: &str) -> String {
+    format!(
+        r#"{{command: "{command}", args: ["{target}"], workingDir: "{}", {extra}}}"#,
+        repo().join("multilang/python").display()
+    )
+}
+
 /// A shell block running `class` from squall_test_components with `serializer`.
 pub fn shell(class: &str, serializer: &str) -> String {
-    format!(
-        r#"{{command: "{}", args: ["squall_test_components.{class}"], workingDir: "{}", serializer: {serializer}}}"#,
-        venv("streamparse_run").display(),
-        repo().join("multilang/python").display()
+    streamparse(
+        &venv("streamparse_run").display().to_string(),
+        &format!("squall_test_components.{class}"),
+        &format!("serializer: {serializer}"),
     )
 }
 
@@ -61,46 +76,81 @@ pub fn fake(serializer: &str, mode: &str, marker: &Path) -> String {
     )
 }
 
-pub fn plan(yaml: &str) -> Plan {
-    let manifest = TopologyManifest::from_yaml(yaml, "test").unwrap();
-    validate(&manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"))
+pub fn validated(manifest: &TopologyManifest) -> Plan {
+    validate(manifest, &Builtins).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn start(yaml: &str) -> Topology {
+pub fn plan(yaml: &str) -> Plan {
+    validated(&TopologyManifest::from_yaml(yaml, "test").unwrap())
+}
+
+/// Starts `plan` with the built-in components; the engine logs to the test's output
+/// (`RUST_LOG` filters it, warnings by default).
+pub fn start_plan(plan: &Plan) -> Result<Topology, String> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
-    Topology::start(&plan(yaml), Arc::new(Builtins), EngineOptions::default()).unwrap()
+    Topology::start(plan, Arc::new(Builtins), EngineOptions::default()).map_err(|e| e.to_string())
+}
+
+/// Starts the topology of `yaml`, or says why it did not start.
+pub fn try_start(yaml: &str) -> Result<Topology, String> {
+    start_plan(&plan(yaml))
+}
+
+pub fn start(yaml: &str) -> Topology {
+    try_start(yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls `ready` until it yields a value; once `within` has passed, fails with `state()`.
+pub fn wait_for<T>(
+    within: Duration,
+    mut ready: impl FnMut() -> Option<T>,
+    state: impl FnOnce() -> String,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("{}", state());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `wait_for` a condition.
+pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool, state: impl FnOnce() -> String) {
+    wait_for(within, || done().then_some(()), state)
 }
 
 /// Waits until `spout` has acked `n` trees and nothing is in flight.
 pub fn wait_acked(topo: &Topology, spout: &str, n: u64, within: Duration) -> Snapshot {
-    let deadline = Instant::now() + within;
-    loop {
-        let m = topo.metrics();
-        let s = m.component(spout).unwrap();
-        if s.total.acked >= n && topo.pending() == 0 {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{spout} acked {} of {n} within {within:?}: {m:#?}",
-            s.total.acked
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let acked = |m: &Snapshot| m.component(spout).unwrap().total.acked;
+    wait_for(
+        within,
+        || {
+            let m = topo.metrics();
+            (acked(&m) >= n && topo.pending() == 0).then_some(m)
+        },
+        || {
+            let m = topo.metrics();
+            format!("{spout} acked {} of {n} within {within:?}: {m:#?}", acked(&m))
+        },
+    )
 }
 
 /// Waits until the topology is drained, then shuts it down.
 pub fn drain(topo: Topology, within: Duration) -> Snapshot {
-    let deadline = Instant::now() + within;
-    while !topo.is_drained() {
-        assert!(Instant::now() < deadline, "not drained: {:#?}", topo.metrics());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        within,
+        || topo.is_drained(),
+        || format!("not drained: {:#?}", topo.metrics()),
+    );
     topo.shutdown()
 }
 
@@ -126,9 +176,10 @@ pub fn numbers(recs: &[Record]) -> BTreeSet<i64> {
     recs.iter().map(|r| r.values[0].as_i64().unwrap()).collect()
 }
 
-/// numbers (spout) → flaky → record, each with its serializer; `test.marker` is
-/// `<dir>/marker` for the bolts that act once.
-pub fn pipeline(name: &str, dir: &Path, count: u64, flaky_config: &str, serializers: [&str; 3]) -> String {
+/// A manifest named `name` with one acker. Its config puts the children's pid files in
+/// `<dir>/pids` and `RecordingBolt`'s output in `<dir>/out`, then the entries `config`
+/// (none when empty); `spec` is the rest of the spec, indented by two spaces.
+pub fn manifest(name: &str, dir: &Path, config: &str, spec: &str) -> String {
     format!(
         r#"
 apiVersion: squall.dev/v1alpha1
@@ -136,15 +187,76 @@ kind: Topology
 metadata: {{name: {name}}}
 spec:
   ackers: 1
-  messageTimeoutSeconds: 60
-  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}", "test.marker": "{marker}"}}
+  config: {{"squall.multilang.pid.dir": "{pids}", "test.out_dir": "{out}"{sep}{config}}}
+{spec}"#,
+        pids = dir.join("pids").display(),
+        out = dir.join("out").display(),
+        sep = if config.is_empty() { "" } else { ", " },
+    )
+}
+
+/// A `manifest` whose one spout, "numbers", is `NumberSpout` run by `spout` emitting
+/// `0..count` as `n`; `bolts` is the list under `bolts:`.
+pub fn numbers_topology(
+    name: &str,
+    dir: &Path,
+    config: &str,
+    spout: &str,
+    count: u64,
+    bolts: &str,
+) -> String {
+    manifest(
+        name,
+        dir,
+        config,
+        &format!(
+            r#"
   spouts:
     - name: numbers
       component: shell
       shell: {spout}
       config: {{"test.count": {count}}}
       outputs: [{{fields: [n]}}]
+  bolts:{bolts}"#
+        ),
+    )
+}
+
+/// sequence(`count`) → "bad", the fake child in `mode` with `<dir>/marker` and the
+/// component config entries `bolt_config`; the topology is named after the mode.
+pub fn fake_bolt_topology(dir: &Path, serializer: &str, mode: &str, count: u64, bolt_config: &str) -> String {
+    manifest(
+        mode,
+        dir,
+        "",
+        &format!(
+            r#"
+  spouts:
+    - {{name: numbers, component: sequence, config: {{count: {count}}}}}
   bolts:
+    - name: bad
+      component: shell
+      shell: {bad}
+      config: {{{bolt_config}}}
+      inputs: [{{from: numbers}}]
+"#,
+            bad = fake(serializer, mode, &dir.join("marker")),
+        ),
+    )
+}
+
+/// numbers (spout) → flaky → record, each with its serializer; `test.marker` is
+/// `<dir>/marker` for the bolts that act once.
+pub fn pipeline(name: &str, dir: &Path, count: u64, flaky_config: &str, serializers: [&str; 3]) -> String {
+    numbers_topology(
+        name,
+        dir,
+        &format!(r#""test.marker": "{}""#, dir.join("marker").display()),
+        &shell("NumberSpout", serializers[0]),
+        count,
+        // The last line, at an indent of two, is a key of `spec`.
+        &format!(
+            r#"
     - name: flaky
       component: shell
       shell: {flaky}
@@ -155,13 +267,11 @@ spec:
       component: shell
       shell: {record}
       inputs: [{{from: flaky}}]
+  messageTimeoutSeconds: 60
 "#,
-        pids = dir.join("pids").display(),
-        out = dir.join("out").display(),
-        marker = dir.join("marker").display(),
-        spout = shell("NumberSpout", serializers[0]),
-        flaky = shell("FlakyBolt", serializers[1]),
-        record = shell("RecordingBolt", serializers[2]),
+            flaky = shell("FlakyBolt", serializers[1]),
+            record = shell("RecordingBolt", serializers[2]),
+        ),
     )
 }
 
@@ -177,26 +287,7 @@ pub fn no_restarts_or_errors(m: &Snapshot, components: &[&str]) {
 /// asserts that the restart completed every number and returns the final metrics.
 pub fn faulty_bolt(serializer: &str, mode: &str, extra_config: &str) -> Snapshot {
     let dir = scratch(&format!("{mode}-{serializer}"));
-    let yaml = format!(
-        r#"
-apiVersion: squall.dev/v1alpha1
-kind: Topology
-metadata: {{name: {mode}}}
-spec:
-  ackers: 1
-  config: {{"squall.multilang.pid.dir": "{pids}"}}
-  spouts:
-    - {{name: numbers, component: sequence, config: {{count: 20}}}}
-  bolts:
-    - name: bad
-      component: shell
-      shell: {bad}
-      config: {{{extra_config}}}
-      inputs: [{{from: numbers}}]
-"#,
-        pids = dir.join("pids").display(),
-        bad = fake(serializer, mode, &dir.join("marker")),
-    );
+    let yaml = fake_bolt_topology(&dir, serializer, mode, 20, extra_config);
     let m = drain(start(&yaml), Duration::from_secs(30));
     let spout = m.component("numbers").unwrap();
     assert_eq!(
@@ -226,6 +317,11 @@ pub fn pid_of(dir: &Path, topology: &str, component: &str, task: u32) -> i32 {
         .collect();
     assert_eq!(names.len(), 1, "one pid file in {}: {names:?}", d.display());
     names[0].parse().unwrap()
+}
+
+/// Kills a child with SIGKILL, which it cannot handle: a crash, as far as the host sees.
+pub fn crash(pid: i32) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
 }
 
 /// Whether a process exists at all, a zombie not yet reaped included.
