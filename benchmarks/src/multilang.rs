@@ -22,6 +22,8 @@ const ROUNDS: usize = 3;
 /// Tuples per second of the alternating runs of one round, all with acking on.
 #[derive(Serialize, Deserialize, Clone, Copy)]
 pub struct Round {
+    /// The plain Python loop (no Squall), for the protocol's cost.
+    pub baseline: f64,
     /// JSON, one child.
     pub json: f64,
     /// JSON, parallelism 2 (two children).
@@ -105,8 +107,14 @@ pub fn measure(tuples: u64) -> Result<Multilang> {
     };
     let load_before = load_average();
     let mut rounds = Vec::with_capacity(ROUNDS);
+    let baseline = || -> Result<f64> {
+        Ok(python_baseline(&venv.join("python"), &python_dir, tuples)
+            .context("python baseline")?
+            .per_second())
+    };
     for _ in 0..ROUNDS {
         rounds.push(Round {
+            baseline: baseline()?,
             json: run(true, Serializer::Json, 1)?,
             json_two: run(true, Serializer::Json, 2)?,
             msgpack: run(true, Serializer::Msgpack, 1)?,
@@ -118,9 +126,7 @@ pub fn measure(tuples: u64) -> Result<Multilang> {
         tuples,
         acking_on: med(|r| r.json),
         acking_off: run(false, Serializer::Json, 1)?,
-        baseline: python_baseline(&venv.join("python"), &python_dir, tuples)
-            .context("python baseline")?
-            .per_second(),
+        baseline: med(|r| r.baseline),
         msgpack_acking_on: med(|r| r.msgpack),
         msgpack_two_children: med(|r| r.msgpack_two),
         json_two_children: med(|r| r.json_two),
@@ -152,7 +158,7 @@ pub fn render(m: &Multilang) -> String {
         m.tuples
     ));
     s.push_str(&format!(
-        "The acking-on runs alternate over {} rounds (JSON, JSON with 2 children, msgpack, msgpack with 2 children) and each row gives their median; the ratios below are taken within a round, then their median is given, since this machine's speed can change within a minute.\n\n",
+        "The baseline and the acking-on runs alternate over {} rounds (baseline, JSON, JSON with 2 children, msgpack, msgpack with 2 children) and each row gives their median; the ratios below are taken within a round, then their median is given, since this machine's speed can change within a minute.\n\n",
         m.rounds.len()
     ));
     s.push_str("| run | tuples/s | vs the plain Python loop |\n|---|---|---|\n");
@@ -169,9 +175,9 @@ pub fn render(m: &Multilang) -> String {
         m.msgpack_two_children,
     ));
     s.push_str(&format!(
-        "\nThe protocol's own cost per tuple, acking on: {:.1} µs with JSON, {:.1} µs with msgpack (1/throughput − 1/baseline).\n",
-        1e6 / m.acking_on.max(1.0) - 1e6 / m.baseline.max(1.0),
-        1e6 / m.msgpack_acking_on.max(1.0) - 1e6 / m.baseline.max(1.0)
+        "\nThe protocol's own cost per tuple, acking on: {:.1} µs with JSON, {:.1} µs with msgpack (1/throughput − 1/baseline, within a round, median over rounds).\n",
+        m.median_ratio(|r| 1e6 / r.json.max(1.0) - 1e6 / r.baseline.max(1.0)),
+        m.median_ratio(|r| 1e6 / r.msgpack.max(1.0) - 1e6 / r.baseline.max(1.0))
     ));
     s.push_str(&format!(
         "msgpack against JSON (acking on, one child): {:.2}×. Two children against one: {:.2}× with JSON, {:.2}× with msgpack ({} cores, load average {:.2} before the runs).\n",
@@ -181,11 +187,12 @@ pub fn render(m: &Multilang) -> String {
         m.cores,
         m.load_before
     ));
-    s.push_str("\n| round | JSON | JSON, 2 children | msgpack | msgpack, 2 children | 2/1 JSON | 2/1 msgpack |\n|---|---|---|---|---|---|---|\n");
+    s.push_str("\n| round | Python loop | JSON | JSON, 2 children | msgpack | msgpack, 2 children | 2/1 JSON | 2/1 msgpack |\n|---|---|---|---|---|---|---|---|\n");
     for (i, r) in m.rounds.iter().enumerate() {
         s.push_str(&format!(
-            "| {} | {:.1} k | {:.1} k | {:.1} k | {:.1} k | {:.2}× | {:.2}× |\n",
+            "| {} | {:.1} k | {:.1} k | {:.1} k | {:.1} k | {:.1} k | {:.2}× | {:.2}× |\n",
             i + 1,
+            r.baseline / 1e3,
             r.json / 1e3,
             r.json_two / 1e3,
             r.msgpack / 1e3,
