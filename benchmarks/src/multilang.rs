@@ -34,19 +34,11 @@ pub struct Round {
     pub msgpack_two: f64,
 }
 
-/// Tuples per second of each run; the medians over the rounds, and the rounds.
+/// The rounds, and the one run with acking off (tuples per second).
 #[derive(Serialize, Deserialize)]
 pub struct Multilang {
     pub tuples: u64,
-    pub acking_on: f64,
     pub acking_off: f64,
-    pub baseline: f64,
-    /// Acking on, `serializer: msgpack`.
-    pub msgpack_acking_on: f64,
-    /// Acking on, msgpack, parallelism 2 (two children).
-    pub msgpack_two_children: f64,
-    /// Acking on, JSON, parallelism 2.
-    pub json_two_children: f64,
     pub rounds: Vec<Round>,
     /// Cores the machine has, and its 1-minute load average when the runs started.
     pub cores: usize,
@@ -54,18 +46,13 @@ pub struct Multilang {
 }
 
 impl Multilang {
-    /// Median over the rounds of a ratio taken within each round.
-    fn median_ratio(&self, f: impl Fn(&Round) -> f64) -> f64 {
-        median(self.rounds.iter().map(f).collect())
+    /// Median over the rounds of a figure of each round (a run's rate, or a ratio taken
+    /// within the round).
+    fn median(&self, f: impl Fn(&Round) -> f64) -> f64 {
+        let mut v: Vec<f64> = self.rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 pub fn measure(tuples: u64) -> Result<Multilang> {
@@ -121,15 +108,9 @@ pub fn measure(tuples: u64) -> Result<Multilang> {
             msgpack_two: run(true, Serializer::Msgpack, 2)?,
         });
     }
-    let med = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
     Ok(Multilang {
         tuples,
-        acking_on: med(|r| r.json),
         acking_off: run(false, Serializer::Json, 1)?,
-        baseline: med(|r| r.baseline),
-        msgpack_acking_on: med(|r| r.msgpack),
-        msgpack_two_children: med(|r| r.msgpack_two),
-        json_two_children: med(|r| r.json_two),
         rounds,
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         load_before,
@@ -145,11 +126,12 @@ fn load_average() -> f64 {
 }
 
 pub fn render(m: &Multilang) -> String {
+    let baseline = m.median(|r| r.baseline);
     let row = |name: &str, v: f64| {
         format!(
             "| {name} | {:.1} k | {:.0}% |\n",
             v / 1e3,
-            100.0 * v / m.baseline.max(1.0)
+            100.0 * v / baseline.max(1.0)
         )
     };
     let mut s = String::from("## One Python bolt over multilang\n\n");
@@ -162,28 +144,31 @@ pub fn render(m: &Multilang) -> String {
         m.rounds.len()
     ));
     s.push_str("| run | tuples/s | vs the plain Python loop |\n|---|---|---|\n");
-    s.push_str(&row("Python loop, no Squall (baseline)", m.baseline));
+    s.push_str(&row("Python loop, no Squall (baseline)", baseline));
     s.push_str(&row("through Squall, acking off", m.acking_off));
-    s.push_str(&row("through Squall, acking on", m.acking_on));
-    s.push_str(&row("through Squall, acking on, msgpack", m.msgpack_acking_on));
+    s.push_str(&row("through Squall, acking on", m.median(|r| r.json)));
+    s.push_str(&row(
+        "through Squall, acking on, msgpack",
+        m.median(|r| r.msgpack),
+    ));
     s.push_str(&row(
         "through Squall, acking on, JSON, 2 children",
-        m.json_two_children,
+        m.median(|r| r.json_two),
     ));
     s.push_str(&row(
         "through Squall, acking on, msgpack, 2 children",
-        m.msgpack_two_children,
+        m.median(|r| r.msgpack_two),
     ));
     s.push_str(&format!(
         "\nThe protocol's own cost per tuple, acking on: {:.1} µs with JSON, {:.1} µs with msgpack (1/throughput − 1/baseline, within a round, median over rounds).\n",
-        m.median_ratio(|r| 1e6 / r.json.max(1.0) - 1e6 / r.baseline.max(1.0)),
-        m.median_ratio(|r| 1e6 / r.msgpack.max(1.0) - 1e6 / r.baseline.max(1.0))
+        m.median(|r| 1e6 / r.json.max(1.0) - 1e6 / r.baseline.max(1.0)),
+        m.median(|r| 1e6 / r.msgpack.max(1.0) - 1e6 / r.baseline.max(1.0))
     ));
     s.push_str(&format!(
         "msgpack against JSON (acking on, one child): {:.2}×. Two children against one: {:.2}× with JSON, {:.2}× with msgpack ({} cores, load average {:.2} before the runs).\n",
-        m.median_ratio(|r| ratio(r.msgpack, r.json)),
-        m.median_ratio(|r| ratio(r.json_two, r.json)),
-        m.median_ratio(|r| ratio(r.msgpack_two, r.msgpack)),
+        m.median(|r| ratio(r.msgpack, r.json)),
+        m.median(|r| ratio(r.json_two, r.json)),
+        m.median(|r| ratio(r.msgpack_two, r.msgpack)),
         m.cores,
         m.load_before
     ));

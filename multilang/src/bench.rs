@@ -269,7 +269,7 @@ spec:
             break;
         }
         if started.elapsed() > b.limit {
-            let done = topo.metrics().component("sink").map_or(0, |c| c.total.acked);
+            let done = sunk.load(Ordering::Relaxed);
             topo.shutdown();
             return Err(BenchError::TooSlow {
                 done,
