@@ -107,10 +107,25 @@ pub(crate) struct PendingTuple {
 /// Spout-side state the collector needs.
 pub(crate) struct SpoutState {
     pub pending: IdMap<PendingTuple>,
+    /// The root id of the next tracked tuple. Roots are consecutive from a random start,
+    /// so the trees in flight sit together in `pending` and in the ackers' ledgers (see
+    /// [`crate::acker::RootHash`]); the start keeps a restarted worker's roots apart from
+    /// its last life's.
+    pub next_root: u64,
     /// Message ids to ack right away (acking off, or no consumer).
     pub immediate_acks: Vec<Value>,
     /// Errors reported during the last call.
     pub errors: Vec<String>,
+}
+
+impl SpoutState {
+    /// The next root id; never zero, which marks an untracked tuple.
+    #[inline]
+    pub(crate) fn take_root(&mut self) -> u64 {
+        let root = self.next_root.max(1);
+        self.next_root = root.wrapping_add(1);
+        root
+    }
 }
 
 /// What a spout emits through.
@@ -180,7 +195,7 @@ impl SpoutOutput<'_> {
         let track = msg_id.is_some() && !self.fabric.ackers.is_empty() && n > 0;
         let mut values = Some(values);
         let mut xor = 0u64;
-        let root = if track { self.routing.rng.next_id() } else { 0 };
+        let root = if track { self.state.take_root() } else { 0 };
         for i in 0..n {
             let target = self.routing.targets[i];
             let v = if i + 1 == n {
@@ -417,5 +432,22 @@ fn xor_into(ids: &mut MessageIds, root: u64, edge: u64) {
     match ids.iter_mut().find(|(r, _)| *r == root) {
         Some((_, e)) => *e ^= edge,
         None => ids.push((root, edge)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_are_consecutive_and_never_zero() {
+        let mut s = SpoutState {
+            pending: IdMap::default(),
+            next_root: u64::MAX - 1,
+            immediate_acks: Vec::new(),
+            errors: Vec::new(),
+        };
+        let roots: Vec<u64> = (0..4).map(|_| s.take_root()).collect();
+        assert_eq!(roots, vec![u64::MAX - 1, u64::MAX, 1, 2]);
     }
 }

@@ -566,7 +566,7 @@ impl ExecutorBuilder<'_> {
                     .iter()
                     .map(|&t| AckerTask {
                         id: t,
-                        ledger: Ledger::new(),
+                        ledger: Ledger::for_acker_of(self.fabric.ackers.len()),
                         metrics: self.task_metrics(ci, &comp, t),
                         counts: LocalCounts::default(),
                     })
@@ -610,6 +610,7 @@ impl ExecutorBuilder<'_> {
                 routing,
                 state: SpoutState {
                     pending: IdMap::default(),
+                    next_root: self.rng.next_id(),
                     immediate_acks: Vec::new(),
                     errors: Vec::new(),
                 },
