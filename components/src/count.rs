@@ -17,33 +17,25 @@
 //!   is counted again (at-least-once), and a restarted task starts from zero.
 //! - MUST ignore tick tuples.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 
+use hashbrown::HashTable;
 use squall_engine::{Basic, BasicBolt, Bolt, BoltOutput, ComponentError, Tuple, Value, Values};
 
 pub use squall_catalog::count::{CountConfig, DEFAULT_KEY, KIND};
 
 use crate::fields;
 
-/// A value usable as a map key: hashed with the engine's stable hash.
-#[derive(Debug, Clone, PartialEq)]
-struct Key(Value);
-
-// Values compare structurally; a float NaN key never equals itself and so is counted
-// under a fresh entry each time, which is harmless for counting.
-impl Eq for Key {}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.stable_hash(0));
-    }
-}
-
 /// The `count` bolt.
 pub struct CountBolt {
     config: CountConfig,
-    counts: HashMap<Key, i64>,
+    /// One entry per distinct key, found by the key's hash under `seed`. A float NaN key
+    /// never equals itself and so is counted under a fresh entry each time, which is
+    /// harmless for counting.
+    counts: HashTable<(Value, i64)>,
+    /// Random per task: keys come from outside, and an unpredictable hash keeps a chosen
+    /// set of keys from piling into one probe sequence.
+    seed: u64,
 }
 
 impl CountBolt {
@@ -51,7 +43,8 @@ impl CountBolt {
     pub fn new(config: &CountConfig) -> Self {
         CountBolt {
             config: config.clone(),
-            counts: HashMap::new(),
+            counts: HashTable::new(),
+            seed: RandomState::new().hash_one(0x5eed_u64),
         }
     }
 
@@ -69,9 +62,21 @@ impl CountBolt {
                 None => fields::first(KIND, input)?,
             },
         };
-        let n = self.counts.entry(Key(key.clone())).or_insert(0);
-        *n += 1;
-        Ok((key.clone(), *n))
+        // One hash per input, and the key is cloned into the table only when it is new.
+        let seed = self.seed;
+        let hash = key.stable_hash(seed);
+        let n = match self.counts.find_mut(hash, |(k, _)| k == key) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.counts
+                    .insert_unique(hash, (key.clone(), 1), |(k, _)| k.stable_hash(seed));
+                1
+            }
+        };
+        Ok((key.clone(), n))
     }
 }
 
@@ -139,5 +144,18 @@ mod tests {
         let t = Tuple::detached("s", "default", &["n", "x"], values![7i64, "y"]);
         assert_eq!(b.count(&t).unwrap(), (Value::Int(7), 1));
         assert_eq!(b.count(&t).unwrap(), (Value::Int(7), 2));
+    }
+
+    /// The table grows (and rehashes) many times; every key keeps its own running count.
+    #[test]
+    fn many_distinct_keys_keep_their_counts_through_growth() {
+        let mut b = bolt(serde_json::json!({}));
+        let t = |i: i64| Tuple::detached("s", "default", &["word"], values![format!("w{i}")]);
+        for round in 1..=3 {
+            for i in 0..5000 {
+                assert_eq!(b.count(&t(i)).unwrap(), (Value::from(format!("w{i}")), round));
+            }
+        }
+        assert_eq!(b.counts.len(), 5000);
     }
 }
