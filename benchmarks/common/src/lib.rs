@@ -1,14 +1,32 @@
 //! What the benchmark binaries (`squall-bench-workers`, `squall-bench-scale`,
 //! `squall-bench-ui`) share: CPU time and memory of processes and threads read from
 //! `/proc`, the machine they ran on, nearest-rank quantiles, and writing a benchmark's
-//! own section of BENCHMARKS.md between its markers. `redis`: the redis-server child and
+//! own section of BENCHMARKS.md between its markers, and finding the `squall-worker` binary
+//! the benchmarks start. `redis`: the redis-server child and
 //! count check of the Kafka benchmarks (`squall-bench-kafka`, `squall-bench-compare`).
 #![forbid(unsafe_code)]
 
 pub mod redis;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The `squall-worker` binary beside the running benchmark, as cargo builds them into one
+/// directory; not found names the build command.
+pub fn worker_binary() -> std::io::Result<PathBuf> {
+    let bin = std::env::current_exe()?.with_file_name("squall-worker");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} not found: build it first (cargo build --release -p squall-worker)",
+                bin.display()
+            ),
+        ))
+    }
+}
 
 fn ticks_per_second() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use squall_bench_common::{load_average, machine_busy, process_cpu, threads_cpu};
 use squall_model::{Plan, TopologyManifest};
 use squall_worker::supervisor::{Cluster, ClusterSpec};
@@ -187,13 +187,7 @@ pub fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<Outcome> {
     let path = dir.join("topology.yaml");
     std::fs::write(&path, manifest(args.rate))?;
     let plan = plan_of(&path)?;
-    let worker_bin = std::env::current_exe()?.with_file_name("squall-worker");
-    if !worker_bin.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p squall-worker)",
-            worker_bin.display()
-        );
-    }
+    let worker_bin = squall_bench_common::worker_binary()?;
     let mut c = Cluster::start(ClusterSpec {
         manifest: path,
         base_dir: None,

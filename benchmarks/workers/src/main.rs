@@ -139,14 +139,7 @@ fn run_case(args: &Args, ack: bool, rate: Option<u64>, split: bool, tls: bool) -
         vec![tasks_of(&["spout", "sink", "__acker"])]
     };
     let workers = tasks.len();
-    let exe = std::env::current_exe()?;
-    let worker_bin = exe.with_file_name("squall-worker");
-    if !worker_bin.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p squall-worker)",
-            worker_bin.display()
-        );
-    }
+    let worker_bin = squall_bench_common::worker_binary()?;
     let mut c = Cluster::start(ClusterSpec {
         manifest: path,
         base_dir: None,
