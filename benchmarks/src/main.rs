@@ -76,6 +76,20 @@ fn main() -> Result<()> {
             serde_json::to_string(&floor::measure(Duration::from_secs(2)))?
         ),
         "multilang" => println!("{}", serde_json::to_string(&multilang::measure(200_000)?)?),
+        "multilang-cpu" => {
+            // SERIALIZER[:PARALLELISM[:TUPLES]], e.g. msgpack:2:200000.
+            let spec = name.unwrap_or_else(|| "msgpack:2".to_owned());
+            let mut parts = spec.split(':');
+            let serializer = match parts.next() {
+                Some("json") => squall_model::Serializer::Json,
+                Some("msgpack") => squall_model::Serializer::Msgpack,
+                other => bail!("multilang-cpu: serializer json or msgpack, not {other:?}"),
+            };
+            let parallelism = parts.next().map_or(Ok(2), str::parse).context("parallelism")?;
+            let tuples = parts.next().map_or(Ok(200_000), str::parse).context("tuples")?;
+            let run = multilang::measure_cpu(serializer, parallelism, tuples)?;
+            println!("{}", serde_json::to_string(&run)?);
+        }
         "idle-case" => {
             let name = name.context("idle-case: which case? one of the names in `squall-bench list`")?;
             println!("{}", serde_json::to_string(&idle::run_case(&name)?)?);

@@ -55,7 +55,35 @@ impl Multilang {
     }
 }
 
-pub fn measure(tuples: u64) -> Result<Multilang> {
+/// One acking-on run, with the CPU this process (the Rust side: spout, shell executors,
+/// acker, sink) spent on it per tuple: what the host costs beside its children.
+#[derive(Serialize, Deserialize)]
+pub struct CpuRun {
+    pub serializer: String,
+    pub parallelism: u32,
+    pub tuples: u64,
+    pub per_second: f64,
+    /// Microseconds of this process's CPU per tuple, start and drain included.
+    pub host_us_per_tuple: f64,
+}
+
+/// `squall-bench multilang-cpu SERIALIZER PARALLELISM TUPLES`.
+pub fn measure_cpu(serializer: Serializer, parallelism: u32, tuples: u64) -> Result<CpuRun> {
+    let (venv, python_dir) = locate()?;
+    let b = bench_spec(&venv, &python_dir, tuples, true, serializer, parallelism);
+    let before = crate::proc_stats::cpu_seconds();
+    let report = bench_bolt(&b).context("multilang bolt run")?;
+    let cpu = crate::proc_stats::cpu_seconds() - before;
+    Ok(CpuRun {
+        serializer: serializer.as_str().to_owned(),
+        parallelism,
+        tuples,
+        per_second: report.per_second(),
+        host_us_per_tuple: 1e6 * cpu / tuples.max(1) as f64,
+    })
+}
+
+fn locate() -> Result<(std::path::PathBuf, std::path::PathBuf)> {
     let venv = Path::new(".cache/venv/bin");
     if !venv.join("streamparse_run").exists() {
         bail!(
@@ -67,22 +95,38 @@ pub fn measure(tuples: u64) -> Result<Multilang> {
         .canonicalize()
         .context("multilang/python")?;
     let venv = venv.canonicalize().context("the venv")?;
+    Ok((venv, python_dir))
+}
+
+fn bench_spec(
+    venv: &Path,
+    python_dir: &Path,
+    tuples: u64,
+    acking: bool,
+    serializer: Serializer,
+    parallelism: u32,
+) -> BoltBench {
+    BoltBench {
+        shell: ShellSpec {
+            command: venv.join("streamparse_run").display().to_string(),
+            args: vec!["squall_bench.PassBolt".into()],
+            env: Default::default(),
+            working_dir: Some(python_dir.display().to_string()),
+            serializer,
+        },
+        tuples,
+        payload: "x".repeat(100),
+        acking,
+        parallelism,
+        config: Config::new(),
+        limit: Duration::from_secs(120),
+    }
+}
+
+pub fn measure(tuples: u64) -> Result<Multilang> {
+    let (venv, python_dir) = locate()?;
     let run = |acking: bool, serializer: Serializer, parallelism: u32| -> Result<f64> {
-        let b = BoltBench {
-            shell: ShellSpec {
-                command: venv.join("streamparse_run").display().to_string(),
-                args: vec!["squall_bench.PassBolt".into()],
-                env: Default::default(),
-                working_dir: Some(python_dir.display().to_string()),
-                serializer,
-            },
-            tuples,
-            payload: "x".repeat(100),
-            acking,
-            parallelism,
-            config: Config::new(),
-            limit: Duration::from_secs(120),
-        };
+        let b = bench_spec(&venv, &python_dir, tuples, acking, serializer, parallelism);
         Ok(bench_bolt(&b)
             .with_context(|| {
                 format!(
