@@ -6,7 +6,10 @@
 //! for the pipe, which is the back pressure.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
 
 use squall_engine::{Bolt, BoltOutput, ComponentError, TaskContext, Tuple};
 use squall_model::{ShellSpec, DEFAULT_STREAM};
@@ -26,6 +29,28 @@ const ROOM_WAIT: Duration = Duration::from_millis(1);
 /// from its input.
 const PUMP_LIMIT: usize = 4096;
 
+/// Hashes the ids the host hands out (a counter) with one multiplication: they are not
+/// chosen by anyone, so SipHash's protection is not needed, and the odd multiplier keeps
+/// consecutive ids in distinct buckets.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// An input handed to the child and not yet acked or failed by it.
 enum Held {
     Tuple(Tuple),
@@ -41,7 +66,7 @@ pub struct ShellBolt {
     tick_secs: Option<u64>,
     shell: Option<Shell>,
     /// Inputs held by the child, by the id it was given (decimal on the wire).
-    inputs: HashMap<u64, Held>,
+    inputs: HashMap<u64, Held, BuildHasherDefault<IdHasher>>,
     next_id: u64,
     next_heartbeat: Option<Instant>,
     heartbeats: u64,
@@ -55,7 +80,7 @@ impl ShellBolt {
             spec,
             tick_secs,
             shell: None,
-            inputs: HashMap::new(),
+            inputs: HashMap::default(),
             next_id: 0,
             next_heartbeat: None,
             heartbeats: 0,
@@ -171,23 +196,29 @@ impl ShellBolt {
         match m {
             ChildMsg::Emit(e) => self.on_emit(e, out),
             ChildMsg::Ack(id) => {
-                match id.parse().ok().and_then(|id: u64| self.inputs.remove(&id)) {
+                match id.number().and_then(|n| self.inputs.remove(&n)) {
                     Some(Held::Tuple(t)) => out.ack(t),
                     Some(Held::Tick) => {}
                     None => {
                         shell.ctx.counters.add(UNKNOWN_IDS, 1);
-                        out.report_error(format!("child acked unknown or already acked/failed id {id:?}"));
+                        out.report_error(format!(
+                            "child acked unknown or already acked/failed id {:?}",
+                            id.to_string()
+                        ));
                     }
                 }
                 Ok(())
             }
             ChildMsg::Fail(id) => {
-                match id.parse().ok().and_then(|id: u64| self.inputs.remove(&id)) {
+                match id.number().and_then(|n| self.inputs.remove(&n)) {
                     Some(Held::Tuple(t)) => out.fail(t),
                     Some(Held::Tick) => {}
                     None => {
                         shell.ctx.counters.add(UNKNOWN_IDS, 1);
-                        out.report_error(format!("child failed unknown or already acked/failed id {id:?}"));
+                        out.report_error(format!(
+                            "child failed unknown or already acked/failed id {:?}",
+                            id.to_string()
+                        ));
                     }
                 }
                 Ok(())
@@ -212,15 +243,16 @@ impl ShellBolt {
 
     fn on_emit(&mut self, e: Emit, out: &mut BoltOutput<'_>) -> Result<(), String> {
         let stream = e.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        let mut anchors: Vec<&Tuple> = Vec::with_capacity(e.anchors.len());
+        let mut anchors: SmallVec<[&Tuple; 4]> = SmallVec::new();
         for a in &e.anchors {
-            match a.parse().ok().and_then(|id: u64| self.inputs.get(&id)) {
+            match a.number().and_then(|id| self.inputs.get(&id)) {
                 Some(Held::Tuple(t)) => anchors.push(t),
                 Some(Held::Tick) => {}
                 // Storm's bolt dies here; restarting fails and so replays everything held.
                 None => {
                     return Err(format!(
-                        "emit anchored to unknown or already acked/failed id {a:?}"
+                        "emit anchored to unknown or already acked/failed id {:?}",
+                        a.to_string()
                     ))
                 }
             }
@@ -317,8 +349,8 @@ impl Bolt for ShellBolt {
             }
         }
         self.pump(out);
-        if let Some(shell) = self.shell.as_ref() {
-            if let Some(child) = shell.child.as_ref() {
+        if let Some(shell) = self.shell.as_mut() {
+            if let Some(child) = shell.child.as_mut() {
                 if child.has_events() {
                     // Left over by the bound: come back without parking.
                     shell.ctx.waker.wake();

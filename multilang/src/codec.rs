@@ -6,7 +6,10 @@
 //! and [`parse_stream`] does both for a whole buffer, exactly as the host does. None of
 //! them panics on any input.
 
+use std::fmt;
+
 use serde_json::{Map, Value as Json};
+use smallvec::SmallVec;
 use squall_engine::{Value, Values};
 
 /// Default bound of one child message, in bytes (the lines before `end`, joined).
@@ -54,13 +57,84 @@ pub enum ProtocolError {
     NotUtf8,
 }
 
+/// The id of a bolt input as the child names it (`ack`, `fail`, `anchors`). The host
+/// sends decimal ids, which are kept as numbers so the per-tuple path allocates nothing;
+/// any other text is kept as it came, so it reads back exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputId {
+    /// Text that is exactly a `u64`'s decimal form (no sign, no leading zero).
+    Num(u64),
+    /// Any other text.
+    Text(Box<str>),
+}
+
+impl InputId {
+    /// The id `text` names.
+    pub fn new(text: &str) -> InputId {
+        match canonical_u64(text) {
+            Some(n) => InputId::Num(n),
+            None => InputId::Text(text.into()),
+        }
+    }
+
+    /// The host id this refers to: the number, or the text read as a `u64` as Rust parses
+    /// it (so `"+7"` and `"007"` still name input 7).
+    pub fn number(&self) -> Option<u64> {
+        match self {
+            InputId::Num(n) => Some(*n),
+            InputId::Text(t) => t.parse().ok(),
+        }
+    }
+}
+
+impl From<String> for InputId {
+    fn from(text: String) -> InputId {
+        match canonical_u64(&text) {
+            Some(n) => InputId::Num(n),
+            None => InputId::Text(text.into_boxed_str()),
+        }
+    }
+}
+
+impl From<&str> for InputId {
+    fn from(text: &str) -> InputId {
+        InputId::new(text)
+    }
+}
+
+/// The text of the id, exactly as the child sent it.
+impl fmt::Display for InputId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputId::Num(n) => write!(f, "{n}"),
+            InputId::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// `text` as a `u64` when it is exactly that number's decimal form, so the number prints
+/// back as the same text.
+fn canonical_u64(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let canonical =
+        !b.is_empty() && b.len() <= 20 && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
+    if canonical {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Anchors of one emit: one in the usual case, held inline.
+pub type Anchors = SmallVec<[InputId; 1]>;
+
 /// An `emit` command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Emit {
     /// Spouts: the message id (any JSON); `None` for an unreliable emit.
     pub id: Option<Json>,
     /// Bolts: ids of the inputs to anchor to.
-    pub anchors: Vec<String>,
+    pub anchors: Anchors,
     /// Stream; `None` means `default`.
     pub stream: Option<String>,
     /// Direct emit to this task; `None` (or 0 on the wire) means a grouped emit.
@@ -80,9 +154,9 @@ pub enum ChildMsg {
     /// Emit a tuple.
     Emit(Emit),
     /// Ack an input (bolts), by the id the host gave it.
-    Ack(String),
+    Ack(InputId),
     /// Fail an input (bolts).
-    Fail(String),
+    Fail(InputId),
     /// A log line; levels 0 trace … 4 error (5 and above are treated as error).
     Log {
         /// The text.
@@ -204,9 +278,11 @@ fn id_text(v: &Json) -> Option<String> {
     }
 }
 
-fn input_id(obj: &Map<String, Json>) -> Result<String, ProtocolError> {
+fn input_id(obj: &Map<String, Json>) -> Result<InputId, ProtocolError> {
     let id = obj.get("id").ok_or_else(|| invalid("ack/fail without \"id\""))?;
-    id_text(id).ok_or_else(|| invalid(format!("ack/fail \"id\" must be a string, got {id}")))
+    id_text(id)
+        .map(InputId::from)
+        .ok_or_else(|| invalid(format!("ack/fail \"id\" must be a string, got {id}")))
 }
 
 fn parse_emit(obj: &mut Map<String, Json>) -> Result<Emit, ProtocolError> {
@@ -216,16 +292,16 @@ fn parse_emit(obj: &mut Map<String, Json>) -> Result<Emit, ProtocolError> {
         Some(other) => return Err(invalid(format!("emit \"tuple\" must be a list, got {other}"))),
         None => return Err(invalid("emit without \"tuple\"")),
     };
+    let anchor = |x: &Json| {
+        id_text(x)
+            .map(InputId::from)
+            .ok_or_else(|| invalid(format!("anchor must be a string id, got {x}")))
+    };
     let anchors = match obj.get("anchors") {
-        None | Some(Json::Null) => Vec::new(),
+        None | Some(Json::Null) => Anchors::new(),
         // A single id is accepted as Storm does.
-        Some(Json::Array(a)) => a
-            .iter()
-            .map(|x| id_text(x).ok_or_else(|| invalid(format!("anchor must be a string id, got {x}"))))
-            .collect::<Result<_, _>>()?,
-        Some(one) => {
-            vec![id_text(one).ok_or_else(|| invalid(format!("anchor must be a string id, got {one}")))?]
-        }
+        Some(Json::Array(a)) => a.iter().map(anchor).collect::<Result<_, _>>()?,
+        Some(one) => std::iter::once(anchor(one)?).collect(),
     };
     let stream = match obj.get("stream") {
         None | Some(Json::Null) => None,
@@ -439,7 +515,7 @@ mod tests {
             panic!()
         };
         assert_eq!(e.id, Some(json!({"k": [1]})));
-        assert_eq!(e.anchors, vec!["7".to_owned()]);
+        assert_eq!(e.anchors.to_vec(), vec![InputId::Num(7)]);
         assert_eq!(e.stream.as_deref(), Some("s"));
         assert_eq!(e.task, None, "task 0 is a grouped emit");
         assert!(!e.need_task_ids);
@@ -449,7 +525,7 @@ mod tests {
         };
         assert_eq!(d.task, Some(9));
         assert!(!d.need_task_ids, "direct emits never get task ids");
-        assert_eq!(d.anchors, vec!["1".to_owned(), "2".to_owned()]);
+        assert_eq!(d.anchors.to_vec(), vec![InputId::Num(1), InputId::Num(2)]);
     }
 
     #[test]
@@ -487,6 +563,63 @@ mod tests {
                 params: json!(3)
             })
         );
+    }
+
+    /// Ids the host did not send (any text pystorm may pass back) keep their exact text;
+    /// only a `u64`'s own decimal form becomes a number, and ids are looked up as before.
+    #[test]
+    fn input_ids_round_trip_exactly() {
+        for (text, num, number) in [
+            ("0", true, Some(0)),
+            ("17", true, Some(17)),
+            ("18446744073709551615", true, Some(u64::MAX)),
+            ("18446744073709551616", false, None),
+            ("007", false, Some(7)),
+            ("+7", false, Some(7)),
+            ("-7", false, None),
+            ("7 ", false, None),
+            ("", false, None),
+            ("x", false, None),
+            ("\u{663}", false, None),
+            ("a-b-c", false, None),
+        ] {
+            let id = InputId::from(text);
+            assert_eq!(matches!(id, InputId::Num(_)), num, "{text:?}");
+            assert_eq!(id.to_string(), text);
+            assert_eq!(id.number(), number, "{text:?}");
+            assert_eq!(InputId::from(text.to_owned()), id);
+        }
+    }
+
+    #[test]
+    fn ids_and_anchors_keep_their_text_on_both_paths() {
+        for id in ["5", "007", "x", "", "18446744073709551616", "é"] {
+            let ack = format!(r#"{{"command":"ack","id":{}}}"#, json!(id));
+            let fail = format!(r#"{{"command":"fail","id":{}}}"#, json!(id));
+            assert_eq!(one(&ack), Ok(ChildMsg::Ack(InputId::from(id))), "{ack}");
+            assert_eq!(one(&fail), Ok(ChildMsg::Fail(InputId::from(id))), "{fail}");
+            assert_eq!(one(&ack), parse_child_message_slow(&ack));
+            let Ok(ChildMsg::Ack(got)) = one(&ack) else {
+                panic!()
+            };
+            assert_eq!(got.to_string(), id);
+        }
+        let text = r#"{"command":"emit","anchors":["3","03","x",""],"tuple":[1]}"#;
+        let Ok(ChildMsg::Emit(e)) = one(text) else {
+            panic!()
+        };
+        let texts: Vec<String> = e.anchors.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["3", "03", "x", ""]);
+        assert_eq!(e.anchors[0], InputId::Num(3));
+        assert_eq!(Ok(ChildMsg::Emit(e)), parse_child_message_slow(text));
+        // A spout's message id is any JSON, and a text one stays text.
+        for id in [json!("7"), json!("007"), json!(7), json!({"k": ["1"]})] {
+            let text = format!(r#"{{"command":"emit","id":{id},"tuple":[]}}"#);
+            let Ok(ChildMsg::Emit(e)) = one(&text) else {
+                panic!()
+            };
+            assert_eq!(e.id, Some(id));
+        }
     }
 
     #[test]

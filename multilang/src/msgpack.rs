@@ -446,6 +446,26 @@ mod tests {
     }
 
     #[test]
+    fn ids_keep_their_text() {
+        for id in ["5", "007", "x", "", "18446744073709551616"] {
+            assert_eq!(
+                one(json!({"command": "ack", "id": id})),
+                Ok(ChildMsg::Ack(crate::codec::InputId::from(id)))
+            );
+            let Ok(ChildMsg::Fail(got)) = one(json!({"command": "fail", "id": id})) else {
+                panic!()
+            };
+            assert_eq!(got.to_string(), id);
+            let Ok(ChildMsg::Emit(e)) = one(json!({"command": "emit", "anchors": [id, "1"], "tuple": []}))
+            else {
+                panic!()
+            };
+            let texts: Vec<String> = e.anchors.iter().map(ToString::to_string).collect();
+            assert_eq!(texts, [id, "1"]);
+        }
+    }
+
+    #[test]
     fn errors_are_the_json_sides() {
         assert_eq!(
             one(json!({"command": "dance"})),

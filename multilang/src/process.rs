@@ -36,9 +36,6 @@ const MAX_STDERR_LINE: usize = 16 * 1024;
 const STDERR_TAIL: usize = 5;
 /// Bytes read per system call (a pipe holds 64 KiB).
 const READ_CHUNK: usize = 64 * 1024;
-/// Most bytes read per `read_available`, so a chatty child can neither starve the
-/// executor nor pile up parsed messages.
-const READ_BUDGET: usize = 256 * 1024;
 /// How often the watcher looks whether its child is gone.
 const WATCH_RECHECK: Duration = Duration::from_millis(250);
 
@@ -108,9 +105,15 @@ pub(crate) struct ChildProcess {
     framing: Framing,
     max_message_bytes: usize,
     max_message_depth: usize,
-    events: VecDeque<Event>,
+    /// The next message's length and the bytes it takes up, once framed and until parsed.
+    ready: Option<(usize, usize)>,
     /// Set after EOF, a read error or a protocol error: nothing more is read.
     finished: bool,
+    /// Why reading finished, delivered after the messages read before it.
+    terminal: Option<Event>,
+    /// The last read emptied the pipe: the next look for input ends the drain rather than
+    /// making a read that would only say so.
+    drained: bool,
     /// Since when the child owes a reply: the first write after its last message.
     owing_since: Option<Instant>,
     watch: Option<(Arc<Watch>, Thread)>,
@@ -192,8 +195,10 @@ impl ChildProcess {
             },
             max_message_bytes: l.max_message_bytes,
             max_message_depth: l.max_message_depth,
-            events: VecDeque::new(),
+            ready: None,
             finished: false,
+            terminal: None,
+            drained: false,
             owing_since: None,
             watch: None,
             threads: Vec::new(),
@@ -322,17 +327,32 @@ impl ChildProcess {
         self.owing_since.map(|t| t.elapsed())
     }
 
-    /// Whether parsed events are waiting to be taken.
-    pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+    /// Whether an event is waiting to be taken (a complete message is buffered).
+    pub fn has_events(&mut self) -> bool {
+        match self.frame() {
+            Ok(Some(_)) => true,
+            Ok(None) => self.terminal.is_some(),
+            Err(e) => {
+                self.break_off(e);
+                true
+            }
+        }
     }
 
-    /// The next event: one already parsed, else whatever the pipe holds now.
+    /// The next event: a message already buffered, else whatever the pipe holds now.
+    /// Messages are decoded one at a time as they are taken, so none is queued or copied.
     pub fn next_event(&mut self) -> Option<Event> {
-        if self.events.is_empty() {
-            self.read_available();
+        loop {
+            if let Some(m) = self.next_message() {
+                return Some(m);
+            }
+            if self.finished {
+                return self.terminal.take();
+            }
+            if std::mem::take(&mut self.drained) || !self.read_some() {
+                return None;
+            }
         }
-        self.events.pop_front()
     }
 
     /// The next event, waiting up to `timeout` for it while writing queued messages.
@@ -386,43 +406,35 @@ impl ChildProcess {
         }
     }
 
-    /// Reads what the pipe holds (bounded) and parses every complete message.
-    fn read_available(&mut self) {
-        let mut budget = READ_BUDGET;
-        while !self.finished && budget > 0 {
-            if self.inbuf.len() - self.in_end < 4096 {
-                self.make_room();
+    /// One read of what the pipe holds; false when nothing came.
+    fn read_some(&mut self) -> bool {
+        if self.inbuf.len() - self.in_end < 4096 {
+            self.make_room();
+        }
+        let space = self.inbuf.len() - self.in_end;
+        match (&*self.stdout).read(&mut self.inbuf[self.in_end..]) {
+            Ok(0) => {
+                self.finished = true;
+                self.terminal = Some(Event::Eof);
+                true
             }
-            let space = self.inbuf.len() - self.in_end;
-            match (&*self.stdout).read(&mut self.inbuf[self.in_end..]) {
-                Ok(0) => {
-                    self.parse();
-                    if !self.finished {
-                        self.events.push_back(Event::Eof);
-                        self.finished = true;
-                    }
-                }
-                Ok(n) => {
-                    self.in_end += n;
-                    budget = budget.saturating_sub(n);
-                    self.parse();
-                    // A short read emptied the pipe: spare the call that would say so.
-                    if n < space {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.events.push_back(Event::ReadError(e.to_string()));
-                    self.finished = true;
-                }
+            Ok(n) => {
+                self.in_end += n;
+                self.drained = n < space;
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                self.finished = true;
+                self.terminal = Some(Event::ReadError(e.to_string()));
+                true
             }
         }
     }
 
     /// Moves the unparsed tail to the front, growing the buffer for a message that
-    /// does not fit (up to the bound, which `parse` enforces).
+    /// does not fit (up to the bound, which `frame` enforces).
     fn make_room(&mut self) {
         if self.in_start > 0 {
             self.inbuf.copy_within(self.in_start..self.in_end, 0);
@@ -435,51 +447,69 @@ impl ChildProcess {
         }
     }
 
-    fn parse(&mut self) {
+    /// Where the next buffered message ends, remembered until it is taken.
+    fn frame(&mut self) -> Result<Option<(usize, usize)>, ProtocolError> {
+        if self.ready.is_some() {
+            return Ok(self.ready);
+        }
         let (max, depth) = (self.max_message_bytes, self.max_message_depth);
-        while !self.finished {
-            let buf = &self.inbuf[self.in_start..self.in_end];
-            // The message's bytes, and the bytes it takes up with its framing.
-            let found = match &mut self.framing {
-                Framing::Json(splitter) => match splitter.next(buf) {
-                    Some((text_len, used)) => Ok(Some((text_len, used))),
-                    // The text so far plus a line `end` could not fit in the bound.
-                    None if buf.len() > max + 6 => Err(ProtocolError::TooLarge { max }),
-                    None => Ok(None),
-                },
-                Framing::Msgpack(splitter) => splitter.next(buf, max, depth).map(|n| n.map(|n| (n, n))),
-            };
-            let (len, used) = match found {
-                Ok(Some(found)) => found,
-                Ok(None) => break,
-                Err(e) => {
-                    self.protocol_error(e);
-                    break;
-                }
-            };
-            let parsed = match self.framing {
-                Framing::Json(_) => parse_framed(&buf[..len], max),
-                Framing::Msgpack(_) => msgpack::parse_message(&buf[..len], depth),
-            };
-            self.in_start += used;
-            if self.in_start == self.in_end {
-                self.in_start = 0;
-                self.in_end = 0;
+        let buf = &self.inbuf[self.in_start..self.in_end];
+        let found = match &mut self.framing {
+            Framing::Json(splitter) => match splitter.next(buf) {
+                Some(found) => Ok(Some(found)),
+                // The text so far plus a line `end` could not fit in the bound.
+                None if buf.len() > max + 6 => Err(ProtocolError::TooLarge { max }),
+                None => Ok(None),
+            },
+            Framing::Msgpack(splitter) => splitter.next(buf, max, depth).map(|n| n.map(|n| (n, n))),
+        };
+        if let Ok(Some(f)) = found {
+            self.ready = Some(f);
+        }
+        found
+    }
+
+    /// Decodes the next buffered message, if one is complete.
+    fn next_message(&mut self) -> Option<Event> {
+        let (len, used) = match self.frame() {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(e) => {
+                self.break_off(e);
+                return None;
             }
-            match parsed {
-                Err(e) => self.protocol_error(e),
-                Ok(m) => {
-                    self.owing_since = None;
-                    self.events.push_back(Event::Msg(m));
-                }
+        };
+        self.ready = None;
+        let text = &self.inbuf[self.in_start..self.in_start + len];
+        let parsed = match self.framing {
+            Framing::Json(_) => parse_framed(text, self.max_message_bytes),
+            Framing::Msgpack(_) => msgpack::parse_message(text, self.max_message_depth),
+        };
+        self.in_start += used;
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+        }
+        match parsed {
+            Ok(m) => {
+                self.owing_since = None;
+                Some(Event::Msg(m))
+            }
+            Err(e) => {
+                self.break_off(e);
+                None
             }
         }
     }
 
-    fn protocol_error(&mut self, e: ProtocolError) {
-        // After a protocol error the stream cannot be trusted; the host restarts the child.
-        self.events.push_back(Event::Protocol(e));
+    /// After a protocol error the stream cannot be trusted: nothing more is read or
+    /// parsed, and the error is the last event (the host restarts the child).
+    fn break_off(&mut self, e: ProtocolError) {
         self.finished = true;
+        self.terminal = Some(Event::Protocol(e));
+        self.in_start = 0;
+        self.in_end = 0;
+        self.ready = None;
     }
 
     /// A description of how the child ended, if it did.

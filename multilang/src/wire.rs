@@ -10,19 +10,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use squall_engine::{Value, Values};
 
-use crate::codec::{ChildMsg, Emit};
+use crate::codec::{Anchors, ChildMsg, Emit, InputId};
 
 #[derive(serde::Deserialize)]
 struct Wire<'a> {
     #[serde(borrow)]
     command: Cow<'a, str>,
     #[serde(default)]
-    id: Option<serde_json::Value>,
-    #[serde(borrow, default)]
-    anchors: Option<Vec<Cow<'a, str>>>,
+    id: Option<WireId>,
+    #[serde(default)]
+    anchors: Option<WireAnchors>,
     #[serde(borrow, default)]
     stream: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -50,21 +51,16 @@ pub(crate) fn parse_fast_msgpack(bytes: &[u8]) -> Option<ChildMsg> {
 fn from_wire(w: Wire<'_>) -> Option<ChildMsg> {
     match &*w.command {
         "sync" => Some(ChildMsg::Sync),
-        "ack" => Some(ChildMsg::Ack(text_id(w.id?)?)),
-        "fail" => Some(ChildMsg::Fail(text_id(w.id?)?)),
+        "ack" => Some(ChildMsg::Ack(w.id?.input()?)),
+        "fail" => Some(ChildMsg::Fail(w.id?.input()?)),
         "emit" => {
             let task = match w.task {
                 None | Some(0) => None,
                 Some(t) => Some(u32::try_from(t).ok()?),
             };
             Some(ChildMsg::Emit(Emit {
-                id: w.id.filter(|v| !v.is_null()),
-                anchors: w
-                    .anchors
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Cow::into_owned)
-                    .collect(),
+                id: w.id.map(WireId::json).filter(|v| !v.is_null()),
+                anchors: w.anchors.map(|a| a.0).unwrap_or_default(),
                 stream: w.stream.map(Cow::into_owned),
                 task,
                 tuple: w.tuple?.0,
@@ -75,10 +71,121 @@ fn from_wire(w: Wire<'_>) -> Option<ChildMsg> {
     }
 }
 
-fn text_id(id: serde_json::Value) -> Option<String> {
-    match id {
-        serde_json::Value::String(s) => Some(s),
-        _ => None,
+/// An `id`: a bolt's input id is text (kept as an [`InputId`], without allocating for
+/// the host's decimal ids); a spout's message id may be any JSON.
+enum WireId {
+    Input(InputId),
+    Other(serde_json::Value),
+}
+
+impl WireId {
+    /// The input id of an `ack`/`fail`; `None` (the general parser decides) for others.
+    fn input(self) -> Option<InputId> {
+        match self {
+            WireId::Input(id) => Some(id),
+            WireId::Other(_) => None,
+        }
+    }
+
+    /// The id as JSON, for a spout's emit.
+    fn json(self) -> serde_json::Value {
+        match self {
+            WireId::Input(InputId::Text(t)) => serde_json::Value::String(t.into_string()),
+            WireId::Input(id) => serde_json::Value::String(id.to_string()),
+            WireId::Other(v) => v,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WireId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+struct IdVisitor;
+
+impl<'de> Visitor<'de> for IdVisitor {
+    type Value = WireId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<WireId, E> {
+        Ok(WireId::Input(InputId::new(s)))
+    }
+    fn visit_string<E>(self, s: String) -> Result<WireId, E> {
+        Ok(WireId::Input(InputId::from(s)))
+    }
+    fn visit_unit<E>(self) -> Result<WireId, E> {
+        Ok(WireId::Other(serde_json::Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<WireId, E> {
+        Ok(WireId::Other(serde_json::Value::Null))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<WireId, E> {
+        Ok(WireId::Other(b.into()))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<WireId, E> {
+        Ok(WireId::Other(i.into()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<WireId, E> {
+        Ok(WireId::Other(u.into()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<WireId, E> {
+        Ok(WireId::Other(f.into()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<WireId, A::Error> {
+        serde_json::Value::deserialize(SeqAccessDeserializer::new(seq)).map(WireId::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireId, A::Error> {
+        serde_json::Value::deserialize(MapAccessDeserializer::new(map)).map(WireId::Other)
+    }
+}
+
+/// `anchors` as a list of text ids, decoded without a `String` or `Vec` per emit. A
+/// single id or a number is not this (the general parser takes those).
+struct WireAnchors(Anchors);
+
+impl<'de> Deserialize<'de> for WireAnchors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireAnchors;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of ids")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireAnchors, A::Error> {
+                let mut anchors = Anchors::new();
+                while let Some(IdText(id)) = seq.next_element()? {
+                    anchors.push(id);
+                }
+                Ok(WireAnchors(anchors))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One text id.
+struct IdText(InputId);
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IdText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a text id")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<IdText, E> {
+                Ok(IdText(InputId::new(s)))
+            }
+            fn visit_string<E>(self, s: String) -> Result<IdText, E> {
+                Ok(IdText(InputId::from(s)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -271,6 +378,7 @@ mod tests {
                     Just(r#""id":"4""#), Just(r#""id":4"#), Just(r#""id":null"#), Just(r#""tuple":[1,"a",null]"#),
                     Just(r#""tuple":[]"#), Just(r#""task":3"#), Just(r#""task":0"#), Just(r#""task":-2"#),
                     Just(r#""anchors":["1"]"#), Just(r#""anchors":null"#), Just(r#""stream":"s""#),
+                    Just(r#""id":"007""#), Just(r#""anchors":["x","02",""]"#), Just(r#""anchors":[3]"#),
                     Just(r#""need_task_ids":true"#), Just(r#""need_task_ids":null"#), Just(r#""x":[{}]"#),
                 ],
                 0..6,
