@@ -77,6 +77,7 @@ mod bolt;
 pub mod codec;
 mod command;
 mod encode;
+mod mpfast;
 pub mod msgpack;
 mod outbuf;
 mod process;

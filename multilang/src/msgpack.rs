@@ -117,6 +117,11 @@ fn header(buf: &[u8], at: usize) -> Result<Option<Header>, ProtocolError> {
 }
 
 impl Splitter {
+    /// Whether no object is part-way scanned: the next call starts at `buf[0]`.
+    pub fn is_fresh(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// Looks for the end of the object that starts at `buf[0]`: its length once complete,
     /// `None` while incomplete. An object that is or would be larger than `max_bytes`,
     /// nests deeper than `max_depth`, or is not msgpack is an error as soon as its header
@@ -212,6 +217,11 @@ pub fn parse_stream(
     let mut out = Vec::new();
     let mut rest = bytes;
     loop {
+        if let Some((m, n)) = crate::mpfast::parse_prefix(rest, max_bytes, max_depth) {
+            out.push(Ok(m));
+            rest = &rest[n..];
+            continue;
+        }
         match splitter.next(rest, max_bytes, max_depth) {
             Ok(Some(n)) => {
                 let m = parse_message(&rest[..n], max_depth);

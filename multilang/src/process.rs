@@ -471,6 +471,11 @@ impl ChildProcess {
 
     /// Decodes the next buffered message, if one is complete.
     fn next_message(&mut self) -> Option<Event> {
+        if let Some((m, used)) = self.next_common_msgpack() {
+            self.consume(used);
+            self.owing_since = None;
+            return Some(Event::Msg(m));
+        }
         let (len, used) = match self.frame() {
             Ok(Some(found)) => found,
             Ok(None) => return None,
@@ -485,11 +490,7 @@ impl ChildProcess {
             Framing::Json(_) => parse_framed(text, self.max_message_bytes),
             Framing::Msgpack(_) => msgpack::parse_message(text, self.max_message_depth),
         };
-        self.in_start += used;
-        if self.in_start == self.in_end {
-            self.in_start = 0;
-            self.in_end = 0;
-        }
+        self.consume(used);
         match parsed {
             Ok(m) => {
                 self.owing_since = None;
@@ -499,6 +500,29 @@ impl ChildProcess {
                 self.break_off(e);
                 None
             }
+        }
+    }
+
+    /// A common msgpack message decoded in one pass (see [`crate::mpfast`]). Tried only
+    /// where a message starts, so a large one arriving in pieces is scanned once, by the
+    /// splitter.
+    fn next_common_msgpack(&mut self) -> Option<(ChildMsg, usize)> {
+        let Framing::Msgpack(splitter) = &self.framing else {
+            return None;
+        };
+        if self.ready.is_some() || !splitter.is_fresh() {
+            return None;
+        }
+        let buf = &self.inbuf[self.in_start..self.in_end];
+        crate::mpfast::parse_prefix(buf, self.max_message_bytes, self.max_message_depth)
+    }
+
+    /// Drops the first `used` buffered bytes (a message taken).
+    fn consume(&mut self, used: usize) {
+        self.in_start += used;
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
         }
     }
 
