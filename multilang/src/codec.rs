@@ -352,7 +352,7 @@ impl Splitter {
     /// and the bytes it takes up including the `end` line; `None` while incomplete.
     pub fn next(&mut self, buf: &[u8]) -> Option<(usize, usize)> {
         let mut line_start = self.scanned.min(buf.len());
-        while let Some(i) = buf[line_start..].iter().position(|b| *b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', &buf[line_start..]) {
             let nl = line_start + i;
             let line = &buf[line_start..nl];
             if line == b"end" || line == b"end\r" {
@@ -379,8 +379,13 @@ pub fn parse_framed(text: &[u8], max: usize) -> Result<ChildMsg, ProtocolError> 
     if text.len() > max {
         return Err(ProtocolError::TooLarge { max });
     }
+    // The fast path reads the bytes as they are (serde_json checks the UTF-8 of the text
+    // it decodes), sparing a pass over the whole message.
+    if let Some(m) = crate::wire::parse_fast_bytes(text) {
+        return Ok(m);
+    }
     let text = std::str::from_utf8(text).map_err(|_| ProtocolError::NotUtf8)?;
-    parse_child_message(text)
+    parse_child_message_slow(text)
 }
 
 /// Frames and parses a whole buffer of child output the way the host does: one result

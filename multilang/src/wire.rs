@@ -39,6 +39,11 @@ pub(crate) fn parse_fast(text: &str) -> Option<ChildMsg> {
     from_wire(serde_json::from_str(text).ok()?)
 }
 
+/// The same for JSON bytes not yet known to be UTF-8: only valid UTF-8 decodes.
+pub(crate) fn parse_fast_bytes(text: &[u8]) -> Option<ChildMsg> {
+    from_wire(serde_json::from_slice(text).ok()?)
+}
+
 /// The same for one msgpack object (its bytes exactly); `None` sends it to the general
 /// parser. Only a map is a message: serde would also read a struct from a list.
 pub(crate) fn parse_fast_msgpack(bytes: &[u8]) -> Option<ChildMsg> {
@@ -353,6 +358,19 @@ mod tests {
                 Some(parse_child_message_slow(text).unwrap()),
                 "{text}"
             );
+            assert_eq!(parse_fast_bytes(text.as_bytes()), parse_fast(text), "{text}");
+        }
+        // Bytes that are not UTF-8, in a string or outside one, never decode.
+        for bytes in [
+            &b"{\"command\":\"ack\",\"id\":\"\xff\"}"[..],
+            b"{\"command\":\"emit\",\"tuple\":[\"a\xc3\"]}",
+            b"{\"command\":\"sync\"\xff}",
+        ] {
+            assert_eq!(parse_fast_bytes(bytes), None);
+            assert_eq!(
+                crate::codec::parse_framed(bytes, 1 << 20),
+                Err(crate::codec::ProtocolError::NotUtf8)
+            );
         }
         for text in [
             r#"{"pid": 3}"#,
@@ -385,6 +403,7 @@ mod tests {
             )
         ) {
             let text = format!("{{{}}}", parts.join(","));
+            prop_assert_eq!(parse_fast_bytes(text.as_bytes()), parse_fast(&text));
             if let Some(fast) = parse_fast(&text) {
                 prop_assert_eq!(Ok(fast), parse_child_message_slow(&text));
             }
