@@ -32,7 +32,7 @@ use squall_control::identity::{cert_key, key_key, WorkerIdentity};
 use squall_model::crd::Topology;
 use squall_model::TlsMode;
 use squall_proto::wire::{from_peer, Hello};
-use squall_worker::codec::{DialerCodec, Frame};
+use squall_worker::codec::{self, Frame};
 
 mod support;
 
@@ -171,19 +171,11 @@ async fn exchange(addr: &str, tls: Option<Arc<rustls::ClientConfig>>, hello: Hel
     };
     let first = Frame::whole(squall_worker::wire::hello_frame(hello));
     let body = futures_util::stream::iter(vec![first]).chain(futures_util::stream::pending());
-    let mut grpc = tonic::client::Grpc::new(channel);
     let two = Duration::from_secs(2);
-    tokio::time::timeout(two, grpc.ready())
+    let mut replies = tokio::time::timeout(two, codec::exchange(channel, body))
         .await
         .map_err(|e| s(&e))?
         .map_err(|e| s(&e))?;
-    let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
-    let call = grpc.streaming(tonic::Request::new(body), path, DialerCodec);
-    let mut replies = tokio::time::timeout(two, call)
-        .await
-        .map_err(|e| s(&e))?
-        .map_err(|e| s(&e))?
-        .into_inner();
     match tokio::time::timeout(two, replies.message()).await {
         Ok(Ok(Some(m))) if matches!(m.kind, Some(from_peer::Kind::Welcome(_))) => Ok(()),
         other => Err(format!("{other:?}")),

@@ -1,12 +1,15 @@
-//! tonic codecs for `Link.Exchange`. The dialer sends frames it has already encoded (see
-//! [`crate::wire`]) and reads `FromPeer`; the receiver takes raw frames, decoded on its
-//! own thread, and answers `FromPeer`.
+//! Frames and tonic codecs for `Link.Exchange`. The dialer sends frames it has already
+//! encoded (see [`crate::wire`]) as the request body itself, and reads `FromPeer`; the
+//! receiver takes raw frames, decoded on its own thread, and answers `FromPeer`.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt as _};
 use prost::Message as _;
 use squall_proto::wire::FromPeer;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
 use tonic::Status;
+use tower::{Service as _, ServiceExt as _};
 
 /// An encoded `ToPeer` message: a header and a body, written out back to back.
 #[derive(Clone, Debug)]
@@ -49,30 +52,70 @@ impl Frame {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The frame as gRPC sends a message: its prefix (the uncompressed flag and the
+    /// big-endian length) with the frame's header, then the body as it is. Only the few
+    /// bytes of the first are copied.
+    pub fn into_grpc(self) -> [Bytes; 2] {
+        let header = &self.header[..usize::from(self.header_len)];
+        let mut prefix = BytesMut::with_capacity(5 + header.len());
+        prefix.put_u8(0);
+        // Frames are far below 4 GiB (the receiver refuses more than 16 MiB).
+        prefix.put_u32(u32::try_from(self.len()).unwrap_or(u32::MAX));
+        prefix.put_slice(header);
+        [prefix.freeze(), self.body]
+    }
 }
 
-/// Client side: frames out, `FromPeer` in.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DialerCodec;
+/// Opens a `Link.Exchange` call: `frames` are the request's messages, and the answer's
+/// messages are the peer's status.
+///
+/// The request is written without tonic's encoder, which would copy every frame into a
+/// buffer of its own: each frame's body goes to HTTP/2 as it is, after the few bytes of
+/// gRPC's message prefix.
+pub async fn exchange<S>(mut channel: Channel, frames: S) -> Result<tonic::Streaming<FromPeer>, Status>
+where
+    S: Stream<Item = Frame> + Send + 'static,
+{
+    let chunks = frames
+        .flat_map(|f| futures_util::stream::iter(f.into_grpc()))
+        .map(|b| Ok::<_, Status>(http_body::Frame::data(b)));
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(squall_proto::EXCHANGE_PATH)
+        .version(http::Version::HTTP_2)
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .body(tonic::body::Body::new(http_body_util::StreamBody::new(chunks)))
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let unavailable = |e: tonic::transport::Error| Status::unavailable(e.to_string());
+    let response = channel
+        .ready()
+        .await
+        .map_err(unavailable)?
+        .call(request)
+        .await
+        .map_err(unavailable)?;
+    // As tonic's client reads an answer: a status in the headers (a refusal) ends the
+    // call at once; otherwise it comes in the trailers after the messages.
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        if status.code() != tonic::Code::Ok {
+            return Err(status);
+        }
+    }
+    let code = response.status();
+    Ok(tonic::Streaming::new_response(
+        StatusCodec,
+        response.into_body(),
+        code,
+        None,
+        None,
+    ))
+}
 
 /// Server side: raw frames in, `FromPeer` out.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReceiverCodec;
-
-/// Writes frames as they are.
-#[derive(Debug, Default)]
-pub struct FrameEncoder;
-
-impl Encoder for FrameEncoder {
-    type Item = Frame;
-    type Error = Status;
-
-    fn encode(&mut self, item: Frame, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item.header[..usize::from(item.header_len)]);
-        dst.put_slice(&item.body);
-        Ok(())
-    }
-}
 
 /// Hands each message over undecoded.
 #[derive(Debug, Default)]
@@ -113,20 +156,6 @@ impl Decoder for StatusCodec {
     }
 }
 
-impl Codec for DialerCodec {
-    type Encode = Frame;
-    type Decode = FromPeer;
-    type Encoder = FrameEncoder;
-    type Decoder = StatusCodec;
-
-    fn encoder(&mut self) -> FrameEncoder {
-        FrameEncoder
-    }
-    fn decoder(&mut self) -> StatusCodec {
-        StatusCodec
-    }
-}
-
 impl Codec for ReceiverCodec {
     type Encode = FromPeer;
     type Decode = Bytes;
@@ -138,5 +167,21 @@ impl Codec for ReceiverCodec {
     }
     fn decoder(&mut self) -> RawDecoder {
         RawDecoder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_goes_out_as_one_grpc_message_with_its_body_uncopied() {
+        let body = Bytes::from_static(b"\x0a\x03abc");
+        let [prefix, rest] = Frame::batch(body.clone(), 1).into_grpc();
+        assert_eq!(rest.as_ptr(), body.as_ptr());
+        // Uncompressed, 7 bytes: the batch field's key and length, then the body.
+        let mut want = vec![0, 0, 0, 0, 7, 0x12, 5];
+        want.extend_from_slice(&body);
+        assert_eq!([prefix.as_ref(), rest.as_ref()].concat(), want);
     }
 }

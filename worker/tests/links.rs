@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use squall_proto::wire::{from_peer, Hello};
 use squall_worker::assignment::{self, Loaded};
-use squall_worker::codec::{DialerCodec, Frame};
+use squall_worker::codec::{exchange, Frame};
 use squall_worker::supervisor::Cluster;
 use squall_worker::tls::TlsFiles;
 use support::{cluster, dump_logs, logs, metric, total, wait_for, wait_until};
@@ -54,14 +54,7 @@ async fn dial(c: &Cluster, i: usize, id: &str, frames: Vec<Frame>) -> (bool, Opt
     all.extend(frames);
     // Keep the request open after the frames, as a live peer would.
     let body = futures_util::stream::iter(all).chain(futures_util::stream::pending());
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
-    let mut replies = grpc
-        .streaming(tonic::Request::new(body), path, DialerCodec)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut replies = exchange(channel, body).await.unwrap();
     let welcomed = matches!(
         replies.message().await,
         Ok(Some(m)) if matches!(m.kind, Some(from_peer::Kind::Welcome(_)))
@@ -244,19 +237,10 @@ fn tls_links_carry_the_topology_and_refuse_plaintext() {
         match ch {
             Err(_) => false,
             Ok(ch) => {
-                let mut grpc = tonic::client::Grpc::new(ch);
-                let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
                 let body = futures_util::stream::iter(Vec::<Frame>::new());
-                tokio::time::timeout(Duration::from_secs(2), async {
-                    grpc.ready().await.ok()?;
-                    grpc.streaming(tonic::Request::new(body), path, DialerCodec)
-                        .await
-                        .ok()
-                })
-                .await
-                .ok()
-                .flatten()
-                .is_some()
+                tokio::time::timeout(Duration::from_secs(2), exchange(ch, body))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
             }
         }
     });

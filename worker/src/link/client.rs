@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
-use crate::codec::{DialerCodec, Frame};
+use crate::codec::Frame;
 use crate::current::CurrentPlan;
 use crate::stats::{add, LinkStats};
 use crate::tls::Renewal;
@@ -512,17 +512,13 @@ async fn connect(addr: &str, current: &CurrentPlan, settings: &DialSettings) -> 
     let (tx, rx) = mpsc::channel::<Frame>(2);
     let first = Frame::whole(crate::wire::hello_frame(current.hello()));
     tx.send(first).await.map_err(dial_err)?;
-    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.map_err(dial_err)?;
-    let path = http::uri::PathAndQuery::from_static(squall_proto::EXCHANGE_PATH);
-    let call = grpc.streaming(tonic::Request::new(body), path, DialerCodec);
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let call = crate::codec::exchange(channel, frames);
     // A peer that accepts connections but never answers must not hold us here forever.
     let mut replies = tokio::time::timeout(Duration::from_secs(2), call)
         .await
         .map_err(|_| DialError("no answer to the link request within 2 s".into()))?
-        .map_err(dial_err)?
-        .into_inner();
+        .map_err(dial_err)?;
     match tokio::time::timeout(Duration::from_secs(2), replies.message()).await {
         Ok(Ok(Some(m))) if matches!(m.kind, Some(from_peer::Kind::Welcome(_))) => Ok(Session {
             tx,
