@@ -65,18 +65,29 @@ impl CountBolt {
         // One hash per input, and the key is cloned into the table only when it is new.
         let seed = self.seed;
         let hash = key.stable_hash(seed);
-        let n = match self.counts.find_mut(hash, |(k, _)| k == key) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
+        let entry = self
+            .counts
+            .entry(hash, |(k, _)| same_key(k, key), |(k, _)| k.stable_hash(seed));
+        let n = match entry {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                o.get_mut().1 += 1;
+                o.get().1
             }
-            None => {
-                self.counts
-                    .insert_unique(hash, (key.clone(), 1), |(k, _)| k.stable_hash(seed));
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((key.clone(), 1));
                 1
             }
         };
         Ok((key.clone(), n))
+    }
+}
+
+/// Whether two keys count as one: equal, with floats compared by their bits as they are
+/// hashed, so a NaN key is counted under one entry rather than a new one each time.
+fn same_key(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
     }
 }
 
@@ -157,5 +168,18 @@ mod tests {
             }
         }
         assert_eq!(b.counts.len(), 5000);
+    }
+
+    /// A float key is one entry per bit pattern: repeated NaNs do not grow the table.
+    #[test]
+    fn float_keys_count_by_their_bits() {
+        let mut b = bolt(serde_json::json!({}));
+        let t = |f: f64| Tuple::detached("s", "default", &["word"], values![Value::Float(f)]);
+        for round in 1..=3 {
+            assert_eq!(b.count(&t(f64::NAN)).unwrap().1, round);
+            assert_eq!(b.count(&t(1.5)).unwrap().1, round);
+        }
+        assert_eq!(b.count(&t(-0.0)).unwrap().1, 1);
+        assert_eq!(b.counts.len(), 3);
     }
 }

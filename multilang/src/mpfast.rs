@@ -176,6 +176,9 @@ pub(crate) fn parse_prefix(buf: &[u8], max_bytes: usize, max_depth: usize) -> Op
     if max_depth < 2 {
         return None;
     }
+    // Past the bound the message reads as incomplete, and the splitter refuses it before
+    // anything of it is decoded.
+    let buf = &buf[..buf.len().min(max_bytes)];
     let mut r = Reader { buf, pos: 0 };
     let mut f = Fields::default();
     for _ in 0..r.map_len()? {
@@ -232,9 +235,6 @@ pub(crate) fn parse_prefix(buf: &[u8], max_bytes: usize, max_depth: usize) -> Op
             _ => return None,
         }
     }
-    if r.pos > max_bytes {
-        return None;
-    }
     Some((message(f)?, r.pos))
 }
 
@@ -246,17 +246,15 @@ fn message(f: Fields<'_>) -> Option<ChildMsg> {
         "ack" => ChildMsg::Ack(input(f.id)?),
         "fail" => ChildMsg::Fail(input(f.id)?),
         "emit" => {
-            let task = match f.task.flatten() {
-                None | Some(0) => None,
-                Some(t) => Some(u32::try_from(t).ok()?),
-            };
+            let (task, need_task_ids) =
+                crate::wire::emit_target(f.task.flatten(), f.need_task_ids.flatten())?;
             ChildMsg::Emit(Emit {
                 id: f.id.flatten().map(|s| serde_json::Value::String(s.to_owned())),
                 anchors: f.anchors.unwrap_or_default(),
                 stream: f.stream.flatten(),
                 task,
                 tuple: f.tuple?,
-                need_task_ids: f.need_task_ids.flatten().unwrap_or(true) && task.is_none(),
+                need_task_ids,
             })
         }
         _ => return None,
@@ -319,7 +317,8 @@ mod tests {
             assert_eq!(parse_prefix(&pack(&v), 1 << 20, DEFAULT_MAX_DEPTH), None, "{v}");
         }
         let ack = pack(&json!({"command": "ack", "id": "1"}));
-        // Incomplete, over the size bound, or deeper than allowed.
+        // Incomplete, over the size bound, or under a depth bound of 1, which the fast
+        // path leaves to the general one.
         assert_eq!(parse_prefix(&ack[..ack.len() - 1], 1 << 20, 8), None);
         assert_eq!(parse_prefix(&ack, ack.len() - 1, 8), None);
         assert!(parse_prefix(&ack, ack.len(), 8).is_some());

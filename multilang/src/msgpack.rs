@@ -119,7 +119,9 @@ fn header(buf: &[u8], at: usize) -> Result<Option<Header>, ProtocolError> {
 impl Splitter {
     /// Whether no object is part-way scanned: the next call starts at `buf[0]`.
     pub fn is_fresh(&self) -> bool {
-        self.open.is_empty()
+        // An incomplete first header leaves `open` set but `pos` at 0: the scan would
+        // start over from `buf[0]` all the same.
+        self.pos == 0
     }
 
     /// Looks for the end of the object that starts at `buf[0]`: its length once complete,
@@ -434,6 +436,21 @@ mod tests {
         let mut got = parse_stream(&bytes, 1 << 20, DEFAULT_MAX_DEPTH);
         assert_eq!(got.len(), 1, "{v}");
         got.remove(0)
+    }
+
+    /// The host tries the one-pass decoder only on a fresh splitter; a look at an empty or
+    /// header-less buffer must leave it fresh, or the next message misses that path.
+    #[test]
+    fn a_splitter_is_fresh_until_it_scans_past_the_first_header() {
+        let ack = pack(&json!({"command": "ack", "id": "1"}));
+        let mut s = Splitter::default();
+        assert!(s.is_fresh());
+        assert_eq!(s.next(&[], 1 << 20, 8), Ok(None));
+        assert!(s.is_fresh(), "an empty buffer scans nothing");
+        assert_eq!(s.next(&ack[..3], 1 << 20, 8), Ok(None));
+        assert!(!s.is_fresh(), "part of the map is scanned");
+        assert_eq!(s.next(&ack, 1 << 20, 8), Ok(Some(ack.len())));
+        assert!(s.is_fresh());
     }
 
     #[test]

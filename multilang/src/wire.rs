@@ -16,7 +16,10 @@ use squall_engine::{Value, Values};
 
 use crate::codec::{Anchors, ChildMsg, Emit, InputId};
 
+// Unknown fields send the message to the general parser: serde_json skips an ignored
+// value without checking its UTF-8, which the general parser does for the whole text.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Wire<'a> {
     #[serde(borrow)]
     command: Cow<'a, str>,
@@ -59,21 +62,29 @@ fn from_wire(w: Wire<'_>) -> Option<ChildMsg> {
         "ack" => Some(ChildMsg::Ack(w.id?.input()?)),
         "fail" => Some(ChildMsg::Fail(w.id?.input()?)),
         "emit" => {
-            let task = match w.task {
-                None | Some(0) => None,
-                Some(t) => Some(u32::try_from(t).ok()?),
-            };
+            let (task, need_task_ids) = emit_target(w.task, w.need_task_ids)?;
             Some(ChildMsg::Emit(Emit {
                 id: w.id.map(WireId::json).filter(|v| !v.is_null()),
                 anchors: w.anchors.map(|a| a.0).unwrap_or_default(),
                 stream: w.stream.map(Cow::into_owned),
                 task,
                 tuple: w.tuple?.0,
-                need_task_ids: w.need_task_ids.unwrap_or(true) && task.is_none(),
+                need_task_ids,
             }))
         }
         _ => None,
     }
+}
+
+/// An emit's direct task (none when absent or 0, which is a grouped emit) and whether
+/// the child wants the receiving tasks back (by default, and only for a grouped emit);
+/// `None` for a task that is no task number.
+pub(crate) fn emit_target(task: Option<i64>, need_task_ids: Option<bool>) -> Option<(Option<u32>, bool)> {
+    let task = match task {
+        None | Some(0) => None,
+        Some(t) => Some(u32::try_from(t).ok()?),
+    };
+    Some((task, need_task_ids.unwrap_or(true) && task.is_none()))
 }
 
 /// An `id`: a bolt's input id is text (kept as an [`InputId`], without allocating for
@@ -360,11 +371,14 @@ mod tests {
             );
             assert_eq!(parse_fast_bytes(text.as_bytes()), parse_fast(text), "{text}");
         }
-        // Bytes that are not UTF-8, in a string or outside one, never decode.
+        // Bytes that are not UTF-8, in a string, outside one or in a field the fast path
+        // does not read, never decode.
         for bytes in [
             &b"{\"command\":\"ack\",\"id\":\"\xff\"}"[..],
             b"{\"command\":\"emit\",\"tuple\":[\"a\xc3\"]}",
             b"{\"command\":\"sync\"\xff}",
+            b"{\"command\":\"ack\",\"id\":\"5\",\"x\":\"\xff\"}",
+            b"{\"command\":\"sync\",\"x\":[{\"\xc3\":1}]}",
         ] {
             assert_eq!(parse_fast_bytes(bytes), None);
             assert_eq!(

@@ -419,6 +419,10 @@ pub fn statefulset(
                 env("SQUALL_ASSIGNMENT_CONFIGMAP", &configmap_name(&name)),
                 // Per pod uid: on the test node agent pods share the host's /tmp.
                 env("SQUALL_ASSIGNMENT", "/tmp/squall-$(POD_UID)/assignment.yaml"),
+                // The pod's own address, not the one in the assignment: a pod replaced
+                // on another node starts before the assignment names its new address,
+                // and would otherwise listen on its predecessor's.
+                env("SQUALL_LISTEN", &format!("$(POD_IP):{DATA_PORT}")),
                 env("SQUALL_HTTP", &format!("$(POD_IP):{HTTP_PORT}")),
                 // The Lease is named after the pod: topology and worker ordinal.
                 env("SQUALL_LEASE", "$(POD_NAME)"),
@@ -557,6 +561,8 @@ spec:
         };
         let s = statefulset(&t, &defaults, 2).unwrap();
         assert_eq!(env(&s)["SQUALL_TLS_SECRET"].as_deref(), Some("wc-worker-tls"));
+        assert_eq!(env(&s)["SQUALL_LISTEN"].as_deref(), Some("$(POD_IP):7000"));
+        assert_eq!(env(&s)["SQUALL_HTTP"].as_deref(), Some("$(POD_IP):9464"));
         let mut off = t.clone();
         off.spec.tls = Some(squall_model::TlsSettings {
             mode: squall_model::TlsMode::Disabled,

@@ -89,22 +89,25 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn sent(&mut self, body: &Bytes) {
+    /// Remembers a frame's body so its buffer can come back once written. One that grew
+    /// for an oversized message is not reused, so it is not kept either.
+    fn sent(&mut self, body: &Bytes, capacity: usize) {
+        self.reclaim();
+        if capacity > 2 * BUFFER_BYTES {
+            return;
+        }
         if self.sent.len() >= SENT_KEPT {
             self.sent.pop_front();
         }
         self.sent.push_back(body.clone());
     }
 
-    /// An empty buffer of `BUFFER_BYTES` or more: one whose frame has been written out
-    /// (only this handle is left) if there is one, else a new one.
-    fn take(&mut self) -> BytesMut {
+    /// Moves the buffers whose frames have been written out (only this handle is left)
+    /// to the spares, oldest first, and forgets those beyond the spares' bound.
+    fn reclaim(&mut self) {
         while let Some(oldest) = self.sent.pop_front() {
             match oldest.try_into_mut() {
-                // A buffer that grew for an oversized message is not kept.
-                Ok(b) if b.capacity() <= 2 * BUFFER_BYTES && self.spare.len() < SPARE_KEPT => {
-                    self.spare.push(b)
-                }
+                Ok(b) if self.spare.len() < SPARE_KEPT => self.spare.push(b),
                 Ok(_) => {}
                 Err(still_sent) => {
                     self.sent.push_front(still_sent);
@@ -112,6 +115,12 @@ impl Buffers {
                 }
             }
         }
+    }
+
+    /// An empty buffer of `BUFFER_BYTES` or more: a reclaimed one if there is one, else
+    /// a new one.
+    fn take(&mut self) -> BytesMut {
+        self.reclaim();
         match self.spare.pop() {
             Some(mut b) => {
                 b.clear();
@@ -120,6 +129,12 @@ impl Buffers {
             }
             None => BytesMut::with_capacity(BUFFER_BYTES),
         }
+    }
+
+    /// Lets go of every kept buffer: an idle peer holds no memory for reuse.
+    fn release(&mut self) {
+        self.sent.clear();
+        self.spare.clear();
     }
 }
 
@@ -154,8 +169,10 @@ impl Pending {
         // Swapped out whole rather than split off: a split-off frame shares its buffer
         // with the rest, which would then never be the frame's alone to come back.
         let next = self.buffers.take();
-        let body = std::mem::replace(&mut self.body, next).freeze();
-        self.buffers.sent(&body);
+        let full = std::mem::replace(&mut self.body, next);
+        let capacity = full.capacity();
+        let body = full.freeze();
+        self.buffers.sent(&body, capacity);
         self.held = Some(Frame::batch(body, self.messages));
         self.messages = 0;
         self.since = None;
@@ -185,6 +202,9 @@ impl Pending {
 const SPIN_ROUNDS: u32 = 50;
 /// Longest park while idle, so `stop` and route changes are seen without a wake-up.
 const MAX_IDLE: Duration = Duration::from_millis(5);
+/// Parks without work (about a second at `MAX_IDLE` each) after which the frame buffers
+/// kept for reuse are let go, so an idle link holds none.
+const RELEASE_AFTER: u32 = 200;
 
 /// Parks until a producer pushes to any of `queues` or `timeout` passes. Every queue is
 /// told first that its consumer sleeps, then all are checked: a push in between is either
@@ -305,6 +325,9 @@ pub fn run(
         } else {
             idle_rounds += 1;
             if idle_rounds > SPIN_ROUNDS {
+                if idle_rounds == SPIN_ROUNDS + RELEASE_AFTER {
+                    pending.iter_mut().for_each(|p| p.buffers.release());
+                }
                 park_on(&queues, MAX_IDLE);
             } else {
                 std::thread::yield_now();
@@ -333,6 +356,37 @@ mod tests {
                 Msg::Tuple(Packet::new(2, v, schema, 1, MessageIds::new()))
             })
             .collect()
+    }
+
+    /// A frame's buffer comes back only once the link has let go of it; one grown for an
+    /// oversized message is not kept; and an idle pump keeps none.
+    #[test]
+    fn frame_buffers_come_back_only_once_written() {
+        use bytes::BufMut as _;
+        let mut b = Buffers::default();
+        let seal = |b: &mut Buffers, mut buf: BytesMut| {
+            buf.put_slice(&[7; 100]);
+            let capacity = buf.capacity();
+            let body = buf.freeze();
+            b.sent(&body, capacity);
+            body
+        };
+        let first = b.take();
+        let at = first.as_ptr();
+        let in_flight = seal(&mut b, first);
+        assert_ne!(b.take().as_ptr(), at, "the link still holds the first frame");
+        drop(in_flight);
+        let again = b.take();
+        assert_eq!(again.as_ptr(), at, "a written frame's buffer is reused");
+        assert!(again.is_empty() && again.capacity() >= BUFFER_BYTES);
+
+        let big = seal(&mut b, BytesMut::with_capacity(3 * BUFFER_BYTES));
+        assert!(b.sent.is_empty(), "an oversized buffer is not kept");
+        drop(big);
+
+        drop(seal(&mut b, again));
+        b.release();
+        assert!(b.sent.is_empty() && b.spare.is_empty());
     }
 
     fn wait_for(what: &str, ok: impl Fn() -> bool) {
