@@ -67,7 +67,8 @@ pub struct CpuRun {
     pub host_us_per_tuple: f64,
 }
 
-/// `squall-bench multilang-cpu SERIALIZER PARALLELISM TUPLES`.
+/// `squall-bench multilang-cpu SERIALIZER[:PARALLELISM[:TUPLES]]`: one run, with the CPU
+/// this process (the host, not the children) spent per tuple.
 pub fn measure_cpu(serializer: Serializer, parallelism: u32, tuples: u64) -> Result<CpuRun> {
     let (venv, python_dir) = locate()?;
     let b = bench_spec(&venv, &python_dir, tuples, true, serializer, parallelism);
