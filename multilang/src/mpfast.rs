@@ -269,11 +269,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{json, Value as Json};
 
-    fn pack(v: &Json) -> Vec<u8> {
-        let mut out = Vec::new();
-        write::json(&mut out, v);
-        out
-    }
+    use crate::msgpack::write::packed as pack;
 
     /// What the general path makes of the object at the start of `buf`.
     fn general(buf: &[u8], max: usize, depth: usize) -> Option<(ChildMsg, usize)> {

@@ -348,6 +348,14 @@ pub(crate) mod write {
     }
 
     /// Appends any JSON (the handshake, spout commands).
+    /// `v` alone, as a child would send it (tests build their input with this).
+    #[cfg(test)]
+    pub fn packed(v: &Json) -> Vec<u8> {
+        let mut out = Vec::new();
+        json(&mut out, v);
+        out
+    }
+
     pub fn json(out: &mut Vec<u8>, v: &Json) {
         match v {
             Json::Null => {
@@ -425,11 +433,7 @@ mod tests {
     use serde_json::json;
     use squall_engine::Value;
 
-    fn pack(v: &Json) -> Vec<u8> {
-        let mut out = Vec::new();
-        write::json(&mut out, v);
-        out
-    }
+    use write::packed as pack;
 
     fn one(v: Json) -> Result<ChildMsg, ProtocolError> {
         let bytes = pack(&v);
