@@ -103,9 +103,7 @@ async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
             ),
         ];
         for (make, want) in immutable {
-            let mut t = api.get("numbers").await?;
-            make(&mut t);
-            match api.replace("numbers", &PostParams::default(), &t).await {
+            match edit_topology(&api, "numbers", make).await {
                 Err(kube::Error::Api(e)) => {
                     ensure!(e.code == 422, "want 422, got {}: {}", e.code, e.message);
                     ensure!(e.message.contains(want), "want {want:?} in {:?}", e.message);
@@ -115,9 +113,7 @@ async fn crd_schema_and_cel_rules_are_enforced_by_the_server() -> Result<()> {
             }
         }
         // Other fields (parallelism) change in place.
-        let mut t = api.get("numbers").await?;
-        t.spec.bolts[0].parallelism = 3;
-        api.replace("numbers", &PostParams::default(), &t).await?;
+        edit_topology(&api, "numbers", |t| t.spec.bolts[0].parallelism = 3).await?;
         let out = cluster
             .kubectl()
             .args(["scale", "topo/numbers", "--replicas=3"])
@@ -323,9 +319,7 @@ async fn topology_runs_heals_and_is_garbage_collected() -> Result<()> {
             .status
             .and_then(|s| s.assignment_generation)
             .context("no assignment generation")?;
-        let mut t = topos.get("numbers").await?;
-        t.spec.bolts[0].parallelism = 3;
-        topos.replace("numbers", &PostParams::default(), &t).await?;
+        edit_topology(&topos, "numbers", |t| t.spec.bolts[0].parallelism = 3).await?;
         eventually(
             "rebalanced and Running",
             Duration::from_secs(30),

@@ -219,18 +219,24 @@ async fn rebalance_mid_stream(
     )
     .await?;
     let at = env.counts().map_or(0, |c| counted(&c));
-    let mut t = topos.get(NAME).await?;
-    if let Some(s) = t.spec.spouts.iter_mut().find(|s| s.name == component) {
-        s.parallelism = 3;
-    } else {
+    let t = edit_topology(topos, NAME, |t| {
+        let spouts = t.spec.spouts.iter_mut().map(|s| (&s.name, &mut s.parallelism));
+        let bolts = t.spec.bolts.iter_mut().map(|b| (&b.name, &mut b.parallelism));
+        if let Some((_, p)) = spouts.chain(bolts).find(|(name, _)| *name == component) {
+            *p = 3;
+        }
+    })
+    .await?;
+    let named = |n: &String| n == component;
+    ensure!(
         t.spec
-            .bolts
-            .iter_mut()
-            .find(|b| b.name == component)
-            .context("no such component")?
-            .parallelism = 3;
-    }
-    topos.replace(NAME, &PostParams::default(), &t).await?;
+            .spouts
+            .iter()
+            .map(|s| &s.name)
+            .chain(t.spec.bolts.iter().map(|b| &b.name))
+            .any(named),
+        "no such component {component}"
+    );
     ensure!(
         at < from + batch,
         "the rebalance came after the batch was counted"

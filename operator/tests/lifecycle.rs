@@ -84,16 +84,12 @@ fn both_workers(pages: &[Vec<squall_worker::prom::Sample>], active: bool) -> boo
 }
 
 async fn set_state(topos: &Api<Topology>, state: DesiredState) -> Result<()> {
-    let mut t = topos.get("numbers").await?;
-    t.spec.desired_state = state;
-    topos.replace("numbers", &PostParams::default(), &t).await?;
+    edit_topology(topos, "numbers", |t| t.spec.desired_state = state).await?;
     Ok(())
 }
 
 async fn set_sink_parallelism(topos: &Api<Topology>, parallelism: i32) -> Result<()> {
-    let mut t = topos.get("numbers").await?;
-    t.spec.bolts[0].parallelism = parallelism;
-    topos.replace("numbers", &PostParams::default(), &t).await?;
+    edit_topology(topos, "numbers", |t| t.spec.bolts[0].parallelism = parallelism).await?;
     Ok(())
 }
 
@@ -185,9 +181,7 @@ async fn activation_is_in_place_rebalance_drains_and_kill_waits_for_trees() -> R
             .status
             .and_then(|s| s.assignment_generation)
             .context("no assignment generation")?;
-        let mut t = topos.get("numbers").await?;
-        t.spec.bolts[0].parallelism = 3;
-        topos.replace("numbers", &PostParams::default(), &t).await?;
+        edit_topology(&topos, "numbers", |t| t.spec.bolts[0].parallelism = 3).await?;
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
         eventually(
             "rebalanced and Running",

@@ -144,19 +144,6 @@ async fn settled(
     .map_err(Into::into)
 }
 
-/// Applies `edit` to the topology, again if the operator's status write came between.
-async fn edit(topos: &Api<Topology>, f: impl Fn(&mut Topology)) -> Result<()> {
-    for _ in 0..10 {
-        let mut t = topos.get("numbers").await?;
-        f(&mut t);
-        match topos.replace("numbers", &PostParams::default(), &t).await {
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            r => return r.map(|_| ()).map_err(Into::into),
-        }
-    }
-    anyhow::bail!("the topology kept changing under the edit")
-}
-
 fn starts(statuses: &BTreeMap<String, WorkerStatus>) -> BTreeMap<String, u64> {
     statuses
         .iter()
@@ -232,7 +219,7 @@ async fn scenario(cluster: &TestCluster) -> Result<()> {
     wait_acked_beyond(cluster, &pods, floor).await?;
 
     // Scale up: the new worker takes its share from those holding more than theirs.
-    edit(&topos, |t| t.spec.workers = 4).await?;
+    edit_topology(&topos, "numbers", |t| t.spec.workers = 4).await?;
     let (a2, s2) = settled(cluster, &client, 4, original).await?;
     let starts2 = starts(&s2);
     let (t1, t2) = (tasks(&a1), tasks(&a2));
@@ -262,7 +249,7 @@ async fn scenario(cluster: &TestCluster) -> Result<()> {
     wait_acked_beyond(cluster, &pods, floor).await?;
 
     // A config change of the sink: only the workers hosting it restart.
-    edit(&topos, |t| {
+    edit_topology(&topos, "numbers", |t| {
         if let Some(sink) = t.spec.bolts.iter_mut().find(|b| b.name == "sink") {
             sink.config.insert("every".into(), 2_000_000.into());
         }

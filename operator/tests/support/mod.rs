@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Resource};
 use kube_testenv::{eventually, TestCluster};
 use redis_testenv::{Counts, Options, RedisServer};
@@ -74,6 +74,24 @@ pub fn topology(yaml: &str) -> Result<Topology> {
 
 /// A change that makes a valid topology invalid.
 pub type Edit = fn(&mut Topology);
+
+/// Reads topology `name`, applies `f` and replaces it, reading again when the operator's
+/// status write came between (409): a read-modify-write races every status update.
+pub async fn edit_topology(
+    topos: &Api<Topology>,
+    name: &str,
+    f: impl Fn(&mut Topology),
+) -> kube::Result<Topology> {
+    let mut tries = 0;
+    loop {
+        let mut t = topos.get(name).await?;
+        f(&mut t);
+        match topos.replace(name, &PostParams::default(), &t).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && tries < 10 => tries += 1,
+            r => return r,
+        }
+    }
+}
 
 pub const PIPELINE: &str = r#"
 apiVersion: squall.dev/v1alpha1
