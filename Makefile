@@ -9,7 +9,7 @@ RUN_FOR ?= 60s
 RUN_FILE ?= examples/wikipedia-edits/topology.yaml
 BENCH_SECONDS ?= 10
 
-.PHONY: help run run-word-count redis-server jdk kafka-jars kafka-up kafka-down prometheus-server chromium node ui-assets ui-assets-check test test-host test-cluster lint unit unit-host unit-cluster fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui bench-kafka crds crds-check chart-check test-operator kind-up kind-e2e
+.PHONY: help run run-word-count redis-server jdk kafka-jars kafka-up kafka-down prometheus-server chromium node ui-assets ui-assets-check test test-host test-cluster test-operator-build lint unit unit-host unit-cluster fuzz fuzz-replay bench bench-idle toolchain proto proto-check bench-workers bench-compare bench-scale bench-ui bench-kafka crds crds-check chart-check test-operator kind-up kind-e2e
 
 help:
 	@echo "make run    the Wikipedia-edits pipeline for $(RUN_FOR): local edit feed -> parser -> Redis, then the top counts (RUN_FOR=, FEED_RATE= to change)"
@@ -145,8 +145,15 @@ test: toolchain
 	[ $$rc = 0 ] || { echo "make test: the Kubernetes binaries failed to build" >&2; exit $$rc; }; \
 	$(MAKE) --no-print-directory test-cluster
 
-test-host: ui-assets-check proto-check crds-check lint unit-host fuzz-replay
+test-host: ui-assets-check proto-check crds-check lint unit-host fuzz-replay test-operator-build
 test-cluster: unit-cluster test-operator test-quickstart
+
+# The cluster tier's test binaries, compiled ahead (in `make test`, while the Kubernetes
+# binaries still build); the same selection as test-operator's, so it reuses them.
+CLUSTER_TIER := -p kube-testenv -p squall-node-agent -p squall-operator
+test-operator-build: toolchain
+	$(CARGO) test --no-run -q $(HOST_SET)
+	$(CARGO) test --no-run -q $(CLUSTER_TIER)
 
 # The fuzz targets' bodies over their seed corpora and seeded generated inputs, on stable.
 # fuzz/ is its own package (excluded from the workspace); it shares target/ so the
@@ -289,14 +296,13 @@ chart-check: k8s-bins
 
 # The Kubernetes tier on the real control plane: the test cluster's own tests
 # (kube-testenv, the node agent) and the operator's, whose worker pods run the
-# squall-worker binary (with the multilang venv on PATH for the Python image's pods). The
-# worker binary is the one the unit stage's selection builds (already built after it),
-# and the three packages together resolve the same features as that selection, so
-# nothing is compiled twice. The web UI's browser test needs Chromium; the UI's bundle is
-# committed (ui-assets-check).
-test-operator: k8s-bins chart-check redis-server chromium kafka-jars multilang-venv
-	$(CARGO) test --no-run $(HOST_SET)
-	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test --no-fail-fast -p kube-testenv -p squall-node-agent -p squall-operator
+# squall-worker binary (with the multilang venv on PATH for the Python image's pods),
+# built by test-operator-build with the unit stage's selection; the three packages
+# together resolve the same features as that selection, so nothing is compiled twice.
+# The web UI's browser test needs Chromium; the UI's bundle is committed
+# (ui-assets-check).
+test-operator: k8s-bins chart-check redis-server chromium kafka-jars multilang-venv test-operator-build
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test --no-fail-fast $(CLUSTER_TIER)
 
 # For users with Docker, kind, kubectl and helm (none of them runs on the CI machine): a
 # kind cluster with the three images (operator, worker, worker-python) loaded and the
