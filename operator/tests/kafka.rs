@@ -192,6 +192,13 @@ async fn kafka_exactly_once_counts_stay_exact_through_a_worker_kill_and_rebalanc
     .await
 }
 
+/// The parallelism of spout or bolt `name`.
+fn parallelism<'a>(t: &'a mut Topology, name: &str) -> Option<&'a mut i32> {
+    let spouts = t.spec.spouts.iter_mut().map(|s| (&s.name, &mut s.parallelism));
+    let bolts = t.spec.bolts.iter_mut().map(|b| (&b.name, &mut b.parallelism));
+    spouts.chain(bolts).find(|(n, _)| *n == name).map(|(_, p)| p)
+}
+
 /// Publishes edits `from..from+batch`; once a fifth of them is counted, gives `component`
 /// 3 executors in the Topology spec and waits for the operator's rebalance (deactivate,
 /// drain, the new plan, activate). Returns the edits counted at the change.
@@ -219,22 +226,14 @@ async fn rebalance_mid_stream(
     )
     .await?;
     let at = env.counts().map_or(0, |c| counted(&c));
-    let t = edit_topology(topos, NAME, |t| {
-        let spouts = t.spec.spouts.iter_mut().map(|s| (&s.name, &mut s.parallelism));
-        let bolts = t.spec.bolts.iter_mut().map(|b| (&b.name, &mut b.parallelism));
-        if let Some((_, p)) = spouts.chain(bolts).find(|(name, _)| *name == component) {
+    let mut t = edit_topology(topos, NAME, |t| {
+        if let Some(p) = parallelism(t, component) {
             *p = 3;
         }
     })
     .await?;
-    let named = |n: &String| n == component;
     ensure!(
-        t.spec
-            .spouts
-            .iter()
-            .map(|s| &s.name)
-            .chain(t.spec.bolts.iter().map(|b| &b.name))
-            .any(named),
+        parallelism(&mut t, component).copied() == Some(3),
         "no such component {component}"
     );
     ensure!(
