@@ -23,7 +23,7 @@ use crate::metrics::{
 };
 use crate::placement::{Inbound, Links, Placement, WireSchemas};
 use crate::queue::BatchQueue;
-use crate::scheduler;
+use crate::scheduler::{self, Placeable};
 use crate::tuple::Schema;
 
 /// Per-stream slots of a task: its routing's output streams and the plan's inputs.
@@ -169,6 +169,7 @@ impl Topology {
                 .collect(),
             local_tasks: placement.local.iter().copied().collect(),
             rng: Rng::new(0x5ca1_ab1e),
+            stages: scheduler::stages(&plan.components),
         };
         let mut executors = Vec::new();
         // Placed on threads only once all are built, so the scheduler sees them together.
@@ -498,6 +499,8 @@ struct Built {
     name: String,
     role: Role,
     cooperative: bool,
+    /// The component's stage in the pipeline, for placement.
+    stage: u32,
     executor: Box<dyn Executor>,
 }
 
@@ -514,6 +517,8 @@ struct ExecutorBuilder<'a> {
     local_tasks: Vec<u32>,
     /// Seeds every task's routing in executor order, so a plan always routes the same way.
     rng: Rng,
+    /// Each component's stage ([`scheduler::stages`]).
+    stages: Vec<u32>,
 }
 
 impl ExecutorBuilder<'_> {
@@ -578,6 +583,7 @@ impl ExecutorBuilder<'_> {
             name,
             role: comp.role,
             cooperative,
+            stage: self.stages[ci],
             executor,
         };
         Ok((info, built))
@@ -710,7 +716,14 @@ fn spawn_threads(
     shared: usize,
     control: &Arc<Control>,
 ) -> Result<Vec<JoinHandle<()>>, EngineError> {
-    let roles: Vec<(Role, bool)> = built.iter().map(|b| (b.role, b.cooperative)).collect();
+    let roles: Vec<Placeable> = built
+        .iter()
+        .map(|b| Placeable {
+            role: b.role,
+            cooperative: b.cooperative,
+            stage: b.stage,
+        })
+        .collect();
     let groups = scheduler::assign(&roles, shared);
     let mut slots: Vec<Option<(String, Box<dyn Executor>)>> =
         built.into_iter().map(|b| Some((b.name, b.executor))).collect();
@@ -719,7 +732,7 @@ fn spawn_threads(
         let (names, group): (Vec<String>, Vec<Box<dyn Executor>>) =
             members.iter().filter_map(|&i| slots[i].take()).unzip();
         // A dedicated thread keeps its executor's name; pool threads are numbered.
-        let shared_group = members.first().is_some_and(|&i| roles[i].1);
+        let shared_group = members.first().is_some_and(|&i| roles[i].cooperative);
         let name = match names.into_iter().next() {
             Some(n) if !shared_group => n,
             _ => format!("squall-exec-{gi}"),
