@@ -58,18 +58,22 @@ struct Pacer {
     per_second: f64,
     start: std::time::Instant,
     sent: u64,
+    /// `rate × elapsed` at the last clock read. It only grows, so a tuple under it is
+    /// allowed without reading the clock again: one read per burst, not per tuple.
+    allowed: u64,
 }
 
 impl Pacer {
     #[inline]
     fn allow(&mut self) -> bool {
-        let budget = self.start.elapsed().as_secs_f64() * self.per_second;
-        if (self.sent as f64) < budget {
-            self.sent += 1;
-            true
-        } else {
-            false
+        if self.sent >= self.allowed {
+            self.allowed = (self.start.elapsed().as_secs_f64() * self.per_second) as u64;
+            if self.sent >= self.allowed {
+                return false;
+            }
         }
+        self.sent += 1;
+        true
     }
 }
 
@@ -83,6 +87,7 @@ impl ConstSpout {
                 per_second: r as f64,
                 start: std::time::Instant::now(),
                 sent: 0,
+                allowed: 0,
             }),
         }
     }
@@ -175,6 +180,11 @@ mod tests {
         let allowed = (0..1000).filter(|_| p.allow()).count();
         // 50 ms at 1000/s: 50 tuples, give or take the clock moving during the loop.
         assert!((50..=52).contains(&allowed), "{allowed}");
+        // Time passes (the start moves back): the next burst is the new time's worth.
+        p.start -= std::time::Duration::from_millis(50);
+        let more = (0..1000).filter(|_| p.allow()).count();
+        assert!((48..=52).contains(&more), "{more}");
+        assert!(!p.allow(), "caught up again");
     }
 
     #[test]
