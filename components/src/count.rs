@@ -29,9 +29,9 @@ use crate::fields;
 /// The `count` bolt.
 pub struct CountBolt {
     config: CountConfig,
-    /// One entry per distinct key, found by the key's hash under `seed`. A float NaN key
-    /// never equals itself and so is counted under a fresh entry each time, which is
-    /// harmless for counting.
+    /// One entry per distinct key, found by the key's hash under `seed` and compared by
+    /// [`Value::same_bits`], so a repeated NaN key, alone or inside a list or map, is one
+    /// entry and the table grows only with distinct keys.
     counts: HashTable<(Value, i64)>,
     /// Random per task: keys come from outside, and an unpredictable hash keeps a chosen
     /// set of keys from piling into one probe sequence.
@@ -67,7 +67,7 @@ impl CountBolt {
         let hash = key.stable_hash(seed);
         let entry = self
             .counts
-            .entry(hash, |(k, _)| same_key(k, key), |(k, _)| k.stable_hash(seed));
+            .entry(hash, |(k, _)| k.same_bits(key), |(k, _)| k.stable_hash(seed));
         let n = match entry {
             hashbrown::hash_table::Entry::Occupied(mut o) => {
                 o.get_mut().1 += 1;
@@ -79,15 +79,6 @@ impl CountBolt {
             }
         };
         Ok((key.clone(), n))
-    }
-}
-
-/// Whether two keys count as one: equal, with floats compared by their bits as they are
-/// hashed, so a NaN key is counted under one entry rather than a new one each time.
-fn same_key(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
-        _ => a == b,
     }
 }
 
@@ -111,6 +102,7 @@ mod tests {
     use squall_catalog::count::outputs;
     use squall_engine::values;
     use squall_model::{Config, StreamSpec};
+    use std::sync::Arc;
 
     fn bolt(config: serde_json::Value) -> CountBolt {
         let config: Config = serde_json::from_value(config).unwrap();
@@ -181,5 +173,22 @@ mod tests {
         }
         assert_eq!(b.count(&t(-0.0)).unwrap().1, 1);
         assert_eq!(b.counts.len(), 3);
+    }
+
+    /// So is a NaN inside a list or a map key, at any depth.
+    #[test]
+    fn nan_inside_a_key_is_one_entry() {
+        let mut b = bolt(serde_json::json!({}));
+        let list = || Value::List(Arc::new(vec![Value::Int(1), Value::Float(f64::NAN)]));
+        let map = || {
+            let inner = Value::List(Arc::new(vec![Value::Float(f64::NAN)]));
+            Value::Map(Arc::new([("k".to_owned(), inner)].into_iter().collect()))
+        };
+        let t = |v: Value| Tuple::detached("s", "default", &["word"], values![v]);
+        for round in 1..=3 {
+            assert_eq!(b.count(&t(list())).unwrap().1, round);
+            assert_eq!(b.count(&t(map())).unwrap().1, round);
+        }
+        assert_eq!(b.counts.len(), 2);
     }
 }

@@ -134,6 +134,26 @@ impl Value {
                 .fold(h(&[7], seed), |acc, (k, v)| v.stable_hash(h(k.as_bytes(), acc))),
         }
     }
+
+    /// Equality that agrees with [`Value::stable_hash`]: floats compare by their bits,
+    /// at any depth. A NaN equals the same NaN, so a map keyed by values holds one entry
+    /// for a repeated NaN key (or a list holding one) instead of a new entry each time;
+    /// 0.0 and -0.0 are two keys, as they hash apart.
+    pub fn same_bits(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+            (Value::List(a), Value::List(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.same_bits(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|((ka, va), (kb, vb))| ka == kb && va.same_bits(vb))
+            }
+            _ => self == other,
+        }
+    }
 }
 
 impl From<&str> for Value {
@@ -251,6 +271,27 @@ mod tests {
     fn json_round_trip() {
         let j: serde_json::Value = serde_json::json!({"a": [1, 2.5, "x", null, true], "b": {"c": "d"}});
         assert_eq!(Value::from_json(&j).to_json(), j);
+    }
+
+    /// Values equal by their bits hash alike, NaNs and nested floats included, and
+    /// differ where their bits differ.
+    #[test]
+    fn same_bits_agrees_with_the_hash() {
+        let nested = |f: f64| {
+            let list = Value::List(Arc::new(vec![Value::from("a"), Value::Float(f)]));
+            Value::Map(Arc::new([("k".to_owned(), list)].into_iter().collect()))
+        };
+        for f in [f64::NAN, 0.0, -0.0, 1.5, f64::INFINITY] {
+            let (a, b) = (nested(f), nested(f));
+            assert!(a.same_bits(&b), "{a:?}");
+            assert_eq!(a.stable_hash(7), b.stable_hash(7));
+        }
+        assert!(!nested(0.0).same_bits(&nested(-0.0)), "0.0 and -0.0 hash apart");
+        assert!(!nested(1.5).same_bits(&nested(2.5)));
+        assert!(!Value::Int(1).same_bits(&Value::Float(1.0)));
+        let short = Value::List(Arc::new(vec![Value::Float(f64::NAN)]));
+        let long = Value::List(Arc::new(vec![Value::Float(f64::NAN), Value::Null]));
+        assert!(!short.same_bits(&long));
     }
 
     #[test]
