@@ -14,14 +14,15 @@
 //!   [`crate::ComponentFactory::cooperative`]) are placed on a pool of
 //!   `EngineOptions::threads` threads (default: `available_parallelism`, topology config
 //!   `squall.executor.threads`), never more than there are such executors. Placement is
-//!   static and round-robin: spouts take the first threads; bolts, in stage order (the
-//!   longest path from a spout), go round the pool from the thread after the last spout;
-//!   ackers go round the threads without a spout, if any. So neighbouring stages of a
-//!   pipeline land on different threads and run at the same time rather than taking
-//!   turns, and a spout, which starts and settles every tree, shares its thread with as
-//!   little as the pool allows. Measured on two threads: the acked spout → bolt → bolt
-//!   pipeline settles 1.1-1.9× the trees it did with its spout and first bolt on one
-//!   thread, and spout → bolt 1.2× with the spout alone rather than beside the acker.
+//!   static: spouts take the first threads; bolts, in stage order (the longest path from
+//!   a spout), go round the pool from the thread after the last spout; each acker goes to
+//!   the least loaded thread, preferring threads without a spout. Neighbouring stages of
+//!   a chain therefore tend to land on different threads and run at the same time rather
+//!   than take turns, and a spout, which emits every tree and hears how each ends, shares
+//!   its thread with as little as the pool allows. No pool thread is left empty.
+//!   Measured on two threads: the acked spout → bolt → bolt pipeline settles 1.1-1.9×
+//!   the trees it did with its spout and first bolt on one thread, and spout → bolt 1.2×
+//!   with the spout alone rather than beside the acker.
 //! - **Dedicated executors** (everything else) get a thread of their own, running the same
 //!   loop with one executor. The default is dedicated because the engine cannot tell a
 //!   component that blocks (a subprocess round trip, a network write, a sleep) from one
@@ -71,10 +72,11 @@ pub(crate) struct Placeable {
     pub stage: u32,
 }
 
-/// Each component's stage, by index in `components`: 0 for spouts, and for a bolt one more than the
-/// highest stage among the components it reads from, that is the longest path from a
-/// spout. A cycle stops growing after as many rounds as there are components. Ackers
-/// read from no one and get 0; placement puts them last anyway.
+/// Each component's stage, by index in `components`: 0 for spouts, and for a bolt one
+/// more than the highest stage among the components it reads from, that is its longest
+/// path from a spout (0 when it reads from no known component). A cycle stops growing
+/// after as many rounds as there are components. Ackers read from no one and get 0:
+/// `assign` places them by role, not by stage.
 pub(crate) fn stages(components: &[ComponentPlan]) -> Vec<u32> {
     let index: HashMap<&str, usize> = components
         .iter()
@@ -124,11 +126,12 @@ pub(crate) fn assign(execs: &[Placeable], shared: usize) -> Vec<Vec<usize>> {
     let first = groups.len();
     groups.extend((0..n).map(|_| Vec::new()));
     // Spouts take the first threads, and bolts (in stage order) go round the pool from the
-    // thread after the last spout. Ackers go round the threads without a spout when there
-    // are some, else they carry on after the bolts.
+    // thread after the last spout. Each acker then goes to the least loaded thread,
+    // preferring threads without a spout. Bolts fill the threads after the spouts in
+    // turn, so the threads left empty (if any) have no spout and are the least loaded:
+    // ackers fill them first, and as `n` is at most the executors' count, none is left.
     let spouts = coop.iter().filter(|&&i| execs[i].role == Role::Spout).count();
-    let bolts = coop.iter().filter(|&&i| execs[i].role == Role::Bolt).count();
-    let (mut spout, mut bolt, mut acker) = (0, 0, 0);
+    let (mut spout, mut bolt) = (0, 0);
     for i in coop {
         let thread = match execs[i].role {
             Role::Spout => {
@@ -139,31 +142,12 @@ pub(crate) fn assign(execs: &[Placeable], shared: usize) -> Vec<Vec<usize>> {
                 bolt += 1;
                 spouts + bolt - 1
             }
-            Role::Acker if spouts < n => {
-                acker += 1;
-                spouts + (acker - 1) % (n - spouts)
-            }
             Role::Acker => {
-                acker += 1;
-                spouts + bolts + acker - 1
+                let load = |t: &usize| (t % n < spouts, groups[first + t % n].len(), *t);
+                (spouts..spouts + n).min_by_key(load).unwrap_or(0)
             }
         };
         groups[first + thread % n].push(i);
-    }
-    // Bolts and ackers can meet on a thread while a later one is empty: no pool thread
-    // stays empty while another holds two executors.
-    while let Some(empty) = (first..groups.len()).find(|&g| groups[g].is_empty()) {
-        let Some(fullest) = (first..groups.len()).max_by_key(|&g| groups[g].len()) else {
-            break;
-        };
-        match groups[fullest].pop() {
-            Some(i) if !groups[fullest].is_empty() => groups[empty].push(i),
-            Some(i) => {
-                groups[fullest].push(i);
-                break;
-            }
-            None => break,
-        }
     }
     groups
 }
@@ -315,8 +299,18 @@ mod tests {
         ];
         // Two threads: the bolt and the acker share the one after the spout's.
         assert_eq!(assign(&execs, 2), vec![vec![0], vec![1, 2]]);
-        // Three: no thread is left empty while another holds two.
+        // Three: the acker takes the empty thread.
         assert_eq!(assign(&execs, 3), vec![vec![0], vec![1], vec![2]]);
+        // Ackers go to the least loaded thread without a spout, not the first one.
+        let many = [
+            exec(Role::Spout, true, 0),
+            exec(Role::Bolt, true, 1),
+            exec(Role::Bolt, true, 1),
+            exec(Role::Bolt, true, 1),
+            exec(Role::Bolt, true, 1),
+            exec(Role::Acker, true, 0),
+        ];
+        assert_eq!(assign(&many, 3), vec![vec![0, 3], vec![1, 4], vec![2, 5]]);
         // Two spouts take both threads; the bolt and the acker follow round the pool.
         let two = [
             exec(Role::Spout, true, 0),
@@ -325,6 +319,30 @@ mod tests {
             exec(Role::Acker, true, 0),
         ];
         assert_eq!(assign(&two, 2), vec![vec![0, 2], vec![1, 3]]);
+    }
+
+    /// Every shape of up to 3 spouts, 4 bolts and 3 ackers on pools of 1 to 5 threads:
+    /// each executor is placed once, and no pool thread is empty.
+    #[test]
+    fn every_executor_once_and_no_pool_thread_empty() {
+        for (s, b, a, shared) in (0..4).flat_map(|s| {
+            (0..5).flat_map(move |b| (0..4).flat_map(move |a| (1..6).map(move |t| (s, b, a, t))))
+        }) {
+            let execs: Vec<Placeable> = (0..s)
+                .map(|_| exec(Role::Spout, true, 0))
+                .chain((0..b).map(|k| exec(Role::Bolt, true, 1 + k as u32 % 2)))
+                .chain((0..a).map(|_| exec(Role::Acker, true, 0)))
+                .collect();
+            let groups = assign(&execs, shared);
+            let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..execs.len()).collect::<Vec<_>>(), "{s} {b} {a} {shared}");
+            assert_eq!(groups.len(), shared.min(execs.len()), "{s} {b} {a} {shared}");
+            assert!(
+                groups.iter().all(|g| !g.is_empty()),
+                "{s} {b} {a} {shared}: {groups:?}"
+            );
+        }
     }
 
     #[test]
@@ -381,7 +399,7 @@ mod tests {
         ];
         let s = stages(&components);
         assert_eq!(s[2], 0);
-        // One round per component, each adding at most one per bolt of the cycle.
+        // Three rounds (one per component), in each of which a and b gain at most 2.
         assert!(s[0] >= 1 && s[1] >= 2 && s[0] <= 6 && s[1] <= 6, "{s:?}");
     }
 }
