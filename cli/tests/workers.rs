@@ -208,8 +208,9 @@ fn running(pid: u32) -> bool {
 fn a_worker_whose_parent_died_before_it_looked_exits() {
     let (_, worker) = binaries();
     let dir = tempfile::tempdir().unwrap();
-    // The worker waits for an assignment that never comes; only the watch can end it.
-    // Pid 1 stands for a parent that is already gone: it is not this worker's parent.
+    // Its assignment file does not exist, so a worker that started anything would fail
+    // reading it: the parent check must come first. Pid 1 stands for a parent that is
+    // already gone: it is not this worker's parent.
     let mut w = Command::new(&worker)
         .arg("--assignment")
         .arg(dir.path().join("assignment.yaml"))

@@ -107,16 +107,21 @@ fn parse_limits(list: &str) -> Result<squall_model::Limits, String> {
 }
 
 /// Ends the process once its parent is not `expected` (default: the parent it has now):
-/// the parent died and this worker was reparented (checked at once, then every half
-/// second; a dead parent not yet reaped counts as dead).
+/// the parent died and this worker was reparented. Checked once before anything else
+/// starts, so a worker whose parent is already gone does nothing, then every half second
+/// on a thread of its own; a dead parent not yet reaped counts as dead.
 fn exit_with_parent(expected: Option<u32>) {
     let parent = expected.unwrap_or_else(std::os::unix::process::parent_id);
-    let watch = move || loop {
+    let exit_if_gone = move || {
         if std::os::unix::process::parent_id() != parent {
             tracing::warn!(parent, "the process that started this worker is gone; exiting");
             std::process::exit(1);
         }
+    };
+    exit_if_gone();
+    let watch = move || loop {
         std::thread::sleep(Duration::from_millis(500));
+        exit_if_gone();
     };
     if let Err(e) = std::thread::Builder::new()
         .name("parent-watch".into())
