@@ -497,10 +497,8 @@ fn task_metrics_of(plan: &Plan) -> Vec<Vec<Arc<TaskMetrics>>> {
 /// An executor built, its tasks opened or prepared, not yet on a thread.
 struct Built {
     name: String,
-    role: Role,
-    cooperative: bool,
-    /// The component's stage in the pipeline, for placement.
-    stage: u32,
+    /// What placement reads.
+    place: Placeable,
     executor: Box<dyn Executor>,
 }
 
@@ -581,9 +579,11 @@ impl ExecutorBuilder<'_> {
         };
         let built = Built {
             name,
-            role: comp.role,
-            cooperative,
-            stage: self.stages[ci],
+            place: Placeable {
+                role: comp.role,
+                cooperative,
+                stage: self.stages[ci],
+            },
             executor,
         };
         Ok((info, built))
@@ -716,14 +716,7 @@ fn spawn_threads(
     shared: usize,
     control: &Arc<Control>,
 ) -> Result<Vec<JoinHandle<()>>, EngineError> {
-    let roles: Vec<Placeable> = built
-        .iter()
-        .map(|b| Placeable {
-            role: b.role,
-            cooperative: b.cooperative,
-            stage: b.stage,
-        })
-        .collect();
+    let roles: Vec<Placeable> = built.iter().map(|b| b.place).collect();
     let groups = scheduler::assign(&roles, shared);
     let mut slots: Vec<Option<(String, Box<dyn Executor>)>> =
         built.into_iter().map(|b| Some((b.name, b.executor))).collect();
