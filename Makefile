@@ -301,8 +301,14 @@ chart-check: k8s-bins
 # together resolve the same features as that selection, so nothing is compiled twice.
 # The web UI's browser test needs Chromium; the UI's bundle is committed
 # (ui-assets-check).
+# Its test binaries run CLUSTER_TEST_JOBS at a time (tests/run-test-binaries.sh): each
+# runs its tests one by one against clusters of its own, and alone they keep about one of
+# two cores busy. The longest start first.
+CLUSTER_TEST_JOBS ?= 2
+CLUSTER_TESTS_FIRST := autoscaling,cluster,api_cost,lifecycle,python,mtls,outage,smoke
 test-operator: k8s-bins chart-check redis-server chromium kafka-jars multilang-venv test-operator-build
-	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(CARGO) test --no-fail-fast $(CLUSTER_TIER)
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" CARGO="$(CARGO)" tests/run-test-binaries.sh $(CLUSTER_TEST_JOBS) \
+		$(CLUSTER_TESTS_FIRST) -- $(CLUSTER_TIER)
 
 # For users with Docker, kind, kubectl and helm (none of them runs on the CI machine): a
 # kind cluster with the three images (operator, worker, worker-python) loaded and the

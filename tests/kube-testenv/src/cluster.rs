@@ -65,8 +65,8 @@ pub struct TestCluster {
     api_port: u16,
     keep: bool,
     agent_seq: AtomicU8,
-    /// Third octet of every pod address of this cluster; see `pod_octet`.
-    pod_octet: u8,
+    /// Third octet of every pod address of this cluster; see [`PodOctet`].
+    pod_octet: PodOctet,
 }
 
 /// Reserves distinct free loopback ports. They are released before the
@@ -144,7 +144,7 @@ impl TestCluster {
             api_port: 0,
             keep: opts.keep_dir,
             agent_seq: AtomicU8::new(0),
-            pod_octet: pod_octet(),
+            pod_octet: PodOctet::claim()?,
         };
         let timeout = opts.start_timeout;
         match tokio::time::timeout(timeout, cluster.boot(&bins, &opts)).await {
@@ -436,7 +436,7 @@ impl TestCluster {
     pub async fn start_node_agent_with(&self, mut config: AgentConfig) -> Result<AgentHandle> {
         if config.pod_ip_base.octets()[1] == 0 {
             let n = self.agent_seq.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-            config.pod_ip_base = Ipv4Addr::new(127, n, self.pod_octet, 0);
+            config.pod_ip_base = Ipv4Addr::new(127, n, self.pod_octet.octet, 0);
         }
         Ok(NodeAgent::start(self.client(), config).await?)
     }
@@ -551,15 +551,65 @@ impl Drop for TestCluster {
     }
 }
 
-/// A third octet for this cluster's pod addresses, different between clusters started at
-/// the same time by different test processes: pods bind fixed ports on their addresses,
-/// so two clusters handing out the same address make their workers fail to bind.
-fn pod_octet() -> u8 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mixed = (std::process::id() ^ nanos.rotate_left(7)).wrapping_mul(0x9e37_79b9) >> 24;
-    // 1..=250: 0 stays free, and a few ranges above for pods counted past 255.
-    u8::try_from(mixed % 250).unwrap_or(0) + 1
+/// The third octet of a cluster's pod addresses, held for the cluster's life. Pods bind
+/// fixed ports on their addresses, so two clusters running at once (test binaries run in
+/// parallel) must never hand out the same address. The claim is a listening socket on
+/// `127.255.<octet>.254`: the kernel gives each address to one socket, lets it go when the
+/// process dies however it dies, and the sockets are close-on-exec, so the cluster's
+/// children do not inherit them.
+struct PodOctet {
+    octet: u8,
+    _claim: TcpListener,
+}
+
+/// Outside the kernel's default ephemeral range (32768-60999), so no client socket takes
+/// it first.
+const OCTET_CLAIM_PORT: u16 = 64_999;
+
+impl PodOctet {
+    /// Claims the first free octet (1..=250: 0 stays free, and a few above for pods
+    /// counted past 255) from a varying start, so clusters started one after another in
+    /// a process do not reuse the address a slow pod of the last one may still hold.
+    fn claim() -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let start = (std::process::id() ^ nanos.rotate_left(7)).wrapping_mul(0x9e37_79b9) >> 24;
+        let mut last = None;
+        for i in 0..250u32 {
+            let octet = u8::try_from((start + i) % 250 + 1).unwrap_or(1);
+            match TcpListener::bind((Ipv4Addr::new(127, 255, octet, 254), OCTET_CLAIM_PORT)) {
+                Ok(claim) => return Ok(Self { octet, _claim: claim }),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::NoPodOctet(
+            last.map_or_else(|| "none tried".into(), |e| e.to_string()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn claimed_octets_are_distinct_while_held() {
+        let held: Vec<PodOctet> = (0..20).map(|_| PodOctet::claim().unwrap()).collect();
+        let mut octets: Vec<u8> = held.iter().map(|c| c.octet).collect();
+        octets.sort_unstable();
+        octets.dedup();
+        assert_eq!(octets.len(), held.len(), "an octet was handed out twice");
+        assert!(octets.iter().all(|o| (1..=250).contains(o)));
+        // A held octet cannot be claimed by anyone else, this process included.
+        let taken = held[0].octet;
+        let again = TcpListener::bind((Ipv4Addr::new(127, 255, taken, 254), OCTET_CLAIM_PORT));
+        assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+        drop(held);
+        TcpListener::bind((Ipv4Addr::new(127, 255, taken, 254), OCTET_CLAIM_PORT))
+            .expect("a dropped claim frees its octet");
+    }
 }

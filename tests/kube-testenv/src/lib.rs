@@ -58,6 +58,8 @@ pub enum Error {
     Agent(#[from] squall_node_agent::Error),
     #[error("{step} failed: {stderr}")]
     Kubectl { step: String, stderr: String },
+    #[error("every pod address range (127.*.1-250.*) is held by another running cluster: {0}")]
+    NoPodOctet(String),
     #[error("the TokenRequest for {account} returned no token")]
     NoToken { account: String },
 }
