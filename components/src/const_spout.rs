@@ -54,13 +54,16 @@ pub struct ConstSpout {
     rate: Option<Pacer>,
 }
 
-/// Paces emits to a fixed rate: a tuple may go once `sent + 1 ≤ rate × elapsed`.
+/// Paces emits to a fixed rate: a tuple may go while `sent < rate × elapsed`, so the first
+/// goes at once and the next each `1 / rate` later. A task of a slow spout (a rate shared
+/// by many tasks) therefore emits from its start rather than after a whole period.
 struct Pacer {
     per_second: f64,
     start: std::time::Instant,
     sent: u64,
-    /// `rate × elapsed` at the last clock read. It only grows, so a tuple under it is
-    /// allowed without reading the clock again: one read per burst, not per tuple.
+    /// `rate × elapsed` at the last clock read, rounded up: how many may have gone by
+    /// then. It only grows, so a tuple under it is allowed without reading the clock
+    /// again: one read per burst, not per tuple.
     allowed: u64,
 }
 
@@ -68,7 +71,7 @@ impl Pacer {
     #[inline]
     fn allow(&mut self) -> bool {
         if self.sent >= self.allowed {
-            self.allowed = (self.start.elapsed().as_secs_f64() * self.per_second) as u64;
+            self.allowed = (self.start.elapsed().as_secs_f64() * self.per_second).ceil() as u64;
             if self.sent >= self.allowed {
                 return false;
             }
@@ -181,13 +184,28 @@ mod tests {
         let allowed = (0..1000).filter(|_| p.allow()).count();
         // 50 ms at 1000/s: 50 tuples, give or take the clock moving during the loop.
         assert!((50..=52).contains(&allowed), "{allowed}");
-        let within = |p: &Pacer| p.sent as f64 <= p.start.elapsed().as_secs_f64() * 1000.0;
+        // Each tuple went while `sent < rate × elapsed`, so `sent` is under that plus one.
+        let within = |p: &Pacer| (p.sent as f64) < p.start.elapsed().as_secs_f64() * 1000.0 + 1.0;
         assert!(within(p), "{} sent", p.sent);
         // Time passes (the start moves back): the next burst is the new time's worth.
         p.start -= std::time::Duration::from_millis(50);
         let more = (0..1000).filter(|_| p.allow()).count();
         assert!((48..=52).contains(&more), "{more}");
         assert!(within(p), "{} sent", p.sent);
+    }
+
+    #[test]
+    fn a_slow_rate_emits_its_first_tuple_at_once() {
+        // 200/s shared by 1,000 tasks: 0.2/s each. The first goes at once, the second
+        // after 5 s, not the first after 5 s.
+        let mut s = spout(serde_json::json!({"rate": 1}));
+        let p = s.rate.as_mut().unwrap();
+        p.per_second = 0.2;
+        p.start = std::time::Instant::now() - std::time::Duration::from_millis(1);
+        assert!(p.allow(), "the first tuple waits a whole period");
+        assert!(!p.allow(), "a second tuple within the first period");
+        p.start -= std::time::Duration::from_secs(5);
+        assert!(p.allow() && !p.allow(), "one more after 1 / rate");
     }
 
     #[test]
