@@ -307,6 +307,7 @@ chart-check: k8s-bins
 CLUSTER_TEST_JOBS ?= 2
 CLUSTER_TESTS_FIRST := autoscaling,cluster,api_cost,lifecycle,python,mtls,outage,smoke
 test-operator: k8s-bins chart-check redis-server chromium kafka-jars multilang-venv test-operator-build
+	$(CARGO) test --doc $(CLUSTER_TIER)
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" CARGO="$(CARGO)" tests/run-test-binaries.sh $(CLUSTER_TEST_JOBS) \
 		$(CLUSTER_TESTS_FIRST) -- $(CLUSTER_TIER)
 
