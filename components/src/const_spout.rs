@@ -17,8 +17,8 @@
 //! - MUST re-emit a failed id (before new ones) when `reliable`.
 //! - With `count`, MUST report finished only once every id was emitted and, when
 //!   `reliable`, every tree was acked.
-//! - With `rate`, MUST NOT emit more than `rate × elapsed` tuples (replays included)
-//!   since `open`. Behind its rate (after a stall), it catches up at once: one burst
+//! - With `rate`, MUST NOT emit more than `⌈rate × elapsed⌉` tuples (replays included)
+//!   since `open`: the first goes at once. Behind its rate (after a stall), it catches up at once: one burst
 //!   carries what the stall held back, up to the engine's per-step budget at a time.
 //! - SHOULD cost no allocation and no shared reference count per tuple: the payload is
 //!   static text, leaked once per distinct payload for the life of the process.

@@ -573,7 +573,8 @@ const OCTET_CLAIM_PORT: u16 = 64_999;
 impl PodOctet {
     /// Claims the first free octet (1..=250: 0 stays free, and a few above for pods
     /// counted past 255) from a varying start, so clusters started one after another in
-    /// a process do not reuse the address a slow pod of the last one may still hold.
+    /// a process are unlikely to reuse the addresses a slow pod of the last one may still
+    /// hold.
     fn claim() -> Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
