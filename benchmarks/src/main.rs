@@ -127,22 +127,60 @@ fn child(args: &[&str], env: &[(&str, String)]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// const-id-null-ack at a fixed rate of half `max`, optionally on `threads` executor threads.
-fn half_load(max: f64, threads: Option<usize>, secs: &str, warm: &str) -> Result<RunResult> {
-    let half = (max / 2.0).max(1.0) as u64;
-    eprintln!("const-id-null-ack at half load: {half} tuples/s, threads {threads:?}");
-    let mut env = vec![("SQUALL_BENCH_RATE", half.to_string())];
-    if let Some(t) = threads {
-        env.push(("SQUALL_BENCH_THREADS", t.to_string()));
+/// A setting of the executor threads that the const-id-null-ack rows are run with.
+#[derive(Clone, Copy)]
+enum Threads {
+    /// The defaults: one per core, elastic.
+    Default,
+    /// `squall.executor.elastic: false`: every pool thread at work.
+    Fixed,
+    /// `squall.executor.threads: 1`.
+    One,
+}
+
+impl Threads {
+    fn env(self) -> Vec<(&'static str, String)> {
+        match self {
+            Threads::Default => Vec::new(),
+            Threads::Fixed => vec![("SQUALL_BENCH_FIXED_POOL", "1".to_owned())],
+            Threads::One => vec![("SQUALL_BENCH_THREADS", "1".to_owned())],
+        }
     }
+
+    /// Row name suffix and title suffix.
+    fn label(self) -> (&'static str, &'static str) {
+        match self {
+            Threads::Default => ("", ""),
+            Threads::Fixed => ("/fixed-pool", ", `squall.executor.elastic: false`"),
+            Threads::One => ("/1-thread", ", `squall.executor.threads: 1`"),
+        }
+    }
+}
+
+/// const-id-null-ack at full speed with a thread setting.
+fn peak(threads: Threads, secs: &str, warm: &str) -> Result<RunResult> {
+    let (suffix, setting) = threads.label();
+    eprintln!("const-id-null-ack{suffix}");
+    let mut run: RunResult = serde_json::from_str(&child(
+        &["one", "const-id-null-ack", "--seconds", secs, "--warmup", warm],
+        &threads.env(),
+    )?)?;
+    run.name = format!("const-id-null-ack{suffix}");
+    run.title = format!("ConstSpout → IdBolt → NullBolt, acking on{setting}");
+    Ok(run)
+}
+
+/// const-id-null-ack at a fixed rate of half `max`, with a thread setting.
+fn half_load(max: f64, threads: Threads, secs: &str, warm: &str) -> Result<RunResult> {
+    let half = (max / 2.0).max(1.0) as u64;
+    let (suffix, setting) = threads.label();
+    eprintln!("const-id-null-ack{suffix} at half load: {half} tuples/s");
+    let mut env = threads.env();
+    env.push(("SQUALL_BENCH_RATE", half.to_string()));
     let mut run: RunResult = serde_json::from_str(&child(
         &["rate", "const-id-null-ack", "--seconds", secs, "--warmup", warm],
         &env,
     )?)?;
-    let (suffix, setting) = match threads {
-        None => ("", String::new()),
-        Some(t) => ("/1-thread", format!(", `squall.executor.threads: {t}`")),
-    };
     run.name = format!("const-id-null-ack@half{suffix}");
     run.title = format!("ConstSpout → IdBolt → NullBolt, acking, fixed rate {half}/s (half of max){setting}");
     Ok(run)
@@ -185,25 +223,21 @@ fn all(args: &Args) -> Result<()> {
         results.push(r);
     }
     // Latency at half load: the acked linear topology at half its measured maximum, with
-    // the default executor threads (one per core) and with all executors on one thread
-    // (`squall.executor.threads: 1`, the latency setting: no hand-off between threads).
+    // the default executor threads (one per core, elastic), with every pool thread at
+    // work (`squall.executor.elastic: false`), and with all executors on one thread
+    // (`squall.executor.threads: 1`).
     let max = results
         .iter()
         .find(|r| r.name == "const-id-null-ack")
         .map(|r| r.throughput)
         .unwrap_or(0.0);
-    results.push(half_load(max, None, &secs, &warm)?);
-    eprintln!("const-id-null-ack on one executor thread");
-    let one = [("SQUALL_BENCH_THREADS", "1".to_owned())];
-    let mut single: RunResult = serde_json::from_str(&child(
-        &["one", "const-id-null-ack", "--seconds", &secs, "--warmup", &warm],
-        &one,
-    )?)?;
-    single.name = "const-id-null-ack/1-thread".to_owned();
-    single.title = "ConstSpout → IdBolt → NullBolt, acking on, `squall.executor.threads: 1`".to_owned();
-    let max1 = single.throughput;
-    results.push(single);
-    results.push(half_load(max1, Some(1), &secs, &warm)?);
+    results.push(half_load(max, Threads::Default, &secs, &warm)?);
+    for threads in [Threads::Fixed, Threads::One] {
+        let run = peak(threads, &secs, &warm)?;
+        let max = run.throughput;
+        results.push(run);
+        results.push(half_load(max, threads, &secs, &warm)?);
+    }
     // Memory must not grow with run length: the word count, measured for a minute.
     eprintln!("wordcount-ack for 60 s");
     let mut long: RunResult = serde_json::from_str(&child(
@@ -293,7 +327,7 @@ mod report {
         let ok = |b: bool| if b { "met" } else { "**missed**" };
         match r.name.as_str() {
             "const-null-noack" => format!("≥ 10 M/s: {}", ok(r.throughput >= 10e6)),
-            "const-id-null-ack" | "const-id-null-ack/1-thread" => {
+            "const-id-null-ack" | "const-id-null-ack/fixed-pool" | "const-id-null-ack/1-thread" => {
                 format!("≥ 4 M trees/s: {}", ok(r.throughput >= 4e6))
             }
             "wordcount-ack/60s" => format!(
@@ -301,7 +335,9 @@ mod report {
                 ok(r.peak_rss_kib > 0 && r.peak_rss_kib < 32 * 1024)
             ),
             "wikipedia-edits" => format!("≥ 200 k events/s: {}", ok(r.throughput >= 200e3)),
-            "const-id-null-ack@half" | "const-id-null-ack@half/1-thread" => format!(
+            "const-id-null-ack@half"
+            | "const-id-null-ack@half/fixed-pool"
+            | "const-id-null-ack@half/1-thread" => format!(
                 "p99 < 1 ms: {}",
                 ok(r.complete_p99_us > 0 && r.complete_p99_us < 1000)
             ),
@@ -375,7 +411,7 @@ mod report {
             ));
         }
         s.push_str(
-            "\nPeak RSS: every acking case runs with maxSpoutPending 10,000; `wordcount-ack/60s` is the word count measured for a minute, since memory must not grow with run length (target under 32 MiB). What holds it: the executors' receive queues (at most 16,384 messages of at most 128 bytes each, per queue), the spare batch vectors each queue keeps for reuse (together no more than one full queue), the spouts' pending trees and the ackers' ledgers (bounded by maxSpoutPending), the count bolt's map of distinct words, and the binary and thread stacks.\n\nExecutor threads: by default the executors share one thread per core (two here). The `/1-thread` rows run the same topology with `squall.executor.threads: 1`: every executor on one thread, so no tuple, ack or completion crosses between threads. The pair of targets (≥ 4 M trees/s, and p99 < 1 ms at half load) is shown for each setting. At half load the threads park between bursts and are woken for each (the wake-up latency above), and the tail also carries the machine's stalls: compare the half-load p99s with the stall line under the floor table of the same run.\n",
+            "\nPeak RSS: every acking case runs with maxSpoutPending 10,000; `wordcount-ack/60s` is the word count measured for a minute, since memory must not grow with run length (target under 32 MiB). What holds it: the executors' receive queues (at most 16,384 messages of at most 128 bytes each, per queue), the spare batch vectors each queue keeps for reuse (one, or together no more than a sixteenth of a full queue), the spouts' pending trees and the ackers' ledgers (bounded by maxSpoutPending), the count bolt's map of distinct words, and the binary and thread stacks.\n\nExecutor threads: by default the executors share a pool of one thread per core (two here) that is elastic: it starts with one thread at work and puts the second to work only when the first stays busy, so at half load the whole pipeline runs on one core, with no tuple, ack or completion crossing between threads, and the other core idle. The `/fixed-pool` rows keep both threads at work (`squall.executor.elastic: false`), and the `/1-thread` rows run the same topology with `squall.executor.threads: 1`. The pair of targets (≥ 4 M trees/s, and p99 < 1 ms at half of the row's own peak) is shown for each setting. With both cores busy the tail carries the machine's stalls (on this VM host, two busy cores are descheduled for milliseconds far more often than one): compare the half-load p99s with the stall line under the floor table of the same run.\n",
         );
         s
     }

@@ -144,11 +144,19 @@ pub fn run_case(name: &str, warmup: Duration, window: Duration, rate: Option<u64
     }
     // Threads shared by the executors (default: one per core); as many as there are
     // executors gives each its own thread, the engine's model before the scheduler.
+    // SQUALL_BENCH_FIXED_POOL keeps every pool thread at work (no elastic pool).
+    let mut engine = Vec::new();
     if let Ok(t) = std::env::var("SQUALL_BENCH_THREADS") {
         let t: u64 = t.parse().context("SQUALL_BENCH_THREADS")?;
+        engine.push(format!("squall.executor.threads: {t}"));
+    }
+    if std::env::var_os("SQUALL_BENCH_FIXED_POOL").is_some() {
+        engine.push("squall.executor.elastic: false".to_owned());
+    }
+    if !engine.is_empty() {
         yaml = yaml.replacen(
             "spec:\n",
-            &format!("spec:\n  config: {{squall.executor.threads: {t}}}\n"),
+            &format!("spec:\n  config: {{{}}}\n", engine.join(", ")),
             1,
         );
     }

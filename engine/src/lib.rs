@@ -17,7 +17,8 @@
 //! Executors are step-able state machines. Those of components whose factory calls them
 //! [`ComponentFactory::cooperative`] (and the ackers) share a pool of
 //! [`EngineOptions::threads`] threads, one per core by default (topology config
-//! `squall.executor.threads`); every other executor gets a thread of its own, because a
+//! `squall.executor.threads`), of which only as many work as the load needs
+//! ([`EngineOptions::elastic`]); every other executor gets a thread of its own, because a
 //! component that blocks on a shared thread would stall its neighbours. A full queue never
 //! blocks a thread: the producer's step returns and its neighbours keep running. The
 //! scheduler module's documentation has the details.

@@ -23,7 +23,7 @@ use crate::metrics::{
 };
 use crate::placement::{Inbound, Links, Placement, WireSchemas};
 use crate::queue::BatchQueue;
-use crate::scheduler::{self, Placeable};
+use crate::scheduler::{self, Placeable, Placed, Pool};
 use crate::tuple::Schema;
 
 /// Per-stream slots of a task: its routing's output streams and the plan's inputs.
@@ -44,6 +44,9 @@ pub struct EngineOptions {
     /// Threads shared by the cooperative executors (see the scheduler's docs); 0 means
     /// one per core. Executors of other components always get a thread of their own.
     pub threads: usize,
+    /// Whether the pool runs on as few of its threads as the load needs (see the
+    /// scheduler's docs) rather than on all of them.
+    pub elastic: bool,
 }
 
 impl Default for EngineOptions {
@@ -52,13 +55,14 @@ impl Default for EngineOptions {
             queue_capacity: 16_384,
             batch_size: 256,
             threads: 0,
+            elastic: true,
         }
     }
 }
 
 impl EngineOptions {
     /// Reads overrides from the topology config (`squall.queue.capacity`, `squall.batch.size`,
-    /// `squall.executor.threads`).
+    /// `squall.executor.threads`, `squall.executor.elastic`).
     pub fn from_plan(plan: &Plan) -> Self {
         let mut o = EngineOptions::default();
         // These come from user manifests, so any value must be safe: the queue bound and
@@ -79,6 +83,14 @@ impl EngineOptions {
         }
         if let Some(v) = get("squall.executor.threads") {
             o.threads = v;
+        }
+        if let Some(v) = plan
+            .spec
+            .config
+            .get("squall.executor.elastic")
+            .and_then(|v| v.as_bool())
+        {
+            o.elastic = v;
         }
         o
     }
@@ -124,6 +136,8 @@ pub struct Topology {
     executors: Vec<ExecutorInfo>,
     metrics: Vec<Vec<Arc<TaskMetrics>>>,
     threads: Vec<JoinHandle<()>>,
+    /// The pool of the cooperative executors, if there are any.
+    pool: Option<Arc<Pool>>,
     started: Instant,
     stopped: AtomicBool,
     local: std::collections::BTreeSet<u32>,
@@ -183,7 +197,10 @@ impl Topology {
             0 => scheduler::default_threads(),
             n => n,
         };
-        let threads = spawn_threads(built, shared, &control)?;
+        let Threads {
+            handles: threads,
+            pool,
+        } = spawn_threads(built, shared, opts.elastic, &control)?;
         info!(topology = %plan.name, executors = executors.len(), threads = threads.len(), shared, tasks = placement.local.len(), peers = layout.outbound.len(), "topology started");
         let links = Links {
             outbound: layout.outbound,
@@ -199,6 +216,7 @@ impl Topology {
             executors,
             metrics,
             threads,
+            pool,
             started: Instant::now(),
             stopped: AtomicBool::new(false),
             local: placement.local.clone(),
@@ -215,6 +233,13 @@ impl Topology {
     /// executor.
     pub fn executor_threads(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Threads of the shared pool that step executors now (see the scheduler's docs):
+    /// between 1 and the pool's size while the pool is elastic, 0 without cooperative
+    /// executors.
+    pub fn active_pool_threads(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.active())
     }
 
     /// Lets spouts emit.
@@ -709,37 +734,76 @@ impl ExecutorBuilder<'_> {
     }
 }
 
+/// Threads started for a topology's executors.
+struct Threads {
+    handles: Vec<JoinHandle<()>>,
+    /// The shared pool, if any executor is cooperative.
+    pool: Option<Arc<Pool>>,
+}
+
 /// Puts the built executors on threads: one each for the dedicated ones, a pool of at
-/// most `shared` for the cooperative ones.
+/// most `shared` for the cooperative ones (elastic unless `elastic` is false).
 fn spawn_threads(
     built: Vec<Built>,
     shared: usize,
+    elastic: bool,
     control: &Arc<Control>,
-) -> Result<Vec<JoinHandle<()>>, EngineError> {
+) -> Result<Threads, EngineError> {
     let roles: Vec<Placeable> = built.iter().map(|b| b.place).collect();
     let groups = scheduler::assign(&roles, shared);
     let mut slots: Vec<Option<(String, Box<dyn Executor>)>> =
         built.into_iter().map(|b| Some((b.name, b.executor))).collect();
-    let mut threads = Vec::new();
+    let mut handles = Vec::new();
+    let (mut pool_names, mut pool_lanes) = (Vec::new(), Vec::new());
     for (gi, members) in groups.iter().enumerate() {
-        let (names, group): (Vec<String>, Vec<Box<dyn Executor>>) =
-            members.iter().filter_map(|&i| slots[i].take()).unzip();
-        // A dedicated thread keeps its executor's name; pool threads are numbered.
-        let shared_group = members.first().is_some_and(|&i| roles[i].cooperative);
-        let name = match names.into_iter().next() {
-            Some(n) if !shared_group => n,
-            _ => format!("squall-exec-{gi}"),
-        };
-        match scheduler::spawn(name.clone(), group, Arc::clone(control)) {
-            Ok(h) => threads.push(h),
-            Err(source) => {
-                // The threads already started see the stop and exit.
-                control.stop.store(true, Ordering::Release);
-                return Err(EngineError::Thread { name, source });
-            }
+        let mut names = Vec::new();
+        let lane: Vec<Placed> = members
+            .iter()
+            .filter_map(|&i| {
+                let (name, executor) = slots[i].take()?;
+                names.push(name);
+                Some(Placed {
+                    executor,
+                    place: roles[i],
+                    index: i,
+                })
+            })
+            .collect();
+        if members.first().is_some_and(|&i| roles[i].cooperative) {
+            // Pool threads are numbered.
+            pool_names.push(format!("squall-exec-{gi}"));
+            pool_lanes.push(lane);
+        } else {
+            // A dedicated thread keeps its executor's name.
+            let name = names.pop().unwrap_or_else(|| format!("squall-exec-{gi}"));
+            handles.extend(start(vec![name], vec![lane], false, control)?.handles);
         }
     }
-    Ok(threads)
+    if pool_lanes.is_empty() {
+        return Ok(Threads { handles, pool: None });
+    }
+    let started = start(pool_names, pool_lanes, elastic, control)?;
+    handles.extend(started.handles);
+    Ok(Threads {
+        handles,
+        pool: Some(started.pool),
+    })
+}
+
+fn start(
+    names: Vec<String>,
+    lanes: Vec<Vec<Placed>>,
+    elastic: bool,
+    control: &Arc<Control>,
+) -> Result<scheduler::Started, EngineError> {
+    scheduler::spawn_pool(names, lanes, elastic, control).map_err(|e| {
+        // The threads already started see the stop and exit.
+        control.stop.store(true, Ordering::Release);
+        EngineError::Thread {
+            name: e.name,
+            source: e.source,
+        }
+    })
 }
 
 fn component_error(comp: &ComponentPlan, task: u32, error: ComponentError) -> EngineError {

@@ -11,18 +11,34 @@
 //!
 //! # How
 //! - **Cooperative executors** (ackers, and components whose factory says
-//!   [`crate::ComponentFactory::cooperative`]) are placed on a pool of
-//!   `EngineOptions::threads` threads (default: `available_parallelism`, topology config
-//!   `squall.executor.threads`), never more than there are such executors. Placement is
-//!   static: spouts take the first threads; bolts, in stage order (the longest path from
-//!   a spout), go round the pool from the thread after the last spout; each acker goes to
-//!   the least loaded thread, preferring threads without a spout. Neighbouring stages of
-//!   a chain therefore tend to land on different threads and run at the same time rather
-//!   than take turns, and a spout, which emits every tree and hears how each ends, shares
-//!   its thread with as little as the pool allows. No pool thread is left empty.
-//!   Measured on two threads: the acked spout → bolt → bolt pipeline settles 1.1-1.9×
-//!   the trees it did with its spout and first bolt on one thread, and spout → bolt 1.2×
-//!   with the spout alone rather than beside the acker.
+//!   [`crate::ComponentFactory::cooperative`]) share a pool of `EngineOptions::threads`
+//!   threads (default: `available_parallelism`, topology config
+//!   `squall.executor.threads`), never more than there are such executors. They are first
+//!   grouped into one lane per pool thread: spouts take the first lanes; bolts, in stage
+//!   order (the longest path from a spout), go round the pool from the lane after the last
+//!   spout; each acker goes to the least loaded lane, preferring lanes without a spout.
+//!   Neighbouring stages of a chain therefore tend to land in different lanes and, when
+//!   the lanes run on different threads, run at the same time rather than take turns,
+//!   and a spout, which emits every tree and hears how each ends, shares its lane with as
+//!   little as the pool allows. No lane is left empty. Measured on two threads: the acked
+//!   spout → bolt → bolt pipeline settles 1.1-1.9× the trees it did with its spout and
+//!   first bolt in one lane, and spout → bolt 1.2× with the spout alone rather than
+//!   beside the acker.
+//! - **The pool is elastic** ([`Pool`]; `squall.executor.elastic: false` keeps every
+//!   thread at work). It starts with one active thread stepping every lane, in pipeline
+//!   order, and doubles its active threads when one of them has had no moment without
+//!   work for `SATURATED`; it drops one when the messages its executors take per second
+//!   would keep one thread fewer under `SHRINK_AT` of what it took when it last grew, and
+//!   tries one fewer when its busy time suggests they might do, holding off longer each
+//!   time that had to be undone. Thread `t` of `k` active steps lanes
+//!   `t`, `t + k`, …; the rest stand by, parked. Why: on one thread a tuple, its ack and
+//!   the completion move between executors with no wake-up of another core (tens of
+//!   microseconds of the waker's time on a VM, and a core woken from halt may wait
+//!   milliseconds for its host), and the other cores stay idle, which on a VM host also
+//!   spares the running core from being descheduled for milliseconds, as two busy cores
+//!   are. Measured on two cores: const-id-null-ack at half its peak kept a p99 complete
+//!   latency near 100 µs on one active thread at under half the CPU per tree, against
+//!   2-3 ms on two; past what one thread carries, two take over.
 //! - **Dedicated executors** (everything else) get a thread of their own, running the same
 //!   loop with one executor. The default is dedicated because the engine cannot tell a
 //!   component that blocks (a subprocess round trip, a network write, a sleep) from one
@@ -33,27 +49,33 @@
 //!   without a futex wake-up), then announces sleep on its queues and parks until the
 //!   earliest deadline its executors asked for (tick tuples, message timeouts, spout
 //!   back-off; at most `MAX_PARK`). A push to the queue of an executor waiting for input,
-//!   room in a full downstream queue an executor waits on, a task's `Waker`, activation
-//!   and stop all unpark it. A bolt or acker whose output is held does not listen to its
-//!   queue (input is no use to it, and waking for it would spin); a spout does, because
-//!   acks are work for it either way.
+//!   room in a full downstream queue an executor waits on, a task's `Waker`, activation,
+//!   a resize of the pool and stop all unpark it. A bolt or acker whose output is held
+//!   does not listen to its queue (input is no use to it, and waking for it would spin);
+//!   a spout does, because acks are work for it either way. A thread that takes a lane
+//!   registers itself as the consumer of its executors' queues, so wake-ups follow the
+//!   executors when the pool resizes.
 //! - A panic inside a component is caught where the component is called and restarts the
 //!   task. A panic anywhere else in a step is caught per step too: that one
 //!   executor is retired with an error log, and the others on its thread keep going.
-//! - With `threads` at least the number of executors, every executor has its own thread
-//!   (one executor per thread, as in Storm), which benchmarks compare against.
+//! - With `threads` at least the number of executors and `squall.executor.elastic:
+//!   false`, every executor has its own thread (one executor per thread, as in Storm),
+//!   which benchmarks compare against.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use squall_model::{ComponentPlan, Role};
-use tracing::error;
+use tracing::{debug, error};
 
 use crate::executor::{panic_message, Control, Executor, Step, MAX_PARK};
+use crate::fabric::Msg;
+use crate::queue::BatchQueue;
 
 /// Yields before a thread whose executors are all idle parks.
 const SPIN_YIELDS: u32 = 50;
@@ -152,37 +174,331 @@ pub(crate) fn assign(execs: &[Placeable], shared: usize) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Starts a thread stepping `group` until the topology stops.
-pub(crate) fn spawn(
-    name: String,
-    group: Vec<Box<dyn Executor>>,
-    control: Arc<Control>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || run(group, &control))
-}
+/// How long a pool thread must stay busy, never once out of work, before the pool puts
+/// more threads to work. Short, so that a topology that needs more threads gets them
+/// before its executors have built their working set (buffers, maps) on one thread:
+/// glibc's malloc keeps memory freed on one thread in that thread's arena, so a working
+/// set that moves to another thread is held twice. Growing by mistake (catching up after
+/// a stall of the machine) is undone by the shrinking rules below.
+const SATURATED: Duration = Duration::from_millis(50);
+/// How often the first pool thread weighs whether one thread fewer would do.
+const WEIGH_EVERY: Duration = Duration::from_millis(100);
+/// The pool drops one of its `k` active threads when the messages its executors take
+/// per second are below this share of what `k - 1` threads took when they last ran out
+/// of time (measured as the pool grew).
+const SHRINK_AT: f64 = 0.9;
+/// It also tries one thread fewer when its active threads were busy together for less
+/// than this many cores per thread that would be left. Work spread over more threads
+/// costs more (hand-offs, wake-ups): const-id-null-ack at 80% of what one thread carries
+/// keeps two threads busy for 1.2 cores. So this rule is a trial, and the hold below
+/// backs it off when the fewer threads run out of time again.
+const TRY_BELOW: f64 = 1.5;
+/// Wait after the pool grew before it may shrink again; doubled (up to `MAX_HOLD`) when
+/// it had to grow within `REGRET` of shrinking, so a load near the boundary does not
+/// make it flap.
+const MIN_HOLD: Duration = Duration::from_secs(1);
+const MAX_HOLD: Duration = Duration::from_secs(30);
+const REGRET: Duration = Duration::from_secs(2);
+/// Longest a standby pool thread sleeps between looks at the pool (it is unparked when
+/// the pool grows, and on stop).
+const STANDBY_PARK: Duration = Duration::from_secs(1);
+/// Busy time is handed to the pool's account at least this often.
+const ACCOUNT_EVERY: Duration = Duration::from_millis(10);
 
-/// An executor on a thread, and whether its last step waits for input (rather than for
-/// room downstream).
+/// An executor on a thread: whether its last step waits for input (rather than for room
+/// downstream), and the lane it goes back to.
 struct Slot {
     executor: Box<dyn Executor>,
     listening: bool,
+    lane: usize,
+    /// Pipeline order ([`order_key`]): a thread steps its executors in this order, so a
+    /// burst crosses a whole chain on one thread in one round.
+    key: (bool, u32, usize),
 }
 
-fn run(group: Vec<Box<dyn Executor>>, control: &Control) {
-    let me = std::thread::current();
-    let mut group: Vec<Slot> = group
-        .into_iter()
-        .map(|executor| {
-            executor.base().queue.set_consumer(me.clone());
-            Slot {
-                executor,
-                listening: true,
+/// Pipeline order: spouts and bolts by stage, ackers last, then the order they were built.
+fn order_key(p: &Placeable, index: usize) -> (bool, u32, usize) {
+    (p.role == Role::Acker, p.stage, index)
+}
+
+/// A lane: executors `assign` grouped for one pool thread, and whether a thread holds
+/// them now.
+struct Lane {
+    slots: Vec<Slot>,
+    taken: bool,
+}
+
+/// Threads that share lanes of executors. Thread `t` of `active` steps lanes `t`,
+/// `t + active`, `t + 2 × active`, …; threads at or past `active` stand by.
+///
+/// An elastic pool starts with one active thread and doubles them (up to one per lane)
+/// when a thread stays busy for `SATURATED`; it drops one when its message rate is
+/// below what one thread fewer carried (`SHRINK_AT`), or tries one fewer when its busy
+/// time suggests they might do (`TRY_BELOW`), holding off longer each time a shrink had
+/// to be undone (`MIN_HOLD` to `MAX_HOLD`). A topology that one
+/// thread can carry then runs on one: its hand-offs stay on that thread (no wake-ups of
+/// another core, which cost tens of microseconds of the waker's time on a VM), and the
+/// other cores stay free, which on a VM host also spares the running core from being
+/// descheduled for milliseconds. A fixed pool keeps every thread active.
+pub(crate) struct Pool {
+    lanes: Vec<Mutex<Lane>>,
+    active: AtomicUsize,
+    elastic: bool,
+    /// Busy nanoseconds of each thread since the last weighing.
+    busy_ns: Vec<AtomicU64>,
+    /// Every executor's queue, for the messages the pool takes per second.
+    queues: Vec<Arc<BatchQueue<Msg>>>,
+    threads: OnceLock<Vec<Thread>>,
+    resize: Mutex<Resize>,
+    control: Arc<Control>,
+}
+
+/// When the pool last grew, shrank and weighed, and what it measured.
+struct Resize {
+    grew: Instant,
+    shrank: Option<Instant>,
+    hold: Duration,
+    weighed: Instant,
+    /// Messages taken by the pool's executors, at the last weighing.
+    popped: u64,
+    /// Messages per second taken over the last weighing's window.
+    rate: f64,
+    /// Messages per second one thread took when the pool last grew (0: not measured).
+    per_thread: f64,
+}
+
+impl Pool {
+    /// Threads stepping lanes now.
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    fn wake_all(&self) {
+        for t in self.threads.get().into_iter().flatten() {
+            t.unpark();
+        }
+    }
+
+    /// Messages taken by every executor of the pool so far.
+    fn popped(&self) -> u64 {
+        self.queues.iter().map(|q| q.popped()).sum()
+    }
+
+    /// Puts more threads to work: `from` active threads become twice as many. What they
+    /// took per second in the last window is what `from` threads can do.
+    fn grow(&self, from: usize) {
+        let to = (from * 2).min(self.lanes.len());
+        if to <= from
+            || self
+                .active
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        let now = Instant::now();
+        let mut r = self.resize.lock();
+        r.hold = match r.shrank {
+            Some(at) if now.duration_since(at) < REGRET => (r.hold * 2).min(MAX_HOLD),
+            _ => MIN_HOLD,
+        };
+        r.grew = now;
+        r.per_thread = r.rate / from as f64;
+        drop(r);
+        debug!(from, to, "executor pool grows");
+        self.wake_all();
+    }
+
+    /// Measures the last window and drops one active thread if the load would fit one
+    /// fewer (see `SHRINK_AT` and `TRY_BELOW`).
+    fn weigh(&self, now: Instant) {
+        let mut r = self.resize.lock();
+        let window = now.duration_since(r.weighed).as_secs_f64();
+        if window <= 0.0 {
+            return;
+        }
+        let popped = self.popped();
+        r.rate = popped.saturating_sub(r.popped) as f64 / window;
+        r.popped = popped;
+        r.weighed = now;
+        let busy: u64 = self.busy_ns.iter().map(|b| b.swap(0, Ordering::AcqRel)).sum();
+        let k = self.active();
+        if !self.elastic || k <= 1 || now.duration_since(r.grew) < r.hold {
+            return;
+        }
+        let left = (k - 1) as f64;
+        let load = busy as f64 / 1e9 / window;
+        let fits = r.rate < left * r.per_thread * SHRINK_AT || load < left * TRY_BELOW;
+        if fits
+            && self
+                .active
+                .compare_exchange(k, k - 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            r.shrank = Some(now);
+            let rate = r.rate;
+            drop(r);
+            debug!(from = k, to = k - 1, load, rate, "executor pool shrinks");
+            self.wake_all();
+        }
+    }
+
+    /// Takes the executors of the given lanes, waiting for a thread that still holds one
+    /// to give it back (it has been told to, by the change of `active` or by stop).
+    fn take(&self, lanes: impl Iterator<Item = usize>) -> Vec<Slot> {
+        let me = std::thread::current();
+        let mut mine = Vec::new();
+        for i in lanes {
+            loop {
+                let mut lane = self.lanes[i].lock();
+                if !lane.taken {
+                    lane.taken = true;
+                    for s in &lane.slots {
+                        s.executor.base().queue.set_consumer(me.clone());
+                    }
+                    mine.append(&mut lane.slots);
+                    break;
+                }
+                drop(lane);
+                std::thread::yield_now();
             }
-        })
+        }
+        mine.sort_by_key(|s| s.key);
+        mine
+    }
+
+    /// Gives executors back to their lanes and frees the lanes in `held`.
+    fn give_back(&self, mine: &mut Vec<Slot>, held: impl Iterator<Item = usize>) {
+        let mut lanes: Vec<_> = held.map(|i| (i, self.lanes[i].lock())).collect();
+        for s in mine.drain(..) {
+            if let Some((_, lane)) = lanes.iter_mut().find(|(i, _)| *i == s.lane) {
+                lane.slots.push(s);
+            }
+        }
+        for (_, lane) in &mut lanes {
+            lane.taken = false;
+        }
+    }
+}
+
+/// An executor ready for a pool: where it may go, and its index among the topology's.
+pub(crate) struct Placed {
+    pub executor: Box<dyn Executor>,
+    pub place: Placeable,
+    pub index: usize,
+}
+
+/// A started pool and its threads.
+pub(crate) struct Started {
+    pub pool: Arc<Pool>,
+    pub handles: Vec<JoinHandle<()>>,
+}
+
+/// A pool thread that could not be started.
+pub(crate) struct SpawnError {
+    pub name: String,
+    pub source: std::io::Error,
+}
+
+/// Starts a pool stepping `lanes` (each non-empty) until the topology stops: one thread
+/// per lane, named by `names`, of which only the first is active at first when `elastic`.
+pub(crate) fn spawn_pool(
+    names: Vec<String>,
+    lanes: Vec<Vec<Placed>>,
+    elastic: bool,
+    control: &Arc<Control>,
+) -> Result<Started, SpawnError> {
+    let n = lanes.len();
+    let queues = lanes
+        .iter()
+        .flatten()
+        .map(|p| Arc::clone(&p.executor.base().queue))
         .collect();
+    let now = Instant::now();
+    let pool = Arc::new(Pool {
+        lanes: lanes
+            .into_iter()
+            .enumerate()
+            .map(|(lane, execs)| {
+                let slots = execs
+                    .into_iter()
+                    .map(|p| Slot {
+                        key: order_key(&p.place, p.index),
+                        executor: p.executor,
+                        listening: true,
+                        lane,
+                    })
+                    .collect();
+                Mutex::new(Lane { slots, taken: false })
+            })
+            .collect(),
+        active: AtomicUsize::new(if elastic { 1 } else { n }),
+        elastic: elastic && n > 1,
+        busy_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        queues,
+        threads: OnceLock::new(),
+        resize: Mutex::new(Resize {
+            grew: now,
+            shrank: None,
+            hold: MIN_HOLD,
+            weighed: now,
+            popped: 0,
+            rate: 0.0,
+            per_thread: 0.0,
+        }),
+        control: Arc::clone(control),
+    });
+    let mut handles = Vec::with_capacity(n);
+    for (t, name) in names.into_iter().enumerate() {
+        let p = Arc::clone(&pool);
+        match std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || pool_thread(&p, t))
+        {
+            Ok(h) => handles.push(h),
+            Err(source) => return Err(SpawnError { name, source }),
+        }
+    }
+    let _ = pool
+        .threads
+        .set(handles.iter().map(|h| h.thread().clone()).collect());
+    pool.wake_all();
+    Ok(Started { pool, handles })
+}
+
+/// One pool thread: steps the lanes its place in the pool gives it, stands by while the
+/// pool needs fewer threads, and shuts its own lane's executors down on stop.
+fn pool_thread(pool: &Pool, me: usize) {
+    let control = &pool.control;
     while !control.stop.load(Ordering::Acquire) {
+        let k = pool.active();
+        if me >= k {
+            std::thread::park_timeout(STANDBY_PARK);
+            continue;
+        }
+        let lanes = || (me..pool.lanes.len()).step_by(k);
+        let mut mine = pool.take(lanes());
+        run(pool, me, k, &mut mine);
+        pool.give_back(&mut mine, lanes());
+    }
+    let mut mine = pool.take(std::iter::once(me));
+    for s in &mut mine {
+        if catch_unwind(AssertUnwindSafe(|| s.executor.shutdown())).is_err() {
+            error!(component = %s.executor.base().plan.name, "executor panicked while shutting down");
+        }
+    }
+    pool.give_back(&mut mine, std::iter::once(me));
+}
+
+/// Steps `group` round-robin while the pool keeps `k` threads active and the topology runs.
+fn run(pool: &Pool, me: usize, k: usize, group: &mut Vec<Slot>) {
+    let control = &pool.control;
+    // Start of the current busy stretch (for the account), and the last time the thread
+    // ran out of work (for saturation).
+    let mut mark = Instant::now();
+    let mut last_rest = mark;
+    let mut weighed = mark;
+    while !control.stop.load(Ordering::Acquire) && pool.active() == k {
         let mut busy = false;
         let mut wake_at: Option<Instant> = None;
         group.retain_mut(|s| {
@@ -207,14 +523,26 @@ fn run(group: Vec<Box<dyn Executor>>, control: &Control) {
             wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
             true
         });
-        if !busy {
-            idle(&group, wake_at);
+        let now = Instant::now();
+        if !busy || now.duration_since(mark) >= ACCOUNT_EVERY {
+            let spent = now.duration_since(mark).as_nanos() as u64;
+            pool.busy_ns[me].fetch_add(spent, Ordering::Relaxed);
+            mark = now;
         }
-    }
-    for s in &mut group {
-        if catch_unwind(AssertUnwindSafe(|| s.executor.shutdown())).is_err() {
-            error!(component = %s.executor.base().plan.name, "executor panicked while shutting down");
+        if me == 0 && now.duration_since(weighed) >= WEIGH_EVERY {
+            pool.weigh(now);
+            weighed = now;
         }
+        if busy {
+            if pool.elastic && now.duration_since(last_rest) >= SATURATED {
+                pool.grow(k);
+                last_rest = now;
+            }
+            continue;
+        }
+        idle(group, wake_at);
+        mark = Instant::now();
+        last_rest = mark;
     }
 }
 

@@ -210,3 +210,71 @@ spec:
     assert_eq!(acks.len(), 3000);
     assert!(acks.values().all(|&n| n == 2));
 }
+
+/// An acked pipeline of four cooperative executors on a pool of two threads, emitting as
+/// fast as it is asked.
+const BUSY: &str = r#"
+apiVersion: squall.dev/v1alpha1
+kind: Topology
+metadata: {name: t}
+spec:
+  maxSpoutPending: 2000
+  config: {squall.executor.threads: 2, squall.executor.elastic: ELASTIC}
+  spouts:
+    - {name: ids, component: replay, config: {count: COUNT}, outputs: [{fields: [id]}]}
+  bolts:
+    - {name: pass, component: pass, inputs: [{from: ids}], outputs: [{fields: [id]}]}
+    - {name: sink, component: sink, inputs: [{from: pass}]}
+"#;
+
+#[test]
+fn the_elastic_pool_grows_under_load_and_shrinks_when_it_falls() {
+    let count = 1_000_000_000u64;
+    let yaml = BUSY
+        .replace("ELASTIC", "true")
+        .replace("COUNT", &count.to_string());
+    let (topo, ledger) = start(&yaml);
+    assert_eq!(topo.executor_threads(), 2, "a pool of two");
+    // Executors move between threads each time the pool resizes; every tuple must still
+    // arrive once and every tree complete.
+    for round in 0..2 {
+        assert!(
+            wait_until(Duration::from_secs(20), || topo.active_pool_threads() == 2),
+            "round {round}: one thread never ran out of time: {:?}",
+            topo.metrics()
+        );
+        topo.deactivate();
+        assert!(
+            wait_until(Duration::from_secs(20), || topo.active_pool_threads() == 1),
+            "round {round}: an idle pool kept both threads"
+        );
+        topo.activate();
+    }
+    topo.deactivate();
+    assert!(
+        wait_until(Duration::from_secs(60), || topo.pending() == 0),
+        "trees left: {:?}",
+        topo.metrics()
+    );
+    let m = topo.shutdown();
+    let ids = m.component("ids").unwrap();
+    assert_eq!(ids.total.failed, 0);
+    assert!(ids.total.acked > 0);
+    assert_eq!(ledger.received.load(Ordering::Relaxed), ids.total.acked);
+    let acks = ledger.acks.lock().unwrap();
+    assert_eq!(acks.len() as u64, ids.total.acked);
+    assert!(acks.values().all(|&n| n == 1), "a tuple acked twice");
+}
+
+#[test]
+fn a_fixed_pool_keeps_every_thread_and_an_elastic_one_starts_on_one() {
+    let yaml = BUSY.replace("COUNT", "1000");
+    let (fixed, _) = start(&yaml.replace("ELASTIC", "false"));
+    assert_eq!(fixed.active_pool_threads(), 2);
+    let (elastic, _) = start(&yaml.replace("ELASTIC", "true"));
+    assert_eq!(elastic.active_pool_threads(), 1);
+    for topo in [fixed, elastic] {
+        assert!(wait_until(Duration::from_secs(60), || topo.is_drained()));
+        assert_eq!(topo.shutdown().component("ids").unwrap().total.acked, 1000);
+    }
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{Executor, ExecutorBase, Step, MAX_PARK};
+use super::{Executor, ExecutorBase, Step, MAX_PARK, STEP_TIME};
 use crate::acker::{Ledger, Outcome};
 use crate::fabric::{Control, Msg};
 use crate::metrics::{LocalCounts, TaskMetrics};
@@ -70,10 +70,21 @@ impl Executor for AckerExecutor {
         }
         let mut batch = std::mem::take(&mut self.base.inbox);
         let progress = if self.base.queue.pop_into(&mut batch) {
-            for msg in batch.drain(..) {
-                self.handle(msg);
+            let mut taken = 0;
+            loop {
+                taken += batch.len();
+                for msg in batch.drain(..) {
+                    self.handle(msg);
+                }
+                self.base.outbox.flush_ready();
+                if taken >= *super::STEP_MESSAGES_X
+                    || now.elapsed() >= STEP_TIME
+                    || self.base.outbox.is_blocked()
+                    || !self.base.queue.pop_into(&mut batch)
+                {
+                    break;
+                }
             }
-            self.base.outbox.flush_ready();
             true
         } else {
             self.base.outbox.flush();

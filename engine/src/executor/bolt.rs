@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{panic_message, record_error, Executor, ExecutorBase, Step, MAX_PARK, SAMPLE_EVERY};
+use super::{panic_message, record_error, Executor, ExecutorBase, Step, MAX_PARK, SAMPLE_EVERY, STEP_TIME};
 use crate::collector::{BoltOutput, Routing};
 use crate::component::{Bolt, TaskContext};
 use crate::fabric::{Control, Fabric, Msg, Outbox};
@@ -62,6 +62,23 @@ pub(crate) struct BoltExecutor {
 }
 
 impl BoltExecutor {
+    /// Runs every tuple of a batch taken from the queue, leaving `batch` empty.
+    fn execute_batch(&mut self, batch: &mut Vec<Msg>) {
+        for msg in batch.drain(..) {
+            match msg {
+                Msg::Tuple(p) => match self.base.slot(p.task(), self.tasks.len()) {
+                    Some(i) => self.execute(i, Tuple::arrived(p)),
+                    None => {
+                        warn!(component = %self.base.plan.name, task = p.task(), "tuple for a task this executor does not run")
+                    }
+                },
+                other => {
+                    warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
+                }
+            }
+        }
+    }
+
     pub fn new(base: ExecutorBase, tasks: Vec<BoltTask>, tick: Option<Duration>) -> Self {
         let now = Instant::now();
         BoltExecutor {
@@ -92,21 +109,20 @@ impl Executor for BoltExecutor {
         }
         let mut batch = std::mem::take(&mut self.base.inbox);
         let progress = if self.base.queue.pop_into(&mut batch) {
-            for msg in batch.drain(..) {
-                match msg {
-                    Msg::Tuple(p) => match self.base.slot(p.task(), self.tasks.len()) {
-                        Some(i) => self.execute(i, Tuple::arrived(p)),
-                        None => {
-                            warn!(component = %self.base.plan.name, task = p.task(), "tuple for a task this executor does not run")
-                        }
-                    },
-                    other => {
-                        warn!(component = %self.base.plan.name, msg = ?other, "bolt received an unexpected message")
-                    }
+            let mut taken = 0;
+            loop {
+                taken += batch.len();
+                self.execute_batch(&mut batch);
+                self.poll_all();
+                self.base.outbox.flush_ready();
+                if taken >= *super::STEP_MESSAGES_X
+                    || now.elapsed() >= STEP_TIME
+                    || self.base.outbox.is_blocked()
+                    || !self.base.queue.pop_into(&mut batch)
+                {
+                    break;
                 }
             }
-            self.poll_all();
-            self.base.outbox.flush_ready();
             true
         } else {
             self.poll_all();

@@ -37,6 +37,19 @@ pub(super) const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 pub(crate) const MAX_PARK: Duration = Duration::from_millis(10);
 /// How long an executor with held output waits for a wake-up before trying again.
 const BLOCKED_RECHECK: Duration = Duration::from_millis(1);
+/// Messages a bolt or acker takes from its queue in one step, in whole batches: at least
+/// one, then more while the step is under `STEP_MESSAGES` messages and `STEP_TIME`. One
+/// batch per step let a queue fed by several producers (an acker hears from every spout
+/// and bolt) receive batches faster than it was stepped: a standing backlog that added a
+/// millisecond to every tree while the thread still had idle time. The time bound keeps
+/// a slow component from holding a shared thread longer than one batch of it takes.
+pub(super) static STEP_MESSAGES_X: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    std::env::var("XSTEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+});
+pub(super) const STEP_TIME: Duration = Duration::from_micros(200);
 
 /// What one step of an executor did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
