@@ -76,7 +76,7 @@ pub const IDLE_CASES: &[IdleCase] = &[
     },
     IdleCase {
         name: "spout-1000/threads",
-        title: "const spout ×1000, no consumer, `squall.executor.threads: 1000` (a thread per executor)",
+        title: "const spout ×1000, no consumer, `squall.executor.threads: 1000, squall.executor.elastic: false` (a thread per executor)",
         parallelism: 1000,
         fanout: false,
         threads: Some(1000),
@@ -114,7 +114,10 @@ fn manifest(case: &IdleCase) -> String {
         "apiVersion: squall.dev/v1alpha1\nkind: Topology\nmetadata: {name: idle}\nspec:\n  ackers: 1\n  maxSpoutPending: 10\n  messageTimeoutSeconds: 30\n",
     );
     if let Some(t) = case.threads {
-        yaml.push_str(&format!("  config: {{squall.executor.threads: {t}}}\n"));
+        // A thread per executor, all at work: the model before the shared pool.
+        yaml.push_str(&format!(
+            "  config: {{squall.executor.threads: {t}, squall.executor.elastic: false}}\n"
+        ));
     }
     yaml.push_str(&format!(
         "  spouts:\n    - {{name: spout, component: const, parallelism: {p}, config: {{rate: {RATE}}}}}\n"

@@ -142,9 +142,10 @@ pub fn run_case(name: &str, warmup: Duration, window: Duration, rate: Option<u64
     if let Some(env) = &env {
         yaml = yaml.replace(case.body, &env.body());
     }
-    // Threads shared by the executors (default: one per core); as many as there are
-    // executors gives each its own thread, the engine's model before the scheduler.
-    // SQUALL_BENCH_FIXED_POOL keeps every pool thread at work (no elastic pool).
+    // Threads shared by the executors (default: one per core, elastic), and with
+    // SQUALL_BENCH_FIXED_POOL every pool thread at work; both together, with as many
+    // threads as executors, give each its own thread, the engine's model before the
+    // scheduler.
     let mut engine = Vec::new();
     if let Ok(t) = std::env::var("SQUALL_BENCH_THREADS") {
         let t: u64 = t.parse().context("SQUALL_BENCH_THREADS")?;

@@ -288,22 +288,29 @@ impl Pool {
     /// took per second in the last window is what `from` threads can do.
     fn grow(&self, from: usize) {
         let to = (from * 2).min(self.lanes.len());
-        if to <= from
-            || self
-                .active
-                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
+        if to <= from {
             return;
         }
         let now = Instant::now();
+        // Under the lock that `weigh` shrinks under, so neither acts on the other's
+        // half-made change.
         let mut r = self.resize.lock();
+        if self
+            .active
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
         r.hold = match r.shrank {
             Some(at) if now.duration_since(at) < REGRET => (r.hold * 2).min(MAX_HOLD),
             _ => MIN_HOLD,
         };
         r.grew = now;
-        r.per_thread = r.rate / from as f64;
+        // Before the first weighing there is no rate yet: keep what was measured before.
+        if r.rate > 0.0 {
+            r.per_thread = r.rate / from as f64;
+        }
         drop(r);
         debug!(from, to, "executor pool grows");
         self.wake_all();
@@ -343,12 +350,14 @@ impl Pool {
         }
     }
 
-    /// Takes the executors of the given lanes, waiting for a thread that still holds one
-    /// to give it back (it has been told to, by the change of `active` or by stop).
-    fn take(&self, lanes: impl Iterator<Item = usize>) -> Vec<Slot> {
+    /// Takes the executors of `lanes`, waiting for a thread that still holds one to give
+    /// it back (it has been told to, by the change of `active` or by stop). Gives up,
+    /// handing back what it took, once `wanted()` turns false while it waits: the pool
+    /// resized again, and the holder may now keep the lane.
+    fn take(&self, lanes: &[usize], wanted: impl Fn() -> bool) -> Option<Vec<Slot>> {
         let me = std::thread::current();
         let mut mine = Vec::new();
-        for i in lanes {
+        for (n, &i) in lanes.iter().enumerate() {
             loop {
                 let mut lane = self.lanes[i].lock();
                 if !lane.taken {
@@ -360,16 +369,20 @@ impl Pool {
                     break;
                 }
                 drop(lane);
+                if !wanted() {
+                    self.give_back(&mut mine, &lanes[..n]);
+                    return None;
+                }
                 std::thread::yield_now();
             }
         }
         mine.sort_by_key(|s| s.key);
-        mine
+        Some(mine)
     }
 
     /// Gives executors back to their lanes and frees the lanes in `held`.
-    fn give_back(&self, mine: &mut Vec<Slot>, held: impl Iterator<Item = usize>) {
-        let mut lanes: Vec<_> = held.map(|i| (i, self.lanes[i].lock())).collect();
+    fn give_back(&self, mine: &mut Vec<Slot>, held: &[usize]) {
+        let mut lanes: Vec<_> = held.iter().map(|&i| (i, self.lanes[i].lock())).collect();
         for s in mine.drain(..) {
             if let Some((_, lane)) = lanes.iter_mut().find(|(i, _)| *i == s.lane) {
                 lane.slots.push(s);
@@ -470,24 +483,28 @@ pub(crate) fn spawn_pool(
 /// pool needs fewer threads, and shuts its own lane's executors down on stop.
 fn pool_thread(pool: &Pool, me: usize) {
     let control = &pool.control;
-    while !control.stop.load(Ordering::Acquire) {
+    let stopped = || control.stop.load(Ordering::Acquire);
+    while !stopped() {
         let k = pool.active();
         if me >= k {
             std::thread::park_timeout(STANDBY_PARK);
             continue;
         }
-        let lanes = || (me..pool.lanes.len()).step_by(k);
-        let mut mine = pool.take(lanes());
+        let lanes: Vec<usize> = (me..pool.lanes.len()).step_by(k).collect();
+        let Some(mut mine) = pool.take(&lanes, || pool.active() == k && !stopped()) else {
+            continue;
+        };
         run(pool, me, k, &mut mine);
-        pool.give_back(&mut mine, lanes());
+        pool.give_back(&mut mine, &lanes);
     }
-    let mut mine = pool.take(std::iter::once(me));
+    // Every thread gives its lanes back on stop, so this wait ends.
+    let mut mine = pool.take(&[me], || true).unwrap_or_default();
     for s in &mut mine {
         if catch_unwind(AssertUnwindSafe(|| s.executor.shutdown())).is_err() {
             error!(component = %s.executor.base().plan.name, "executor panicked while shutting down");
         }
     }
-    pool.give_back(&mut mine, std::iter::once(me));
+    pool.give_back(&mut mine, &[me]);
 }
 
 /// Steps `group` round-robin while the pool keeps `k` threads active and the topology runs.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{Executor, ExecutorBase, Step, MAX_PARK, STEP_TIME};
+use super::{Executor, ExecutorBase, Step, MAX_PARK, STEP_MESSAGES, STEP_TIME};
 use crate::acker::{Ledger, Outcome};
 use crate::fabric::{Control, Msg};
 use crate::metrics::{LocalCounts, TaskMetrics};
@@ -77,7 +77,7 @@ impl Executor for AckerExecutor {
                     self.handle(msg);
                 }
                 self.base.outbox.flush_ready();
-                if taken >= *super::STEP_MESSAGES_X
+                if taken >= STEP_MESSAGES
                     || now.elapsed() >= STEP_TIME
                     || self.base.outbox.is_blocked()
                     || !self.base.queue.pop_into(&mut batch)

@@ -43,12 +43,7 @@ const BLOCKED_RECHECK: Duration = Duration::from_millis(1);
 /// and bolt) receive batches faster than it was stepped: a standing backlog that added a
 /// millisecond to every tree while the thread still had idle time. The time bound keeps
 /// a slow component from holding a shared thread longer than one batch of it takes.
-pub(super) static STEP_MESSAGES_X: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
-    std::env::var("XSTEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
-});
+pub(super) const STEP_MESSAGES: usize = 1024;
 pub(super) const STEP_TIME: Duration = Duration::from_micros(200);
 
 /// What one step of an executor did.

@@ -312,10 +312,12 @@ impl SpoutExecutor {
     }
 
     /// Asks tasks for tuples. Returns (progress, skipped for max pending, caught up: some
-    /// task's `next_tuple` emitted nothing).
+    /// task's `next_tuple` emitted nothing and no task stopped with more to give).
     fn produce(&mut self, now: Instant) -> (bool, bool, bool) {
         let n = self.tasks.len();
-        let mut caught_up = false;
+        // Caught up: some task emitted nothing, and none stopped with more to give
+        // (its budget spent, max pending, a full downstream queue, a restart).
+        let (mut dry, mut more) = (false, false);
         let mut progress = false;
         let mut skipped = false;
         let budget = 256usize;
@@ -330,6 +332,7 @@ impl SpoutExecutor {
                 if let Some(max) = self.max_pending {
                     if t.state.pending.len() >= max {
                         skipped = true;
+                        more = true;
                         break;
                     }
                 }
@@ -371,11 +374,12 @@ impl SpoutExecutor {
                             &panic_message(&*p),
                         );
                         self.restart(i);
+                        more = true;
                         break;
                     }
                 }
                 if emitted == 0 {
-                    caught_up = true;
+                    dry = true;
                     let t = &mut self.tasks[i];
                     if t.instance.is_finished() && t.state.pending.is_empty() {
                         t.finished = true;
@@ -384,11 +388,12 @@ impl SpoutExecutor {
                 }
                 progress = true;
             }
+            more |= calls == budget || self.base.outbox.is_blocked();
         }
         self.rr = (self.rr + 1) % n.max(1);
         let all_finished = self.tasks.iter().all(|t| t.finished);
         self.base.gauges.finished.store(all_finished, Ordering::Release);
-        (progress, skipped, caught_up)
+        (progress, skipped, dry && !more)
     }
 
     /// Replaces a task's instance after a panic. Its pending trees are failed into the
