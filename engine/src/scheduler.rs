@@ -183,6 +183,8 @@ pub(crate) fn assign(execs: &[Placeable], shared: usize) -> Vec<Vec<usize>> {
 const SATURATED: Duration = Duration::from_millis(50);
 /// How often the first pool thread weighs whether one thread fewer would do.
 const WEIGH_EVERY: Duration = Duration::from_millis(100);
+/// Shortest window whose message rate is taken as the capacity of the threads at work.
+const MIN_MEASURE: Duration = Duration::from_millis(20);
 /// The pool drops one of its `k` active threads when the messages its executors take
 /// per second are below this share of what `k - 1` threads took when they last ran out
 /// of time (measured as the pool grew).
@@ -285,7 +287,8 @@ impl Pool {
     }
 
     /// Puts more threads to work: `from` active threads become twice as many. What they
-    /// took per second in the last window is what `from` threads can do.
+    /// took per second since the last weighing, a window in which one of them ran out of
+    /// time, is taken as what `from` threads can do.
     fn grow(&self, from: usize) {
         let to = (from * 2).min(self.lanes.len());
         if to <= from {
@@ -307,9 +310,11 @@ impl Pool {
             _ => MIN_HOLD,
         };
         r.grew = now;
-        // Before the first weighing there is no rate yet: keep what was measured before.
-        if r.rate > 0.0 {
-            r.per_thread = r.rate / from as f64;
+        // Too short a window says little: keep what was measured before.
+        let window = now.duration_since(r.weighed);
+        if window >= MIN_MEASURE {
+            let taken = self.popped().saturating_sub(r.popped) as f64;
+            r.per_thread = taken / window.as_secs_f64() / from as f64;
         }
         drop(r);
         debug!(from, to, "executor pool grows");
@@ -594,6 +599,84 @@ fn idle(group: &[Slot], wake_at: Option<Instant>) {
 mod tests {
     use super::*;
     use squall_model::InputSpec;
+    use std::sync::atomic::AtomicBool;
+
+    /// A pool of `n` lanes with no executors and no threads, for the lane hand-over.
+    fn bare_pool(n: usize) -> Pool {
+        let now = Instant::now();
+        Pool {
+            lanes: (0..n)
+                .map(|_| {
+                    Mutex::new(Lane {
+                        slots: Vec::new(),
+                        taken: false,
+                    })
+                })
+                .collect(),
+            active: AtomicUsize::new(1),
+            elastic: true,
+            busy_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            queues: Vec::new(),
+            threads: OnceLock::new(),
+            resize: Mutex::new(Resize {
+                grew: now,
+                shrank: None,
+                hold: MIN_HOLD,
+                weighed: now,
+                popped: 0,
+                rate: 0.0,
+                per_thread: 0.0,
+            }),
+            control: Arc::new(Control {
+                active: AtomicBool::new(true),
+                stop: AtomicBool::new(false),
+                epoch: now,
+            }),
+        }
+    }
+
+    fn taken(pool: &Pool) -> Vec<bool> {
+        pool.lanes.iter().map(|l| l.lock().taken).collect()
+    }
+
+    #[test]
+    fn a_thread_waiting_for_a_held_lane_gives_up_and_frees_what_it_took() {
+        let pool = bare_pool(3);
+        pool.lanes[2].lock().taken = true;
+        // Still wanted for three looks, then the pool "resizes".
+        let looks = AtomicUsize::new(0);
+        let got = pool.take(&[0, 1, 2], || looks.fetch_add(1, Ordering::Relaxed) < 3);
+        assert!(got.is_none(), "took a lane another thread holds");
+        assert_eq!(looks.load(Ordering::Relaxed), 4, "it waited while wanted");
+        assert_eq!(
+            taken(&pool),
+            vec![false, false, true],
+            "lanes 0 and 1 freed, 2 untouched"
+        );
+        // Free lanes are taken at once, wanted or not, and given back.
+        let got = pool.take(&[0, 1], || false);
+        assert!(got.is_some(), "free lanes were not taken");
+        let mut mine = got.unwrap_or_default();
+        assert_eq!(taken(&pool), vec![true, true, true]);
+        pool.give_back(&mut mine, &[0, 1]);
+        assert_eq!(taken(&pool), vec![false, false, true]);
+    }
+
+    #[test]
+    fn grow_doubles_up_to_the_lanes_and_measures_what_the_threads_took() {
+        let pool = bare_pool(3);
+        std::thread::sleep(MIN_MEASURE);
+        pool.grow(1);
+        assert_eq!(pool.active(), 2);
+        // No queues, so nothing was taken: the measured capacity is 0 per thread.
+        assert_eq!(pool.resize.lock().per_thread, 0.0);
+        pool.grow(1);
+        assert_eq!(pool.active(), 2, "a stale grow changes nothing");
+        pool.grow(2);
+        assert_eq!(pool.active(), 3, "capped at one thread per lane");
+        pool.grow(3);
+        assert_eq!(pool.active(), 3);
+    }
 
     fn exec(role: Role, cooperative: bool, stage: u32) -> Placeable {
         Placeable {

@@ -264,8 +264,17 @@ fn grow_and_shrink(threads: usize) {
         topo.activate();
     }
     topo.deactivate();
+    // Every tree emitted before the deactivation completes: the spout's published counts
+    // catch up with what the sink got, and stay there.
+    let settled = || {
+        let acked = topo.metrics().component("ids").unwrap().total.acked;
+        topo.pending() == 0 && acked == ledger.received.load(Ordering::Relaxed)
+    };
     assert!(
-        wait_until(Duration::from_secs(60), || topo.pending() == 0),
+        wait_until(Duration::from_secs(60), || settled() && {
+            std::thread::sleep(Duration::from_millis(100));
+            settled()
+        }),
         "trees left: {:?}",
         topo.metrics()
     );

@@ -38,14 +38,16 @@ pub(crate) struct SpoutExecutor {
     rr: usize,
     /// Idle steps in a row; the wait before the next look grows with it.
     idle_streak: u32,
-    /// When the last step found every task at max pending (for the skipped-time metric).
+    /// When the last step found a task at max pending (for the skipped-time metric).
     skipped_since: Option<Instant>,
     /// When tasks may next be asked for tuples (see [`GATHER`]).
     next_produce: Instant,
 }
 
 /// How long a spout that emitted and then caught up with its source (a task's
-/// `next_tuple` emitted nothing) waits before it asks again, hearing acks meanwhile.
+/// `next_tuple` emitted nothing, and no task stopped with more to give: its budget spent,
+/// max pending, a full downstream queue) waits before it asks again, hearing acks
+/// meanwhile.
 /// Asking again at once, as each ack batch woke it, kept a paced or trickling source in
 /// bursts of a few tuples, each carried through every stage and thread on its own: at a
 /// fifth of the peak rate that cost as much CPU as the peak, and left no moment in which
