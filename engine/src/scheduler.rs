@@ -269,6 +269,21 @@ struct Resize {
     per_thread: f64,
 }
 
+impl Resize {
+    /// A pool that has neither grown nor weighed yet.
+    fn new(now: Instant) -> Self {
+        Resize {
+            grew: now,
+            shrank: None,
+            hold: MIN_HOLD,
+            weighed: now,
+            popped: 0,
+            rate: 0.0,
+            per_thread: 0.0,
+        }
+    }
+}
+
 impl Pool {
     /// Threads stepping lanes now.
     pub(crate) fn active(&self) -> usize {
@@ -455,15 +470,7 @@ pub(crate) fn spawn_pool(
         busy_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
         queues,
         threads: OnceLock::new(),
-        resize: Mutex::new(Resize {
-            grew: now,
-            shrank: None,
-            hold: MIN_HOLD,
-            weighed: now,
-            popped: 0,
-            rate: 0.0,
-            per_thread: 0.0,
-        }),
+        resize: Mutex::new(Resize::new(now)),
         control: Arc::clone(control),
     });
     let mut handles = Vec::with_capacity(n);
@@ -618,15 +625,7 @@ mod tests {
             busy_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
             queues: Vec::new(),
             threads: OnceLock::new(),
-            resize: Mutex::new(Resize {
-                grew: now,
-                shrank: None,
-                hold: MIN_HOLD,
-                weighed: now,
-                popped: 0,
-                rate: 0.0,
-                per_thread: 0.0,
-            }),
+            resize: Mutex::new(Resize::new(now)),
             control: Arc::new(Control {
                 active: AtomicBool::new(true),
                 stop: AtomicBool::new(false),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{Executor, ExecutorBase, Step, MAX_PARK, STEP_MESSAGES, STEP_TIME};
+use super::{Executor, ExecutorBase, Step, MAX_PARK};
 use crate::acker::{Ledger, Outcome};
 use crate::fabric::{Control, Msg};
 use crate::metrics::{LocalCounts, TaskMetrics};
@@ -77,11 +77,7 @@ impl Executor for AckerExecutor {
                     self.handle(msg);
                 }
                 self.base.outbox.flush_ready();
-                if taken >= STEP_MESSAGES
-                    || now.elapsed() >= STEP_TIME
-                    || self.base.outbox.is_blocked()
-                    || !self.base.queue.pop_into(&mut batch)
-                {
+                if !self.base.take_more(taken, now, &mut batch) {
                     break;
                 }
             }

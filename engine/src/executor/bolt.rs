@@ -7,10 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::{
-    panic_message, record_error, Executor, ExecutorBase, Step, MAX_PARK, SAMPLE_EVERY, STEP_MESSAGES,
-    STEP_TIME,
-};
+use super::{panic_message, record_error, Executor, ExecutorBase, Step, MAX_PARK, SAMPLE_EVERY};
 use crate::collector::{BoltOutput, Routing};
 use crate::component::{Bolt, TaskContext};
 use crate::fabric::{Control, Fabric, Msg, Outbox};
@@ -118,11 +115,7 @@ impl Executor for BoltExecutor {
                 self.execute_batch(&mut batch);
                 self.poll_all();
                 self.base.outbox.flush_ready();
-                if taken >= STEP_MESSAGES
-                    || now.elapsed() >= STEP_TIME
-                    || self.base.outbox.is_blocked()
-                    || !self.base.queue.pop_into(&mut batch)
-                {
+                if !self.base.take_more(taken, now, &mut batch) {
                     break;
                 }
             }

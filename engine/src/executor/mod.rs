@@ -43,8 +43,8 @@ const BLOCKED_RECHECK: Duration = Duration::from_millis(1);
 /// and bolt) receive batches faster than it was stepped: a standing backlog that added a
 /// millisecond to every tree while the thread still had idle time. The time bound keeps
 /// a slow component from holding a shared thread longer than one batch of it takes.
-pub(super) const STEP_MESSAGES: usize = 1024;
-pub(super) const STEP_TIME: Duration = Duration::from_micros(200);
+const STEP_MESSAGES: usize = 1024;
+const STEP_TIME: Duration = Duration::from_micros(200);
 
 /// What one step of an executor did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +127,15 @@ impl ExecutorBase {
                 .fetch_add(self.outbox.unroutable, Ordering::Relaxed);
             self.outbox.unroutable = 0;
         }
+    }
+
+    /// Within a step that has taken `taken` messages since `started`: pops the next batch
+    /// into `batch` if the step may go on (see `STEP_MESSAGES`) and one is queued.
+    pub(super) fn take_more(&self, taken: usize, started: Instant, batch: &mut Vec<Msg>) -> bool {
+        taken < STEP_MESSAGES
+            && started.elapsed() < STEP_TIME
+            && !self.outbox.is_blocked()
+            && self.queue.pop_into(batch)
     }
 
     /// Held output could not move: asks the full queues to unpark this thread when they
