@@ -287,11 +287,11 @@ impl<B: BasicBolt> Bolt for Basic<B> {
         out.clear_anchor_into(&input);
         match result {
             Ok(()) => {
-                out.ack(input);
+                out.ack_ref(&input);
                 Ok(())
             }
             Err(e) => {
-                out.fail(input);
+                out.fail_ref(&input);
                 Err(e)
             }
         }

@@ -178,6 +178,8 @@ pub struct Outbox {
     pub unroutable: u64,
     /// Total time spent blocked, drained by the executor into its metrics.
     pub blocked: Duration,
+    /// Root of the last `Ack` sent (see [`Outbox::send_ack`]).
+    last_ack: u64,
 }
 
 impl Outbox {
@@ -195,6 +197,7 @@ impl Outbox {
             refused: false,
             unroutable: 0,
             blocked: Duration::ZERO,
+            last_ack: 0,
         }
     }
 
@@ -206,6 +209,49 @@ impl Outbox {
             return;
         };
         let s = self.slot(q);
+        self.push(q, s, msg);
+    }
+
+    /// Queues an acker's `Ack` for `root`, folded into the last message buffered for that
+    /// acker when that is an `Ack` of the same root. The acker XORs every value into the
+    /// root's entry, so one message carrying `a ^ b` does what `a` and `b` did; a bolt
+    /// that handles several tuples of one tree in a row (the words of a sentence) then
+    /// sends one message instead of one per tuple.
+    #[inline]
+    pub fn send_ack(&mut self, acker: u32, root: u64, val: u64) {
+        let Some(q) = self.fabric.queue_of(acker) else {
+            self.unroutable += 1;
+            return;
+        };
+        let s = self.slot(q);
+        // Most acks are for another root than the last: one compare settles those.
+        if std::mem::replace(&mut self.last_ack, root) == root {
+            if let Some(Msg::Control(Control::Ack {
+                task,
+                root: r,
+                val: v,
+            })) = self.slots[s].buf.last_mut()
+            {
+                if *task == acker && *r == root {
+                    *v ^= val;
+                    return;
+                }
+            }
+        }
+        self.push(
+            q,
+            s,
+            Msg::Control(Control::Ack {
+                task: acker,
+                root,
+                val,
+            }),
+        );
+    }
+
+    /// Appends to slot `s` (queue `q`), handing the buffer over once it is a full batch.
+    #[inline]
+    fn push(&mut self, q: usize, s: usize, msg: Msg) {
         let buf = &mut self.slots[s].buf;
         if buf.is_empty() {
             self.dirty.push(s);
@@ -347,5 +393,64 @@ impl Outbox {
             let Slot { queue, buf } = &self.slots[s];
             self.fabric.queues[*queue].has_room_for(buf.len())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two queues: task 0 (the acker) on queue 0, task 1 on queue 1.
+    fn fabric() -> Arc<Fabric> {
+        Arc::new(Fabric {
+            queues: (0..2).map(|_| Arc::new(BatchQueue::new(1024))).collect(),
+            task_queue: vec![0, 1],
+            ackers: vec![0],
+        })
+    }
+
+    fn acks(f: &Fabric) -> Vec<(u64, u64)> {
+        let mut got = Vec::new();
+        while let Some(b) = f.queues[0].try_pop() {
+            for m in b {
+                if let Msg::Control(Control::Ack { root, val, .. }) = m {
+                    got.push((root, val));
+                } else {
+                    got.push((u64::MAX, 0));
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn acks_of_one_root_in_a_row_fold_into_one_message() {
+        let f = fabric();
+        let mut out = Outbox::new(Arc::clone(&f), 64);
+        out.send_ack(0, 7, 0b0011);
+        out.send_ack(0, 7, 0b0101);
+        out.send_ack(0, 7, 0b1000);
+        out.send_ack(0, 9, 1);
+        // Another root in between: the next ack of 7 is its own message.
+        out.send_ack(0, 7, 2);
+        out.send_ack(0, 7, 2);
+        assert!(out.flush());
+        assert_eq!(acks(&f), vec![(7, 0b1110), (9, 1), (7, 0)]);
+    }
+
+    #[test]
+    fn an_ack_never_folds_into_a_message_already_handed_over_or_of_another_kind() {
+        let f = fabric();
+        let mut out = Outbox::new(Arc::clone(&f), 64);
+        out.send_ack(0, 7, 1);
+        assert!(out.flush());
+        out.send_ack(0, 7, 2);
+        out.send(0, Msg::Control(Control::Fail { task: 0, root: 7 }));
+        out.send_ack(0, 7, 4);
+        // A message for another queue in between leaves the acker's buffer as it was.
+        out.send(1, Msg::Control(Control::Reset { task: 1, root: 7 }));
+        out.send_ack(0, 7, 8);
+        assert!(out.flush());
+        assert_eq!(acks(&f), vec![(7, 1), (7, 2), (u64::MAX, 0), (7, 12)]);
     }
 }

@@ -201,7 +201,10 @@ impl Grouper {
                 }
             }
             Grouper::Fields { tasks, indices } => {
-                if !tasks.is_empty() {
+                // One task takes every key: no need to hash.
+                if let [only] = tasks.as_slice() {
+                    out.push(*only);
+                } else if !tasks.is_empty() {
                     let h = fields_hash(values, indices);
                     out.push(tasks[(h % tasks.len() as u64) as usize]);
                 }
@@ -311,6 +314,18 @@ mod tests {
             o
         };
         assert_eq!(out, again);
+    }
+
+    #[test]
+    fn fields_grouping_over_one_task_sends_every_key_there_and_over_none_nowhere() {
+        let mut one = Grouper::new(GroupingKind::Fields, &[5], vec![0], &[], &mut Rng::seeded(1));
+        let mut none = Grouper::new(GroupingKind::Fields, &[], vec![0], &[], &mut Rng::seeded(1));
+        for key in ["a", "b", "wikipedia"] {
+            let mut out = Targets::new();
+            one.choose(&values![key], &mut out);
+            none.choose(&values![key], &mut out);
+            assert_eq!(out.as_slice(), &[5]);
+        }
     }
 
     #[test]
