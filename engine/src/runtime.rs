@@ -61,9 +61,12 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
-    /// Reads overrides from the topology config (`squall.queue.capacity`, `squall.batch.size`,
-    /// `squall.executor.threads`, `squall.executor.elastic`).
+    /// Reads overrides from the topology config (the keys of
+    /// [`squall_model::engine_settings`]). Validation rejects a value of the wrong type
+    /// with an error naming the key; what is left here is only choosing the default for
+    /// an unset key or a zero.
     pub fn from_plan(plan: &Plan) -> Self {
+        use squall_model::engine_settings::{BATCH_SIZE, EXECUTOR_ELASTIC, EXECUTOR_THREADS, QUEUE_CAPACITY};
         let mut o = EngineOptions::default();
         // These come from user manifests, so any value must be safe: the queue bound and
         // batch size are only compared against, never allocated up front.
@@ -75,21 +78,16 @@ impl EngineOptions {
                 .filter(|v| *v > 0)
                 .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
         };
-        if let Some(v) = get("squall.queue.capacity") {
+        if let Some(v) = get(QUEUE_CAPACITY) {
             o.queue_capacity = v;
         }
-        if let Some(v) = get("squall.batch.size") {
+        if let Some(v) = get(BATCH_SIZE) {
             o.batch_size = v;
         }
-        if let Some(v) = get("squall.executor.threads") {
+        if let Some(v) = get(EXECUTOR_THREADS) {
             o.threads = v;
         }
-        if let Some(v) = plan
-            .spec
-            .config
-            .get("squall.executor.elastic")
-            .and_then(|v| v.as_bool())
-        {
+        if let Some(v) = plan.spec.config.get(EXECUTOR_ELASTIC).and_then(|v| v.as_bool()) {
             o.elastic = v;
         }
         o

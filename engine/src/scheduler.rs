@@ -142,8 +142,8 @@ pub(crate) fn assign(execs: &[Placeable], shared: usize) -> Vec<Vec<usize>> {
         .map(|(i, _)| vec![i])
         .collect();
     let mut coop: Vec<usize> = (0..execs.len()).filter(|&i| execs[i].cooperative).collect();
-    // Stable: executors of one component stay in order, so they spread over the pool.
-    coop.sort_by_key(|&i| (execs[i].role == Role::Acker, execs[i].stage));
+    // Pipeline order; executors of one component stay in order, so they spread over the pool.
+    coop.sort_by_key(|&i| order_key(&execs[i], i));
     let n = shared.max(1).min(coop.len());
     let first = groups.len();
     groups.extend((0..n).map(|_| Vec::new()));

@@ -11,6 +11,7 @@ mod bounded;
 #[cfg(feature = "crd")]
 pub mod crd;
 mod depth;
+pub mod engine_settings;
 mod identity;
 mod limits;
 mod manifest;

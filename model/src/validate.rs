@@ -158,6 +158,7 @@ pub fn validate_within(
             );
         }
     }
+    crate::engine_settings::check(&mut c, &spec.config);
     if spec.spouts.is_empty() {
         c.add("spec.spouts", "a topology needs at least one spout");
     }

@@ -561,3 +561,26 @@ fn a_shell_serializer_is_json_by_default_and_a_wrong_one_names_its_path() {
         "{err}"
     );
 }
+
+#[test]
+fn engine_settings_of_the_wrong_type_name_the_key_and_what_it_takes() {
+    let spouts = "  spouts:\n    - {name: src, component: lines}\n";
+    let got = lines(&format!(
+        "  config:\n    squall.executor.elastic: \"false\"\n    squall.executor.threads: -1\n    squall.queue.capacity: 0\n    squall.batch.size: \"256\"\n{spouts}"
+    ));
+    assert_eq!(
+        got,
+        vec![
+            "spec.config[\"squall.queue.capacity\"]: must be a positive integer, got 0",
+            "spec.config[\"squall.batch.size\"]: must be a positive integer, got \"256\"",
+            "spec.config[\"squall.executor.threads\"]: must be a non-negative integer, got -1",
+            "spec.config[\"squall.executor.elastic\"]: must be true or false, got \"false\"",
+        ]
+    );
+    // Good values pass: threads 0 is one per core.
+    let text = format!(
+        "{HEADER}spec:\n  config: {{squall.executor.elastic: false, squall.executor.threads: 0, squall.queue.capacity: 64, squall.batch.size: 8}}\n{spouts}"
+    );
+    let manifest = TopologyManifest::from_yaml(&text, "t.yaml").unwrap();
+    assert!(validate(&manifest, &TestCatalog).is_ok());
+}
