@@ -58,9 +58,7 @@ pub fn run(peer: &str, mut r: Receiving, slot: &EngineSlot, stats: &InboundStats
             Some((epoch, out)) if *epoch == io.epoch => out,
             _ => &mut outbox.insert((io.epoch, io.inbound.outbox())).1,
         };
-        for m in msgs.drain(..) {
-            out.send(m.task(), m);
-        }
+        out.send_all(&mut msgs);
         let (mut lost, mut gone) = (0u64, false);
         while !out.flush() {
             r.blocked.store(true, Ordering::Relaxed);
