@@ -249,32 +249,6 @@ impl Outbox {
         );
     }
 
-    /// Queues every message of `msgs`, leaving it empty. When nothing is held and every
-    /// message is for one queue (a frame from another worker for one executor), `msgs`
-    /// becomes that queue's buffer whole: no message is moved one by one.
-    pub fn send_all(&mut self, msgs: &mut Vec<Msg>) {
-        if self.dirty.is_empty() {
-            if let Some(q) = self.one_queue(msgs) {
-                let s = self.slot(q);
-                // Nothing is held, so the slot's buffer is empty: `msgs` gets it back.
-                std::mem::swap(&mut self.slots[s].buf, msgs);
-                self.dirty.push(s);
-                return;
-            }
-        }
-        for m in msgs.drain(..) {
-            self.send(m.task(), m);
-        }
-    }
-
-    /// The queue every message of `msgs` goes to, if they all go to one.
-    fn one_queue(&self, msgs: &[Msg]) -> Option<usize> {
-        let q = self.fabric.queue_of(msgs.first()?.task())?;
-        msgs.iter()
-            .all(|m| self.fabric.queue_of(m.task()) == Some(q))
-            .then_some(q)
-    }
-
     /// Appends to slot `s` (queue `q`), handing the buffer over once it is a full batch.
     #[inline]
     fn push(&mut self, q: usize, s: usize, msg: Msg) {
@@ -462,53 +436,6 @@ mod tests {
         out.send_ack(0, 7, 2);
         assert!(out.flush());
         assert_eq!(acks(&f), vec![(7, 0b1110), (9, 1), (7, 0)]);
-    }
-
-    fn tuple_for(task: u32, n: i64) -> Msg {
-        let mut v = crate::value::Values::new();
-        v.push(crate::value::Value::Int(n));
-        let schema = crate::tuple::Schema::intern("s", "default", &["n".to_owned()]);
-        Msg::Tuple(crate::tuple::Packet::new(task, v, schema, 9, Default::default()))
-    }
-
-    fn numbers(f: &Fabric, q: usize) -> Vec<i64> {
-        let mut got = Vec::new();
-        while let Some(b) = f.queues[q].try_pop() {
-            for m in b {
-                if let Msg::Tuple(p) = m {
-                    got.push(p.values()[0].as_i64().unwrap_or(-1));
-                }
-            }
-        }
-        got
-    }
-
-    #[test]
-    fn a_run_for_one_queue_is_handed_over_whole_and_a_mixed_one_message_by_message() {
-        let f = fabric();
-        let mut out = Outbox::new(Arc::clone(&f), 4);
-        // Ten messages for one queue, more than a batch: one vector, in order.
-        let mut msgs: Vec<Msg> = (0..10).map(|n| tuple_for(1, n)).collect();
-        out.send_all(&mut msgs);
-        assert!(msgs.is_empty());
-        assert_eq!(out.len(), 10);
-        assert!(out.flush());
-        assert_eq!(f.queues[1].len(), 10);
-        let batch = f.queues[1].try_pop().unwrap_or_default();
-        assert_eq!(batch.len(), 10, "handed over as one batch");
-        // Mixed destinations: each queue gets its own in order.
-        let mut msgs = vec![tuple_for(1, 1), tuple_for(0, 2), tuple_for(1, 3)];
-        out.send_all(&mut msgs);
-        assert!(msgs.is_empty());
-        assert!(out.flush());
-        assert_eq!(numbers(&f, 1), vec![1, 3]);
-        assert_eq!(numbers(&f, 0), vec![2]);
-        // Something already held for the queue: the run goes behind it, in order.
-        out.send(1, tuple_for(1, 4));
-        let mut msgs = vec![tuple_for(1, 5), tuple_for(1, 6)];
-        out.send_all(&mut msgs);
-        assert!(out.flush());
-        assert_eq!(numbers(&f, 1), vec![4, 5, 6]);
     }
 
     #[test]

@@ -58,7 +58,9 @@ pub fn run(peer: &str, mut r: Receiving, slot: &EngineSlot, stats: &InboundStats
             Some((epoch, out)) if *epoch == io.epoch => out,
             _ => &mut outbox.insert((io.epoch, io.inbound.outbox())).1,
         };
-        out.send_all(&mut msgs);
+        for m in msgs.drain(..) {
+            out.send(m.task(), m);
+        }
         let (mut lost, mut gone) = (0u64, false);
         while !out.flush() {
             r.blocked.store(true, Ordering::Relaxed);
