@@ -216,7 +216,8 @@ impl Outbox {
     /// acker when that is an `Ack` of the same root. The acker XORs every value into the
     /// root's entry, so one message carrying `a ^ b` does what `a` and `b` did; a bolt
     /// that handles several tuples of one tree in a row (the words of a sentence) then
-    /// sends one message instead of one per tuple.
+    /// sends one message instead of one per tuple. The acker's `executed` count is of
+    /// the messages it received, so it is lower than Storm's `__acker` count there.
     #[inline]
     pub fn send_ack(&mut self, acker: u32, root: u64, val: u64) {
         let Some(q) = self.fabric.queue_of(acker) else {

@@ -62,9 +62,9 @@ impl Default for EngineOptions {
 
 impl EngineOptions {
     /// Reads overrides from the topology config (the keys of
-    /// [`squall_model::engine_settings`]). Validation rejects a value of the wrong type
-    /// with an error naming the key; what is left here is only choosing the default for
-    /// an unset key or a zero.
+    /// [`squall_model::engine_settings`]). Validation rejects a value the engine cannot
+    /// use with an error naming the key; what is left here is the default for an unset
+    /// key, and for `squall.executor.threads: 0` (one thread per core).
     pub fn from_plan(plan: &Plan) -> Self {
         use squall_model::engine_settings::{BATCH_SIZE, EXECUTOR_ELASTIC, EXECUTOR_THREADS, QUEUE_CAPACITY};
         let mut o = EngineOptions::default();

@@ -16,7 +16,7 @@ pub const EXECUTOR_ELASTIC: &str = "squall.executor.elastic";
 
 /// Adds a problem for each engine setting in `config` whose value the engine cannot use.
 pub(crate) fn check(c: &mut Checker, config: &Config) {
-    let path = |key: &str| format!("spec.config[{key:?}]");
+    let path = |key: &str| format!("spec.config.{key}");
     for (key, least) in [(QUEUE_CAPACITY, 1), (BATCH_SIZE, 1), (EXECUTOR_THREADS, 0)] {
         if let Some(v) = config.get(key) {
             if v.as_u64().is_none_or(|n| n < least) {

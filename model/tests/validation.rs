@@ -571,10 +571,10 @@ fn engine_settings_of_the_wrong_type_name_the_key_and_what_it_takes() {
     assert_eq!(
         got,
         vec![
-            "spec.config[\"squall.queue.capacity\"]: must be a positive integer, got 0",
-            "spec.config[\"squall.batch.size\"]: must be a positive integer, got \"256\"",
-            "spec.config[\"squall.executor.threads\"]: must be a non-negative integer, got -1",
-            "spec.config[\"squall.executor.elastic\"]: must be true or false, got \"false\"",
+            "spec.config.squall.queue.capacity: must be a positive integer, got 0",
+            "spec.config.squall.batch.size: must be a positive integer, got \"256\"",
+            "spec.config.squall.executor.threads: must be a non-negative integer, got -1",
+            "spec.config.squall.executor.elastic: must be true or false, got \"false\"",
         ]
     );
     // Good values pass: threads 0 is one per core.
