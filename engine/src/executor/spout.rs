@@ -124,21 +124,22 @@ impl Executor for SpoutExecutor {
         if now >= self.next_sweep {
             self.expire(now);
             self.next_sweep = now + sweep_period(self.timeout);
-            // Failing expired trees calls the spout: stamp the emits that follow (often
-            // their replays) after those calls, not before.
             now = Instant::now();
         }
         self.immediate_acks();
         self.base.outbox.flush_ready();
         let mut skipped = false;
         if active && !self.base.outbox.is_blocked() && now >= self.next_produce {
-            // Emits are stamped with `now` (one clock read per step, not per tuple): the base
-            // of their timeout and complete latency, so it is read after the acks.
-            let (p, s, caught_up) = self.produce(now);
+            // Emits are stamped with one clock read per step, not per tuple: the base of
+            // their timeout and complete latency. It is read here, after the acks and the
+            // hand-over (which may wake a thread), so a stamp precedes its emit only by
+            // the spout's own calls before it in this step.
+            let stamp = Instant::now();
+            let (p, s, caught_up) = self.produce(stamp);
             progress |= p;
             skipped = s;
             if p && caught_up {
-                self.next_produce = now + GATHER;
+                self.next_produce = stamp + GATHER;
             }
             self.base.outbox.flush_ready();
         }
@@ -286,7 +287,8 @@ impl SpoutExecutor {
         }
     }
 
-    /// Fails trees older than the message timeout: between T and T + T/4 after emit.
+    /// Fails trees older than the message timeout: between T and T + T/4 after emit, as
+    /// stamped (the step's clock read, before the spout's calls of that step).
     fn expire(&mut self, now: Instant) {
         let timeout = self.timeout;
         for i in 0..self.tasks.len() {
