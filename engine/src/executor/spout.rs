@@ -120,11 +120,10 @@ impl Executor for SpoutExecutor {
         }
         let active = self.follow_activation();
         let mut progress = self.drain_input();
-        let mut now = Instant::now();
+        let now = Instant::now();
         if now >= self.next_sweep {
             self.expire(now);
             self.next_sweep = now + sweep_period(self.timeout);
-            now = Instant::now();
         }
         self.immediate_acks();
         self.base.outbox.flush_ready();
